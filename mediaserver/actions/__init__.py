@@ -1,0 +1,1 @@
+"""The action runner: scenario loading and validation, expressions, actions."""

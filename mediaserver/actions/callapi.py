@@ -1,0 +1,94 @@
+"""What an action may ask of a call.
+
+Actions never touch SIP or RTP directly: they drive a call through this
+small interface, which :class:`mediaserver.calls.Call` implements and which
+unit tests replace with a fake. Every coroutine raises :class:`CallEnded`
+once the call is gone (the caller hung up, or the call was torn down), so a
+run stops at the first action that needs the call.
+
+Audio is always 16-bit signed mono PCM at 8 kHz in a NumPy array (``Pcm``);
+:mod:`mediaserver.media.sources` produces it from files, tones and speech.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
+
+__all__ = ["DTMF_KEYS", "SAMPLE_RATE", "AudioError", "CallApi", "CallEnded", "Pcm", "PromptAudio"]
+
+DTMF_KEYS = "0123456789*#ABCD"
+
+
+class CallEnded(Exception):
+    """The call is gone; whatever the run was doing with it cannot go on."""
+
+
+class CallApi(Protocol):
+    """The call as actions see it."""
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The read-only ``$call`` variable: id, from, to, direction, sip_call_id,
+        started_at, answered_at (epoch ms or None) and headers."""
+        ...
+
+    @property
+    def answered(self) -> bool: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    async def ring(self) -> None:
+        """Send 180 Ringing (no effect once answered)."""
+
+    async def answer(self) -> None:
+        """Answer (200 OK with SDP); no effect if already answered."""
+
+    async def reject(self, reason: str) -> None:
+        """Refuse an unanswered call: ``busy`` (486), ``declined`` (603),
+        ``unavailable`` (480) or ``not_found`` (404). Ends the call."""
+
+    async def hangup(self, reason: str = "normal_clearing") -> None:
+        """End the call: BYE when answered, a final error response otherwise.
+        Idempotent; never raises CallEnded."""
+
+    async def play(self, audio: Pcm, stop_keys: str = "") -> str | None:
+        """Play audio to the caller (answering first if needed) and return when
+        it has been sent, or as soon as one of ``stop_keys`` is pressed. The key
+        that stopped playback is returned and stays buffered for the next
+        :meth:`next_digit`; ``None`` when playback ran to its end."""
+
+    async def echo(self, seconds: float | None) -> None:
+        """Send the caller's own audio back (answering first if needed), for
+        ``seconds`` or until the call ends when ``None``."""
+
+    async def next_digit(self, timeout: float | None) -> str | None:
+        """The oldest buffered DTMF key, waiting up to ``timeout`` seconds
+        (forever when None) for one to arrive; ``None`` on timeout."""
+
+    def flush_digits(self) -> None:
+        """Forget buffered DTMF keys."""
+
+
+class PromptAudio(Protocol):
+    """Where actions get audio from: speech, files and named tones.
+
+    Implementations raise :class:`AudioError` (or a subclass) with a message
+    that names the file, language or tone at fault.
+    """
+
+    async def speech(
+        self, text: str, *, language: str, voice: str, rate: float | None = None
+    ) -> Pcm:
+        """Synthesised speech for ``text``."""
+        ...
+
+    async def file(self, location: str) -> Pcm:
+        """A sound file; relative paths resolve against the scenarios folder."""
+        ...
+
+    def tone(self, name: str) -> Pcm:
+        """A named tone: ``beep``, ``ringback``, ``busy`` or ``dial``."""
+        ...

@@ -1,0 +1,58 @@
+"""Every action the runner knows, by ``name@vN``.
+
+To add an action: write its :class:`ActionDefinition` in a module under
+:mod:`mediaserver.actions.builtin` with an ``ACTIONS`` tuple, and list the
+module in ``_MODULES`` below. :data:`PLANNED` names the SPEC actions not
+implemented yet, so scenarios using them get "not available in this
+version yet" rather than "unknown action".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from mediaserver.actions.builtin import call, echo, flow, gather, pause, play, say
+from mediaserver.actions.definition import ActionDefinition
+
+_MODULES = (call, say, play, pause, echo, gather, flow)
+
+ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(
+    {definition.key: definition for module in _MODULES for definition in module.ACTIONS}
+)
+"""``name@vN`` -> definition."""
+
+PLANNED = frozenset(
+    {
+        "progress",
+        "send-dtmf",
+        "record",
+        "voicemail",
+        "dial",
+        "transfer",
+        "conference",
+        "queue",
+        "foreach",
+        "fetch",
+        "webhook",
+        "detect",
+        "callflow",
+        "stop",
+        "message",
+    }
+)
+"""SPEC section 3 actions that a later version will implement."""
+
+
+def lookup(name: str, version: int) -> ActionDefinition | None:
+    return ACTIONS.get(f"{name}@v{version}")
+
+
+def versions(name: str) -> list[int]:
+    """The versions of ``name`` that exist, oldest first."""
+    return sorted(d.version for d in ACTIONS.values() if d.name == name)
+
+
+def names() -> list[str]:
+    """Every action name, implemented or planned."""
+    return sorted({d.name for d in ACTIONS.values()} | PLANNED)

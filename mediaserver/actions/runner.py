@@ -1,0 +1,289 @@
+"""Running one branch of a scenario for one call.
+
+Theory of operation: a :class:`Run` walks the branch's action list, runs
+each item through its :class:`~mediaserver.actions.definition.ActionDefinition`
+and stores the result in the item's ``result:`` variable. Nested lists
+(``then``, ``cases``, ``on-error``...) are walked by the same loop, entered
+through :meth:`ActionContext.run_actions`.
+
+How a run ends, and its :class:`RunOutcome` status:
+
+- the branch runs to its end, or ``hangup@v1``/``reject@v1`` end it:
+  ``completed``;
+- the call goes away (any call operation raises ``CallEnded``): ``hangup``;
+- an action fails (it raises ``ActionFailed``, an expression fails, audio
+  cannot be produced) and neither it nor an enclosing item has ``on-error``:
+  ``failed``, with an error naming the action and ``FILE:LINE``. An
+  ``on-error`` list runs instead of propagating the failure, and the run
+  then goes on after the item that had it;
+- more than :data:`MAX_ACTIONS` actions were started (a ``goto`` loop):
+  ``failed``;
+- the task running :meth:`Run.execute` is cancelled (the call owner tears
+  the call down): ``CancelledError`` propagates and :attr:`Run.outcome` says
+  ``cancelled``.
+
+No other exception leaves :meth:`Run.execute`: a bug in an action is
+logged with its traceback and fails the run. The runner never hangs up the
+call at the end; whoever owns the call does.
+
+``goto@v1`` raises :class:`~mediaserver.actions.definition.Jump`; each list
+loop that holds the label catches it and continues there, others let it
+pass outwards, so a goto can jump within its list or out to an enclosing
+one (the validator guarantees the label is there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from mediaserver.actions import registry
+from mediaserver.actions.callapi import AudioError, CallApi, CallEnded, PromptAudio
+from mediaserver.actions.definition import ActionFailed, EndRun, Jump
+from mediaserver.actions.expressions import ExpressionError, Sandbox
+from mediaserver.actions.model import ActionItem, Defaults, Scenario
+from mediaserver.actions.variables import BUILTINS, VariableError, check_name, check_value
+
+RunStatus = Literal["completed", "hangup", "failed", "cancelled"]
+
+MAX_ACTIONS = 10_000
+"""Loop guard: a run may start at most this many actions (SPEC section 3)."""
+
+_YIELD_EVERY = 100
+"""Actions between forced yields, so a run of instant actions cannot starve other calls."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended."""
+
+    status: RunStatus
+    error: str | None
+    """Why a failed run failed: the action, ``FILE:LINE`` and the reason."""
+    actions_executed: int
+    variables: dict[str, Any]
+    """Every variable at the end, built-ins included (``$now`` excepted)."""
+
+
+class RunError(Exception):
+    """An action failure, located: ``say@v1 at FILE:LINE: reason``."""
+
+
+class Run:
+    """One execution of one branch of a scenario, usually for one call.
+
+    Raises ``ValueError`` at construction for an unknown branch or bad
+    initial variables (names must be valid and not built-ins, values
+    JSON-like); those are the caller's mistakes, checked before anything runs.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        branch_name: str,
+        *,
+        call: CallApi | None,
+        prompts: PromptAudio,
+        run_id: str,
+        variables: Mapping[str, Any] | None = None,
+        logger: Any = None,
+        max_actions: int = MAX_ACTIONS,
+    ) -> None:
+        branch = scenario.branches.get(branch_name)
+        if branch is None:
+            raise ValueError(f"scenario {scenario.name!r} has no {branch_name!r} branch")
+        initial = dict(scenario.variables)
+        for name, value in (variables or {}).items():
+            try:
+                check_name(name)
+                check_value(value, name)
+            except VariableError as exc:
+                raise ValueError(str(exc)) from None
+            if name in BUILTINS:
+                raise ValueError(f"{name} is a read-only built-in variable")
+            initial[name] = value
+        self.scenario = scenario
+        self.branch = branch
+        self.run_id = run_id
+        self.outcome: RunOutcome | None = None
+        self._call = call
+        self._prompts = prompts
+        self._call_info = dict(call.info) if call is not None else None
+        self._max_actions = max_actions
+        self._executed = 0
+        self._started = False
+        self._labels: dict[int, dict[str, int]] = {}
+        self.sandbox = Sandbox(
+            {
+                **initial,
+                "$call": self._call_info,
+                "$digits": None,
+                "$recording": None,
+                "$dial": None,
+                "$run": {"id": run_id, "scenario": scenario.name, "branch": branch_name},
+            }
+        )
+        base = logger if logger is not None else structlog.get_logger("mediaserver.actions")
+        self.log = base.bind(run_id=run_id, scenario=scenario.name, branch=branch_name)
+
+    @property
+    def actions_executed(self) -> int:
+        return self._executed
+
+    async def execute(self) -> RunOutcome:
+        """Run the branch to its end; see the module docstring for how it can end."""
+        if self._started:
+            raise RuntimeError("a Run executes only once")
+        self._started = True
+        self.log.info("run started", file=self.scenario.file)
+        status: RunStatus = "completed"
+        error: str | None = None
+        try:
+            await self._run_branch()
+        except EndRun as end:
+            status = end.status
+            error = end.reason if end.status == "failed" else None
+        except CallEnded:
+            status = "hangup"
+        except RunError as exc:
+            status, error = "failed", str(exc)
+        except asyncio.CancelledError:
+            self._finish("cancelled", None)
+            raise
+        except Exception as exc:
+            self.log.exception("run crashed")
+            status, error = "failed", f"internal error: {exc!r}"
+        return self._finish(status, error)
+
+    async def _run_branch(self) -> None:
+        try:
+            await self._run_list(self.branch.actions)
+        except Jump as jump:
+            raise RunError(f"goto@v1: no label {jump.label!r} to jump to") from None
+
+    def _finish(self, status: RunStatus, error: str | None) -> RunOutcome:
+        self.outcome = RunOutcome(status, error, self._executed, self.sandbox.variables)
+        self.sandbox.close()
+        if status == "failed":
+            self.log.warning("run failed", error=error, actions=self._executed)
+        else:
+            self.log.info("run ended", status=status, actions=self._executed)
+        return self.outcome
+
+    async def _run_list(self, actions: Sequence[ActionItem]) -> None:
+        labels = self._labels_of(actions)
+        index = 0
+        while index < len(actions):
+            try:
+                await self._execute(actions[index])
+            except Jump as jump:
+                target = labels.get(jump.label)
+                if target is None:
+                    raise
+                index = target
+                continue
+            index += 1
+
+    def _labels_of(self, actions: Sequence[ActionItem]) -> dict[str, int]:
+        labels = self._labels.get(id(actions))
+        if labels is None:
+            labels = {item.label: i for i, item in enumerate(actions) if item.label is not None}
+            self._labels[id(actions)] = labels
+        return labels
+
+    async def _execute(self, item: ActionItem) -> None:
+        where = self.scenario.where(item)
+        if self._executed >= self._max_actions:
+            raise EndRun(
+                "failed",
+                f"loop guard: more than {self._max_actions} actions executed, stopped before "
+                f"{item.key} at {where} (is there a goto loop?)",
+            )
+        self._executed += 1
+        if self._executed % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        definition = registry.ACTIONS[item.key]
+        step = _Step(self, item)
+        self.log.debug("action", action=item.key, line=item.mark.line, label=item.label)
+        try:
+            result = await definition.run(step, item.params)
+            if item.result is not None:
+                self.sandbox.assign(item.result, result)
+            return
+        except CallEnded:
+            raise
+        except RunError as exc:
+            failure = exc
+        except (ActionFailed, ExpressionError, AudioError) as exc:
+            failure = RunError(f"{item.key} at {where}: {exc}")
+        except Exception as exc:
+            self.log.exception("action crashed", action=item.key, line=item.mark.line)
+            failure = RunError(f"{item.key} at {where}: internal error: {exc!r}")
+        finally:
+            self._refresh_call()
+        if item.on_error is None:
+            raise failure
+        self.log.warning(
+            "action failed, running its on-error",
+            action=item.key,
+            line=item.mark.line,
+            error=str(failure),
+        )
+        await self._run_list(item.on_error)
+
+    def _refresh_call(self) -> None:
+        # $call.answered_at and friends change as the call progresses.
+        if self._call is not None:
+            info = dict(self._call.info)
+            if info != self._call_info:
+                self._call_info = info
+                self.sandbox.define_builtin("$call", info)
+
+
+class _Step:
+    """The :class:`~mediaserver.actions.definition.ActionContext` of one action item."""
+
+    __slots__ = ("_log", "_run", "item")
+
+    def __init__(self, run: Run, item: ActionItem) -> None:
+        self._run = run
+        self.item = item
+        self._log: Any = None
+
+    @property
+    def call(self) -> CallApi:
+        if self._run._call is None:
+            raise ActionFailed(f"{self.item.key} needs a call, and this run has none")
+        return self._run._call
+
+    @property
+    def has_call(self) -> bool:
+        return self._run._call is not None
+
+    @property
+    def prompts(self) -> PromptAudio:
+        return self._run._prompts
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self._run.sandbox
+
+    @property
+    def defaults(self) -> Defaults:
+        return self._run.scenario.defaults
+
+    @property
+    def log(self) -> Any:
+        if self._log is None:
+            self._log = self._run.log.bind(action=self.item.key, line=self.item.mark.line)
+        return self._log
+
+    def set_builtin(self, name: str, value: Any) -> None:
+        self._run.sandbox.define_builtin(name, value)
+
+    async def run_actions(self, actions: Sequence[ActionItem]) -> None:
+        await self._run._run_list(actions)

@@ -1,0 +1,495 @@
+"""The server configuration file (SPEC section 2).
+
+:func:`load_config` reads the YAML, checks every section and returns a frozen
+:class:`Config`. Every mistake is collected (not just the first) and raised
+together as :class:`~mediaserver.yamlsource.ProblemsError`, each naming the
+file, line, column and key, so a bad file is refused before anything starts.
+Command-line overrides (SPEC section 1) are applied with :func:`with_overrides`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mediaserver.yamlsource import (
+    LocatedDict,
+    LocatedList,
+    Mark,
+    Problem,
+    ProblemsError,
+    load_yaml_file,
+)
+
+SUPPORTED_CODECS = ("PCMU", "PCMA")
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    transport: str  # "udp" or "tcp"
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.transport}:{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    listen: tuple[ListenAddress, ...] = (
+        ListenAddress("udp", "0.0.0.0", 5060),
+        ListenAddress("tcp", "0.0.0.0", 5060),
+    )
+    public_address: str | None = None  # None: the listening address ("auto")
+    user_agent: str = "mediaserver"
+
+
+@dataclass(frozen=True)
+class RtpConfig:
+    port_min: int = 20000
+    port_max: int = 29999
+    codecs: tuple[str, ...] = SUPPORTED_CODECS
+    jitter_buffer_ms: int = 60
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    database: Path = Path("data/mediaserver.db")
+    recordings: Path = Path("data/recordings")
+    cache: Path = Path("data/cache")
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    name: str
+    uri: str
+    username: str | None = None
+    password: str | None = None
+    register: bool = False
+    from_user: str | None = None
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str
+    events: tuple[str, ...] = ("*",)
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    sip: SipConfig = SipConfig()
+    rtp: RtpConfig = RtpConfig()
+    http: HttpConfig = HttpConfig()
+    storage: StorageConfig = StorageConfig()
+    trunks: tuple[TrunkConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
+    scenarios_dir: Path = Path("scenarios")
+    routes: dict[str, str] = field(default_factory=dict)
+    data_dir: Path = Path(".")
+
+    def storage_path(self, path: Path) -> Path:
+        """A storage path, relative ones resolved against the data folder."""
+        return path if path.is_absolute() else self.data_dir / path
+
+
+T = TypeVar("T")
+
+
+class _Checker:
+    """Collects problems while reading one located YAML document."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def error(self, mark: Mark, message: str) -> None:
+        self.problems.append(Problem(self.file, mark, message))
+
+    def section(
+        self, parent: LocatedDict, key: str, allowed: set[str], path: str
+    ) -> LocatedDict | None:
+        """A mapping under ``key`` (None when absent or wrong), unknown keys reported."""
+        if key not in parent or parent[key] is None:
+            return None
+        value = parent[key]
+        if not isinstance(value, LocatedDict):
+            self.error(parent.value_mark(key), f"{path} must be a mapping")
+            return None
+        for name in value:
+            if name not in allowed:
+                known = ", ".join(sorted(allowed))
+                self.error(value.key_mark(name), f"unknown key {path}.{name} (known: {known})")
+        return value
+
+    def get(
+        self,
+        parent: LocatedDict,
+        key: str,
+        path: str,
+        convert: Callable[[Any], T],
+        default: T,
+    ) -> T:
+        if key not in parent or parent[key] is None:
+            return default
+        try:
+            return convert(parent[key])
+        except (ValueError, TypeError) as exc:
+            self.error(parent.value_mark(key), f"{path}: {exc}")
+            return default
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError("expected a string")
+    text = str(value)
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("expected true or false")
+    return value
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError(f"expected a port number 0-65535, got {value!r}")
+    return value
+
+
+def _host(text: str) -> str:
+    if text in ("localhost", "*"):
+        return "127.0.0.1" if text == "localhost" else "0.0.0.0"
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9.\-]+", text):
+            raise ValueError(f"bad host {text!r}") from None
+    return text
+
+
+def _listen(value: Any) -> ListenAddress:
+    text = _string(value)
+    m = re.fullmatch(r"(udp|tcp):(.+):(\d+)", text.strip(), re.I)
+    if not m:
+        raise ValueError(f"expected TRANSPORT:HOST:PORT such as udp:0.0.0.0:5060, got {text!r}")
+    return ListenAddress(m.group(1).lower(), _host(m.group(2).strip("[]")), _port(int(m.group(3))))
+
+
+def _host_port(value: Any) -> tuple[str, int]:
+    text = _string(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {text!r}")
+    return _host(host.strip("[]")), _port(int(port))
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not m:
+        raise ValueError(f"expected a range such as 20000-29999, got {text!r}")
+    low, high = int(m.group(1)), int(m.group(2))
+    if not 1024 <= low < high <= 65535:
+        raise ValueError(f"range {low}-{high} must lie within 1024-65535, low below high")
+    if high - low < 3:
+        raise ValueError(f"range {low}-{high} is too small for one call (RTP and RTCP)")
+    return low, high
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list")
+    return tuple(_string(v) for v in value)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raise ProblemsError listing every mistake."""
+    path = Path(path)
+    doc = load_yaml_file(str(path))
+    file = str(path)
+    if doc is None:
+        doc = LocatedDict()
+        doc.mark, doc.key_marks, doc.value_marks = Mark(1, 1), {}, {}
+    if not isinstance(doc, LocatedDict):
+        raise ProblemsError([Problem(file, Mark(1, 1), "the config must be a YAML mapping")])
+    c = _Checker(file)
+    top = {"sip", "rtp", "http", "storage", "trunks", "users", "scenarios_dir", "routes"}
+    top |= {"webhooks"}
+    for key in doc:
+        if key not in top:
+            c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
+
+    sip = SipConfig()
+    if (s := c.section(doc, "sip", {"listen", "public_address", "user_agent"}, "sip")) is not None:
+        listen: tuple[ListenAddress, ...] = sip.listen
+        if "listen" in s:
+            items = s["listen"]
+            if not isinstance(items, LocatedList) or not items:
+                c.error(s.value_mark("listen"), "sip.listen must be a non-empty list")
+            else:
+                parsed = []
+                for i, item in enumerate(items):
+                    try:
+                        parsed.append(_listen(item))
+                    except (ValueError, TypeError) as exc:
+                        c.error(items.item_mark(i), f"sip.listen[{i}]: {exc}")
+                listen = tuple(parsed) or listen
+        public = c.get(s, "public_address", "sip.public_address", _string, "auto")
+        sip = SipConfig(
+            listen=listen,
+            public_address=None if public == "auto" else _checked_host(c, s, public),
+            user_agent=c.get(s, "user_agent", "sip.user_agent", _string, sip.user_agent),
+        )
+
+    rtp = RtpConfig()
+    if (r := c.section(doc, "rtp", {"ports", "codecs", "jitter_buffer_ms"}, "rtp")) is not None:
+        low, high = c.get(
+            r, "ports", "rtp.ports", lambda v: parse_port_range(_string(v)), (20000, 29999)
+        )
+        codecs = c.get(r, "codecs", "rtp.codecs", _codec_list, rtp.codecs)
+        jitter = c.get(r, "jitter_buffer_ms", "rtp.jitter_buffer_ms", _jitter, 60)
+        rtp = RtpConfig(low, high, codecs, jitter)
+
+    http = HttpConfig()
+    if (h := c.section(doc, "http", {"listen", "api_keys"}, "http")) is not None:
+        host, port = c.get(h, "listen", "http.listen", _host_port, (http.host, http.port))
+        no_keys: tuple[str, ...] = ()
+        keys = c.get(h, "api_keys", "http.api_keys", _string_list, no_keys)
+        http = HttpConfig(host, port, keys)
+
+    storage = StorageConfig()
+    st = c.section(doc, "storage", {"database", "recordings", "cache"}, "storage")
+    if st is not None:
+        storage = StorageConfig(
+            database=Path(
+                c.get(st, "database", "storage.database", _string, "data/mediaserver.db")
+            ),
+            recordings=Path(
+                c.get(st, "recordings", "storage.recordings", _string, "data/recordings")
+            ),
+            cache=Path(c.get(st, "cache", "storage.cache", _string, "data/cache")),
+        )
+        if str(storage.database).startswith("postgresql:"):
+            c.error(st.value_mark("database"), "storage.database: PostgreSQL is not supported yet")
+
+    trunks = _read_list(c, doc, "trunks", _trunk)
+    users = _read_list(c, doc, "users", _user)
+    webhooks = _read_list(c, doc, "webhooks", _webhook)
+    _check_unique(c, doc, "trunks", [t.name for t in trunks], "trunk name")
+    _check_unique(c, doc, "users", [u.username for u in users], "user name")
+
+    scenarios_dir = path.parent / c.get(doc, "scenarios_dir", "scenarios_dir", _string, "scenarios")
+    if "scenarios_dir" in doc and not scenarios_dir.is_dir():
+        c.error(doc.value_mark("scenarios_dir"), f"scenarios_dir: no folder {scenarios_dir}")
+    routes = _routes(c, doc, scenarios_dir)
+
+    if c.problems:
+        raise ProblemsError(c.problems)
+    return Config(
+        path=path,
+        sip=sip,
+        rtp=rtp,
+        http=http,
+        storage=storage,
+        trunks=trunks,
+        users=users,
+        webhooks=webhooks,
+        scenarios_dir=scenarios_dir,
+        routes=routes,
+    )
+
+
+def _checked_host(c: _Checker, s: LocatedDict, text: str) -> str | None:
+    try:
+        return _host(text)
+    except ValueError as exc:
+        c.error(s.value_mark("public_address"), f"sip.public_address: {exc}")
+        return None
+
+
+def _codec_list(value: Any) -> tuple[str, ...]:
+    names = _string_list(value)
+    if not names:
+        raise ValueError("at least one codec is needed")
+    out = []
+    for name in names:
+        upper = name.upper()
+        if upper not in SUPPORTED_CODECS:
+            raise ValueError(f"unknown codec {name!r} (supported: {', '.join(SUPPORTED_CODECS)})")
+        out.append(upper)
+    return tuple(dict.fromkeys(out))
+
+
+def _jitter(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= 1000:
+        raise ValueError(f"expected milliseconds between 20 and 1000, got {value!r}")
+    return value
+
+
+def _read_list(
+    c: _Checker, doc: LocatedDict, key: str, read: Callable[[_Checker, LocatedDict, str], T | None]
+) -> tuple[T, ...]:
+    if key not in doc or doc[key] is None:
+        return ()
+    items = doc[key]
+    if not isinstance(items, LocatedList):
+        c.error(doc.value_mark(key), f"{key} must be a list")
+        return ()
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, LocatedDict):
+            c.error(items.item_mark(i), f"{key}[{i}] must be a mapping")
+            continue
+        value = read(c, item, f"{key}[{i}]")
+        if value is not None:
+            out.append(value)
+    return tuple(out)
+
+
+def _require(c: _Checker, item: LocatedDict, key: str, path: str) -> str | None:
+    if key not in item:
+        c.error(item.mark, f"{path}: missing required key {key}")
+        return None
+    return c.get(item, key, f"{path}.{key}", _string, None)
+
+
+def _unknown_keys(c: _Checker, item: LocatedDict, allowed: set[str], path: str) -> None:
+    for name in item:
+        if name not in allowed:
+            c.error(
+                item.key_mark(name),
+                f"unknown key {path}.{name} (known: {', '.join(sorted(allowed))})",
+            )
+
+
+def _trunk(c: _Checker, item: LocatedDict, path: str) -> TrunkConfig | None:
+    _unknown_keys(c, item, {"name", "uri", "username", "password", "register", "from_user"}, path)
+    name = _require(c, item, "name", path)
+    uri = _require(c, item, "uri", path)
+    if uri is not None and not re.match(r"^sips?:", uri, re.I):
+        c.error(item.value_mark("uri"), f"{path}.uri: expected a sip: URI, got {uri!r}")
+    register = c.get(item, "register", f"{path}.register", _bool, False)
+    username = c.get(item, "username", f"{path}.username", _string, None)
+    if register and username is None:
+        c.error(item.key_mark("register"), f"{path}: register needs a username and password")
+    if name is None or uri is None:
+        return None
+    return TrunkConfig(
+        name=name,
+        uri=uri,
+        username=username,
+        password=c.get(item, "password", f"{path}.password", _string, None),
+        register=register,
+        from_user=c.get(item, "from_user", f"{path}.from_user", _string, None),
+    )
+
+
+def _user(c: _Checker, item: LocatedDict, path: str) -> UserConfig | None:
+    _unknown_keys(c, item, {"username", "password"}, path)
+    username = _require(c, item, "username", path)
+    password = _require(c, item, "password", path)
+    if username is None or password is None:
+        return None
+    return UserConfig(username, password)
+
+
+def _webhook(c: _Checker, item: LocatedDict, path: str) -> WebhookConfig | None:
+    _unknown_keys(c, item, {"url", "events", "secret"}, path)
+    url = _require(c, item, "url", path)
+    if url is not None and not re.match(r"^https?://", url):
+        c.error(item.value_mark("url"), f"{path}.url: expected an http(s) URL, got {url!r}")
+    every: tuple[str, ...] = ("*",)
+    events = c.get(item, "events", f"{path}.events", _string_list, every)
+    if url is None:
+        return None
+    return WebhookConfig(url, events, c.get(item, "secret", f"{path}.secret", _string, None))
+
+
+def _check_unique(c: _Checker, doc: LocatedDict, key: str, names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            c.error(doc.key_mark(key), f"{key}: duplicate {what} {name!r}")
+        seen.add(name)
+
+
+def scenario_file(scenarios_dir: Path, name: str) -> Path | None:
+    """The file of a scenario name in the scenarios folder, if there is one."""
+    for suffix in SCENARIO_SUFFIXES:
+        candidate = scenarios_dir / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _routes(c: _Checker, doc: LocatedDict, scenarios_dir: Path) -> dict[str, str]:
+    if "routes" not in doc or doc["routes"] is None:
+        return {}
+    routes = doc["routes"]
+    if not isinstance(routes, LocatedDict):
+        c.error(doc.value_mark("routes"), "routes must be a mapping of number or user to scenario")
+        return {}
+    out: dict[str, str] = {}
+    for key, target in routes.items():
+        if not isinstance(target, str) or not target.strip():
+            c.error(routes.value_mark(key), f"routes.{key}: expected a scenario name")
+            continue
+        prefix = target.split(":", 1)[0]
+        if ":" in target and prefix in ("call-control", "callflow"):
+            c.error(routes.value_mark(key), f"routes.{key}: {prefix} routes are not available yet")
+            continue
+        if scenario_file(scenarios_dir, target) is None:
+            c.error(
+                routes.value_mark(key),
+                f"routes.{key}: no scenario {target!r} in {scenarios_dir}",
+            )
+            continue
+        out[str(key)] = target
+    return out
+
+
+def with_overrides(
+    config: Config,
+    *,
+    sip_port: int | None = None,
+    http_port: int | None = None,
+    rtp_ports: str | None = None,
+    data_dir: str | Path | None = None,
+) -> Config:
+    """Apply the command-line flags of SPEC section 1 (ValueError on bad values)."""
+    sip, rtp, http = config.sip, config.rtp, config.http
+    if sip_port is not None:
+        _port(sip_port)
+        sip = replace(sip, listen=tuple(replace(a, port=sip_port) for a in sip.listen))
+    if http_port is not None:
+        http = replace(http, port=_port(http_port))
+    if rtp_ports is not None:
+        low, high = parse_port_range(rtp_ports)
+        rtp = replace(rtp, port_min=low, port_max=high)
+    out = replace(config, sip=sip, rtp=rtp, http=http)
+    if data_dir is not None:
+        out = replace(out, data_dir=Path(data_dir))
+    return out

@@ -1,0 +1,210 @@
+"""An RTP leg: one call's media socket and what flows through it.
+
+Inbound packets are handled in ``datagram_received``: the header is parsed,
+the sender is latched as the peer (symmetric RTP), telephone-events go to the
+RFC 4733 receiver, and in echo mode audio is sent straight back with our own
+SSRC, sequence and timestamps, never decoded. Outbound audio is paced by the
+shared :class:`~mediaserver.media.clock.MediaClock`: each 20 ms tick sends
+the next frame of what is playing, or an encoded silence frame while the call
+is answered and idle, so the peer's jitter buffer always has a steady stream.
+
+Bad packets (truncated, wrong version, unknown payload types, foreign
+sources) are dropped and counted in :attr:`RtpLeg.stats`; nothing received
+can raise out of this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, cast
+
+import numpy as np
+
+from mediaserver.media.clock import MediaClock
+from mediaserver.media.dtmf import DtmfReceiver
+from mediaserver.media.g711 import Codec, silence_payload
+from mediaserver.media.pcm import Pcm
+from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, parse_rtp
+
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+
+
+class Playback:
+    """One piece of audio being sent, frame by frame, on the media clock."""
+
+    def __init__(self, audio: Pcm) -> None:
+        self.audio = audio
+        self.position = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def next_frame(self) -> Pcm | None:
+        if self.position >= len(self.audio):
+            return None
+        frame = self.audio[self.position : self.position + FRAME_SAMPLES]
+        self.position += FRAME_SAMPLES
+        if len(frame) < FRAME_SAMPLES:
+            frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), np.int16)])
+        return frame
+
+    def finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class RtpLeg(asyncio.DatagramProtocol):
+    """The media side of one call."""
+
+    def __init__(
+        self,
+        clock: MediaClock,
+        codec: Codec,
+        *,
+        payload_type: int,
+        telephone_event_pt: int | None,
+        remote: tuple[str, int] | None,
+        on_digit: Callable[[str], None],
+    ) -> None:
+        self.clock = clock
+        self.codec = codec
+        self.payload_type = payload_type
+        self.telephone_event_pt = telephone_event_pt
+        self.remote = remote
+        self.on_digit = on_digit
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local_port = 0
+        self.stats: Counter[str] = Counter()
+        self.sending = False
+        self.echo = False
+        self._latched = False
+        self._remote_ssrc: int | None = None
+        self._ssrc = secrets.randbits(32)
+        self._seq = secrets.randbits(16)
+        self._ts = secrets.randbits(32)
+        self._marker = True
+        self._playback: Playback | None = None
+        self._dtmf = DtmfReceiver()
+        self._silence = silence_payload(codec)
+
+    # -- asyncio ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's, so no isinstance check.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        stats = self.stats
+        if is_rtcp(data):
+            stats["rtcp_in"] += 1
+            return
+        try:
+            packet = parse_rtp(data)
+        except RtpError:
+            stats["malformed"] += 1
+            return
+        if not self._latched:
+            # Symmetric RTP: answer to where the peer's packets come from, not only the SDP.
+            self.remote = (addr[0], addr[1])
+            self._latched = True
+            self._remote_ssrc = packet.ssrc
+        elif addr != self.remote:
+            stats["foreign"] += 1
+            return
+        stats["packets_in"] += 1
+        stats["bytes_in"] += len(packet.payload)
+        pt = packet.payload_type
+        if pt == self.telephone_event_pt:
+            loop_time = asyncio.get_running_loop().time()
+            for digit in self._dtmf.handle_packet(packet.timestamp, packet.payload, loop_time):
+                stats["dtmf_in"] += 1
+                self.on_digit(digit.key)
+            return
+        if pt != self.payload_type:
+            stats["unknown_payload_type"] += 1
+            return
+        if packet.ssrc != self._remote_ssrc:
+            self._remote_ssrc = packet.ssrc
+            stats["ssrc_changes"] += 1
+        if self.echo:
+            self._send(packet.payload, len(packet.payload))
+
+    def error_received(self, exc: Exception) -> None:
+        self.stats["send_errors"] += 1
+
+    # -- sending -------------------------------------------------------------
+
+    def _send(self, payload: bytes, samples: int) -> None:
+        if self.transport is None or self.remote is None:
+            return
+        data = build_rtp(self.payload_type, self._seq, self._ts, self._ssrc, payload, self._marker)
+        self._marker = False
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + samples) & 0xFFFFFFFF
+        self.transport.sendto(data, self.remote)
+        self.stats["packets_out"] += 1
+
+    def start(self) -> None:
+        """Start sending: the call is answered (or has early media)."""
+        if not self.sending:
+            self.sending = True
+            self.clock.add(self)
+
+    def on_tick(self, now: float) -> None:
+        if self._dtmf.next_deadline() is not None:
+            for digit in self._dtmf.poll(now):
+                self.stats["dtmf_in"] += 1
+                self.on_digit(digit.key)
+        if self.echo or not self.sending:
+            return
+        playback = self._playback
+        if playback is not None:
+            frame = playback.next_frame()
+            if frame is not None:
+                self._send(self.codec.encode(frame), FRAME_SAMPLES)
+                return
+            self._playback = None
+            playback.finish()
+        self._send(self._silence, FRAME_SAMPLES)
+
+    def play(self, audio: Pcm) -> Playback:
+        """Queue audio to send, replacing whatever was playing."""
+        self.stop_playback()
+        self._playback = Playback(audio)
+        self.start()
+        return self._playback
+
+    def stop_playback(self) -> None:
+        if self._playback is not None:
+            self._playback.finish()
+            self._playback = None
+
+    def set_echo(self, on: bool) -> None:
+        if on:
+            self.stop_playback()
+        self.echo = on
+        self._marker = True  # a new talkspurt starts (RFC 3551 4.1)
+
+    def update_remote(
+        self, remote: tuple[str, int], codec: Codec, payload_type: int, te_pt: int | None
+    ) -> None:
+        """A re-INVITE or delayed answer changed the peer's media description."""
+        if remote != self.remote:
+            self.remote = remote
+            self._latched = False
+        self.codec = codec
+        self.payload_type = payload_type
+        self.telephone_event_pt = te_pt
+        self._silence = silence_payload(codec)
+
+    def close(self) -> None:
+        self.stop_playback()
+        self.clock.remove(self)
+        self.sending = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Per-leg counters for logs and the call record."""
+        return dict(self.stats, dtmf_dropped=self._dtmf.dropped)

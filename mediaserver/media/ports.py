@@ -1,0 +1,58 @@
+"""RTP port allocation from the configured range.
+
+RTP takes even ports and leaves the odd one above for RTCP (RFC 3550 11).
+Ports are handed out round-robin so a port just released is not reused at
+once (late packets of the old call would land in the new one), and a port
+another program holds is skipped by trying the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T", bound=asyncio.BaseProtocol)
+
+
+class NoFreePort(Exception):
+    """Every port of the range is in use."""
+
+
+class PortAllocator:
+    def __init__(self, low: int, high: int) -> None:
+        first = low + (low % 2)  # RTP on even ports (RFC 3550 11)
+        self._ports = list(range(first, high, 2))
+        self._next = 0
+        self._used: set[int] = set()
+
+    @property
+    def in_use(self) -> int:
+        return len(self._used)
+
+    @property
+    def capacity(self) -> int:
+        return len(self._ports)
+
+    async def bind(
+        self, host: str, factory: Callable[[], T]
+    ) -> tuple[asyncio.DatagramTransport, T, int]:
+        """Bind a UDP endpoint on the next free even port; raise NoFreePort when none."""
+        loop = asyncio.get_running_loop()
+        for _ in range(len(self._ports)):
+            port = self._ports[self._next]
+            self._next = (self._next + 1) % len(self._ports)
+            if port in self._used:
+                continue
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    factory, local_addr=(host, port)
+                )
+            except OSError:
+                continue  # held by another program: try the next one
+            self._used.add(port)
+            return transport, protocol, port
+        raise NoFreePort(f"no free RTP port in {self._ports[0]}-{self._ports[-1] + 1}")
+
+    def release(self, port: int) -> None:
+        self._used.discard(port)

@@ -1,0 +1,441 @@
+"""The asyncio side of SIP: sockets in, the sans-I/O cores in the middle.
+
+:class:`SipEndpoint` owns the UDP sockets and TCP listeners. Bytes that
+arrive are framed (TCP), parsed and checked; a request gets the ``received``
+and ``rport`` parameters of RFC 3261 18.2.1 and RFC 3581, then goes to the
+:class:`~mediaserver.sip.transaction.TransactionLayer`. Whatever the layer
+then wants sent is sent, its events are delivered, and a single loop timer is
+re-armed at the layer's next deadline. Everything protocol-shaped happens in
+the cores; this module only moves bytes and wakes them up.
+
+Malformed input never reaches the user agent: it is answered statelessly
+(``400`` with a reason naming the problem, when there is a Via to answer to)
+or dropped, and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from mediaserver.config import ListenAddress
+from mediaserver.log import get_logger
+from mediaserver.sip.framing import FramingError, KeepAlive, StreamFramer
+from mediaserver.sip.message import (
+    Request,
+    Response,
+    SipParseError,
+    make_response,
+    new_branch,
+    parse_message,
+    request_problem,
+    response_problem,
+)
+from mediaserver.sip.timers import TimerConfig
+from mediaserver.sip.transaction import (
+    Absorbed,
+    ClientTransaction,
+    New,
+    Overloaded,
+    ResponseReceived,
+    ServerTransaction,
+    StrayAck,
+    Transaction,
+    TransactionLayer,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from mediaserver.sip.uri import SipSyntaxError, Via
+
+log = get_logger("sip")
+
+TCP_IDLE_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where a message came from or goes to. For TCP it names the connection."""
+
+    transport: str  # "udp" or "tcp"
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "udp"
+
+
+class RequestHandler(Protocol):
+    """The user agent core, as the endpoint sees it."""
+
+    def on_request(self, tx: ServerTransaction, request: Request, source: Peer) -> None: ...
+
+    def on_ack(self, request: Request, source: Peer) -> None: ...
+
+    def on_server_timeout(self, tx: ServerTransaction, timer: str) -> None: ...
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's, so no isinstance check.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.endpoint.receive(data, Peer("udp", addr[0], addr[1]), datagram=True)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error", error=str(exc))
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        host, port = transport.get_extra_info("peername")[:2]
+        self.peer = Peer("tcp", host, port)
+        self.endpoint.connections[self.peer] = self
+        self._touch()
+
+    def _touch(self) -> None:
+        if self.idle:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        self.idle = loop.call_later(TCP_IDLE_TIMEOUT, self.close)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None and self.transport is not None
+        self._touch()
+        try:
+            items = self.framer.feed(data)
+        except FramingError as exc:
+            self.endpoint.stats["malformed"] += 1
+            log.info("closing tcp connection", peer=str(self.peer), reason=str(exc))
+            self.close()
+            return
+        for item in items:
+            if isinstance(item, KeepAlive):
+                self.transport.write(b"\r\n")  # RFC 5626 3.5.1 pong
+            else:
+                self.endpoint.receive(item, self.peer, datagram=False)
+
+    def write(self, data: bytes) -> None:
+        if self.transport and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle:
+            self.idle.cancel()
+        if self.peer and self.endpoint.connections.get(self.peer) is self:
+            del self.endpoint.connections[self.peer]
+
+
+class SipEndpoint:
+    """SIP over UDP and TCP, feeding a transaction layer and a request handler."""
+
+    def __init__(
+        self,
+        listen: Sequence[ListenAddress],
+        *,
+        timers: TimerConfig | None = None,
+        max_transactions: int = 10_000,
+    ) -> None:
+        self.listen = list(listen)
+        self.layer = TransactionLayer(timers or TimerConfig(), max_transactions=max_transactions)
+        self.handler: RequestHandler | None = None
+        self.bound: list[ListenAddress] = []
+        self.connections: dict[Peer, _TcpConnection] = {}
+        self.stats: Counter[str] = Counter()
+        self._udp: dict[str, _Udp] = {}
+        self._servers: list[asyncio.Server] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pending: dict[ClientTransaction, asyncio.Future[Response | None]] = {}
+        self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> list[ListenAddress]:
+        """Bind every listen address; return them with the ports actually bound."""
+        loop = self._loop = asyncio.get_running_loop()
+        for address in self.listen:
+            port = address.port
+            if port == 0 and self.bound:
+                port = self.bound[0].port  # "pick a free one": same port for UDP and TCP
+            if address.transport == "udp":
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: _Udp(self), local_addr=(address.host, port)
+                )
+                port = transport.get_extra_info("sockname")[1]
+                self._udp[address.host] = protocol
+            else:
+                server = await loop.create_server(
+                    lambda: _TcpConnection(self), address.host, port, reuse_address=True
+                )
+                port = server.sockets[0].getsockname()[1]
+                self._servers.append(server)
+            self.bound.append(ListenAddress(address.transport, address.host, port))
+        return self.bound
+
+    async def close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        for protocol in self._udp.values():
+            if protocol.transport:
+                protocol.transport.close()
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections.values()):
+            conn.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(None)
+
+    def local_address(self, transport: str) -> tuple[str, int]:
+        for address in self.bound:
+            if address.transport == transport:
+                return address.host, address.port
+        address = self.bound[0]
+        return address.host, address.port
+
+    def new_via(self, transport: str, host: str) -> Via:
+        """Our Via for a new client transaction (RFC 3261 8.1.1.7), with rport (RFC 3581)."""
+        _, port = self.local_address(transport)
+        return Via(transport.upper(), host, port, {"branch": new_branch(), "rport": None})
+
+    # -- input -------------------------------------------------------------
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def receive(self, data: bytes, source: Peer, *, datagram: bool) -> None:
+        """One message's bytes from ``source``."""
+        if not data.strip(b"\r\n\x00 "):
+            return  # keep-alive noise on UDP
+        try:
+            message = parse_message(data, datagram=datagram)
+        except SipParseError as exc:
+            self.stats["malformed"] += 1
+            log.info(
+                "malformed sip message", peer=f"{source.host}:{source.port}", reason=exc.reason
+            )
+            if isinstance(exc.partial, Request) and exc.partial.method != "ACK":
+                self._reject_statelessly(exc.partial, exc.status, exc.reason, source)
+            return
+        try:
+            if isinstance(message, Request):
+                self._receive_request(message, source)
+            else:
+                self._receive_response(message, source)
+        finally:
+            self._flush()
+
+    def _receive_request(self, request: Request, source: Peer) -> None:
+        self.stats[f"in.{request.method}"] += 1
+        problem = request_problem(request)
+        if problem:
+            self.stats["malformed"] += 1
+            log.info("bad sip request", peer=f"{source.host}:{source.port}", reason=problem[1])
+            if request.method != "ACK":
+                self._reject_statelessly(request, problem[0], problem[1], source)
+            return
+        log.debug("sip in", method=request.method, sip_call_id=request.call_id, peer=source.host)
+        reply_to = self._stamp_via(request, source)
+        disposition = self.layer.handle_request(
+            request, reply_to, self._now(), reliable=source.reliable
+        )
+        if self.handler is None:
+            return
+        if isinstance(disposition, New):
+            self.handler.on_request(disposition.transaction, request, source)
+        elif isinstance(disposition, StrayAck):
+            self.handler.on_ack(request, source)
+        elif isinstance(disposition, Overloaded):
+            self.stats["overloaded"] += 1
+            extra = [("Retry-After", "5")]
+            self.send(make_response(request, 503, "Too many transactions", extra=extra), reply_to)
+        else:
+            assert isinstance(disposition, Absorbed)
+
+    def _stamp_via(self, request: Request, source: Peer) -> Peer:
+        """Add received/rport to the top Via and work out where responses go
+        (RFC 3261 18.2.1 and 18.2.2, RFC 3581 4)."""
+        vias = request.headers.get_list("Via")
+        top = Via.parse(vias[0])
+        top.params["received"] = source.host
+        if "rport" in top.params:
+            top.params["rport"] = str(source.port)
+        request.headers.set("Via", ", ".join([str(top), *vias[1:]]))
+        if source.reliable:
+            return source  # responses go back over the same connection
+        port = source.port if "rport" in top.params else top.sent_by[1]
+        return Peer("udp", source.host, port)
+
+    def _receive_response(self, response: Response, source: Peer) -> None:
+        self.stats[f"in.{response.status}"] += 1
+        problem = response_problem(response)
+        if problem:
+            self.stats["malformed"] += 1
+            log.info("dropping bad sip response", peer=source.host, reason=problem)
+            return
+        log.debug("sip in", status=response.status, sip_call_id=response.call_id, peer=source.host)
+        if not self.layer.handle_response(response, self._now()):
+            self.stats["stray_responses"] += 1
+
+    def _reject_statelessly(self, request: Request, status: int, reason: str, source: Peer) -> None:
+        """Answer a request we could not accept, when it says where to (has a Via)."""
+        try:
+            top = request.top_via
+        except SipSyntaxError:
+            return
+        port = source.port if (source.reliable or "rport" in top.params) else top.sent_by[1]
+        reason = "".join(ch for ch in reason if ch.isprintable())[:120]
+        self.send(make_response(request, status, reason), Peer(source.transport, source.host, port))
+
+    # -- output ------------------------------------------------------------
+
+    def send(
+        self, message: Request | Response, peer: Peer, transaction: Transaction | None = None
+    ) -> None:
+        """Send a message; a TCP connection is opened when there is none to ``peer``,
+        and a failure to connect is reported to ``transaction``."""
+        data = message.encode()
+        if isinstance(message, Request):
+            self.stats[f"out.{message.method}"] += 1
+        else:
+            self.stats[f"out.{message.status}"] += 1
+        if peer.transport == "udp":
+            protocol = self._udp_for(peer.host)
+            if protocol and protocol.transport:
+                protocol.transport.sendto(data, (peer.host, peer.port))
+            return
+        conn = self.connections.get(peer)
+        if conn is not None:
+            conn.write(data)
+        else:
+            task = asyncio.get_running_loop().create_task(
+                self._connect_and_send(peer, data, transaction)
+            )
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    def _udp_for(self, host: str) -> _Udp | None:
+        if not self._udp:
+            return None
+        return next(iter(self._udp.values()))
+
+    async def _connect_and_send(
+        self, peer: Peer, data: bytes, transaction: Transaction | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: _TcpConnection(self), peer.host, peer.port)
+        except OSError as exc:
+            log.info("tcp connect failed", peer=f"{peer.host}:{peer.port}", error=str(exc))
+            if transaction is not None:
+                self.layer.handle_transport_error(transaction, self._now())
+                self._flush()
+            return
+        conn = self.connections.get(peer)
+        if conn is not None:
+            conn.write(data)
+
+    def respond(self, tx: ServerTransaction, response: Response) -> None:
+        """Send a response within a server transaction."""
+        log.debug("sip out", status=response.status, sip_call_id=response.call_id)
+        self.layer.send_response(tx, response, self._now())
+        self._flush()
+
+    async def request(
+        self,
+        request: Request,
+        peer: Peer,
+        *,
+        on_provisional: Callable[[Response], None] | None = None,
+    ) -> Response | None:
+        """Send a request in a new client transaction and wait for its final
+        response; None when it timed out or could not be sent."""
+        assert self._loop is not None
+        tx = self.layer.send_request(request, peer, self._now(), reliable=peer.reliable)
+        future: asyncio.Future[Response | None] = self._loop.create_future()
+        self._pending[tx] = future
+        if on_provisional:
+            self._provisional[tx] = on_provisional
+        self._flush()
+        try:
+            return await future
+        finally:
+            self._pending.pop(tx, None)
+            self._provisional.pop(tx, None)
+
+    def _flush(self) -> None:
+        """Send what the layer queued, deliver its events, re-arm the timer."""
+        for item in self.layer.poll_transmit():
+            assert isinstance(item.peer, Peer)
+            self.send(item.message, item.peer, item.transaction)
+        for event in self.layer.poll_events():
+            self._deliver(event)
+        self._arm()
+
+    def _deliver(self, event: object) -> None:
+        if isinstance(event, ResponseReceived):
+            tx = event.transaction
+            if isinstance(tx, ClientTransaction):
+                future = self._pending.get(tx)
+                if event.response.status < 200:
+                    callback = self._provisional.get(tx)
+                    if callback:
+                        callback(event.response)
+                elif future is not None and not future.done():
+                    future.set_result(event.response)
+        elif isinstance(event, TransactionTimedOut | TransportFailed):
+            failed = event.transaction
+            if isinstance(failed, ClientTransaction):
+                future = self._pending.get(failed)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            elif isinstance(event, TransactionTimedOut) and self.handler is not None:
+                assert isinstance(failed, ServerTransaction)
+                self.handler.on_server_timeout(failed, event.timer)
+
+    def _arm(self) -> None:
+        deadline = self.layer.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        due = self._timer_at
+        self._timer = None
+        self._timer_at = None
+        # The loop may wake a hair early; never present the layer a time before its deadline.
+        self.layer.handle_timeouts(max(self._now(), due or 0.0))
+        self._flush()

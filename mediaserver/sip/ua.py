@@ -1,0 +1,371 @@
+"""The user agent core: what the server does with each SIP request it accepts.
+
+Requests arrive here from the endpoint once the transaction layer has
+decided they are new. Policy follows RFC 3261 section 8.2 in order: method
+(405 for known methods we do not serve, 501 for unknown ones), Require
+(420, 8.2.2.3), body type (415, 8.2.3), then the method itself: INVITE
+routes to a scenario and becomes a :class:`~mediaserver.calls.Call`, BYE
+and CANCEL end calls, OPTIONS reports capabilities, in-dialog requests for
+unknown dialogs get 481.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from mediaserver.calls import Call, CallSetup
+from mediaserver.log import get_logger
+from mediaserver.media.clock import MediaClock
+from mediaserver.media.g711 import CODECS
+from mediaserver.media.leg import RtpLeg
+from mediaserver.media.ports import NoFreePort, PortAllocator
+from mediaserver.sip.dialog import Dialog
+from mediaserver.sip.message import Request, make_response, new_tag
+from mediaserver.sip.sdp import (
+    AudioAnswer,
+    NoAcceptableMedia,
+    SdpError,
+    SessionDescription,
+    negotiate_answer,
+)
+from mediaserver.sip.transaction import ServerTransaction
+from mediaserver.sip.transport import Peer, SipEndpoint
+from mediaserver.sip.uri import SipSyntaxError
+
+log = get_logger("ua")
+
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS")
+# Methods we know but do not serve answer 405; anything else 501 (RFC 3261 8.2.1).
+KNOWN_METHODS = frozenset(
+    (*ALLOWED_METHODS, "REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "INFO",
+     "PRACK", "UPDATE", "PUBLISH")
+)  # fmt: skip
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+ALLOW = ", ".join(ALLOWED_METHODS)
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    codecs: tuple[str, ...]
+    rtp_host: str  # where RTP sockets bind
+    public_address: str | None  # written in SDP and Contact; None: work it out per peer
+
+
+Router = Callable[[str], str | None]
+"""Called user or number -> scenario name, None when nothing matches."""
+
+CallServer = Callable[[Call], Awaitable[None]]
+"""Runs a new call's scenario (returns when the call is over)."""
+
+
+class UserAgent:
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        *,
+        router: Router,
+        serve_call: CallServer,
+        media: MediaSettings,
+        ports: PortAllocator,
+        clock: MediaClock,
+        user_agent: str = "mediaserver",
+    ) -> None:
+        self.endpoint = endpoint
+        self.router = router
+        self.serve_call = serve_call
+        self.media = media
+        self.ports = ports
+        self.clock = clock
+        self.user_agent = user_agent
+        self.draining = False
+        self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
+        self._invites: dict[ServerTransaction, Call | None] = {}
+        self._merge_keys: dict[tuple[str, str, int], str] = {}
+        self._cancelled: set[ServerTransaction] = set()  # CANCELled before the call was set up
+        self._tasks: set[asyncio.Task[None]] = set()
+        endpoint.handler = self
+
+    # -- RequestHandler --------------------------------------------------------
+
+    def on_request(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
+        method = request.method
+        if method not in KNOWN_METHODS:
+            self._respond(tx, request, 501, extra=[("Allow", ALLOW)])
+            return
+        if method not in ALLOWED_METHODS:
+            self._respond(tx, request, 405, extra=[("Allow", ALLOW)])
+            return
+        unsupported = [
+            tag
+            for tag in request.headers.get_list("Require")
+            if tag.lower() not in SUPPORTED_EXTENSIONS
+        ]
+        if unsupported and method not in ("CANCEL", "BYE"):
+            # RFC 3261 8.2.2.3: name each unsupported option tag.
+            self._respond(tx, request, 420, extra=[("Unsupported", ", ".join(unsupported))])
+            return
+        if method == "INVITE":
+            self._on_invite(tx, request, source)
+        elif method == "BYE":
+            self._on_bye(tx, request)
+        elif method == "CANCEL":
+            self._on_cancel(tx, request)
+        elif method == "OPTIONS":
+            self._on_options(tx, request)
+
+    def on_ack(self, request: Request, source: Peer) -> None:
+        call = self._find_call(request)
+        if call is not None:
+            call.on_ack(request)
+
+    def on_server_timeout(self, tx: ServerTransaction, timer: str) -> None:
+        call = self._invites.get(tx)
+        if call is not None and call.answered:
+            call.on_ack_timeout()
+
+    # -- requests ----------------------------------------------------------------
+
+    def _respond(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        *,
+        extra: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        headers = [*(extra or []), ("Server", self.user_agent)]
+        tag = new_tag() if status > 100 else None
+        response = make_response(request, status, reason, to_tag=tag, extra=headers, body=body)
+        self.endpoint.respond(tx, response)
+
+    def _find_call(self, request: Request) -> Call | None:
+        try:
+            tag = request.to.tag
+        except SipSyntaxError:
+            return None
+        return self.calls.get((request.call_id, tag or ""))
+
+    def _on_options(self, tx: ServerTransaction, request: Request) -> None:
+        # RFC 3261 11.2: advertise what we accept.
+        extra = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Encoding", "identity"),
+                 ("Accept-Language", "en"), ("Supported", "")]  # fmt: skip
+        self._respond(tx, request, 200, extra=extra)
+
+    def _on_bye(self, tx: ServerTransaction, request: Request) -> None:
+        call = self._find_call(request)
+        if call is None or call.ended:
+            self._respond(tx, request, 481)
+            return
+        refusal = call.dialog.check_request(request)
+        if refusal is not None:
+            self.endpoint.respond(tx, refusal)
+            return
+        self.endpoint.respond(tx, make_response(request, 200))
+        call.on_remote_bye()
+
+    def _on_cancel(self, tx: ServerTransaction, request: Request) -> None:
+        invite_tx = self.endpoint.layer.find_invite_for_cancel(request)
+        if invite_tx is None or invite_tx not in self._invites:
+            self._respond(tx, request, 481)
+            return
+        # RFC 3261 9.2: 200 to the CANCEL, then 487 to the INVITE if still unanswered.
+        self.endpoint.respond(tx, make_response(request, 200))
+        call = self._invites[invite_tx]
+        if call is None:
+            self._invites[invite_tx] = None
+            response = make_response(invite_tx.request, 487, to_tag=new_tag())
+            self.endpoint.respond(invite_tx, response)
+            self._cancelled.add(invite_tx)
+        elif not call.answered and call.final_status is None:
+            response = make_response(invite_tx.request, 487, to_tag=call.dialog.local_tag)
+            self.endpoint.respond(invite_tx, response)
+            call.on_cancel()
+
+    def _on_invite(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
+        to_tag = request.to.tag
+        if to_tag:
+            call = self._find_call(request)
+            if call is None or call.ended:
+                self._respond(tx, request, 481)
+                return
+            refusal = call.dialog.check_request(request)
+            if refusal is not None:
+                self.endpoint.respond(tx, refusal)
+                return
+            call.on_reinvite(tx, request)
+            return
+        # RFC 3261 8.2.2.2: the same request arriving by another path is a merge: 482.
+        cseq = request.cseq[0]
+        merge_key = (request.call_id, request.from_.tag or "", cseq)
+        branch = request.top_via.branch or ""
+        if self._merge_keys.get(merge_key, branch) != branch:
+            self._respond(tx, request, 482)
+            return
+        if self.draining:
+            self._respond(tx, request, 503, "Shutting down", extra=[("Retry-After", "60")])
+            return
+        if request.body and request.content_type != "application/sdp":
+            # RFC 3261 8.2.3: say what we accept.
+            self._respond(tx, request, 415, extra=[("Accept", "application/sdp")])
+            return
+        encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+        if request.body and encoding != "identity":
+            self._respond(tx, request, 415, extra=[("Accept-Encoding", "identity")])
+            return
+        uri = request.request_uri
+        called = uri.user_unescaped or request.to.uri.user_unescaped or ""
+        scenario = self.router(called)
+        if scenario is None:
+            log.info("no route", called=called, call_id=request.call_id)
+            self._respond(tx, request, 404, f"No route for {called[:40]}" if called else None)
+            return
+        offer: SessionDescription | None = None
+        if request.body:
+            try:
+                offer = SessionDescription.parse(request.body)
+            except SdpError as exc:
+                self._respond(tx, request, 400, f"Bad SDP: {exc}"[:120])
+                return
+        self._merge_keys[merge_key] = branch
+        self._invites[tx] = None
+        task = asyncio.get_running_loop().create_task(
+            self._start_call(tx, request, source, scenario, offer, merge_key)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_call(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        source: Peer,
+        scenario: str,
+        offer: SessionDescription | None,
+        merge_key: tuple[str, str, int],
+    ) -> None:
+        call: Call | None = None
+        try:
+            call = await self._setup_call(tx, request, source, scenario, offer)
+            if call is None:
+                return
+            self.calls[call.dialog.call_id, call.dialog.local_tag] = call
+            self._invites[tx] = call
+            await self.serve_call(call)
+        finally:
+            self._merge_keys.pop(merge_key, None)
+            self._cancelled.discard(tx)
+            self._invites.pop(tx, None)
+            if call is not None:
+                self.calls.pop((call.dialog.call_id, call.dialog.local_tag), None)
+
+    async def _setup_call(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        source: Peer,
+        scenario: str,
+        offer: SessionDescription | None,
+    ) -> Call | None:
+        local_host = self.media.public_address or local_address_for(source.host)
+        local_tag = new_tag()
+        leg = RtpLeg(
+            self.clock,
+            CODECS[self.media.codecs[0]],
+            payload_type=CODECS[self.media.codecs[0]].payload_type,
+            telephone_event_pt=101,
+            remote=None,
+            on_digit=lambda key: None,
+        )
+        try:
+            _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
+        except NoFreePort as exc:
+            log.warning("cannot take call", reason=str(exc))
+            self._respond(tx, request, 503, "No media ports available")
+            return None
+        leg.local_port = port
+        answer: AudioAnswer | None = None
+        if offer is not None:
+            try:
+                answer = negotiate_answer(
+                    offer,
+                    codecs=self.media.codecs,
+                    local_address=local_host,
+                    local_port=port,
+                    session_id=secrets.randbits(31),
+                    session_version=1,
+                    user_agent=self.user_agent,
+                )
+            except NoAcceptableMedia as exc:
+                self._release(leg)
+                warning = f'{exc.warning_code} {local_host} "{exc}"'
+                self._respond(tx, request, 488, extra=[("Warning", warning[:200])])
+                return None
+            leg.update_remote(
+                (answer.remote_address, answer.remote_port),
+                CODECS[answer.codec],
+                answer.payload_type,
+                answer.telephone_event_pt,
+            )
+        if tx in self._cancelled or tx.request is not request:
+            self._release(leg)
+            return None
+        transport = source.transport
+        contact_port = self.endpoint.local_address(transport)[1]
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        host = f"[{local_host}]" if ":" in local_host else local_host
+        setup = CallSetup(
+            endpoint=self.endpoint,
+            invite=request,
+            transaction=tx,
+            source=source,
+            dialog=Dialog.from_invite(request, local_tag),
+            leg=leg,
+            local_host=local_host,
+            contact=f"<sip:{host}:{contact_port}{suffix}>",
+            answer_sdp=answer.sdp if answer else None,
+            codecs=self.media.codecs,
+            user_agent=self.user_agent,
+            scenario=scenario,
+        )
+        return Call(setup, on_finished=lambda call: self._release(call.leg))
+
+    def _release(self, leg: RtpLeg) -> None:
+        leg.close()
+        if leg.local_port:
+            self.ports.release(leg.local_port)
+
+    # -- shutdown ----------------------------------------------------------------
+
+    @property
+    def active_calls(self) -> list[Call]:
+        return [call for call in self.calls.values() if not call.ended]
+
+    async def hangup_all(self, reason: str = "normal_clearing") -> None:
+        calls = self.active_calls
+        await asyncio.gather(*(call.hangup(reason) for call in calls), return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(set(self._tasks), timeout=1.0)
+
+
+@lru_cache(maxsize=256)
+def local_address_for(remote_host: str) -> str:
+    """The local IP address the kernel would use to reach ``remote_host``: what
+    goes into SDP and Contact when we listen on a wildcard address."""
+    family = socket.AF_INET6 if ":" in remote_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((remote_host, 9))  # no packet is sent for a UDP connect
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1" if family == socket.AF_INET else "::1"

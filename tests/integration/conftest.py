@@ -1,0 +1,144 @@
+"""A real mediaserver process for integration tests.
+
+The server runs as a subprocess (``python -m mediaserver run``) on ports it
+picks itself (``--sip-port 0``); the fixture reads them from the start-up
+line. Its log goes to a file that is printed when a test fails, so a failing
+call can be read line by line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "configs" / "scenarios"
+
+CONFIG_TEMPLATE = """\
+sip:
+  listen: ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
+  user_agent: mediaserver-test
+rtp:
+  ports: {rtp_low}-{rtp_high}
+  codecs: {codecs}
+scenarios_dir: {scenarios}
+routes:
+{routes}
+"""
+
+DEFAULT_ROUTES = {"echo": "echo", "ivr": "ivr", "welcome": "welcome", "*": "welcome"}
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[str]
+    sip_port: int
+    data_dir: Path
+    log_path: Path
+
+    def uri(self, user: str, transport: str = "udp") -> str:
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"sip:{user}@127.0.0.1:{self.sip_port}{suffix}"
+
+    @property
+    def target(self) -> str:
+        """host:port for sipp."""
+        return f"127.0.0.1:{self.sip_port}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(
+    tmp: Path,
+    *,
+    routes: dict[str, str] | None = None,
+    codecs: str = "[PCMU, PCMA]",
+    scenarios: Path = SCENARIOS,
+    rtp_range: tuple[int, int] | None = None,
+    extra_args: list[str] | None = None,
+) -> ServerProcess:
+    """Start a server with its own config and data folder under ``tmp``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    low, high = rtp_range or _rtp_range()
+    route_lines = "\n".join(f'  "{k}": {v}' for k, v in (routes or DEFAULT_ROUTES).items())
+    config = tmp / "config.yaml"
+    config.write_text(
+        CONFIG_TEMPLATE.format(
+            rtp_low=low, rtp_high=high, codecs=codecs, scenarios=scenarios, routes=route_lines
+        )
+    )
+    log_path = tmp / "server.log"
+    log_file = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mediaserver", "run", "--config", str(config),
+         "--data-dir", str(tmp), "--sip-port", "0", "--log-level", "debug",
+         "--log-format", "json", "--drain", "2", *(extra_args or [])],
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+        text=True,
+        cwd=REPO,
+    )  # fmt: skip
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    line = ""
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith("listening ") or (not line and process.poll() is not None):
+            break
+    m = re.search(r"sip=udp:127\.0\.0\.1:(\d+)", line)
+    if not m:
+        process.kill()
+        raise RuntimeError(f"server did not start: {line!r}\n{log_path.read_text()}")
+    return ServerProcess(process, int(m.group(1)), tmp, log_path)
+
+
+_next_range = [40000 + (os.getpid() % 50) * 400]
+
+
+def _rtp_range() -> tuple[int, int]:
+    """A distinct RTP range per server so parallel servers never share ports."""
+    low = _next_range[0]
+    _next_range[0] = 40000 + (low - 40000 + 400) % 20000
+    return low, low + 399
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for every test of a module, on the default routes."""
+    proc = start_server(tmp_path_factory.mktemp("server"))
+    yield proc
+    code = proc.stop()
+    assert code == 0, f"server exited with {code}\n{proc.log_text()[-5000:]}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        proc = item.funcargs.get("server") if hasattr(item, "funcargs") else None
+        if isinstance(proc, ServerProcess):
+            report.sections.append(("server log (tail)", proc.log_text()[-8000:]))

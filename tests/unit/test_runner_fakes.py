@@ -1,0 +1,307 @@
+"""Fakes of ``CallApi`` and ``PromptAudio`` for the runner and action tests, and their own tests.
+
+The fake call runs on a virtual clock: playing audio, waiting for a key and
+echoing advance ``call.now`` instantly, so a test of a 5-second timeout takes
+microseconds and is exact. Keys are scheduled at virtual times with
+:meth:`FakeCall.press`; they are buffered when their time is reached, like
+a real call's type-ahead buffer. ``hangup_at`` makes the caller hang up at a
+virtual time: any operation that reaches it raises ``CallEnded``.
+
+(This module is named ``test_*`` only because of how files are owned in
+this tree; the other test modules import it.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mediaserver.actions.callapi import SAMPLE_RATE, AudioError, CallEnded, Pcm
+from mediaserver.actions.runner import Run, RunOutcome
+from mediaserver.actions.scenario import load_scenario_text
+
+SPEECH_SECONDS_PER_CHAR = 0.05
+TONE_SECONDS = 1.0
+FILE_SECONDS = 2.0
+
+
+@dataclass
+class Played:
+    """One call to ``play``: what, when, for how long, and the key that stopped it."""
+
+    start: float
+    label: str
+    seconds: float
+    stopped_by: str | None
+
+
+class FakePrompts:
+    """Audio whose identity says what it is: speech, a file or a tone."""
+
+    def __init__(self, missing: tuple[str, ...] = ()) -> None:
+        self.missing = missing
+        self.speech_requests: list[dict[str, Any]] = []
+        # Keeping each array alive keeps its id from being reused by another one.
+        self._labels: dict[int, tuple[str, Pcm]] = {}
+
+    def _make(self, seconds: float, label: str) -> Pcm:
+        audio = np.full(round(seconds * SAMPLE_RATE), 1000, dtype=np.int16)
+        self._labels[id(audio)] = (label, audio)
+        return audio
+
+    def label(self, audio: Pcm) -> str:
+        found = self._labels.get(id(audio))
+        if found is not None and found[1] is audio:
+            return found[0]
+        return "silence" if not audio.any() else "unknown"
+
+    async def speech(
+        self, text: str, *, language: str, voice: str, rate: float | None = None
+    ) -> Pcm:
+        self.speech_requests.append(
+            {"text": text, "language": language, "voice": voice, "rate": rate}
+        )
+        if language == "xx-XX":
+            raise AudioError(f"no voice for language {language}")
+        return self._make(max(len(text), 1) * SPEECH_SECONDS_PER_CHAR, f"say:{text}")
+
+    async def file(self, location: str) -> Pcm:
+        if location in self.missing:
+            raise AudioError(f"cannot read {location}: no such file")
+        return self._make(FILE_SECONDS, f"file:{location}")
+
+    def tone(self, name: str) -> Pcm:
+        return self._make(TONE_SECONDS, f"tone:{name}")
+
+
+class FakeCall:
+    """A call on a virtual clock (see the module docstring)."""
+
+    def __init__(
+        self,
+        prompts: FakePrompts,
+        *,
+        answered: bool = False,
+        hangup_at: float | None = None,
+        info: dict[str, Any] | None = None,
+        block_echo: bool = False,
+    ) -> None:
+        self.prompts = prompts
+        self.now = 0.0
+        self.hangup_at = hangup_at
+        self.block_echo = block_echo
+        self.events: list[tuple[float, str]] = []
+        self.played: list[Played] = []
+        self._answered = answered
+        self._ended = False
+        self._scheduled: list[tuple[float, str]] = []
+        self._buffer: list[str] = []
+        self._info = info or {
+            "id": "call0001",
+            "from": "sip:+33123456789@198.51.100.7",
+            "to": "sip:ivr@127.0.0.1",
+            "direction": "inbound",
+            "sip_call_id": "abc@198.51.100.7",
+            "started_at": 1_700_000_000_000,
+            "answered_at": None,
+            "headers": {},
+        }
+
+    # -- test controls --
+
+    def press(self, keys: str, at: float, gap: float = 0.0) -> FakeCall:
+        """Schedule ``keys`` to arrive from virtual time ``at``, ``gap`` seconds apart."""
+        for index, key in enumerate(keys):
+            self._scheduled.append((at + index * gap, key))
+        self._scheduled.sort(key=lambda entry: entry[0])
+        return self
+
+    def heard(self) -> list[str]:
+        """Labels of everything played, silences left out."""
+        return [p.label for p in self.played if p.label != "silence"]
+
+    # -- CallApi --
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    async def ring(self) -> None:
+        await self._alive()
+        self.events.append((self.now, "ring"))
+
+    async def answer(self) -> None:
+        await self._alive()
+        if not self._answered:
+            self._answered = True
+            self._info["answered_at"] = 1_700_000_001_000
+            self.events.append((self.now, "answer"))
+
+    async def reject(self, reason: str) -> None:
+        await self._alive()
+        self._ended = True
+        self.events.append((self.now, f"reject:{reason}"))
+
+    async def hangup(self, reason: str = "normal_clearing") -> None:
+        await asyncio.sleep(0)
+        if not self._ended:
+            self._ended = True
+            self.events.append((self.now, f"hangup:{reason}"))
+
+    async def play(self, audio: Pcm, stop_keys: str = "") -> str | None:
+        await self._alive()
+        await self.answer()
+        start = self.now
+        end = start + len(audio) / SAMPLE_RATE
+        label = self.prompts.label(audio)
+        for at, key in list(self._scheduled):
+            if at >= end:
+                break
+            if self.hangup_at is not None and self.hangup_at <= at:
+                break
+            self._arrive(at)
+            if key in stop_keys:
+                self.now = max(at, start)
+                self.played.append(Played(start, label, self.now - start, key))
+                return key
+        if self.hangup_at is not None and self.hangup_at < end:
+            self.played.append(Played(start, label, self.hangup_at - start, None))
+            self._hang_up_now()
+        self.now = end
+        self.played.append(Played(start, label, end - start, None))
+        return None
+
+    async def echo(self, seconds: float | None) -> None:
+        await self._alive()
+        await self.answer()
+        self.events.append((self.now, "echo"))
+        if self.block_echo:
+            await asyncio.Event().wait()
+        end = float("inf") if seconds is None else self.now + seconds
+        if self.hangup_at is not None and self.hangup_at <= end:
+            self._hang_up_now()
+        if seconds is None:
+            raise AssertionError("echo until hang-up, but the fake caller never hangs up")
+        self.now = end
+
+    async def next_digit(self, timeout: float | None) -> str | None:
+        await self._alive()
+        self._arrive(self.now)
+        if self._buffer:
+            return self._buffer.pop(0)
+        deadline = float("inf") if timeout is None else self.now + timeout
+        upcoming = self._scheduled[0][0] if self._scheduled else None
+        if (
+            self.hangup_at is not None
+            and self.hangup_at <= deadline
+            and (upcoming is None or self.hangup_at <= upcoming)
+        ):
+            self._hang_up_now()
+        if upcoming is not None and upcoming <= deadline:
+            self._arrive(upcoming)
+            return self._buffer.pop(0)
+        if timeout is None:
+            raise AssertionError("waiting forever for a key that never comes")
+        self.now = deadline
+        return None
+
+    def flush_digits(self) -> None:
+        self._arrive(self.now)
+        self.events.append((self.now, f"flush:{''.join(self._buffer)}"))
+        self._buffer.clear()
+
+    # -- internals --
+
+    def _arrive(self, until: float) -> None:
+        self.now = max(self.now, until)
+        while self._scheduled and self._scheduled[0][0] <= until:
+            self._buffer.append(self._scheduled.pop(0)[1])
+
+    async def _alive(self) -> None:
+        await asyncio.sleep(0)
+        if self._ended:
+            raise CallEnded()
+
+    def _hang_up_now(self) -> None:
+        assert self.hangup_at is not None
+        self.now = self.hangup_at
+        self._ended = True
+        self.events.append((self.now, "caller hung up"))
+        raise CallEnded()
+
+
+def scenario_text(actions: str, *, header: str = "", branch: str = "inbound-call") -> str:
+    """A scenario whose ``branch`` has the given actions (YAML list text, any indent)."""
+    body = textwrap.indent(textwrap.dedent(actions).strip("\n"), "      ")
+    return f"{textwrap.dedent(header)}branches:\n  {branch}:\n    actions:\n{body}\n"
+
+
+async def run_actions(
+    actions: str,
+    *,
+    keys: str = "",
+    keys_at: float = 0.0,
+    key_gap: float = 0.0,
+    header: str = "",
+    call: FakeCall | None = None,
+    prompts: FakePrompts | None = None,
+    variables: dict[str, Any] | None = None,
+    max_actions: int = 10_000,
+) -> tuple[RunOutcome, FakeCall, Run]:
+    """Load a one-branch scenario around ``actions`` and run it against a fake call."""
+    scenario = load_scenario_text(scenario_text(actions, header=header), "test.yaml")
+    prompts = prompts or (call.prompts if call else FakePrompts())
+    call = call or FakeCall(prompts)
+    if keys:
+        call.press(keys, keys_at, key_gap)
+    run = Run(
+        scenario,
+        "inbound-call",
+        call=call,
+        prompts=prompts,
+        run_id="run-test",
+        variables=variables,
+        max_actions=max_actions,
+    )
+    outcome = await run.execute()
+    return outcome, call, run
+
+
+# -- tests of the fakes themselves -----------------------------------------------------------
+
+
+async def test_fake_play_is_stopped_by_a_key_that_stays_buffered() -> None:
+    prompts = FakePrompts()
+    call = FakeCall(prompts).press("5", at=0.5)
+    audio = prompts.tone("beep")
+    assert await call.play(audio, stop_keys="5") == "5"
+    assert call.now == pytest.approx(0.5)
+    assert await call.next_digit(0) == "5"
+
+
+async def test_fake_next_digit_times_out_on_the_virtual_clock() -> None:
+    call = FakeCall(FakePrompts()).press("1", at=10)
+    assert await call.next_digit(3) is None
+    assert call.now == pytest.approx(3)
+    assert await call.next_digit(10) == "1"
+    assert call.now == pytest.approx(10)
+
+
+async def test_fake_hangup_raises_call_ended() -> None:
+    call = FakeCall(FakePrompts(), hangup_at=2)
+    with pytest.raises(CallEnded):
+        await call.next_digit(5)
+    assert call.ended
