@@ -190,7 +190,11 @@ class RtpLeg(asyncio.DatagramProtocol):
         self, remote: tuple[str, int], codec: Codec, payload_type: int, te_pt: int | None
     ) -> None:
         """A re-INVITE or delayed answer changed the peer's media description."""
-        if remote != self.remote:
+        if remote[0] in ("0.0.0.0", "::"):
+            # RFC 3264 8.4: a null address means "do not send to me" (hold).
+            self.remote = None
+            self._latched = False
+        elif remote != self.remote:
             self.remote = remote
             self._latched = False
         self.codec = codec

@@ -491,7 +491,8 @@ def make_response(
     body: bytes = b"",
 ) -> Response:
     """A response to ``req`` per RFC 3261 8.2.6.2: Via, From, Call-ID and CSeq copied,
-    To copied with our tag added when it has none (never on 100 Trying)."""
+    To copied with our tag added when it has none (never on 100 Trying), and for
+    responses that set up a dialog the Record-Route values too (12.1.1)."""
     headers = Headers()
     for via in req.headers.get_all("Via"):
         headers.add("Via", via)  # RFC 3261 8.2.6.2: every Via, in order
@@ -506,6 +507,9 @@ def make_response(
             to = None
         if to is not None and to.tag is None:
             headers.set("To", f"{headers.get('To')};tag={to_tag}")
+    if isinstance(req, Request) and req.method == "INVITE" and 100 < status < 300:
+        for route in req.headers.get_all("Record-Route"):
+            headers.add("Record-Route", route)
     if status == 100 and "Timestamp" in req.headers:
         headers.add("Timestamp", req.headers.get("Timestamp") or "")  # RFC 3261 8.2.6.1
     for name, value in extra or ():

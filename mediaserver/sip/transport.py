@@ -250,6 +250,12 @@ class SipEndpoint:
                 self._receive_request(message, source)
             else:
                 self._receive_response(message, source)
+        except Exception:
+            # A bug, not bad input: keep serving, and tell the peer when we can.
+            self.stats["internal_errors"] += 1
+            log.exception("error handling sip message", peer=f"{source.host}:{source.port}")
+            if isinstance(message, Request) and message.method != "ACK":
+                self._reject_statelessly(message, 500, "Server Internal Error", source)
         finally:
             self._flush()
 

@@ -259,6 +259,10 @@ class UserAgent:
             self.calls[call.dialog.call_id, call.dialog.local_tag] = call
             self._invites[tx] = call
             await self.serve_call(call)
+        except Exception:
+            log.exception("error setting up call", sip_call_id=request.call_id)
+            if call is None and not tx.finalised:
+                self._respond(tx, request, 500)
         finally:
             self._merge_keys.pop(merge_key, None)
             self._cancelled.discard(tx)
@@ -275,7 +279,6 @@ class UserAgent:
         offer: SessionDescription | None,
     ) -> Call | None:
         local_host = self.media.public_address or local_address_for(source.host)
-        local_tag = new_tag()
         leg = RtpLeg(
             self.clock,
             CODECS[self.media.codecs[0]],
@@ -291,6 +294,29 @@ class UserAgent:
             self._respond(tx, request, 503, "No media ports available")
             return None
         leg.local_port = port
+        try:
+            setup = self._call_setup(tx, request, source, scenario, offer, leg, local_host)
+        except BaseException:
+            self._release(leg)
+            raise
+        if setup is None:
+            self._release(leg)
+            return None
+        return Call(setup, on_finished=lambda call: self._release(call.leg))
+
+    def _call_setup(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        source: Peer,
+        scenario: str,
+        offer: SessionDescription | None,
+        leg: RtpLeg,
+        local_host: str,
+    ) -> CallSetup | None:
+        """Negotiate media and describe the new call; None when it was refused."""
+        port = leg.local_port
+        local_tag = new_tag()
         answer: AudioAnswer | None = None
         if offer is not None:
             try:
@@ -304,7 +330,6 @@ class UserAgent:
                     user_agent=self.user_agent,
                 )
             except NoAcceptableMedia as exc:
-                self._release(leg)
                 warning = f'{exc.warning_code} {local_host} "{exc}"'
                 self._respond(tx, request, 488, extra=[("Warning", warning[:200])])
                 return None
@@ -314,8 +339,7 @@ class UserAgent:
                 answer.payload_type,
                 answer.telephone_event_pt,
             )
-        if tx in self._cancelled or tx.request is not request:
-            self._release(leg)
+        if tx in self._cancelled:
             return None
         transport = source.transport
         contact_port = self.endpoint.local_address(transport)[1]
@@ -335,7 +359,7 @@ class UserAgent:
             user_agent=self.user_agent,
             scenario=scenario,
         )
-        return Call(setup, on_finished=lambda call: self._release(call.leg))
+        return setup
 
     def _release(self, leg: RtpLeg) -> None:
         leg.close()
