@@ -232,7 +232,6 @@ def load_config(path: str | Path) -> Config:
     file = str(path)
     if doc is None:
         doc = LocatedDict()
-        doc.mark, doc.key_marks, doc.value_marks = Mark(1, 1), {}, {}
     if not isinstance(doc, LocatedDict):
         raise ProblemsError([Problem(file, Mark(1, 1), "the config must be a YAML mapping")])
     c = _Checker(file)
@@ -298,13 +297,15 @@ def load_config(path: str | Path) -> Config:
     trunks = _read_list(c, doc, "trunks", _trunk)
     users = _read_list(c, doc, "users", _user)
     webhooks = _read_list(c, doc, "webhooks", _webhook)
-    _check_unique(c, doc, "trunks", [t.name for t in trunks], "trunk name")
-    _check_unique(c, doc, "users", [u.username for u in users], "user name")
+    _check_unique(c, doc, "trunks", "name", "trunk name")
+    _check_unique(c, doc, "users", "username", "user name")
 
     scenarios_dir = path.parent / c.get(doc, "scenarios_dir", "scenarios_dir", _string, "scenarios")
-    if "scenarios_dir" in doc and not scenarios_dir.is_dir():
+    folder_missing = "scenarios_dir" in doc and not scenarios_dir.is_dir()
+    if folder_missing:
         c.error(doc.value_mark("scenarios_dir"), f"scenarios_dir: no folder {scenarios_dir}")
-    routes = _routes(c, doc, scenarios_dir)
+    # With the folder missing, every route would also say "no scenario": one problem is enough.
+    routes = _routes(c, doc, scenarios_dir, check_files=not folder_missing)
 
     if c.problems:
         raise ProblemsError(c.problems)
@@ -373,6 +374,10 @@ def _require(c: _Checker, item: LocatedDict, key: str, path: str) -> str | None:
     if key not in item:
         c.error(item.mark, f"{path}: missing required key {key}")
         return None
+    if item[key] is None:
+        # "name:" with nothing after it loads as null; without this the entry would vanish.
+        c.error(item.value_mark(key), f"{path}.{key}: a value is required")
+        return None
     return c.get(item, key, f"{path}.{key}", _string, None)
 
 
@@ -393,7 +398,9 @@ def _trunk(c: _Checker, item: LocatedDict, path: str) -> TrunkConfig | None:
         c.error(item.value_mark("uri"), f"{path}.uri: expected a sip: URI, got {uri!r}")
     register = c.get(item, "register", f"{path}.register", _bool, False)
     username = c.get(item, "username", f"{path}.username", _string, None)
-    if register and username is None:
+    password = c.get(item, "password", f"{path}.password", _string, None)
+    # RFC 3261 22.4: answering the digest challenge to REGISTER needs both credentials.
+    if register and (username is None or password is None):
         c.error(item.key_mark("register"), f"{path}: register needs a username and password")
     if name is None or uri is None:
         return None
@@ -401,7 +408,7 @@ def _trunk(c: _Checker, item: LocatedDict, path: str) -> TrunkConfig | None:
         name=name,
         uri=uri,
         username=username,
-        password=c.get(item, "password", f"{path}.password", _string, None),
+        password=password,
         register=register,
         from_user=c.get(item, "from_user", f"{path}.from_user", _string, None),
     )
@@ -428,12 +435,24 @@ def _webhook(c: _Checker, item: LocatedDict, path: str) -> WebhookConfig | None:
     return WebhookConfig(url, events, c.get(item, "secret", f"{path}.secret", _string, None))
 
 
-def _check_unique(c: _Checker, doc: LocatedDict, key: str, names: list[str], what: str) -> None:
-    seen: set[str] = set()
-    for name in names:
+def _check_unique(c: _Checker, doc: LocatedDict, key: str, field: str, what: str) -> None:
+    """Report each entry of the list ``key`` whose ``field`` repeats an earlier one, there."""
+    items = doc.get(key)
+    if not isinstance(items, LocatedList):
+        return
+    seen: dict[str, Mark] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, LocatedDict):
+            continue
+        value = item.get(field)
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            continue  # missing or of the wrong type: reported already
+        name, mark = str(value), item.value_mark(field)
         if name in seen:
-            c.error(doc.key_mark(key), f"{key}: duplicate {what} {name!r}")
-        seen.add(name)
+            first = seen[name].line
+            c.error(mark, f"{key}[{i}].{field}: duplicate {what} {name!r} (first at line {first})")
+        else:
+            seen[name] = mark
 
 
 def scenario_file(scenarios_dir: Path, name: str) -> Path | None:
@@ -445,7 +464,9 @@ def scenario_file(scenarios_dir: Path, name: str) -> Path | None:
     return None
 
 
-def _routes(c: _Checker, doc: LocatedDict, scenarios_dir: Path) -> dict[str, str]:
+def _routes(
+    c: _Checker, doc: LocatedDict, scenarios_dir: Path, *, check_files: bool = True
+) -> dict[str, str]:
     if "routes" not in doc or doc["routes"] is None:
         return {}
     routes = doc["routes"]
@@ -453,21 +474,29 @@ def _routes(c: _Checker, doc: LocatedDict, scenarios_dir: Path) -> dict[str, str
         c.error(doc.value_mark("routes"), "routes must be a mapping of number or user to scenario")
         return {}
     out: dict[str, str] = {}
-    for key, target in routes.items():
+    firsts: dict[str, Mark] = {}
+    for item, target in routes.items():
+        # The number as written: YAML would read +33199001234 as an int and drop the "+".
+        key = routes.key_text(item)
+        if key in firsts:
+            first = firsts[key].line
+            c.error(routes.key_mark(item), f"routes.{key}: duplicate route (first at line {first})")
+            continue
+        firsts[key] = routes.key_mark(item)
         if not isinstance(target, str) or not target.strip():
-            c.error(routes.value_mark(key), f"routes.{key}: expected a scenario name")
+            c.error(routes.value_mark(item), f"routes.{key}: expected a scenario name")
             continue
         prefix = target.split(":", 1)[0]
         if ":" in target and prefix in ("call-control", "callflow"):
-            c.error(routes.value_mark(key), f"routes.{key}: {prefix} routes are not available yet")
+            c.error(routes.value_mark(item), f"routes.{key}: {prefix} routes are not available yet")
             continue
-        if scenario_file(scenarios_dir, target) is None:
+        if check_files and scenario_file(scenarios_dir, target) is None:
             c.error(
-                routes.value_mark(key),
+                routes.value_mark(item),
                 f"routes.{key}: no scenario {target!r} in {scenarios_dir}",
             )
             continue
-        out[str(key)] = target
+        out[key] = target
     return out
 
 

@@ -54,6 +54,14 @@ class LocatedDict(dict[Any, Any]):
     mark: Mark
     key_marks: dict[Any, Mark]
     value_marks: dict[Any, Mark]
+    key_texts: dict[Any, str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mark = Mark(1, 1)
+        self.key_marks = {}
+        self.value_marks = {}
+        self.key_texts = {}
 
     def key_mark(self, key: Any) -> Mark:
         return self.key_marks.get(key, self.mark)
@@ -61,12 +69,21 @@ class LocatedDict(dict[Any, Any]):
     def value_mark(self, key: Any) -> Mark:
         return self.value_marks.get(key, self.key_mark(key))
 
+    def key_text(self, key: Any) -> str:
+        """The key as written in the file (``+331...`` stays ``+331...``, not the int)."""
+        return self.key_texts.get(key, str(key))
+
 
 class LocatedList(list[Any]):
     """A sequence with the position of itself and of each item."""
 
     mark: Mark
     item_marks: list[Mark]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.mark = Mark(1, 1)
+        self.item_marks = []
 
     def item_mark(self, index: int) -> Mark:
         if 0 <= index < len(self.item_marks):
@@ -78,6 +95,9 @@ def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _LocatingLoader(yaml.SafeLoader):
     """SafeLoader that builds located containers and refuses duplicate keys."""
 
@@ -86,22 +106,42 @@ class _LocatingLoader(yaml.SafeLoader):
     def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
         data = LocatedDict()
         data.mark = _mark(node)
-        data.key_marks = {}
-        data.value_marks = {}
         yield data
+        own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         self.flatten_mapping(node)
-        for key_node, value_node in node.value:
+        # flatten_mapping puts the pairs merged in with "<<" before the mapping's own pairs.
+        merged = len(node.value) - own
+        written: dict[Any, Any] = {}  # own keys seen so far, as loaded
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self.construct_object(key_node, deep=True)
+            mark = _mark(key_node)
             if not isinstance(key, str | int | float | bool) and key is not None:
-                raise _DuplicateOrBadKey(_mark(key_node), "a mapping key must be a plain value")
-            if key in data.key_marks:
-                first = data.key_marks[key]
-                raise _DuplicateOrBadKey(
-                    _mark(key_node), f"duplicate key {key!r} (first defined at line {first.line})"
-                )
+                raise _DuplicateOrBadKey(mark, "a mapping key must be a plain value")
+            text = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
+            if index >= merged:
+                # YAML merge keys: the mapping's own keys override merged ones, silently.
+                if key in written:
+                    raise _DuplicateOrBadKey(mark, self._clash(data, written[key], key, text))
+                written[key] = key
+            # Python's 1 == 1.0 == True: drop the old entry so the winning key keeps its type.
+            data.pop(key, None)
             data[key] = self.construct_object(value_node, deep=True)
-            data.key_marks[key] = _mark(key_node)
+            for marks in (data.key_marks, data.value_marks, data.key_texts):
+                marks.pop(key, None)
+            data.key_marks[key] = mark
             data.value_marks[key] = _mark(value_node)
+            data.key_texts[key] = text
+
+    @staticmethod
+    def _clash(data: LocatedDict, first: Any, key: Any, text: str) -> str:
+        line = data.key_marks[first].line
+        if type(first) is type(key):
+            return f"duplicate key {key!r} (first defined at line {line})"
+        # Different YAML values that one Python dict cannot hold apart (1, 1.0 and true).
+        return (
+            f"key {text} and key {data.key_texts[first]} (line {line}) are the same key once "
+            f"loaded ({key!r} == {first!r}); quote them to keep both"
+        )
 
     def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
         data = LocatedList()
@@ -127,7 +167,13 @@ def load_yaml(text: str, filename: str) -> Any:
 
     An empty document loads as ``None``.
     """
-    loader = _LocatingLoader(text)
+    try:
+        loader = _LocatingLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # YAML 1.1 5.1: control characters are not allowed; the reader checks the whole text.
+        mark = _text_mark(text, exc.position)
+        message = f"YAML syntax error: unacceptable character U+{exc.character:04X} ({exc.reason})"
+        raise ProblemsError([Problem(filename, mark, message)]) from None
     try:
         return loader.get_single_data()
     except _DuplicateOrBadKey as exc:
@@ -137,7 +183,10 @@ def load_yaml(text: str, filename: str) -> Any:
         mark = Mark(where.line + 1, where.column + 1) if where else Mark(1, 1)
         message = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
-            message = f"{exc.problem} ({exc.context})"
+            if exc.problem.startswith("but "):
+                message = f"{exc.context}, {exc.problem}"
+            else:
+                message = f"{exc.problem} ({exc.context})"
         raise ProblemsError([Problem(filename, mark, f"YAML syntax error: {message}")]) from None
     except yaml.YAMLError as exc:
         raise ProblemsError([Problem(filename, Mark(1, 1), f"YAML error: {exc}")]) from None
@@ -145,15 +194,26 @@ def load_yaml(text: str, filename: str) -> Any:
         loader.dispose()
 
 
+def _text_mark(text: str, position: int) -> Mark:
+    """The 1-based line and column of a character index."""
+    line_start = text.rfind("\n", 0, position) + 1
+    return Mark(text.count("\n", 0, position) + 1, position - line_start + 1)
+
+
 def load_yaml_file(path: str) -> Any:
     """Read and parse a YAML file; unreadable files are reported as problems too."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise ProblemsError(
             [Problem(path, Mark(1, 1), f"cannot read file: {exc.strerror}")]
         ) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ProblemsError([Problem(path, Mark(1, 1), f"not UTF-8 text: {exc.reason}")]) from None
+        # Point at the first byte that is not UTF-8, counting columns in characters.
+        before = data[: exc.start].decode("utf-8")
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason}); save it as UTF-8"
+        raise ProblemsError([Problem(path, _text_mark(before, len(before)), message)]) from None
     return load_yaml(text, path)

@@ -4,13 +4,17 @@ All legs that play audio are ticked together, so the cost per tick grows with
 the number of legs and the event loop wakes 50 times a second however many
 calls there are. Ticks are scheduled at absolute times (start + n * 20 ms) so
 they do not drift; when the loop falls far behind, the clock skips ahead
-rather than bursting, and counts the skipped ticks.
+rather than bursting, and counts the skipped ticks. A member that raises is
+logged, counted in ``errors`` and dropped, so one broken leg cannot stop the
+clock for every other call.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Protocol
+
+from mediaserver.log import get_logger
 
 PTIME = 0.020
 MAX_LAG_TICKS = 5
@@ -25,6 +29,7 @@ class MediaClock:
         self.ptime = ptime
         self.ticks = 0
         self.skipped = 0
+        self.errors = 0
         self._members: dict[Ticked, None] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._next = 0.0
@@ -52,7 +57,13 @@ class MediaClock:
         now = loop.time()
         self.ticks += 1
         for member in list(self._members):
-            member.on_tick(now)
+            try:
+                member.on_tick(now)
+            except Exception:
+                # Raising out of a timer callback would end the clock for every call.
+                self.errors += 1
+                self._members.pop(member, None)
+                get_logger("clock").exception("media clock member failed", member=repr(member))
         if not self._members:
             self._handle = None
             return

@@ -79,6 +79,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.sending = False
         self.echo = False
         self._latched = False
+        self._peer: tuple[str, int] | None = None  # the latched source: packets from elsewhere drop
+        self._hold = False  # the peer asked for no media (null address): latch but never send
         self._remote_ssrc: int | None = None
         self._ssrc = secrets.randbits(32)
         self._seq = secrets.randbits(16)
@@ -106,10 +108,12 @@ class RtpLeg(asyncio.DatagramProtocol):
             return
         if not self._latched:
             # Symmetric RTP: answer to where the peer's packets come from, not only the SDP.
-            self.remote = (addr[0], addr[1])
+            self._peer = (addr[0], addr[1])
             self._latched = True
             self._remote_ssrc = packet.ssrc
-        elif addr != self.remote:
+            if not self._hold:
+                self.remote = self._peer
+        elif addr != self._peer:
             stats["foreign"] += 1
             return
         stats["packets_in"] += 1
@@ -191,11 +195,13 @@ class RtpLeg(asyncio.DatagramProtocol):
     ) -> None:
         """A re-INVITE or delayed answer changed the peer's media description."""
         if remote[0] in ("0.0.0.0", "::"):
-            # RFC 3264 8.4: a null address means "do not send to me" (hold).
+            # RFC 3264 8.4: a null address means "do not send to me" (hold), even if the
+            # peer goes on sending to us, so its packets must not latch a destination again.
             self.remote = None
-            self._latched = False
-        elif remote != self.remote:
+            self._hold = True
+        elif remote != self.remote or self._hold:
             self.remote = remote
+            self._hold = False
             self._latched = False
         self.codec = codec
         self.payload_type = payload_type

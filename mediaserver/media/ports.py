@@ -21,6 +21,7 @@ class NoFreePort(Exception):
 
 class PortAllocator:
     def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
         first = low + (low % 2)  # RTP on even ports (RFC 3550 11)
         self._ports = list(range(first, high, 2))
         self._next = 0
@@ -52,7 +53,8 @@ class PortAllocator:
                 continue  # held by another program: try the next one
             self._used.add(port)
             return transport, protocol, port
-        raise NoFreePort(f"no free RTP port in {self._ports[0]}-{self._ports[-1] + 1}")
+        # A range without one even port (and the odd one above it) is simply always full.
+        raise NoFreePort(f"no free RTP port in {self.low}-{self.high}")
 
     def release(self, port: int) -> None:
         self._used.discard(port)

@@ -12,10 +12,10 @@ and the user agent.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mediaserver.sip.message import Request, Response, make_response
-from mediaserver.sip.uri import NameAddress, SipSyntaxError, Uri, Via, parse_uri
+from mediaserver.sip.uri import NameAddress, SipSyntaxError, SipUri, Uri, Via, parse_uri
 
 
 class DialogState(enum.Enum):
@@ -110,7 +110,12 @@ class Dialog:
                     headers.add("Route", route)
             else:
                 # RFC 3261 12.2.1.1: strict routing puts the first route in the Request-URI.
-                request.uri = str(first.uri)
+                uri = first.uri
+                if isinstance(uri, SipUri):
+                    # RFC 3261 19.1.1 Table 1: no method parameter or headers in a Request-URI.
+                    params = {k: v for k, v in uri.params.items() if k != "method"}
+                    uri = replace(uri, params=params, headers="")
+                request.uri = str(uri)
                 for route in self.route_set[1:]:
                     headers.add("Route", route)
                 headers.add("Route", f"<{self.remote_target}>")

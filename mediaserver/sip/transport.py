@@ -148,14 +148,19 @@ class _TcpConnection(asyncio.Protocol):
 
 
 class SipEndpoint:
-    """SIP over UDP and TCP, feeding a transaction layer and a request handler."""
+    """SIP over UDP and TCP, feeding a transaction layer and a request handler.
+
+    ``max_transactions`` bounds memory, not call rate: over UDP a finished
+    transaction lingers 32 s to absorb retransmissions (Timers J and L), so
+    200 call set-ups a second keep about 13,000 transactions alive.
+    """
 
     def __init__(
         self,
         listen: Sequence[ListenAddress],
         *,
         timers: TimerConfig | None = None,
-        max_transactions: int = 10_000,
+        max_transactions: int = 100_000,
     ) -> None:
         self.listen = list(listen)
         self.layer = TransactionLayer(timers or TimerConfig(), max_transactions=max_transactions)

@@ -79,6 +79,7 @@ def start_server(
     scenarios: Path = SCENARIOS,
     rtp_range: tuple[int, int] | None = None,
     extra_args: list[str] | None = None,
+    log_level: str = "debug",
 ) -> ServerProcess:
     """Start a server with its own config and data folder under ``tmp``."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,7 @@ def start_server(
     log_file = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "mediaserver", "run", "--config", str(config),
-         "--data-dir", str(tmp), "--sip-port", "0", "--log-level", "debug",
+         "--data-dir", str(tmp), "--sip-port", "0", "--log-level", log_level,
          "--log-format", "json", "--drain", "2", *(extra_args or [])],
         stdout=subprocess.PIPE,
         stderr=log_file,

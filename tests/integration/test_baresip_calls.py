@@ -1,0 +1,96 @@
+"""Real calls from baresip, checked by what the softphone actually heard.
+
+baresip records the audio it received (its sndfile filter) to a WAV; the
+tests analyse that file: speech energy over time for the welcome prompt, the
+frequency of the tone each IVR branch plays, and the caller's own tone coming
+back from the echo scenario, over PCMU and PCMA.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.integration.conftest import ServerProcess
+from tests.support import audio
+from tests.support.baresip import Baresip
+
+pytestmark = pytest.mark.integration
+
+PEER_HUNG_UP = "Connection reset by peer"
+
+
+def test_welcome_speaks_then_hangs_up(server: ServerProcess) -> None:
+    with Baresip(max_call_s=30) as phone:
+        phone.dial(server.uri("welcome"))
+        phone.wait_established(timeout=10)
+        # The server hangs up after its goodbye: baresip sees a BYE.
+        assert phone.wait_closed(timeout=25) == PEER_HUNG_UP
+        heard, rate = phone.recorded_audio()
+    # "Hello, and welcome. You are calling from ..." is several seconds of speech.
+    assert audio.speech_seconds(heard, rate) > 2.0
+    # Speech starts soon after the answer, and there is a pause before "Goodbye".
+    spans = audio.active_intervals(heard, rate, -40)
+    assert spans and spans[0][0] < 2.0
+    assert len(spans) >= 2, f"expected speech, a pause, then goodbye: {spans}"
+
+
+@pytest.mark.parametrize(
+    ("digit", "tone", "seconds"),
+    [("1", [1000], 0.2), ("2", [440, 480], 1.5), ("3", [350, 440], 2.0)],
+)
+def test_ivr_branch_heard_after_baresip_dtmf(
+    server: ServerProcess, digit: str, tone: list[int], seconds: float
+) -> None:
+    with Baresip(max_call_s=40) as phone:
+        phone.dial(server.uri("ivr"))
+        phone.wait_established(timeout=10)
+        time.sleep(1.5)  # into the menu prompt: the key interrupts it
+        phone.send_dtmf(digit)
+        assert phone.wait_closed(timeout=30) == PEER_HUNG_UP
+        heard, rate = phone.recorded_audio()
+    assert audio.tone_present(heard, rate, tone, seconds), f"branch {digit}: tone {tone} not heard"
+    others = [t for t in ([1000], [440, 480], [350, 440]) if t != tone]
+    for other in others:
+        assert not audio.tone_present(heard, rate, other, 0.2), f"heard {other} for digit {digit}"
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_echo_returns_the_callers_audio(server: ServerProcess, tmp_path: Path, codec: str) -> None:
+    tone_wav = tmp_path / "tone.wav"
+    audio.make_tone_wav(tone_wav, 700, 3.0, lead_s=0.5, tail_s=0.5, amplitude=0.4)
+    with Baresip(input_wav=tone_wav, codecs=(codec,), max_call_s=20) as phone:
+        phone.dial(server.uri("echo"))
+        phone.wait_established(timeout=10)
+        time.sleep(4.5)
+        heard, rate = phone.recorded_audio()
+        phone.hangup()
+        phone.wait_closed(timeout=10)
+    assert audio.tone_present(heard, rate, 700, 2.0), "the caller's 700 Hz did not come back"
+    assert abs(audio.dominant_frequency(heard, rate) - 700) < 5
+
+
+def test_call_over_tcp(server: ServerProcess) -> None:
+    with Baresip(transport="tcp", max_call_s=30) as phone:
+        phone.dial(server.uri("welcome", transport="tcp"))
+        phone.wait_established(timeout=10)
+        assert phone.wait_closed(timeout=25) == PEER_HUNG_UP
+        heard, rate = phone.recorded_audio()
+    assert audio.speech_seconds(heard, rate) > 2.0
+
+
+def test_silence_is_sent_between_prompts(server: ServerProcess) -> None:
+    """The stream never stops while the call is up: the recording covers the call."""
+    with Baresip(max_call_s=30) as phone:
+        phone.dial(server.uri("welcome"))
+        phone.wait_established(timeout=10)
+        started = time.monotonic()
+        phone.wait_closed(timeout=25)
+        lasted = time.monotonic() - started
+        heard, rate = phone.recorded_audio()
+    recorded = len(heard) / rate
+    assert recorded == pytest.approx(lasted, abs=0.6)
+    assert np.max(np.abs(heard)) < 1.0  # no clipping
