@@ -19,7 +19,7 @@ import secrets
 import string
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from mediaserver.actions.callapi import CallEnded, Pcm
 from mediaserver.log import get_logger
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
-from mediaserver.sip.dialog import Dialog, DialogState
+from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, make_response
 from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer, make_offer
 from mediaserver.sip.transaction import ServerTransaction
@@ -76,7 +76,7 @@ class CallSetup:
     dialog: Dialog
     leg: RtpLeg
     local_host: str  # address for Contact and SDP
-    contact: str
+    dialog_headers: list[tuple[str, str]]  # Contact, Allow, Server on our dialog responses
     answer_sdp: SessionDescription | None  # None: the INVITE had no offer
     codecs: tuple[str, ...]
     user_agent: str
@@ -106,7 +106,8 @@ class Call:
         self._wakers: list[asyncio.Future[None]] = []
         self._ended = asyncio.get_running_loop().create_future()
         self._acked = asyncio.get_running_loop().create_future()
-        self._run_task: asyncio.Task[None] | None = None
+        self._run_task: asyncio.Task[RunOutcome] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._local_sdp = setup.answer_sdp
         self._offer: SessionDescription | None = None
         self._sdp_version = 1
@@ -151,7 +152,7 @@ class Call:
         if self.answered or self.final_status is not None:
             return
         ringing = make_response(
-            self.invite, 180, to_tag=self.dialog.local_tag, extra=self._common_headers()
+            self.invite, 180, to_tag=self.dialog.local_tag, extra=self.setup.dialog_headers
         )
         self.endpoint.respond(self.transaction, ringing)
 
@@ -172,7 +173,7 @@ class Call:
             body = self._offer.serialize().encode()
         else:
             body = self._local_sdp.serialize().encode()
-        extra = [*self._common_headers(), ("Content-Type", "application/sdp")]
+        extra = [*self.setup.dialog_headers, ("Content-Type", "application/sdp")]
         ok = make_response(self.invite, 200, to_tag=self.dialog.local_tag, extra=extra, body=body)
         self.endpoint.respond(self.transaction, ok)
         self.final_status = 200
@@ -241,13 +242,6 @@ class Call:
         self._digits.clear()
 
     # -- helpers -------------------------------------------------------------
-
-    def _common_headers(self) -> list[tuple[str, str]]:
-        return [
-            ("Contact", self.setup.contact),
-            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"),
-            ("Server", self.setup.user_agent),
-        ]
 
     async def _ensure_answered(self) -> None:
         self._check()
@@ -374,7 +368,7 @@ class Call:
             return
         sdp = self._local_sdp or self._offer
         assert sdp is not None
-        extra = [*self._common_headers(), ("Content-Type", "application/sdp")]
+        extra = [*self.setup.dialog_headers, ("Content-Type", "application/sdp")]
         body = sdp.serialize().encode()
         ok = make_response(request, 200, to_tag=self.dialog.local_tag, extra=extra, body=body)
         self.endpoint.respond(tx, ok)
@@ -383,15 +377,14 @@ class Call:
         if self._run_task is not None and not self._run_task.done():
             self._run_task.cancel()
 
-    def _schedule(self, coro: Awaitable[None]) -> None:
-        async def runner() -> None:
-            await coro
-
-        asyncio.get_running_loop().create_task(runner())
+    def _schedule(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- the call's life ---------------------------------------------------------
 
-    async def serve(self, run: Callable[[Call], Awaitable[RunOutcome]]) -> None:
+    async def serve(self, run: Callable[[Call], Coroutine[Any, Any, RunOutcome]]) -> None:
         """Run the scenario, then make sure the call is over and cleaned up."""
         structlog.contextvars.bind_contextvars(call_id=self.id)
         log.info(
@@ -403,14 +396,14 @@ class Call:
             transport=self.setup.source.transport,
         )
         try:
-            self._run_task = asyncio.current_task()
+            # The run is a child task so the caller hanging up can cancel it alone.
+            self._run_task = asyncio.get_running_loop().create_task(run(self))
             try:
-                self.outcome = await run(self)
+                self.outcome = await self._run_task
             except asyncio.CancelledError:
-                if not self.ended:
-                    raise  # the server is shutting down, not the caller hanging up
-            finally:
-                self._run_task = None
+                if not self._run_task.cancelled():
+                    self._run_task.cancel()  # the server itself is stopping
+                    raise
             if not self.ended:
                 failed = self.outcome is not None and self.outcome.status == "failed"
                 await self.hangup("failed" if failed and not self.answered else "normal_clearing")
@@ -426,15 +419,11 @@ class Call:
                 cause=self.hangup_cause,
                 source=self.hangup_source,
                 status=self.final_status,
-                run=self.outcome.status if self.outcome else None,
+                run=self.outcome.status if self.outcome else "hangup",
                 duration=round(duration, 3) if self.answered_at else 0,
                 media=self.leg.snapshot(),
             )
             self._on_finished(self)
-
-    @property
-    def dialog_confirmed(self) -> bool:
-        return self.dialog.state is DialogState.CONFIRMED
 
 
 def _user_of(uri: object) -> str | None:

@@ -110,11 +110,6 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _serve(config: Config, drain: float) -> int:
     log = get_logger("cli")
-    server = Server(config)
-    listening = await server.start()
-    print(listening, flush=True)
-    log.info("started", version=__version__, config=str(config.path))
-
     stop = asyncio.Event()
     force = asyncio.Event()
 
@@ -126,9 +121,14 @@ async def _serve(config: Config, drain: float) -> int:
             log.info("shutting down", signal=name)
             stop.set()
 
+    # Handlers first: a signal right after the start-up line must stop us cleanly.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    server = Server(config)
+    listening = await server.start()
+    print(listening, flush=True)
+    log.info("started", version=__version__, config=str(config.path))
     await stop.wait()
     await server.shutdown(drain, force)
     return 0

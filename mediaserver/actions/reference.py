@@ -12,7 +12,7 @@ Each block is rendered from the registry, so the documented parameters,
 types, defaults and results are the ones the validator enforces:
 
 - ``NAME@vN``: one action's parameter table, its result and whether it
-  needs a call (from its :class:`ActionDefinition` and :class:`Param`\\ s);
+  needs a call (from its :class:`ActionDefinition` and its :class:`Param` list);
 - ``actions``: the index of every available action;
 - ``planned``: the SPEC actions not available yet (:data:`registry.PLANNED`);
 - ``prompt-items``: the fields of ``say:``, ``play:`` and ``pause:`` items.
@@ -55,6 +55,8 @@ _TEMPLATE_WORD = re.compile(r"(?<!`)\$\{\.\.\.\}(?!`)")
 
 INTERPOLATION_ANCHOR = "#interpolation"
 """Where the document explains ``${...}``; the type of interpolated strings links there."""
+PROMPTS_ANCHOR = "#prompts"
+"""Where the document explains prompts; the type of prompt parameters links there."""
 
 
 class ReferenceDocError(ValueError):
@@ -105,6 +107,8 @@ def param_type(param: Param) -> str:
         if high is not None:
             return f"{described}, at most {_number(high)}"
         return described
+    if kind is ParamType.PROMPT:
+        return f"a list of [prompt items]({PROMPTS_ANCHOR}) (`say:`, `play:` or `pause:`)"
     if kind is not ParamType.STRING:
         return described
     if param.choices:

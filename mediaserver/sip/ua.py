@@ -353,7 +353,11 @@ class UserAgent:
             dialog=Dialog.from_invite(request, local_tag),
             leg=leg,
             local_host=local_host,
-            contact=f"<sip:{host}:{contact_port}{suffix}>",
+            dialog_headers=[
+                ("Contact", f"<sip:{host}:{contact_port}{suffix}>"),
+                ("Allow", ALLOW),
+                ("Server", self.user_agent),
+            ],
             answer_sdp=answer.sdp if answer else None,
             codecs=self.media.codecs,
             user_agent=self.user_agent,

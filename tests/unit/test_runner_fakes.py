@@ -167,6 +167,11 @@ class FakeCall:
         start = self.now
         end = start + len(audio) / SAMPLE_RATE
         label = self.prompts.label(audio)
+        # Like the real call: a stop key already buffered (type-ahead) skips the audio.
+        for key in self._buffer:
+            if key in stop_keys:
+                self.played.append(Played(start, label, 0.0, key))
+                return key
         for at, key in list(self._scheduled):
             if at >= end:
                 break
