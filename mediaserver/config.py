@@ -27,6 +27,7 @@ from mediaserver.yamlsource import (
 
 SUPPORTED_CODECS = ("PCMU", "PCMA")
 SCENARIO_SUFFIXES = (".yaml", ".yml")
+SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -489,6 +490,13 @@ def _routes(
         prefix = target.split(":", 1)[0]
         if ":" in target and prefix in ("call-control", "callflow"):
             c.error(routes.value_mark(item), f"routes.{key}: {prefix} routes are not available yet")
+            continue
+        if not SCENARIO_NAME.fullmatch(target):
+            # A name, not a path: nothing outside the scenarios folder can be routed to.
+            c.error(
+                routes.value_mark(item),
+                f"routes.{key}: {target!r} is not a scenario name (letters, digits, '-', '_')",
+            )
             continue
         if check_files and scenario_file(scenarios_dir, target) is None:
             c.error(

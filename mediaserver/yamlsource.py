@@ -9,7 +9,11 @@ or value that is wrong long after parsing.
 Mappings become :class:`LocatedDict`, sequences :class:`LocatedList`; both
 are plain ``dict``/``list`` subclasses, so code that only reads values does
 not need to know about positions. Duplicate keys, which PyYAML silently
-overwrites, are reported as errors.
+overwrites, are reported as errors; so are different YAML keys that Python
+takes for one (``1``, ``1.0`` and ``true``: ``1 == True``), which one dict
+cannot hold apart. Keys keep their YAML types, and :meth:`LocatedDict.key_text`
+gives a key as it was written (``+33199001234``, read as an int). Merge keys
+(``<<``) work as YAML defines them: the mapping's own keys override merged ones.
 """
 
 from __future__ import annotations

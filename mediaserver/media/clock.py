@@ -68,8 +68,10 @@ class MediaClock:
             self._handle = None
             return
         self._next += self.ptime
-        if now - self._next > MAX_LAG_TICKS * self.ptime:
-            missed = int((now - self._next) / self.ptime)
+        # Measure the lag after the members ran: a slow member is what makes the clock late.
+        late = loop.time() - self._next
+        if late > MAX_LAG_TICKS * self.ptime:
+            missed = int(late / self.ptime)
             self.skipped += missed
             self._next += missed * self.ptime
         self._handle = loop.call_at(self._next, self._tick)

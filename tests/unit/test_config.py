@@ -589,3 +589,13 @@ def test_storage_paths_resolve_against_the_data_dir(tmp_path: Path) -> None:
     assert config.storage_path(config.storage.cache) == tmp_path / "data" / "data" / "cache"
     # Without --data-dir, relative paths stay relative to the working folder.
     assert load_config(DEFAULT).storage_path(Path("data/x.db")) == Path("data/x.db")
+
+
+@pytest.mark.parametrize("target", ["../secrets", "sub/dir", "/etc/passwd", ".hidden"])
+def test_route_targets_are_names_not_paths(tmp_path: Path, target: str) -> None:
+    (tmp_path / "scenarios").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text(f'routes:\n  x: "{target}"\n')
+    with pytest.raises(ProblemsError) as err:
+        load_config(config)
+    assert f"c.yaml:2:6: routes.x: {target!r} is not a scenario name" in str(err.value)

@@ -103,8 +103,8 @@ class FakeCall:
         self._buffer: list[str] = []
         self._info = info or {
             "id": "call0001",
-            "from": "sip:+33123456789@198.51.100.7",
-            "to": "sip:ivr@127.0.0.1",
+            "from": "+33123456789",  # like Call.info: the user part of the From URI
+            "to": "ivr",
             "direction": "inbound",
             "sip_call_id": "abc@198.51.100.7",
             "started_at": 1_700_000_000_000,
