@@ -57,6 +57,18 @@ class MediaSettings:
     public_address: str | None  # written in SDP and Contact; None: work it out per peer
 
 
+@dataclass(frozen=True)
+class PendingInvite:
+    """An INVITE accepted for routing, while its call is being set up."""
+
+    transaction: ServerTransaction
+    request: Request
+    source: Peer
+    scenario: str
+    offer: SessionDescription | None
+    merge_key: tuple[str, str, int]
+
+
 Router = Callable[[str], str | None]
 """Called user or number -> scenario name, None when nothing matches."""
 
@@ -236,24 +248,16 @@ class UserAgent:
                 return
         self._merge_keys[merge_key] = branch
         self._invites[tx] = None
-        task = asyncio.get_running_loop().create_task(
-            self._start_call(tx, request, source, scenario, offer, merge_key)
-        )
+        invite = PendingInvite(tx, request, source, scenario, offer, merge_key)
+        task = asyncio.get_running_loop().create_task(self._start_call(invite))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _start_call(
-        self,
-        tx: ServerTransaction,
-        request: Request,
-        source: Peer,
-        scenario: str,
-        offer: SessionDescription | None,
-        merge_key: tuple[str, str, int],
-    ) -> None:
+    async def _start_call(self, invite: PendingInvite) -> None:
+        tx, request = invite.transaction, invite.request
         call: Call | None = None
         try:
-            call = await self._setup_call(tx, request, source, scenario, offer)
+            call = await self._setup_call(invite)
             if call is None:
                 return
             self.calls[call.dialog.call_id, call.dialog.local_tag] = call
@@ -264,21 +268,15 @@ class UserAgent:
             if call is None and not tx.finalised:
                 self._respond(tx, request, 500)
         finally:
-            self._merge_keys.pop(merge_key, None)
+            self._merge_keys.pop(invite.merge_key, None)
             self._cancelled.discard(tx)
             self._invites.pop(tx, None)
             if call is not None:
                 self.calls.pop((call.dialog.call_id, call.dialog.local_tag), None)
 
-    async def _setup_call(
-        self,
-        tx: ServerTransaction,
-        request: Request,
-        source: Peer,
-        scenario: str,
-        offer: SessionDescription | None,
-    ) -> Call | None:
-        local_host = self.media.public_address or local_address_for(source.host)
+    async def _setup_call(self, invite: PendingInvite) -> Call | None:
+        """Bind the call's RTP port and negotiate; None when the call was refused."""
+        local_host = self.media.public_address or local_address_for(invite.source.host)
         leg = RtpLeg(
             self.clock,
             CODECS[self.media.codecs[0]],
@@ -291,11 +289,11 @@ class UserAgent:
             _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
         except NoFreePort as exc:
             log.warning("cannot take call", reason=str(exc))
-            self._respond(tx, request, 503, "No media ports available")
+            self._respond(invite.transaction, invite.request, 503, "No media ports available")
             return None
         leg.local_port = port
         try:
-            setup = self._call_setup(tx, request, source, scenario, offer, leg, local_host)
+            setup = self._call_setup(invite, leg, local_host)
         except BaseException:
             self._release(leg)
             raise
@@ -304,17 +302,9 @@ class UserAgent:
             return None
         return Call(setup, on_finished=lambda call: self._release(call.leg))
 
-    def _call_setup(
-        self,
-        tx: ServerTransaction,
-        request: Request,
-        source: Peer,
-        scenario: str,
-        offer: SessionDescription | None,
-        leg: RtpLeg,
-        local_host: str,
-    ) -> CallSetup | None:
+    def _call_setup(self, invite: PendingInvite, leg: RtpLeg, local_host: str) -> CallSetup | None:
         """Negotiate media and describe the new call; None when it was refused."""
+        tx, request, offer = invite.transaction, invite.request, invite.offer
         port = leg.local_port
         local_tag = new_tag()
         answer: AudioAnswer | None = None
@@ -341,7 +331,7 @@ class UserAgent:
             )
         if tx in self._cancelled:
             return None
-        transport = source.transport
+        transport = invite.source.transport
         contact_port = self.endpoint.local_address(transport)[1]
         suffix = ";transport=tcp" if transport == "tcp" else ""
         host = f"[{local_host}]" if ":" in local_host else local_host
@@ -349,7 +339,7 @@ class UserAgent:
             endpoint=self.endpoint,
             invite=request,
             transaction=tx,
-            source=source,
+            source=invite.source,
             dialog=Dialog.from_invite(request, local_tag),
             leg=leg,
             local_host=local_host,
@@ -361,7 +351,7 @@ class UserAgent:
             answer_sdp=answer.sdp if answer else None,
             codecs=self.media.codecs,
             user_agent=self.user_agent,
-            scenario=scenario,
+            scenario=invite.scenario,
         )
         return setup
 
