@@ -48,6 +48,8 @@ class SipConfig:
     )
     public_address: str | None = None  # None: the listening address ("auto")
     user_agent: str = "mediaserver"
+    # Sources whose calls may make the server dial out without authenticating.
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,8 @@ def load_config(path: str | Path) -> Config:
             c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
 
     sip = SipConfig()
-    if (s := c.section(doc, "sip", {"listen", "public_address", "user_agent"}, "sip")) is not None:
+    sip_keys = {"listen", "public_address", "user_agent", "trusted_networks"}
+    if (s := c.section(doc, "sip", sip_keys, "sip")) is not None:
         listen: tuple[ListenAddress, ...] = sip.listen
         if "listen" in s:
             items = s["listen"]
@@ -262,6 +265,7 @@ def load_config(path: str | Path) -> Config:
             listen=listen,
             public_address=None if public == "auto" else _checked_host(c, s, public),
             user_agent=c.get(s, "user_agent", "sip.user_agent", _string, sip.user_agent),
+            trusted_networks=_networks(c, s),
         )
 
     rtp = RtpConfig()
@@ -330,6 +334,28 @@ def _checked_host(c: _Checker, s: LocatedDict, text: str) -> str | None:
     except ValueError as exc:
         c.error(s.value_mark("public_address"), f"sip.public_address: {exc}")
         return None
+
+
+def _networks(
+    c: _Checker, s: LocatedDict
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if "trusted_networks" not in s or s["trusted_networks"] is None:
+        return ()
+    items = s["trusted_networks"]
+    if not isinstance(items, LocatedList):
+        c.error(s.value_mark("trusted_networks"), "sip.trusted_networks must be a list")
+        return ()
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            c.error(
+                items.item_mark(i),
+                f"sip.trusted_networks[{i}]: expected an address or network such as "
+                f"127.0.0.0/8, got {item!r}",
+            )
+    return tuple(out)
 
 
 def _codec_list(value: Any) -> tuple[str, ...]:

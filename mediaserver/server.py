@@ -69,7 +69,12 @@ class Server:
             self.endpoint,
             router=self.route,
             serve_call=self.serve_call,
-            media=MediaSettings(config.rtp.codecs, rtp_host, config.sip.public_address),
+            media=MediaSettings(
+                config.rtp.codecs,
+                rtp_host,
+                config.sip.public_address,
+                config.sip.trusted_networks,
+            ),
             ports=self.ports,
             clock=self.clock,
             user_agent=config.sip.user_agent,
@@ -81,7 +86,7 @@ class Server:
         return routes.get(called) or routes.get("*")
 
     async def serve_call(self, call: Call) -> None:
-        scenario = self.scenarios[call.setup.scenario]
+        scenario = self.scenarios[call.scenario or ""]
 
         async def run(call: Call) -> RunOutcome:
             return await Run(

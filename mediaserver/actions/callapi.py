@@ -12,17 +12,56 @@ Audio is always 16-bit signed mono PCM at 8 kHz in a NumPy array (``Pcm``);
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
 
-__all__ = ["DTMF_KEYS", "SAMPLE_RATE", "AudioError", "CallApi", "CallEnded", "Pcm", "PromptAudio"]
+__all__ = [
+    "DTMF_KEYS",
+    "SAMPLE_RATE",
+    "AudioError",
+    "CallApi",
+    "CallEnded",
+    "DialError",
+    "DialOptions",
+    "DialResult",
+    "Pcm",
+    "PromptAudio",
+]
 
 DTMF_KEYS = "0123456789*#ABCD"
 
 
 class CallEnded(Exception):
     """The call is gone; whatever the run was doing with it cannot go on."""
+
+
+class DialError(Exception):
+    """The dial could not be attempted at all (the message says why)."""
+
+
+@dataclass(frozen=True)
+class DialOptions:
+    timeout: float = 30.0
+    caller_id: str | None = None
+    ringback: str = "tone"
+    max_duration: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DialResult:
+    """What ``$dial`` holds after dial@v1."""
+
+    status: str  # answered, busy, no-answer, failed, canceled
+    duration: float  # seconds the bridge lasted
+    target: str | None  # who answered, or the last target tried
+    sip_status: int | None = None
+
+    def as_variable(self) -> dict[str, object]:
+        return {"status": self.status, "duration": round(self.duration, 3), "target": self.target}
 
 
 class CallApi(Protocol):
@@ -42,6 +81,9 @@ class CallApi(Protocol):
 
     async def ring(self) -> None:
         """Send 180 Ringing (no effect once answered)."""
+
+    async def progress(self) -> None:
+        """Send 183 Session Progress with SDP: media flows before the answer."""
 
     async def answer(self) -> None:
         """Answer (200 OK with SDP); no effect if already answered."""
@@ -70,6 +112,12 @@ class CallApi(Protocol):
 
     def flush_digits(self) -> None:
         """Forget buffered DTMF keys."""
+
+    async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
+        """Ring ``targets`` at once and bridge the call to the first that answers;
+        return when the bridge ends (or nobody answered). Raises DialError when
+        dialling is not allowed for this call."""
+        ...
 
 
 class PromptAudio(Protocol):

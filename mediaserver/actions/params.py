@@ -51,6 +51,8 @@ class ParamType(enum.Enum):
     ACTIONS = "a list of actions"
     PROMPT = "a list of prompt items (say:, play: or pause:)"
     CASES = "a mapping from values to lists of actions"
+    STRINGS = "a list of strings"
+    HEADERS = "a mapping of SIP header names to strings"
 
 
 STRUCTURAL = frozenset({ParamType.ACTIONS, ParamType.PROMPT, ParamType.CASES})
@@ -119,6 +121,10 @@ def convert(param: Param, value: Any) -> Any:
         return _number(param, value)
     if kind in (ParamType.KEYS, ParamType.STOP_KEYS):
         return _keys(param, value)
+    if kind is ParamType.STRINGS:
+        return _strings(param, value)
+    if kind is ParamType.HEADERS:
+        return _headers(param, value)
     if not isinstance(value, str):
         raise _mistyped(param, value)
     if kind is ParamType.LABEL:
@@ -135,6 +141,46 @@ def convert(param: Param, value: Any) -> Any:
         except ExpressionError as exc:
             raise ParamError(f"{param.name}: {exc}") from None
     return value
+
+
+def _strings(param: Param, value: Any) -> tuple[Any, ...]:
+    """A list of strings (one string alone counts as a list of one)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise _mistyped(param, value)
+    out = []
+    for index, item in enumerate(items):
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            item = str(item)  # a number written without quotes
+        if not isinstance(item, str) or not item.strip():
+            raise ParamError(f"{param.name}[{index}]: expected a string, got {describe(item)}")
+        try:
+            out.append(_parse_template(item) if param.interpolated else item)
+        except ExpressionError as exc:
+            raise ParamError(f"{param.name}[{index}]: {exc}") from None
+    return tuple(out)
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+
+
+def _headers(param: Param, value: Any) -> dict[str, Any]:
+    """SIP header names (RFC 3261 25.1 tokens) to values, which may be templates."""
+    if not isinstance(value, dict):
+        raise _mistyped(param, value)
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ParamError(f"{param.name}: {name!r} is not a SIP header name")
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            item = str(item)
+        if not isinstance(item, str) or any(ch in item for ch in "\r\n"):
+            raise ParamError(f"{param.name}.{name}: expected a one-line string")
+        try:
+            out[name] = _parse_template(item) if param.interpolated else item
+        except ExpressionError as exc:
+            raise ParamError(f"{param.name}.{name}: {exc}") from None
+    return out
 
 
 def _mistyped(param: Param, value: Any) -> ParamError:

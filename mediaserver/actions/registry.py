@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from mediaserver.actions.builtin import call, echo, flow, gather, pause, play, say
+from mediaserver.actions.builtin import call, dial, echo, flow, gather, pause, play, say
 from mediaserver.actions.definition import ActionDefinition
 
-_MODULES = (call, say, play, pause, echo, gather, flow)
+_MODULES = (call, say, play, pause, echo, gather, flow, dial)
 
 ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(
     {definition.key: definition for module in _MODULES for definition in module.ACTIONS}
@@ -24,11 +24,9 @@ ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(
 
 PLANNED = frozenset(
     {
-        "progress",
         "send-dtmf",
         "record",
         "voicemail",
-        "dial",
         "transfer",
         "conference",
         "queue",

@@ -51,6 +51,7 @@ __all__ = [
     "alaw_decode",
     "alaw_encode",
     "silence_payload",
+    "transcode_table",
     "ulaw_decode",
     "ulaw_encode",
 ]
@@ -174,3 +175,15 @@ def silence_payload(codec: Codec, samples: int = 160) -> bytes:
     if samples < 0:
         raise ValueError(f"samples must be >= 0, got {samples}")
     return codec.encode(np.zeros(samples, dtype=np.int16))
+
+
+@lru_cache(maxsize=8)
+def transcode_table(source: Codec, target: Codec) -> bytes | None:
+    """A 256-byte table turning ``source`` payload bytes into ``target`` ones with
+    ``bytes.translate`` (one C call per packet, no decoding); None when the codecs
+    are the same. Each entry is the target code of the source code's decoded value,
+    so PCMU -> PCMA -> PCMU keeps every level the A-law grid can represent."""
+    if source == target:
+        return None
+    codes = np.arange(256, dtype=np.uint8).tobytes()
+    return target.encode(source.decode(codes))

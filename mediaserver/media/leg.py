@@ -25,7 +25,7 @@ import numpy as np
 
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.dtmf import DtmfReceiver
-from mediaserver.media.g711 import Codec, silence_payload
+from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.pcm import Pcm
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, parse_rtp
 
@@ -77,7 +77,11 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.local_port = 0
         self.stats: Counter[str] = Counter()
         self.sending = False
-        self.echo = False
+        # Where received audio goes without decoding: another leg (a bridge) or this
+        # leg itself (echo); and which leg feeds us, while the clock sends nothing here.
+        self.relay: RtpLeg | None = None
+        self.fed_by: RtpLeg | None = None
+        self._relayed_event: tuple[int, int] | None = None  # (their event ts, our event ts)
         self._latched = False
         self._peer: tuple[str, int] | None = None  # the latched source: packets from elsewhere drop
         self._hold = False  # the peer asked for no media (null address): latch but never send
@@ -119,11 +123,14 @@ class RtpLeg(asyncio.DatagramProtocol):
         stats["packets_in"] += 1
         stats["bytes_in"] += len(packet.payload)
         pt = packet.payload_type
+        relay = self.relay
         if pt == self.telephone_event_pt:
             loop_time = asyncio.get_running_loop().time()
             for digit in self._dtmf.handle_packet(packet.timestamp, packet.payload, loop_time):
                 stats["dtmf_in"] += 1
                 self.on_digit(digit.key)
+            if relay is not None and relay is not self:
+                relay.relay_event(packet.timestamp, packet.payload)
             return
         if pt != self.payload_type:
             stats["unknown_payload_type"] += 1
@@ -131,8 +138,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         if packet.ssrc != self._remote_ssrc:
             self._remote_ssrc = packet.ssrc
             stats["ssrc_changes"] += 1
-        if self.echo:
-            self._send(packet.payload, len(packet.payload))
+        if relay is not None:
+            relay.relay_audio(packet.payload, self.codec)
 
     def error_received(self, exc: Exception) -> None:
         self.stats["send_errors"] += 1
@@ -160,7 +167,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             for digit in self._dtmf.poll(now):
                 self.stats["dtmf_in"] += 1
                 self.on_digit(digit.key)
-        if self.echo or not self.sending:
+        if self.fed_by is not None or not self.sending:
             return
         playback = self._playback
         if playback is not None:
@@ -184,11 +191,54 @@ class RtpLeg(asyncio.DatagramProtocol):
             self._playback.finish()
             self._playback = None
 
+    @property
+    def echo(self) -> bool:
+        return self.relay is self
+
     def set_echo(self, on: bool) -> None:
-        if on:
-            self.stop_playback()
-        self.echo = on
-        self._marker = True  # a new talkspurt starts (RFC 3551 4.1)
+        self.relay_to(self if on else None)
+
+    def relay_to(self, target: RtpLeg | None) -> None:
+        """Send what this leg receives out of ``target`` (this leg itself: echo),
+        instead of whatever ``target`` played; None ends the relay."""
+        previous = self.relay
+        if previous is not None and previous.fed_by is self:
+            previous.fed_by = None
+            previous._marker = True
+        self.relay = target
+        if target is not None:
+            target.stop_playback()
+            target.fed_by = self
+            target._marker = True  # a new talkspurt starts (RFC 3551 4.1)
+
+    def relay_audio(self, payload: bytes, codec: Codec) -> None:
+        """Send another leg's (or our own) received payload, translated byte by
+        byte when the codecs differ; our SSRC, sequence and timestamps go out."""
+        table = transcode_table(codec, self.codec)
+        if table is not None:
+            payload = payload.translate(table)
+            self.stats["transcoded"] += 1
+        self._send(payload, len(payload))
+
+    def relay_event(self, timestamp: int, payload: bytes) -> None:
+        """Forward an RFC 4733 packet from the other leg, re-timestamped: every
+        packet of one event carries the event's start time (RFC 4733 2.5.1.2),
+        mapped onto our own timeline."""
+        if self.telephone_event_pt is None or self.transport is None or self.remote is None:
+            return  # the peer did not negotiate telephone-event
+        first = self._relayed_event is None or self._relayed_event[0] != timestamp
+        if first:
+            self._relayed_event = (timestamp, self._ts)
+        assert self._relayed_event is not None
+        ours = self._relayed_event[1]
+        data = build_rtp(self.telephone_event_pt, self._seq, ours, self._ssrc, payload, first)
+        self._seq = (self._seq + 1) & 0xFFFF
+        if len(payload) >= 4 and payload[1] & 0x80:
+            # End of event: audio resumes after the event's duration (RFC 4733 2.5.1.3).
+            duration = int.from_bytes(payload[2:4], "big")
+            self._ts = (ours + duration) & 0xFFFFFFFF
+        self.transport.sendto(data, self.remote)
+        self.stats["dtmf_relayed"] += 1
 
     def update_remote(
         self, remote: tuple[str, int], codec: Codec, payload_type: int, te_pt: int | None
@@ -212,6 +262,9 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.stop_playback()
         self.clock.remove(self)
         self.sending = False
+        self.relay_to(None)
+        if self.fed_by is not None and self.fed_by.relay is self:
+            self.fed_by.relay_to(None)
         if self.transport is not None:
             self.transport.close()
 

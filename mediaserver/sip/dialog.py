@@ -60,6 +60,40 @@ class Dialog:
             remote_cseq=invite.cseq[0],
         )
 
+    @classmethod
+    def from_response(cls, invite: Request, response: Response) -> Dialog:
+        """The UAC side of a dialog created by a response with a To tag to our
+        INVITE (RFC 3261 12.1.2)."""
+        local = invite.from_
+        remote = response.to
+        contacts = response.headers.get_list("Contact")
+        target = str(NameAddress.parse(contacts[0]).uri) if contacts else str(invite.uri)
+        local_tag = local.params.pop("tag", None) or ""
+        remote_tag = remote.params.pop("tag", None)
+        return cls(
+            call_id=invite.call_id,
+            local_tag=local_tag,
+            remote_tag=remote_tag,
+            local_party=str(local),
+            remote_party=str(remote),
+            remote_target=target,
+            # RFC 3261 12.1.2: the UAC keeps the Record-Route values in reverse order.
+            route_set=list(reversed(response.headers.get_list("Record-Route"))),
+            local_cseq=invite.cseq[0],
+            remote_cseq=None,
+            state=DialogState.CONFIRMED if response.status < 300 else DialogState.EARLY,
+        )
+
+    def update_from_response(self, response: Response) -> None:
+        """A 2xx confirming an early dialog refreshes its target and route set (RFC
+        3261 12.1.2, 13.2.2.4)."""
+        contacts = response.headers.get_list("Contact")
+        if contacts:
+            self.remote_target = str(NameAddress.parse(contacts[0]).uri)
+        self.route_set = list(reversed(response.headers.get_list("Record-Route")))
+        if 200 <= response.status < 300:
+            self.confirm()
+
     @property
     def id(self) -> tuple[str, str, str | None]:
         return self.call_id, self.local_tag, self.remote_tag

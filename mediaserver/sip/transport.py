@@ -46,6 +46,7 @@ from mediaserver.sip.transaction import (
     StrayAck,
     Transaction,
     TransactionLayer,
+    TransactionTerminated,
     TransactionTimedOut,
     TransportFailed,
 )
@@ -77,6 +78,8 @@ class RequestHandler(Protocol):
     def on_ack(self, request: Request, source: Peer) -> None: ...
 
     def on_server_timeout(self, tx: ServerTransaction, timer: str) -> None: ...
+
+    def on_stray_response(self, response: Response, source: Peer) -> None: ...
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -173,7 +176,7 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pending: dict[ClientTransaction, asyncio.Future[Response | None]] = {}
-        self._provisional: dict[ClientTransaction, Callable[[Response], None]] = {}
+        self._watchers: dict[ClientTransaction, Callable[[Response], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: set[asyncio.Task[None]] = set()
 
@@ -314,7 +317,11 @@ class SipEndpoint:
             return
         log.debug("sip in", status=response.status, sip_call_id=response.call_id, peer=source.host)
         if not self.layer.handle_response(response, self._now()):
+            # E.g. a 2xx retransmitted after our INVITE transaction ended: the dialog
+            # layer still owes it an ACK (RFC 3261 13.2.2.4).
             self.stats["stray_responses"] += 1
+            if self.handler is not None:
+                self.handler.on_stray_response(response, source)
 
     def _reject_statelessly(self, request: Request, status: int, reason: str, source: Peer) -> None:
         """Answer a request we could not accept, when it says where to (has a Via)."""
@@ -385,22 +392,25 @@ class SipEndpoint:
         request: Request,
         peer: Peer,
         *,
-        on_provisional: Callable[[Response], None] | None = None,
+        on_response: Callable[[Response], None] | None = None,
     ) -> Response | None:
         """Send a request in a new client transaction and wait for its final
-        response; None when it timed out or could not be sent."""
+        response; None when it timed out or could not be sent. ``on_response``
+        sees every response the transaction passes up: provisionals, the final
+        one, and for INVITE each retransmitted 2xx (to be acknowledged again)."""
         assert self._loop is not None
         tx = self.layer.send_request(request, peer, self._now(), reliable=peer.reliable)
         future: asyncio.Future[Response | None] = self._loop.create_future()
         self._pending[tx] = future
-        if on_provisional:
-            self._provisional[tx] = on_provisional
+        if on_response:
+            self._watchers[tx] = on_response
         self._flush()
         try:
             return await future
         finally:
             self._pending.pop(tx, None)
-            self._provisional.pop(tx, None)
+            if tx.terminated:
+                self._watchers.pop(tx, None)
 
     def _flush(self) -> None:
         """Send what the layer queued, deliver its events, re-arm the timer."""
@@ -415,13 +425,15 @@ class SipEndpoint:
         if isinstance(event, ResponseReceived):
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
+                watcher = self._watchers.get(tx)
+                if watcher is not None:
+                    watcher(event.response)
                 future = self._pending.get(tx)
-                if event.response.status < 200:
-                    callback = self._provisional.get(tx)
-                    if callback:
-                        callback(event.response)
-                elif future is not None and not future.done():
+                if event.response.status >= 200 and future is not None and not future.done():
                     future.set_result(event.response)
+        elif isinstance(event, TransactionTerminated):
+            if isinstance(event.transaction, ClientTransaction):
+                self._watchers.pop(event.transaction, None)
         elif isinstance(event, TransactionTimedOut | TransportFailed):
             failed = event.transaction
             if isinstance(failed, ClientTransaction):

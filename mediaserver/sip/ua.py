@@ -4,7 +4,7 @@ Requests arrive here from the endpoint once the transaction layer has
 decided they are new. Policy follows RFC 3261 section 8.2 in order: method
 (405 for known methods we do not serve, 501 for unknown ones), Require
 (420, 8.2.2.3), body type (415, 8.2.3), then the method itself: INVITE
-routes to a scenario and becomes a :class:`~mediaserver.calls.Call`, BYE
+routes to a scenario and becomes an :class:`~mediaserver.calls.InboundCall`, BYE
 and CANCEL end calls, OPTIONS reports capabilities, in-dialog requests for
 unknown dialogs get 481.
 """
@@ -13,30 +13,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 
-from mediaserver.calls import Call, CallSetup
+from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort, PortAllocator
 from mediaserver.sip.dialog import Dialog
-from mediaserver.sip.message import Request, make_response, new_tag
+from mediaserver.sip.message import Request, Response, make_response, new_tag
 from mediaserver.sip.sdp import (
     AudioAnswer,
     NoAcceptableMedia,
     SdpError,
     SessionDescription,
+    make_offer,
     negotiate_answer,
 )
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
-from mediaserver.sip.uri import SipSyntaxError
+from mediaserver.sip.uac import InviteParams, TargetError, build_invite, resolve_target
+from mediaserver.sip.uri import SipSyntaxError, SipUri, is_token
 
 log = get_logger("ua")
 
@@ -48,6 +52,11 @@ KNOWN_METHODS = frozenset(
 )  # fmt: skip
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
 ALLOW = ", ".join(ALLOWED_METHODS)
+# Headers a scenario may not set on an outbound INVITE: the dialog and transport own them.
+RESERVED_HEADERS = frozenset(
+    ("via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type",
+     "max-forwards", "route", "record-route", "allow")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class MediaSettings:
     codecs: tuple[str, ...]
     rtp_host: str  # where RTP sockets bind
     public_address: str | None  # written in SDP and Contact; None: work it out per peer
+    trusted_networks: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class UserAgent:
         self.user_agent = user_agent
         self.draining = False
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
-        self._invites: dict[ServerTransaction, Call | None] = {}
+        self._invites: dict[ServerTransaction, InboundCall | None] = {}
         self._merge_keys: dict[tuple[str, str, int], str] = {}
         self._cancelled: set[ServerTransaction] = set()  # CANCELled before the call was set up
         self._tasks: set[asyncio.Task[None]] = set()
@@ -138,8 +148,18 @@ class UserAgent:
 
     def on_server_timeout(self, tx: ServerTransaction, timer: str) -> None:
         call = self._invites.get(tx)
-        if call is not None and call.answered:
+        if isinstance(call, InboundCall) and call.answered:
             call.on_ack_timeout()
+
+    def on_stray_response(self, response: Response, source: Peer) -> None:
+        # Responses to our own requests carry our tag in From.
+        try:
+            tag = response.from_.tag
+        except SipSyntaxError:
+            return
+        call = self.calls.get((response.call_id, tag or ""))
+        if call is not None:
+            call.on_stray_response(response)
 
     # -- requests ----------------------------------------------------------------
 
@@ -159,11 +179,15 @@ class UserAgent:
         self.endpoint.respond(tx, response)
 
     def _find_call(self, request: Request) -> Call | None:
+        """The live call with a dialog that ``request`` belongs to."""
         try:
             tag = request.to.tag
         except SipSyntaxError:
             return None
-        return self.calls.get((request.call_id, tag or ""))
+        call = self.calls.get((request.call_id, tag or ""))
+        if call is None or call.ended or call.dialog is None:
+            return None
+        return call
 
     def _on_options(self, tx: ServerTransaction, request: Request) -> None:
         # RFC 3261 11.2: advertise what we accept.
@@ -173,7 +197,7 @@ class UserAgent:
 
     def _on_bye(self, tx: ServerTransaction, request: Request) -> None:
         call = self._find_call(request)
-        if call is None or call.ended:
+        if call is None or call.dialog is None:
             self._respond(tx, request, 481)
             return
         refusal = call.dialog.check_request(request)
@@ -197,7 +221,7 @@ class UserAgent:
             self.endpoint.respond(invite_tx, response)
             self._cancelled.add(invite_tx)
         elif not call.answered and call.final_status is None:
-            response = make_response(invite_tx.request, 487, to_tag=call.dialog.local_tag)
+            response = make_response(invite_tx.request, 487, to_tag=call.dialog_tag)
             self.endpoint.respond(invite_tx, response)
             call.on_cancel()
 
@@ -205,7 +229,7 @@ class UserAgent:
         to_tag = request.to.tag
         if to_tag:
             call = self._find_call(request)
-            if call is None or call.ended:
+            if call is None or call.dialog is None:
                 self._respond(tx, request, 481)
                 return
             refusal = call.dialog.check_request(request)
@@ -255,12 +279,12 @@ class UserAgent:
 
     async def _start_call(self, invite: PendingInvite) -> None:
         tx, request = invite.transaction, invite.request
-        call: Call | None = None
+        call: InboundCall | None = None
         try:
             call = await self._setup_call(invite)
             if call is None:
                 return
-            self.calls[call.dialog.call_id, call.dialog.local_tag] = call
+            self.calls[call.sip_call_id, call.dialog_tag] = call
             self._invites[tx] = call
             await self.serve_call(call)
         except Exception:
@@ -271,10 +295,8 @@ class UserAgent:
             self._merge_keys.pop(invite.merge_key, None)
             self._cancelled.discard(tx)
             self._invites.pop(tx, None)
-            if call is not None:
-                self.calls.pop((call.dialog.call_id, call.dialog.local_tag), None)
 
-    async def _setup_call(self, invite: PendingInvite) -> Call | None:
+    async def _setup_call(self, invite: PendingInvite) -> InboundCall | None:
         """Bind the call's RTP port and negotiate; None when the call was refused."""
         local_host = self.media.public_address or local_address_for(invite.source.host)
         leg = RtpLeg(
@@ -300,7 +322,7 @@ class UserAgent:
         if setup is None:
             self._release(leg)
             return None
-        return Call(setup, on_finished=lambda call: self._release(call.leg))
+        return InboundCall(setup, on_finished=self._finished)
 
     def _call_setup(self, invite: PendingInvite, leg: RtpLeg, local_host: str) -> CallSetup | None:
         """Negotiate media and describe the new call; None when it was refused."""
@@ -352,6 +374,8 @@ class UserAgent:
             codecs=self.media.codecs,
             user_agent=self.user_agent,
             scenario=invite.scenario,
+            trusted=self._is_trusted(invite.source),
+            dialer=self,
         )
         return setup
 
@@ -359,6 +383,86 @@ class UserAgent:
         leg.close()
         if leg.local_port:
             self.ports.release(leg.local_port)
+
+    def _finished(self, call: Call) -> None:
+        """A call is over: forget its dialog, give its RTP port back."""
+        for key, known in list(self.calls.items()):
+            if known is call:
+                del self.calls[key]
+        self._release(call.leg)
+
+    def _is_trusted(self, source: Peer) -> bool:
+        """Whether calls from ``source`` may make the server dial out."""
+        try:
+            address = ipaddress.ip_address(source.host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.media.trusted_networks)
+
+    # -- outbound calls (the Dialer of bridge.py) --------------------------------
+
+    async def originate(
+        self, target: str, *, caller_id: str, headers: Mapping[str, str]
+    ) -> OutboundCall:
+        """Prepare (not yet place) a call to a SIP URI; TargetError when it cannot be."""
+        try:
+            uri = SipUri.parse(target)
+        except SipSyntaxError:
+            raise TargetError(f"{target!r}: only SIP URIs can be dialled in this version") from None
+        extra = []
+        for name, value in headers.items():
+            if not is_token(name) or name.lower() in RESERVED_HEADERS:
+                raise TargetError(f"header {name!r} cannot be set on an outbound call")
+            if "\r" in value or "\n" in value:
+                raise TargetError(f"header {name!r} has a line break in its value")
+            extra.append((name, value))
+        peer = await resolve_target(uri)
+        local_host = self.media.public_address or local_address_for(peer.host)
+        codec = CODECS[self.media.codecs[0]]
+        leg = RtpLeg(self.clock, codec, payload_type=codec.payload_type,
+                     telephone_event_pt=101, remote=None, on_digit=lambda key: None)  # fmt: skip
+        try:
+            _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
+        except NoFreePort as exc:
+            raise TargetError(f"{target}: {exc}") from None
+        leg.local_port = port
+        offer = make_offer(
+            codecs=self.media.codecs,
+            local_address=local_host,
+            local_port=port,
+            session_id=secrets.randbits(31),
+            session_version=1,
+            user_agent=self.user_agent,
+        )
+        host = f"[{local_host}]" if ":" in local_host else local_host
+        sip_port = self.endpoint.local_address(peer.transport)[1]
+        suffix = ";transport=tcp" if peer.transport == "tcp" else ""
+        invite = build_invite(
+            InviteParams(
+                target=uri,
+                from_uri=f"sip:{caller_id}@{host}",
+                from_display=None,
+                contact=f"<sip:mediaserver@{host}:{sip_port}{suffix}>",
+                via=self.endpoint.new_via(peer.transport, local_host),
+                user_agent=self.user_agent,
+                sdp=offer.serialize().encode(),
+                extra_headers=tuple(extra),
+            ),
+            local_host,
+        )
+        call = OutboundCall(
+            endpoint=self.endpoint,
+            leg=leg,
+            peer=peer,
+            local_host=local_host,
+            user_agent=self.user_agent,
+            invite=invite,
+            offer=offer,
+            target=target,
+            on_finished=self._finished,
+        )
+        self.calls[call.sip_call_id, call.local_tag] = call
+        return call
 
     # -- shutdown ----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ CONFIG_TEMPLATE = """\
 sip:
   listen: ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
   user_agent: mediaserver-test
+  trusted_networks: {trusted}
 rtp:
   ports: {rtp_low}-{rtp_high}
   codecs: {codecs}
@@ -80,6 +81,7 @@ def start_server(
     rtp_range: tuple[int, int] | None = None,
     extra_args: list[str] | None = None,
     log_level: str = "debug",
+    trusted: list[str] | None = None,
 ) -> ServerProcess:
     """Start a server with its own config and data folder under ``tmp``."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -88,7 +90,14 @@ def start_server(
     config = tmp / "config.yaml"
     config.write_text(
         CONFIG_TEMPLATE.format(
-            rtp_low=low, rtp_high=high, codecs=codecs, scenarios=scenarios, routes=route_lines
+            rtp_low=low,
+            rtp_high=high,
+            codecs=codecs,
+            scenarios=scenarios,
+            routes=route_lines,
+            trusted="["
+            + ", ".join(f'"{n}"' for n in (["127.0.0.0/8"] if trusted is None else trusted))
+            + "]",
         )
     )
     log_path = tmp / "server.log"

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mediaserver.actions.callapi import SAMPLE_RATE, AudioError, CallEnded, Pcm
+from mediaserver.actions.callapi import (
+    SAMPLE_RATE,
+    AudioError,
+    CallEnded,
+    DialOptions,
+    DialResult,
+    Pcm,
+)
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_text
 
@@ -142,6 +149,17 @@ class FakeCall:
     async def ring(self) -> None:
         await self._alive()
         self.events.append((self.now, "ring"))
+
+    async def progress(self) -> None:
+        await self._alive()
+        self.events.append((self.now, "progress"))
+
+    async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
+        """Nobody answers: every target rings until the timeout."""
+        await self._alive()
+        self.events.append((self.now, f"dial:{','.join(targets)}"))
+        self.now += options.timeout
+        return DialResult("no-answer", 0.0, targets[-1])
 
     async def answer(self) -> None:
         await self._alive()

@@ -1,4 +1,4 @@
-"""Call control: ``answer@v1``, ``hangup@v1``, ``reject@v1``.
+"""Call control: ``answer@v1``, ``progress@v1``, ``hangup@v1``, ``reject@v1``.
 
 ``answer@v1`` may let the caller hear ringing first (``ring``: 180 Ringing,
 then wait). ``hangup@v1`` and ``reject@v1`` end the call and the run; the
@@ -30,6 +30,10 @@ async def answer(context: ActionContext, params: Mapping[str, Any]) -> None:
     await call.answer()
 
 
+async def progress(context: ActionContext, params: Mapping[str, Any]) -> None:
+    await context.call.progress()
+
+
 async def hangup(context: ActionContext, params: Mapping[str, Any]) -> None:
     await context.call.hangup(params["reason"])
     raise EndRun("completed", f"hangup@v1 ({params['reason']})")
@@ -58,6 +62,15 @@ ANSWER = ActionDefinition(
         ),
     ),
     run=answer,
+)
+
+PROGRESS = ActionDefinition(
+    name="progress",
+    version=1,
+    summary="Send 183 Session Progress with SDP (early media): later say/play are heard "
+    "before the call is answered.",
+    params=(),
+    run=progress,
 )
 
 HANGUP = ActionDefinition(
@@ -94,4 +107,4 @@ REJECT = ActionDefinition(
     run=reject,
 )
 
-ACTIONS = (ANSWER, HANGUP, REJECT)
+ACTIONS = (ANSWER, PROGRESS, HANGUP, REJECT)

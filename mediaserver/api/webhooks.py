@@ -1,0 +1,687 @@
+"""Webhooks: signed, retried, ordered event posts that never hold up a call (SPEC section 5).
+
+Theory of operation
+-------------------
+An event has a type, a payload and, once published, an id and a time. It is
+posted in one of two envelopes, chosen by its type:
+
+* ``v2.*`` types (native webhooks) use the Callr v2 envelope of
+  ``seeds/001``::
+
+      {"id": "0f8e...32 letters/digits", "at": "2024-04-24T17:42:28Z",
+       "sid": "k3x9a0pq", "type": "v2.call.inbound.ended", "try": 0,
+       "payload": {...}}
+
+  ``sid`` is the *webhook's* SID (the seed: "Unique identifier for the
+  webhook"), ``at`` is RFC 3339 UTC to the second as in the seed's samples,
+  and ``try`` counts the attempts made before this one (0 on the first post,
+  as in the seed's samples).
+* every other type (``call.hangup``, ``conference.created``, ...) uses the
+  Call Control envelope of ``seeds/002``::
+
+      {"data": {"record_type": "event", "id": "<uuid4>",
+                "event_type": "call.hangup",
+                "occurred_at": "2025-08-15T13:52:20.333Z", "payload": {...}},
+       "meta": {"attempt": 1, "delivered_to": "http://127.0.0.1:9000/hooks"}}
+
+The event id and time are fixed when the event is published and repeat on
+every retry (receivers deduplicate on the id); only ``try``/``meta.attempt``
+change, so the body is rebuilt and re-signed for each attempt.
+
+Every post is ``Content-Type: application/json`` with the event type in
+``X-Mediaserver-Event``. When the webhook has a secret,
+``X-Mediaserver-Signature`` carries the lowercase hex HMAC-SHA256 of the exact
+body bytes, as SPEC section 5 says. There is no separate signed timestamp: the
+signed body already carries the event id and time, so a receiver rejects
+replays by remembering ids (and may refuse events whose ``at`` is too old).
+:func:`verify_signature` is the check a receiver runs.
+
+Subscriptions: each webhook lists event patterns (:func:`event_matches`). A
+pattern is dot-separated; ``*`` alone matches every type; a ``*`` segment in
+the middle matches exactly one segment; a final ``.*`` matches one or more
+further segments (``v2.call.*`` matches ``v2.call.inbound.started``); any
+other pattern must equal the type. Matching is case-sensitive and no other
+glob characters are special.
+
+Dispatch: :meth:`WebhookDispatcher.publish` is synchronous and only queues:
+it never awaits, so the call task that publishes is never delayed by a slow or
+dead receiver. Pending posts wait in one FIFO lane per URL, and each lane has
+at most one post in flight, so a URL receives its events in publish order. A
+post being retried holds back the later events to its URL (strict order:
+``...ended`` never arrives before ``...started``); other URLs are unaffected.
+At most ``max_concurrency`` requests are open at once across all lanes; a lane
+waiting out a back-off does not hold one of those slots.
+
+Each attempt ends one of three ways: 2xx delivers; 408, 429, 5xx, timeouts and
+connection errors are retried; any other status (other 4xx, 3xx: redirects
+are not followed) and malformed URLs fail at once. Retries wait
+``base_delay * 2**(attempt-1)``, capped at ``max_delay``, shortened by up to
+``jitter`` of itself at random so that receivers coming back are not hit in
+step; a ``Retry-After`` on 429/503 replaces that wait (still capped at
+``max_delay``). After ``max_attempts`` attempts the event fails. Every attempt
+is reported to ``on_delivery`` as a :class:`DeliveryRecord` (the webhook log).
+
+When more than ``max_queue`` posts wait, the oldest waiting post of the most
+backed-up URL is dropped (logged, counted), so a dead receiver cannot starve
+the others. :meth:`WebhookDispatcher.stop` keeps delivering for up to its drain
+timeout, then drops what is left and logs it. The counters in
+:class:`WebhookMetrics` keep ``published == delivered + failed + dropped +
+pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from mediaserver import __version__
+from mediaserver.config import WebhookConfig
+from mediaserver.log import get_logger
+
+log = get_logger("webhooks")
+
+SIGNATURE_HEADER = "X-Mediaserver-Signature"
+EVENT_HEADER = "X-Mediaserver-Event"
+NATIVE_PREFIX = "v2."
+MAX_TRY = 10  # seeds/001: "try" is an integer in [0, 10]
+_SID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+Envelope = dict[str, Any]
+Outcome = Literal["delivered", "retrying", "failed"]
+
+
+# --- envelopes ------------------------------------------------------------------------------
+
+
+def _utc(at: datetime | None) -> datetime:
+    """``at`` in UTC (now when None; a naive time is taken as UTC)."""
+    if at is None:
+        return datetime.now(UTC)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def format_at(at: datetime) -> str:
+    """Callr ``at``: RFC 3339 UTC to the second, ``2024-04-24T17:42:28Z``."""
+    return _utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_occurred_at(at: datetime) -> str:
+    """Call Control ``occurred_at``: ISO 8601 UTC to the millisecond, ``...:20.333Z``."""
+    t = _utc(at)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def is_native_event(event_type: str) -> bool:
+    """Whether ``event_type`` goes in the Callr v2 envelope (else Call Control)."""
+    return event_type.startswith(NATIVE_PREFIX)
+
+
+def new_event_id(event_type: str) -> str:
+    """A fresh event id: 32 hex digits for Callr types, a UUID for Call Control."""
+    return uuid.uuid4().hex if is_native_event(event_type) else str(uuid.uuid4())
+
+
+def make_envelope(
+    event_type: str,
+    sid: str,
+    payload: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    at: datetime | None = None,
+    attempt: int = 1,
+) -> Envelope:
+    """The Callr v2 webhook body; ``sid`` is the webhook's SID, ``attempt`` counts from 1."""
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt}")
+    return {
+        "id": event_id if event_id is not None else new_event_id(event_type),
+        "at": format_at(_utc(at)),
+        "sid": sid,
+        "type": event_type,
+        "try": min(attempt - 1, MAX_TRY),
+        "payload": dict(payload),
+    }
+
+
+def make_call_control_event(
+    event_type: str,
+    payload: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    attempt: int = 1,
+    delivered_to: str | None = None,
+) -> Envelope:
+    """The Call Control (Telnyx-style) webhook body; ``meta.attempt`` counts from 1."""
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt}")
+    meta: dict[str, Any] = {"attempt": attempt}
+    if delivered_to is not None:
+        meta["delivered_to"] = delivered_to
+    return {
+        "data": {
+            "record_type": "event",
+            "id": event_id if event_id is not None else str(uuid.uuid4()),
+            "event_type": event_type,
+            "occurred_at": format_occurred_at(_utc(occurred_at)),
+            "payload": dict(payload),
+        },
+        "meta": meta,
+    }
+
+
+def encode_body(envelope: Envelope) -> bytes:
+    """The exact bytes posted (and signed): compact UTF-8 JSON."""
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+
+def sign(body: bytes, secret: str) -> str:
+    """Lowercase hex HMAC-SHA256 of ``body`` keyed with ``secret`` (SPEC section 5)."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, secret: str, signature: str | None) -> bool:
+    """Whether ``signature`` (the header value) signs ``body``; constant-time compare."""
+    if not signature:
+        return False
+    return hmac.compare_digest(sign(body, secret), signature.strip().lower())
+
+
+# --- subscriptions --------------------------------------------------------------------------
+
+
+class WebhookSubscription(Protocol):
+    """What the dispatcher needs of a webhook (a config entry or a stored one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def events(self) -> Sequence[str]: ...
+    @property
+    def secret(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A webhook: where to post, which event patterns it wants, how to sign."""
+
+    id: str
+    url: str
+    events: tuple[str, ...] = ("*",)
+    secret: str | None = None
+
+
+def webhook_sid(*parts: str) -> str:
+    """A stable Callr-style SID (8 of ``[a-z0-9]``) derived from ``parts``."""
+    number = int.from_bytes(hashlib.sha256("\n".join(parts).encode("utf-8")).digest()[:8])
+    digits = []
+    for _ in range(8):
+        number, digit = divmod(number, 36)
+        digits.append(_SID_ALPHABET[digit])
+    return "".join(digits)
+
+
+def targets_from_config(webhooks: Iterable[WebhookConfig]) -> list[WebhookTarget]:
+    """Targets for the config file's webhooks, each with a SID stable across restarts."""
+    return [
+        WebhookTarget(webhook_sid(w.url, *w.events), w.url, tuple(w.events), w.secret)
+        for w in webhooks
+    ]
+
+
+def event_matches(pattern: str, event_type: str) -> bool:
+    """Whether one subscription pattern selects ``event_type`` (rules in the module doc)."""
+    if pattern == "*":
+        return True
+    want, have = pattern.split("."), event_type.split(".")
+    if want[-1] == "*":
+        # A final "*" takes the rest of the type: at least one more segment.
+        want = want[:-1]
+        if len(have) <= len(want):
+            return False
+        have = have[: len(want)]
+    elif len(want) != len(have):
+        return False
+    return all(w == "*" or w == h for w, h in zip(want, have, strict=True))
+
+
+def subscription_wants(patterns: Iterable[str], event_type: str) -> bool:
+    """Whether any of a webhook's patterns selects ``event_type``."""
+    return any(event_matches(p, event_type) for p in patterns)
+
+
+# --- retry policy ---------------------------------------------------------------------------
+
+
+def is_retryable_status(status: int) -> bool:
+    """408, 429 and 5xx are worth another try; other non-2xx statuses are final."""
+    return status in (408, 429) or status >= 500
+
+
+def backoff_delay(attempt: int, base: float, maximum: float, jitter: float, rand: float) -> float:
+    """Seconds to wait after failed ``attempt`` (from 1): capped doubling, minus jitter.
+
+    ``rand`` in [0, 1) takes off up to ``jitter`` (a fraction) of the delay.
+    """
+    nominal = min(maximum, base * 2.0 ** min(attempt - 1, 62))
+    return nominal * (1.0 - jitter * rand)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` value (RFC 9110 10.2.3), None when absent or bad.
+
+    Delay-seconds and HTTP-dates are both accepted; decimal seconds too (lenient).
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        # A date already past means "now".
+        return max(0.0, (_utc(when) - _utc(now)).total_seconds())
+    return seconds if seconds >= 0 else None  # also refuses NaN
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One attempt to post one event to one webhook: a line of the webhook log."""
+
+    webhook_id: str
+    url: str
+    event_id: str
+    event_type: str
+    subject_sid: str  # the call or recording the event is about ("" when none)
+    attempt: int  # from 1
+    outcome: Outcome  # "retrying": this attempt failed and another will follow
+    status_code: int | None  # None when no response came (timeout, connection error)
+    error: str | None
+    duration_ms: float
+    at: datetime  # when the attempt started (UTC)
+    retry_in: float | None = None  # seconds until the next attempt, when retrying
+
+
+@dataclass
+class WebhookMetrics:
+    """Counters of posts (one per event and webhook); see the module doc's invariant."""
+
+    published: int = 0
+    delivered: int = 0
+    failed: int = 0
+    retried: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class _Post:
+    """One event on its way to one URL."""
+
+    webhook_id: str
+    url: str
+    secret: str | None
+    event_type: str
+    event_id: str
+    at: datetime
+    subject_sid: str
+    payload: dict[str, Any]
+
+    def envelope(self, attempt: int) -> Envelope:
+        """The body for ``attempt`` (from 1), in the envelope of the event's type."""
+        if is_native_event(self.event_type):
+            return make_envelope(
+                self.event_type, self.webhook_id, self.payload,
+                event_id=self.event_id, at=self.at, attempt=attempt,
+            )  # fmt: skip
+        return make_call_control_event(
+            self.event_type, self.payload,
+            event_id=self.event_id, occurred_at=self.at, attempt=attempt, delivered_to=self.url,
+        )  # fmt: skip
+
+
+@dataclass
+class _Lane:
+    """The posts waiting for one URL, served in order by at most one task."""
+
+    url: str
+    waiting: deque[_Post] = field(default_factory=deque)
+    current: _Post | None = None
+    task: asyncio.Task[None] | None = None
+
+
+DeliveryHook = Callable[[DeliveryRecord], Awaitable[None]]
+
+
+class WebhookDispatcher:
+    """Queues events for the matching webhooks and posts them in the background."""
+
+    def __init__(
+        self,
+        subscriptions: Callable[[], Iterable[WebhookSubscription]],
+        *,
+        client: httpx.AsyncClient | None = None,
+        max_attempts: int = 6,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        jitter: float = 0.25,
+        timeout: float = 5.0,
+        max_queue: int = 10000,
+        max_concurrency: int = 8,
+        on_delivery: DeliveryHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 1 <= max_attempts <= MAX_TRY + 1:
+            raise ValueError(f"max_attempts must be 1-{MAX_TRY + 1}, got {max_attempts}")
+        if base_delay < 0 or max_delay < 0 or timeout <= 0 or not 0 <= jitter <= 1:
+            raise ValueError("delays must be >= 0, timeout > 0 and jitter within 0-1")
+        if max_queue < 1 or max_concurrency < 1:
+            raise ValueError("max_queue and max_concurrency must be at least 1")
+        self._subscriptions = subscriptions
+        self._client = client
+        self._owns_client = client is None
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.jitter = jitter
+        self.timeout = timeout
+        self.max_queue = max_queue
+        self._on_delivery = on_delivery
+        self._rng = rng if rng is not None else random.Random()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._lanes: dict[str, _Lane] = {}
+        self._waiting = 0  # posts queued, not counting those in flight
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._state: Literal["new", "running", "stopping", "stopped"] = "new"
+        self.metrics = WebhookMetrics()
+
+    @property
+    def pending(self) -> int:
+        """Posts not yet finished: waiting plus in flight (or in back-off)."""
+        return self._waiting + sum(1 for lane in self._lanes.values() if lane.current is not None)
+
+    # -- publishing (synchronous, never blocks) --
+
+    def publish(
+        self,
+        event_type: str,
+        subject_sid: str,
+        payload: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Queue ``event_type`` for every webhook that wants it; return how many were queued.
+
+        ``subject_sid`` is the call or recording the event is about (for the log);
+        the envelope's own ``sid`` is each webhook's. Never raises for a bad
+        subscription list or payload: those are logged and nothing is queued.
+        """
+        snapshot = self._snapshot(event_type, payload)
+        if snapshot is None:
+            return 0
+        try:
+            targets = [s for s in self._subscriptions() if subscription_wants(s.events, event_type)]
+        except Exception:
+            log.exception("webhook subscriptions unavailable", event_type=event_type)
+            return 0
+        event_id = event_id if event_id is not None else new_event_id(event_type)
+        at = _utc(at)
+        queued = 0
+        for t in targets:
+            post = _Post(t.id, t.url, t.secret, event_type, event_id, at, subject_sid, snapshot)
+            queued += self._enqueue(post)
+        return queued
+
+    def publish_to(
+        self,
+        url: str,
+        event_type: str,
+        payload: Mapping[str, Any],
+        *,
+        secret: str | None = None,
+        webhook_id: str = "",
+        subject_sid: str = "",
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str | None:
+        """Queue one event for one URL (a Call Control app's); return its id, None if refused."""
+        snapshot = self._snapshot(event_type, payload)
+        if snapshot is None:
+            return None
+        event_id = event_id if event_id is not None else new_event_id(event_type)
+        at = _utc(at)
+        post = _Post(webhook_id, url, secret, event_type, event_id, at, subject_sid, snapshot)
+        return event_id if self._enqueue(post) else None
+
+    def _snapshot(self, event_type: str, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        # A copy taken now: the caller may change its dict before the post goes out.
+        try:
+            snapshot: dict[str, Any] = json.loads(json.dumps(payload))
+        except (TypeError, ValueError) as exc:
+            log.error(
+                "webhook payload is not JSON; event not sent", event_type=event_type, error=str(exc)
+            )
+            return None
+        return snapshot
+
+    def _enqueue(self, post: _Post) -> bool:
+        self.metrics.published += 1
+        if self._state == "stopped":
+            self.metrics.dropped += 1
+            log.warning(
+                "webhook dispatcher stopped; event dropped",
+                event_type=post.event_type,
+                event_id=post.event_id,
+                url=post.url,
+            )
+            return False
+        if self._waiting >= self.max_queue:
+            self._drop_oldest()
+        lane = self._lanes.get(post.url)
+        if lane is None:
+            lane = self._lanes[post.url] = _Lane(post.url)
+        lane.waiting.append(post)
+        self._waiting += 1
+        self._idle.clear()
+        if self._state != "new" and lane.task is None:
+            lane.task = asyncio.get_running_loop().create_task(self._serve(lane))
+        return True
+
+    def _drop_oldest(self) -> None:
+        lane = max(self._lanes.values(), key=lambda lane: len(lane.waiting))
+        victim = lane.waiting.popleft()
+        self._waiting -= 1
+        self.metrics.dropped += 1
+        log.warning(
+            "webhook queue full; oldest event dropped",
+            max_queue=self.max_queue,
+            url=victim.url,
+            event_type=victim.event_type,
+            event_id=victim.event_id,
+            dropped=self.metrics.dropped,
+        )
+
+    # -- lifecycle --
+
+    def start(self) -> None:
+        """Start posting (call from the event loop); events queued before wait until now."""
+        if self._state != "new":
+            return
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        self._state = "running"
+        loop = asyncio.get_running_loop()
+        for lane in self._lanes.values():
+            lane.task = loop.create_task(self._serve(lane))
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is waiting or in flight."""
+        await self._idle.wait()
+
+    async def stop(self, drain_timeout: float = 5.0) -> int:
+        """Deliver what is queued for up to ``drain_timeout`` s, drop the rest; return dropped."""
+        if self._state == "stopped":
+            return 0
+        if self._state == "running":
+            self._state = "stopping"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain_timeout)
+        self._state = "stopped"
+        left = [p for lane in self._lanes.values() for p in (lane.current, *lane.waiting) if p]
+        if left:
+            self.metrics.dropped += len(left)
+            log.warning(
+                "webhook events dropped at shutdown",
+                count=len(left),
+                events=[f"{p.event_type} {p.event_id} -> {p.url}" for p in left[:20]],
+            )
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
+        self._waiting = 0
+        self._idle.set()
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        return len(left)
+
+    # -- delivery (background) --
+
+    async def _serve(self, lane: _Lane) -> None:
+        """Post a lane's events one after another, in order, until it is empty."""
+        try:
+            while lane.waiting:
+                lane.current = lane.waiting.popleft()
+                self._waiting -= 1
+                await self._deliver(lane.current)
+                lane.current = None
+        finally:
+            lane.task = None
+            if not lane.waiting and lane.current is None and self._lanes.get(lane.url) is lane:
+                del self._lanes[lane.url]
+            if not self._lanes:
+                self._idle.set()
+
+    async def _deliver(self, post: _Post) -> None:
+        """All the attempts for one post, until delivered or given up."""
+        for attempt in range(1, self.max_attempts + 1):
+            body = encode_body(post.envelope(attempt))
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": f"mediaserver/{__version__}",
+                EVENT_HEADER: post.event_type,
+            }
+            if post.secret:
+                headers[SIGNATURE_HEADER] = sign(body, post.secret)
+            started_at = datetime.now(UTC)
+            started = time.monotonic()
+            async with self._slots:
+                status, error, retry_after, final = await self._attempt(post.url, body, headers)
+            duration_ms = (time.monotonic() - started) * 1000.0
+            outcome: Outcome
+            retry_in: float | None = None
+            if status is not None and 200 <= status < 300:
+                outcome = "delivered"
+            elif final or attempt == self.max_attempts:
+                outcome = "failed"
+            else:
+                outcome = "retrying"
+                rand = self._rng.random()
+                retry_in = backoff_delay(
+                    attempt, self.base_delay, self.max_delay, self.jitter, rand
+                )
+                if retry_after is not None and status in (429, 503):
+                    retry_in = min(retry_after, self.max_delay)
+            record = DeliveryRecord(
+                post.webhook_id,
+                post.url,
+                post.event_id,
+                post.event_type,
+                post.subject_sid,
+                attempt,
+                outcome,
+                status,
+                error,
+                duration_ms,
+                started_at,
+                retry_in,
+            )
+            await self._report(record)
+            if outcome == "delivered":
+                self.metrics.delivered += 1
+                log.debug("webhook delivered", **_fields(record))
+                return
+            if outcome == "failed":
+                self.metrics.failed += 1
+                log.warning("webhook failed", **_fields(record))
+                return
+            self.metrics.retried += 1
+            log.info("webhook attempt failed; retrying", **_fields(record))
+            await asyncio.sleep(retry_in or 0.0)
+
+    async def _attempt(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None, float | None, bool]:
+        """One POST: (status, error, Retry-After seconds, whether the failure is final)."""
+        assert self._client is not None, "start() creates the client"
+        try:
+            # A total deadline: httpx's timeout is per phase (connect, each read, ...).
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.post(
+                    url, content=body, headers=headers, timeout=self.timeout
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            return None, f"timeout after {self.timeout:g} s", None, False
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return None, f"bad URL: {exc}", None, True
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}".rstrip(": "), None, False
+        status = response.status_code
+        error = None if 200 <= status < 300 else f"HTTP {status}"
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        final = not (200 <= status < 300) and not is_retryable_status(status)
+        return status, error, retry_after, final
+
+    async def _report(self, record: DeliveryRecord) -> None:
+        if self._on_delivery is None:
+            return
+        try:
+            await self._on_delivery(record)
+        except Exception:
+            log.exception("webhook delivery log failed", event_id=record.event_id)
+
+
+def _fields(record: DeliveryRecord) -> dict[str, Any]:
+    """The record as structured-log fields."""
+    fields = asdict(record)
+    del fields["outcome"], fields["at"]
+    fields["duration_ms"] = round(record.duration_ms, 1)
+    return fields

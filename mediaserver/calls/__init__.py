@@ -1,0 +1,22 @@
+"""Calls: one SIP dialog, its RTP leg and what drives them.
+
+``base.py`` holds what every call has (media, digits, BYE, the run);
+``inbound.py`` answers an INVITE; ``outbound.py`` places one; ``bridge.py``
+joins two calls for ``dial@v1``.
+"""
+
+from mediaserver.actions.callapi import DialError, DialOptions, DialResult
+from mediaserver.calls.base import Call, new_call_id
+from mediaserver.calls.inbound import CallSetup, InboundCall
+from mediaserver.calls.outbound import OutboundCall
+
+__all__ = [
+    "Call",
+    "CallSetup",
+    "DialError",
+    "DialOptions",
+    "DialResult",
+    "InboundCall",
+    "OutboundCall",
+    "new_call_id",
+]

@@ -1,0 +1,196 @@
+"""``dial@v1``: ring one or several targets, bridge the caller to the first to answer.
+
+Theory of operation: every target becomes an :class:`OutboundCall` placed at
+once (parallel ringing). While they ring, the caller hears ringback as asked:
+``tone`` (180 Ringing to an unanswered caller, whose phone plays its own
+ringback; a ringback tone played by us once the caller is answered),
+``early-media`` (the first target's early media is relayed to the caller, who
+gets 183 with SDP) or ``none``. The first target to answer wins; the others
+are cancelled (or, if their answer crossed, hung up). The caller is answered
+if needed, and the two RTP legs are joined: what one receives goes out of the
+other, without decoding when both use the same codec and through a byte
+table otherwise (see :meth:`RtpLeg.relay_to`). The bridge lasts until either
+side hangs up or ``max_duration`` runs out; the caller's run then continues.
+
+Only trusted calls (an authenticated user, a trunk, a trusted network) may
+dial: SPEC section 2, an unauthenticated caller never makes the server dial out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mediaserver.actions.callapi import CallEnded, DialError, DialOptions, DialResult
+from mediaserver.calls.base import log
+from mediaserver.calls.outbound import OutboundCall
+from mediaserver.media.tones import named_tone
+from mediaserver.sip.message import Response
+from mediaserver.sip.uac import TargetError
+
+if TYPE_CHECKING:
+    from mediaserver.calls.inbound import InboundCall
+
+RINGBACK_CHOICES = ("tone", "early-media", "none")
+# When several targets fail, the one status that describes the dial best.
+STATUS_PRIORITY = ("busy", "no-answer", "failed", "canceled")
+
+
+class Dialer(Protocol):
+    """What places outbound calls (the user agent)."""
+
+    async def originate(
+        self, target: str, *, caller_id: str, headers: Mapping[str, str]
+    ) -> OutboundCall: ...
+
+
+async def dial(call: InboundCall, targets: list[str], options: DialOptions) -> DialResult:
+    call.check()
+    if not call.trusted:
+        raise DialError("an unauthenticated caller cannot make the server dial out")
+    dialer = call.setup.dialer
+    if dialer is None:
+        raise DialError("dialling out is not available on this server")
+    legs: list[OutboundCall] = []
+    statuses: list[str] = []
+    for target in targets:
+        try:
+            leg = await dialer.originate(
+                target, caller_id=options.caller_id or call.from_user, headers=options.headers
+            )
+        except TargetError as exc:
+            log.info("cannot dial target", target=target, reason=str(exc))
+            statuses.append("failed")
+            continue
+        legs.append(leg)
+    if not legs:
+        return DialResult("failed", 0.0, targets[-1] if targets else None)
+
+    ringback = _Ringback(call, options.ringback)
+    for leg in legs:
+        leg.on_progress = ringback.on_progress
+    await ringback.start()
+    try:
+        winner = await _first_answer(call, legs, options.timeout, statuses)
+    finally:
+        ringback.stop()
+        for leg in legs:
+            leg.on_progress = None
+    losers = [leg for leg in legs if leg is not winner]
+    await asyncio.gather(*(_drop(leg) for leg in losers), return_exceptions=True)
+    if winner is None:
+        call.check()
+        status = next((s for s in STATUS_PRIORITY if s in statuses), "failed")
+        last = legs[-1]
+        return DialResult(status, 0.0, last.target, last.final_status)
+    return await _bridge(call, winner, options.max_duration)
+
+
+async def _first_answer(
+    call: InboundCall, legs: list[OutboundCall], timeout: float, statuses: list[str]
+) -> OutboundCall | None:
+    """Place every leg; the first to answer, or None when none did."""
+    loop = asyncio.get_running_loop()
+    placing = {loop.create_task(leg.place(timeout)): leg for leg in legs}
+    try:
+        while placing:
+            waiters: set[asyncio.Future[Any]] = {*placing, call.ended_future}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if call.ended:
+                raise CallEnded(call.hangup_cause or "caller hung up")
+            for task in [t for t in placing if t.done()]:
+                leg = placing.pop(task)
+                status = task.result()
+                if status == "answered":
+                    return leg
+                statuses.append(status)
+        return None
+    finally:
+        for task in placing:
+            task.cancel()
+
+
+async def _drop(leg: OutboundCall) -> None:
+    """End a leg that lost the race (or failed), and release it."""
+    try:
+        if not leg.ended:
+            await leg.hangup("normal_clearing")
+    finally:
+        leg.finish()
+
+
+async def _bridge(call: InboundCall, leg: OutboundCall, max_duration: float | None) -> DialResult:
+    try:
+        if not call.answered:
+            await call.answer()
+        call.check()
+        leg.check()
+    except CallEnded:
+        await _drop(leg)
+        raise
+    call.leg.relay_to(leg.leg)
+    leg.leg.relay_to(call.leg)
+    started = time.monotonic()
+    log.info(
+        "bridged", callee=leg.target, callee_call_id=leg.id, transcoding=_transcoding(call, leg)
+    )
+    try:
+        await call.wait_any([leg.ended_future], max_duration, wake_on_digit=False)
+    finally:
+        duration = time.monotonic() - started
+        call.leg.relay_to(None)
+        leg.leg.relay_to(None)
+        await _drop(leg)
+        call.flush_digits()  # keys pressed during the bridge were for the callee
+    log.info("bridge ended", duration=round(duration, 3), by=leg.hangup_source)
+    call.check()
+    return DialResult("answered", duration, leg.target, leg.final_status)
+
+
+def _transcoding(call: InboundCall, leg: OutboundCall) -> bool:
+    return call.leg.codec.name != leg.leg.codec.name
+
+
+class _Ringback:
+    """What the caller hears while the targets ring."""
+
+    def __init__(self, call: InboundCall, mode: str) -> None:
+        self.call = call
+        self.mode = mode
+        self._task: asyncio.Task[None] | None = None
+        self._early_from: OutboundCall | None = None
+
+    async def start(self) -> None:
+        if self.mode == "tone":
+            if self.call.answered:
+                self._task = asyncio.get_running_loop().create_task(self._play_tone())
+            else:
+                await self.call.ring()  # the caller's phone plays its own ringback
+
+    async def _play_tone(self) -> None:
+        audio = named_tone("ringback")
+        while True:
+            playback = self.call.leg.play(audio)
+            await playback.done
+
+    def on_progress(self, leg: OutboundCall, response: Response) -> None:
+        if self.mode != "early-media" or self._early_from is not None:
+            return
+        if leg.early_media:
+            # Relay the first target's early media to the caller, who gets 183 with SDP.
+            self._early_from = leg
+            self.call.schedule(self.call.progress())
+            leg.leg.relay_to(self.call.leg)
+        elif not self.call.answered:
+            self.call.schedule(self.call.ring())  # ringing without media yet
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(Exception):
+                self.call.leg.stop_playback()
+        if self._early_from is not None:
+            self._early_from.leg.relay_to(None)

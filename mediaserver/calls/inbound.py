@@ -1,0 +1,211 @@
+"""A call that arrived as an INVITE: answered, rejected or rung through its
+server transaction.
+
+Answering sends 200 with our SDP answer (or, for an offerless INVITE, our
+offer, the answer then coming in the ACK). ``progress`` sends 183 with SDP so
+prompts are heard before the answer (early media). Hanging up before the
+answer sends a final error response chosen by the hangup reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mediaserver.actions.callapi import DialOptions, DialResult
+from mediaserver.calls.base import Call, log, user_of
+from mediaserver.media.g711 import CODECS
+from mediaserver.media.leg import RtpLeg
+from mediaserver.sip.dialog import Dialog
+from mediaserver.sip.message import Request, make_response
+from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer, make_offer
+from mediaserver.sip.transaction import ServerTransaction
+from mediaserver.sip.transport import Peer, SipEndpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mediaserver.calls.bridge import Dialer
+
+# SIP status for hanging up a call that was never answered, by hangup reason.
+UNANSWERED_STATUS = {
+    "busy": 486,
+    "declined": 603,
+    "rejected": 603,
+    "unavailable": 480,
+    "not_found": 404,
+    "no_answer": 480,
+    "failed": 500,
+}
+REJECT_STATUS = {"busy": 486, "declined": 603, "unavailable": 480, "not_found": 404}
+
+
+@dataclass
+class CallSetup:
+    """What the user agent hands a new inbound call."""
+
+    endpoint: SipEndpoint
+    invite: Request
+    transaction: ServerTransaction
+    source: Peer
+    dialog: Dialog
+    leg: RtpLeg
+    local_host: str  # address for Contact and SDP
+    dialog_headers: list[tuple[str, str]]  # Contact, Allow, Server on our dialog responses
+    answer_sdp: SessionDescription | None  # None: the INVITE had no offer
+    codecs: tuple[str, ...]
+    user_agent: str
+    scenario: str
+    trusted: bool  # authenticated user, trunk or trusted network: may make the server dial out
+    dialer: Dialer | None
+
+
+class InboundCall(Call):
+    direction = "inbound"
+
+    def __init__(self, setup: CallSetup, on_finished: Callable[[Call], None]) -> None:
+        invite = setup.invite
+        super().__init__(
+            endpoint=setup.endpoint,
+            leg=setup.leg,
+            peer=setup.source,
+            local_host=setup.local_host,
+            user_agent=setup.user_agent,
+            sip_call_id=invite.call_id,
+            from_user=user_of(invite.from_.uri) or str(invite.from_.uri),
+            to_user=user_of(invite.to.uri) or str(invite.to.uri),
+            dialog_headers=setup.dialog_headers,
+            on_finished=on_finished,
+        )
+        self.setup = setup
+        self.invite = invite
+        self.transaction = setup.transaction
+        self.dialog = setup.dialog
+        self.scenario = setup.scenario
+        self.trusted = setup.trusted
+        self.local_sdp = setup.answer_sdp
+        self._offer: SessionDescription | None = None
+        self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._early = False
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in self.invite.headers:
+            out.setdefault(name, value)
+        return out
+
+    # -- answering ---------------------------------------------------------------
+
+    async def ring(self) -> None:
+        self.check()
+        if self.answered or self.final_status is not None:
+            return
+        ringing = make_response(self.invite, 180, to_tag=self.dialog_tag, extra=self.dialog_headers)
+        self.endpoint.respond(self.transaction, ringing)
+
+    async def progress(self) -> None:
+        """183 Session Progress with our SDP: media flows before the answer."""
+        self.check()
+        if self.answered or self._early or self.local_sdp is None:
+            return  # an offerless INVITE cannot have early media without 100rel
+        self._early = True
+        extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
+        body = self.local_sdp.serialize().encode()
+        progress = make_response(self.invite, 183, to_tag=self.dialog_tag, extra=extra, body=body)
+        self.endpoint.respond(self.transaction, progress)
+        self.leg.start()
+
+    @property
+    def dialog_tag(self) -> str:
+        assert self.dialog is not None
+        return self.dialog.local_tag
+
+    async def answer(self) -> None:
+        self.check()
+        if self.answered:
+            return
+        if self.local_sdp is None:
+            # Offerless INVITE: our offer goes in the 200, the answer comes in the ACK.
+            self._offer = make_offer(
+                codecs=self.setup.codecs,
+                local_address=self.local_host,
+                local_port=self.leg.local_port,
+                session_id=secrets.randbits(31),
+                session_version=1,
+                user_agent=self.user_agent,
+            )
+            self.local_sdp = self._offer
+            body = self._offer.serialize().encode()
+        else:
+            body = self.local_sdp.serialize().encode()
+        extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
+        ok = make_response(self.invite, 200, to_tag=self.dialog_tag, extra=extra, body=body)
+        self.endpoint.respond(self.transaction, ok)
+        self.final_status = 200
+        self.answered_at = self.answered_at or time.time()
+        assert self.dialog is not None
+        self.dialog.confirm()
+        log.info("call answered")
+        if self._offer is not None:
+            await self.wait_any([self._acked], None, wake_on_digit=False)
+            self.check()
+        else:
+            self.leg.start()
+
+    async def reject(self, reason: str) -> None:
+        self.check()
+        if self.answered:
+            raise ValueError("reject@v1: the call is already answered; use hangup@v1")
+        self._final_error(REJECT_STATUS.get(reason, 603))
+        self.end(reason, "server")
+
+    async def _abandon(self, reason: str) -> None:
+        if self.final_status is None:
+            self._final_error(UNANSWERED_STATUS.get(reason, 480))
+
+    def _final_error(self, status: int) -> None:
+        self.final_status = status
+        response = make_response(self.invite, status, to_tag=self.dialog_tag)
+        self.endpoint.respond(self.transaction, response)
+
+    async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
+        from mediaserver.calls.bridge import dial
+
+        return await dial(self, targets, options)
+
+    # -- events from the user agent --------------------------------------------
+
+    def on_ack(self, ack: Request) -> None:
+        self.endpoint.layer.ack_received(self.transaction, asyncio.get_running_loop().time())
+        if self._offer is not None and not self._acked.done():
+            try:
+                answer = accept_answer(self._offer, SessionDescription.parse(ack.body))
+            except SdpError as exc:
+                log.info("bad SDP answer in ACK", reason=str(exc), call_id=self.id)
+                self._acked.set_result(None)
+                self.schedule(self.hangup("failed"))
+                return
+            self.leg.update_remote(
+                (answer.remote_address, answer.remote_port),
+                CODECS[answer.codec],
+                answer.payload_type,
+                answer.telephone_event_pt,
+            )
+            self.leg.start()
+        if not self._acked.done():
+            self._acked.set_result(None)
+
+    def on_ack_timeout(self) -> None:
+        """No ACK for our 2xx: RFC 3261 13.3.1.4 says to end the dialog with BYE."""
+        if not self.ended:
+            log.info("no ACK for 200 OK; hanging up", call_id=self.id)
+            self.schedule(self.hangup("failed"))
+
+    def on_cancel(self) -> None:
+        """CANCEL arrived before we answered; the 487 is already sent."""
+        self.final_status = 487
+        self.end("originator_cancel", "caller")
+        self.cancel_run()
