@@ -34,6 +34,7 @@ from mediaserver.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
+    from mediaserver.journal import CallJournal
 
 log = get_logger("call")
 
@@ -89,6 +90,8 @@ class Call:
         self.hangup_source: str | None = None
         self.final_status: int | None = None
         self.outcome: RunOutcome | None = None
+        self.dial_status: str | None = None  # for a call placed by dial@v1: how it went
+        self.journal: CallJournal | None = None
         self._on_finished = on_finished
         self._digits: deque[str] = deque(maxlen=MAX_BUFFERED_DIGITS)
         self._wakers: list[asyncio.Future[None]] = []
@@ -128,6 +131,13 @@ class Call:
     @property
     def ended_future(self) -> asyncio.Future[None]:
         return self._ended
+
+    def mark_answered(self) -> None:
+        """The call is answered now (the first time only)."""
+        if self.answered_at is None:
+            self.answered_at = time.time()
+            if self.journal is not None:
+                self.journal.call_answered(self)
 
     def check(self) -> None:
         """Raise CallEnded when the call is gone."""
@@ -371,6 +381,8 @@ class Call:
             duration=round(duration, 3) if self.answered_at else 0,
             media=self.leg.snapshot(),
         )
+        if self.journal is not None:
+            self.journal.call_ended(self, dial_status=self.dial_status)
         self._on_finished(self)
 
 

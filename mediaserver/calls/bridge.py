@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mediaserver.actions.callapi import CallEnded, DialError, DialOptions, DialResult
-from mediaserver.calls.base import log
+from mediaserver.calls.base import Call, log
 from mediaserver.calls.outbound import OutboundCall
 from mediaserver.media.tones import named_tone
 from mediaserver.sip.message import Response
@@ -43,7 +43,12 @@ class Dialer(Protocol):
     """What places outbound calls (the user agent)."""
 
     async def originate(
-        self, target: str, *, caller_id: str, headers: Mapping[str, str]
+        self,
+        target: str,
+        *,
+        caller_id: str,
+        headers: Mapping[str, str],
+        parent: Call | None = None,
     ) -> OutboundCall: ...
 
 
@@ -59,7 +64,10 @@ async def dial(call: InboundCall, targets: list[str], options: DialOptions) -> D
     for target in targets:
         try:
             leg = await dialer.originate(
-                target, caller_id=options.caller_id or call.from_user, headers=options.headers
+                target,
+                caller_id=options.caller_id or call.from_user,
+                headers=options.headers,
+                parent=call,
             )
         except TargetError as exc:
             log.info("cannot dial target", target=target, reason=str(exc))

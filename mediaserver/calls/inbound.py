@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -145,7 +144,7 @@ class InboundCall(Call):
         ok = make_response(self.invite, 200, to_tag=self.dialog_tag, extra=extra, body=body)
         self.endpoint.respond(self.transaction, ok)
         self.final_status = 200
-        self.answered_at = self.answered_at or time.time()
+        self.mark_answered()
         assert self.dialog is not None
         self.dialog.confirm()
         log.info("call answered")

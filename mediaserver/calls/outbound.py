@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 
 from mediaserver.calls.base import Call, log, user_of
@@ -111,11 +110,13 @@ class OutboundCall(Call):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(invite), CANCEL_WAIT)
                 status = dial_status(self.final_status, cancelled=False)
-                return "no-answer" if status != "answered" else status
+                self.dial_status = "no-answer" if status != "answered" else status
+                return self.dial_status
         finally:
             if not invite.done():
                 invite.cancel()
-        return dial_status(self.final_status, self._cancel_wanted)
+        self.dial_status = dial_status(self.final_status, self._cancel_wanted)
+        return self.dial_status
 
     def request_cancel(self) -> None:
         """Give up ringing: CANCEL now, or as soon as a provisional response makes
@@ -174,7 +175,7 @@ class OutboundCall(Call):
         if self.answered:
             return  # a retransmission: acknowledged again, nothing else
         self.final_status = response.status
-        self.answered_at = time.time()
+        self.mark_answered()
         if not self._accept_sdp(response.body):
             self.schedule(self.hangup("failed"))
             return

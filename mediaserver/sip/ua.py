@@ -22,6 +22,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 
 from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall
+from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.g711 import CODECS
@@ -97,6 +98,7 @@ class UserAgent:
         ports: PortAllocator,
         clock: MediaClock,
         user_agent: str = "mediaserver",
+        journal: CallJournal | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
@@ -105,6 +107,7 @@ class UserAgent:
         self.ports = ports
         self.clock = clock
         self.user_agent = user_agent
+        self.journal = journal
         self.draining = False
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
         self._invites: dict[ServerTransaction, InboundCall | None] = {}
@@ -322,7 +325,9 @@ class UserAgent:
         if setup is None:
             self._release(leg)
             return None
-        return InboundCall(setup, on_finished=self._finished)
+        call = InboundCall(setup, on_finished=self._finished)
+        call.journal = self.journal
+        return call
 
     def _call_setup(self, invite: PendingInvite, leg: RtpLeg, local_host: str) -> CallSetup | None:
         """Negotiate media and describe the new call; None when it was refused."""
@@ -402,7 +407,12 @@ class UserAgent:
     # -- outbound calls (the Dialer of bridge.py) --------------------------------
 
     async def originate(
-        self, target: str, *, caller_id: str, headers: Mapping[str, str]
+        self,
+        target: str,
+        *,
+        caller_id: str,
+        headers: Mapping[str, str],
+        parent: Call | None = None,
     ) -> OutboundCall:
         """Prepare (not yet place) a call to a SIP URI; TargetError when it cannot be."""
         try:
@@ -462,6 +472,9 @@ class UserAgent:
             on_finished=self._finished,
         )
         self.calls[call.sip_call_id, call.local_tag] = call
+        call.journal = self.journal
+        if self.journal is not None:
+            self.journal.call_started(call, number=caller_id, parent=parent)
         return call
 
     # -- shutdown ----------------------------------------------------------------

@@ -169,7 +169,8 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
     [
         (
             "sip:\n  colour: red\n",
-            "F:2:3: unknown key sip.colour (known: listen, public_address, trusted_networks, user_agent)",
+            "F:2:3: unknown key sip.colour "
+            "(known: listen, public_address, trusted_networks, user_agent)",
         ),
         (
             "rtp:\n  colour: red\n",
@@ -468,7 +469,8 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
     assert problems_of(tmp_path, MANY_MISTAKES) == [
         "F:2:32: sip.listen[1]: expected TRANSPORT:HOST:PORT such as udp:0.0.0.0:5060, "
         "got 'udp:0.0.0.0'",
-        "F:3:3: unknown key sip.colour (known: listen, public_address, trusted_networks, user_agent)",
+        "F:3:3: unknown key sip.colour "
+        "(known: listen, public_address, trusted_networks, user_agent)",
         "F:5:10: rtp.ports: range 40000-30000 must lie within 1024-65535, low below high",
         "F:6:11: rtp.codecs: unknown codec 'opus' (supported: PCMU, PCMA)",
         "F:8:11: http.listen: expected a port number 0-65535, got 99999",

@@ -1,0 +1,189 @@
+"""The journal: what happens to calls and runs, written down off the call path.
+
+Calls and runs report their life here (started, answered, ended); the
+journal queues each report and one background task applies them in order:
+the call record and run record in the store (SPEC section 7) and the native
+webhooks (``v2.call.inbound.started`` ...). A call never waits for the
+database or a webhook receiver: reporting is a non-blocking append. On
+shutdown the queue is drained, so nothing that happened is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mediaserver.api.webhooks import WebhookDispatcher
+from mediaserver.calls.base import Q850_CAUSES
+from mediaserver.log import get_logger
+from mediaserver.store import CallEnd, NewCall, Store, StoreError
+
+if TYPE_CHECKING:
+    from mediaserver.actions.runner import RunOutcome
+    from mediaserver.calls import Call
+
+log = get_logger("journal")
+
+MAX_BACKLOG = 100_000
+
+Entry = Callable[[], Awaitable[None]]
+
+
+def _at(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+class CallJournal:
+    def __init__(self, store: Store | None, webhooks: WebhookDispatcher | None) -> None:
+        self.store = store
+        self.webhooks = webhooks
+        self._queue: asyncio.Queue[Entry] = asyncio.Queue(MAX_BACKLOG)
+        self._worker: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Apply what is queued (for up to ``timeout`` seconds), then stop."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        if not self._queue.empty():
+            log.warning("journal entries not written at shutdown", count=self._queue.qsize())
+
+    async def flush(self) -> None:
+        """Wait until everything reported so far is written."""
+        await self._queue.join()
+
+    async def _work(self) -> None:
+        while True:
+            entry = await self._queue.get()
+            try:
+                await entry()
+            except StoreError as exc:
+                log.warning("journal entry refused by the store", reason=str(exc))
+            except Exception:
+                log.exception("journal entry failed")
+            finally:
+                self._queue.task_done()
+
+    def _add(self, entry: Entry) -> None:
+        try:
+            self._queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error("journal backlog full; a record is lost", backlog=MAX_BACKLOG)
+
+    # -- runs -------------------------------------------------------------------------
+
+    def run_started(
+        self, runid: str, scenario_id: str | None, branch: str, variables: dict[str, Any]
+    ) -> None:
+        store = self.store
+        if store is None or scenario_id is None:
+            return
+
+        async def write() -> None:
+            await store.runs.create(scenario_id, branch, variables=variables, runid=runid)
+
+        self._add(write)
+
+    def run_ended(self, runid: str, outcome: RunOutcome | None) -> None:
+        store = self.store
+        if store is None:
+            return
+        status = outcome.status if outcome is not None else "hangup"
+        variables = dict(outcome.variables) if outcome is not None else None
+        error = outcome.error if outcome is not None else None
+
+        async def write() -> None:
+            await store.runs.finish(runid, status, variables=variables, error=error)
+
+        self._add(write)
+
+    # -- calls ------------------------------------------------------------------------
+
+    def call_started(
+        self,
+        call: Call,
+        *,
+        number: str | None = None,
+        scenario_id: str | None = None,
+        run_id: str | None = None,
+        parent: Call | None = None,
+    ) -> None:
+        record = NewCall(
+            id=call.id,
+            direction="inbound" if call.direction == "inbound" else "outbound",
+            from_number=call.from_user,
+            to_number=call.to_user,
+            number=number,
+            started_at=_at(call.started_at) or datetime.now(UTC),
+            scenario_id=scenario_id,
+            scenario_name=call.scenario,
+            run_id=run_id if scenario_id is not None else None,
+            parent_call_id=parent.id if parent is not None else None,
+            sip_call_id=call.sip_call_id,
+        )
+        event = f"v2.call.{record.direction}.started"
+        payload = {
+            "callid": call.id,
+            "direction": record.direction,
+            "from": call.from_user,
+            "to": call.to_user,
+            "scenario": call.scenario,
+            "start": record.started_at.isoformat(),
+        }
+        store = self.store
+
+        async def write() -> None:
+            if store is not None:
+                await store.calls.create(record)
+            if self.webhooks is not None:
+                self.webhooks.publish(event, call.id, payload)
+
+        self._add(write)
+
+    def call_answered(self, call: Call) -> None:
+        store = self.store
+        at = _at(call.answered_at)
+        if store is None or at is None:
+            return
+
+        async def write() -> None:
+            await store.calls.answered(call.id, at)
+
+        self._add(write)
+
+    def call_ended(self, call: Call, *, dial_status: str | None = None) -> None:
+        end = CallEnd(
+            ended_at=_at(call.ended_at) or datetime.now(UTC),
+            hangup_cause=call.hangup_cause,
+            hangup_source=call.hangup_source,
+            hangup_cause_code=Q850_CAUSES.get(call.hangup_cause or "", 16),
+            sip_status=call.final_status,
+            dial_status=dial_status,
+            media_stats={"a": call.leg.snapshot()},
+        )
+        direction = call.direction
+        store = self.store
+
+        async def write() -> None:
+            payload: dict[str, Any] = {"callid": call.id, "direction": direction}
+            if store is not None:
+                record = await store.calls.finish(call.id, end)
+                if record is not None:
+                    payload = record.as_cdr()
+            if self.webhooks is not None:
+                self.webhooks.publish(f"v2.call.{direction}.ended", call.id, payload)
+
+        self._add(write)

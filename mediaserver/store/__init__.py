@@ -1,0 +1,118 @@
+"""Storage: SQLite through aiosqlite for scenarios, runs, call records,
+recordings and webhooks (SPEC section 7).
+
+Theory of operation. :meth:`Store.open` opens the database file (creating
+it, applying pending migrations, refusing a schema newer than the code)
+and hands out one repository per kind of record; each repository method is
+one transaction, so nothing is ever half-applied. At start-up the server
+calls :meth:`Store.mark_interrupted_calls` before taking calls, then loads
+the routing table (:meth:`Numbers.all`) and synchronises the scenario files
+(:meth:`Scenarios.sync_file`). Layout:
+
+- :mod:`~mediaserver.store.db`: connections, transactions, ids, time, paging;
+- :mod:`~mediaserver.store.migrations`: the versioned schema;
+- :mod:`~mediaserver.store.scenarios`, :mod:`~mediaserver.store.runs`,
+  :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
+  :mod:`~mediaserver.store.webhooks`: the repositories;
+- :mod:`~mediaserver.store.recovery`: what a crash left in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from mediaserver.store.cdrs import (
+    CSV_COLUMNS,
+    CallEnd,
+    CallFilter,
+    CallRecord,
+    CallRecords,
+    NewCall,
+)
+from mediaserver.store.db import Database, Durability, Page, new_id, utc_now
+from mediaserver.store.errors import Conflict, SchemaTooNew, StoreError, UnknownReference
+from mediaserver.store.recordings import NewRecording, Recording, RecordingFilter, Recordings
+from mediaserver.store.recovery import Recovery, mark_interrupted_calls
+from mediaserver.store.runs import RunRecord, Runs
+from mediaserver.store.scenarios import NumberAttachment, Numbers, Scenario, Scenarios
+from mediaserver.store.webhooks import (
+    Deliveries,
+    Delivery,
+    DeliveryFilter,
+    NewDelivery,
+    Webhook,
+    Webhooks,
+)
+
+__all__ = [
+    "CSV_COLUMNS",
+    "CallEnd",
+    "CallFilter",
+    "CallRecord",
+    "CallRecords",
+    "Conflict",
+    "Database",
+    "Deliveries",
+    "Delivery",
+    "DeliveryFilter",
+    "NewCall",
+    "NewDelivery",
+    "NewRecording",
+    "NumberAttachment",
+    "Numbers",
+    "Page",
+    "Recording",
+    "RecordingFilter",
+    "Recordings",
+    "Recovery",
+    "RunRecord",
+    "Runs",
+    "Scenario",
+    "Scenarios",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "UnknownReference",
+    "Webhook",
+    "Webhooks",
+    "new_id",
+]
+
+
+class Store:
+    """The open database and its repositories."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.scenarios = Scenarios(db)
+        self.numbers = Numbers(db)
+        self.runs = Runs(db)
+        self.calls = CallRecords(db)
+        self.recordings = Recordings(db)
+        self.webhooks = Webhooks(db)
+        self.deliveries = Deliveries(db)
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        readers: int = 2,
+        durability: Durability = "normal",
+        busy_timeout: float = 5.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> Store:
+        """Open the database at ``path``; see :meth:`Database.open`."""
+        db = await Database.open(
+            path, readers=readers, durability=durability, busy_timeout=busy_timeout, clock=clock
+        )
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def mark_interrupted_calls(self, now: datetime | None = None) -> Recovery:
+        """The crash-recovery rule, run at start-up: see :mod:`mediaserver.store.recovery`."""
+        return await mark_interrupted_calls(self.db, now)

@@ -1,0 +1,102 @@
+"""Call records and runs written by a live server, and what survives a crash.
+
+Calls are placed with sipp and a bare SIP peer; the SQLite database the
+server writes is then read directly: one record per call with its numbers,
+times, hangup cause and source, and a run per call; after a SIGKILL during a
+call, a restart finds the database intact, the finished records there, and
+the interrupted call recorded as such.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ServerProcess, start_server
+from tests.support.rawsip import SipProbe, sdp_offer
+from tests.support.sipp import run_sipp
+
+pytestmark = pytest.mark.integration
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def database(server: ServerProcess) -> sqlite3.Connection:
+    db = sqlite3.connect(server.data_dir / "data" / "mediaserver.db")
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def wait_for(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_each_call_leaves_a_record_and_a_run(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "server", routes={"echo": "echo"}, scenarios=SCENARIOS)
+    try:
+        run_sipp(server.target, scenario="uac", service="echo", calls=3, duration_ms=500,
+                 workdir=tmp_path / "sipp").assert_ok(calls=3)  # fmt: skip
+        db = database(server)
+        wait_for(
+            lambda: db.execute("SELECT count(*) FROM calls WHERE status='ended'").fetchone()[0] == 3
+        )
+        rows = db.execute("SELECT * FROM calls ORDER BY started_at").fetchall()
+        for row in rows:
+            assert row["direction"] == "inbound"
+            assert row["from_number"] == "sipp" and row["number"] == "echo"
+            assert row["scenario_name"] == "echo"
+            assert row["hangup_source"] == "caller" and row["hangup_cause"] == "normal_clearing"
+            assert row["sip_status"] == 200
+            assert row["answered_at"] is not None and row["ended_at"] >= row["answered_at"]
+            assert 300 <= row["duration_answered_ms"] <= 5000
+            run = db.execute("SELECT * FROM runs WHERE id = ?", (row["run_id"],)).fetchone()
+            assert run is not None and run["status"] == "hangup" and run["branch"] == "inbound-call"
+    finally:
+        server.stop()
+
+
+def test_sigkill_during_a_call_then_restart(tmp_path: Path) -> None:
+    data = tmp_path / "server"
+    server = start_server(data, routes={"echo": "echo"}, scenarios=SCENARIOS)
+    run_sipp(server.target, scenario="uac", service="echo", calls=2, workdir=tmp_path / "sipp"
+             ).assert_ok(calls=2)  # fmt: skip
+    with SipProbe(server.sip_port) as caller:
+        caller.send(caller.build("INVITE", body=sdp_offer()))
+        ok = caller.expect_final()
+        assert ok.status == 200
+        caller.send(caller.build("ACK", call_id=ok.header("call-id"), to_tag=ok.to_tag))
+        db = database(server)
+        wait_for(
+            lambda: db.execute("SELECT count(*) FROM calls WHERE status='live'").fetchone()[0] == 1
+        )
+        db.close()
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+
+    again = start_server(data, routes={"echo": "echo"}, scenarios=SCENARIOS)
+    try:
+        db = database(again)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        statuses = sorted(r[0] for r in db.execute("SELECT status FROM calls"))
+        assert statuses == ["ended", "ended", "interrupted"]
+        interrupted = db.execute("SELECT * FROM calls WHERE status='interrupted'").fetchone()
+        assert interrupted["ended_at"] is not None
+        run = db.execute(
+            "SELECT status FROM runs WHERE id = ?", (interrupted["run_id"],)
+        ).fetchone()
+        assert run["status"] == "interrupted"
+        assert '"recovered from an unclean stop"' in again.log_text()
+        # And it takes calls again.
+        run_sipp(again.target, scenario="uac", service="echo", calls=1, workdir=tmp_path / "sipp2"
+                 ).assert_ok(calls=1)  # fmt: skip
+    finally:
+        again.stop()
