@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import structlog
 
 from mediaserver.actions.runner import Run, RunOutcome
+from mediaserver.actions.scenario import load_scenario_text
 from mediaserver.api.webhooks import (
     DeliveryRecord,
     WebhookDispatcher,
     WebhookSubscription,
     targets_from_config,
 )
-from mediaserver.calls import Call
+from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.config import Config, ListenAddress
 from mediaserver.journal import CallJournal
 from mediaserver.library import Router, ScenarioLibrary
@@ -40,12 +45,24 @@ from mediaserver.media.recorder import repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
 from mediaserver.sip.transport import SipEndpoint
 from mediaserver.sip.ua import MediaSettings, UserAgent
+from mediaserver.sip.uac import TargetError
 from mediaserver.store import Store
 from mediaserver.yamlsource import Mark, Problem, ProblemsError
 
 log = get_logger("server")
 
 INBOUND_BRANCH = "inbound-call"
+API_BRANCH = "api-initiated"
+API_CALL_TIMEOUT = 30.0
+
+
+class RunRefused(ValueError):
+    """A run cannot be started (unknown scenario, no api-initiated branch, bad
+    variables or target); ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class Server:
         if problems:
             raise ProblemsError(problems)
         self.router = Router(config.routes)
+        self.runs: dict[str, asyncio.Task[None]] = {}  # API-started runs still going
         self.store: Store | None = None
         self.webhook_targets: list[WebhookSubscription] = list(targets_from_config(config.webhooks))
         self.webhooks = WebhookDispatcher(self._subscriptions, on_delivery=self._delivered)
@@ -183,6 +201,110 @@ class Server:
             await call.serve(run)
         finally:
             self.journal.run_ended(run_id, call.outcome)
+
+    def find_call(self, call_id: str) -> Call | None:
+        """A live call by its id."""
+        return next((c for c in self.ua.active_calls if c.id == call_id), None)
+
+    async def start_run(
+        self,
+        name: str,
+        *,
+        to: str | None = None,
+        variables: dict[str, object] | None = None,
+        caller_id: str | None = None,
+    ) -> str:
+        """Start the ``api-initiated`` branch of scenario ``name``; the run id.
+
+        With ``to``, the server calls it first and runs the branch once the call
+        is answered, or without a call when it is not, ``$dial`` telling why (the
+        Callr seed's runs); without ``to`` the branch runs offline."""
+        scenario = self.library.get(name)
+        if scenario is None:
+            raise RunRefused("scenario", f"no scenario {name!r}")
+        if API_BRANCH not in scenario.branches:
+            raise RunRefused("scenario", f"scenario {name!r} has no {API_BRANCH} branch")
+        run_id = f"api:{new_call_id()}"
+        try:
+            run = Run(
+                scenario,
+                API_BRANCH,
+                call=None,
+                prompts=self.prompts,
+                run_id=run_id,
+                variables=dict(variables or {}),
+            )
+        except ValueError as exc:
+            raise RunRefused("variables", str(exc)) from None
+        call: OutboundCall | None = None
+        if to is not None:
+            try:
+                call = await self.ua.originate(
+                    to, caller_id=caller_id or "mediaserver", headers={}, parent=None
+                )
+            except TargetError as exc:
+                raise RunRefused("to", str(exc)) from None
+            call.scenario = name
+        scenario_id = self.library.store_id(name)
+        self.journal.run_started(run_id, scenario_id, API_BRANCH, dict(variables or {}))
+        task = asyncio.get_running_loop().create_task(self._api_run(run, call, run_id))
+        self.runs[run_id] = task
+        task.add_done_callback(lambda _: self.runs.pop(run_id, None))
+        return run_id
+
+    async def _api_run(self, run: Run, call: OutboundCall | None, run_id: str) -> None:
+        structlog.contextvars.bind_contextvars(run_id=run_id)
+        outcome: RunOutcome | None = None
+        try:
+            if call is None:
+                outcome = await run.execute()
+                return
+            status = await call.place(API_CALL_TIMEOUT)
+            duration = 0.0
+            run.sandbox.define_builtin(
+                "$dial", {"status": status, "duration": duration, "target": call.target}
+            )
+            if status != "answered":
+                call.finish()
+                outcome = await run.execute()  # the branch runs without a call
+                return
+            run.bind_call(call)
+
+            async def execute(_: Call) -> RunOutcome:
+                return await run.execute()
+
+            await call.serve(execute)
+            outcome = call.outcome
+        finally:
+            self.journal.run_ended(run_id, outcome if outcome is not None else run.outcome)
+
+    def inject_actions(self, call_id: str, actions: list[Any]) -> str:
+        """Replace what a live call is doing with ``actions`` (a list of action
+        items as in a scenario branch); the new run's id. ProblemsError when the
+        actions do not validate, RunRefused when the call cannot take them."""
+        call = self.find_call(call_id)
+        if call is None:
+            raise RunRefused("call", f"no live call {call_id!r}")
+        text = json.dumps({"branches": {INBOUND_BRANCH: {"actions": actions}}}, indent=1)
+        scenario = load_scenario_text(text, f"inject-{call.id}.yaml")
+        run_id = f"inject:{new_call_id()}"
+
+        async def run(call: Call) -> RunOutcome:
+            return await Run(
+                scenario, INBOUND_BRANCH, call=call, prompts=self.prompts, run_id=run_id
+            ).execute()
+
+        if not call.inject(run):
+            raise RunRefused("call", f"call {call_id!r} has no running scenario to replace")
+        return run_id
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Stop an API-started run still going (its call is hung up)."""
+        task = self.runs.get(run_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
 
     # -- webhooks ------------------------------------------------------------------------
 

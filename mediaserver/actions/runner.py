@@ -235,6 +235,13 @@ class Run:
         )
         await self._run_list(item.on_error)
 
+    def bind_call(self, call: CallApi) -> None:
+        """Give a run created before its call (an API run placing one) that call."""
+        if self._started:
+            raise RuntimeError("bind_call must come before execute")
+        self._call = call
+        self._refresh_call()
+
     def _refresh_call(self) -> None:
         # $call.answered_at and friends change as the call progresses.
         if self._call is not None:

@@ -45,6 +45,9 @@ BYE_WAIT = 5.0
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
+RunFactory = Callable[["Call"], Coroutine[Any, Any, "RunOutcome"]]
+"""Starts a run on a call: the coroutine of its execution."""
+
 
 def new_call_id() -> str:
     """A call id as the API shows it: 8 characters of [a-z0-9]."""
@@ -97,6 +100,7 @@ class Call:
         self._wakers: list[asyncio.Future[None]] = []
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._run_task: asyncio.Task[RunOutcome] | None = None
+        self._injected: RunFactory | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._finished = False
         leg.on_digit = self._on_digit
@@ -332,8 +336,11 @@ class Call:
 
     # -- the call's life -------------------------------------------------------------
 
-    async def serve(self, run: Callable[[Call], Coroutine[Any, Any, RunOutcome]]) -> None:
-        """Run the scenario, then make sure the call is over and cleaned up."""
+    async def serve(self, run: RunFactory) -> None:
+        """Run the scenario, then make sure the call is over and cleaned up.
+
+        A run injected meanwhile (:meth:`inject`) replaces the current one; the
+        call ends when the last run does."""
         structlog.contextvars.bind_contextvars(call_id=self.id)
         log.info(
             "call started",
@@ -345,14 +352,18 @@ class Call:
             transport=self.peer.transport,
         )
         try:
-            # The run is a child task so the caller hanging up can cancel it alone.
-            self._run_task = asyncio.get_running_loop().create_task(run(self))
-            try:
-                self.outcome = await self._run_task
-            except asyncio.CancelledError:
-                if not self._run_task.cancelled():
-                    self._run_task.cancel()  # the server itself is stopping
-                    raise
+            next_run: RunFactory | None = run
+            while next_run is not None and not self.ended:
+                # The run is a child task so a hang-up or an injection can cancel it alone.
+                self._run_task = asyncio.get_running_loop().create_task(next_run(self))
+                self._injected = None
+                try:
+                    self.outcome = await self._run_task
+                except asyncio.CancelledError:
+                    if not self._run_task.cancelled():
+                        self._run_task.cancel()  # the server itself is stopping
+                        raise
+                next_run = self._injected
             if not self.ended:
                 failed = self.outcome is not None and self.outcome.status == "failed"
                 await self.hangup("failed" if failed and not self.answered else "normal_clearing")
@@ -362,6 +373,15 @@ class Call:
                 await self.hangup("failed")
         finally:
             self.finish()
+
+    def inject(self, run: RunFactory) -> bool:
+        """Stop the current run and go on with ``run`` (the API's injected actions);
+        False when the call has no run to replace."""
+        if self.ended or self._run_task is None or self._run_task.done():
+            return False
+        self._injected = run
+        self._run_task.cancel()
+        return True
 
     def finish(self) -> None:
         """The call is over for good: log its summary and release it (once)."""

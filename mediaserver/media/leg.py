@@ -10,13 +10,16 @@ is answered and idle, so the peer's jitter buffer always has a steady stream.
 
 Bad packets (truncated, wrong version, unknown payload types, foreign
 sources) are dropped and counted in :attr:`RtpLeg.stats`; nothing received
-can raise out of this module.
+can raise out of this module. RFC 3550 statistics (loss, jitter, round-trip
+time) are kept in :attr:`RtpLeg.rtp_stats` and reported over RTCP by the
+leg's :class:`~mediaserver.media.reports.ReportChannel`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
@@ -27,7 +30,13 @@ from mediaserver.media.clock import MediaClock
 from mediaserver.media.dtmf import DtmfReceiver
 from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.pcm import Pcm
+from mediaserver.media.reports import ReportChannel
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, parse_rtp
+from mediaserver.media.stats import LegStats
+
+CNAME = "mediaserver"
+# Counters the RFC 3550 statistics keep too: the snapshot takes theirs.
+_COUNTED_BY_STATS = frozenset(("packets_in", "packets_out", "bytes_in", "rtcp_in"))
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 
@@ -93,6 +102,12 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._playback: Playback | None = None
         self._dtmf = DtmfReceiver()
         self._silence = silence_payload(codec)
+        self.rtp_stats = LegStats(self._ssrc)
+        self.reports = ReportChannel(self.rtp_stats, CNAME, lambda: self.remote)
+
+    async def open_rtcp(self, host: str, port: int) -> bool:
+        """Bind the RTCP socket (RTP port + 1); False when it is taken."""
+        return await self.reports.open(host, port)
 
     # -- asyncio ------------------------------------------------------------
 
@@ -104,6 +119,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         stats = self.stats
         if is_rtcp(data):
             stats["rtcp_in"] += 1
+            self.reports.receive(data)  # RFC 5761: RTCP multiplexed on the RTP port
             return
         try:
             packet = parse_rtp(data)
@@ -122,6 +138,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             return
         stats["packets_in"] += 1
         stats["bytes_in"] += len(packet.payload)
+        self.rtp_stats.on_rtp_received(packet, time.time())
         pt = packet.payload_type
         relay = self.relay
         if pt == self.telephone_event_pt:
@@ -150,6 +167,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         if self.transport is None or self.remote is None:
             return
         data = build_rtp(self.payload_type, self._seq, self._ts, self._ssrc, payload, self._marker)
+        self.rtp_stats.on_rtp_sent(self._ts, len(payload), time.time())
         self._marker = False
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + samples) & 0xFFFFFFFF
@@ -161,6 +179,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         if not self.sending:
             self.sending = True
             self.clock.add(self)
+            self.reports.start()
 
     def on_tick(self, now: float) -> None:
         if self._dtmf.next_deadline() is not None:
@@ -232,6 +251,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         assert self._relayed_event is not None
         ours = self._relayed_event[1]
         data = build_rtp(self.telephone_event_pt, self._seq, ours, self._ssrc, payload, first)
+        self.rtp_stats.on_rtp_sent(ours, len(payload), time.time())
         self._seq = (self._seq + 1) & 0xFFFF
         if len(payload) >= 4 and payload[1] & 0x80:
             # End of event: audio resumes after the event's duration (RFC 4733 2.5.1.3).
@@ -265,9 +285,17 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.relay_to(None)
         if self.fed_by is not None and self.fed_by.relay is self:
             self.fed_by.relay_to(None)
+        self.reports.close()
         if self.transport is not None:
             self.transport.close()
 
     def snapshot(self) -> dict[str, Any]:
-        """Per-leg counters for logs and the call record."""
-        return dict(self.stats, dtmf_dropped=self._dtmf.dropped)
+        """Per-leg figures for logs and the call record: our counters of what was
+        dropped or relayed, and the RFC 3550 statistics (loss, jitter, RTT)."""
+        own = {k: v for k, v in self.stats.items() if k not in _COUNTED_BY_STATS}
+        return {
+            **self.rtp_stats.snapshot(),
+            **own,
+            "rtcp_malformed": self.reports.malformed,
+            "dtmf_dropped": self._dtmf.dropped,
+        }

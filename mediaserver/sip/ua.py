@@ -302,21 +302,12 @@ class UserAgent:
     async def _setup_call(self, invite: PendingInvite) -> InboundCall | None:
         """Bind the call's RTP port and negotiate; None when the call was refused."""
         local_host = self.media.public_address or local_address_for(invite.source.host)
-        leg = RtpLeg(
-            self.clock,
-            CODECS[self.media.codecs[0]],
-            payload_type=CODECS[self.media.codecs[0]].payload_type,
-            telephone_event_pt=101,
-            remote=None,
-            on_digit=lambda key: None,
-        )
         try:
-            _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
+            leg = await self._new_leg()
         except NoFreePort as exc:
             log.warning("cannot take call", reason=str(exc))
             self._respond(invite.transaction, invite.request, 503, "No media ports available")
             return None
-        leg.local_port = port
         try:
             setup = self._call_setup(invite, leg, local_host)
         except BaseException:
@@ -384,6 +375,23 @@ class UserAgent:
         )
         return setup
 
+    async def _new_leg(self) -> RtpLeg:
+        """An RTP leg on the next free port pair (RTP, then RTCP on port + 1)."""
+        codec = CODECS[self.media.codecs[0]]
+        leg = RtpLeg(
+            self.clock,
+            codec,
+            payload_type=codec.payload_type,
+            telephone_event_pt=101,
+            remote=None,
+            on_digit=lambda key: None,
+        )
+        _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
+        leg.local_port = port
+        if not await leg.open_rtcp(self.media.rtp_host, port + 1):
+            log.info("RTCP port taken; the leg goes without RTCP", port=port + 1)
+        return leg
+
     def _release(self, leg: RtpLeg) -> None:
         leg.close()
         if leg.local_port:
@@ -428,14 +436,12 @@ class UserAgent:
             extra.append((name, value))
         peer = await resolve_target(uri)
         local_host = self.media.public_address or local_address_for(peer.host)
-        codec = CODECS[self.media.codecs[0]]
-        leg = RtpLeg(self.clock, codec, payload_type=codec.payload_type,
-                     telephone_event_pt=101, remote=None, on_digit=lambda key: None)  # fmt: skip
         try:
-            _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
+            leg = await self._new_leg()
         except NoFreePort as exc:
             raise TargetError(f"{target}: {exc}") from None
-        leg.local_port = port
+        port = leg.local_port
+
         offer = make_offer(
             codecs=self.media.codecs,
             local_address=local_host,

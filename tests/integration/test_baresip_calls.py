@@ -8,6 +8,7 @@ back from the echo scenario, over PCMU and PCMA.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -94,3 +95,29 @@ def test_silence_is_sent_between_prompts(server: ServerProcess) -> None:
     recorded = len(heard) / rate
     assert recorded == pytest.approx(lasted, abs=0.6)
     assert np.max(np.abs(heard)) < 1.0  # no clipping
+
+
+def test_rtcp_reports_both_ways(server: ServerProcess, tmp_path: Path) -> None:
+    """baresip's RTCP reaches us and ours reaches it: the call's media record has
+    the reports received and a round-trip time measured from their report blocks."""
+    tone_wav = tmp_path / "tone.wav"
+    audio.make_tone_wav(tone_wav, 700, 14.0, amplitude=0.4)
+    with Baresip(input_wav=tone_wav, max_call_s=30) as phone:
+        phone.dial(server.uri("echo"))
+        phone.wait_established(timeout=10)
+        time.sleep(11)  # RTCP goes out every 2.5-7.5 s (RFC 3550 6.3)
+        phone.hangup()
+        phone.wait_closed(timeout=10)
+    deadline = time.monotonic() + 5
+    media: dict[str, object] = {}
+    while time.monotonic() < deadline and not media:
+        for line in server.log_text().splitlines():
+            if '"call ended"' in line and '"scenario": "echo"' not in line:
+                record = json.loads(line)
+                if record.get("cause") == "normal_clearing" and record["media"].get("rtcp_in"):
+                    media = record["media"]
+        time.sleep(0.2)
+    assert media, "no call record with RTCP received"
+    assert media["rtcp_in"] >= 1 and media["rtcp_out"] >= 1
+    assert media["rtt_ms"] is not None and 0 <= media["rtt_ms"] < 200
+    assert media["lost"] == 0
