@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from mediaserver import __version__
 from mediaserver.actions.check import check_files
+from mediaserver.api.auth import KEY_FILE, read_key_file
 from mediaserver.config import Config, load_config, with_overrides
 from mediaserver.log import configure_logging, get_logger
 from mediaserver.server import Server
 from mediaserver.yamlsource import ProblemsError
 
 DEFAULT_CONFIG = "configs/default.yaml"
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+KEY_ENV = "MEDIASERVER_API_KEY"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,8 +49,30 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*", metavar="FILE", help="scenario files")
     check.add_argument("--config", help="also validate this config file and its scenarios")
 
+    call = commands.add_parser("call", help="place an outbound call through a running server")
+    call.add_argument("target", metavar="TARGET", help="SIP URI (or number) to call")
+    call.add_argument("--scenario", required=True, help="scenario name (its api-initiated branch)")
+    call.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="$NAME=VALUE",
+        help="a variable for the run (VALUE as JSON, else text); repeat for more",
+    )
+    _client_options(call)
+    calls = commands.add_parser("calls", help="list the live calls of a running server")
+    _client_options(calls)
+
     commands.add_parser("version", help="print the version")
     return parser
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default=DEFAULT_SERVER, help="API URL (%(default)s)")
+    parser.add_argument("--api-key", help=f"API key (default: ${KEY_ENV}, else the data dir's)")
+    parser.add_argument(
+        "--data-dir", default=".", help="the server's data dir, for data/api-key (%(default)s)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         return _check(args.files, args.config)
+    if args.command in ("call", "calls"):
+        try:
+            return _call(args) if args.command == "call" else _calls(args)
+        except ClientError as exc:
+            print(f"mediaserver: {exc}", file=sys.stderr)
+            return 1
     return _run(args)
 
 
@@ -131,4 +167,107 @@ async def _serve(config: Config, drain: float) -> int:
     log.info("started", version=__version__, config=str(config.path))
     await stop.wait()
     await server.shutdown(drain, force)
+    return 0
+
+
+# -- talking to a running server (SPEC section 1: `call`, `calls`) -----------------------
+
+
+class ClientError(Exception):
+    """What a client command reports on stderr before exiting with 1."""
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    key = args.api_key or os.environ.get(KEY_ENV) or read_key_file(Path(args.data_dir) / KEY_FILE)
+    if not key:
+        raise ClientError(
+            f"no API key: pass --api-key, set ${KEY_ENV}, or run from the server's data dir"
+        )
+    return httpx.Client(
+        base_url=args.server, headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+    )
+
+
+def _api(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """One API request; its JSON answer, or ClientError with the server's message."""
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ClientError(f"cannot reach the server at {client.base_url}: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.is_error:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        raise ClientError(error.get("message") or f"HTTP {response.status_code}")
+    return body
+
+
+def _variables(items: list[str]) -> dict[str, Any]:
+    variables: dict[str, Any] = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        if not equals or not name:
+            raise ClientError(f"--var {item!r}: write $name=value")
+        try:
+            variables[name] = json.loads(text)
+        except ValueError:
+            variables[name] = text
+    return variables
+
+
+def _call(args: argparse.Namespace) -> int:
+    variables = _variables(args.var)
+    with _client(args) as client:
+        sid = None
+        offset = 0
+        while sid is None:
+            page = _api(
+                client,
+                "GET",
+                "/api/scenarios",
+                params={"name": args.scenario, "limit": 100, "offset": offset},
+            )
+            sid = next((h["sid"] for h in page["hits"] if h["name"] == args.scenario), None)
+            if not page["hasMore"]:
+                break
+            offset += len(page["hits"])
+        if sid is None:
+            raise ClientError(f"no scenario named {args.scenario!r}")
+        body = {"to": args.target, "variables": variables}
+        started = _api(client, "POST", f"/api/scenarios/{sid}/start", json=body)
+    print(started["runid"])
+    return 0
+
+
+def _calls(args: argparse.Namespace) -> int:
+    hits: list[dict[str, Any]] = []
+    with _client(args) as client:
+        while True:
+            page = _api(client, "GET", "/api/calls", params={"limit": 100, "offset": len(hits)})
+            hits.extend(page["hits"])
+            if not page["hasMore"] or not page["hits"]:
+                break
+    if not hits:
+        print("no live calls")
+        return 0
+    rows = [("ID", "DIRECTION", "FROM", "TO", "SCENARIO", "STATE", "SECONDS")]
+    for call in hits:
+        rows.append(
+            (
+                call["id"],
+                call["direction"],
+                call["from"],
+                call["to"],
+                call["scenario"] or "-",
+                call["state"],
+                f"{call['duration']:.0f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
     return 0

@@ -50,6 +50,10 @@ class SipConfig:
     user_agent: str = "mediaserver"
     # Sources whose calls may make the server dial out without authenticating.
     trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    realm: str = "mediaserver"  # digest realm of the users' challenges
+    # Offered in this order; one challenge per algorithm (RFC 8760). MD5 alone by
+    # default: some softphones (baresip 1.0) fail when a SHA-256 challenge is present.
+    digest_algorithms: tuple[str, ...] = ("MD5",)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class TrunkConfig:
     password: str | None = None
     register: bool = False
     from_user: str | None = None
+    keepalive: float = 30.0  # seconds between OPTIONS probes; 0: none
 
 
 @dataclass(frozen=True)
@@ -245,7 +250,14 @@ def load_config(path: str | Path) -> Config:
             c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
 
     sip = SipConfig()
-    sip_keys = {"listen", "public_address", "user_agent", "trusted_networks"}
+    sip_keys = {
+        "listen",
+        "public_address",
+        "user_agent",
+        "trusted_networks",
+        "realm",
+        "digest_algorithms",
+    }
     if (s := c.section(doc, "sip", sip_keys, "sip")) is not None:
         listen: tuple[ListenAddress, ...] = sip.listen
         if "listen" in s:
@@ -266,6 +278,10 @@ def load_config(path: str | Path) -> Config:
             public_address=None if public == "auto" else _checked_host(c, s, public),
             user_agent=c.get(s, "user_agent", "sip.user_agent", _string, sip.user_agent),
             trusted_networks=_networks(c, s),
+            realm=c.get(s, "realm", "sip.realm", _string, sip.realm),
+            digest_algorithms=c.get(
+                s, "digest_algorithms", "sip.digest_algorithms", _algorithms, sip.digest_algorithms
+            ),
         )
 
     rtp = RtpConfig()
@@ -358,6 +374,22 @@ def _networks(
     return tuple(out)
 
 
+DIGEST_ALGORITHMS = ("SHA-256", "MD5")
+
+
+def _algorithms(value: Any) -> tuple[str, ...]:
+    names = _string_list(value)
+    if not names:
+        raise ValueError("at least one algorithm is needed")
+    out = []
+    for name in names:
+        upper = name.upper()
+        if upper not in DIGEST_ALGORITHMS:
+            raise ValueError(f"unknown digest algorithm {name!r} (supported: SHA-256, MD5)")
+        out.append(upper)
+    return tuple(dict.fromkeys(out))
+
+
 def _codec_list(value: Any) -> tuple[str, ...]:
     names = _string_list(value)
     if not names:
@@ -418,7 +450,12 @@ def _unknown_keys(c: _Checker, item: LocatedDict, allowed: set[str], path: str) 
 
 
 def _trunk(c: _Checker, item: LocatedDict, path: str) -> TrunkConfig | None:
-    _unknown_keys(c, item, {"name", "uri", "username", "password", "register", "from_user"}, path)
+    _unknown_keys(
+        c,
+        item,
+        {"name", "uri", "username", "password", "register", "from_user", "keepalive"},
+        path,
+    )
     name = _require(c, item, "name", path)
     uri = _require(c, item, "uri", path)
     if uri is not None and not re.match(r"^sips?:", uri, re.I):
@@ -438,7 +475,16 @@ def _trunk(c: _Checker, item: LocatedDict, path: str) -> TrunkConfig | None:
         password=password,
         register=register,
         from_user=c.get(item, "from_user", f"{path}.from_user", _string, None),
+        keepalive=c.get(item, "keepalive", f"{path}.keepalive", _keepalive, 30.0),
     )
+
+
+def _keepalive(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("expected seconds (0 to disable)")
+    if value != 0 and not 5 <= value <= 3600:
+        raise ValueError(f"expected 0 or 5 to 3600 seconds, got {value!r}")
+    return float(value)
 
 
 def _user(c: _Checker, item: LocatedDict, path: str) -> UserConfig | None:

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 from mediaserver.api.webhooks import WebhookDispatcher
 from mediaserver.calls.base import Q850_CAUSES
 from mediaserver.log import get_logger
-from mediaserver.store import CallEnd, NewCall, Store, StoreError
+from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
     from mediaserver.calls import Call
+    from mediaserver.media.recorder import RecordingInfo
+    from mediaserver.store.recordings import RecordingKind
 
 log = get_logger("journal")
 
@@ -43,6 +45,8 @@ class CallJournal:
         self._queue: asyncio.Queue[Entry] = asyncio.Queue(MAX_BACKLOG)
         self._worker: asyncio.Task[None] | None = None
         self.dropped = 0
+        # Called synchronously as each call ends (the API's metrics keep totals of gone calls).
+        self.on_call_ended: list[Callable[[Call], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -165,6 +169,11 @@ class CallJournal:
         self._add(write)
 
     def call_ended(self, call: Call, *, dial_status: str | None = None) -> None:
+        for listener in self.on_call_ended:
+            try:
+                listener(call)
+            except Exception:
+                log.exception("call-ended listener failed")
         end = CallEnd(
             ended_at=_at(call.ended_at) or datetime.now(UTC),
             hangup_cause=call.hangup_cause,
@@ -185,5 +194,63 @@ class CallJournal:
                     payload = record.as_cdr()
             if self.webhooks is not None:
                 self.webhooks.publish(f"v2.call.{direction}.ended", call.id, payload)
+
+        self._add(write)
+
+    # -- recordings (written by mediaserver.calls.media) -------------------------------
+
+    def recording_started(
+        self,
+        rid: str,
+        *,
+        call_id: str,
+        kind: RecordingKind,
+        path: str,
+        format: str,
+        channels: int,
+    ) -> None:
+        """Index a recording as it starts (``recording``; a crash leaves it ``interrupted``)."""
+        store = self.store
+        if store is None:
+            return
+        new = NewRecording(
+            id=rid,
+            path=path,
+            format=format,
+            kind=kind,
+            call_id=call_id,
+            channels=channels,
+            status="recording",
+        )
+
+        async def write() -> None:
+            await store.recordings.create(new)
+
+        self._add(write)
+
+    def recording_saved(self, rid: str, *, call_id: str, info: RecordingInfo) -> None:
+        """A recording is finished: mark it ``ready`` and publish ``v2.recording.updated``."""
+        store = self.store
+        duration_ms = round(info.duration_s * 1000)
+
+        async def write() -> None:
+            payload: dict[str, Any] = {
+                "sid": rid,
+                "callid": call_id,
+                "status": "ready",
+                "duration": round(info.duration_s, 3),
+                "size": info.size_bytes,
+                "format": info.format,
+            }
+            if store is not None:
+                record = await store.recordings.finish(
+                    rid, duration_ms=duration_ms, size=info.size_bytes
+                )
+                if record is not None:
+                    payload["type"] = record.kind
+                    payload["created"] = record.created_at.isoformat()
+                    payload["channels"] = record.channels
+            if self.webhooks is not None:
+                self.webhooks.publish("v2.recording.updated", rid, payload)
 
         self._add(write)

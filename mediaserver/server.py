@@ -27,6 +27,7 @@ import structlog
 
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_text
+from mediaserver.api.http import HttpListener
 from mediaserver.api.webhooks import (
     DeliveryRecord,
     WebhookDispatcher,
@@ -34,6 +35,8 @@ from mediaserver.api.webhooks import (
     targets_from_config,
 )
 from mediaserver.calls import Call, OutboundCall, new_call_id
+from mediaserver.calls.media import flush_recordings
+from mediaserver.calls.services import CallServices
 from mediaserver.config import Config, ListenAddress
 from mediaserver.journal import CallJournal
 from mediaserver.library import Router, ScenarioLibrary
@@ -43,8 +46,11 @@ from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
 from mediaserver.media.recorder import repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.sip.access import AccessPolicy
+from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.transport import SipEndpoint
-from mediaserver.sip.ua import MediaSettings, UserAgent
+from mediaserver.sip.trunks import Keepalive, Registration, Trunk
+from mediaserver.sip.ua import MediaSettings, UserAgent, local_address_for
 from mediaserver.sip.uac import TargetError
 from mediaserver.store import Store
 from mediaserver.yamlsource import Mark, Problem, ProblemsError
@@ -53,6 +59,7 @@ log = get_logger("server")
 
 INBOUND_BRANCH = "inbound-call"
 API_BRANCH = "api-initiated"
+MESSAGE_BRANCH = "inbound-message"
 API_CALL_TIMEOUT = 30.0
 
 
@@ -69,14 +76,17 @@ class RunRefused(ValueError):
 class Listening:
     sip: list[ListenAddress]
     rtp: tuple[int, int]
+    http: str | None = None  # HOST:PORT of the HTTP API as bound
 
     def __str__(self) -> str:
         sip = ",".join(str(address) for address in self.sip)
-        return f"listening sip={sip} rtp={self.rtp[0]}-{self.rtp[1]}"
+        http = f" http={self.http}" if self.http else ""
+        return f"listening sip={sip}{http} rtp={self.rtp[0]}-{self.rtp[1]}"
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, timers: TimerConfig | None = None) -> None:
+        """``timers``: the SIP timers (RFC 3261 defaults when None; tests shorten them)."""
         self.config = config
         self.library = ScenarioLibrary(config.scenarios_dir)
         problems = self.library.load_files()
@@ -95,6 +105,7 @@ class Server:
         self.router = Router(config.routes)
         self.runs: dict[str, asyncio.Task[None]] = {}  # API-started runs still going
         self.store: Store | None = None
+        self.http: HttpListener | None = None
         self.webhook_targets: list[WebhookSubscription] = list(targets_from_config(config.webhooks))
         self.webhooks = WebhookDispatcher(self._subscriptions, on_delivery=self._delivered)
         self.journal = CallJournal(None, self.webhooks)
@@ -102,7 +113,14 @@ class Server:
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
         cache = config.storage_path(config.storage.cache)
         self.prompts = Prompts(SpeechSynthesizer(cache / "tts"), config.scenarios_dir)
-        self.endpoint = SipEndpoint(config.sip.listen)
+        self.endpoint = SipEndpoint(config.sip.listen, timers=timers)
+        self.access = AccessPolicy(
+            trusted_networks=config.sip.trusted_networks,
+            users={user.username: user.password for user in config.users},
+            realm=config.sip.realm,
+            algorithms=config.sip.digest_algorithms,
+        )
+        self.trunks = {trunk.name: Trunk(trunk) for trunk in config.trunks}
         self.ua = UserAgent(
             self.endpoint,
             router=self.router,
@@ -117,6 +135,14 @@ class Server:
             clock=self.clock,
             user_agent=config.sip.user_agent,
             journal=self.journal,
+            access=self.access,
+            trunks=self.trunks,
+            services=CallServices(
+                recordings_dir=config.storage_path(config.storage.recordings),
+                journal=self.journal,
+                jitter_buffer_ms=config.rtp.jitter_buffer_ms,
+            ),
+            serve_message=self.serve_message,
         )
 
     # -- start and stop --------------------------------------------------------------
@@ -150,7 +176,51 @@ class Server:
         self.journal.start()
         self.webhooks.start()
         bound = await self.endpoint.start()
-        return Listening(bound, (config.rtp.port_min, config.rtp.port_max))
+        await self._start_trunks()
+        from mediaserver.api.app import create_app  # the API's routes import this module
+
+        self.http = HttpListener(create_app(self), config.http.host, config.http.port)
+        http = await self.http.start()
+        return Listening(bound, (config.rtp.port_min, config.rtp.port_max), http)
+
+    async def _start_trunks(self) -> None:
+        """Resolve each trunk (its address admits its calls) and register those
+        that ask for it. A trunk that cannot be resolved is logged, not fatal."""
+        for trunk in self.trunks.values():
+            try:
+                peer = await trunk.resolve()
+            except TargetError as exc:
+                log.warning("trunk unreachable", trunk=trunk.name, reason=str(exc))
+                continue
+            self.access.trunk_addresses[peer.host] = trunk.name
+            if trunk.config.keepalive:
+                trunk.keepalive = Keepalive(
+                    trunk,
+                    endpoint=self.endpoint,
+                    local_host=self._contact_host(peer.host),
+                    user_agent=self.config.sip.user_agent,
+                    interval=trunk.config.keepalive,
+                )
+                trunk.keepalive.start()
+            if trunk.config.register:
+                trunk.registration = Registration(
+                    trunk,
+                    endpoint=self.endpoint,
+                    local_host=self._contact_host(peer.host),
+                    contact=self._contact(peer.host, peer.transport),
+                    user_agent=self.config.sip.user_agent,
+                )
+                trunk.registration.start()
+
+    def _contact_host(self, remote_host: str) -> str:
+        return self.config.sip.public_address or local_address_for(remote_host)
+
+    def _contact(self, remote_host: str, transport: str) -> str:
+        host = self._contact_host(remote_host)
+        host = f"[{host}]" if ":" in host else host
+        port = self.endpoint.local_address(transport)[1]
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"<sip:mediaserver@{host}:{port}{suffix}>"
 
     async def shutdown(self, drain: float, force: asyncio.Event | None = None) -> None:
         """Refuse new calls, let live ones finish for up to ``drain`` seconds
@@ -169,8 +239,16 @@ class Server:
             await self.ua.hangup_all("normal_clearing")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.ua.wait_idle(), 10.0)
+        for trunk in self.trunks.values():
+            if trunk.keepalive is not None:
+                await trunk.keepalive.stop()
+            if trunk.registration is not None:
+                await trunk.registration.stop()
         self.clock.stop()
         await self.endpoint.close()
+        if self.http is not None:
+            await self.http.stop()  # after the calls: the API served them while they drained
+        await flush_recordings()  # recordings stopped by the hang-ups are finished and indexed
         await self.journal.stop()
         await self.webhooks.stop(drain_timeout=5.0)
         if self.store is not None:
@@ -201,6 +279,26 @@ class Server:
             await call.serve(run)
         finally:
             self.journal.run_ended(run_id, call.outcome)
+
+    def serve_message(self, name: str, message: dict[str, str]) -> None:
+        """Run scenario ``name``'s inbound-message branch for a SIP MESSAGE, with the
+        message in ``$message`` (from, to, text, content_type); no call."""
+        scenario = self.library.get(name)
+        if scenario is None or MESSAGE_BRANCH not in scenario.branches:
+            log.info("message not handled", scenario=name, sender=message.get("from"))
+            return
+        run_id = f"{MESSAGE_BRANCH}:{new_call_id()}"
+        run = Run(scenario, MESSAGE_BRANCH, call=None, prompts=self.prompts, run_id=run_id,
+                  variables={"$message": dict(message)})  # fmt: skip
+        self.journal.run_started(run_id, self.library.store_id(name), MESSAGE_BRANCH, {})
+
+        async def execute() -> None:
+            outcome = await run.execute()
+            self.journal.run_ended(run_id, outcome)
+
+        task = asyncio.get_running_loop().create_task(execute())
+        self.runs[run_id] = task
+        task.add_done_callback(lambda _: self.runs.pop(run_id, None))
 
     def find_call(self, call_id: str) -> Call | None:
         """A live call by its id."""

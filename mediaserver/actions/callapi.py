@@ -24,11 +24,17 @@ __all__ = [
     "AudioError",
     "CallApi",
     "CallEnded",
+    "ConferenceOptions",
+    "ConferenceResult",
     "DialError",
     "DialOptions",
     "DialResult",
+    "MediaError",
     "Pcm",
     "PromptAudio",
+    "RecordOptions",
+    "RecordingResult",
+    "VoicemailOptions",
 ]
 
 DTMF_KEYS = "0123456789*#ABCD"
@@ -42,6 +48,11 @@ class DialError(Exception):
     """The dial could not be attempted at all (the message says why)."""
 
 
+class MediaError(Exception):
+    """A media request the call cannot honour now (no recording to stop, no
+    recordings folder, keys that are not DTMF...); the message says why."""
+
+
 @dataclass(frozen=True)
 class DialOptions:
     timeout: float = 30.0
@@ -49,6 +60,7 @@ class DialOptions:
     ringback: str = "tone"
     max_duration: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    record: bool = False  # record the bridged call: caller left, callee right
 
 
 @dataclass(frozen=True)
@@ -59,9 +71,66 @@ class DialResult:
     duration: float  # seconds the bridge lasted
     target: str | None  # who answered, or the last target tried
     sip_status: int | None = None
+    recording: RecordingResult | None = None  # with DialOptions.record, once answered
 
     def as_variable(self) -> dict[str, object]:
         return {"status": self.status, "duration": round(self.duration, 3), "target": self.target}
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    """What ``$recording`` holds: a recording's id, file and length (seconds;
+    None while it is still being written)."""
+
+    id: str
+    path: str
+    duration: float | None = None
+
+    def as_variable(self) -> dict[str, object]:
+        duration = None if self.duration is None else round(self.duration, 3)
+        return {"id": self.id, "path": self.path, "duration": duration}
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """``record@v1 start``: ``mono`` (both sides mixed) or ``dual`` (caller left,
+    other party right); ``wav``, ``flac`` or ``ogg``."""
+
+    channels: str = "mono"
+    format: str = "wav"
+
+
+@dataclass(frozen=True)
+class VoicemailOptions:
+    max_length: float = 60.0
+    silence_timeout: float = 5.0
+    finish_on_key: str | None = "#"  # None: no key ends the message
+
+
+@dataclass(frozen=True)
+class ConferenceResult:
+    """How a stay in a conference ended, and the room's recording if this call
+    started it (``duration`` None while the room goes on without the caller)."""
+
+    outcome: str  # key, ended, full, left or hangup
+    recording: RecordingResult | None = None
+
+
+@dataclass(frozen=True)
+class ConferenceOptions:
+    """``conference@v1``; ``hold_audio`` already rendered (None: silence)."""
+
+    name: str
+    muted: bool = False
+    moderator: bool = False
+    wait_for_moderator: bool = False
+    end_on_exit: bool = False
+    beep: str = "both"  # enter, exit, both or none
+    hold_audio: Pcm | None = None
+    max_participants: int | None = None
+    exit_on_key: str | None = None
+    mute_on_key: str | None = None
+    record: bool = False
 
 
 class CallApi(Protocol):
@@ -117,6 +186,43 @@ class CallApi(Protocol):
         """Ring ``targets`` at once and bridge the call to the first that answers;
         return when the bridge ends (or nobody answered). Raises DialError when
         dialling is not allowed for this call."""
+        ...
+
+    # -- decoded media: keys out, recordings, conferences, background audio --------
+
+    async def send_dtmf(self, keys: str, duration: float) -> None:
+        """Send DTMF ``keys`` (``w``/``W``: 0.5 s / 1 s pauses), each lasting
+        ``duration`` seconds: RFC 4733 events when the peer negotiated
+        telephone-event, in-band tones otherwise. Returns when all are sent."""
+
+    async def start_recording(self, options: RecordOptions) -> RecordingResult:
+        """Start recording the call (MediaError if one is running already)."""
+        ...
+
+    async def stop_recording(self) -> RecordingResult:
+        """Stop the call's recording and return it finished (MediaError if none)."""
+        ...
+
+    async def pause_recording(self, paused: bool) -> RecordingResult:
+        """Pause (True) or resume (False) the call's recording (MediaError if none)."""
+        ...
+
+    async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
+        """Record a message from the caller until silence, the finish key,
+        ``max_length`` or a hang-up; return it finished (even after a hang-up)."""
+        ...
+
+    async def conference(self, options: ConferenceOptions) -> ConferenceResult:
+        """Join a conference until the caller leaves; how it ended: ``key``,
+        ``ended``, ``full``, ``left`` or ``hangup``."""
+        ...
+
+    async def play_background(self, audio: Pcm, repeat: int) -> None:
+        """Start playing ``audio`` ``repeat`` times and return at once; it goes
+        on during the next actions until it ends, stop_audio, or another prompt."""
+
+    def stop_audio(self) -> bool:
+        """Stop what plays in the background; False when nothing did."""
         ...
 
 

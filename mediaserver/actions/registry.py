@@ -12,10 +12,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from mediaserver.actions.builtin import call, dial, echo, flow, gather, pause, play, say
+from mediaserver.actions.builtin import (
+    call,
+    conference,
+    dial,
+    echo,
+    flow,
+    gather,
+    keys,
+    pause,
+    play,
+    record,
+    say,
+    stop,
+)
 from mediaserver.actions.definition import ActionDefinition
 
-_MODULES = (call, say, play, pause, echo, gather, flow, dial)
+_MODULES = (call, say, play, pause, echo, gather, flow, dial, keys, record, conference, stop)
 
 ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(
     {definition.key: definition for module in _MODULES for definition in module.ACTIONS}
@@ -24,18 +37,13 @@ ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(
 
 PLANNED = frozenset(
     {
-        "send-dtmf",
-        "record",
-        "voicemail",
         "transfer",
-        "conference",
         "queue",
         "foreach",
         "fetch",
         "webhook",
         "detect",
         "callflow",
-        "stop",
         "message",
     }
 )

@@ -22,18 +22,38 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from mediaserver.actions.callapi import CallEnded, DialOptions, DialResult, Pcm
+from mediaserver.actions.callapi import (
+    CallEnded,
+    ConferenceOptions,
+    ConferenceResult,
+    DialOptions,
+    DialResult,
+    Pcm,
+    RecordingResult,
+    RecordOptions,
+    VoicemailOptions,
+)
+from mediaserver.calls.media import CallMedia
 from mediaserver.log import get_logger
+from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response
-from mediaserver.sip.sdp import SessionDescription
+from mediaserver.sip.sdp import (
+    AudioAnswer,
+    NoAcceptableMedia,
+    SdpError,
+    SessionDescription,
+    negotiate_answer,
+)
+from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
 from mediaserver.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
+    from mediaserver.calls.services import CallServices
     from mediaserver.journal import CallJournal
 
 log = get_logger("call")
@@ -83,6 +103,14 @@ class Call:
         self.from_user = from_user
         self.to_user = to_user
         self.dialog_headers = dialog_headers  # Contact, Allow, Server on our dialog messages
+        self.codecs: tuple[str, ...] = ("PCMU", "PCMA")  # what we accept, preferred first
+        self.on_hold = False  # the peer put us on hold (it stopped receiving)
+        self.session_timer: SessionTimer | None = None
+        self.peer_allow: list[str] = []  # the methods the peer said it allows
+        # Our 2xx to INVITEs not acknowledged yet, by CSeq number.
+        self.awaiting_ack: dict[int, ServerTransaction] = {}
+        self._expiry: asyncio.TimerHandle | None = None
+        self._timer_task: asyncio.Task[None] | None = None
         self.dialog: Dialog | None = None
         self.local_sdp: SessionDescription | None = None  # what we last told the peer
         self.scenario: str | None = None
@@ -95,6 +123,7 @@ class Call:
         self.outcome: RunOutcome | None = None
         self.dial_status: str | None = None  # for a call placed by dial@v1: how it went
         self.journal: CallJournal | None = None
+        self.services: CallServices | None = None  # set by the user agent
         self._on_finished = on_finished
         self._digits: deque[str] = deque(maxlen=MAX_BUFFERED_DIGITS)
         self._wakers: list[asyncio.Future[None]] = []
@@ -253,6 +282,10 @@ class Call:
                 with contextlib.suppress(ValueError):
                     self._wakers.remove(waker)
 
+    def deliver_digit(self, key: str) -> None:
+        """A key pressed, however it arrived (RFC 4733, SIP INFO, in-band)."""
+        self._on_digit(key)
+
     def _on_digit(self, key: str) -> None:
         # Runs in datagram_received, outside the call's task: name the call explicitly.
         log.info("dtmf received", key=key, call_id=self.id)
@@ -260,6 +293,44 @@ class Call:
         for waker in self._wakers:
             if not waker.done():
                 waker.set_result(None)
+
+    # == CallApi: decoded media =====================================================
+    # Keys out, recordings, voicemail, conferences and background audio; the work is
+    # in mediaserver.calls.media (CallMedia), made on first use.
+
+    _media: CallMedia | None = None
+
+    @property
+    def media(self) -> CallMedia:
+        if self._media is None:
+            self._media = CallMedia(self)
+        return self._media
+
+    async def send_dtmf(self, keys: str, duration: float) -> None:
+        await self.media.send_dtmf(keys, duration)
+
+    async def start_recording(self, options: RecordOptions) -> RecordingResult:
+        return await self.media.start_recording(options)
+
+    async def stop_recording(self) -> RecordingResult:
+        return await self.media.stop_recording()
+
+    async def pause_recording(self, paused: bool) -> RecordingResult:
+        return await self.media.pause_recording(paused)
+
+    async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
+        return await self.media.voicemail(options)
+
+    async def conference(self, options: ConferenceOptions) -> ConferenceResult:
+        return await self.media.conference(options)
+
+    async def play_background(self, audio: Pcm, repeat: int) -> None:
+        await self.media.play_background(audio, repeat)
+
+    def stop_audio(self) -> bool:
+        return self._media.stop_audio() if self._media is not None else False
+
+    # == end of decoded media =======================================================
 
     # -- ending --------------------------------------------------------------------
 
@@ -270,6 +341,7 @@ class Call:
         self.hangup_cause = cause
         self.hangup_source = source
         self.ended_at = time.time()
+        self.stop_session_timer()
         if self.dialog is not None:
             self.dialog.terminate()
         self._ended.set_result(None)
@@ -307,19 +379,155 @@ class Call:
         self.cancel_run()
 
     def on_ack(self, ack: Request) -> None:
-        """An ACK for our 2xx (inbound calls only)."""
+        """An ACK for one of our 2xx to an INVITE: it stops that 2xx's retransmission.
+        The ACK carries the CSeq number of the INVITE it acknowledges (RFC 3261
+        13.2.2.4), which tells a re-INVITE's from the first INVITE's."""
+        tx = self.awaiting_ack.pop(ack.cseq[0], None)
+        if tx is not None:
+            self.endpoint.layer.ack_received(tx, asyncio.get_running_loop().time())
 
     def on_reinvite(self, tx: ServerTransaction, request: Request) -> None:
-        """A session refresh or media change in the dialog: answer with our current
-        description, unchanged version (RFC 3264 8); hold and codec changes come
-        with the SIP issue."""
+        """A re-INVITE or UPDATE in the dialog (RFC 3261 14.2, RFC 3311): a new offer
+        is negotiated on the same port, and the leg follows it (hold when the peer
+        stops receiving, resume when it comes back); no offer (a session refresh)
+        gets our current description. When the offer is unusable the call goes on
+        as it was (488, RFC 3261 14.2)."""
         if self.local_sdp is None or self.dialog is None:
             self.endpoint.respond(tx, make_response(request, 488))
             return
+        if request.method == "UPDATE" and not request.body:
+            # RFC 3311 / RFC 4028: an UPDATE without an offer just refreshes the session.
+            extra = [*self.dialog_headers, *self.session_timer_headers(request)]
+            ok = make_response(request, 200, to_tag=self.dialog.local_tag, extra=extra)
+            self.endpoint.respond(tx, ok)
+            return
+        if request.body:
+            try:
+                offer = SessionDescription.parse(request.body)
+                answer = negotiate_answer(
+                    offer,
+                    codecs=self._codec_preference(),
+                    local_address=self.local_host,
+                    local_port=self.leg.local_port,
+                    session_id=self.local_sdp.origin.session_id,
+                    session_version=self.local_sdp.origin.session_version,
+                    user_agent=self.user_agent,
+                )
+            except SdpError as exc:
+                status = 488 if isinstance(exc, NoAcceptableMedia) else 400
+                response = make_response(request, status, f"Bad SDP offer: {exc}"[:100])
+                self.endpoint.respond(tx, response)
+                return
+            self._apply_answer(answer)
         extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
+        extra += self.session_timer_headers(request)
         body = self.local_sdp.serialize().encode()
         ok = make_response(request, 200, to_tag=self.dialog.local_tag, extra=extra, body=body)
         self.endpoint.respond(tx, ok)
+        if request.method == "INVITE":
+            self.awaiting_ack[request.cseq[0]] = tx
+
+    def _codec_preference(self) -> tuple[str, ...]:
+        """The codec in use first, so a re-offer does not switch codecs needlessly."""
+        current = self.leg.codec.name
+        return (current, *(c for c in self.codecs if c != current))
+
+    def _apply_answer(self, answer: AudioAnswer) -> None:
+        """Point the leg at a renegotiated description and keep our new answer, its
+        version raised only when it differs from the last one (RFC 3264 8)."""
+        previous = self.local_sdp
+        sdp = answer.sdp
+        if previous is not None and _without_version(sdp) != _without_version(previous):
+            sdp.origin.session_version = previous.origin.session_version + 1
+        self.local_sdp = sdp
+        was_held = self.on_hold
+        self.on_hold = answer.on_hold
+        self.leg.update_remote(
+            (answer.remote_address, answer.remote_port),
+            CODECS[answer.codec],
+            answer.payload_type,
+            answer.telephone_event_pt,
+            hold=answer.on_hold,
+        )
+        if answer.on_hold != was_held:
+            log.info("call held" if answer.on_hold else "call resumed", call_id=self.id)
+
+    def session_timer_headers(self, request: Request) -> list[tuple[str, str]]:
+        """The session-timer headers of our 2xx to a refresh (RFC 4028 9)."""
+        if self.session_timer is None:
+            return []
+        self._session_refreshed()
+        return self.session_timer.headers()
+
+    # -- session timers (RFC 4028) ---------------------------------------------
+
+    def start_session_timer(self) -> None:
+        """Once answered: refresh (as refresher) or watch for refreshes."""
+        timer = self.session_timer
+        if timer is None or self.ended:
+            return
+        if timer.we_refresh:
+            self._timer_task = asyncio.get_running_loop().create_task(self._refresh_loop(timer))
+        else:
+            self._session_refreshed()
+
+    def _session_refreshed(self) -> None:
+        """The peer refreshed the session: restart the expiry watchdog."""
+        timer = self.session_timer
+        if timer is None or timer.we_refresh:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = asyncio.get_running_loop().call_later(
+            timer.expire_after, self._session_expired
+        )
+
+    def _session_expired(self) -> None:
+        if not self.ended:
+            log.info("session expired without a refresh; hanging up", call_id=self.id)
+            self.schedule(self.hangup("session_expired"))
+
+    async def _refresh_loop(self, timer: SessionTimer) -> None:
+        while not self.ended:
+            await asyncio.sleep(timer.refresh_after)
+            if self.ended or self.dialog is None:
+                return
+            response = await self._refresh()
+            if response is None or response.status in (408, 481):
+                # RFC 4028 10: a refresh that fails this way ends the session.
+                log.info("session refresh failed; hanging up", call_id=self.id,
+                         status=response.status if response else None)  # fmt: skip
+                await self.hangup("session_expired")
+                return
+
+    async def _refresh(self) -> Response | None:
+        """One refresh: UPDATE without SDP when the peer allows it, else a re-INVITE
+        with our current description (RFC 4028 9), acknowledged on 2xx."""
+        assert self.dialog is not None and self.session_timer is not None
+        allow = {m.strip().upper() for m in self.peer_allow}
+        method = "UPDATE" if "UPDATE" in allow else "INVITE"
+        via = self.endpoint.new_via(self.peer.transport, self.local_host)
+        contact = dict(self.dialog_headers).get("Contact")
+        request = self.dialog.create_request(method, via, contact=contact)
+        request.headers.add("Session-Expires", f"{self.session_timer.interval};refresher=uas")
+        request.headers.add("Supported", "timer")
+        if method == "INVITE" and self.local_sdp is not None:
+            request.headers.add("Content-Type", "application/sdp")
+            request.body = self.local_sdp.serialize().encode()
+        response = await self.endpoint.request(request, self.in_dialog_peer())
+        if method == "INVITE" and response is not None and 200 <= response.status < 300:
+            ack = self.dialog.create_request("ACK", self.endpoint.new_via(
+                self.peer.transport, self.local_host))  # fmt: skip
+            self.endpoint.send(ack, self.in_dialog_peer())
+        return response
+
+    def stop_session_timer(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            self._timer_task = None
 
     def on_stray_response(self, response: Response) -> None:
         """A response no transaction claimed (outbound calls re-ACK a 2xx)."""
@@ -404,6 +612,12 @@ class Call:
         if self.journal is not None:
             self.journal.call_ended(self, dial_status=self.dial_status)
         self._on_finished(self)
+
+
+def _without_version(sdp: SessionDescription) -> str:
+    """An SDP's text with the origin's session version blanked out."""
+    lines = sdp.serialize().split("\r\n")
+    return "\r\n".join(line for line in lines if not line.startswith("o="))
 
 
 def _is_ip(host: str) -> bool:

@@ -11,9 +11,13 @@ if needed, and the two RTP legs are joined: what one receives goes out of the
 other, without decoding when both use the same codec and through a byte
 table otherwise (see :meth:`RtpLeg.relay_to`). The bridge lasts until either
 side hangs up or ``max_duration`` runs out; the caller's run then continues.
+With ``record``, the bridged call is recorded in two channels (the caller on
+the left, the callee on the right): the recording listens to both legs, so
+they are decoded while the packets themselves still go across untouched.
 
-Only trusted calls (an authenticated user, a trunk, a trusted network) may
-dial: SPEC section 2, an unauthenticated caller never makes the server dial out.
+Only admitted calls run scenarios at all (an authenticated user, a trunk, a
+trusted network: see :mod:`mediaserver.sip.access`), so an unauthenticated
+caller never makes the server dial out (SPEC section 2).
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mediaserver.actions.callapi import CallEnded, DialError, DialOptions, DialResult
+from mediaserver.actions.callapi import (
+    CallEnded,
+    DialError,
+    DialOptions,
+    DialResult,
+    MediaError,
+    RecordOptions,
+)
 from mediaserver.calls.base import Call, log
 from mediaserver.calls.outbound import OutboundCall
 from mediaserver.media.tones import named_tone
@@ -33,6 +44,7 @@ from mediaserver.sip.uac import TargetError
 
 if TYPE_CHECKING:
     from mediaserver.calls.inbound import InboundCall
+    from mediaserver.calls.media import ActiveRecording
 
 RINGBACK_CHOICES = ("tone", "early-media", "none")
 # When several targets fail, the one status that describes the dial best.
@@ -54,11 +66,11 @@ class Dialer(Protocol):
 
 async def dial(call: InboundCall, targets: list[str], options: DialOptions) -> DialResult:
     call.check()
-    if not call.trusted:
-        raise DialError("an unauthenticated caller cannot make the server dial out")
     dialer = call.setup.dialer
     if dialer is None:
         raise DialError("dialling out is not available on this server")
+    if options.record and call.services is None:
+        raise DialError("record: this server has no recordings folder")
     legs: list[OutboundCall] = []
     statuses: list[str] = []
     for target in targets:
@@ -94,7 +106,7 @@ async def dial(call: InboundCall, targets: list[str], options: DialOptions) -> D
         status = next((s for s in STATUS_PRIORITY if s in statuses), "failed")
         last = legs[-1]
         return DialResult(status, 0.0, last.target, last.final_status)
-    return await _bridge(call, winner, options.max_duration)
+    return await _bridge(call, winner, options)
 
 
 async def _first_answer(
@@ -130,7 +142,7 @@ async def _drop(leg: OutboundCall) -> None:
         leg.finish()
 
 
-async def _bridge(call: InboundCall, leg: OutboundCall, max_duration: float | None) -> DialResult:
+async def _bridge(call: InboundCall, leg: OutboundCall, options: DialOptions) -> DialResult:
     try:
         if not call.answered:
             await call.answer()
@@ -145,17 +157,30 @@ async def _bridge(call: InboundCall, leg: OutboundCall, max_duration: float | No
     log.info(
         "bridged", callee=leg.target, callee_call_id=leg.id, transcoding=_transcoding(call, leg)
     )
+    recording = _record(call) if options.record else None
     try:
-        await call.wait_any([leg.ended_future], max_duration, wake_on_digit=False)
+        await call.wait_any([leg.ended_future], options.max_duration, wake_on_digit=False)
     finally:
         duration = time.monotonic() - started
+        saving = recording.stop() if recording is not None else None
         call.leg.relay_to(None)
         leg.leg.relay_to(None)
         await _drop(leg)
         call.flush_digits()  # keys pressed during the bridge were for the callee
     log.info("bridge ended", duration=round(duration, 3), by=leg.hangup_source)
+    saved = await asyncio.shield(saving) if saving is not None else None
     call.check()
-    return DialResult("answered", duration, leg.target, leg.final_status)
+    return DialResult("answered", duration, leg.target, leg.final_status, saved)
+
+
+def _record(call: InboundCall) -> ActiveRecording | None:
+    """Record both sides from the moment they are joined (caller left, callee right).
+    A recording that cannot start does not stop the bridge: it is logged."""
+    try:
+        return call.media.open_recording(RecordOptions("dual", "wav"))
+    except MediaError as exc:
+        log.error("cannot record the bridged call", reason=str(exc))
+        return None
 
 
 def _transcoding(call: InboundCall, leg: OutboundCall) -> bool:

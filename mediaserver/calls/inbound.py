@@ -19,8 +19,10 @@ from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
-from mediaserver.sip.message import Request, make_response
+from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer, make_offer
+from mediaserver.sip.session_timer import SessionTimer
+from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
 
@@ -40,6 +42,7 @@ UNANSWERED_STATUS = {
     "failed": 500,
 }
 REJECT_STATUS = {"busy": 486, "declined": 603, "unavailable": 480, "not_found": 404}
+T1 = TimerConfig().t1
 
 
 @dataclass
@@ -58,8 +61,8 @@ class CallSetup:
     codecs: tuple[str, ...]
     user_agent: str
     scenario: str
-    trusted: bool  # authenticated user, trunk or trusted network: may make the server dial out
     dialer: Dialer | None
+    session_timer: SessionTimer | None = None
 
 
 class InboundCall(Call):
@@ -84,11 +87,19 @@ class InboundCall(Call):
         self.transaction = setup.transaction
         self.dialog = setup.dialog
         self.scenario = setup.scenario
-        self.trusted = setup.trusted
+        self.codecs = setup.codecs
+        self.session_timer = setup.session_timer
+        self.peer_allow = invite.headers.get_list("Allow")
         self.local_sdp = setup.answer_sdp
         self._offer: SessionDescription | None = None
         self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._early = False
+        # RFC 3262: reliable provisional responses when the caller requires them.
+        self.reliable = "100rel" in {t.lower() for t in invite.headers.get_list("Require")}
+        self._rseq = secrets.randbelow(2**30)
+        self._unacked: Response | None = None
+        self._pracked: asyncio.Future[None] | None = None
+        self._retransmitter: asyncio.Task[None] | None = None
 
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -103,7 +114,7 @@ class InboundCall(Call):
         if self.answered or self.final_status is not None:
             return
         ringing = make_response(self.invite, 180, to_tag=self.dialog_tag, extra=self.dialog_headers)
-        self.endpoint.respond(self.transaction, ringing)
+        await self._provisional(ringing)
 
     async def progress(self) -> None:
         """183 Session Progress with our SDP: media flows before the answer."""
@@ -114,8 +125,59 @@ class InboundCall(Call):
         extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
         body = self.local_sdp.serialize().encode()
         progress = make_response(self.invite, 183, to_tag=self.dialog_tag, extra=extra, body=body)
-        self.endpoint.respond(self.transaction, progress)
+        await self._provisional(progress)
         self.leg.start()
+
+    # -- reliable provisional responses (RFC 3262) ------------------------------
+
+    async def _provisional(self, response: Response) -> None:
+        """Send a 1xx; reliably when the caller requires it (RFC 3262 3): with RSeq,
+        retransmitted until PRACKed, and only once the previous one was PRACKed."""
+        if not self.reliable:
+            self.endpoint.respond(self.transaction, response)
+            return
+        await self._prack_of_previous()
+        self.check()
+        self._rseq += 1
+        response.headers.add("Require", "100rel")
+        response.headers.add("RSeq", str(self._rseq))
+        self._unacked = response
+        self._pracked = asyncio.get_running_loop().create_future()
+        self.endpoint.respond(self.transaction, response)
+        self._retransmitter = asyncio.get_running_loop().create_task(self._retransmit(response))
+
+    async def _retransmit(self, response: Response) -> None:
+        """T1, 2T1, 4T1... until the PRACK; after 64*T1 without one, refuse the
+        INVITE with a 5xx (RFC 3262 3)."""
+        interval, waited = T1, 0.0
+        while waited < 64 * T1:
+            await asyncio.sleep(interval)
+            waited += interval
+            if self._unacked is not response or self.ended or self.final_status is not None:
+                return
+            self.endpoint.respond(self.transaction, response)
+            interval *= 2
+        log.info("no PRACK for a reliable provisional response", call_id=self.id)
+        self._final_error(504)
+        self.end("failed", "server")
+        self.cancel_run()
+
+    async def _prack_of_previous(self) -> None:
+        if self._pracked is not None and not self._pracked.done():
+            await self.wait_any([self._pracked], 64 * T1, wake_on_digit=False)
+
+    def on_prack(self, tx: ServerTransaction, request: Request) -> None:
+        """A PRACK: acknowledges our reliable provisional whose RSeq and CSeq its
+        RAck names (RFC 3262 7.2); anything else gets 481."""
+        rack = (request.headers.get("RAck") or "").split()
+        expected = [str(self._rseq), str(self.invite.cseq[0]), "INVITE"]
+        if self._unacked is None or rack != expected:
+            self.endpoint.respond(tx, make_response(request, 481, "No such reliable response"))
+            return
+        self._unacked = None
+        if self._pracked is not None and not self._pracked.done():
+            self._pracked.set_result(None)
+        self.endpoint.respond(tx, make_response(request, 200))
 
     @property
     def dialog_tag(self) -> str:
@@ -126,6 +188,10 @@ class InboundCall(Call):
         self.check()
         if self.answered:
             return
+        if self._unacked is not None and self._unacked.body:
+            # RFC 3262 3: no 2xx while a reliable provisional with SDP is unacknowledged.
+            await self._prack_of_previous()
+            self.check()
         if self.local_sdp is None:
             # Offerless INVITE: our offer goes in the 200, the answer comes in the ACK.
             self._offer = make_offer(
@@ -140,11 +206,15 @@ class InboundCall(Call):
             body = self._offer.serialize().encode()
         else:
             body = self.local_sdp.serialize().encode()
-        extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
+        extra = [*self.dialog_headers, ("Content-Type", "application/sdp"), ("Supported", "timer")]
+        if self.session_timer is not None:
+            extra += self.session_timer.headers()
         ok = make_response(self.invite, 200, to_tag=self.dialog_tag, extra=extra, body=body)
         self.endpoint.respond(self.transaction, ok)
+        self.awaiting_ack[self.invite.cseq[0]] = self.transaction
         self.final_status = 200
         self.mark_answered()
+        self.start_session_timer()
         assert self.dialog is not None
         self.dialog.confirm()
         log.info("call answered")
@@ -178,7 +248,9 @@ class InboundCall(Call):
     # -- events from the user agent --------------------------------------------
 
     def on_ack(self, ack: Request) -> None:
-        self.endpoint.layer.ack_received(self.transaction, asyncio.get_running_loop().time())
+        super().on_ack(ack)
+        if ack.cseq[0] != self.invite.cseq[0]:
+            return  # the ACK of a re-INVITE
         if self._offer is not None and not self._acked.done():
             try:
                 answer = accept_answer(self._offer, SessionDescription.parse(ack.body))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
+from mediaserver.sip.auth import ClientAuthState
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
 from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer
@@ -59,6 +60,7 @@ class OutboundCall(Call):
         offer: SessionDescription,
         target: str,
         on_finished: Callable[[Call], None],
+        auth: ClientAuthState | None = None,
     ) -> None:
         super().__init__(
             endpoint=endpoint,
@@ -80,7 +82,9 @@ class OutboundCall(Call):
         self.offer = offer
         self.local_sdp = offer
         self.target = target
+        self.auth = auth  # answers a trunk's 401/407 (RFC 3261 22.2)
         self.local_tag = invite.from_.tag or ""
+        self._last_final: Response | None = None
         self.ringing = False
         self.early_media = False
         self.on_progress: Callable[[OutboundCall, Response], None] | None = None
@@ -98,12 +102,47 @@ class OutboundCall(Call):
 
     async def place(self, timeout: float) -> str:
         """Send the INVITE and wait up to ``timeout`` seconds for an answer; the
-        dial@v1 status of the outcome."""
-        invite = asyncio.get_running_loop().create_task(
+        dial@v1 status of the outcome. A 401/407 is answered once with credentials
+        (a new INVITE: same dialog identifiers, next CSeq, RFC 3261 22.2)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        for attempt in range(2):
+            status = await self._invite(deadline)
+            retry = (
+                attempt == 0
+                and self.final_status in (401, 407)
+                and self.auth is not None
+                and self._last_final is not None
+                and self.auth.handle_response(self.invite, self._last_final)
+            )
+            if not retry:
+                return status
+            assert self.auth is not None
+            self.invite = self._next_invite()
+            self.auth.authorize(self.invite)
+            self.final_status = None
+            self._provisional_seen = False
+            log.info("answering the trunk's challenge", target=self.target, call_id=self.id)
+        return status
+
+    def _next_invite(self) -> Request:
+        """The INVITE again, for a new transaction: new branch, CSeq + 1."""
+        invite = Request(method="INVITE", uri=self.invite.uri, headers=self.invite.headers.copy(),
+                         body=self.invite.body)  # fmt: skip
+        number = self.invite.cseq[0] + 1
+        invite.headers.set("CSeq", f"{number} INVITE")
+        invite.headers.set("Via", str(self.endpoint.new_via(self.peer.transport, self.local_host)))
+        invite.headers.remove("Authorization")
+        invite.headers.remove("Proxy-Authorization")
+        return invite
+
+    async def _invite(self, deadline: float) -> str:
+        """One INVITE transaction, until ``deadline`` (loop time)."""
+        loop = asyncio.get_running_loop()
+        invite = loop.create_task(
             self.endpoint.request(self.invite, self.peer, on_response=self._on_response)
         )
         try:
-            await self.wait_any([invite], timeout, wake_on_digit=False)
+            await self.wait_any([invite], max(0.0, deadline - loop.time()), wake_on_digit=False)
             if not invite.done() and not self.ended:
                 log.info("no answer in time; cancelling", target=self.target, call_id=self.id)
                 self.request_cancel()
@@ -149,7 +188,9 @@ class OutboundCall(Call):
             self._on_2xx(response)
         elif self.final_status is None:
             self.final_status = status
-            log.info("call refused", target=self.target, status=status, call_id=self.id)
+            self._last_final = response
+            if status not in (401, 407) or self.auth is None:
+                log.info("call refused", target=self.target, status=status, call_id=self.id)
 
     def _on_provisional(self, response: Response) -> None:
         if response.status == 100:

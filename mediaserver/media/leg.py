@@ -8,6 +8,27 @@ shared :class:`~mediaserver.media.clock.MediaClock`: each 20 ms tick sends
 the next frame of what is playing, or an encoded silence frame while the call
 is answered and idle, so the peer's jitter buffer always has a steady stream.
 
+Decoding is on demand (DESIGN "decode only what must be mixed, recorded or
+analysed"). A leg decodes only while something *listens* to it
+(:meth:`RtpLeg.listen`: a recording, a conference, a voicemail, in-band DTMF
+detection): its audio packets then also go into a
+:class:`~mediaserver.media.jitter.JitterBuffer` (a dict insert in
+``datagram_received``), and :meth:`RtpLeg.received_frame` yields exactly one
+decoded 160-sample frame per media-clock tick: the first caller in a tick pops
+the buffer, later callers of the same tick get the same frame (cached by the
+clock's tick number), so the order in which clock members run does not
+matter. What the leg sends is known per tick the same way
+(:meth:`RtpLeg.sent_frame`), which is what the other side of a recording
+hears. Legs that only relay or play never decode.
+
+DTMF: RFC 4733 telephone-events when the peer negotiated them; otherwise, while
+the leg is the call's own (not relaying its audio to a bridge or an echo),
+in-band detection on its decoded audio
+(:class:`~mediaserver.media.scanner.InbandDtmfScanner`). Never both, so a key
+arrives once. Outgoing keys are queued with :meth:`RtpLeg.send_dtmf` and sent
+one packet per tick on the telephone-event payload type, with no audio packet
+while an event is on the wire.
+
 Bad packets (truncated, wrong version, unknown payload types, foreign
 sources) are dropped and counted in :attr:`RtpLeg.stats`; nothing received
 can raise out of this module. RFC 3550 statistics (loss, jitter, round-trip
@@ -20,18 +41,20 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections import Counter
-from collections.abc import Callable
-from typing import Any, cast
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.dtmf import DtmfReceiver
 from mediaserver.media.g711 import Codec, silence_payload, transcode_table
+from mediaserver.media.jitter import JitterBuffer
 from mediaserver.media.pcm import Pcm
 from mediaserver.media.reports import ReportChannel
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, parse_rtp
+from mediaserver.media.scanner import scanner_for
 from mediaserver.media.stats import LegStats
 
 CNAME = "mediaserver"
@@ -39,6 +62,21 @@ CNAME = "mediaserver"
 _COUNTED_BY_STATS = frozenset(("packets_in", "packets_out", "bytes_in", "rtcp_in"))
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+SILENT_FRAME: Pcm = np.zeros(FRAME_SAMPLES, np.int16)
+SILENT_FRAME.flags.writeable = False
+
+DtmfStep = tuple[bytes, bool] | None
+"""One tick of an outgoing key sequence: a telephone-event payload and whether it
+starts an event (RFC 4733 2.5.1.1: the event's first packet), or None for a tick
+of ordinary audio (a pause between keys)."""
+
+
+class Mixing(Protocol):
+    """What feeds a leg mixed audio instead of its own (a conference)."""
+
+    def heard_by(self, leg: RtpLeg) -> Pcm:
+        """The frame ``leg`` hears this tick."""
+        ...
 
 
 class Playback:
@@ -47,6 +85,7 @@ class Playback:
     def __init__(self, audio: Pcm) -> None:
         self.audio = audio
         self.position = 0
+        self.completed = False  # played to its end (not stopped or replaced)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def next_frame(self) -> Pcm | None:
@@ -54,6 +93,8 @@ class Playback:
             return None
         frame = self.audio[self.position : self.position + FRAME_SAMPLES]
         self.position += FRAME_SAMPLES
+        if self.position >= len(self.audio):
+            self.completed = True
         if len(frame) < FRAME_SAMPLES:
             frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), np.int16)])
         return frame
@@ -104,6 +145,19 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._silence = silence_payload(codec)
         self.rtp_stats = LegStats(self._ssrc)
         self.reports = ReportChannel(self.rtp_stats, CNAME, lambda: self.remote)
+        # Decoded media (module docstring): who listens, the buffer, this tick's frames.
+        self.jitter_buffer_ms = 60
+        self.mixed_by: Mixing | None = None  # a conference sends for us meanwhile
+        self._listeners: set[object] = set()
+        self._jitter: JitterBuffer | None = None
+        self._heard: Pcm = SILENT_FRAME
+        self._heard_tick = -1
+        self._own: Pcm | None = None  # what our playback sends this tick; None: silence
+        self._own_tick = -1
+        self._inband = False  # registered with the in-band DTMF scanner
+        self._dtmf_out: deque[DtmfStep] = deque()
+        self._dtmf_done: asyncio.Future[None] | None = None
+        self._event_ts = 0
 
     async def open_rtcp(self, host: str, port: int) -> bool:
         """Bind the RTCP socket (RTP port + 1); False when it is taken."""
@@ -155,6 +209,9 @@ class RtpLeg(asyncio.DatagramProtocol):
         if packet.ssrc != self._remote_ssrc:
             self._remote_ssrc = packet.ssrc
             stats["ssrc_changes"] += 1
+        jitter = self._jitter
+        if jitter is not None:
+            jitter.push(packet, asyncio.get_running_loop().time())
         if relay is not None:
             relay.relay_audio(packet.payload, self.codec)
 
@@ -174,29 +231,46 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.transport.sendto(data, self.remote)
         self.stats["packets_out"] += 1
 
+    def send_payload(self, payload: bytes) -> None:
+        """Send one 20 ms frame already encoded with our codec (a conference's mix)."""
+        self._send(payload, FRAME_SAMPLES)
+
     def start(self) -> None:
         """Start sending: the call is answered (or has early media)."""
         if not self.sending:
             self.sending = True
             self.clock.add(self)
             self.reports.start()
+            self._refresh_inband()
 
     def on_tick(self, now: float) -> None:
         if self._dtmf.next_deadline() is not None:
             for digit in self._dtmf.poll(now):
                 self.stats["dtmf_in"] += 1
                 self.on_digit(digit.key)
-        if self.fed_by is not None or not self.sending:
+        if self._dtmf_out and self._next_dtmf_step():
+            return  # a telephone-event went out in place of this tick's audio
+        if self.fed_by is not None or self.mixed_by is not None or not self.sending:
             return
-        playback = self._playback
-        if playback is not None:
-            frame = playback.next_frame()
-            if frame is not None:
-                self._send(self.codec.encode(frame), FRAME_SAMPLES)
-                return
-            self._playback = None
-            playback.finish()
-        self._send(self._silence, FRAME_SAMPLES)
+        frame = self._own_frame()
+        if frame is None:
+            self._send(self._silence, FRAME_SAMPLES)
+        else:
+            self._send(self.codec.encode(frame), FRAME_SAMPLES)
+
+    def _own_frame(self) -> Pcm | None:
+        """What our playback sends this tick (None: silence), advanced once per tick."""
+        tick = self.clock.ticks
+        if self._own_tick != tick:
+            self._own_tick = tick
+            self._own = None
+            playback = self._playback
+            if playback is not None:
+                self._own = playback.next_frame()
+                if self._own is None:
+                    self._playback = None
+                    playback.finish()
+        return self._own
 
     def play(self, audio: Pcm) -> Playback:
         """Queue audio to send, replacing whatever was playing."""
@@ -209,6 +283,125 @@ class RtpLeg(asyncio.DatagramProtocol):
         if self._playback is not None:
             self._playback.finish()
             self._playback = None
+
+    @property
+    def playing(self) -> Playback | None:
+        """The audio being sent now, if any."""
+        return self._playback
+
+    # -- decoded media -------------------------------------------------------
+
+    @property
+    def decoding(self) -> bool:
+        return self._jitter is not None
+
+    def listen(self, owner: object) -> None:
+        """Decode what this leg receives for ``owner`` (a recording, a conference,
+        in-band DTMF detection) until :meth:`unlisten`."""
+        if self._jitter is None:
+            self._jitter = JitterBuffer(self.codec.decode, self.jitter_buffer_ms)
+            self._heard_tick = -1
+        self._listeners.add(owner)
+
+    def unlisten(self, owner: object) -> None:
+        self._listeners.discard(owner)
+        if not self._listeners:
+            self._retire_jitter()  # nobody listens: received audio is no longer decoded
+
+    def _retire_jitter(self) -> None:
+        """Drop the jitter buffer, keeping its counts in :attr:`stats` (``jb_*``)."""
+        jitter, self._jitter = self._jitter, None
+        if jitter is not None:
+            for name, count in jitter.stats.items():
+                if name != "current_delay_ms":
+                    self.stats[f"jb_{name}"] += count
+
+    def received_frame(self) -> Pcm:
+        """This tick's decoded frame of what the peer sent (silence while not
+        decoding). Popped from the jitter buffer by the first caller of the tick;
+        the frame is shared, so callers must not change it."""
+        tick = self.clock.ticks
+        if self._heard_tick != tick:
+            self._heard_tick = tick
+            jitter = self._jitter
+            self._heard = (
+                SILENT_FRAME if jitter is None else jitter.pop(asyncio.get_running_loop().time())
+            )
+        return self._heard
+
+    def sent_frame(self) -> Pcm:
+        """What the peer hears from us this tick: a conference's mix for us, the
+        audio of the leg relayed to us (decoded only if someone listens to that
+        leg), or our own playback; silence otherwise."""
+        if self.mixed_by is not None:
+            return self.mixed_by.heard_by(self)
+        feeder = self.fed_by
+        if feeder is not None:
+            return feeder.received_frame()
+        if not self.sending:
+            return SILENT_FRAME
+        frame = self._own_frame()
+        return SILENT_FRAME if frame is None else frame
+
+    def _refresh_inband(self) -> None:
+        """In-band DTMF detection runs while the peer has no telephone-event and the
+        leg's audio is the call's own (not relayed to a bridge or echoed back)."""
+        wanted = self.sending and self.telephone_event_pt is None and self.relay is None
+        if wanted != self._inband:
+            self._inband = wanted
+            scanner = scanner_for(self.clock)
+            if wanted:
+                scanner.watch(self)
+            else:
+                scanner.unwatch(self)
+
+    # -- sending DTMF ----------------------------------------------------------
+
+    def send_dtmf(self, steps: Sequence[DtmfStep]) -> asyncio.Future[None]:
+        """Send telephone-events (RFC 4733), one step per tick (see
+        :data:`DtmfStep`); the future is done after the last step. Replaces a
+        sequence still being sent. Needs a negotiated telephone-event type."""
+        if self.telephone_event_pt is None:
+            raise ValueError("the peer did not negotiate telephone-event")
+        self._finish_dtmf()
+        self._dtmf_out = deque(steps)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._dtmf_done = done
+        if not self._dtmf_out:
+            self._finish_dtmf()
+        self.start()
+        return done
+
+    def stop_dtmf(self) -> None:
+        """Drop the keys not sent yet (the future of :meth:`send_dtmf` resolves)."""
+        self._finish_dtmf()
+
+    def _next_dtmf_step(self) -> bool:
+        """Take one step of the key sequence; True when it sent a telephone-event."""
+        step = self._dtmf_out.popleft()
+        if not self._dtmf_out:
+            self._finish_dtmf()
+        if step is None:
+            return False
+        payload, first = step
+        if first:
+            self._event_ts = self._ts  # RFC 4733 2.5.1.2: every packet carries the start time
+        pt = self.telephone_event_pt
+        if pt is not None and self.transport is not None and self.remote is not None:
+            data = build_rtp(pt, self._seq, self._event_ts, self._ssrc, payload, first)
+            self.rtp_stats.on_rtp_sent(self._event_ts, len(payload), time.time())
+            self.transport.sendto(data, self.remote)
+            self._seq = (self._seq + 1) & 0xFFFF
+            self.stats["dtmf_out"] += 1
+        # The media timeline goes on: audio after the event carries the time it is sent.
+        self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
+        return True
+
+    def _finish_dtmf(self) -> None:
+        self._dtmf_out.clear()
+        done, self._dtmf_done = self._dtmf_done, None
+        if done is not None and not done.done():
+            done.set_result(None)
 
     @property
     def echo(self) -> bool:
@@ -229,6 +422,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             target.stop_playback()
             target.fed_by = self
             target._marker = True  # a new talkspurt starts (RFC 3551 4.1)
+        self._refresh_inband()
 
     def relay_audio(self, payload: bytes, codec: Codec) -> None:
         """Send another leg's (or our own) received payload, translated byte by
@@ -261,10 +455,17 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.stats["dtmf_relayed"] += 1
 
     def update_remote(
-        self, remote: tuple[str, int], codec: Codec, payload_type: int, te_pt: int | None
+        self,
+        remote: tuple[str, int],
+        codec: Codec,
+        payload_type: int,
+        te_pt: int | None,
+        *,
+        hold: bool = False,
     ) -> None:
-        """A re-INVITE or delayed answer changed the peer's media description."""
-        if remote[0] in ("0.0.0.0", "::"):
+        """A re-INVITE or delayed answer changed the peer's media description;
+        ``hold``: the peer does not want to receive (sendonly or inactive)."""
+        if hold or remote[0] in ("0.0.0.0", "::"):
             # RFC 3264 8.4: a null address means "do not send to me" (hold), even if the
             # peer goes on sending to us, so its packets must not latch a destination again.
             self.remote = None
@@ -273,15 +474,23 @@ class RtpLeg(asyncio.DatagramProtocol):
             self.remote = remote
             self._hold = False
             self._latched = False
+        if codec != self.codec and self._jitter is not None:
+            self._retire_jitter()
+            self._jitter = JitterBuffer(codec.decode, self.jitter_buffer_ms)
         self.codec = codec
         self.payload_type = payload_type
         self.telephone_event_pt = te_pt
         self._silence = silence_payload(codec)
+        self._refresh_inband()
 
     def close(self) -> None:
         self.stop_playback()
+        self._finish_dtmf()
         self.clock.remove(self)
         self.sending = False
+        self._refresh_inband()
+        self._listeners.clear()
+        self._retire_jitter()
         self.relay_to(None)
         if self.fed_by is not None and self.fed_by.relay is self:
             self.fed_by.relay_to(None)
@@ -293,6 +502,10 @@ class RtpLeg(asyncio.DatagramProtocol):
         """Per-leg figures for logs and the call record: our counters of what was
         dropped or relayed, and the RFC 3550 statistics (loss, jitter, RTT)."""
         own = {k: v for k, v in self.stats.items() if k not in _COUNTED_BY_STATS}
+        if self._jitter is not None:  # a buffer still in use: its counts so far too
+            for name, count in self._jitter.stats.items():
+                if name != "current_delay_ms":
+                    own[f"jb_{name}"] = own.get(f"jb_{name}", 0) + count
         return {
             **self.rtp_stats.snapshot(),
             **own,

@@ -3,13 +3,17 @@
 This is the server's implementation of
 :class:`~mediaserver.actions.callapi.PromptAudio`. Relative file paths are
 resolved against the scenarios folder, so a scenario can say
-``url: sounds/greeting.wav`` next to its YAML.
+``url: sounds/greeting.wav`` next to its YAML. ``http://`` and ``https://``
+URLs are downloaded once into the cache folder
+(:class:`~mediaserver.media.downloads.AudioDownloads`) and then decoded like
+files; every error names the URL and the reason.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from mediaserver.media.downloads import AudioDownloads, is_url
 from mediaserver.media.pcm import AudioError, Pcm
 from mediaserver.media.sources import load_file
 from mediaserver.media.tones import named_tone
@@ -17,9 +21,16 @@ from mediaserver.media.tts import DEFAULT_RATE_WPM, SpeechSynthesizer
 
 
 class Prompts:
-    def __init__(self, synthesizer: SpeechSynthesizer, base_dir: Path) -> None:
+    def __init__(
+        self,
+        synthesizer: SpeechSynthesizer,
+        base_dir: Path,
+        downloads: AudioDownloads | None = None,
+    ) -> None:
         self.synthesizer = synthesizer
         self.base_dir = base_dir
+        # By default next to the speech cache: <data>/cache/tts and <data>/cache/http.
+        self.downloads = downloads or AudioDownloads(synthesizer.cache_dir.parent / "http")
 
     async def speech(
         self, text: str, *, language: str, voice: str, rate: float | None = None
@@ -29,8 +40,14 @@ class Prompts:
         return await self.synthesizer.synthesize(text, language=language, voice=voice, rate=wpm)
 
     async def file(self, location: str) -> Pcm:
-        if location.startswith(("http://", "https://")):
-            raise AudioError(f"{location}: playing audio from URLs is not available yet")
+        if is_url(location):
+            path = await self.downloads.fetch(location)
+            try:
+                return await load_file(path)
+            except AudioError as exc:
+                # The cached file's name means nothing to the scenario's author: name the URL.
+                reason = str(exc).removeprefix(f"{path}: ")
+                raise AudioError(f"{location}: {reason}") from None
         path = Path(location.removeprefix("file://"))
         if not path.is_absolute():
             path = self.base_dir / path

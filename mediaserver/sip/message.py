@@ -447,7 +447,8 @@ def request_problem(req: Request) -> tuple[int, str] | None:
     except SipSyntaxError:
         return 400, "Bad Request-URI"
     if uri.scheme not in ("sip", "sips", "tel"):
-        return 416, f"Unsupported URI Scheme ({uri.scheme[:20]})"
+        written = req.uri.split(":", 1)[0]  # as the peer wrote it
+        return 416, f"Unsupported URI Scheme ({written[:40]})"
     return None
 
 
@@ -478,6 +479,9 @@ def _header_problem(msg: Message) -> str | None:
         return f"Bad Via header: {exc}"[:120]
     if not vias:
         return "Missing Via header"
+    for via in vias:
+        if via.version != "2.0":
+            return f"Bad Via header: SIP version {via.version[:10]}"
     return None
 
 

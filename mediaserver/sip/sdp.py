@@ -174,9 +174,18 @@ class MediaDescription:
         return None if found is None else (found.value or "")
 
     def rtpmaps(self) -> dict[int, RtpMap]:
-        """The a=rtpmap lines of this stream by payload type."""
-        maps = (_parse_rtpmap(a.value or "") for a in self.attributes if a.name == "rtpmap")
-        return {m.payload_type: m for m in maps}
+        """The well-formed a=rtpmap lines of this stream by payload type. A malformed
+        one only makes its own format unusable (RFC 4475 3.1.1.3's body has
+        ``a=rtpmap:31 LPC`` on a video stream we decline anyway)."""
+        maps: dict[int, RtpMap] = {}
+        for attribute in self.attributes:
+            if attribute.name == "rtpmap":
+                try:
+                    rtpmap = _parse_rtpmap(attribute.value or "")
+                except SdpError:
+                    continue
+                maps[rtpmap.payload_type] = rtpmap
+        return maps
 
     def fmtp(self, payload_type: int) -> str | None:
         """The format parameters of an a=fmtp:<payload type> line (RFC 8866 6.15)."""
@@ -480,9 +489,7 @@ def _parse_m_line(value: str, number: int) -> MediaDescription:
 def _check_media_attribute(attribute: Attribute, number: int) -> None:
     # parse the values the media path relies on now, while the line number is known
     try:
-        if attribute.name == "rtpmap":
-            _parse_rtpmap(attribute.value or "")
-        elif attribute.name == "ptime":
+        if attribute.name == "ptime":
             _parse_ptime(attribute.value or "")
         elif attribute.name == "rtcp":
             _parse_rtcp(attribute.value or "")

@@ -55,6 +55,7 @@ from mediaserver.sip.uri import SipSyntaxError, Via
 log = get_logger("sip")
 
 TCP_IDLE_TIMEOUT = 600.0
+UDP_SIZE_LIMIT = 1300  # RFC 3261 18.1.1
 
 
 @dataclass(frozen=True)
@@ -399,6 +400,7 @@ class SipEndpoint:
         sees every response the transaction passes up: provisionals, the final
         one, and for INVITE each retransmitted 2xx (to be acknowledged again)."""
         assert self._loop is not None
+        peer = self._congestion_safe(request, peer)
         tx = self.layer.send_request(request, peer, self._now(), reliable=peer.reliable)
         future: asyncio.Future[Response | None] = self._loop.create_future()
         self._pending[tx] = future
@@ -411,6 +413,20 @@ class SipEndpoint:
             self._pending.pop(tx, None)
             if tx.terminated:
                 self._watchers.pop(tx, None)
+
+    def _congestion_safe(self, request: Request, peer: Peer) -> Peer:
+        """RFC 3261 18.1.1: a request larger than 1300 bytes (the path MTU being
+        unknown) goes over TCP when we have it, its Via rewritten to say so."""
+        if peer.transport != "udp" or len(request.encode()) <= UDP_SIZE_LIMIT:
+            return peer
+        if not any(address.transport == "tcp" for address in self.bound):
+            return peer
+        top = Via.parse(request.headers.get_list("Via")[0])
+        rest = request.headers.get_list("Via")[1:]
+        top.transport = "TCP"
+        top.port = self.local_address("tcp")[1]
+        request.headers.set("Via", ", ".join([str(top), *rest]))
+        return Peer("tcp", peer.host, peer.port)
 
     def _flush(self) -> None:
         """Send what the layer queued, deliver its events, re-arm the timer."""

@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
+import re
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 
+from mediaserver.actions.callapi import DTMF_KEYS
 from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall
+from mediaserver.calls.services import CallServices
 from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort, PortAllocator
+from mediaserver.sip.access import AccessPolicy, Admission
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response, new_tag
+from mediaserver.sip.ratelimit import RateLimiter
+from mediaserver.sip.registrar import Registrar
 from mediaserver.sip.sdp import (
     AudioAnswer,
     NoAcceptableMedia,
@@ -38,21 +44,28 @@ from mediaserver.sip.sdp import (
     make_offer,
     negotiate_answer,
 )
+from mediaserver.sip.session_timer import SessionTimer
+from mediaserver.sip.session_timer import negotiate as negotiate_session_timer
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
+from mediaserver.sip.trunks import Trunk
 from mediaserver.sip.uac import InviteParams, TargetError, build_invite, resolve_target
 from mediaserver.sip.uri import SipSyntaxError, SipUri, is_token
 
 log = get_logger("ua")
 
-ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS")
+ALLOWED_METHODS = (
+    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "PRACK", "MESSAGE",
+)  # fmt: skip
+MAX_MESSAGE_TEXT = 4096
 # Methods we know but do not serve answer 405; anything else 501 (RFC 3261 8.2.1).
 KNOWN_METHODS = frozenset(
     (*ALLOWED_METHODS, "REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "INFO",
      "PRACK", "UPDATE", "PUBLISH")
 )  # fmt: skip
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
-ALLOW = ", ".join(ALLOWED_METHODS)
+SUPPORTED_EXTENSIONS = frozenset(("timer", "100rel"))  # RFC 4028, RFC 3262
+DIALOG_ALLOW = ", ".join(ALLOWED_METHODS)  # what a dialog with us accepts
+NUMBER = re.compile(r"\+?[0-9A-Za-z*#._-]{1,64}")
 # Headers a scenario may not set on an outbound INVITE: the dialog and transport own them.
 RESERVED_HEADERS = frozenset(
     ("via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type",
@@ -78,6 +91,8 @@ class PendingInvite:
     scenario: str
     offer: SessionDescription | None
     merge_key: tuple[str, str, int]
+    admission: Admission
+    session_timer: SessionTimer | None
 
 
 Router = Callable[[str], str | None]
@@ -85,6 +100,9 @@ Router = Callable[[str], str | None]
 
 CallServer = Callable[[Call], Awaitable[None]]
 """Runs a new call's scenario (returns when the call is over)."""
+
+MessageServer = Callable[[str, dict[str, str]], None]
+"""Runs a scenario's ``inbound-message`` branch for a SIP MESSAGE (scenario, message)."""
 
 
 class UserAgent:
@@ -99,6 +117,10 @@ class UserAgent:
         clock: MediaClock,
         user_agent: str = "mediaserver",
         journal: CallJournal | None = None,
+        access: AccessPolicy | None = None,
+        trunks: Mapping[str, Trunk] | None = None,
+        services: CallServices | None = None,
+        serve_message: MessageServer | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
@@ -108,6 +130,14 @@ class UserAgent:
         self.clock = clock
         self.user_agent = user_agent
         self.journal = journal
+        self.services = services
+        self.serve_message = serve_message
+        self.access = access or AccessPolicy(trusted_networks=media.trusted_networks)
+        self.registrar: Registrar[Peer] = Registrar()
+        self.limiter = RateLimiter()
+        self.trunks = dict(trunks or {})
+        self.allowed_methods = ALLOWED_METHODS + (("REGISTER",) if self.access.has_users else ())
+        self.allow = ", ".join(self.allowed_methods)
         self.draining = False
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
         self._invites: dict[ServerTransaction, InboundCall | None] = {}
@@ -121,10 +151,10 @@ class UserAgent:
     def on_request(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
         method = request.method
         if method not in KNOWN_METHODS:
-            self._respond(tx, request, 501, extra=[("Allow", ALLOW)])
+            self._respond(tx, request, 501, extra=[("Allow", self.allow)])
             return
-        if method not in ALLOWED_METHODS:
-            self._respond(tx, request, 405, extra=[("Allow", ALLOW)])
+        if method not in self.allowed_methods:
+            self._respond(tx, request, 405, extra=[("Allow", self.allow)])
             return
         unsupported = [
             tag
@@ -143,6 +173,16 @@ class UserAgent:
             self._on_cancel(tx, request)
         elif method == "OPTIONS":
             self._on_options(tx, request)
+        elif method == "REGISTER":
+            self._on_register(tx, request, source)
+        elif method == "UPDATE":
+            self._on_in_dialog_offer(tx, request)
+        elif method == "INFO":
+            self._on_info(tx, request)
+        elif method == "PRACK":
+            self._on_prack(tx, request)
+        elif method == "MESSAGE":
+            self._on_message(tx, request, source)
 
     def on_ack(self, request: Request, source: Peer) -> None:
         call = self._find_call(request)
@@ -192,10 +232,45 @@ class UserAgent:
             return None
         return call
 
+    def _now(self) -> float:
+        return time.time()
+
+    def _rate_limited(self, tx: ServerTransaction, request: Request, source: Peer) -> bool:
+        """Refuse (503) a new request from a source over its rate; trusted networks
+        are not limited (they are the operator's own, load tests included)."""
+        if self.access.is_trusted_network(source.host):
+            return False
+        if self.limiter.allow(source.host, self._now()):
+            return False
+        if self.limiter.refused % 100 == 1:
+            log.warning("rate limiting a source", peer=source.host, refused=self.limiter.refused)
+        retry = [("Retry-After", str(self.limiter.retry_after()))]
+        self._respond(tx, request, 503, "Too many requests from your address", extra=retry)
+        return True
+
+    def _on_register(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
+        """The registrar of ``users:`` (RFC 3261 10.3), digest-authenticated."""
+        if self._rate_limited(tx, request, source):
+            return
+        decision = self.access.admit_register(request, self._now())
+        if isinstance(decision, Response):
+            self.endpoint.respond(tx, decision)
+            return
+        assert decision.name is not None
+        outcome = self.registrar.handle_register(request, decision.name, source, self._now())
+        log.info("register", user=decision.name, status=outcome.status, peer=source.host,
+                 bindings=len(outcome.bindings))  # fmt: skip
+        self.endpoint.respond(tx, outcome.response(request, to_tag=new_tag()))
+
     def _on_options(self, tx: ServerTransaction, request: Request) -> None:
         # RFC 3261 11.2: advertise what we accept.
-        extra = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Encoding", "identity"),
-                 ("Accept-Language", "en"), ("Supported", "")]  # fmt: skip
+        extra = [
+            ("Allow", self.allow),
+            ("Accept", "application/sdp"),
+            ("Accept-Encoding", "identity"),
+            ("Accept-Language", "en"),
+            ("Supported", ""),
+        ]
         self._respond(tx, request, 200, extra=extra)
 
     def _on_bye(self, tx: ServerTransaction, request: Request) -> None:
@@ -209,6 +284,76 @@ class UserAgent:
             return
         self.endpoint.respond(tx, make_response(request, 200))
         call.on_remote_bye()
+
+    def _in_dialog(self, tx: ServerTransaction, request: Request) -> Call | None:
+        """The call a request inside a dialog belongs to, after RFC 3261 12.2.2's
+        checks; None when it was answered with an error (481, 500...)."""
+        call = self._find_call(request)
+        if call is None or call.dialog is None:
+            self._respond(tx, request, 481)
+            return None
+        refusal = call.dialog.check_request(request)
+        if refusal is not None:
+            self.endpoint.respond(tx, refusal)
+            return None
+        return call
+
+    def _on_in_dialog_offer(self, tx: ServerTransaction, request: Request) -> None:
+        """re-INVITE or UPDATE: hold, resume, codec change, session refresh."""
+        call = self._in_dialog(tx, request)
+        if call is not None:
+            call.on_reinvite(tx, request)
+
+    def _on_message(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
+        """A SIP MESSAGE (RFC 3428), the SMS of SIP: admitted and routed like a call,
+        answered 200 once accepted, handed to the scenario's inbound-message branch."""
+        if request.to.tag:
+            self._respond(tx, request, 200)  # inside a call: accepted, nothing runs
+            return
+        if self._rate_limited(tx, request, source):
+            return
+        decision = self.access.admit_call(request, source.host, self._now())
+        if isinstance(decision, Response):
+            self.endpoint.respond(tx, decision)
+            return
+        if not request.content_type.startswith("text/"):
+            self._respond(tx, request, 415, extra=[("Accept", "text/plain")])
+            return
+        if len(request.body) > MAX_MESSAGE_TEXT:
+            self._respond(tx, request, 413, "Message text too long")
+            return
+        called = request.request_uri.user_unescaped or ""
+        scenario = self.router(called)
+        if scenario is None or self.serve_message is None:
+            self._respond(tx, request, 404, "No route for messages")
+            return
+        self._respond(tx, request, 200)
+        self.serve_message(
+            scenario,
+            {
+                "from": request.from_.uri.user_unescaped or str(request.from_.uri),
+                "to": called,
+                "text": request.body.decode("utf-8", "replace"),
+                "content_type": request.content_type,
+            },
+        )
+
+    def _on_prack(self, tx: ServerTransaction, request: Request) -> None:
+        call = self._in_dialog(tx, request)
+        if isinstance(call, InboundCall):
+            call.on_prack(tx, request)
+        elif call is not None:
+            self._respond(tx, request, 481)
+
+    def _on_info(self, tx: ServerTransaction, request: Request) -> None:
+        """SIP INFO: key presses from phones that send DTMF this way."""
+        call = self._in_dialog(tx, request)
+        if call is None:
+            return
+        key = dtmf_from_info(request)
+        if key is not None:
+            call.deliver_digit(key)
+        self.endpoint.respond(tx, make_response(request, 200))
 
     def _on_cancel(self, tx: ServerTransaction, request: Request) -> None:
         invite_tx = self.endpoint.layer.find_invite_for_cancel(request)
@@ -229,17 +374,10 @@ class UserAgent:
             call.on_cancel()
 
     def _on_invite(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
-        to_tag = request.to.tag
-        if to_tag:
-            call = self._find_call(request)
-            if call is None or call.dialog is None:
-                self._respond(tx, request, 481)
-                return
-            refusal = call.dialog.check_request(request)
-            if refusal is not None:
-                self.endpoint.respond(tx, refusal)
-                return
-            call.on_reinvite(tx, request)
+        if request.to.tag:
+            self._on_in_dialog_offer(tx, request)
+            return
+        if self._rate_limited(tx, request, source):
             return
         # RFC 3261 8.2.2.2: the same request arriving by another path is a merge: 482.
         cseq = request.cseq[0]
@@ -251,9 +389,23 @@ class UserAgent:
         if self.draining:
             self._respond(tx, request, 503, "Shutting down", extra=[("Retry-After", "60")])
             return
+        decision = self.access.admit_call(request, source.host, self._now())
+        if isinstance(decision, Response):
+            log.info("call refused", status=decision.status, reason=decision.reason,
+                     peer=source.host, sip_call_id=request.call_id)  # fmt: skip
+            self.endpoint.respond(tx, decision)
+            return
+        timer = negotiate_session_timer(request)
+        if isinstance(timer, Response):
+            self.endpoint.respond(tx, timer)
+            return
         if request.body and request.content_type != "application/sdp":
             # RFC 3261 8.2.3: say what we accept.
             self._respond(tx, request, 415, extra=[("Accept", "application/sdp")])
+            return
+        if "Accept" in request.headers and not _accepts_sdp(request):
+            # RFC 3261 21.4.7: our answer is SDP, which the caller says it cannot take.
+            self._respond(tx, request, 406, "Not Acceptable (answers are application/sdp)")
             return
         encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
         if request.body and encoding != "identity":
@@ -275,7 +427,7 @@ class UserAgent:
                 return
         self._merge_keys[merge_key] = branch
         self._invites[tx] = None
-        invite = PendingInvite(tx, request, source, scenario, offer, merge_key)
+        invite = PendingInvite(tx, request, source, scenario, offer, merge_key, decision, timer)
         task = asyncio.get_running_loop().create_task(self._start_call(invite))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -318,6 +470,7 @@ class UserAgent:
             return None
         call = InboundCall(setup, on_finished=self._finished)
         call.journal = self.journal
+        call.services = self.services
         return call
 
     def _call_setup(self, invite: PendingInvite, leg: RtpLeg, local_host: str) -> CallSetup | None:
@@ -363,17 +516,40 @@ class UserAgent:
             local_host=local_host,
             dialog_headers=[
                 ("Contact", f"<sip:{host}:{contact_port}{suffix}>"),
-                ("Allow", ALLOW),
+                ("Allow", DIALOG_ALLOW),
                 ("Server", self.user_agent),
             ],
             answer_sdp=answer.sdp if answer else None,
             codecs=self.media.codecs,
             user_agent=self.user_agent,
             scenario=invite.scenario,
-            trusted=self._is_trusted(invite.source),
             dialer=self,
+            session_timer=invite.session_timer,
         )
         return setup
+
+    async def _route_out(self, target: str) -> tuple[SipUri, Peer, Trunk | None]:
+        """The Request-URI and next hop of an outbound call (and its trunk, if any)."""
+        if target.lower().startswith(("sip:", "sips:")):
+            try:
+                uri = SipUri.parse(target)
+            except SipSyntaxError as exc:
+                raise TargetError(f"{target!r}: {exc}") from None
+            return uri, await resolve_target(uri), None
+        if target in self.access.users:
+            bindings = self.registrar.lookup(target, self._now())
+            if not bindings:
+                raise TargetError(f"user {target!r} is not registered")
+            binding = bindings[0]  # highest q, most recently refreshed
+            # Send where the phone registered from (its NAT binding), RFC 3581 style.
+            return SipUri.parse(str(binding.contact)), binding.source, None
+        if not NUMBER.fullmatch(target):
+            raise TargetError(f"{target!r} is not a SIP URI, a user or a number")
+        if not self.trunks:
+            raise TargetError(f"{target!r}: no trunk is configured to call numbers")
+        trunk = next(iter(self.trunks.values()))
+        peer = trunk.peer or await trunk.resolve()
+        return trunk.request_uri(target), peer, trunk
 
     async def _new_leg(self) -> RtpLeg:
         """An RTP leg on the next free port pair (RTP, then RTCP on port + 1)."""
@@ -386,6 +562,8 @@ class UserAgent:
             remote=None,
             on_digit=lambda key: None,
         )
+        if self.services is not None:
+            leg.jitter_buffer_ms = self.services.jitter_buffer_ms  # rtp.jitter_buffer_ms
         _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
         leg.local_port = port
         if not await leg.open_rtcp(self.media.rtp_host, port + 1):
@@ -404,14 +582,6 @@ class UserAgent:
                 del self.calls[key]
         self._release(call.leg)
 
-    def _is_trusted(self, source: Peer) -> bool:
-        """Whether calls from ``source`` may make the server dial out."""
-        try:
-            address = ipaddress.ip_address(source.host)
-        except ValueError:
-            return False
-        return any(address in network for network in self.media.trusted_networks)
-
     # -- outbound calls (the Dialer of bridge.py) --------------------------------
 
     async def originate(
@@ -422,11 +592,9 @@ class UserAgent:
         headers: Mapping[str, str],
         parent: Call | None = None,
     ) -> OutboundCall:
-        """Prepare (not yet place) a call to a SIP URI; TargetError when it cannot be."""
-        try:
-            uri = SipUri.parse(target)
-        except SipSyntaxError:
-            raise TargetError(f"{target!r}: only SIP URIs can be dialled in this version") from None
+        """Prepare (not yet place) a call: ``target`` is a SIP URI, the name of a
+        registered user, or a number for the first trunk. TargetError when it
+        cannot be called."""
         extra = []
         for name, value in headers.items():
             if not is_token(name) or name.lower() in RESERVED_HEADERS:
@@ -434,7 +602,11 @@ class UserAgent:
             if "\r" in value or "\n" in value:
                 raise TargetError(f"header {name!r} has a line break in its value")
             extra.append((name, value))
-        peer = await resolve_target(uri)
+        uri, peer, trunk = await self._route_out(target)
+        from_host: str | None = None
+        if trunk is not None:
+            caller_id = trunk.from_user or caller_id
+            from_host = trunk.uri.host  # carriers expect their own domain in From
         local_host = self.media.public_address or local_address_for(peer.host)
         try:
             leg = await self._new_leg()
@@ -456,7 +628,7 @@ class UserAgent:
         invite = build_invite(
             InviteParams(
                 target=uri,
-                from_uri=f"sip:{caller_id}@{host}",
+                from_uri=f"sip:{caller_id}@{from_host or host}",
                 from_display=None,
                 contact=f"<sip:mediaserver@{host}:{sip_port}{suffix}>",
                 via=self.endpoint.new_via(peer.transport, local_host),
@@ -476,9 +648,12 @@ class UserAgent:
             offer=offer,
             target=target,
             on_finished=self._finished,
+            auth=trunk.auth if trunk is not None else None,
         )
         self.calls[call.sip_call_id, call.local_tag] = call
+        call.codecs = self.media.codecs
         call.journal = self.journal
+        call.services = self.services
         if self.journal is not None:
             self.journal.call_started(call, number=caller_id, parent=parent)
         return call
@@ -497,6 +672,31 @@ class UserAgent:
         while self._tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait(set(self._tasks), timeout=1.0)
+
+
+def _accepts_sdp(request: Request) -> bool:
+    """Whether the Accept header allows an SDP body (an empty one allows none)."""
+    wanted = {value.split(";")[0].strip().lower() for value in request.headers.get_list("Accept")}
+    return bool(wanted & {"application/sdp", "application/*", "*/*"})
+
+
+def dtmf_from_info(request: Request) -> str | None:
+    """The key of an INFO body: ``application/dtmf-relay`` (``Signal=5``, the
+    de-facto format) or ``application/dtmf`` (the key alone)."""
+    text = request.body.decode("ascii", "replace")
+    if request.content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal":
+                text = value
+                break
+        else:
+            return None
+    elif request.content_type != "application/dtmf":
+        return None
+    key = text.strip().upper()
+    key = {"10": "*", "11": "#"}.get(key, key)  # some phones send event codes
+    return key if len(key) == 1 and key in DTMF_KEYS else None
 
 
 @lru_cache(maxsize=256)

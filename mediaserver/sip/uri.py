@@ -295,17 +295,22 @@ class Via:
     host: str
     port: int | None = None
     params: Params = field(default_factory=dict)
+    version: str = "2.0"
 
     @classmethod
     def parse(cls, text: str) -> Via:
         text = text.strip()
-        m = re.match(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)\s+(.+)$", text, re.S)
+        # RFC 3261 20.42: sent-protocol is name/version/transport, each a token; any
+        # version parses, so a SIP/7.0 request can still be answered 505.
+        m = re.match(
+            r"^SIP\s*/\s*([A-Za-z0-9.\-!%*_+`'~]+)\s*/\s*([A-Za-z]+)\s+(.+)$", text, re.S | re.I
+        )
         if not m:
             raise SipSyntaxError(f"bad Via {text[:80]!r}")
-        sent_by, _, paramtext = m.group(2).partition(";")
+        sent_by, _, paramtext = m.group(3).partition(";")
         # RFC 3261 25.1: COLON = SWS ":" SWS, so space may surround the port's colon only.
         host, port = parse_hostport(re.sub(r"\s*:\s*", ":", sent_by.strip()))
-        return cls(m.group(1).upper(), host, port, parse_params(paramtext))
+        return cls(m.group(2).upper(), host, port, parse_params(paramtext), m.group(1))
 
     @property
     def branch(self) -> str | None:
@@ -317,6 +322,7 @@ class Via:
         return self.host.strip("[]"), self.port or default
 
     def __str__(self) -> str:
-        return f"SIP/2.0/{self.transport} {format_hostport(self.host, self.port)}" + format_params(
-            self.params
+        return (
+            f"SIP/{self.version}/{self.transport} {format_hostport(self.host, self.port)}"
+            + format_params(self.params)
         )

@@ -1,9 +1,11 @@
 """A real mediaserver process for integration tests.
 
 The server runs as a subprocess (``python -m mediaserver run``) on ports it
-picks itself (``--sip-port 0``); the fixture reads them from the start-up
-line. Its log goes to a file that is printed when a test fails, so a failing
-call can be read line by line.
+picks itself (``--sip-port 0 --http-port 0``); the fixture reads them from
+the start-up line. The HTTP API takes :data:`TEST_API_KEY` (or, with
+``api_key=None``, the key the server generates and prints). Its log goes to
+a file that is printed when a test fails, so a failing call can be read
+line by line.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ sip:
 rtp:
   ports: {rtp_low}-{rtp_high}
   codecs: {codecs}
+http:
+  api_keys: {api_keys}
 scenarios_dir: {scenarios}
 routes:
 {routes}
 """
 
 DEFAULT_ROUTES = {"echo": "echo", "ivr": "ivr", "welcome": "welcome", "*": "welcome"}
+TEST_API_KEY = "test-api-key-0123456789"
 
 
 @dataclass
@@ -45,6 +50,12 @@ class ServerProcess:
     sip_port: int
     data_dir: Path
     log_path: Path
+    http_port: int = 0
+    api_key: str = ""
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     def uri(self, user: str, transport: str = "udp") -> str:
         suffix = ";transport=tcp" if transport == "tcp" else ""
@@ -82,6 +93,8 @@ def start_server(
     extra_args: list[str] | None = None,
     log_level: str = "debug",
     trusted: list[str] | None = None,
+    extra_config: str = "",
+    api_key: str | None = TEST_API_KEY,
 ) -> ServerProcess:
     """Start a server with its own config and data folder under ``tmp``."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -95,16 +108,18 @@ def start_server(
             codecs=codecs,
             scenarios=scenarios,
             routes=route_lines,
+            api_keys=f'["{api_key}"]' if api_key is not None else "[]",
             trusted="["
             + ", ".join(f'"{n}"' for n in (["127.0.0.0/8"] if trusted is None else trusted))
             + "]",
         )
+        + extra_config
     )
     log_path = tmp / "server.log"
     log_file = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "mediaserver", "run", "--config", str(config),
-         "--data-dir", str(tmp), "--sip-port", "0", "--log-level", log_level,
+         "--data-dir", str(tmp), "--sip-port", "0", "--http-port", "0", "--log-level", log_level,
          "--log-format", "json", "--drain", "2", *(extra_args or [])],
         stdout=subprocess.PIPE,
         stderr=log_file,
@@ -114,15 +129,19 @@ def start_server(
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     line = ""
+    key = api_key or ""
     while time.monotonic() < deadline:
         line = process.stdout.readline()
+        if line.startswith("api-key "):
+            key = line.split()[1]
         if line.startswith("listening ") or (not line and process.poll() is not None):
             break
     m = re.search(r"sip=udp:127\.0\.0\.1:(\d+)", line)
-    if not m:
+    http = re.search(r"http=127\.0\.0\.1:(\d+)", line)
+    if not m or not http:
         process.kill()
         raise RuntimeError(f"server did not start: {line!r}\n{log_path.read_text()}")
-    return ServerProcess(process, int(m.group(1)), tmp, log_path)
+    return ServerProcess(process, int(m.group(1)), tmp, log_path, int(http.group(1)), key)
 
 
 _next_range = [40000 + (os.getpid() % 50) * 400]

@@ -46,8 +46,13 @@ def test_each_call_leaves_a_record_and_a_run(tmp_path: Path) -> None:
         run_sipp(server.target, scenario="uac", service="echo", calls=3, duration_ms=500,
                  workdir=tmp_path / "sipp").assert_ok(calls=3)  # fmt: skip
         db = database(server)
+        # Records are written off the call path: wait for the calls and their runs.
         wait_for(
-            lambda: db.execute("SELECT count(*) FROM calls WHERE status='ended'").fetchone()[0] == 3
+            lambda: (
+                db.execute("SELECT count(*) FROM calls WHERE status='ended'").fetchone()[0] == 3
+                and db.execute("SELECT count(*) FROM runs WHERE status='running'").fetchone()[0]
+                == 0
+            )
         )
         rows = db.execute("SELECT * FROM calls ORDER BY started_at").fetchall()
         for row in rows:
@@ -75,8 +80,13 @@ def test_sigkill_during_a_call_then_restart(tmp_path: Path) -> None:
         assert ok.status == 200
         caller.send(caller.build("ACK", call_id=ok.header("call-id"), to_tag=ok.to_tag))
         db = database(server)
+        # The journal writes off the call path: wait until both sipp calls are ended
+        # and the probe's call is live in the database before killing the server.
         wait_for(
-            lambda: db.execute("SELECT count(*) FROM calls WHERE status='live'").fetchone()[0] == 1
+            lambda: (
+                sorted(r[0] for r in db.execute("SELECT status FROM calls"))
+                == ["ended", "ended", "live"]
+            )
         )
         db.close()
         server.process.send_signal(signal.SIGKILL)

@@ -16,11 +16,19 @@ import pytest
 
 from tests.integration.conftest import ServerProcess, start_server
 from tests.support.rawsip import SipProbe, parse_reply, sdp_offer
+from tests.support.sipp import run_sipp
 
 pytestmark = pytest.mark.integration
 
 SCENARIOS = Path(__file__).parent / "scenarios"
-ROUTES = {"echo": "echo", "ring": "ring", "bye": "bye"}  # no "*": unknown users get 404
+SIPP_DIR = Path(__file__).parent / "sipp"
+ROUTES = {
+    "echo": "echo",
+    "ring": "ring",
+    "bye": "bye",
+    "ringing": "ringing",
+    "sms": "sms",
+}  # no "*": unknown users get 404
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +263,56 @@ def test_tcp_messages_split_and_merged(server: ServerProcess) -> None:
 def test_parse_reply_reads_compact_headers() -> None:
     reply = parse_reply(b"SIP/2.0 200 OK\r\nt: <sip:a@b>;tag=x\r\nl: 0\r\n\r\n")
     assert reply is not None and reply.to_tag == "x"
+
+
+def test_reliable_provisional_responses_with_sipp(server: ServerProcess, tmp_path: Path) -> None:
+    """RFC 3262: a caller requiring 100rel gets a reliable 180 it PRACKs (sipp XML)."""
+    result = run_sipp(server.target, scenario=SIPP_DIR / "uac_prack.xml", service="ringing",
+                      timeout=30, workdir=tmp_path)  # fmt: skip
+    result.assert_ok(calls=1)
+
+
+def test_unacknowledged_reliable_180_is_retransmitted(probe: SipProbe) -> None:
+    probe.send(probe.build("INVITE", user="ringing", body=sdp_offer(),
+                           headers=["Require: 100rel", "Supported: 100rel"]))  # fmt: skip
+    ringing = [r for r in (probe.recv(), probe.recv(), probe.recv()) if r and r.status == 180]
+    assert len(ringing) >= 2, "the reliable 180 was not retransmitted"
+    assert all(r.header("rseq") == ringing[0].header("rseq") for r in ringing)
+    assert ringing[0].header("require") == "100rel"
+    call_id, tag = ringing[0].header("call-id"), ringing[0].to_tag
+    wrong = f"RAck: {int(ringing[0].header('rseq') or 0) + 5} 1 INVITE"
+    probe.send(probe.build("PRACK", user="ringing", call_id=call_id, to_tag=tag, cseq=2,
+                           headers=[wrong]))  # fmt: skip
+    replies = []
+    while (reply := probe.recv(1.0)) is not None and reply.status == 180:
+        pass
+    replies.append(reply)
+    assert replies[0] is not None and replies[0].status == 481
+    good = f"RAck: {ringing[0].header('rseq')} 1 INVITE"
+    probe.send(probe.build("PRACK", user="ringing", call_id=call_id, to_tag=tag, cseq=3,
+                           headers=[good]))  # fmt: skip
+    statuses = []
+    while (reply := probe.recv(3.0)) is not None:
+        statuses.append((reply.status, reply.header("cseq")))
+        if reply.status == 200 and reply.header("cseq") == "1 INVITE":
+            break
+    assert (200, "3 PRACK") in statuses and (200, "1 INVITE") in statuses
+    probe.send(probe.build("ACK", user="ringing", call_id=call_id, to_tag=tag))
+    probe.send(probe.build("BYE", user="ringing", call_id=call_id, to_tag=tag, cseq=4))
+
+
+def test_sip_message_runs_the_inbound_message_branch(
+    probe: SipProbe, server: ServerProcess
+) -> None:
+    headers = ["Content-Type: text/plain;charset=utf-8"]
+    probe.send(probe.build("MESSAGE", user="sms", headers=headers, body="hello there"))
+    assert probe.expect_final().status == 200
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and '"sms from probe: hello there"' not in server.log_text():
+        time.sleep(0.1)
+    assert '"sms from probe: hello there"' in server.log_text()
+    probe.send(probe.build("MESSAGE", user="sms", headers=["Content-Type: application/json"],
+                           body="{}"))  # fmt: skip
+    assert probe.expect_final().status == 415
+    probe.send(probe.build("MESSAGE", user="nobody", headers=headers, body="hi"))
+    assert probe.expect_final().status == 404

@@ -73,12 +73,13 @@ class SipProbe:
 
     _counter = itertools.count(1)
 
-    def __init__(self, server_port: int, transport: str = "udp") -> None:
+    def __init__(self, server_port: int, transport: str = "udp", bind: str = "127.0.0.1") -> None:
         self.server = ("127.0.0.1", server_port)
         self.transport = transport
+        self.host = bind
         if transport == "udp":
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
+            self.sock.bind((bind, 0))
         else:
             self.sock = socket.create_connection(self.server, timeout=5)
         self.port = self.sock.getsockname()[1]
@@ -123,7 +124,7 @@ class SipProbe:
         to = f"<sip:{user}@{host}:{port}>" + (f";tag={to_tag}" if to_tag else "")
         lines = [
             f"{method} sip:{user}@{host}:{port} SIP/2.0",
-            f"Via: SIP/2.0/{self.transport.upper()} 127.0.0.1:{self.port};branch={branch};rport",
+            f"Via: SIP/2.0/{self.transport.upper()} {self.host}:{self.port};branch={branch};rport",
             "Max-Forwards: 70",
             f"From: <sip:probe@127.0.0.1:{self.port}>;tag={from_tag}",
             f"To: {to}",

@@ -170,7 +170,8 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         (
             "sip:\n  colour: red\n",
             "F:2:3: unknown key sip.colour "
-            "(known: listen, public_address, trusted_networks, user_agent)",
+            "(known: digest_algorithms, listen, public_address, realm, "
+            "trusted_networks, user_agent)",
         ),
         (
             "rtp:\n  colour: red\n",
@@ -183,8 +184,8 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         ),
         (
             "trunks:\n  - {name: a, uri: 'sip:a', colour: red}\n",
-            "F:2:29: unknown key trunks[0].colour (known: from_user, name, password, register, "
-            "uri, username)",
+            "F:2:29: unknown key trunks[0].colour (known: from_user, keepalive, name, password, "
+            "register, uri, username)",
         ),
         (
             "users:\n  - {username: a, password: b, colour: red}\n",
@@ -470,7 +471,8 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         "F:2:32: sip.listen[1]: expected TRANSPORT:HOST:PORT such as udp:0.0.0.0:5060, "
         "got 'udp:0.0.0.0'",
         "F:3:3: unknown key sip.colour "
-        "(known: listen, public_address, trusted_networks, user_agent)",
+        "(known: digest_algorithms, listen, public_address, realm, "
+        "trusted_networks, user_agent)",
         "F:5:10: rtp.ports: range 40000-30000 must lie within 1024-65535, low below high",
         "F:6:11: rtp.codecs: unknown codec 'opus' (supported: PCMU, PCMA)",
         "F:8:11: http.listen: expected a port number 0-65535, got 99999",

@@ -25,12 +25,19 @@ from mediaserver.actions.callapi import (
     SAMPLE_RATE,
     AudioError,
     CallEnded,
+    ConferenceOptions,
+    ConferenceResult,
     DialOptions,
     DialResult,
+    MediaError,
     Pcm,
+    RecordingResult,
+    RecordOptions,
+    VoicemailOptions,
 )
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_text
+from mediaserver.media.dtmf_out import timeline_seconds
 
 SPEECH_SECONDS_PER_CHAR = 0.05
 TONE_SECONDS = 1.0
@@ -108,6 +115,11 @@ class FakeCall:
         self._ended = False
         self._scheduled: list[tuple[float, str]] = []
         self._buffer: list[str] = []
+        # Decoded media: recordings made, the one record@v1 runs, background audio.
+        self.recordings: list[RecordingResult] = []
+        self.recording: tuple[str, float, RecordOptions] | None = None
+        self.background: str | None = None
+        self.conference_size = 0  # others in every room the fake joins
         self._info = info or {
             "id": "call0001",
             "from": "+33123456789",  # like Call.info: the user part of the From URI
@@ -245,6 +257,110 @@ class FakeCall:
         self._arrive(self.now)
         self.events.append((self.now, f"flush:{''.join(self._buffer)}"))
         self._buffer.clear()
+
+    # -- CallApi: decoded media --
+
+    async def send_dtmf(self, keys: str, duration: float) -> None:
+        await self._alive()
+        await self.answer()
+        self.events.append((self.now, f"dtmf:{keys}"))
+        end = self.now + timeline_seconds(keys, duration)
+        if self.hangup_at is not None and self.hangup_at <= end:
+            self._hang_up_now()
+        self.now = end
+
+    def _new_recording(self, fmt: str = "wav") -> RecordingResult:
+        rid = f"rec{len(self.recordings) + 1:05d}"
+        made = RecordingResult(rid, f"/data/recordings/{rid}.{fmt}")
+        self.recordings.append(made)
+        return made
+
+    async def start_recording(self, options: RecordOptions) -> RecordingResult:
+        await self._alive()
+        await self.answer()
+        if self.recording is not None:
+            raise MediaError("a recording is already running on this call: stop it first")
+        made = self._new_recording(options.format)
+        self.recording = (made.id, self.now, options)
+        self.events.append((self.now, f"record:start:{options.channels}"))
+        return made
+
+    async def stop_recording(self) -> RecordingResult:
+        await self._alive()
+        if self.recording is None:
+            raise MediaError("no recording is running on this call (record@v1 start first)")
+        rid, started, options = self.recording
+        self.recording = None
+        self.events.append((self.now, "record:stop"))
+        return RecordingResult(rid, f"/data/recordings/{rid}.{options.format}", self.now - started)
+
+    async def pause_recording(self, paused: bool) -> RecordingResult:
+        await self._alive()
+        if self.recording is None:
+            raise MediaError("no recording is running on this call (record@v1 start first)")
+        rid, _, options = self.recording
+        self.events.append((self.now, "record:pause" if paused else "record:resume"))
+        return RecordingResult(rid, f"/data/recordings/{rid}.{options.format}")
+
+    async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
+        """The fake caller says nothing: the message ends at the silence timeout
+        (or at max_length, the finish key, or the hang-up, whichever is first)."""
+        await self._alive()
+        await self.answer()
+        made = self._new_recording()
+        start = self.now
+        end = start + min(options.silence_timeout, options.max_length)
+        for at, key in list(self._scheduled):
+            if at >= end or (self.hangup_at is not None and self.hangup_at <= at):
+                break
+            self._arrive(at)
+            self._buffer.remove(key)
+            if key == options.finish_on_key:
+                end = at
+                break
+        if self.hangup_at is not None and self.hangup_at < end:
+            end = self.hangup_at
+            self._ended = True
+            self.events.append((end, "caller hung up"))
+        self.now = end
+        self.events.append((start, "voicemail"))
+        return RecordingResult(made.id, made.path, 0.0)
+
+    async def conference(self, options: ConferenceOptions) -> ConferenceResult:
+        """The caller stays until exit_on_key or the hang-up; keys are the room's."""
+        await self._alive()
+        await self.answer()
+        self.events.append((self.now, f"conference:{options.name}"))
+        if (
+            options.max_participants is not None
+            and self.conference_size >= options.max_participants
+        ):
+            return ConferenceResult("full")
+        recording = self._new_recording() if options.record else None
+        for at, key in list(self._scheduled):
+            if self.hangup_at is not None and self.hangup_at <= at:
+                break
+            self._arrive(at)
+            self._buffer.remove(key)
+            if key == options.exit_on_key:
+                return ConferenceResult("key", recording)
+        if self.hangup_at is None:
+            raise AssertionError("in the conference forever: the fake caller never hangs up")
+        self.now = self.hangup_at
+        self._ended = True
+        self.events.append((self.now, "caller hung up"))
+        return ConferenceResult("hangup", recording)
+
+    async def play_background(self, audio: Pcm, repeat: int) -> None:
+        await self._alive()
+        await self.answer()
+        self.background = self.prompts.label(audio)
+        self.events.append((self.now, f"background:{self.background}x{repeat}"))
+
+    def stop_audio(self) -> bool:
+        playing, self.background = self.background, None
+        self.events.append((self.now, "stop"))
+        return playing is not None
 
     # -- internals --
 

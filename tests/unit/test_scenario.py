@@ -280,6 +280,11 @@ def test_every_registered_action_is_documented() -> None:
         "goto@v1",
         "log@v1",
         "dial@v1",
+        "send-dtmf@v1",
+        "record@v1",
+        "voicemail@v1",
+        "conference@v1",
+        "stop@v1",
     } == set(ACTIONS)
     for definition in ACTIONS.values():
         assert definition.summary

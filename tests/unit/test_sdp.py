@@ -418,24 +418,6 @@ MALFORMED: list[tuple[str, str, int | None, str]] = [
     ),
     ("t= after m=", body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", "t=0 0"), 7, "session-level line"),
     (
-        "malformed rtpmap",
-        body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", "a=rtpmap:0 PCMU"),
-        7,
-        "malformed a=rtpmap:0 PCMU",
-    ),
-    (
-        "rtpmap non-numeric clock",
-        body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", "a=rtpmap:0 PCMU/fast"),
-        7,
-        "malformed a=rtpmap",
-    ),
-    (
-        "rtpmap non-numeric PT",
-        body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", "a=ptime:20", "a=rtpmap:x PCMU/8000"),
-        8,
-        "malformed a=rtpmap",
-    ),
-    (
         "bad ptime",
         body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", "a=ptime:abc"),
         7,
@@ -1116,3 +1098,31 @@ def test_any_input_parses_or_raises_sdp_error(lines: list[str]) -> None:
         SessionDescription.parse(text)
     except SdpError as err:
         assert err.line is None or 1 <= err.line <= len(text.split("\n"))
+
+
+@pytest.mark.parametrize(
+    "rtpmap", ["a=rtpmap:0 PCMU", "a=rtpmap:0 PCMU/fast", "a=rtpmap:x PCMU/8000", "a=rtpmap:31 LPC"]
+)
+def test_a_malformed_rtpmap_only_spoils_its_own_format(rtpmap: str) -> None:
+    """Postel: a bad rtpmap is ignored, not fatal (RFC 4475 3.1.1.3's body has
+    ``a=rtpmap:31 LPC`` on a video stream); static types keep their RFC 3551 meaning."""
+    sdp = SessionDescription.parse(body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", rtpmap))
+    assert 0 not in sdp.media[0].rtpmaps() or sdp.media[0].rtpmaps()[0].clock_rate == 8000
+    answer = negotiate_answer(sdp, codecs=["PCMU"], local_address="192.0.2.1",
+                              local_port=4000, session_id=1, session_version=1)  # fmt: skip
+    assert answer.codec == "PCMU"
+
+
+def test_rfc4475_body_with_a_bad_video_rtpmap_negotiates_audio() -> None:
+    sdp = SessionDescription.parse(
+        body(
+            *GOOD_HEAD,
+            "m=audio 5000 RTP/AVP 0",
+            "a=rtpmap:0 PCMU/8000",
+            "m=video 3227 RTP/AVP 31",
+            "a=rtpmap:31 LPC",
+        )
+    )
+    answer = negotiate_answer(sdp, codecs=["PCMU"], local_address="192.0.2.1",
+                              local_port=4000, session_id=1, session_version=1)  # fmt: skip
+    assert answer.codec == "PCMU" and answer.sdp.media[1].port == 0

@@ -313,7 +313,7 @@ def test_via_without_branch() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "SIP/2.0/UDP", "SIP/2.0 host", "SIP/3.0/UDP h", "SIP/2.0/UDPhost", "SIP/2.0/U-P h",
+    ["", "SIP/2.0/UDP", "SIP/2.0 host", "SIP/2.0/UDPhost", "SIP/2.0/U-P h",
      "SIP/2.0/UDP h:0", "SIP/2.0/UDP h;;=x", "SIP/2.0/UDP h i", "HTTP/1.1/TCP h"],
 )  # fmt: skip
 def test_via_rejects(text: str) -> None:
@@ -401,3 +401,11 @@ def test_uri_parsers_only_raise_sip_syntax_error(text: str) -> None:
     for parse in (SipUri.parse, parse_uri, NameAddress.parse, Via.parse, parse_params):
         with contextlib.suppress(SipSyntaxError):
             parse(text)
+
+
+def test_via_keeps_any_version_so_the_request_can_get_505() -> None:
+    """RFC 3261 20.42: the version is a token; a SIP/7.0 peer must still be answerable."""
+    via = Via.parse("SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw")
+    assert (via.version, via.transport, via.host) == ("7.0", "UDP", "c.example.com")
+    assert str(via).startswith("SIP/7.0/UDP c.example.com")
+    assert Via.parse("SIP/2.0/TCP h").version == "2.0"

@@ -7,8 +7,9 @@ hangs up (or ``max_duration``); then the run goes on with ``$dial`` telling
 what happened: ``status`` (``answered``, ``busy``, ``no-answer``, ``failed``,
 ``canceled``), ``duration`` (seconds bridged) and ``target``.
 
-Only calls the server trusts may dial (an authenticated user, a trunk, or a
-caller from ``sip.trusted_networks``); for anyone else the action fails.
+Only admitted callers reach a scenario at all (an authenticated user, a trunk,
+or a caller from ``sip.trusted_networks``), so nobody else can make the server
+dial out.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ RINGBACK = ("tone", "early-media", "none")
 
 
 async def dial(context: ActionContext, params: Mapping[str, Any]) -> dict[str, object]:
-    if params["record"]:
-        raise ActionFailed("record: recording a bridged call is not available yet")
     interpolate = context.sandbox.interpolate
     targets = [interpolate(target) for target in params["targets"]]
     caller_id = params["caller_id"]
@@ -35,6 +34,7 @@ async def dial(context: ActionContext, params: Mapping[str, Any]) -> dict[str, o
         ringback=params["ringback"],
         max_duration=params["max_duration"],
         headers={name: interpolate(value) for name, value in params["headers"].items()},
+        record=params["record"],
     )
     try:
         result = await context.call.dial(targets, options)
@@ -42,6 +42,8 @@ async def dial(context: ActionContext, params: Mapping[str, Any]) -> dict[str, o
         raise ActionFailed(str(exc)) from None
     value = result.as_variable()
     context.set_builtin("$dial", value)
+    if result.recording is not None:
+        context.set_builtin("$recording", result.recording.as_variable())
     context.log.info("dial ended", **value)
     return value
 
@@ -86,7 +88,12 @@ DIAL = ActionDefinition(
             "end the bridge after this many seconds; default: no limit",
             minimum=1,
         ),
-        Param("record", ParamType.BOOLEAN, "record the bridged call (not yet)", default=False),
+        Param(
+            "record",
+            ParamType.BOOLEAN,
+            "record the bridged call, caller left and callee right (id in $recording)",
+            default=False,
+        ),
         Param(
             "headers",
             ParamType.HEADERS,

@@ -1,0 +1,287 @@
+"""The HTTP API application: routes, authentication, errors, limits, request logs.
+
+:func:`create_app` builds the FastAPI app for a running :class:`Server`.
+Every route needs an API key (``mediaserver.api.auth``), the OpenAPI
+document at ``/openapi.json`` included; ``/metrics`` needs none from
+loopback. Every error answer, ours or the framework's, has one JSON shape
+(:class:`~mediaserver.api.models.ErrorBody`) naming the field at fault:
+
+- malformed JSON: 400 ``malformed_json``;
+- wrong types, missing or unknown fields, bad ids in paths, out-of-range
+  query values: 422 ``invalid_request``, every problem in ``details``;
+- a body over :data:`MAX_BODY` bytes: 413 ``too_large``, refused before it
+  is read in full (by ``Content-Length``, or while it streams in);
+- unknown paths 404, wrong methods 405, internal errors 500 (logged).
+
+Handlers validate everything before they change anything, and each change
+is one store transaction followed by in-memory updates that cannot fail, so
+a refused request leaves nothing half-applied.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediaserver import __version__
+from mediaserver.api import metrics
+from mediaserver.api.auth import (
+    CHALLENGE,
+    KeyCheck,
+    api_keys,
+    require_key,
+    require_key_off_loopback,
+)
+from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
+from mediaserver.api.native import ERROR_RESPONSES, JSON_ERROR_RESPONSES, system
+from mediaserver.api.routes_calls import router as calls_router
+from mediaserver.api.routes_recordings import router as recordings_router
+from mediaserver.api.routes_scenarios import router as scenarios_router
+from mediaserver.api.routes_webhooks import router as webhooks_router
+from mediaserver.log import get_logger
+
+if TYPE_CHECKING:
+    from mediaserver.server import Server
+
+log = get_logger("api")
+
+MAX_BODY = 1024 * 1024
+
+DESCRIPTION = """\
+The native API of mediaserver (shapes from the Callr v2 API). Authenticate with one of
+the configured keys as `Authorization: Bearer KEY`, `X-API-Key: KEY` or HTTP Basic
+(the key as password). Errors are `{"error": {"code", "message", "field", "details"}}`.
+"""
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body.wire(), status_code=status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """``("body", "variables", "$x")`` -> ``variables.$x``; ``("query", "limit")`` -> ``limit``."""
+    located = bool(loc) and loc[0] in ("body", "query", "path", "header")
+    parts = [str(p) for p in loc[1:]] if located else []
+    if not parts:
+        return str(loc[0]) if loc else "body"
+    return ".".join(parts)
+
+
+def validation_error(exc: RequestValidationError) -> tuple[int, ErrorBody]:
+    details: list[ErrorDetail] = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        kind = error.get("type", "")
+        if kind == "json_invalid":
+            reason = error.get("ctx", {}).get("error", "invalid JSON")
+            message = f"malformed JSON body: {reason}"
+            info = ErrorInfo(code="malformed_json", message=message, field="body")
+            return 400, ErrorBody(error=info)
+        field = _field(loc)
+        if kind == "extra_forbidden":
+            message = f"{field}: unknown field"
+        elif kind == "missing" and field == "body":
+            message = "body: a JSON object is required"
+        else:
+            message = f"{field}: {error.get('msg', 'invalid')}"
+        details.append(ErrorDetail(field=field, message=message))
+    first = details[0] if details else ErrorDetail(field=None, message="invalid request")
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    info = ErrorInfo(
+        code="invalid_request", message=first.message + more, field=first.field, details=details
+    )
+    return 422, ErrorBody(error=info)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, f"the request body is over {MAX_BODY} bytes")
+
+
+class BodyLimit:
+    """Refuses bodies over ``limit`` bytes: by Content-Length up front, else while reading."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                body = ErrorBody(
+                    error=ErrorInfo(
+                        code="too_large" if value.isdigit() else "bad_request",
+                        message=f"the request body is over {self.limit} bytes"
+                        if value.isdigit()
+                        else "Content-Length is not a number",
+                        field="body",
+                    )
+                )
+                response = error_response(413 if value.isdigit() else 400, body)
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # Raised inside the route's body read: the error handlers answer 413.
+                    raise BodyTooLarge
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class RequestLog:
+    """One debug line per request: method, path, status, time taken (no query, no headers)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            log.debug(
+                "http request",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for ``path`` (the ``Allow`` of a 405).
+
+    Starlette would name only the first route matching the path, but FastAPI
+    makes one route per method; the document has them all."""
+    matches: list[tuple[int, str, list[str]]] = []
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            matches.append((template.count("{"), template, [m.upper() for m in operations]))
+    if not matches:
+        return []
+    # /api/webhooks/logs is its own resource, not /api/webhooks/{sid}: the literal path wins.
+    fewest = min(count for count, _, _ in matches)
+    return sorted({m for count, _, methods in matches if count == fewest for m in methods})
+
+
+def create_app(server: Server) -> FastAPI:
+    """The API app for ``server`` (whose store is open)."""
+    app = FastAPI(
+        title="mediaserver",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=None,  # served below, behind the key
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.server = server
+    app.state.key_check = KeyCheck(api_keys(server.config))
+    call_metrics = metrics.CallMetrics()
+    server.journal.on_call_ended.append(call_metrics.call_ended)
+    app.state.call_metrics = call_metrics
+
+    keyed: dict[str, Any] = {"dependencies": [Depends(require_key)], "responses": ERROR_RESPONSES}
+    for router in (system, scenarios_router, calls_router, recordings_router, webhooks_router):
+        app.include_router(router, **keyed)
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        dependencies=[Depends(require_key_off_loopback)],
+        openapi_extra={"security": [{}]},  # appended: no key is one of the options
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            401: JSON_ERROR_RESPONSES[401],
+        },
+        tags=["system"],
+        summary="Prometheus metrics (no key needed from loopback)",
+    )
+    async def prometheus() -> PlainTextResponse:
+        text = metrics.render(server, call_metrics)
+        return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_key)])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.body, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, body = validation_error(exc)
+        return error_response(status, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.url.path}"
+        field = "body" if exc.status_code == 413 else None
+        headers: dict[str, str] | None = dict(exc.headers or {}) or None
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+            headers = {"Allow": ", ".join(allowed_methods(app, request.url.path))}
+        elif exc.status_code == 401:  # FastAPI's HTTP Basic parser: undecodable credentials
+            field, message = "authorization", "malformed Authorization header"
+            headers = {"WWW-Authenticate": CHALLENGE}
+        body = ErrorBody(error=ErrorInfo(code=code, message=message, field=field))
+        return error_response(exc.status_code, body, headers)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "http request failed",
+            method=request.method,
+            path=request.url.path,
+            exc_info=exc,
+        )
+        info = ErrorInfo(code="internal_error", message="internal error; see the server log")
+        return error_response(500, ErrorBody(error=info))
+
+    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestLog)
+    return app

@@ -1,0 +1,443 @@
+"""A call's decoded-media actions: keys out, recordings, voicemail, conferences, background audio.
+
+Theory of operation: :class:`CallMedia` holds what one call has going on the
+media clock beyond its own playback, and implements the media half of
+:class:`~mediaserver.actions.callapi.CallApi` for :class:`Call`
+(``send_dtmf``, ``start_recording``/``stop_recording``/``pause_recording``,
+``voicemail``, ``conference``, ``play_background``/``stop_audio``).
+
+Recordings. Each recording gets an 8-character id; its file is
+``<recordings_dir>/<id>.<format>``, written on the clock while the call runs
+(:mod:`mediaserver.media.recording`). The journal indexes it when it starts
+(status ``recording``: a crash leaves it ``interrupted``, and the repaired
+file stays where the index says) and again when it is finished (``ready``,
+with duration and size, and ``v2.recording.updated`` published). Every
+recording stops when the call ends at the latest: the call's end wakes
+:meth:`CallMedia._call_ended`. Finishing (fsync, the FLAC/OGG encode, the
+index) runs in a task of its own, so a hang-up or a cancelled run cannot lose
+it; :func:`flush_recordings` waits for those at shutdown.
+
+Background audio. ``play_background`` starts a prompt and returns; it plays
+on during the next actions until it ends, ``stop_audio`` (``stop@v1``), or a
+prompt played by a later action replaces it. In the synchronous action model
+that is the only audio still playing when ``stop@v1`` runs: say, play and
+gather prompts have ended before the next action starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from mediaserver.actions.callapi import (
+    ConferenceOptions,
+    ConferenceResult,
+    MediaError,
+    Pcm,
+    RecordingResult,
+    RecordOptions,
+    VoicemailOptions,
+)
+from mediaserver.log import get_logger
+from mediaserver.media.conference import Conference, ConferenceFull, Member, room_key
+from mediaserver.media.dtmf_out import check_keys, event_steps, inband_audio
+from mediaserver.media.leg import Playback
+from mediaserver.media.recorder import (
+    CHANNEL_COUNTS,
+    FORMATS,
+    Channels,
+    Format,
+    Recorder,
+    RecordingInfo,
+)
+from mediaserver.media.recording import CallRecording, MessageRecording
+
+if TYPE_CHECKING:
+    from mediaserver.calls.base import Call
+    from mediaserver.calls.services import CallServices
+    from mediaserver.store.recordings import RecordingKind
+
+log = get_logger("media")
+
+_FINISHING: set[asyncio.Task[RecordingResult]] = set()
+"""Recordings being finished (fsync, encode, index), whatever became of their call."""
+
+
+async def flush_recordings(timeout: float = 30.0) -> None:
+    """Wait (up to ``timeout``) until every stopped recording is finished and indexed."""
+    if _FINISHING:
+        await asyncio.wait(set(_FINISHING), timeout=timeout)
+
+
+def _new_recorder(services: CallServices, fmt: str, channels: str) -> tuple[str, Recorder]:
+    """A recorder on a fresh ``<id>.<fmt>`` in the recordings folder."""
+    from mediaserver.calls.base import new_call_id  # same alphabet: 8 of [a-z0-9]
+
+    if fmt not in FORMATS:
+        raise MediaError(f"unknown recording format {fmt!r}: use {', '.join(FORMATS)}")
+    if channels not in CHANNEL_COUNTS:
+        raise MediaError(f"unknown channels {channels!r}: use mono or dual")
+    folder = services.recordings_dir
+    for _ in range(8):
+        rid = new_call_id()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            recorder = Recorder(
+                folder / f"{rid}.{fmt}", format=cast(Format, fmt), channels=cast(Channels, channels)
+            )
+        except FileExistsError:
+            continue
+        except (OSError, ValueError) as exc:
+            raise MediaError(f"cannot start a recording in {folder}: {exc}") from None
+        return rid, recorder
+    raise MediaError(f"cannot find a free recording name in {folder}")
+
+
+class ActiveRecording:
+    """One recording from its start to its index entry."""
+
+    def __init__(
+        self,
+        services: CallServices,
+        rid: str,
+        recorder: Recorder,
+        *,
+        kind: RecordingKind,
+        call_id: str,
+        stop_writing: Callable[[], asyncio.Task[RecordingInfo]],
+    ) -> None:
+        self.services = services
+        self.id = rid
+        self.recorder = recorder
+        self.kind = kind
+        self.call_id = call_id
+        self._stop_writing = stop_writing
+        self._finished: asyncio.Task[RecordingResult] | None = None
+        channels = 2 if recorder.channels == "dual" else 1
+        if services.journal is not None:
+            services.journal.recording_started(
+                rid,
+                call_id=call_id,
+                kind=kind,
+                path=str(recorder.path),
+                format=recorder.format,
+                channels=channels,
+            )
+        log.info("recording started", recording_id=rid, kind=kind, path=str(recorder.path))
+
+    @property
+    def stopped(self) -> bool:
+        return self._finished is not None
+
+    def result(self) -> RecordingResult:
+        """The recording as ``$recording`` shows it (duration once finished)."""
+        finished = self._finished
+        if (
+            finished is not None
+            and finished.done()
+            and not finished.cancelled()
+            and finished.exception() is None
+        ):
+            return finished.result()
+        return RecordingResult(self.id, str(self.recorder.path), None)
+
+    def stop(self) -> asyncio.Task[RecordingResult]:
+        """Stop writing and finish in the background; the same task every time."""
+        if self._finished is None:
+            writing = self._stop_writing()
+            task = asyncio.get_running_loop().create_task(self._finish(writing))
+            _FINISHING.add(task)
+            task.add_done_callback(_FINISHING.discard)
+            self._finished = task
+        return self._finished
+
+    async def _finish(self, writing: asyncio.Task[RecordingInfo]) -> RecordingResult:
+        try:
+            info = await writing
+        except Exception as exc:
+            # The file stays as written (repaired at start-up); its index entry stays
+            # "recording", and becomes "interrupted" then.
+            log.error("recording could not be finished", recording_id=self.id, reason=str(exc))
+            return RecordingResult(self.id, str(self.recorder.path), None)
+        if self.services.journal is not None:
+            self.services.journal.recording_saved(self.id, call_id=self.call_id, info=info)
+        log.info(
+            "recording saved",
+            recording_id=self.id,
+            kind=self.kind,
+            duration=round(info.duration_s, 3),
+            path=str(info.path),
+        )
+        return RecordingResult(self.id, str(info.path), info.duration_s)
+
+
+class CallMedia:
+    """The decoded-media state of one call (module docstring)."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.recording: ActiveRecording | None = None  # record@v1's
+        self._active: set[ActiveRecording] = set()
+        self._background: asyncio.Task[None] | None = None
+        self._background_playback: Playback | None = None
+        if call.services is not None:
+            call.leg.jitter_buffer_ms = call.services.jitter_buffer_ms
+        call.ended_future.add_done_callback(self._call_ended)
+
+    def _services(self) -> CallServices:
+        services = self.call.services
+        if services is None:
+            raise MediaError("recording is not available: the server gave this call no storage")
+        return services
+
+    def _call_ended(self, _: object) -> None:
+        # Recordings stop with the call at the latest (the leg is closed now).
+        for active in list(self._active):
+            active.stop()
+        self.stop_audio()
+
+    # -- keys out --------------------------------------------------------------------
+
+    async def send_dtmf(self, keys: str, duration: float) -> None:
+        call = self.call
+        try:
+            check_keys(keys)
+        except ValueError as exc:
+            raise MediaError(str(exc)) from None
+        await call._ensure_media()
+        leg = call.leg
+        if leg.telephone_event_pt is None:
+            log.info("sending dtmf in-band", keys=keys)
+            await call.play(inband_audio(keys, duration))
+            return
+        log.info("sending dtmf", keys=keys, payload_type=leg.telephone_event_pt)
+        done = leg.send_dtmf(event_steps(keys, duration))
+        try:
+            await call.wait_any([done], None, wake_on_digit=False)
+            call.check()
+        finally:
+            if not done.done():
+                leg.stop_dtmf()
+
+    # -- recordings ------------------------------------------------------------------
+
+    def open_recording(
+        self, options: RecordOptions, kind: RecordingKind = "call"
+    ) -> ActiveRecording:
+        """Start recording the call's two sides now (also dial@v1's ``record``)."""
+        self.call.check()
+        services = self._services()
+        rid, recorder = _new_recorder(services, options.format, options.channels)
+        writer = CallRecording(self.call.leg.clock, self.call.leg, recorder)
+        active = ActiveRecording(
+            services, rid, recorder, kind=kind, call_id=self.call.id, stop_writing=writer.stop
+        )
+        self._active.add(active)
+        return active
+
+    async def start_recording(self, options: RecordOptions) -> RecordingResult:
+        await self.call._ensure_media()
+        if self.recording is not None and not self.recording.stopped:
+            raise MediaError("a recording is already running on this call: stop it first")
+        self.recording = self.open_recording(options)
+        return self.recording.result()
+
+    async def stop_recording(self) -> RecordingResult:
+        active = self._running()
+        self.recording = None
+        self._active.discard(active)
+        return await asyncio.shield(active.stop())
+
+    async def pause_recording(self, paused: bool) -> RecordingResult:
+        active = self._running()
+        if paused:
+            active.recorder.pause()
+        else:
+            active.recorder.resume()
+        return active.result()
+
+    def _running(self) -> ActiveRecording:
+        active = self.recording
+        if active is None or active.stopped:
+            raise MediaError("no recording is running on this call (record@v1 start first)")
+        return active
+
+    async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
+        call = self.call
+        await call._ensure_media()
+        services = self._services()
+        call.flush_digits()
+        rid, recorder = _new_recorder(services, "wav", "mono")
+        writer = MessageRecording(
+            call.leg.clock,
+            call.leg,
+            recorder,
+            max_length=options.max_length,
+            silence_timeout=options.silence_timeout,
+        )
+        active = ActiveRecording(
+            services, rid, recorder, kind="voicemail", call_id=call.id, stop_writing=writer.stop
+        )
+        self._active.add(active)
+        reason = "hangup"
+        try:
+            reason = await self._message_end(writer, options.finish_on_key)
+        finally:
+            finishing = active.stop()
+            self._active.discard(active)
+        result = await asyncio.shield(finishing)
+        log.info("voicemail recorded", recording_id=rid, ended_by=reason, duration=result.duration)
+        return result
+
+    async def _message_end(self, writer: MessageRecording, finish_on_key: str | None) -> str:
+        """Why the message ended: silence, max_length, key or hangup."""
+        call = self.call
+        while True:
+            await call.wait_any([writer.ended], None)
+            if writer.ended.done():
+                return writer.ended.result()
+            if call.ended:
+                return "hangup"
+            while (key := await call.next_digit(0)) is not None:
+                if key == finish_on_key:
+                    return "key"
+
+    # -- conferences -----------------------------------------------------------------
+
+    async def conference(self, options: ConferenceOptions) -> ConferenceResult:
+        call = self.call
+        await call._ensure_media()
+        services = self._services()
+        room = self._room(services, options.name)
+        member = Member(
+            call.leg,
+            call.id,
+            moderator=options.moderator,
+            wait_for_moderator=options.wait_for_moderator,
+            end_on_exit=options.end_on_exit,
+            beep_on_enter=options.beep in ("enter", "both"),
+            beep_on_exit=options.beep in ("exit", "both"),
+            muted=options.muted,
+        )
+        try:
+            room.join(
+                member, max_participants=options.max_participants, hold_audio=options.hold_audio
+            )
+        except ConferenceFull as exc:
+            log.info("conference full", conference=options.name, reason=str(exc))
+            if not room.members:
+                self._drop_room(services, room)
+            return ConferenceResult("full")
+        log.info(
+            "conference joined",
+            conference=options.name,
+            participants=len(room),
+            waiting=member.waiting,
+        )
+        call.flush_digits()
+        recording = self._record_room(services, room) if options.record else None
+        outcome = "hangup"  # unless the stay ends otherwise (a cancelled run: the call ended)
+        try:
+            outcome = await self._stay(room, member, options)
+        finally:
+            room.leave(call.leg, outcome)
+            log.info("conference left", conference=options.name, outcome=outcome)
+        saved = None
+        if recording is not None:
+            saved = recording.result()
+        return ConferenceResult(outcome, saved)
+
+    async def _stay(self, room: Conference, member: Member, options: ConferenceOptions) -> str:
+        call = self.call
+        while True:
+            await call.wait_any([member.outcome], None)
+            if member.outcome.done():
+                return member.outcome.result()
+            if call.ended:
+                return "hangup"
+            while (key := await call.next_digit(0)) is not None:
+                if key == options.exit_on_key:
+                    return "key"
+                if key == options.mute_on_key and call.leg in room:
+                    room.set_muted(call.leg, not member.muted)
+                    log.info("conference mute", conference=room.name, muted=member.muted)
+
+    def leave_conference(self) -> bool:
+        """Take the call out of its conference (the API's ``leave``): the action's
+        result is ``left``. False when the call is in no conference."""
+        room = self.call.leg.mixed_by
+        if not isinstance(room, Conference) or self.call.leg not in room:
+            return False
+        room.leave(self.call.leg, "left")
+        return True
+
+    def _room(self, services: CallServices, name: str) -> Conference:
+        key = room_key(name)
+        room = services.rooms.get(key)
+        if isinstance(room, Conference):
+            return room
+        room = Conference(
+            name, self.call.leg.clock, on_empty=lambda r: self._drop_room(services, r)
+        )
+        services.rooms[key] = room
+        return room
+
+    @staticmethod
+    def _drop_room(services: CallServices, room: Conference) -> None:
+        key = room_key(room.name)
+        if services.rooms.get(key) is room:
+            del services.rooms[key]
+
+    def _record_room(self, services: CallServices, room: Conference) -> ActiveRecording | None:
+        """Record the room's full mix until it empties, unless it is recorded already."""
+        if room.recording:
+            return None
+        rid, recorder = _new_recorder(services, "wav", "mono")
+
+        def stop_writing() -> asyncio.Task[RecordingInfo]:
+            return asyncio.get_running_loop().create_task(recorder.aclose())
+
+        active = ActiveRecording(
+            services,
+            rid,
+            recorder,
+            kind="conference",
+            call_id=self.call.id,
+            stop_writing=stop_writing,
+        )
+        room.record(recorder, rid, active.stop)
+        return active
+
+    # -- background audio --------------------------------------------------------------
+
+    async def play_background(self, audio: Pcm, repeat: int) -> None:
+        await self.call._ensure_media()
+        self.stop_audio()
+        self._background = asyncio.get_running_loop().create_task(self._loop(audio, repeat))
+
+    async def _loop(self, audio: Pcm, repeat: int) -> None:
+        for _ in range(repeat):
+            playback = self.call.leg.play(audio)
+            self._background_playback = playback
+            await playback.done
+            if not playback.completed:
+                return  # stopped, or replaced by another prompt
+        self._background_playback = None
+
+    def stop_audio(self) -> bool:
+        task, self._background = self._background, None
+        playback, self._background_playback = self._background_playback, None
+        stopped = False
+        if playback is not None and self.call.leg.playing is playback:
+            self.call.leg.stop_playback()
+            stopped = True
+        if task is not None and not task.done():
+            task.cancel()
+            stopped = True
+        return stopped
+
+
+def room_snapshots(rooms: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every live conference, as the API lists them."""
+    return [room.snapshot() for room in rooms.values() if isinstance(room, Conference)]

@@ -1,0 +1,25 @@
+"""What a call needs from the server beyond SIP and its own RTP leg.
+
+The user agent gives every call (inbound, or placed by dial@v1 or the API) the
+same :class:`CallServices`: where recordings go, the journal that indexes
+them, the jitter-buffer depth for decoded legs, and the shared rooms of
+conferences and queues that calls join by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mediaserver.journal import CallJournal
+
+
+@dataclass
+class CallServices:
+    recordings_dir: Path
+    journal: CallJournal | None = None
+    jitter_buffer_ms: int = 60
+    # Shared by every call: conference rooms and queues by name (filled by their owners).
+    rooms: dict[str, Any] = field(default_factory=dict)

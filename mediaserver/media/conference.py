@@ -1,0 +1,309 @@
+"""A conference room: its members, their roles, and the mix sent on every tick.
+
+Theory of operation
+-------------------
+A :class:`Conference` is one room, known by name, shared by every call that
+joins it. Its membership rules are plain bookkeeping (no I/O, testable with
+fake legs); its audio is one media-clock member:
+
+Each tick, :meth:`Conference.on_tick` takes every member leg's decoded frame
+(:meth:`RtpLeg.received_frame`, popped once per tick whoever asks first),
+runs the :class:`~mediaserver.media.mixer.Mixer` (N-1 sums as NumPy over all
+members at once), encodes the mixer's output rows with one G.711 table
+lookup per codec (members on PCMU and PCMA share a room), and sends each
+member its 160 bytes. Member legs send nothing of their own meanwhile
+(``leg.mixed_by``), and a recording of one member's call hears what the room
+sent it through :meth:`Conference.heard_by`. The mix is computed once per
+tick, lazily, so it does not matter whether the room or a recording runs
+first. A recording of the room writes the full mix (everyone who talks, plus
+beeps).
+
+Roles, per member:
+
+* ``muted``: heard by nobody (still hears); toggled with :meth:`set_muted`.
+* held (:meth:`set_held`, for the API): hears the hold audio, is not heard.
+* ``moderator``: releases members who wait for a moderator.
+* ``wait_for_moderator``: until a moderator is in, the member is *held*:
+  neither heard nor hearing, it gets the hold audio.
+* ``end_on_exit``: when this member leaves, every other member's outcome is
+  ``ended`` and the room empties.
+* ``beep_on_enter`` / ``beep_on_exit``: a short two-note beep tells the
+  others.
+
+The hold audio (music or a tone) plays, looped, to held members and to a
+member alone in the room. The room's hold audio is set by the first member
+who brings one. A member's :attr:`Member.outcome` resolves with how its stay
+ended; the room removes itself (``on_empty``) when the last member leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mediaserver.media.clock import MediaClock
+from mediaserver.media.g711 import Codec
+from mediaserver.media.leg import SILENT_FRAME
+from mediaserver.media.mixer import ConferenceFull, Mixer, MixResult, enter_beep, exit_beep
+from mediaserver.media.pcm import Pcm
+
+__all__ = ["ROOM_CAPACITY", "Conference", "ConferenceFull", "ConferenceLeg", "Member", "room_key"]
+
+ROOM_CAPACITY = 1000
+"""Most members one room can hold, whatever ``max_participants`` says."""
+
+FRAME_BYTES = 160  # one 20 ms G.711 frame
+
+
+def room_key(name: str) -> str:
+    """The key of conference ``name`` in the shared rooms (queues live there too)."""
+    return f"conference:{name}"
+
+
+class ConferenceLeg(Protocol):
+    """What a room needs of a member's leg (:class:`~mediaserver.media.leg.RtpLeg`)."""
+
+    codec: Codec
+    mixed_by: Any
+
+    def __hash__(self) -> int: ...
+
+    def listen(self, owner: object) -> None: ...
+
+    def unlisten(self, owner: object) -> None: ...
+
+    def received_frame(self) -> Pcm: ...
+
+    def send_payload(self, payload: bytes) -> None: ...
+
+    def stop_playback(self) -> None: ...
+
+
+class MixWriter(Protocol):
+    """Where the room's full mix is recorded (a :class:`~mediaserver.media.recorder.Recorder`)."""
+
+    def write(self, left: Pcm, right: Pcm | None = None) -> None: ...
+
+
+@dataclass(eq=False)
+class Member:
+    """One member of a room."""
+
+    leg: ConferenceLeg
+    call_id: str
+    moderator: bool = False
+    wait_for_moderator: bool = False
+    end_on_exit: bool = False
+    beep_on_enter: bool = True
+    beep_on_exit: bool = True
+    muted: bool = False
+    waiting: bool = False
+    held: bool = False  # put on hold by the API: hears the hold audio, is not heard
+    joined_at: float = field(default_factory=time.time)
+    outcome: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Conference:
+    """One room (module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        clock: MediaClock,
+        *,
+        on_empty: Callable[[Conference], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.on_empty = on_empty
+        self.created_at = time.time()
+        self.mixer: Mixer[ConferenceLeg] = Mixer(max_participants=ROOM_CAPACITY)
+        self.members: dict[ConferenceLeg, Member] = {}
+        self.recording_id: str | None = None
+        self._recorder: MixWriter | None = None
+        self._on_recording_done: Callable[[], object] | None = None
+        self._groups: list[tuple[Codec, list[int], list[ConferenceLeg]]] = []
+        self._mixed: MixResult[ConferenceLeg] | None = None
+        self._mixed_tick = -1
+
+    # ------------------------------------------------------------ getters
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __contains__(self, leg: object) -> bool:
+        return leg in self.members
+
+    @property
+    def moderator_present(self) -> bool:
+        return any(member.moderator for member in self.members.values())
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The room as the API shows it."""
+        return {
+            "name": self.name,
+            "created_at": int(self.created_at * 1000),
+            "recording": self.recording_id,
+            "participants": [
+                {
+                    "call_id": m.call_id,
+                    "muted": m.muted,
+                    "moderator": m.moderator,
+                    "waiting": m.waiting,
+                    "held": m.held,
+                    "joined_at": int(m.joined_at * 1000),
+                }
+                for m in self.members.values()
+            ],
+        }
+
+    # ------------------------------------------------------------ membership
+
+    def join(
+        self, member: Member, *, max_participants: int | None = None, hold_audio: Pcm | None = None
+    ) -> Member:
+        """Add ``member``; :class:`ConferenceFull` when the room already has
+        ``max_participants`` members (or :data:`ROOM_CAPACITY`)."""
+        limit = min(max_participants or ROOM_CAPACITY, ROOM_CAPACITY)
+        if len(self.members) >= limit:
+            raise ConferenceFull(f"conference {self.name!r} is full ({limit} participants)")
+        leg = member.leg
+        if leg in self.members:
+            raise ValueError(f"this call is already in conference {self.name!r}")
+        if hold_audio is not None and self.mixer.hold_audio is None:
+            self.mixer.hold_audio = hold_audio
+        member.waiting = (
+            member.wait_for_moderator and not member.moderator and not self.moderator_present
+        )
+        leg.stop_playback()
+        leg.listen(self)
+        leg.mixed_by = self
+        self.mixer.add(leg, muted=member.muted, held=member.waiting)
+        self.members[leg] = member
+        if member.moderator:
+            self._release_waiting()
+        if member.beep_on_enter:
+            self.mixer.inject(None, enter_beep())
+        self._regroup()
+        self.clock.add(self)
+        return member
+
+    def leave(self, leg: ConferenceLeg, outcome: str) -> None:
+        """Remove ``leg``'s member (no-op if absent); its outcome becomes ``outcome``."""
+        member = self.members.pop(leg, None)
+        if member is None:
+            return
+        self.mixer.remove(leg)
+        if leg.mixed_by is self:
+            leg.mixed_by = None
+        leg.unlisten(self)
+        if not member.outcome.done():
+            member.outcome.set_result(outcome)
+        if member.beep_on_exit and self.members:
+            self.mixer.inject(None, exit_beep())
+        self._regroup()
+        if member.end_on_exit:
+            self.end("ended")
+        elif not self.members:
+            self._emptied()
+
+    def end(self, outcome: str = "ended") -> None:
+        """Everyone leaves with ``outcome``."""
+        for leg in list(self.members):
+            member = self.members.pop(leg)
+            self.mixer.remove(leg)
+            if leg.mixed_by is self:
+                leg.mixed_by = None
+            leg.unlisten(self)
+            if not member.outcome.done():
+                member.outcome.set_result(outcome)
+        self._regroup()
+        self._emptied()
+
+    def set_muted(self, leg: ConferenceLeg, muted: bool) -> None:
+        member = self.members[leg]
+        member.muted = muted
+        self.mixer.set_muted(leg, muted)
+
+    def set_held(self, leg: ConferenceLeg, held: bool) -> None:
+        """Hold (the hold audio, neither hearing nor heard) or unhold a member."""
+        member = self.members[leg]
+        member.held = held
+        self.mixer.set_held(leg, held or member.waiting)
+
+    def record(self, recorder: MixWriter, recording_id: str, on_done: Callable[[], object]) -> bool:
+        """Record the full mix from the next tick until the room empties, when
+        ``on_done`` is called; False if the room is recorded already."""
+        if self._recorder is not None:
+            return False
+        self._recorder = recorder
+        self.recording_id = recording_id
+        self._on_recording_done = on_done
+        return True
+
+    def _release_waiting(self) -> None:
+        for leg, member in self.members.items():
+            if member.waiting:
+                member.waiting = False
+                self.mixer.set_held(leg, member.held)
+
+    def _emptied(self) -> None:
+        self.clock.remove(self)
+        self._mixed = None
+        done, self._on_recording_done = self._on_recording_done, None
+        self._recorder = None
+        if done is not None:
+            done()
+        if self.on_empty is not None:
+            self.on_empty(self)
+
+    def _regroup(self) -> None:
+        """Members by codec with their mixer rows, for one encode per codec per tick."""
+        groups: dict[Codec, tuple[list[int], list[ConferenceLeg]]] = {}
+        for leg in self.members:
+            slots, legs = groups.setdefault(leg.codec, ([], []))
+            slots.append(self.mixer.slot(leg))
+            legs.append(leg)
+        self._groups = [(codec, slots, legs) for codec, (slots, legs) in groups.items()]
+
+    # ------------------------------------------------------------ the tick
+
+    def _mix(self) -> MixResult[ConferenceLeg] | None:
+        tick = self.clock.ticks
+        if self._mixed_tick != tick:
+            self._mixed_tick = tick
+            if not self.members:
+                self._mixed = None
+            else:
+                frames = {leg: leg.received_frame() for leg in self.members}
+                self._mixed = self.mixer.mix(frames)
+        return self._mixed
+
+    def heard_by(self, leg: ConferenceLeg) -> Pcm:
+        """What ``leg`` hears from the room this tick."""
+        mixed = self._mix()
+        if mixed is None or leg not in self.members:
+            return SILENT_FRAME
+        return mixed[leg]
+
+    def on_tick(self, now: float) -> None:
+        mixed = self._mix()
+        if mixed is None:
+            return
+        outputs = mixed.outputs
+        for codec, slots, legs in self._groups:
+            # One table lookup encodes every member on this codec.
+            data = codec.encode(outputs[slots])
+            for index, leg in enumerate(legs):
+                leg.send_payload(data[index * FRAME_BYTES : (index + 1) * FRAME_BYTES])
+        if self._recorder is not None:
+            self._recorder.write(mixed.full_mix)

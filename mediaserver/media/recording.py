@@ -1,0 +1,221 @@
+"""Recording a call's media on the clock: both sides of a call, or a message.
+
+Theory of operation: a :class:`CallRecording` is a media-clock member that,
+each tick, writes one frame to a :class:`~mediaserver.media.recorder.Recorder`:
+
+* ``left``: what the caller's leg received (its decoded frame,
+  :meth:`RtpLeg.received_frame`), so the recording *listens* to the leg;
+* ``right``: what the caller heard from the server that tick
+  (:meth:`RtpLeg.sent_frame`): prompts, a conference's mix, or the bridged
+  party's audio during ``dial@v1``. A bridged leg is relayed undecoded, so
+  the recording also listens to whichever leg feeds the caller, following it
+  when the bridge starts or ends.
+
+``mono`` recordings mix both sides into one channel; ``dual`` keeps the
+caller on the left and the other party on the right. Frames reach the file
+within a second (the recorder's buffer), so a crash loses at most that.
+
+A :class:`MessageRecording` (voicemail) records the caller only and ends the
+message by itself: after ``silence_timeout`` seconds of silence (the energy
+of the caller's decoded frames, :class:`SilenceDetector`), or at
+``max_length``. Silence is held back rather than written: it reaches the file
+only when the caller speaks again, so the message keeps its pauses but not
+the trailing silence that ended it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Protocol
+
+import numpy as np
+
+from mediaserver.log import get_logger
+from mediaserver.media.clock import PTIME, MediaClock
+from mediaserver.media.pcm import Pcm
+from mediaserver.media.recorder import Recorder, RecordingInfo
+
+log = get_logger("media")
+
+SILENCE_DBFS = -45.0
+"""A frame whose RMS level is below this (0 dBFS: a full-scale square wave) is
+silence: well above G.711's idle noise and comfort noise (-60 dBFS and below),
+well below quiet speech (-35 to -25 dBFS)."""
+
+
+class RecordedLeg(Protocol):
+    """What a recording needs of a leg (:class:`~mediaserver.media.leg.RtpLeg`)."""
+
+    @property
+    def fed_by(self) -> RecordedLeg | None: ...
+
+    def listen(self, owner: object) -> None: ...
+
+    def unlisten(self, owner: object) -> None: ...
+
+    def received_frame(self) -> Pcm: ...
+
+    def sent_frame(self) -> Pcm: ...
+
+
+def frame_dbfs(frame: Pcm) -> float:
+    """RMS level of ``frame`` in dBFS (-inf for digital silence)."""
+    if not len(frame):
+        return -math.inf
+    power = float(np.dot(frame.astype(np.float64), frame.astype(np.float64))) / len(frame)
+    if power <= 0.0:
+        return -math.inf
+    return 10.0 * math.log10(power / 32768.0**2)
+
+
+class SilenceDetector:
+    """Counts the silence at the end of what it was fed; pure, one frame at a time."""
+
+    def __init__(self, timeout: float, threshold_dbfs: float = SILENCE_DBFS) -> None:
+        self.timeout = timeout
+        self.threshold_dbfs = threshold_dbfs
+        self.silent_seconds = 0.0
+        self.heard = False  # anything louder than the threshold so far
+
+    def feed(self, frame: Pcm, seconds: float = PTIME) -> bool:
+        """Take one frame; True when it is silence."""
+        if frame_dbfs(frame) < self.threshold_dbfs:
+            self.silent_seconds += seconds
+            return True
+        self.silent_seconds = 0.0
+        self.heard = True
+        return False
+
+    @property
+    def timed_out(self) -> bool:
+        # Half a tick of slack: sums of 0.02 are not exact in binary.
+        return self.silent_seconds >= self.timeout - PTIME / 2
+
+
+class CallRecording:
+    """Writes a call's two sides on the media clock (module docstring)."""
+
+    def __init__(
+        self, clock: MediaClock, leg: RecordedLeg, recorder: Recorder, *, other_side: bool = True
+    ) -> None:
+        self.clock = clock
+        self.leg = leg
+        self.recorder = recorder
+        self.other_side = other_side
+        self.failed: str | None = None
+        self._feeder: RecordedLeg | None = None
+        self._finished: asyncio.Task[RecordingInfo] | None = None
+        leg.listen(self)
+        clock.add(self)
+
+    @property
+    def duration(self) -> float:
+        return self.recorder.duration_s
+
+    @property
+    def paused(self) -> bool:
+        return self.recorder.paused
+
+    @property
+    def stopped(self) -> bool:
+        return self._finished is not None
+
+    def on_tick(self, now: float) -> None:
+        left = self.leg.received_frame()
+        right = None
+        if self.other_side:
+            self._follow_feeder()
+            right = self.leg.sent_frame()
+        self._write(left, right)
+
+    def _write(self, left: Pcm, right: Pcm | None = None) -> None:
+        try:
+            self.recorder.write(left, right)
+        except OSError as exc:
+            # A full disk, say: stop writing (what is on disk stays valid), keep the call.
+            self.failed = str(exc)
+            self.clock.remove(self)
+            log.error("recording write failed", path=str(self.recorder.path), reason=str(exc))
+
+    def _follow_feeder(self) -> None:
+        """Listen to the leg relayed to the caller (a bridge), so it is decoded."""
+        feeder = self.leg.fed_by
+        if feeder is self.leg:
+            feeder = None  # echo: the caller's own audio, decoded already
+        if feeder is not self._feeder:
+            if self._feeder is not None:
+                self._feeder.unlisten(self)
+            if feeder is not None:
+                feeder.listen(self)
+            self._feeder = feeder
+
+    def pause(self) -> None:
+        self.recorder.pause()
+
+    def resume(self) -> None:
+        self.recorder.resume()
+
+    def stop(self) -> asyncio.Task[RecordingInfo]:
+        """Stop writing now; the task finishes the file (fsync, encode) off the loop.
+        Calling it again returns the same task."""
+        if self._finished is None:
+            self.clock.remove(self)
+            self.leg.unlisten(self)
+            if self._feeder is not None:
+                self._feeder.unlisten(self)
+                self._feeder = None
+            self._finished = asyncio.get_running_loop().create_task(self.recorder.aclose())
+        return self._finished
+
+
+class MessageRecording(CallRecording):
+    """A voicemail: the caller only, ended by silence or length (module docstring).
+
+    :attr:`ended` resolves with ``"silence"`` or ``"max_length"`` when the
+    recording ends itself; the owner stops it for other reasons (a key, a
+    hang-up) and then calls :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        clock: MediaClock,
+        leg: RecordedLeg,
+        recorder: Recorder,
+        *,
+        max_length: float,
+        silence_timeout: float,
+        threshold_dbfs: float = SILENCE_DBFS,
+    ) -> None:
+        self.max_length = max_length
+        self.silence = SilenceDetector(silence_timeout, threshold_dbfs)
+        self.elapsed = 0.0
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._held: list[Pcm] = []  # silence not written yet
+        super().__init__(clock, leg, recorder, other_side=False)
+
+    def on_tick(self, now: float) -> None:
+        if self.ended.done():
+            return
+        frame = self.leg.received_frame()
+        self.elapsed += PTIME
+        if self.silence.feed(frame):
+            self._held.append(frame)
+        else:
+            for held in self._held:
+                self._write(held)
+            self._held.clear()
+            self._write(frame)
+        if self.silence.timed_out:
+            self._end("silence")
+        elif self.elapsed >= self.max_length - PTIME / 2:
+            self._end("max_length")
+
+    def _end(self, reason: str) -> None:
+        if not self.ended.done():
+            self.ended.set_result(reason)
+
+    def stop(self) -> asyncio.Task[RecordingInfo]:
+        self._held.clear()  # trailing silence is not part of the message
+        self._end("stopped")
+        return super().stop()
