@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -58,6 +59,8 @@ from mediaserver.media.scanner import scanner_for
 from mediaserver.media.stats import LegStats
 
 CNAME = "mediaserver"
+_FIXED_HEADER = struct.Struct("!HII")  # sequence, timestamp, SSRC at offset 2 (RFC 3550 5.1)
+_RTP_HEADER = struct.Struct("!BBHII")  # the whole fixed header, version 2 and no extras
 # Counters the RFC 3550 statistics keep too: the snapshot takes theirs.
 _COUNTED_BY_STATS = frozenset(("packets_in", "packets_out", "bytes_in", "rtcp_in"))
 
@@ -125,7 +128,14 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.on_digit = on_digit
         self.transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
-        self.stats: Counter[str] = Counter()
+        self.events: Counter[str] = Counter()  # rare happenings: drops, DTMF, transcoding
+        self.packets_in = 0  # the hot counters are plain integers (the relay's fast path)
+        self.bytes_in = 0
+        self.packets_out = 0
+        self.transcoded = 0  # packets translated PCMU <-> PCMA on their way to the relay
+        # The relay's fast path: set while this leg relays without decoding (see relay_to).
+        self._fast_target: RtpLeg | None = None
+        self._relay_table: bytes | None = None
         self.sending = False
         # Where received audio goes without decoding: another leg (a bridge) or this
         # leg itself (echo); and which leg feeds us, while the clock sends nothing here.
@@ -169,8 +179,69 @@ class RtpLeg(asyncio.DatagramProtocol):
         # uvloop's transports do not subclass asyncio's, so no isinstance check.
         self.transport = cast(asyncio.DatagramTransport, transport)
 
+    @property
+    def stats(self) -> Counter[str]:
+        """Every counter of the leg (a copy)."""
+        counts = Counter(self.events)
+        for name in ("packets_in", "bytes_in", "packets_out", "transcoded"):
+            if value := getattr(self, name):
+                counts[name] = value
+        return counts
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        stats = self.stats
+        # Fast path, the bulk of a bridge's traffic: a plain audio packet (RTP
+        # version 2, no padding, extension or CSRC: first byte 0x80, RFC 3550 5.1)
+        # from the latched peer, relayed without decoding. One header unpack, no
+        # packet object, the translation table chosen when the relay was set up.
+        target = self._fast_target
+        if (
+            target is not None
+            and addr == self._peer
+            and len(data) > 12
+            and data[0] == 0x80
+            and data[1] & 0x7F == self.payload_type
+        ):
+            sequence, timestamp, ssrc = _FIXED_HEADER.unpack_from(data, 2)
+            if ssrc == self._remote_ssrc:
+                payload = data[12:]
+                size = len(payload)
+                now = time.time()
+                self.packets_in += 1
+                self.bytes_in += size
+                self.rtp_stats.bytes_in += size
+                self.rtp_stats.receiver.update(sequence, timestamp, now, ssrc)
+                table = self._relay_table
+                if table is not None:
+                    payload = payload.translate(table)
+                    self.transcoded += 1
+                target._relay_send(payload, now)
+                return
+        self._receive(data, addr)
+
+    def _relay_send(self, payload: bytes, now: float) -> None:
+        """:meth:`_send` inlined for the relay's fast path (same header, counters
+        and sender statistics, without the calls)."""
+        transport, remote = self.transport, self.remote
+        if transport is None or remote is None:
+            return
+        sequence, timestamp = self._seq, self._ts
+        second = self.payload_type | 0x80 if self._marker else self.payload_type
+        transport.sendto(
+            _RTP_HEADER.pack(0x80, second, sequence, timestamp, self._ssrc) + payload, remote
+        )
+        self._marker = False
+        self._seq = (sequence + 1) & 0xFFFF
+        self._ts = (timestamp + len(payload)) & 0xFFFFFFFF
+        self.packets_out += 1
+        sender = self.rtp_stats.sender  # SenderStats.on_sent, inline
+        sender.packets += 1
+        sender.octets += len(payload)
+        sender.last_rtp_timestamp = timestamp
+        sender.last_sent_at = now
+
+    def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Every packet the fast path does not take: parse, check, dispatch."""
+        stats = self.events
         if is_rtcp(data):
             stats["rtcp_in"] += 1
             self.reports.receive(data)  # RFC 5761: RTCP multiplexed on the RTP port
@@ -190,8 +261,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         elif addr != self._peer:
             stats["foreign"] += 1
             return
-        stats["packets_in"] += 1
-        stats["bytes_in"] += len(packet.payload)
+        self.packets_in += 1
+        self.bytes_in += len(packet.payload)
         self.rtp_stats.on_rtp_received(packet, time.time())
         pt = packet.payload_type
         relay = self.relay
@@ -216,7 +287,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             relay.relay_audio(packet.payload, self.codec)
 
     def error_received(self, exc: Exception) -> None:
-        self.stats["send_errors"] += 1
+        self.events["send_errors"] += 1
 
     # -- sending -------------------------------------------------------------
 
@@ -229,7 +300,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + samples) & 0xFFFFFFFF
         self.transport.sendto(data, self.remote)
-        self.stats["packets_out"] += 1
+        self.packets_out += 1
 
     def send_payload(self, payload: bytes) -> None:
         """Send one 20 ms frame already encoded with our codec (a conference's mix)."""
@@ -246,7 +317,7 @@ class RtpLeg(asyncio.DatagramProtocol):
     def on_tick(self, now: float) -> None:
         if self._dtmf.next_deadline() is not None:
             for digit in self._dtmf.poll(now):
-                self.stats["dtmf_in"] += 1
+                self.events["dtmf_in"] += 1
                 self.on_digit(digit.key)
         if self._dtmf_out and self._next_dtmf_step():
             return  # a telephone-event went out in place of this tick's audio
@@ -301,6 +372,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         if self._jitter is None:
             self._jitter = JitterBuffer(self.codec.decode, self.jitter_buffer_ms)
             self._heard_tick = -1
+            self._refresh_fast_path()  # decoding: packets must reach the jitter buffer
         self._listeners.add(owner)
 
     def unlisten(self, owner: object) -> None:
@@ -314,7 +386,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         if jitter is not None:
             for name, count in jitter.stats.items():
                 if name != "current_delay_ms":
-                    self.stats[f"jb_{name}"] += count
+                    self.events[f"jb_{name}"] += count
+            self._refresh_fast_path()
 
     def received_frame(self) -> Pcm:
         """This tick's decoded frame of what the peer sent (silence while not
@@ -392,7 +465,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             self.rtp_stats.on_rtp_sent(self._event_ts, len(payload), time.time())
             self.transport.sendto(data, self.remote)
             self._seq = (self._seq + 1) & 0xFFFF
-            self.stats["dtmf_out"] += 1
+            self.events["dtmf_out"] += 1
         # The media timeline goes on: audio after the event carries the time it is sent.
         self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
         return True
@@ -423,6 +496,18 @@ class RtpLeg(asyncio.DatagramProtocol):
             target.fed_by = self
             target._marker = True  # a new talkspurt starts (RFC 3551 4.1)
         self._refresh_inband()
+        self._refresh_fast_path()
+
+    def _refresh_fast_path(self) -> None:
+        """Whether received audio takes the relay's fast path, and through which
+        translation table: decided when the relay, a codec or decoding changes,
+        not per packet."""
+        target = self.relay
+        if target is None or self._jitter is not None:
+            self._fast_target = None
+            return
+        self._fast_target = target
+        self._relay_table = transcode_table(self.codec, target.codec)
 
     def relay_audio(self, payload: bytes, codec: Codec) -> None:
         """Send another leg's (or our own) received payload, translated byte by
@@ -430,7 +515,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         table = transcode_table(codec, self.codec)
         if table is not None:
             payload = payload.translate(table)
-            self.stats["transcoded"] += 1
+            self.transcoded += 1
         self._send(payload, len(payload))
 
     def relay_event(self, timestamp: int, payload: bytes) -> None:
@@ -452,7 +537,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             duration = int.from_bytes(payload[2:4], "big")
             self._ts = (ours + duration) & 0xFFFFFFFF
         self.transport.sendto(data, self.remote)
-        self.stats["dtmf_relayed"] += 1
+        self.events["dtmf_relayed"] += 1
 
     def update_remote(
         self,
@@ -482,6 +567,9 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.telephone_event_pt = te_pt
         self._silence = silence_payload(codec)
         self._refresh_inband()
+        self._refresh_fast_path()
+        if self.fed_by is not None:
+            self.fed_by._refresh_fast_path()  # its translation table targets our codec
 
     def close(self) -> None:
         self.stop_playback()

@@ -30,7 +30,7 @@ class WatchedLeg(Protocol):
     """What the scanner needs of a leg (:class:`~mediaserver.media.leg.RtpLeg`)."""
 
     on_digit: Callable[[str], None]
-    stats: Counter[str]
+    events: Counter[str]
 
     def listen(self, owner: object) -> None: ...
 
@@ -76,7 +76,7 @@ class InbandDtmfScanner:
         for (leg, _), keys in zip(watched, found, strict=True):
             for key in keys:
                 self.keys_found += 1
-                leg.stats["dtmf_inband"] += 1
+                leg.events["dtmf_inband"] += 1
                 try:
                     leg.on_digit(key)
                 except Exception:

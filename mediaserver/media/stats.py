@@ -164,6 +164,27 @@ class ReceiverStats:
         Packets of a source on probation, and a first packet after a large jump,
         are not valid. ``ssrc``, when given, detects a change of source.
         """
+        if (
+            ssrc == self.ssrc
+            and sequence == (self._max_seq + 1) & 0xFFFF
+            and self._started
+            and not self._probation
+        ):
+            # The common case, inline (it runs for every packet a bridge relays): the
+            # next packet of a validated source, what A.1's in-order branch does.
+            self.packets += 1
+            if sequence == 0:
+                self._cycles += _SEQ_MOD
+            self._max_seq = sequence
+            self._seen = (self._seen << 1 | 1) & _HISTORY_MASK
+            self._received += 1
+            transit = arrival * self.clock_rate - timestamp
+            previous = self._transit
+            self._transit = transit
+            if previous is not None:
+                d = (transit - previous + 2**31) % 2**32 - 2**31
+                self.jitter += (abs(d) - self.jitter) / 16  # RFC 3550 A.8
+            return True
         self.packets += 1
         if ssrc is not None:
             if self.ssrc is not None and ssrc != self.ssrc:
@@ -390,6 +411,13 @@ class LegStats:
         """Account for a received RTP packet; return whether it is valid (RFC 3550 A.1)."""
         self.bytes_in += len(packet.payload)
         return self.receiver.update(packet.sequence, packet.timestamp, arrival, packet.ssrc)
+
+    def on_rtp_fields(
+        self, sequence: int, timestamp: int, size: int, arrival: float, ssrc: int
+    ) -> bool:
+        """:meth:`on_rtp_received` from header fields (the relay's fast path)."""
+        self.bytes_in += size
+        return self.receiver.update(sequence, timestamp, arrival, ssrc)
 
     def on_rtp_sent(self, rtp_timestamp: int, payload_size: int, now: float) -> None:
         self.sender.on_sent(rtp_timestamp, payload_size, now)
