@@ -46,6 +46,7 @@ from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
 from mediaserver.media.recorder import repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.transport import SipEndpoint
@@ -144,6 +145,8 @@ class Server:
             ),
             serve_message=self.serve_message,
         )
+
+        self.actions = ServerActions(self.ua, self.webhooks, config.sip.user_agent)
 
     # -- start and stop --------------------------------------------------------------
 
@@ -250,6 +253,7 @@ class Server:
             await self.http.stop()  # after the calls: the API served them while they drained
         await flush_recordings()  # recordings stopped by the hang-ups are finished and indexed
         await self.journal.stop()
+        await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
         if self.store is not None:
             await self.store.close()
@@ -272,7 +276,12 @@ class Server:
 
         async def run(call: Call) -> RunOutcome:
             return await Run(
-                scenario, INBOUND_BRANCH, call=call, prompts=self.prompts, run_id=run_id
+                scenario,
+                INBOUND_BRANCH,
+                call=call,
+                prompts=self.prompts,
+                run_id=run_id,
+                server=self.actions,
             ).execute()
 
         try:
@@ -288,8 +297,15 @@ class Server:
             log.info("message not handled", scenario=name, sender=message.get("from"))
             return
         run_id = f"{MESSAGE_BRANCH}:{new_call_id()}"
-        run = Run(scenario, MESSAGE_BRANCH, call=None, prompts=self.prompts, run_id=run_id,
-                  variables={"$message": dict(message)})  # fmt: skip
+        run = Run(
+            scenario,
+            MESSAGE_BRANCH,
+            call=None,
+            prompts=self.prompts,
+            run_id=run_id,
+            server=self.actions,
+            variables={"$message": dict(message)},
+        )
         self.journal.run_started(run_id, self.library.store_id(name), MESSAGE_BRANCH, {})
 
         async def execute() -> None:
@@ -330,6 +346,7 @@ class Server:
                 call=None,
                 prompts=self.prompts,
                 run_id=run_id,
+                server=self.actions,
                 variables=dict(variables or {}),
             )
         except ValueError as exc:
@@ -389,7 +406,12 @@ class Server:
 
         async def run(call: Call) -> RunOutcome:
             return await Run(
-                scenario, INBOUND_BRANCH, call=call, prompts=self.prompts, run_id=run_id
+                scenario,
+                INBOUND_BRANCH,
+                call=call,
+                prompts=self.prompts,
+                run_id=run_id,
+                server=self.actions,
             ).execute()
 
         if not call.inject(run):

@@ -246,3 +246,40 @@ class PromptAudio(Protocol):
     def tone(self, name: str) -> Pcm:
         """A named tone: ``beep``, ``ringback``, ``busy`` or ``dial``."""
         ...
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What ``fetch@v1`` got back: the status and the body (parsed when JSON)."""
+
+    status: int
+    body: object
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class FetchError(Exception):
+    """The request could not be made or answered (timeout, refused, bad URL)."""
+
+
+class ServerApi(Protocol):
+    """What actions may ask of the server itself, with or without a call."""
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        body: object,
+        timeout: float,
+    ) -> FetchResult:
+        """An HTTP request; FetchError when it cannot be made or times out."""
+        ...
+
+    def webhook(self, url: str | None, event: str, data: Mapping[str, object]) -> None:
+        """Post an event to ``url``, or to the configured webhooks when None
+        (queued: never waits for the receiver)."""
+
+    async def send_message(self, to: str, text: str, *, sender: str | None) -> int | None:
+        """Send a SIP MESSAGE (RFC 3428); the final SIP status, None without one."""
+        ...

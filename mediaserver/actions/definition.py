@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from mediaserver.actions.callapi import CallApi, PromptAudio
+from mediaserver.actions.callapi import CallApi, PromptAudio, ServerApi
 from mediaserver.actions.expressions import Sandbox
 from mediaserver.actions.model import ActionItem, Defaults
 from mediaserver.actions.params import Param
@@ -66,6 +66,12 @@ class ActionContext(Protocol):
 
     @property
     def prompts(self) -> PromptAudio: ...
+
+    @property
+    def server(self) -> ServerApi:
+        """HTTP requests, webhooks, SIP MESSAGE; raises ActionFailed when the run has
+        no server to ask (a unit test's run)."""
+        ...
 
     @property
     def sandbox(self) -> Sandbox: ...

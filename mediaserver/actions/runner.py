@@ -42,7 +42,7 @@ from typing import Any, Literal
 import structlog
 
 from mediaserver.actions import registry
-from mediaserver.actions.callapi import AudioError, CallApi, CallEnded, PromptAudio
+from mediaserver.actions.callapi import AudioError, CallApi, CallEnded, PromptAudio, ServerApi
 from mediaserver.actions.definition import ActionFailed, EndRun, Jump
 from mediaserver.actions.expressions import ExpressionError, Sandbox
 from mediaserver.actions.model import ActionItem, Defaults, Scenario
@@ -92,6 +92,7 @@ class Run:
         variables: Mapping[str, Any] | None = None,
         logger: Any = None,
         max_actions: int = MAX_ACTIONS,
+        server: ServerApi | None = None,
     ) -> None:
         branch = scenario.branches.get(branch_name)
         if branch is None:
@@ -112,6 +113,7 @@ class Run:
         self.outcome: RunOutcome | None = None
         self._call = call
         self._prompts = prompts
+        self._server = server
         self._call_info = dict(call.info) if call is not None else None
         self._max_actions = max_actions
         self._executed = 0
@@ -274,6 +276,12 @@ class _Step:
     @property
     def prompts(self) -> PromptAudio:
         return self._run._prompts
+
+    @property
+    def server(self) -> ServerApi:
+        if self._run._server is None:
+            raise ActionFailed(f"{self.item.key} needs the server, and this run has none")
+        return self._run._server
 
     @property
     def sandbox(self) -> Sandbox:

@@ -73,11 +73,12 @@ class ReportChannel(asyncio.DatagramProtocol):
     def start(self) -> None:
         """Begin reporting (the leg started sending)."""
         if self._timer is None and self.transport is not None:
-            self._schedule()
+            # RFC 3550 6.2: the first report comes after half the minimum interval.
+            self._schedule(REPORT_INTERVAL / 2)
 
-    def _schedule(self) -> None:
+    def _schedule(self, interval: float = REPORT_INTERVAL) -> None:
         # RFC 3550 6.3.1: randomise the interval between 0.5 and 1.5 times its value.
-        delay = REPORT_INTERVAL * random.uniform(0.5, 1.5)
+        delay = interval * random.uniform(0.5, 1.5)
         self._timer = asyncio.get_running_loop().call_later(delay, self._report)
 
     def _destination(self) -> tuple[str, int] | None:

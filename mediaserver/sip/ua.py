@@ -33,7 +33,7 @@ from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort, PortAllocator
 from mediaserver.sip.access import AccessPolicy, Admission
 from mediaserver.sip.dialog import Dialog
-from mediaserver.sip.message import Request, Response, make_response, new_tag
+from mediaserver.sip.message import Request, Response, make_response, new_call_id, new_tag
 from mediaserver.sip.ratelimit import RateLimiter
 from mediaserver.sip.registrar import Registrar
 from mediaserver.sip.sdp import (
@@ -527,6 +527,46 @@ class UserAgent:
             session_timer=invite.session_timer,
         )
         return setup
+
+    async def send_message(self, to: str, text: str, *, sender: str) -> int | None:
+        """Send a SIP MESSAGE (RFC 3428) to a SIP URI, a registered user or a number
+        (through the first trunk, answering its challenge once); the final status,
+        None when nobody answered. TargetError when ``to`` cannot be reached."""
+        uri, peer, trunk = await self._route_out(to)
+        local_host = self.media.public_address or local_address_for(peer.host)
+        if trunk is not None:
+            sender = trunk.from_user or sender
+        from_host = trunk.uri.host if trunk is not None else local_host
+        call_id, tag = new_call_id(local_host), new_tag()
+        status: int | None = None
+        for cseq in (1, 2):
+            request = Request(method="MESSAGE", uri=str(uri))
+            headers = request.headers
+            headers.add("Via", str(self.endpoint.new_via(peer.transport, local_host)))
+            headers.add("Max-Forwards", "70")
+            headers.add("From", f"<sip:{sender}@{from_host}>;tag={tag}")
+            to_uri = SipUri(uri.host, uri.user, port=uri.port, scheme=uri.scheme)
+            headers.add("To", f"<{to_uri}>")
+            headers.add("Call-ID", call_id)
+            headers.add("CSeq", f"{cseq} MESSAGE")
+            headers.add("User-Agent", self.user_agent)
+            headers.add("Content-Type", "text/plain;charset=utf-8")
+            request.body = text.encode()
+            if trunk is not None and trunk.auth is not None:
+                trunk.auth.authorize(request)
+            response = await self.endpoint.request(request, peer)
+            if response is None:
+                return None
+            status = response.status
+            retry = (
+                status in (401, 407)
+                and trunk is not None
+                and trunk.auth is not None
+                and trunk.auth.handle_response(request, response)
+            )
+            if not retry:
+                break
+        return status
 
     async def _route_out(self, target: str) -> tuple[SipUri, Peer, Trunk | None]:
         """The Request-URI and next hop of an outbound call (and its trunk, if any)."""

@@ -101,11 +101,14 @@ def test_rtcp_reports_both_ways(server: ServerProcess, tmp_path: Path) -> None:
     """baresip's RTCP reaches us and ours reaches it: the call's media record has
     the reports received and a round-trip time measured from their report blocks."""
     tone_wav = tmp_path / "tone.wav"
-    audio.make_tone_wav(tone_wav, 700, 14.0, amplitude=0.4)
+    audio.make_tone_wav(tone_wav, 700, 18.0, amplitude=0.4)
     with Baresip(input_wav=tone_wav, max_call_s=30) as phone:
         phone.dial(server.uri("echo"))
         phone.wait_established(timeout=10)
-        time.sleep(11)  # RTCP goes out every 2.5-7.5 s (RFC 3550 6.3)
+        # Our first report goes out after 1.25-3.75 s, then every 2.5-7.5 s (RFC 3550
+        # 6.2, 6.3), and baresip reports every 5 s: an RTT needs our SR to reach it
+        # before one of its reports comes back, so give the call three of its rounds.
+        time.sleep(15)
         phone.hangup()
         phone.wait_closed(timeout=10)
     deadline = time.monotonic() + 5
