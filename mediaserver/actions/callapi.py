@@ -12,7 +12,7 @@ Audio is always 16-bit signed mono PCM at 8 kHz in a NumPy array (``Pcm``);
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -182,6 +182,30 @@ class CallApi(Protocol):
     def flush_digits(self) -> None:
         """Forget buffered DTMF keys."""
 
+    async def transfer(self, target: str, mode: str | None) -> str:
+        """Hand the call to ``target``: ``refer`` (SIP REFER: the peer calls the
+        target itself), ``bridge`` (we call the target and join the two), or None
+        for refer when the peer allows it and the target is a SIP URI, else bridge.
+        ``transferred`` (the call is then over for us) or ``failed``."""
+        ...
+
+    async def enqueue(
+        self,
+        queue: str,
+        *,
+        hold_audio: Pcm,
+        max_wait: float | None,
+        announce: Callable[[int], Awaitable[Pcm]] | None,
+    ) -> str:
+        """Wait in a call queue until an agent takes the call (``bridged``, once that
+        bridge ends) or ``max_wait`` passes (``timeout``)."""
+        ...
+
+    async def bridge_next(self, queue: str) -> str:
+        """Take the caller who has waited longest in ``queue`` and join them to this
+        call: ``bridged`` when that bridge ends, ``empty`` when nobody waits."""
+        ...
+
     async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
         """Ring ``targets`` at once and bridge the call to the first that answers;
         return when the bridge ends (or nobody answered). Raises DialError when
@@ -224,6 +248,11 @@ class CallApi(Protocol):
     def stop_audio(self) -> bool:
         """Stop what plays in the background; False when nothing did."""
         ...
+
+    async def listen_levels(self, seconds: float, listener: Callable[[float], bool]) -> None:
+        """Feed ``listener`` the level (dBFS, -inf for digital silence) of each 20 ms
+        frame the caller sends from now on (answering first if needed), until it
+        returns True or ``seconds`` pass (detect@v1)."""
 
 
 class PromptAudio(Protocol):

@@ -52,7 +52,8 @@ class ParamType(enum.Enum):
     PROMPT = "a list of prompt items (say:, play: or pause:)"
     CASES = "a mapping from values to lists of actions"
     STRINGS = "a list of strings"
-    HEADERS = "a mapping of SIP header names to strings"
+    HEADERS = "a mapping of header names to strings"
+    DATA = "any YAML value (a mapping, a list, a string, a number...); strings are interpolated"
 
 
 STRUCTURAL = frozenset({ParamType.ACTIONS, ParamType.PROMPT, ParamType.CASES})
@@ -125,6 +126,8 @@ def convert(param: Param, value: Any) -> Any:
         return _strings(param, value)
     if kind is ParamType.HEADERS:
         return _headers(param, value)
+    if kind is ParamType.DATA:
+        return _data(param, value)
     if not isinstance(value, str):
         raise _mistyped(param, value)
     if kind is ParamType.LABEL:
@@ -165,13 +168,13 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
 def _headers(param: Param, value: Any) -> dict[str, Any]:
-    """SIP header names (RFC 3261 25.1 tokens) to values, which may be templates."""
+    """Header names (RFC 3261 25.1 and RFC 9110 5.6.2 tokens) to values, maybe templates."""
     if not isinstance(value, dict):
         raise _mistyped(param, value)
     out: dict[str, Any] = {}
     for name, item in value.items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise ParamError(f"{param.name}: {name!r} is not a SIP header name")
+            raise ParamError(f"{param.name}: {name!r} is not a header name")
         if isinstance(item, int | float) and not isinstance(item, bool):
             item = str(item)
         if not isinstance(item, str) or any(ch in item for ch in "\r\n"):
@@ -181,6 +184,28 @@ def _headers(param: Param, value: Any) -> dict[str, Any]:
         except ExpressionError as exc:
             raise ParamError(f"{param.name}.{name}: {exc}") from None
     return out
+
+
+def _data(param: Param, value: Any) -> Any:
+    """A JSON-like value whose strings become templates: lists are tuples, mappings dicts."""
+    try:
+        check_value(value, param.name)
+    except VariableError as exc:
+        raise ParamError(str(exc)) from None
+    return _data_item(value, param.name)
+
+
+def _data_item(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return _parse_template(value)
+        except ExpressionError as exc:
+            raise ParamError(f"{where}: {exc}") from None
+    if isinstance(value, list):
+        return tuple(_data_item(item, f"{where}[{i}]") for i, item in enumerate(value))
+    if isinstance(value, dict):
+        return {key: _data_item(item, f"{where}.{key}") for key, item in value.items()}
+    return value
 
 
 def _mistyped(param: Param, value: Any) -> ParamError:

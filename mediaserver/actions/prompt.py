@@ -152,7 +152,7 @@ def _fields(
 
 async def speech(
     context: ActionContext,
-    text: Template,
+    text: Template | str,
     *,
     language: str | None = None,
     voice: str | None = None,
@@ -181,6 +181,18 @@ async def sound(context: ActionContext, *, url: Template | None, tone: str | Non
             raise ActionFailed("nothing to play: give url or tone")
         location = context.sandbox.interpolate(url)
         return await context.prompts.file(location)
+    except AudioError as exc:
+        raise ActionFailed(str(exc)) from None
+
+
+async def tone_or_sound(context: ActionContext, source: Template | str | None) -> Pcm | None:
+    """Audio named by one interpolated string: a tone name (beep, ringback, busy,
+    dial) or a sound file or http(s) URL; None for None."""
+    if source is None:
+        return None
+    text = context.sandbox.interpolate(source)
+    try:
+        return context.prompts.tone(text) if text in TONES else await context.prompts.file(text)
     except AudioError as exc:
         raise ActionFailed(str(exc)) from None
 

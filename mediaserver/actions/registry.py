@@ -15,20 +15,31 @@ from types import MappingProxyType
 from mediaserver.actions.builtin import (
     call,
     conference,
+    detect,
     dial,
     echo,
+    fetch,
     flow,
+    foreach,
     gather,
     keys,
+    message,
     pause,
     play,
+    queue,
     record,
     say,
     stop,
+    transfer,
+    webhook,
 )
 from mediaserver.actions.definition import ActionDefinition
 
-_MODULES = (call, say, play, pause, echo, gather, flow, dial, keys, record, conference, stop)
+_MODULES = (
+    call, say, play, pause, echo, gather, flow, dial, keys, record, conference, stop, queue,
+    transfer,
+    foreach, fetch, webhook, message, detect,
+)  # fmt: skip
 
 ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(
     {definition.key: definition for module in _MODULES for definition in module.ACTIONS}
@@ -37,14 +48,7 @@ ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(
 
 PLANNED = frozenset(
     {
-        "transfer",
-        "queue",
-        "foreach",
-        "fetch",
-        "webhook",
-        "detect",
         "callflow",
-        "message",
     }
 )
 """SPEC section 3 actions that a later version will implement."""

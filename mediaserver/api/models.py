@@ -257,6 +257,8 @@ class ConferencePage(Page[Conference]):
 class Queue(BaseModel):
     name: str
     waiting: int
+    longestWait: float = Field(description="seconds the first caller in line has waited")
+    callids: list[str] = Field(description="the waiting calls, first in line first")
 
 
 class QueuePage(Page[Queue]):

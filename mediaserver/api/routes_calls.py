@@ -5,9 +5,8 @@ one up (BYE once answered, a final response before) and answers when the
 BYE has been answered or timed out. Injected actions replace what the
 call's scenario is doing, as a new run on the same call.
 
-Conferences and queues answer with what the server knows of them: until the
-``conference@v1`` and ``queue@v1`` actions exist, that is always an empty
-page.
+Conferences and queues are read from the rooms the calls share now
+(``conference@v1`` and ``queue@v1``): a room or queue nobody is in is gone.
 
 Call records come from the store, filtered on exact values and a start-time
 range, newest first; ``/api/cdrs/export`` streams the same filters as CSV,
@@ -55,6 +54,7 @@ from mediaserver.api.native import (
     timestamp,
 )
 from mediaserver.calls.media import room_snapshots
+from mediaserver.calls.queues import queue_snapshots
 from mediaserver.server import RunRefused
 from mediaserver.store import CallFilter
 from mediaserver.store import CallRecord as StoredCall
@@ -170,8 +170,19 @@ async def list_conferences(
 
 
 @router.get("/api/queues", response_model=QueuePage, summary="List queues")
-async def list_queues(offset: Offset = 0, limit: Limit = 10) -> dict[str, Any]:
-    return slice_page([], offset, limit)
+async def list_queues(request: Request, offset: Offset = 0, limit: Limit = 10) -> dict[str, Any]:
+    services = server_of(request).ua.services
+    snapshots = queue_snapshots(services.rooms) if services is not None else []
+    queues = [
+        {
+            "name": queue["name"],
+            "waiting": queue["waiting"],
+            "longestWait": queue["longest_wait"],
+            "callids": queue["calls"],
+        }
+        for queue in sorted(snapshots, key=lambda q: str(q["name"]))
+    ]
+    return slice_page(queues, offset, limit)
 
 
 # --- call records -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import secrets
 import string
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -26,6 +26,7 @@ from mediaserver.actions.callapi import (
     CallEnded,
     ConferenceOptions,
     ConferenceResult,
+    DialError,
     DialOptions,
     DialResult,
     Pcm,
@@ -34,6 +35,8 @@ from mediaserver.actions.callapi import (
     VoicemailOptions,
 )
 from mediaserver.calls.media import CallMedia
+from mediaserver.calls.queues import bridge_next, enqueue
+from mediaserver.calls.transfer import refer
 from mediaserver.log import get_logger
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
@@ -53,6 +56,7 @@ from mediaserver.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
+    from mediaserver.calls.bridge import Bridge
     from mediaserver.calls.services import CallServices
     from mediaserver.journal import CallJournal
 
@@ -124,6 +128,8 @@ class Call:
         self.dial_status: str | None = None  # for a call placed by dial@v1: how it went
         self.journal: CallJournal | None = None
         self.services: CallServices | None = None  # set by the user agent
+        self.bridge: Bridge | None = None  # the dial@v1 bridge this call is the callee of
+        self.refer_updates: asyncio.Queue[int] | None = None  # our REFER's NOTIFY statuses
         self._on_finished = on_finished
         self._digits: deque[str] = deque(maxlen=MAX_BUFFERED_DIGITS)
         self._wakers: list[asyncio.Future[None]] = []
@@ -248,6 +254,43 @@ class Call:
         """Call ``targets`` and bridge the first to answer (see bridge.py)."""
         raise CallEnded("this call cannot dial")
 
+    # -- transfer and queues --------------------------------------------------------
+
+    async def transfer(self, target: str, mode: str | None) -> str:
+        self.check()
+        is_uri = target.lower().startswith(("sip:", "sips:"))
+        allows_refer = "REFER" in {m.strip().upper() for m in self.peer_allow}
+        if mode is None:
+            mode = "refer" if is_uri and allows_refer and self.answered else "bridge"
+        if mode == "refer":
+            if not is_uri:
+                raise DialError("transfer by REFER needs a SIP URI target")
+            if not self.answered:
+                await self.answer()
+            return await refer(self, target)
+        result = await self.dial([target], DialOptions())
+        if result.status != "answered":
+            return "failed"
+        await self.hangup("normal_clearing")
+        return "transferred"
+
+    async def enqueue(
+        self,
+        queue: str,
+        *,
+        hold_audio: Pcm,
+        max_wait: float | None,
+        announce: Callable[[int], Awaitable[Pcm]] | None,
+    ) -> str:
+        rooms = self.services.rooms if self.services is not None else {}
+        return await enqueue(
+            self, rooms, queue, hold_audio=hold_audio, max_wait=max_wait, announce=announce
+        )
+
+    async def bridge_next(self, queue: str) -> str:
+        rooms = self.services.rooms if self.services is not None else {}
+        return await bridge_next(self, rooms, queue)
+
     async def _ensure_media(self) -> None:
         """Media actions answer the call first when needed."""
         self.check()
@@ -329,6 +372,9 @@ class Call:
 
     def stop_audio(self) -> bool:
         return self._media.stop_audio() if self._media is not None else False
+
+    async def listen_levels(self, seconds: float, listener: Callable[[float], bool]) -> None:
+        await self.media.listen_levels(seconds, listener)
 
     # == end of decoded media =======================================================
 
@@ -536,11 +582,12 @@ class Call:
         if self._run_task is not None and not self._run_task.done():
             self._run_task.cancel()
 
-    def schedule(self, coro: Coroutine[Any, Any, None]) -> None:
+    def schedule(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a coroutine in the background, tied to this call."""
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     # -- the call's life -------------------------------------------------------------
 

@@ -23,7 +23,6 @@ caller never makes the server dial out (SPEC section 2).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +37,7 @@ from mediaserver.actions.callapi import (
 )
 from mediaserver.calls.base import Call, log
 from mediaserver.calls.outbound import OutboundCall
+from mediaserver.media.leg import Playback
 from mediaserver.media.tones import named_tone
 from mediaserver.sip.message import Response
 from mediaserver.sip.uac import TargetError
@@ -151,26 +151,109 @@ async def _bridge(call: InboundCall, leg: OutboundCall, options: DialOptions) ->
     except CallEnded:
         await _drop(leg)
         raise
-    call.leg.relay_to(leg.leg)
-    leg.leg.relay_to(call.leg)
+    bridge = Bridge(call, leg)
+    bridge.connect()
     started = time.monotonic()
     log.info(
         "bridged", callee=leg.target, callee_call_id=leg.id, transcoding=_transcoding(call, leg)
     )
     recording = _record(call) if options.record else None
     try:
-        await call.wait_any([leg.ended_future], options.max_duration, wake_on_digit=False)
+        await bridge.run(options.max_duration)
     finally:
         duration = time.monotonic() - started
         saving = recording.stop() if recording is not None else None
-        call.leg.relay_to(None)
-        leg.leg.relay_to(None)
-        await _drop(leg)
+        bridge.close()
+        await _drop(bridge.callee)
         call.flush_digits()  # keys pressed during the bridge were for the callee
+    leg = bridge.callee
     log.info("bridge ended", duration=round(duration, 3), by=leg.hangup_source)
     saved = await asyncio.shield(saving) if saving is not None else None
     call.check()
     return DialResult("answered", duration, leg.target, leg.final_status, saved)
+
+
+TRANSFER_RING_TIMEOUT = 30.0  # seconds a transfer target may ring
+
+
+class Bridge:
+    """A caller joined to a callee, until the callee hangs up. The callee may hand
+    the caller to someone else (a blind transfer asked for with REFER, see
+    transfer.py): the bridge calls them and, once they answer, puts them in the
+    callee's place."""
+
+    def __init__(self, caller: InboundCall, callee: OutboundCall) -> None:
+        self.caller = caller
+        self.callee = callee
+        self.transfer: asyncio.Task[None] | None = None  # the callee's transfer under way
+        loop = asyncio.get_running_loop()
+        self._replaced: asyncio.Future[None] = loop.create_future()
+        self._closed: asyncio.Future[None] = loop.create_future()
+
+    def connect(self) -> None:
+        self.caller.leg.relay_to(self.callee.leg)
+        self.callee.leg.relay_to(self.caller.leg)
+        self.callee.bridge = self
+
+    def disconnect(self) -> None:
+        self.caller.leg.relay_to(None)
+        self.callee.leg.relay_to(None)
+        self.callee.bridge = None
+
+    async def run(self, max_duration: float | None) -> None:
+        """Until the callee hangs up or ``max_duration`` seconds have passed. A callee
+        may hang up as soon as it has asked for a transfer (RFC 5589 6): the bridge
+        then waits for the transfer to succeed or fail."""
+        deadline = None if max_duration is None else time.monotonic() + max_duration
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        while True:
+            await self.caller.wait_any(
+                [self.callee.ended_future, self._replaced], left(), wake_on_digit=False
+            )
+            transfer = self.transfer
+            if not self._replaced.done() and self.callee.ended and transfer is not None:
+                await self.caller.wait_any([transfer, self._replaced], left(), wake_on_digit=False)
+            if not self._replaced.done():
+                return
+            self._replaced = asyncio.get_running_loop().create_future()
+
+    def close(self) -> None:
+        """The bridge is over: unjoin, and let a transfer under way know."""
+        self.disconnect()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def replace_callee(self, target: str) -> int:
+        """Call ``target`` and, once it answers, put it in the callee's place; the
+        SIP status of the attempt (200 when the new callee is in), for the NOTIFY."""
+        dialer = self.caller.setup.dialer
+        if dialer is None or self._closed.done():
+            return 503
+        try:
+            new = await dialer.originate(
+                target, caller_id=self.caller.from_user, headers={}, parent=self.caller
+            )
+        except TargetError as exc:
+            log.info("transfer target refused", target=target, reason=str(exc))
+            return 404
+        placing = asyncio.ensure_future(new.place(TRANSFER_RING_TIMEOUT))
+        waiters: set[asyncio.Future[Any]] = {placing, self._closed}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not placing.done():
+            placing.cancel()
+        if self._closed.done() or placing.cancelled() or placing.result() != "answered":
+            await _drop(new)
+            return 487 if self._closed.done() else (new.final_status or 480)
+        self.disconnect()
+        self.callee = new
+        self.connect()
+        if not self._replaced.done():
+            self._replaced.set_result(None)
+        log.info("bridge transferred", callee=target, callee_call_id=new.id)
+        return 200
 
 
 def _record(call: InboundCall) -> ActiveRecording | None:
@@ -193,21 +276,15 @@ class _Ringback:
     def __init__(self, call: InboundCall, mode: str) -> None:
         self.call = call
         self.mode = mode
-        self._task: asyncio.Task[None] | None = None
+        self._tone: Playback | None = None
         self._early_from: OutboundCall | None = None
 
     async def start(self) -> None:
         if self.mode == "tone":
             if self.call.answered:
-                self._task = asyncio.get_running_loop().create_task(self._play_tone())
+                self._tone = self.call.leg.play(named_tone("ringback"), loop=True)
             else:
                 await self.call.ring()  # the caller's phone plays its own ringback
-
-    async def _play_tone(self) -> None:
-        audio = named_tone("ringback")
-        while True:
-            playback = self.call.leg.play(audio)
-            await playback.done
 
     def on_progress(self, leg: OutboundCall, response: Response) -> None:
         if self.mode != "early-media" or self._early_from is not None:
@@ -221,9 +298,7 @@ class _Ringback:
             self.call.schedule(self.call.ring())  # ringing without media yet
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(Exception):
-                self.call.leg.stop_playback()
+        if self._tone is not None and self.call.leg.playing is self._tone:
+            self.call.leg.stop_playback()
         if self._early_from is not None:
             self._early_from.leg.relay_to(None)

@@ -4,7 +4,8 @@ Theory of operation: :class:`CallMedia` holds what one call has going on the
 media clock beyond its own playback, and implements the media half of
 :class:`~mediaserver.actions.callapi.CallApi` for :class:`Call`
 (``send_dtmf``, ``start_recording``/``stop_recording``/``pause_recording``,
-``voicemail``, ``conference``, ``play_background``/``stop_audio``).
+``voicemail``, ``conference``, ``play_background``/``stop_audio``, and
+``listen_levels``: the level of each frame the caller sends, for ``detect@v1``).
 
 Recordings. Each recording gets an 8-character id; its file is
 ``<recordings_dir>/<id>.<format>``, written on the clock while the call runs
@@ -42,7 +43,7 @@ from mediaserver.actions.callapi import (
 from mediaserver.log import get_logger
 from mediaserver.media.conference import Conference, ConferenceFull, Member, room_key
 from mediaserver.media.dtmf_out import check_keys, event_steps, inband_audio
-from mediaserver.media.leg import Playback
+from mediaserver.media.leg import Playback, RtpLeg
 from mediaserver.media.recorder import (
     CHANNEL_COUNTS,
     FORMATS,
@@ -51,7 +52,7 @@ from mediaserver.media.recorder import (
     Recorder,
     RecordingInfo,
 )
-from mediaserver.media.recording import CallRecording, MessageRecording
+from mediaserver.media.recording import CallRecording, MessageRecording, frame_dbfs
 
 if TYPE_CHECKING:
     from mediaserver.calls.base import Call
@@ -436,6 +437,42 @@ class CallMedia:
             task.cancel()
             stopped = True
         return stopped
+
+    # -- levels of what the caller sends (detect@v1) ------------------------------------
+
+    async def listen_levels(self, seconds: float, listener: Callable[[float], bool]) -> None:
+        call = self.call
+        await call._ensure_media()
+        meter = _LevelMeter(call.leg, listener)
+        call.leg.listen(meter)
+        call.leg.clock.add(meter)
+        try:
+            await call.wait_any([meter.done], seconds, wake_on_digit=False)
+        finally:
+            call.leg.clock.remove(meter)
+            call.leg.unlisten(meter)
+        error = meter.done.exception() if meter.done.done() else None
+        call.check()
+        if error is not None:
+            raise error  # the listener's own failure fails the action
+
+
+class _LevelMeter:
+    """A media-clock member handing each decoded frame's level to a listener."""
+
+    def __init__(self, leg: RtpLeg, listener: Callable[[float], bool]) -> None:
+        self.leg = leg
+        self.listener = listener
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_tick(self, now: float) -> None:
+        if self.done.done():
+            return
+        try:
+            if self.listener(frame_dbfs(self.leg.received_frame())):
+                self.done.set_result(None)
+        except Exception as exc:  # the clock would drop us; the action should fail instead
+            self.done.set_exception(exc)
 
 
 def room_snapshots(rooms: dict[str, Any]) -> list[dict[str, Any]]:

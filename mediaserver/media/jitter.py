@@ -79,13 +79,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.rtp import RtpPacket, ts_delta
 
-__all__ = ["FRAME_SAMPLES", "JitterBuffer"]
+__all__ = ["JitterBuffer"]
 
 CLOCK_RATE = 8000  # G.711 (RFC 3551 4.5.14)
-FRAME_SAMPLES = 160  # one media tick: 20 ms
 _UNIT = 80  # storage grain: 10 ms, the G.711 packet size granularity (RFC 3551 4.5)
 # The delay moves in whole frames from wherever the tick falls, so it keeps to the maximum
 # to the nearest tick: up to half a frame over (plus a sample against rounding).

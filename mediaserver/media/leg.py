@@ -52,7 +52,7 @@ from mediaserver.media.clock import MediaClock
 from mediaserver.media.dtmf import DtmfReceiver
 from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.jitter import JitterBuffer
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
 from mediaserver.media.reports import ReportChannel
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, parse_rtp
 from mediaserver.media.scanner import scanner_for
@@ -64,7 +64,6 @@ _RTP_HEADER = struct.Struct("!BBHII")  # the whole fixed header, version 2 and n
 # Counters the RFC 3550 statistics keep too: the snapshot takes theirs.
 _COUNTED_BY_STATS = frozenset(("packets_in", "packets_out", "bytes_in", "rtcp_in"))
 
-FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 SILENT_FRAME: Pcm = np.zeros(FRAME_SAMPLES, np.int16)
 SILENT_FRAME.flags.writeable = False
 
@@ -83,23 +82,22 @@ class Mixing(Protocol):
 
 
 class Playback:
-    """One piece of audio being sent, frame by frame, on the media clock."""
+    """One piece of audio being sent, frame by frame, on the media clock; with
+    ``loop``, over and over without a seam until stopped."""
 
-    def __init__(self, audio: Pcm) -> None:
+    def __init__(self, audio: Pcm, *, loop: bool = False) -> None:
         self.audio = audio
+        self.loop = loop and len(audio) > 0
         self.position = 0
         self.completed = False  # played to its end (not stopped or replaced)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def next_frame(self) -> Pcm | None:
-        if self.position >= len(self.audio):
+        if self.position >= len(self.audio) and not self.loop:
             return None
-        frame = self.audio[self.position : self.position + FRAME_SAMPLES]
-        self.position += FRAME_SAMPLES
-        if self.position >= len(self.audio):
+        frame, self.position = frame_at(self.audio, self.position, loop=self.loop)
+        if self.position >= len(self.audio) and not self.loop:
             self.completed = True
-        if len(frame) < FRAME_SAMPLES:
-            frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), np.int16)])
         return frame
 
     def finish(self) -> None:
@@ -343,10 +341,11 @@ class RtpLeg(asyncio.DatagramProtocol):
                     playback.finish()
         return self._own
 
-    def play(self, audio: Pcm) -> Playback:
-        """Queue audio to send, replacing whatever was playing."""
+    def play(self, audio: Pcm, *, loop: bool = False) -> Playback:
+        """Queue audio to send, replacing whatever was playing; with ``loop``, it
+        plays until stopped."""
         self.stop_playback()
-        self._playback = Playback(audio)
+        self._playback = Playback(audio, loop=loop)
         self.start()
         return self._playback
 

@@ -77,7 +77,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mediaserver.media.clock import PTIME
-from mediaserver.media.pcm import SAMPLE_RATE, Pcm
+from mediaserver.media.pcm import FRAME_SAMPLES, SAMPLE_RATE, Pcm, frame_at
 from mediaserver.media.tones import tone
 
 __all__ = [
@@ -94,8 +94,6 @@ __all__ = [
 K = TypeVar("K", bound=Hashable)
 S = TypeVar("S", bound=np.generic)
 
-FRAME_SAMPLES = round(PTIME * SAMPLE_RATE)
-"""Samples per participant per tick: 160, 20 ms at 8 kHz."""
 
 FULL_SCALE = 32767
 """Largest positive int16 sample; the limiter aims the peak at this."""
@@ -154,15 +152,9 @@ class Injection:
 
     def add_next_frame(self, row: npt.NDArray[np.int32]) -> None:
         """Add the next frame (silence-padded at the end) to ``row`` and advance."""
-        filled = 0
-        length = len(self.audio)
-        while filled < len(row) and not self.finished:
-            take = min(len(row) - filled, length - self.position)
-            row[filled : filled + take] += self.audio[self.position : self.position + take]
-            filled += take
-            self.position += take
-            if self.loop and self.position >= length:
-                self.position = 0
+        if not self.finished:
+            frame, self.position = frame_at(self.audio, self.position, loop=self.loop)
+            row += frame
 
 
 class MixResult(Mapping[K, Pcm]):

@@ -23,7 +23,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 
 from mediaserver.actions.callapi import DTMF_KEYS
-from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall
+from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall, transfer
 from mediaserver.calls.services import CallServices
 from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
@@ -56,6 +56,7 @@ log = get_logger("ua")
 
 ALLOWED_METHODS = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "PRACK", "MESSAGE",
+    "REFER", "NOTIFY",
 )  # fmt: skip
 MAX_MESSAGE_TEXT = 4096
 # Methods we know but do not serve answer 405; anything else 501 (RFC 3261 8.2.1).
@@ -183,6 +184,10 @@ class UserAgent:
             self._on_prack(tx, request)
         elif method == "MESSAGE":
             self._on_message(tx, request, source)
+        elif method == "REFER" and (call := self._in_dialog(tx, request)) is not None:
+            transfer.on_refer(call, call.bridge, tx, request)
+        elif method == "NOTIFY" and (call := self._in_dialog(tx, request)) is not None:
+            transfer.on_notify(call, tx, request)
 
     def on_ack(self, request: Request, source: Peer) -> None:
         call = self._find_call(request)

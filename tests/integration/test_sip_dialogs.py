@@ -160,3 +160,28 @@ def test_session_timer_negotiation(server: ServerProcess) -> None:
         assert ok.header("session-expires") == "1800;refresher=uas"
         probe.send(probe.build("BYE", call_id=ok.header("call-id"), to_tag=ok.to_tag, cseq=2))
         assert probe.expect_final().status == 200
+
+
+def test_refer_and_notify_outside_a_transfer_are_refused(server: ServerProcess) -> None:
+    """A REFER is accepted only from the callee of a dial@v1 bridge (see
+    test_transfer_calls.py); a NOTIFY only for the refer event package."""
+    media = Media()
+    with SipProbe(server.sip_port) as probe:
+        ok = establish(probe, "welcome", media.port)
+        call_id, tag = ok.header("call-id"), ok.to_tag
+
+        def answer(method: str, cseq: int, headers: list[str], body: str = "") -> Reply:
+            probe.send(probe.build(method, call_id=call_id, to_tag=tag, cseq=cseq,
+                                   headers=headers, body=body))  # fmt: skip
+            return probe.expect_final()
+
+        refer = ["Refer-To: <sip:someone@127.0.0.1>"]
+        assert answer("REFER", 2, refer).status == 603  # this call is in no bridge
+        sipfrag = ["Event: refer", "Content-Type: message/sipfrag;version=2.0"]
+        assert answer("NOTIFY", 3, sipfrag, "SIP/2.0 200 OK\r\n").status == 200
+        assert answer("NOTIFY", 4, ["Event: presence"]).status == 489  # RFC 6665 8.2.3
+        probe.send(probe.build("REFER", call_id=call_id, to_tag="nosuchtag", cseq=5,
+                               headers=refer))  # fmt: skip
+        assert probe.expect_final().status == 481
+        probe.send(probe.build("BYE", call_id=call_id, to_tag=tag, cseq=6))
+        assert probe.expect_final().status == 200

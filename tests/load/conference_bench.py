@@ -31,7 +31,8 @@ import numpy as np
 from mediaserver.media.clock import MediaClock, Ticked
 from mediaserver.media.conference import Conference, Member
 from mediaserver.media.g711 import PCMA, PCMU
-from mediaserver.media.leg import FRAME_SAMPLES, RtpLeg
+from mediaserver.media.leg import RtpLeg
+from mediaserver.media.pcm import FRAME_SAMPLES
 from mediaserver.media.rtp import build_rtp
 
 SIZES = (3, 10, 25, 50, 100, 200)

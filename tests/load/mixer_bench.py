@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mediaserver.media.mixer import FRAME_SAMPLES, Mixer
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.mixer import Mixer
+from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.recorder import Recorder
 
 SIZES = (2, 5, 10, 25, 50, 100, 200)

@@ -9,8 +9,8 @@ import numpy as np
 
 from mediaserver.media.clock import MediaClock, Ticked
 from mediaserver.media.g711 import PCMU, Codec
-from mediaserver.media.leg import FRAME_SAMPLES, RtpLeg
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.leg import RtpLeg
+from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.rtp import RtpPacket, build_rtp, parse_rtp
 
 PEER = ("127.0.0.1", 40000)

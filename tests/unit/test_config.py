@@ -64,7 +64,17 @@ def test_the_default_config_loads_with_the_documented_values() -> None:
         Path("data/mediaserver.db"), Path("data/recordings"), Path("data/cache")
     )
     assert config.scenarios_dir == REPO / "configs" / "scenarios"
-    assert config.routes == {"echo": "echo", "ivr": "ivr", "welcome": "welcome", "*": "welcome"}
+    assert config.routes == {
+        "echo": "echo",
+        "ivr": "ivr",
+        "welcome": "welcome",
+        "queue": "queue",
+        "agent": "agent",
+        "forward": "forward",
+        "voicemail": "voicemail",
+        "conference": "conference",
+        "*": "welcome",
+    }
     for name in set(config.routes.values()):
         assert scenario_file(config.scenarios_dir, name) is not None
     assert config.data_dir == Path(".")

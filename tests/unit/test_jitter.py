@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from mediaserver.media import g711
-from mediaserver.media.jitter import FRAME_SAMPLES, JitterBuffer
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.jitter import JitterBuffer
+from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.rtp import RtpPacket
 
 TICK = 0.020

@@ -12,8 +12,8 @@ import pytest
 from mediaserver.media.clock import PTIME, MediaClock
 from mediaserver.media.dtmf import tone_event_packets
 from mediaserver.media.g711 import PCMA, PCMU, Codec, silence_payload, ulaw_decode
-from mediaserver.media.leg import FRAME_SAMPLES, RtpLeg
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.leg import Playback, RtpLeg
+from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.rtp import RtpPacket, build_rtp, parse_rtp
 from tests.support.net import HOST, free_port_block
@@ -317,6 +317,30 @@ async def test_a_new_playback_replaces_the_current_one(legs: Legs, peer: Peer) -
     await asyncio.wait_for(second.done, 0.5)
     leg.stop_playback()
     assert second.done.done()
+
+
+@pytest.mark.parametrize("length", [FRAME_SAMPLES * 3, 410, 100, 1])
+async def test_a_looped_playback_has_no_seam(length: int) -> None:
+    """Frames of a looped piece are the piece repeated end to end, never padded,
+    whatever its length (a whole number of frames, a fraction, less than one)."""
+    audio = np.arange(1, length + 1, dtype=np.int16)
+    playback = Playback(audio, loop=True)
+    frames = [playback.next_frame() for _ in range(12)]
+    sent = np.concatenate([f for f in frames if f is not None])
+    assert len(sent) == 12 * FRAME_SAMPLES
+    assert np.array_equal(sent, np.resize(audio, 12 * FRAME_SAMPLES))
+    assert not playback.completed and not playback.done.done()
+
+
+async def test_a_looped_playback_plays_until_stopped(legs: Legs, peer: Peer) -> None:
+    leg = await legs.open(remote=peer.addr)
+    looped = leg.play(np.full(FRAME_SAMPLES // 2, 2000, np.int16), loop=True)
+    got = await peer.collect(0.3)
+    assert len(got) >= 10
+    assert {p.payload for _, p in got} == {PCMU.encode(np.full(FRAME_SAMPLES, 2000, np.int16))}
+    assert not looped.done.done()
+    leg.stop_playback()
+    assert looped.done.done() and not looped.completed
 
 
 # -- DTMF ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from hypothesis.extra.numpy import arrays
 
 from mediaserver.media.g711 import PCMA, PCMU
 from mediaserver.media.mixer import (
-    FRAME_SAMPLES,
     MAX_PARTICIPANTS,
     RELEASE_DB_PER_S,
     ConferenceFull,
@@ -21,7 +20,7 @@ from mediaserver.media.mixer import (
     enter_beep,
     exit_beep,
 )
-from mediaserver.media.pcm import SAMPLE_RATE, Pcm
+from mediaserver.media.pcm import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from tests.support.audio import goertzel_power
 
 TONES = (400.0, 700.0, 1000.0, 1300.0, 1600.0)

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 from media_fakes import ManualClock, sine
 
-from mediaserver.media.leg import FRAME_SAMPLES, SILENT_FRAME
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.leg import SILENT_FRAME
+from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.recorder import Recorder
 from mediaserver.media.recording import (
     SILENCE_DBFS,

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_runner_fakes import FakeCall, FakePrompts
+from test_runner_fakes import FakeCall, FakePrompts, FakeServer
 
 from mediaserver import cli
 from mediaserver.actions import reference, registry
@@ -39,6 +39,8 @@ BROKEN = re.compile(r"^<!-- broken example: (?P<file>\S+) -->$")
 FRAGMENT_HEADER = "branches:\n  inbound-call:\n    actions:\n"
 FRAGMENT_INDENT = " " * 6
 REFRESH = "python -m mediaserver.actions.reference --write docs/scenarios.md"
+MESSAGE = {"from": "alice", "to": "sms", "text": "hello", "content_type": "text/plain"}
+"""What ``$message`` holds in an ``inbound-message`` run, as the server gives it."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,15 @@ async def test_example_runs_without_failing(fence: Fence) -> None:
     for branch in scenario.branches:
         prompts = FakePrompts()
         call = None if branch == "inbound-message" else FakeCall(prompts, hangup_at=3600)
-        run = Run(scenario, branch, call=call, prompts=prompts, run_id=f"doc-{fence.line}")
+        run = Run(
+            scenario,
+            branch,
+            call=call,
+            prompts=prompts,
+            run_id=f"doc-{fence.line}",
+            server=FakeServer(),
+            variables={"$message": MESSAGE} if branch == "inbound-message" else None,
+        )
         outcome = await asyncio.wait_for(run.execute(), 10)
         assert outcome.status in ("completed", "hangup"), (
             f"example at docs/scenarios.md:{fence.line}, {branch}: {outcome.error}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ from mediaserver.actions.callapi import (
     ConferenceResult,
     DialOptions,
     DialResult,
+    FetchError,
+    FetchResult,
     MediaError,
     Pcm,
     RecordingResult,
@@ -40,6 +43,8 @@ from mediaserver.actions.scenario import load_scenario_text
 from mediaserver.media.dtmf_out import timeline_seconds
 
 SPEECH_SECONDS_PER_CHAR = 0.05
+FRAME_SECONDS = 0.02
+SILENT_DBFS = -120.0
 TONE_SECONDS = 1.0
 FILE_SECONDS = 2.0
 
@@ -119,7 +124,14 @@ class FakeCall:
         self.recordings: list[RecordingResult] = []
         self.recording: tuple[str, float, RecordOptions] | None = None
         self.background: str | None = None
+        # detect@v1: the level (dBFS) of each 20 ms frame the caller sends; then silence.
+        self.levels: list[float] = []
+        self._level_at = 0
         self.conference_size = 0  # others in every room the fake joins
+        # Transfers and queues: what the far side does.
+        self.transfer_outcome = "transferred"
+        self.queue_outcome = "bridged"  # enqueue's, or bridge_next's
+        self.queue_wait = 0.0  # virtual seconds spent in a queue
         self._info = info or {
             "id": "call0001",
             "from": "+33123456789",  # like Call.info: the user part of the From URI
@@ -362,6 +374,55 @@ class FakeCall:
         self.events.append((self.now, "stop"))
         return playing is not None
 
+    async def transfer(self, target: str, mode: str | None) -> str:
+        await self._alive()
+        self.events.append((self.now, f"transfer:{target}:{mode or 'auto'}"))
+        if self.transfer_outcome == "transferred":
+            self._ended = True
+        return self.transfer_outcome
+
+    async def enqueue(
+        self,
+        queue: str,
+        *,
+        hold_audio: Pcm,
+        max_wait: float | None,
+        announce: Callable[[int], Awaitable[Pcm]] | None,
+    ) -> str:
+        await self._alive()
+        await self.answer()
+        hold = self.prompts.label(hold_audio)
+        self.events.append((self.now, f"enqueue:{queue}:{hold}"))
+        if announce is not None:
+            announcement = await announce(1)
+            self.played.append(Played(self.now, self.prompts.label(announcement), 0.0, None))
+        if max_wait is not None and self.queue_wait >= max_wait:
+            self.now += max_wait
+            return "timeout"
+        self.now += self.queue_wait
+        return self.queue_outcome
+
+    async def bridge_next(self, queue: str) -> str:
+        await self._alive()
+        self.events.append((self.now, f"bridge-next:{queue}"))
+        return self.queue_outcome
+
+    async def listen_levels(self, seconds: float, listener: Callable[[float], bool]) -> None:
+        """Feed the scripted ``levels`` (silence after them), one per virtual 20 ms."""
+        await self._alive()
+        await self.answer()
+        self.events.append((self.now, f"listen:{seconds:g}"))
+        start = self.now
+        for frame in range(round(seconds / FRAME_SECONDS)):
+            self.now = start + (frame + 1) * FRAME_SECONDS
+            if self.hangup_at is not None and self.hangup_at <= self.now:
+                self._hang_up_now()
+            at = self._level_at
+            self._level_at += 1
+            if listener(self.levels[at] if at < len(self.levels) else SILENT_DBFS):
+                return
+        self.now = start + seconds
+
     # -- internals --
 
     def _arrive(self, until: float) -> None:
@@ -382,6 +443,63 @@ class FakeCall:
         raise CallEnded()
 
 
+@dataclass
+class FakeRequest:
+    """One ``fetch`` the fake server was asked for."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: object
+    timeout: float
+
+
+class FakeServer:
+    """A :class:`ServerApi` that answers from a table and keeps what it was asked.
+
+    ``responses`` maps a URL to a :class:`FetchResult`, a :class:`FetchError` to
+    raise, or a number of seconds to hang (longer than the action's timeout:
+    the action's own deadline ends it); any other URL answers 200 with ``{}``.
+    ``message_status`` maps a target to the SIP status of its final response
+    (None: no answer); targets starting with ``unknown`` cannot be reached.
+    """
+
+    def __init__(self) -> None:
+        self.responses: dict[str, FetchResult | FetchError | float] = {}
+        self.requests: list[FakeRequest] = []
+        self.webhooks: list[tuple[str | None, str, dict[str, Any]]] = []
+        self.message_status: dict[str, int | None] = {}
+        self.messages: list[tuple[str, str, str | None]] = []
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        body: object,
+        timeout: float,
+    ) -> FetchResult:
+        self.requests.append(FakeRequest(url, method, dict(headers), body, timeout))
+        answer = self.responses.get(url, FetchResult(200, {}, {"Content-Type": "application/json"}))
+        if isinstance(answer, FetchError):
+            raise answer
+        if isinstance(answer, float | int):
+            await asyncio.sleep(answer)
+            raise AssertionError("the action should have given up before")
+        return answer
+
+    def webhook(self, url: str | None, event: str, data: Mapping[str, object]) -> None:
+        self.webhooks.append((url, event, dict(data)))
+
+    async def send_message(self, to: str, text: str, *, sender: str | None) -> int | None:
+        await asyncio.sleep(0)
+        if to.startswith("unknown"):
+            raise ValueError(f"user {to!r} is not registered")
+        self.messages.append((to, text, sender))
+        return self.message_status.get(to, 200)
+
+
 def scenario_text(actions: str, *, header: str = "", branch: str = "inbound-call") -> str:
     """A scenario whose ``branch`` has the given actions (YAML list text, any indent)."""
     body = textwrap.indent(textwrap.dedent(actions).strip("\n"), "      ")
@@ -399,8 +517,10 @@ async def run_actions(
     prompts: FakePrompts | None = None,
     variables: dict[str, Any] | None = None,
     max_actions: int = 10_000,
+    server: FakeServer | None = None,
 ) -> tuple[RunOutcome, FakeCall, Run]:
-    """Load a one-branch scenario around ``actions`` and run it against a fake call."""
+    """Load a one-branch scenario around ``actions`` and run it against a fake call
+    (and a fake server, when given)."""
     scenario = load_scenario_text(scenario_text(actions, header=header), "test.yaml")
     prompts = prompts or (call.prompts if call else FakePrompts())
     call = call or FakeCall(prompts)
@@ -414,6 +534,7 @@ async def run_actions(
         run_id="run-test",
         variables=variables,
         max_actions=max_actions,
+        server=server,
     )
     outcome = await run.execute()
     return outcome, call, run

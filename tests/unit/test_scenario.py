@@ -37,7 +37,7 @@ EXPECTED_PROBLEMS = [
     (20, 17, "unknown action 'sya@v1' (did you mean say@v1?)"),
     (21, 17, "say@v2 does not exist; available: say@v1"),
     (23, 17, "malformed action 'say': write NAME@vN"),
-    (24, 17, "queue@v1 is not available in this version yet"),
+    (24, 17, "callflow@v1 is not available in this version yet"),
     (28, 11, "say@v1 has no parameter 'txt' (did you mean 'text'?)"),
     (28, 11, "say@v1: missing required parameter 'text'"),
     (32, 23, "max_digits (2) is less than min_digits (4)"),
@@ -285,6 +285,13 @@ def test_every_registered_action_is_documented() -> None:
         "voicemail@v1",
         "conference@v1",
         "stop@v1",
+        "queue@v1",
+        "transfer@v1",
+        "foreach@v1",
+        "fetch@v1",
+        "webhook@v1",
+        "message@v1",
+        "detect@v1",
     } == set(ACTIONS)
     for definition in ACTIONS.values():
         assert definition.summary

@@ -27,10 +27,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mediaserver.actions.callapi import DTMF_KEYS, ConferenceOptions, MediaError, Pcm
+from mediaserver.actions.callapi import DTMF_KEYS, ConferenceOptions, MediaError
 from mediaserver.actions.definition import ActionContext, ActionDefinition, ActionFailed
-from mediaserver.actions.params import TONES, Param, ParamType
-from mediaserver.actions.prompt import sound
+from mediaserver.actions.params import Param, ParamType
+from mediaserver.actions.prompt import tone_or_sound
 from mediaserver.media.conference import ROOM_CAPACITY
 
 BEEPS = ("enter", "exit", "both", "none")
@@ -48,7 +48,7 @@ async def conference(context: ActionContext, params: Mapping[str, Any]) -> str:
         wait_for_moderator=params["wait_for_moderator"],
         end_on_exit=params["end_on_exit"],
         beep=params["beep"],
-        hold_audio=await _hold_audio(context, params["hold_audio"]),
+        hold_audio=await tone_or_sound(context, params["hold_audio"]),
         max_participants=params["max_participants"],
         exit_on_key=_key(params["exit_on_key"]),
         mute_on_key=_key(params["mute_on_key"]),
@@ -62,15 +62,6 @@ async def conference(context: ActionContext, params: Mapping[str, Any]) -> str:
         context.set_builtin("$recording", result.recording.as_variable())
     context.log.info("conference ended", conference=name, outcome=result.outcome)
     return result.outcome
-
-
-async def _hold_audio(context: ActionContext, source: Any) -> Pcm | None:
-    if source is None:
-        return None
-    text = context.sandbox.interpolate(source)
-    if text in TONES:
-        return await sound(context, url=None, tone=text)
-    return await sound(context, url=source, tone=None)
 
 
 def _key(value: str | None) -> str | None:

@@ -1,0 +1,98 @@
+"""``queue@v1``: call-centre queues.
+
+``command: enqueue`` (the default) puts the caller in the queue ``name``:
+they hear ``hold_audio`` in a loop (and, with ``announce_position``, their
+place in line every 30 seconds) until an agent takes the call. The action
+returns when that conversation ends (``bridged``), or when ``max_wait`` passes
+first (``timeout``), so the scenario can go on, for instance to voicemail.
+
+``command: bridge-next`` runs in an agent's call: it joins the agent to the
+caller who has waited longest and returns when they are done (``bridged``),
+or at once when nobody waits (``empty``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mediaserver.actions.callapi import Pcm
+from mediaserver.actions.definition import ActionContext, ActionDefinition
+from mediaserver.actions.params import Param, ParamType
+from mediaserver.actions.prompt import speech, tone_or_sound
+
+COMMANDS = ("enqueue", "bridge-next")
+
+
+async def queue(context: ActionContext, params: Mapping[str, Any]) -> str:
+    name = context.sandbox.interpolate(params["name"])
+    call = context.call
+    if params["command"] == "bridge-next":
+        outcome = await call.bridge_next(name)
+    else:
+        hold = await tone_or_sound(context, params["hold_audio"])
+        assert hold is not None  # the parameter has a default
+
+        async def announce(position: int) -> Pcm:
+            text = (
+                "You are next in line." if position == 1 else f"You are number {position} in line."
+            )
+            return await speech(context, text)
+
+        outcome = await call.enqueue(
+            name,
+            hold_audio=hold,
+            max_wait=params["max_wait"],
+            announce=announce if params["announce_position"] else None,
+        )
+    context.log.info("queue action ended", queue=name, command=params["command"], outcome=outcome)
+    return outcome
+
+
+def _enqueue_only(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if params["command"] == "bridge-next" and params["max_wait"] is not None:
+        return [("max_wait", "queue@v1: max_wait applies to enqueue, not bridge-next")]
+    return []
+
+
+QUEUE = ActionDefinition(
+    name="queue",
+    version=1,
+    summary="Wait in a call queue (enqueue), or take its longest-waiting caller (bridge-next).",
+    params=(
+        Param("name", ParamType.STRING, "the queue's name", required=True, interpolated=True),
+        Param(
+            "command",
+            ParamType.STRING,
+            "enqueue: this caller waits; bridge-next: this (agent's) call takes the next caller",
+            default="enqueue",
+            choices=COMMANDS,
+        ),
+        Param(
+            "hold_audio",
+            ParamType.STRING,
+            "what a waiting caller hears, looped: a tone (beep, ringback, busy, dial) or a "
+            "sound file or http(s) URL",
+            default="ringback",
+            interpolated=True,
+        ),
+        Param(
+            "max_wait",
+            ParamType.SECONDS,
+            "leave the queue after this many seconds (result: timeout); default: no limit",
+            minimum=1,
+        ),
+        Param(
+            "announce_position",
+            ParamType.BOOLEAN,
+            "tell the caller their place in line when they join and every 30 seconds",
+            default=False,
+        ),
+    ),
+    run=queue,
+    check=_enqueue_only,
+    result="enqueue: bridged (an agent took the call and they are done) or timeout; "
+    "bridge-next: bridged, or empty when nobody was waiting",
+)
+
+ACTIONS = (QUEUE,)

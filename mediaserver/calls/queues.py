@@ -1,0 +1,178 @@
+"""Call-centre queues: callers wait, agents take them in order (``queue@v1``).
+
+Theory of operation: a :class:`CallQueue` per name lives in the server's
+shared rooms (``services.rooms["queue:NAME"]``). ``enqueue`` answers the
+caller if needed and puts it at the back: it hears the hold audio in a loop,
+and, when asked, its position every so often, until an agent takes it, the
+maximum wait passes, or it hangs up. ``bridge_next``, run by an agent's call,
+takes the caller who has waited longest and joins the two legs as
+``dial@v1`` does (packets relayed, translated between PCMU and PCMA); both
+runs go on when that bridge ends, the caller's ``enqueue`` returning
+``bridged`` and the agent's ``bridge_next`` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mediaserver.actions.callapi import CallEnded, Pcm
+from mediaserver.log import get_logger
+
+if TYPE_CHECKING:
+    from mediaserver.calls.base import Call
+
+log = get_logger("queue")
+
+ANNOUNCE_EVERY = 30.0  # seconds between position announcements
+
+
+def _future() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass(eq=False)
+class Waiter:
+    call: Call
+    joined_at: float = field(default_factory=time.monotonic)
+    # Set by the agent who takes this caller, then when that agent's bridge ends.
+    taken: asyncio.Future[None] = field(default_factory=_future)
+    released: asyncio.Future[None] = field(default_factory=_future)
+    # Set when the caller's enqueue ends, however (hang-up, a new run on the call).
+    left: asyncio.Future[None] = field(default_factory=_future)
+
+
+class CallQueue:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.waiting: deque[Waiter] = deque()
+
+    def position(self, waiter: Waiter) -> int:
+        """1 for the next caller to be taken."""
+        return self.waiting.index(waiter) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "name": self.name,
+            "waiting": len(self.waiting),
+            "longest_wait": round(now - self.waiting[0].joined_at, 1) if self.waiting else 0.0,
+            "calls": [w.call.id for w in self.waiting],
+        }
+
+
+def _queue_key(name: str) -> str:
+    return f"queue:{name}"
+
+
+def queue_snapshots(rooms: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every queue someone waits in, as the API lists them."""
+    return [
+        room.snapshot() for room in rooms.values() if isinstance(room, CallQueue) and room.waiting
+    ]
+
+
+Announce = Callable[[int], Awaitable[Pcm]]
+"""The audio telling a caller its position in the queue."""
+
+
+async def enqueue(
+    call: Call,
+    rooms: dict[str, Any],
+    name: str,
+    *,
+    hold_audio: Pcm,
+    max_wait: float | None,
+    announce: Announce | None = None,
+) -> str:
+    """Wait in the queue ``name``: ``bridged`` once an agent took the call and that
+    bridge ended, ``timeout`` after ``max_wait`` seconds; CallEnded if the caller
+    hangs up. The queue exists in ``rooms`` while someone waits in it."""
+    if not call.answered:
+        await call.answer()
+    key = _queue_key(name)
+    queue = rooms.get(key)
+    if not isinstance(queue, CallQueue):
+        queue = rooms[key] = CallQueue(name)
+    waiter = Waiter(call)
+    queue.waiting.append(waiter)
+    log.info("queued", queue=queue.name, position=len(queue.waiting), call_id=call.id)
+    deadline = None if max_wait is None else time.monotonic() + max_wait
+    try:
+        while not waiter.taken.done():
+            call.check()
+            if deadline is not None and time.monotonic() >= deadline:
+                log.info("left the queue: waited too long", queue=queue.name, call_id=call.id)
+                return "timeout"
+            if announce is not None:
+                announcement = call.leg.play(await announce(queue.position(waiter)))
+                await call.wait_any(
+                    [announcement.done, waiter.taken], _left(deadline), wake_on_digit=False
+                )
+                if waiter.taken.done():
+                    break
+            call.leg.play(hold_audio, loop=True)
+            wait = _left(deadline)
+            if announce is not None:
+                wait = ANNOUNCE_EVERY if wait is None else min(wait, ANNOUNCE_EVERY)
+            await call.wait_any([waiter.taken], wait, wake_on_digit=False)
+        # An agent has us: the bridge is theirs to run; wait for it to end.
+        await call.wait_any([waiter.released], None, wake_on_digit=False)
+        call.check()
+        return "bridged"
+    finally:
+        if waiter in queue.waiting:
+            queue.waiting.remove(waiter)
+        if not queue.waiting and rooms.get(key) is queue:
+            del rooms[key]
+        waiter.left.set_result(None)
+        if not waiter.taken.done():
+            call.leg.stop_playback()
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+async def bridge_next(agent: Call, rooms: dict[str, Any], name: str) -> str:
+    """Join ``agent`` to the caller who has waited longest in the queue ``name``:
+    ``bridged`` when that bridge ends, ``empty`` when nobody waits."""
+    if not agent.answered:
+        await agent.answer()
+    agent.check()
+    queue = rooms.get(_queue_key(name))
+    waiter = _next_waiter(queue) if isinstance(queue, CallQueue) else None
+    if waiter is None:
+        return "empty"
+    caller = waiter.call
+    log.info("queue call taken", queue=name, caller=caller.id, agent=agent.id)
+    caller.leg.stop_playback()
+    agent.leg.stop_playback()
+    caller.leg.relay_to(agent.leg)
+    agent.leg.relay_to(caller.leg)
+    waiter.taken.set_result(None)
+    try:
+        await agent.wait_any([caller.ended_future, waiter.left], None, wake_on_digit=False)
+    finally:
+        caller.leg.relay_to(None)
+        agent.leg.relay_to(None)
+        if not waiter.released.done():
+            waiter.released.set_result(None)
+        agent.flush_digits()
+    if agent.ended:
+        raise CallEnded(agent.hangup_cause or "agent hung up")
+    return "bridged"
+
+
+def _next_waiter(queue: CallQueue) -> Waiter | None:
+    """The caller who has waited longest and is still there, out of the queue.
+    (It stays in ``rooms`` until that caller's ``enqueue`` ends.)"""
+    while queue.waiting:
+        waiter = queue.waiting.popleft()
+        if not waiter.call.ended and not waiter.left.done():
+            return waiter
+    return None
