@@ -10,6 +10,7 @@ line by line.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +70,26 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_records(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The server's JSON log lines; only those whose event is ``event`` when given."""
+        out = []
+        for line in self.log_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if event is None or record.get("event") == event:
+                out.append(record)
+        return out
+
+    def scenario_logs(self, prefix: str) -> list[str]:
+        """The messages ``log@v1`` wrote that start with ``prefix``, oldest first."""
+        return [
+            str(r["event"])
+            for r in self.log_records()
+            if r.get("scenario_log") and str(r.get("event", "")).startswith(prefix)
+        ]
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -11,7 +11,6 @@ REGISTER and verifies the digests we answer with.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from pathlib import Path
@@ -54,18 +53,6 @@ branches:
       - action: log@v1
         params: {message: "dial result ${$dial.status} ${$dial.target}"}
 """
-
-
-def events(server: ServerProcess, name: str) -> list[dict[str, object]]:
-    out = []
-    for line in server.log_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("event") == name:
-            out.append(record)
-    return out
 
 
 def users_server(tmp: Path, scenarios: Path = SCENARIOS, routes: dict[str, str] | None = None,
@@ -126,9 +113,9 @@ def test_registered_phone_calls_a_scenario(tmp_path: Path) -> None:
             assert phone.wait_closed(timeout=25) == "Connection reset by peer"
             heard, rate = phone.recorded_audio()
         assert audio.speech_seconds(heard, rate) > 2.0
-        registers = events(server, "register")
+        registers = server.log_records("register")
         assert any(r["user"] == "alice" and r["status"] == 200 for r in registers)
-        refused = [r for r in events(server, "call refused") if r.get("status") == 407]
+        refused = [r for r in server.log_records("call refused") if r.get("status") == 407]
         assert refused, "the call was not challenged"
     finally:
         server.stop()
@@ -144,7 +131,7 @@ def test_wrong_password_cannot_register(tmp_path: Path) -> None:
             phone.wait_registered(timeout=10)
     finally:
         server.stop()
-    assert not [r for r in events(server, "register") if r.get("status") == 200]
+    assert not [r for r in server.log_records("register") if r.get("status") == 200]
 
 
 def test_a_user_dials_another_by_name(tmp_path: Path) -> None:
@@ -215,8 +202,8 @@ trunks:
             time.sleep(0.5)
         finally:
             server.stop()
-    assert events(server, "trunk registered")
-    assert events(server, "dial result answered +33199001234")
+    assert server.log_records("trunk registered")
+    assert server.log_records("dial result answered +33199001234")
     assert_digest_is_right((tmp_path / "trunk" / "messages.log").read_text(), "secret")
 
 
@@ -248,8 +235,8 @@ trunks:
         try:
             carrier.wait(timeout=15).assert_ok(calls=1)  # it got our OPTIONS and answered
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not events(server, "trunk up"):
+            while time.monotonic() < deadline and not server.log_records("trunk up"):
                 time.sleep(0.1)
         finally:
             server.stop()
-    assert events(server, "trunk up")[0]["trunk"] == "carrier"
+    assert server.log_records("trunk up")[0]["trunk"] == "carrier"

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.integration.conftest import start_server
-from tests.integration.test_media_actions import log_events, scenario_logs
+from tests.integration.test_media_actions import scenario_logs
 from tests.support import audio
 from tests.support.baresip import Baresip
 
@@ -86,9 +86,9 @@ def test_three_callers_hear_the_others_but_not_themselves(tmp_path: Path) -> Non
     assert [r["event"] for r in scenario_logs(server, "left conference ")] == [
         "left conference key"
     ]
-    left = sorted(str(r["outcome"]) for r in log_events(server, "conference left"))
+    left = sorted(str(r["outcome"]) for r in server.log_records("conference left"))
     assert left == ["hangup", "hangup", "key"]
-    assert [r["participants"] for r in log_events(server, "conference joined")] == [1, 2, 3]
+    assert [r["participants"] for r in server.log_records("conference joined")] == [1, 2, 3]
 
     db = sqlite3.connect(server.data_dir / "data" / "mediaserver.db")
     try:

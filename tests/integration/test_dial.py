@@ -9,14 +9,13 @@ by sipp; the outcome the scenario saw is read from the server's log.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import start_server
 from tests.support import audio
 from tests.support.baresip import Baresip
 from tests.support.sipp import SippBackground
@@ -47,18 +46,6 @@ def write_bridge(folder: Path, target: str, timeout: int = 15, ringback: str = "
     (folder / "bridge.yaml").write_text(
         BRIDGE.format(target=target, timeout=timeout, ringback=ringback)
     )
-
-
-def log_events(server: ServerProcess, event: str) -> list[dict[str, object]]:
-    out = []
-    for line in server.log_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("event") == event:
-            out.append(record)
-    return out
 
 
 @pytest.fixture
@@ -103,9 +90,9 @@ def test_two_phones_hear_each_other(
     assert not audio.tone_present(heard_b, rate_b, 1100, 0.5), "B heard itself"
     # After the bridge, the scenario went on: "The call has ended." was spoken to A.
     assert audio.speech_seconds(after[len(heard_a) :], rate) > 0.5
-    results = [r["event"] for r in log_events(server, "dial result answered " + b.sip_uri)]
+    results = [r["event"] for r in server.log_records("dial result answered " + b.sip_uri)]
     assert results, "the scenario did not log the dial result"
-    bridged = log_events(server, "bridged")
+    bridged = server.log_records("bridged")
     assert bridged and bridged[0]["transcoding"] is (codec_a != codec_b)
 
 
@@ -148,7 +135,7 @@ def test_busy_target(tmp_path: Path, busy_target: SippBackground) -> None:
         busy_target.wait(timeout=10).assert_ok(calls=1)
     finally:
         server.stop()
-    assert log_events(server, f"dial result busy {busy_target.uri}")
+    assert server.log_records(f"dial result busy {busy_target.uri}")
 
 
 def test_unanswered_target_is_cancelled(tmp_path: Path) -> None:
@@ -167,7 +154,7 @@ def test_unanswered_target_is_cancelled(tmp_path: Path) -> None:
             uas.wait(timeout=10).assert_ok(calls=1)
         finally:
             server.stop()
-    assert log_events(server, f"dial result no-answer {uas.uri}")
+    assert server.log_records(f"dial result no-answer {uas.uri}")
 
 
 def test_untrusted_caller_cannot_dial(tmp_path: Path, tones: tuple[Path, Path]) -> None:
@@ -188,4 +175,4 @@ def test_untrusted_caller_cannot_dial(tmp_path: Path, tones: tuple[Path, Path]) 
             assert "CALL_ESTABLISHED" not in b.event_types(), "an untrusted caller rang the callee"
         finally:
             server.stop()
-    assert not log_events(server, "run started")
+    assert not server.log_records("run started")

@@ -11,7 +11,6 @@ webhook a local receiver got).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -40,24 +39,6 @@ SECRET = "reminder-secret"
 BEEP_HZ = 1000  # the "record after the tone" beep
 
 
-def log_records(server: ServerProcess) -> list[dict[str, Any]]:
-    out = []
-    for line in server.log_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
-def scenario_logs(server: ServerProcess, prefix: str) -> list[str]:
-    return [
-        str(r["event"])
-        for r in log_records(server)
-        if r.get("scenario_log") and str(r.get("event", "")).startswith(prefix)
-    ]
-
-
 def wait_until(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,7 +53,7 @@ def wait_log(server: ServerProcess, event: str, timeout: float = 20.0, **fields:
     def found() -> bool:
         return any(
             r.get("event") == event and all(r.get(k) == v for k, v in fields.items())
-            for r in log_records(server)
+            for r in server.log_records()
         )
 
     wait_until(found, timeout, f"log {event!r} {fields}")
@@ -136,7 +117,7 @@ def test_forward_unanswered_then_voicemail(tmp_path: Path) -> None:
     finally:
         server.stop()
     rid, length = check_voicemail(server, 700, 3.0)
-    logs = scenario_logs(server, "forward:")
+    logs = server.scenario_logs("forward:")
     assert logs[0] == "forward: no-answer, voicemail"
     assert logs[1].startswith(f"forward: voicemail {rid} ") and logs[1].endswith(" s")
     assert abs(float(logs[1].split()[3]) - length) < 0.05
@@ -168,7 +149,7 @@ def test_forward_answered_bridges_the_two(tmp_path: Path) -> None:
         server.stop()
     assert audio.tone_present(heard_caller, rate_caller, 1100, 1.5), "the caller did not hear alice"
     assert audio.tone_present(heard_alice, rate_alice, 700, 1.5), "alice did not hear the caller"
-    (logged,) = scenario_logs(server, "forward:")
+    (logged,) = server.scenario_logs("forward:")
     assert logged.startswith("forward: answered ")
     assert recordings(server) == []
 
@@ -189,7 +170,7 @@ def test_voicemail_records_the_message(tmp_path: Path) -> None:
     finally:
         server.stop()
     rid, length = check_voicemail(server, 800, 4.0)
-    (logged,) = scenario_logs(server, "voicemail:")
+    (logged,) = server.scenario_logs("voicemail:")
     assert logged.startswith(f"voicemail: message {rid} from dave, ")
     assert abs(float(logged.split()[-2]) - length) < 0.05
     # The greeting, the beep, the message (4 s of quiet), then "Thank you for your message."
@@ -228,15 +209,15 @@ def test_conference_with_a_pin(tmp_path: Path) -> None:
             time.sleep(1.0)
             ann.send_dtmf("1234#")
             bob.send_dtmf("1234#")
-            wait_until(lambda: len(scenario_logs(server, "conference: ann joins")) == 1)
-            wait_until(lambda: len(scenario_logs(server, "conference: bob joins")) == 1)
+            wait_until(lambda: len(server.scenario_logs("conference: ann joins")) == 1)
+            wait_until(lambda: len(server.scenario_logs("conference: bob joins")) == 1)
             wait_log(server, "conference joined", participants=2)
 
             eve.dial(server.uri("conference"))  # a wrong PIN: refused, asked again
             eve.wait_established(timeout=10)
             time.sleep(1.0)
             eve.send_dtmf("9999#")
-            wait_until(lambda: scenario_logs(server, "conference: wrong PIN from eve"))
+            wait_until(lambda: server.scenario_logs("conference: wrong PIN from eve"))
             time.sleep(3.0)
             heard = {name: p.recorded_audio() for name, p in (("ann", ann), ("bob", bob))}
             heard_eve, rate_eve = eve.recorded_audio()
@@ -256,7 +237,7 @@ def test_conference_with_a_pin(tmp_path: Path) -> None:
     assert not audio.tone_present(heard_eve, rate_eve, 700, 0.5), "eve heard the room"
     assert not audio.tone_present(heard_eve, rate_eve, 1100, 0.5), "eve heard the room"
     assert audio.speech_seconds(heard_eve, rate_eve) > 2.0  # the question and the "sorry"
-    logs = scenario_logs(server, "conference:")
+    logs = server.scenario_logs("conference:")
     assert sorted(logs[:2]) == ["conference: ann joins team", "conference: bob joins team"]
     assert logs[2:4] == [
         "conference: wrong PIN from eve (attempt 1)",
@@ -333,7 +314,7 @@ def test_reminder_call_is_confirmed_with_1(tmp_path: Path, web: WebPeer) -> None
     assert run["status"] == "completed", run
     assert run["variables"]["$answer"] == "confirmed" and run["variables"]["$key"] == "1"
     assert run["variables"]["$dial"]["status"] == "answered"
-    assert scenario_logs(server, "reminder:") == ["reminder: Alice confirmed"]
+    assert server.scenario_logs("reminder:") == ["reminder: Alice confirmed"]
     payload = check_reminder_hook(web, runid)
     assert payload["data"] == {"name": "Alice", "time": "3 PM", "answer": "confirmed"}
     assert payload["callid"] and payload["to"]
@@ -352,7 +333,7 @@ def test_reminder_to_a_busy_phone_logs_it(tmp_path: Path, web: WebPeer) -> None:
         server.stop()
     assert run["status"] == "completed", run
     assert run["variables"]["$answer"] == "not reached"
-    assert scenario_logs(server, "reminder:") == ["reminder: Bob not reached (busy)"]
+    assert server.scenario_logs("reminder:") == ["reminder: Bob not reached (busy)"]
     payload = check_reminder_hook(web, runid)
     assert payload["data"] == {"name": "Bob", "time": "the usual time", "answer": "not reached"}
     assert payload["callid"] is None

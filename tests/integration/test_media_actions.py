@@ -31,23 +31,11 @@ from tests.support.plainphone import PlainPhone
 pytestmark = pytest.mark.integration
 
 
-def log_events(server: ServerProcess, event: str | None = None) -> list[dict[str, object]]:
-    out = []
-    for line in server.log_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if event is None or record.get("event") == event:
-            out.append(record)
-    return out
-
-
 def scenario_logs(server: ServerProcess, prefix: str) -> list[dict[str, object]]:
     """The lines log@v1 wrote that start with ``prefix``."""
     return [
         r
-        for r in log_events(server)
+        for r in server.log_records()
         if r.get("scenario_log") and str(r.get("event", "")).startswith(prefix)
     ]
 
@@ -55,7 +43,7 @@ def scenario_logs(server: ServerProcess, prefix: str) -> list[dict[str, object]]
 def wait_log(server: ServerProcess, event: str, timeout: float = 15.0) -> list[dict[str, object]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = log_events(server, event)
+        found = server.log_records(event)
         if found:
             return found
         time.sleep(0.1)
@@ -151,7 +139,7 @@ def test_inband_dtmf_drives_the_ivr(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert [r["event"] for r in scenario_logs(server, "pin ")] == ["pin 1590"]
-    received = [r["key"] for r in log_events(server, "dtmf received")]
+    received = [r["key"] for r in server.log_records("dtmf received")]
     assert received == ["1", "5", "9", "0", "#"]
 
 
@@ -304,7 +292,7 @@ def test_play_from_an_http_url(tmp_path: Path, web: str) -> None:
     assert audio.tone_present(heard, rate, 600, 1.3)
     assert audio.active_seconds(heard, rate, -40) >= 2.8, "the tone played twice from the URL"
     assert scenario_logs(server, "played once") and not scenario_logs(server, "never here")
-    (failed,) = log_events(server, "run failed")
+    (failed,) = server.log_records("run failed")
     assert f"{web}/missing.wav: HTTP 404 File not found" in str(failed["error"])
     # Downloaded once: the second play came from the cache.
     assert _Files.requests.count("/tone.wav") == 1
@@ -354,7 +342,7 @@ def test_dial_records_the_bridged_call(tmp_path: Path, callee_codec: str) -> Non
     assert not audio.tone_present(right, rate, 700, 0.3)
     (row,) = recordings_rows(server)
     assert (row["id"], row["kind"], row["channels"]) == (rid, "call", 2)
-    bridged = log_events(server, "bridged")
+    bridged = server.log_records("bridged")
     assert bridged and bridged[0]["transcoding"] is (callee_codec != "PCMU")
 
 

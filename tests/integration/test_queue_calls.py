@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from tests.integration.conftest import ServerProcess, start_server
-from tests.integration.test_dial import log_events
 from tests.support import audio
 from tests.support.baresip import Baresip
 
@@ -111,8 +110,8 @@ def test_the_agent_takes_the_caller_who_waited_longest(tmp_path: Path) -> None:
     assert not audio.tone_present(agent_heard, agent_rate, HZ["second"], 0.3)
     assert not audio.tone_present(second_heard, rate, HZ["agent"], 0.3), "second was bridged too"
     assert audio.tone_present(second_heard, rate, RINGBACK, 1.5), "second was not on hold"
-    assert [r["event"] for r in log_events(server, "queue: bridged")] == ["queue: bridged"]
-    assert log_events(server, "agent: bridged") == []  # the agent hung up: its run ended there
+    assert [r["event"] for r in server.log_records("queue: bridged")] == ["queue: bridged"]
+    assert server.log_records("agent: bridged") == []  # the agent hung up: its run ended there
 
 
 def test_a_caller_leaves_after_max_wait(tmp_path: Path) -> None:
@@ -130,7 +129,7 @@ def test_a_caller_leaves_after_max_wait(tmp_path: Path) -> None:
         assert queues(server) == []
     finally:
         server.stop()
-    assert log_events(server, "queue: timeout")
+    assert server.log_records("queue: timeout")
     hold = audio.tone_seconds(heard, rate, DIAL_TONE)
     assert 3.5 <= hold <= 4.5, f"{hold} s of hold audio for a 4 s max_wait"
     assert audio.speech_seconds(heard, rate) > 0.5, "the scenario did not go on after the queue"
@@ -155,5 +154,5 @@ def test_an_agent_with_nobody_waiting_hears_so(tmp_path: Path) -> None:
             agent.wait_closed(timeout=10)
     finally:
         server.stop()
-    assert log_events(server, "agent: empty")
+    assert server.log_records("agent: empty")
     assert audio.speech_seconds(heard, rate) > 0.5, "the agent did not hear 'Nobody is waiting.'"

@@ -11,11 +11,9 @@ received and heard, and from the scenario's own log lines.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -127,32 +125,14 @@ branches:
 """
 
 
-def log_records(server: ServerProcess) -> list[dict[str, Any]]:
-    out = []
-    for line in server.log_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
-def scenario_logs(server: ServerProcess, prefix: str) -> list[str]:
-    return [
-        str(r["event"])
-        for r in log_records(server)
-        if r.get("scenario_log") and str(r.get("event", "")).startswith(prefix)
-    ]
-
-
 def wait_logs(server: ServerProcess, prefix: str, count: int = 1, timeout: float = 15) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = scenario_logs(server, prefix)
+        found = server.scenario_logs(prefix)
         if len(found) >= count:
             return found
         time.sleep(0.1)
-    raise AssertionError(f"fewer than {count} {prefix!r} lines: {scenario_logs(server, prefix)}")
+    raise AssertionError(f"fewer than {count} {prefix!r} lines: {server.scenario_logs(prefix)}")
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +187,7 @@ def test_fetch_results_failures_and_posts(server: ServerProcess, web: WebPeer) -
         phone.wait_established(timeout=10)
         assert phone.wait_closed(timeout=30) == "Connection reset by peer"
         heard, rate = phone.recorded_audio()
-    assert scenario_logs(server, "fetch:") == [
+    assert server.scenario_logs("fetch:") == [
         "fetch: customer Alice owes 42",
         "fetch: broken 500 oops",  # a 500 is a result: no on-error
         "fetch: dead service, on-error",
@@ -223,7 +203,7 @@ def test_fetch_results_failures_and_posts(server: ServerProcess, web: WebPeer) -
     # The JSON result was spoken: "Hello Alice. You owe 42 euros."
     assert audio.speech_seconds(heard, rate) > 1.5
     failed = [
-        r for r in log_records(server) if r.get("event") == "action failed, running its on-error"
+        r for r in server.log_records() if r.get("event") == "action failed, running its on-error"
     ]
     reasons = [str(r["error"]) for r in failed]
     assert any("fetch@v1 at" in r and "/nothing" in r for r in reasons), reasons
@@ -238,7 +218,7 @@ def test_webhook_events_reach_the_receiver_signed(server: ServerProcess, web: We
         phone.dial(server.uri("hook"))
         phone.wait_established(timeout=10)
         assert phone.wait_closed(timeout=20) == "Connection reset by peer"
-    assert scenario_logs(server, "webhook:") == ["webhook: queued both"]
+    assert server.scenario_logs("webhook:") == ["webhook: queued both"]
     signed = web.wait_for(lambda r: r.path == "/events")
     body = signed.json()
     assert body["type"] == "v2.scenario.event" and body["try"] == 0
@@ -313,7 +293,7 @@ def test_a_sip_message_is_answered_with_message(server: ServerProcess, api: http
         assert raw is not None
         answer_request(probe, raw, 486, "Busy Here")
         replies = wait_logs(server, "sms: reply", count=2)
-    assert scenario_logs(server, "sms: from") == [
+    assert server.scenario_logs("sms: from") == [
         f"sms: from probe to {number}: hello there",
         f"sms: from probe to {number}: again",
     ]
@@ -354,14 +334,16 @@ def test_detect_tells_a_person_from_a_machine(
         assert speech_seconds < 1.5, speech_seconds
     if voice == "greeting":
         assert speech_seconds > 4, speech_seconds
-    before = len(scenario_logs(server, "detect:"))
+    before = len(server.scenario_logs("detect:"))
     with Baresip(user=f"amd-{voice}", input_wav=voices[voice], max_call_s=20) as phone:
         phone.dial(server.uri("amd"))
         phone.wait_established(timeout=10)
         assert phone.wait_closed(timeout=15) == "Connection reset by peer"
     found = wait_logs(server, "detect:", count=before + 1)
     assert found[before] == f"detect: {verdict}"
-    detections = [r for r in log_records(server) if r.get("event") == "answering machine detection"]
+    detections = [
+        r for r in server.log_records() if r.get("event") == "answering machine detection"
+    ]
     listened = float(detections[-1]["listened"])
     if verdict == "unknown":
         assert listened == pytest.approx(6, abs=0.3)  # the whole timeout

@@ -7,7 +7,6 @@ and the branch the IVR took is read from the server's log for that call.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,6 @@ from tests.support.sipp import run_sipp
 pytestmark = pytest.mark.integration
 
 SIPP_DIR = Path(__file__).parent / "sipp"
-
-
-def server_events(server: ServerProcess, event: str) -> list[dict[str, object]]:
-    """The server's JSON log lines whose event is ``event``."""
-    out = []
-    for line in server.log_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("event") == event:
-            out.append(record)
-    return out
 
 
 def test_many_echo_calls_over_udp(server: ServerProcess, tmp_path: Path) -> None:
@@ -56,7 +42,7 @@ def test_echo_calls_over_tcp(server: ServerProcess, tmp_path: Path) -> None:
 def test_ivr_branch_chosen_by_rfc2833_digit(
     server: ServerProcess, tmp_path: Path, digit: str, branch: str
 ) -> None:
-    before = len(server_events(server, branch))
+    before = len(server.log_records(branch))
     result = run_sipp(
         server.target,
         scenario=SIPP_DIR / "dtmf_2833.xml",
@@ -66,20 +52,20 @@ def test_ivr_branch_chosen_by_rfc2833_digit(
         workdir=tmp_path,
     )
     result.assert_ok(calls=1)
-    taken = server_events(server, branch)
+    taken = server.log_records(branch)
     assert len(taken) == before + 1, f"the IVR did not log {branch!r}"
     # The digit arrived exactly once although each pcap sends its end packet three times.
     call_id = taken[-1]["call_id"]
-    digits = [r for r in server_events(server, "dtmf received") if r.get("call_id") == call_id]
+    digits = [r for r in server.log_records("dtmf received") if r.get("call_id") == call_id]
     assert [r["key"] for r in digits] == [digit]
     # The server ended the call (the IVR hangs up after its branch), and said why.
-    ended = [r for r in server_events(server, "call ended") if r.get("call_id") == call_id]
+    ended = [r for r in server.log_records("call ended") if r.get("call_id") == call_id]
     assert ended and ended[0]["source"] == "server" and ended[0]["run"] == "completed"
 
 
 def test_ivr_invalid_digit_prompts_again(server: ServerProcess, tmp_path: Path) -> None:
     """9 is not a valid choice: the IVR says sorry and asks again (then sipp hangs up)."""
-    before = len(server_events(server, "action"))
+    before = len(server.log_records("action"))
     result = run_sipp(
         server.target,
         scenario=SIPP_DIR / "dtmf_2833.xml",
@@ -89,7 +75,7 @@ def test_ivr_invalid_digit_prompts_again(server: ServerProcess, tmp_path: Path) 
         workdir=tmp_path,
     )
     result.assert_ok(calls=1)
-    actions = [r for r in server_events(server, "action")[before:] if r.get("scenario") == "ivr"]
+    actions = [r for r in server.log_records("action")[before:] if r.get("scenario") == "ivr"]
     gathers = [r for r in actions if r.get("action") == "gather@v1"]
     assert len(gathers) >= 2, "the menu was not offered again after an invalid digit"
     assert any(r.get("action") == "goto@v1" for r in actions)

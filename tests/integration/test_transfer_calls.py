@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ServerProcess, start_server
-from tests.integration.test_dial import log_events, write_bridge
+from tests.integration.test_dial import write_bridge
 from tests.support import audio
 from tests.support.baresip import Baresip
 from tests.support.sipp import SippBackground
@@ -85,8 +85,8 @@ def test_refer_hands_the_caller_to_the_target(tmp_path: Path) -> None:
             server.stop()
     assert hears(heard_b, rate, "b"), "A did not reach B"
     assert hears(heard_a, rate_a, "a"), "B did not hear A"
-    assert log_events(server, "transfer transferred")
-    [ended] = log_events(server, "call ended")
+    assert server.log_records("transfer transferred")
+    [ended] = server.log_records("call ended")
     assert ended["source"] == "server"  # we hung up once A reported 200 in a NOTIFY
     assert first != second
 
@@ -106,7 +106,7 @@ def test_a_failed_refer_leaves_the_call_with_the_scenario(tmp_path: Path) -> Non
             busy.wait(timeout=10).assert_ok(calls=1)
         finally:
             server.stop()
-    assert log_events(server, "transfer failed")
+    assert server.log_records("transfer failed")
     assert audio.speech_seconds(samples, rate) > 0.5, "the scenario did not go on"
 
 
@@ -128,7 +128,7 @@ def test_bridge_mode_joins_the_caller_to_the_target(tmp_path: Path) -> None:
         finally:
             server.stop()
     assert hears(heard_a, rate, "b") and hears(heard_b, rate_b, "a")
-    assert log_events(server, "transfer transferred")
+    assert server.log_records("transfer transferred")
 
 
 def test_the_callee_of_a_bridge_transfers_the_caller(tmp_path: Path) -> None:
@@ -161,5 +161,5 @@ def test_the_callee_of_a_bridge_transfers_the_caller(tmp_path: Path) -> None:
     assert hears(heard_after[-2 * rate :], rate, "c"), "A was not put through to C"
     assert not hears(heard_after[-2 * rate :], rate, "b")
     assert hears(heard_by_c, rate_c, "a"), "C did not hear A"
-    assert log_events(server, "bridge transferred")
-    assert log_events(server, f"dial result answered {c.sip_uri}")
+    assert server.log_records("bridge transferred")
+    assert server.log_records(f"dial result answered {c.sip_uri}")
