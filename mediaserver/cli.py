@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="also validate this config file and its scenarios")
 
     call = commands.add_parser("call", help="place an outbound call through a running server")
-    call.add_argument("target", metavar="TARGET", help="SIP URI (or number) to call")
+    call.add_argument("target", metavar="TARGET", help="SIP URI, registered user or number to call")
     call.add_argument("--scenario", required=True, help="scenario name (its api-initiated branch)")
     call.add_argument(
         "--var",

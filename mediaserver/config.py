@@ -28,6 +28,8 @@ from mediaserver.yamlsource import (
 SUPPORTED_CODECS = ("PCMU", "PCMA")
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+CALLFLOW_URL = re.compile(r"(?i)https?://[^\s/?#]+[^\s]*")
+"""What follows ``callflow:`` in a route: the application's URL."""
 
 
 @dataclass(frozen=True)
@@ -559,8 +561,18 @@ def _routes(
         if not isinstance(target, str) or not target.strip():
             c.error(routes.value_mark(item), f"routes.{key}: expected a scenario name")
             continue
-        prefix = target.split(":", 1)[0]
-        if ":" in target and prefix in ("call-control", "callflow"):
+        prefix, _, url = target.partition(":")
+        if prefix == "callflow" and url:
+            # SPEC section 6: the Voxology Call Flow Loop at URL (mediaserver.callflow.route).
+            if not CALLFLOW_URL.fullmatch(url.strip()):
+                c.error(
+                    routes.value_mark(item),
+                    f"routes.{key}: callflow: needs an http:// or https:// URL, got {url!r}",
+                )
+                continue
+            out[key] = f"callflow:{url.strip()}"
+            continue
+        if prefix == "call-control" and url:
             c.error(routes.value_mark(item), f"routes.{key}: {prefix} routes are not available yet")
             continue
         if not SCENARIO_NAME.fullmatch(target):

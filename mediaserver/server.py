@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from mediaserver.actions.model import Scenario
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_text
 from mediaserver.api.http import HttpListener
@@ -34,6 +35,7 @@ from mediaserver.api.webhooks import (
     WebhookSubscription,
     targets_from_config,
 )
+from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.services import CallServices
@@ -146,7 +148,9 @@ class Server:
             serve_message=self.serve_message,
         )
 
-        self.actions = ServerActions(self.ua, self.webhooks, config.sip.user_agent)
+        self.actions = ServerActions(
+            self.ua, self.webhooks, config.sip.user_agent, start_call=self.start_scenario_call
+        )
 
     # -- start and stop --------------------------------------------------------------
 
@@ -262,9 +266,13 @@ class Server:
     # -- calls -------------------------------------------------------------------------
 
     async def serve_call(self, call: Call) -> None:
-        """Run the ``inbound-call`` branch of the call's scenario."""
+        """Run the ``inbound-call`` branch of the call's scenario (for a route
+        ``callflow:URL``, a ``callflow@v1`` of URL)."""
         name = call.scenario or ""
         scenario = self.library.get(name)
+        url = route_url(name)
+        if scenario is None and url is not None:
+            scenario = callflow_scenario(url)
         if scenario is None:  # removed through the API since routing picked it
             call.end("not_found", "server")
             call.finish()
@@ -338,6 +346,40 @@ class Server:
             raise RunRefused("scenario", f"no scenario {name!r}")
         if API_BRANCH not in scenario.branches:
             raise RunRefused("scenario", f"scenario {name!r} has no {API_BRANCH} branch")
+        return await self._start_api_run(
+            scenario,
+            self.library.store_id(name),
+            to=to,
+            variables=variables,
+            caller_id=caller_id,
+            ring_timeout=API_CALL_TIMEOUT,
+        )
+
+    async def start_scenario_call(
+        self,
+        to: str,
+        scenario: Scenario,
+        *,
+        caller_id: str | None,
+        variables: dict[str, object],
+        timeout: float,
+    ) -> str:
+        """Call ``to`` and run ``scenario``'s api-initiated branch (a scenario that is
+        not in the library: the Voxology DIAL action's call flow); the run id."""
+        return await self._start_api_run(
+            scenario, None, to=to, variables=variables, caller_id=caller_id, ring_timeout=timeout
+        )
+
+    async def _start_api_run(
+        self,
+        scenario: Scenario,
+        scenario_id: str | None,
+        *,
+        to: str | None,
+        variables: dict[str, object] | None,
+        caller_id: str | None,
+        ring_timeout: float,
+    ) -> str:
         run_id = f"api:{new_call_id()}"
         try:
             run = Run(
@@ -359,22 +401,25 @@ class Server:
                 )
             except TargetError as exc:
                 raise RunRefused("to", str(exc)) from None
-            call.scenario = name
-        scenario_id = self.library.store_id(name)
+            call.scenario = scenario.name
         self.journal.run_started(run_id, scenario_id, API_BRANCH, dict(variables or {}))
-        task = asyncio.get_running_loop().create_task(self._api_run(run, call, run_id))
+        task = asyncio.get_running_loop().create_task(
+            self._api_run(run, call, run_id, ring_timeout)
+        )
         self.runs[run_id] = task
         task.add_done_callback(lambda _: self.runs.pop(run_id, None))
         return run_id
 
-    async def _api_run(self, run: Run, call: OutboundCall | None, run_id: str) -> None:
+    async def _api_run(
+        self, run: Run, call: OutboundCall | None, run_id: str, ring_timeout: float
+    ) -> None:
         structlog.contextvars.bind_contextvars(run_id=run_id)
         outcome: RunOutcome | None = None
         try:
             if call is None:
                 outcome = await run.execute()
                 return
-            status = await call.place(API_CALL_TIMEOUT)
+            status = await call.place(ring_timeout)
             duration = 0.0
             run.sandbox.define_builtin(
                 "$dial", {"status": status, "duration": duration, "target": call.target}

@@ -12,25 +12,36 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 
 from mediaserver.actions.callapi import FetchError, FetchResult
+from mediaserver.actions.model import Scenario
 from mediaserver.api.webhooks import WebhookDispatcher
 from mediaserver.sip.ua import UserAgent
 
 MAX_RESPONSE_BYTES = 1 << 20  # a scenario's data, not a download
 METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"))
 
+CallStarter = Callable[..., Awaitable[str]]
+"""``Server.start_scenario_call``: places a call that runs a scenario."""
+
 
 class ServerActions:
-    def __init__(self, ua: UserAgent, webhooks: WebhookDispatcher, user_agent: str) -> None:
+    def __init__(
+        self,
+        ua: UserAgent,
+        webhooks: WebhookDispatcher,
+        user_agent: str,
+        start_call: CallStarter | None = None,
+    ) -> None:
         self.ua = ua
         self.webhooks = webhooks
         self._client: httpx.AsyncClient | None = None
         self._user_agent = user_agent
+        self._start_call = start_call
 
     async def close(self) -> None:
         if self._client is not None:
@@ -89,3 +100,18 @@ class ServerActions:
 
     async def send_message(self, to: str, text: str, *, sender: str | None) -> int | None:
         return await self.ua.send_message(to, text, sender=sender or "mediaserver")
+
+    async def start_call(
+        self,
+        to: str,
+        scenario: Scenario,
+        *,
+        caller_id: str | None,
+        variables: Mapping[str, object],
+        timeout: float,
+    ) -> str:
+        if self._start_call is None:
+            raise ValueError("this server cannot place calls for actions")
+        return await self._start_call(
+            to, scenario, caller_id=caller_id, variables=dict(variables), timeout=timeout
+        )

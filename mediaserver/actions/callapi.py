@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
+
+if TYPE_CHECKING:
+    from mediaserver.actions.model import Scenario
 
 __all__ = [
     "DTMF_KEYS",
@@ -104,7 +107,7 @@ class RecordOptions:
 class VoicemailOptions:
     max_length: float = 60.0
     silence_timeout: float = 5.0
-    finish_on_key: str | None = "#"  # None: no key ends the message
+    finish_on_key: str | None = "#"  # keys that end the message (any of them); None: none
 
 
 @dataclass(frozen=True)
@@ -311,4 +314,19 @@ class ServerApi(Protocol):
 
     async def send_message(self, to: str, text: str, *, sender: str | None) -> int | None:
         """Send a SIP MESSAGE (RFC 3428); the final SIP status, None without one."""
+        ...
+
+    async def start_call(
+        self,
+        to: str,
+        scenario: Scenario,
+        *,
+        caller_id: str | None,
+        variables: Mapping[str, object],
+        timeout: float,
+    ) -> str:
+        """Call ``to`` (ringing up to ``timeout`` seconds) and run ``scenario``'s
+        ``api-initiated`` branch with ``variables``, once answered or, ``$dial``
+        telling why, without the call; returns the run id at once. ValueError when
+        ``to`` cannot be called (the Voxology DIAL action)."""
         ...

@@ -212,6 +212,8 @@ def actions_index() -> str:
 
 def planned_list() -> str:
     """The SPEC actions that are refused as "not available in this version yet"."""
+    if not registry.PLANNED:
+        return "None: every action of the specification is available."
     return ", ".join(f"`{name}@v1`" for name in sorted(registry.PLANNED)) + "."
 
 

@@ -75,6 +75,7 @@ __all__ = [
     "Defaults",
     "Scenario",
     "load_scenario",
+    "load_scenario_data",
     "load_scenario_text",
     "load_scenarios",
 ]
@@ -94,6 +95,12 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 def load_scenario_text(text: str, filename: str) -> Scenario:
     """Load and validate scenario text; ``filename`` names it in problems and gives its name."""
     return _build(load_yaml(text, filename), filename)
+
+
+def load_scenario_data(data: Any, filename: str) -> Scenario:
+    """Validate a document that is already Python data (plain dicts and lists, as
+    JSON gives); such data has no positions, so every problem is at 1:1."""
+    return _build(data, filename)
 
 
 def load_scenarios(directory: str | os.PathLike[str]) -> tuple[dict[str, Scenario], list[Problem]]:

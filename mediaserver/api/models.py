@@ -177,8 +177,10 @@ class StartIn(RequestModel):
         default=None,
         min_length=1,
         max_length=256,
-        pattern=r"^(sips?:[!-~]+|\+?[0-9]{2,32})$",
-        description="SIP URI (or number) to call first; without it the branch runs offline",
+        # A SIP URI, or an RFC 3261 25.1 user part: a registered user's name or a number.
+        pattern=r"^(sips?:[!-~]+|[A-Za-z0-9\-_.!~*'()&=+$,;?/%]{1,64})$",
+        description="what to call first: a SIP URI, a registered user's name, or a number "
+        "(through the first trunk); without it the branch runs offline",
         examples=["sip:alice@127.0.0.1:5062"],
     )
     variables: dict[str, Any] = Field(

@@ -301,7 +301,7 @@ class CallMedia:
             if call.ended:
                 return "hangup"
             while (key := await call.next_digit(0)) is not None:
-                if key == finish_on_key:
+                if finish_on_key is not None and key in finish_on_key:
                     return "key"
 
     # -- conferences -----------------------------------------------------------------

@@ -54,7 +54,7 @@ from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.jitter import JitterBuffer
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
 from mediaserver.media.reports import ReportChannel
-from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, parse_rtp
+from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_rtp
 from mediaserver.media.scanner import scanner_for
 from mediaserver.media.stats import LegStats
 
@@ -240,6 +240,9 @@ class RtpLeg(asyncio.DatagramProtocol):
     def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
         """Every packet the fast path does not take: parse, check, dispatch."""
         stats = self.events
+        if is_stun(data):  # a NAT keep-alive or ICE check (RFC 7983 7): no media, no answer
+            stats["stun_in"] += 1
+            return
         if is_rtcp(data):
             stats["rtcp_in"] += 1
             self.reports.receive(data)  # RFC 5761: RTCP multiplexed on the RTP port
@@ -593,6 +596,8 @@ class RtpLeg(asyncio.DatagramProtocol):
             for name, count in self._jitter.stats.items():
                 if name != "current_delay_ms":
                     own[f"jb_{name}"] = own.get(f"jb_{name}", 0) + count
+        if self.reports.stun:
+            own["stun_in"] = own.get("stun_in", 0) + self.reports.stun
         return {
             **self.rtp_stats.snapshot(),
             **own,

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import cast
 
 from mediaserver.media.rtcp import RtcpError, build_compound, parse_compound
+from mediaserver.media.rtp import is_stun
 from mediaserver.media.stats import LegStats
 
 REPORT_INTERVAL = 5.0  # RFC 3550 6.2: the minimum interval, the usual one for a call
@@ -37,6 +38,7 @@ class ReportChannel(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.malformed = 0
+        self.stun = 0  # STUN keep-alives on the RTCP port, ignored
 
     # -- socket -------------------------------------------------------------------
 
@@ -64,7 +66,10 @@ class ReportChannel(asyncio.DatagramProtocol):
         try:
             packets = parse_compound(data, reduced_size=True)
         except RtcpError:
-            self.malformed += 1
+            if is_stun(data):  # a keep-alive on the RTCP port (RFC 7983 7), not a bad report
+                self.stun += 1
+            else:
+                self.malformed += 1
             return
         self.stats.on_rtcp(packets, time.time())
 

@@ -47,6 +47,7 @@ _EXTENSION_BIT = 0x10
 _CSRC_COUNT_MASK = 0x0F
 _MARKER_BIT = 0x80
 _PAYLOAD_TYPE_MASK = 0x7F
+_STUN_MAGIC_COOKIE = bytes.fromhex("2112a442")
 
 
 class RtpError(ValueError):
@@ -128,6 +129,16 @@ def is_rtcp(data: bytes) -> bool:
     """Whether a datagram on a muxed RTP/RTCP port is RTCP rather than RTP."""
     # RFC 5761 4: RTCP packet types 192-223 read as payload types 64-95 once the M bit is masked.
     return len(data) >= 2 and 64 <= (data[1] & _PAYLOAD_TYPE_MASK) <= 95
+
+
+def is_stun(data: bytes) -> bool:
+    """Whether a datagram on a media port is STUN (an ICE check or a NAT keep-alive,
+    as Linphone sends) rather than RTP or RTCP."""
+    # RFC 7983 7: a first byte of 0-3 is STUN; RFC 5389 6: the magic cookie follows the
+    # 2-byte type and length, and a message is a 20-byte header plus 4-byte-aligned attributes.
+    return (
+        len(data) >= 20 and data[0] < 4 and data[4:8] == _STUN_MAGIC_COOKIE and len(data) % 4 == 0
+    )
 
 
 def seq_delta(a: int, b: int) -> int:

@@ -591,7 +591,9 @@ class UserAgent:
         if not NUMBER.fullmatch(target):
             raise TargetError(f"{target!r} is not a SIP URI, a user or a number")
         if not self.trunks:
-            raise TargetError(f"{target!r}: no trunk is configured to call numbers")
+            raise TargetError(
+                f"{target!r} is no user here, and no trunk is configured to call numbers"
+            )
         trunk = next(iter(self.trunks.values()))
         peer = trunk.peer or await trunk.resolve()
         return trunk.request_uri(target), peer, trunk

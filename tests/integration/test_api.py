@@ -445,6 +445,11 @@ def test_start_refusals_name_the_field(api: httpx.Client) -> None:
     error_of(api.post(f"/api/scenarios/{sid}/start", json={"variables": {"$call": 1}}), 422,
              "variables")  # fmt: skip
     error_of(api.post(f"/api/scenarios/{sid}/start", json={"to": "not a uri"}), 422, "to")
+    # A name is a registered user's (none here), a number goes out through a trunk (none).
+    unknown = error_of(api.post(f"/api/scenarios/{sid}/start", json={"to": "nobody"}), 422, "to")
+    assert "'nobody' is no user here, and no trunk" in unknown["message"]
+    no_trunk = error_of(api.post(f"/api/scenarios/{sid}/start", json={"to": "+3312"}), 422, "to")
+    assert "no trunk is configured" in no_trunk["message"]
     error_of(api.post(f"/api/scenarios/{sid}/start", json={"colour": "red"}), 422, "colour")
     # A scenario without an api-initiated branch cannot be started: a conflict, not bad input.
     echo = file_scenario(api, "echo")["sid"]

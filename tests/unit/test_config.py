@@ -397,15 +397,28 @@ routes:
     ]
 
 
-def test_call_control_and_callflow_routes_are_refused_for_now(tmp_path: Path) -> None:
-    text = (
-        "routes:\n"
-        '  "+33199005678": "call-control:http://127.0.0.1:9000/hooks"\n'
-        '  "+33199009999": "callflow:http://127.0.0.1:9000/flow"\n'
-    )
+def test_call_control_routes_are_refused_for_now(tmp_path: Path) -> None:
+    text = 'routes:\n  "+33199005678": "call-control:http://127.0.0.1:9000/hooks"\n'
     assert problems_of(tmp_path, text) == [
         "F:2:19: routes.+33199005678: call-control routes are not available yet",
-        "F:3:19: routes.+33199009999: callflow routes are not available yet",
+    ]
+
+
+def test_callflow_routes_take_an_http_url(tmp_path: Path) -> None:
+    text = (
+        "routes:\n"
+        '  "+33199009999": "callflow:http://127.0.0.1:9000/flow"\n'
+        '  flow: "callflow:https://app.example.com/voice?x=1"\n'
+    )
+    config = loads(tmp_path, text, scenarios=())
+    assert config.routes == {
+        "+33199009999": "callflow:http://127.0.0.1:9000/flow",
+        "flow": "callflow:https://app.example.com/voice?x=1",
+    }
+    bad = 'routes:\n  a: "callflow:ftp://x/flow"\n  b: "callflow:/flow"\n'
+    assert problems_of(tmp_path, bad) == [
+        "F:2:6: routes.a: callflow: needs an http:// or https:// URL, got 'ftp://x/flow'",
+        "F:3:6: routes.b: callflow: needs an http:// or https:// URL, got '/flow'",
     ]
 
 

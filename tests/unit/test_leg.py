@@ -198,6 +198,24 @@ async def test_malformed_packets_are_counted_and_dropped(legs: Legs, peer: Peer)
     assert peer.drain() == 0
 
 
+async def test_stun_keepalives_are_counted_apart_and_ignored(legs: Legs, peer: Peer) -> None:
+    """Linphone sends STUN binding requests to the media ports (RFC 7983 7): no media,
+    not malformed, nothing latched, no answer."""
+    leg = await legs.open()
+    leg.set_echo(True)
+    binding = bytes.fromhex("000100002112a442") + bytes(12)
+    peer.send(leg, binding)
+    peer.send(leg, binding)
+    await until(lambda: leg.stats["stun_in"] == 2)
+    assert leg.stats["malformed"] == 0 and leg.stats["packets_in"] == 0
+    assert leg.remote is None
+    leg.reports.receive(binding)  # the same on the RTCP port
+    snapshot = leg.snapshot()
+    assert snapshot["stun_in"] == 3 and snapshot["rtcp_malformed"] == 0
+    await asyncio.sleep(0.03)
+    assert peer.drain() == 0
+
+
 async def test_unknown_payload_types_are_counted_and_not_echoed(legs: Legs, peer: Peer) -> None:
     leg = await legs.open()
     leg.set_echo(True)

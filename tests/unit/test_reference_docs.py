@@ -246,10 +246,19 @@ text after
 
 def test_refresh_replaces_only_block_bodies() -> None:
     fresh = reference.refresh(SMALL_DOC)
-    assert fresh.startswith("# Doc\n\n<!-- BEGIN GENERATED: planned -->\n`")
+    planned = reference.planned_list()
+    assert fresh.startswith(f"# Doc\n\n<!-- BEGIN GENERATED: planned -->\n{planned}\n")
     assert "stale" not in fresh
     assert fresh.endswith("<!-- END GENERATED -->\n\ntext after\n")
     assert reference.refresh(fresh) == fresh
+
+
+def test_the_planned_list_names_planned_actions_or_says_there_are_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert reference.planned_list() == "None: every action of the specification is available."
+    monkeypatch.setattr(registry, "PLANNED", frozenset({"shout", "sing"}))
+    assert reference.planned_list() == "`shout@v1`, `sing@v1`."
 
 
 def test_problems_name_stale_missing_and_unknown_blocks() -> None:

@@ -14,6 +14,7 @@ from mediaserver.media.rtp import (
     RtpPacket,
     build_rtp,
     is_rtcp,
+    is_stun,
     parse_rtp,
     seq_delta,
     ts_delta,
@@ -263,3 +264,35 @@ def test_seq_delta_inverts_modular_addition(start: int, step: int) -> None:
 @given(st.integers(0, 0xFFFFFFFF), st.integers(-0x80000000, 0x7FFFFFFF))
 def test_ts_delta_inverts_modular_addition(start: int, step: int) -> None:
     assert ts_delta((start + step) & 0xFFFFFFFF, start) == step
+
+
+STUN_BINDING_REQUEST = (
+    bytes.fromhex("0001 0000 2112a442".replace(" ", "")) + bytes(range(12))  # RFC 5389 6
+)
+
+
+def test_is_stun_for_a_binding_request() -> None:
+    assert is_stun(STUN_BINDING_REQUEST) is True
+
+
+def test_is_stun_with_attributes() -> None:
+    software = bytes.fromhex("8022 0004") + b"lin\x00"  # SOFTWARE, padded to 4 bytes
+    header = bytes.fromhex("0001 0008 2112a442".replace(" ", "")) + bytes(12)
+    assert is_stun(header + software) is True
+    assert is_stun(bytes.fromhex("0101") + header[2:] + software) is True  # success response
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        build_rtp(0, 1, 160, 0x1234, bytes(160)),  # RTP: first byte 128-191 (RFC 7983 7)
+        bytes([0x80, 201, 0, 1]) + bytes(4),  # RTCP
+        STUN_BINDING_REQUEST[:19],  # shorter than a STUN header
+        STUN_BINDING_REQUEST[:4] + b"\x00\x00\x00\x00" + STUN_BINDING_REQUEST[8:],  # no cookie
+        STUN_BINDING_REQUEST + b"\x00",  # STUN messages are 4-byte aligned
+        bytes([4]) + STUN_BINDING_REQUEST[1:],  # 4-19 is not STUN (ZRTP, RFC 7983)
+        b"",
+    ],
+)
+def test_is_stun_refuses_everything_else(data: bytes) -> None:
+    assert is_stun(data) is False

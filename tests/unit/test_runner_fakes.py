@@ -327,7 +327,7 @@ class FakeCall:
                 break
             self._arrive(at)
             self._buffer.remove(key)
-            if key == options.finish_on_key:
+            if options.finish_on_key is not None and key in options.finish_on_key:
                 end = at
                 break
         if self.hangup_at is not None and self.hangup_at < end:
@@ -498,6 +498,17 @@ class FakeServer:
             raise ValueError(f"user {to!r} is not registered")
         self.messages.append((to, text, sender))
         return self.message_status.get(to, 200)
+
+    async def start_call(
+        self,
+        to: str,
+        scenario: Any,
+        *,
+        caller_id: str | None,
+        variables: Mapping[str, object],
+        timeout: float,
+    ) -> str:
+        raise ValueError("this fake server places no calls (see test_callflow_fakes)")
 
 
 def scenario_text(actions: str, *, header: str = "", branch: str = "inbound-call") -> str:

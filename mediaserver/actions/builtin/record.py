@@ -11,8 +11,8 @@ result is the recording's id; ``$recording`` gets ``id``, ``path`` and
 
 ``voicemail@v1`` plays a beep (``beep``), then records what the caller says,
 alone, until ``silence_timeout`` seconds of silence, the ``finish_on_key``
-key, ``max_length`` seconds, or a hang-up. The silence that ended the
-message is not kept. The result and ``$recording`` are ``id``, ``path`` and
+key (``any``: every key), ``max_length`` seconds, or a hang-up. The silence
+that ended the message is not kept. The result and ``$recording`` are ``id``, ``path`` and
 ``duration``.
 
 Files are written while the call runs, under ``storage.recordings``, named
@@ -73,7 +73,7 @@ async def voicemail(context: ActionContext, params: Mapping[str, Any]) -> dict[s
     options = VoicemailOptions(
         max_length=params["max_length"],
         silence_timeout=params["silence_timeout"],
-        finish_on_key=None if finish == "none" else finish,
+        finish_on_key=None if finish == "none" else DTMF_KEYS if finish == "any" else finish,
     )
     try:
         result = await call.voicemail(options)
@@ -139,9 +139,9 @@ VOICEMAIL = ActionDefinition(
         Param(
             "finish_on_key",
             ParamType.STRING,
-            "key that ends the message; none to disable",
+            "key that ends the message; any: every key does; none to disable",
             default="#",
-            choices=(*DTMF_KEYS, "none"),
+            choices=(*DTMF_KEYS, "any", "none"),
         ),
     ),
     run=voicemail,

@@ -1,0 +1,71 @@
+"""Where callback requests go, and the signals the loop and its steps exchange.
+
+:class:`Callback` is the callback configuration of a flow (seed, "callback"
+of the Call Flow configuration: url, method, headers, timeout), changed by
+REDIRECT. The exceptions carry the loop's own control flow: a GOTO's jump,
+a REDIRECT, a request that failed, a native action that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from mediaserver.callflow import errors
+
+_pending: set[asyncio.Task[None]] = set()
+"""Requests sent after their flow stopped waiting (end_call after a cancel, WEBHOOKs)."""
+
+
+@dataclass(frozen=True)
+class Callback:
+    """Where and how callback requests go (seed, "callback" and REDIRECT)."""
+
+    url: str
+    method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = 5.0
+
+    def config(self) -> dict[str, Any]:
+        """``$config``."""
+        return {
+            "url": self.url,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "content_type": "application/json",
+            "timeout": self.timeout,
+        }
+
+
+class Jump(Exception):
+    """A GOTO: continue at ``label`` in this list or an enclosing one."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.label = label
+
+
+class Redirected(Exception):
+    """A REDIRECT: stop this list and ask the (new) URL at once."""
+
+
+class HttpFailure(Exception):
+    """A callback request without a usable answer: a timeout, or no answer at all."""
+
+    def __init__(self, kind: errors.Failure, message: str) -> None:
+        super().__init__(message)
+        self.kind: errors.Failure = kind
+        self.message = message
+
+
+class StepFailed(Exception):
+    """A native action failed; the loop decides between a handler and an error."""
+
+
+def background(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run ``coroutine`` without waiting for it (and keep it from being collected)."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
