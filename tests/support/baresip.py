@@ -49,11 +49,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from tests.support import audio
 from tests.support.net import HOST, free_port, free_port_block
+from tests.support.peer import PeerProcess
 
 MODULE_PATH = Path("/usr/lib/baresip/modules")
 
@@ -73,7 +73,7 @@ def _netstring(payload: bytes) -> bytes:
     return str(len(payload)).encode() + b":" + payload + b","
 
 
-class Baresip:
+class Baresip(PeerProcess):
     """One baresip process with its own config, ports and recordings.
 
     Parameters:
@@ -387,28 +387,6 @@ class Baresip:
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
-
-    def __enter__(self) -> Baresip:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Baresip:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.close)
 
     # ---------------------------------------------------------------- commands
 

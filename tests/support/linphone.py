@@ -46,12 +46,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
 from tests.support import audio
 from tests.support.net import HOST, free_port, free_port_pair
+from tests.support.peer import PeerProcess
 
 PROMPT = "linphonec> "
 # What linphonec prints when a digest challenge failed (its auth_info_requested
@@ -114,7 +114,7 @@ def _compile(pattern: str | re.Pattern[str]) -> re.Pattern[str]:
     return pattern if isinstance(pattern, re.Pattern) else re.compile(pattern)
 
 
-class Linphone:
+class Linphone(PeerProcess):
     """One linphonec process with its own HOME, config, ports and recording.
 
     Parameters:
@@ -423,28 +423,6 @@ class Linphone:
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
-
-    def __enter__(self) -> Linphone:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Linphone:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.close)
 
     # ---------------------------------------------------------------- commands
 

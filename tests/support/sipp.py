@@ -39,10 +39,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, TypedDict, Unpack
 
 from tests.support.net import HOST, free_port, free_port_block, wait_until_bound
+from tests.support.peer import PeerProcess
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "integration" / "sipp"
 BUILTIN_SCENARIOS = frozenset(
@@ -464,7 +464,7 @@ def _kill(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
 # ---------------------------------------------------------------- background
 
 
-class SippBackground:
+class SippBackground(PeerProcess):
     """sipp running in the background (typically a UAS), killed at exit.
 
     Use as ``with`` or ``async with``. On entry sipp is started and we wait
@@ -650,27 +650,3 @@ class SippBackground:
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
-
-    # -- context managers
-
-    def __enter__(self) -> SippBackground:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> SippBackground:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.close)
