@@ -18,7 +18,7 @@ from tests.integration.conftest import ServerProcess, start_server
 from tests.integration.test_dial import write_bridge
 from tests.support import audio
 from tests.support.baresip import Baresip
-from tests.support.sipp import SippBackground
+from tests.support.sipp import SippBackground, run_sipp
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +110,35 @@ def test_a_failed_refer_leaves_the_call_with_the_scenario(tmp_path: Path) -> Non
     assert audio.speech_seconds(samples, rate) > 0.5, "the scenario did not go on"
 
 
+@pytest.mark.parametrize(
+    ("final", "outcome"), [("200 OK", "transferred"), ("486 Busy Here", "failed")]
+)
+def test_refer_to_sipp_and_its_notifies(tmp_path: Path, final: str, outcome: str) -> None:
+    """sipp as the transferee: the REFER names the target, sipp answers 202 and
+    reports "100 Trying" then ``final`` in NOTIFYs (message/sipfrag); the server
+    leaves after a 2xx, else the scenario goes on; either way the server hangs up."""
+    target = "sip:carol@example.invalid"
+    server = transfer_server(tmp_path, target, "refer")
+    try:
+        result = run_sipp(
+            server.target,
+            scenario=SIPP_DIR / "uac_refer.xml",
+            service="xfer",
+            variables={"final": final},
+            timeout=30,
+            workdir=tmp_path / "sipp",
+        )
+        result.assert_ok(calls=1)
+        refer = next(m for m in result.messages.split("\n\n") if m.lstrip().startswith("REFER "))
+        assert f"Refer-To: <{target}>" in refer
+        assert "Referred-By: <sip:mediaserver@127.0.0.1>" in refer
+        assert server.scenario_logs("transfer ")[:1] == [f"transfer {outcome}"]
+        (ended,) = server.log_records("call ended")
+        assert ended["source"] == "server" and ended["cause"] == "normal_clearing"
+    finally:
+        assert server.stop() == 0
+
+
 def test_bridge_mode_joins_the_caller_to_the_target(tmp_path: Path) -> None:
     with phone(tmp_path, "b", auto_answer=True) as b:
         server = transfer_server(tmp_path, b.sip_uri, "bridge")
@@ -163,3 +192,43 @@ def test_the_callee_of_a_bridge_transfers_the_caller(tmp_path: Path) -> None:
     assert hears(heard_by_c, rate_c, "a"), "C did not hear A"
     assert server.log_records("bridge transferred")
     assert server.log_records(f"dial result answered {c.sip_uri}")
+
+
+def test_a_sipp_callee_transfers_the_caller_to_another_sipp(tmp_path: Path) -> None:
+    """B, the callee of a dial@v1 bridge, REFERs the call to C: the server
+    answers 202, calls C, reports 100 then 200 in NOTIFYs, connects A and C;
+    B hangs up, C ends the call after a while, and A's scenario goes on."""
+    with (
+        SippBackground(
+            scenario=SIPP_DIR / "uas_answer_then_bye.xml",
+            variables={"hold_ms": 2000},
+            workdir=tmp_path / "c",
+        ) as c,
+        SippBackground(
+            scenario=SIPP_DIR / "uas_refer.xml",
+            variables={"target": c.uri},
+            workdir=tmp_path / "b",
+        ) as b,
+    ):
+        scenarios = tmp_path / "scenarios"
+        write_bridge(scenarios, b.uri)
+        server = start_server(tmp_path / "server", routes={"bridge": "bridge"},
+                              scenarios=scenarios)  # fmt: skip
+        try:
+            a = run_sipp(
+                server.target,
+                scenario=SIPP_DIR / "uac_bye_from_server.xml",
+                service="bridge",
+                recv_timeout_ms=20000,
+                timeout=30,
+                workdir=tmp_path / "a",
+            )
+            a.assert_ok(calls=1)
+            b.wait(timeout=10).assert_ok(calls=1)
+            c.wait(timeout=10).assert_ok(calls=1)
+            # $dial names who the caller was connected to last: the transfer target.
+            assert server.scenario_logs("dial result") == [f"dial result answered {c.uri}"]
+            ended = {r["call_id"]: r for r in server.log_records("call ended")}
+            assert len(ended) == 3  # A in, B out, C out
+        finally:
+            assert server.stop() == 0
