@@ -459,10 +459,8 @@ async def _check_reference(session: Session, table: str, name: str, value: str |
 
 
 async def _load(session: Session, call_id: str) -> CallRecord:
-    row = await session.fetch_one(f"SELECT {_COLUMNS} FROM calls WHERE id = ?", (call_id,))
-    if row is None:
-        raise LookupError(f"call record {call_id} vanished inside its own transaction")
-    return _record(row)
+    sql = f"SELECT {_COLUMNS} FROM calls WHERE id = ?"
+    return _record(await session.fetch_written(sql, (call_id,), f"call record {call_id}"))
 
 
 def _record(row: sqlite3.Row) -> CallRecord:

@@ -205,6 +205,14 @@ class Session:
             row: sqlite3.Row | None = await cursor.fetchone()
             return row
 
+    async def fetch_written(self, sql: str, params: Params, what: str) -> sqlite3.Row:
+        """A row this transaction has just written: it is there by construction, so
+        its absence is a bug, reported naming ``what``."""
+        row = await self.fetch_one(sql, params)
+        if row is None:
+            raise LookupError(f"{what} vanished inside its own transaction")
+        return row
+
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         rows = await self._conn.execute_fetchall(sql, params)
         return list(rows)

@@ -242,10 +242,8 @@ def _ids_where(ids: Sequence[str] | None) -> Where:
 
 
 async def _load(session: Session, rid: str) -> Recording:
-    row = await session.fetch_one(f"{_SELECT} WHERE r.id = ?", (rid,))
-    if row is None:
-        raise LookupError(f"recording {rid} vanished inside its own transaction")
-    return _recording(row)
+    sql = f"{_SELECT} WHERE r.id = ?"
+    return _recording(await session.fetch_written(sql, (rid,), f"recording {rid}"))
 
 
 def _recording(row: sqlite3.Row) -> Recording:

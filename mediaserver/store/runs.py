@@ -160,10 +160,8 @@ class Runs:
 
 
 async def _load(session: Session, runid: str) -> RunRecord:
-    row = await session.fetch_one(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (runid,))
-    if row is None:
-        raise LookupError(f"run {runid} vanished inside its own transaction")
-    return _run(row)
+    sql = f"SELECT {_COLUMNS} FROM runs WHERE id = ?"
+    return _run(await session.fetch_written(sql, (runid,), f"run {runid}"))
 
 
 def _run(row: sqlite3.Row) -> RunRecord:

@@ -287,11 +287,11 @@ class Deliveries:
                     "UPDATE webhooks SET failed = 0 WHERE id = ? AND failed != 0",
                     (attempt.webhook_id,),
                 )
-            row = await tx.fetch_one(
-                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?", (row_id,)
+            row = await tx.fetch_written(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?",
+                (row_id,),
+                f"delivery {row_id}",
             )
-        if row is None:
-            raise LookupError(f"delivery {row_id} vanished inside its own transaction")
         return _delivery(row)
 
     async def search(
@@ -328,10 +328,8 @@ def _events_json(events: Sequence[str]) -> str:
 
 
 async def _load(session: Session, wid: str) -> Webhook:
-    row = await session.fetch_one(f"SELECT {_COLUMNS} FROM webhooks WHERE id = ?", (wid,))
-    if row is None:
-        raise LookupError(f"webhook {wid} vanished inside its own transaction")
-    return _webhook(row)
+    sql = f"SELECT {_COLUMNS} FROM webhooks WHERE id = ?"
+    return _webhook(await session.fetch_written(sql, (wid,), f"webhook {wid}"))
 
 
 def _webhook(row: sqlite3.Row) -> Webhook:
