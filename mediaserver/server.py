@@ -37,6 +37,7 @@ from mediaserver.api.webhooks import (
 )
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
+from mediaserver.calls.base import RunFactory
 from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.services import CallServices
 from mediaserver.config import Config, ListenAddress
@@ -265,6 +266,21 @@ class Server:
 
     # -- calls -------------------------------------------------------------------------
 
+    def _inbound_run(self, scenario: Scenario, run_id: str) -> RunFactory:
+        """What a call serves: ``scenario``'s ``inbound-call`` branch run on it."""
+
+        async def run(call: Call) -> RunOutcome:
+            return await Run(
+                scenario,
+                INBOUND_BRANCH,
+                call=call,
+                prompts=self.prompts,
+                run_id=run_id,
+                server=self.actions,
+            ).execute()
+
+        return run
+
     async def serve_call(self, call: Call) -> None:
         """Run the ``inbound-call`` branch of the call's scenario (for a route
         ``callflow:URL``, a ``callflow@v1`` of URL)."""
@@ -282,18 +298,8 @@ class Server:
         self.journal.run_started(run_id, scenario_id, INBOUND_BRANCH, {})
         self.journal.call_started(call, number=call.to_user, scenario_id=scenario_id, run_id=run_id)
 
-        async def run(call: Call) -> RunOutcome:
-            return await Run(
-                scenario,
-                INBOUND_BRANCH,
-                call=call,
-                prompts=self.prompts,
-                run_id=run_id,
-                server=self.actions,
-            ).execute()
-
         try:
-            await call.serve(run)
+            await call.serve(self._inbound_run(scenario, run_id))
         finally:
             self.journal.run_ended(run_id, call.outcome)
 
@@ -449,17 +455,7 @@ class Server:
         scenario = load_scenario_text(text, f"inject-{call.id}.yaml")
         run_id = f"inject:{new_call_id()}"
 
-        async def run(call: Call) -> RunOutcome:
-            return await Run(
-                scenario,
-                INBOUND_BRANCH,
-                call=call,
-                prompts=self.prompts,
-                run_id=run_id,
-                server=self.actions,
-            ).execute()
-
-        if not call.inject(run):
+        if not call.inject(self._inbound_run(scenario, run_id)):
             raise RunRefused("call", f"call {call_id!r} has no running scenario to replace")
         return run_id
 

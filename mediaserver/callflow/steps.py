@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from mediaserver.actions.builtin.foreach import entries
 from mediaserver.actions.expressions import ExpressionError
 from mediaserver.callflow import model as m
 from mediaserver.callflow.callback import Callback, HttpFailure, Jump, Redirected, background
@@ -54,13 +55,8 @@ async def run_if(flow: CallFlow, action: m.If, plan: Plan) -> None:
 
 async def run_foreach(flow: CallFlow, action: m.Foreach, plan: Plan) -> None:
     """Seed, FOREACH: each value, key and index of the iterator's array or object."""
-    items = flow.evaluate(action, action.iterator)
-    pairs: list[tuple[str | int, Any]]
-    if isinstance(items, list):
-        pairs = list(enumerate(items))
-    elif isinstance(items, dict):
-        pairs = list(items.items())
-    else:
+    pairs = entries(flow.evaluate(action, action.iterator))
+    if pairs is None:
         message = f"{action.where}: params.iterator is not an array or an object"
         raise flow.error("no_actions", message)
     for index, (key, value) in enumerate(pairs):

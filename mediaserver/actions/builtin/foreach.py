@@ -28,15 +28,21 @@ from mediaserver.actions.variables import BUILTINS, VARIABLE_NAME
 _NAME_HINT = "a variable name ($, a letter, then letters, digits or _)"
 
 
+def entries(items: Any) -> list[tuple[str | int, Any]] | None:
+    """The (key, value) pairs to iterate: a list's by index, an object's by key;
+    None for anything else. Taken once, so the body may change the collection."""
+    if isinstance(items, list):
+        return list(enumerate(items))
+    if isinstance(items, dict):
+        return list(items.items())
+    return None
+
+
 async def foreach(context: ActionContext, params: Mapping[str, Any]) -> None:
     sandbox = context.sandbox
     items = sandbox.evaluate(params["items"])
-    pairs: list[tuple[str | int, Any]]
-    if isinstance(items, list):
-        pairs = list(enumerate(items))
-    elif isinstance(items, dict):
-        pairs = list(items.items())
-    else:
+    pairs = entries(items)
+    if pairs is None:
         raise ActionFailed(
             f"items: {params['items']} is {describe(items)}; expected a list or an object"
         )
