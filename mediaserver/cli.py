@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,9 @@ from mediaserver.actions.check import check_files
 from mediaserver.api.auth import KEY_FILE, read_key_file
 from mediaserver.config import Config, load_config, with_overrides
 from mediaserver.log import configure_logging, get_logger
+from mediaserver.reload import serve_reloads
 from mediaserver.server import Server
+from mediaserver.starter import StarterError, write_starter
 from mediaserver.yamlsource import ProblemsError
 
 DEFAULT_CONFIG = "configs/default.yaml"
@@ -33,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the server in the foreground")
+    run = commands.add_parser(
+        "run", help="run the server in the foreground (SIGHUP reloads scenarios and routes)"
+    )
     run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (%(default)s)")
     run.add_argument("--sip-port", type=int, help="port of every sip.listen entry (0: pick one)")
     run.add_argument("--http-port", type=int, help="port of http.listen")
@@ -63,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     calls = commands.add_parser("calls", help="list the live calls of a running server")
     _client_options(calls)
 
+    init = commands.add_parser(
+        "init", help="write a starter config, the example scenarios and a data folder"
+    )
+    init.add_argument("folder", metavar="DIR", help="folder to write into (made if missing)")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.add_argument(
+        "--data-dir", help="put the data folder here instead of DIR (e.g. /var/lib/mediaserver)"
+    )
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -82,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         return _check(args.files, args.config)
+    if args.command == "init":
+        return _init(Path(args.folder), args.force, args.data_dir)
     if args.command in ("call", "calls"):
         try:
             return _call(args) if args.command == "call" else _calls(args)
@@ -111,17 +128,37 @@ def _check(files: list[str], config_path: str | None) -> int:
     return 1 if problems else 0
 
 
+def _init(folder: Path, force: bool, data_dir: str | None) -> int:
+    try:
+        written = write_starter(
+            folder, force=force, data_dir=Path(data_dir) if data_dir is not None else None
+        )
+    except StarterError as exc:
+        print(f"mediaserver init: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {written.config}")
+    for path in written.scenarios:
+        print(f"wrote {path}")
+    print(f"made {written.data}{os.sep}")
+    print(f"next: mediaserver run --config {shlex.quote(str(written.config))}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, args.log_level)
     log = get_logger("cli")
-    try:
-        config = with_overrides(
+
+    def load() -> Config:
+        return with_overrides(
             load_config(args.config),
             sip_port=args.sip_port,
             http_port=args.http_port,
             rtp_ports=args.rtp_ports,
             data_dir=args.data_dir,
         )
+
+    try:
+        config = load()
     except ProblemsError as exc:
         print(f"mediaserver: refusing to start, the config has errors:\n{exc}", file=sys.stderr)
         return 2
@@ -135,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
         log.warning("uvloop not available; using the default event loop")
     try:
-        return asyncio.run(_serve(config, args.drain))
+        return asyncio.run(_serve(config, args.drain, load))
     except ProblemsError as exc:
         print(f"mediaserver: refusing to start, scenarios have errors:\n{exc}", file=sys.stderr)
         return 2
@@ -144,10 +181,12 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _serve(config: Config, drain: float) -> int:
+async def _serve(config: Config, drain: float, load: Callable[[], Config]) -> int:
+    """Serve until SIGTERM/SIGINT; ``load`` reads the config again for SIGHUP."""
     log = get_logger("cli")
     stop = asyncio.Event()
     force = asyncio.Event()
+    reload_wanted = asyncio.Event()  # a SIGHUP during start-up is served once started
 
     def on_signal(name: str) -> None:
         if stop.is_set():
@@ -161,11 +200,16 @@ async def _serve(config: Config, drain: float) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
     server = Server(config)
     listening = await server.start()
     print(listening, flush=True)
     log.info("started", version=__version__, config=str(config.path))
+    reloads = asyncio.create_task(serve_reloads(server, reload_wanted, load))
     await stop.wait()
+    reloads.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reloads  # a reload cut short must not write to a store being closed
     await server.shutdown(drain, force)
     return 0
 

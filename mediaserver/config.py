@@ -246,7 +246,7 @@ def load_config(path: str | Path) -> Config:
         raise ProblemsError([Problem(file, Mark(1, 1), "the config must be a YAML mapping")])
     c = _Checker(file)
     top = {"sip", "rtp", "http", "storage", "trunks", "users", "scenarios_dir", "routes"}
-    top |= {"webhooks"}
+    top |= {"webhooks", "data_dir"}
     for key in doc:
         if key not in top:
             c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
@@ -329,6 +329,11 @@ def load_config(path: str | Path) -> Config:
         c.error(doc.value_mark("scenarios_dir"), f"scenarios_dir: no folder {scenarios_dir}")
     # With the folder missing, every route would also say "no scenario": one problem is enough.
     routes = _routes(c, doc, scenarios_dir, check_files=not folder_missing)
+    # Like scenarios_dir, relative to this file's folder, so a config written by
+    # `mediaserver init DIR` keeps its data in DIR whatever the working folder.
+    data_dir = Path(".")
+    if "data_dir" in doc and doc["data_dir"] is not None:
+        data_dir = path.parent / c.get(doc, "data_dir", "data_dir", _string, ".")
 
     if c.problems:
         raise ProblemsError(c.problems)
@@ -343,6 +348,7 @@ def load_config(path: str | Path) -> Config:
         webhooks=webhooks,
         scenarios_dir=scenarios_dir,
         routes=routes,
+        data_dir=data_dir,
     )
 
 

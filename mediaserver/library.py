@@ -1,8 +1,9 @@
 """The scenarios the server can run, by name, and the routing table.
 
 Scenarios come from two places: the YAML files of ``scenarios_dir`` (loaded
-and validated at start-up, so a broken file stops the server from starting)
-and those created through the API (validated before they are stored, so a
+and validated at start-up, so a broken file stops the server from starting,
+and again on SIGHUP, when they replace the file scenarios as one set: see
+:mod:`mediaserver.reload`) and those created through the API (validated before they are stored, so a
 stored scenario is always runnable). Both are kept in the store, where each
 has an id that runs and call records refer to.
 
@@ -13,13 +14,14 @@ through the API first (they change routing live), then the config's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.scenario import load_scenario_text, load_scenarios
 from mediaserver.log import get_logger
 from mediaserver.store import Store
-from mediaserver.yamlsource import Problem, ProblemsError
+from mediaserver.yamlsource import Mark, Problem, ProblemsError
 
 log = get_logger("library")
 
@@ -33,11 +35,29 @@ class ScenarioLibrary:
 
     def load_files(self) -> list[Problem]:
         """Load and validate every scenario file; the problems found (none: all good)."""
-        scenarios, problems = load_scenarios(self.scenarios_dir)
-        self._scenarios.update(scenarios)
-        for name, scenario in scenarios.items():
-            self._files[name] = Path(scenario.file).read_text(encoding="utf-8")
-        return problems
+        files = read_scenario_files(self.scenarios_dir)
+        self._scenarios.update(files.scenarios)
+        self._files.update(files.sources)
+        return files.problems
+
+    def file_sources(self) -> dict[str, str]:
+        """The YAML text of each file scenario now runnable, by name."""
+        return dict(self._files)
+
+    def api_names(self) -> set[str]:
+        """Names of the runnable scenarios created through the API."""
+        return set(self._scenarios) - set(self._files)
+
+    def replace_files(self, files: ScenarioFiles, ids: dict[str, str]) -> None:
+        """Make ``files`` the file scenarios (with their store ``ids``): those no longer
+        there stop being runnable; API-created ones stay. Calls already running keep
+        the Scenario object they started with."""
+        for name in set(self._files) - set(files.sources):
+            self._scenarios.pop(name, None)
+            self._ids.pop(name, None)
+        self._files = dict(files.sources)
+        self._scenarios.update(files.scenarios)
+        self._ids.update(ids)
 
     async def sync(self, store: Store) -> None:
         """Give file scenarios their store ids and load the API-created ones."""
@@ -76,6 +96,27 @@ class ScenarioLibrary:
     def remove(self, name: str) -> None:
         self._scenarios.pop(name, None)
         self._ids.pop(name, None)
+
+
+@dataclass(frozen=True)
+class ScenarioFiles:
+    """The scenario files of a folder as read at one moment."""
+
+    scenarios: dict[str, Scenario]  # the valid ones, by name (the file's stem)
+    sources: dict[str, str]  # their YAML text, by name
+    problems: list[Problem]  # every mistake found, in any file
+
+
+def read_scenario_files(folder: Path) -> ScenarioFiles:
+    scenarios, problems = load_scenarios(folder)
+    sources: dict[str, str] = {}
+    for name, scenario in scenarios.items():
+        try:
+            sources[name] = Path(scenario.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # removed or rewritten since it was parsed
+            problems.append(Problem(str(scenario.file), Mark(1, 1), f"cannot read file: {exc}"))
+    valid = {name: scenario for name, scenario in scenarios.items() if name in sources}
+    return ScenarioFiles(valid, sources, problems)
 
 
 class Router:

@@ -8,6 +8,10 @@ listeners. Every routed call runs the ``inbound-call`` branch of its
 scenario; the :class:`~mediaserver.journal.CallJournal` records calls and
 runs and sends the webhooks, off the call path.
 
+SIGHUP reloads the scenario files, routes, users and webhooks
+(:meth:`reload`, :mod:`mediaserver.reload`): all or nothing, and live calls
+keep the scenario they started with.
+
 Shutdown is graceful (SPEC section 1): new calls are refused with 503, live
 calls may finish for up to the drain time, then the rest are hung up with
 BYE; the journal and webhook queues are drained before the store closes.
@@ -19,8 +23,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -40,15 +44,16 @@ from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.calls.base import RunFactory
 from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.services import CallServices
-from mediaserver.config import Config, ListenAddress
+from mediaserver.config import Config, ListenAddress, scenario_file
 from mediaserver.journal import CallJournal
-from mediaserver.library import Router, ScenarioLibrary
+from mediaserver.library import Router, ScenarioLibrary, read_scenario_files
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
 from mediaserver.media.recorder import repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.reload import ReloadChanges, compare
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
@@ -56,7 +61,7 @@ from mediaserver.sip.transport import SipEndpoint
 from mediaserver.sip.trunks import Keepalive, Registration, Trunk
 from mediaserver.sip.ua import MediaSettings, UserAgent, local_address_for
 from mediaserver.sip.uac import TargetError
-from mediaserver.store import Store
+from mediaserver.store import Conflict, Store
 from mediaserver.yamlsource import Mark, Problem, ProblemsError
 
 log = get_logger("server")
@@ -94,18 +99,10 @@ class Server:
         self.config = config
         self.library = ScenarioLibrary(config.scenarios_dir)
         problems = self.library.load_files()
-        for target in sorted(set(config.routes.values())):
-            scenario = self.library.get(target)
-            if scenario is not None and INBOUND_BRANCH not in scenario.branches:
-                problems.append(
-                    Problem(
-                        str(scenario.file),
-                        Mark(1, 1),
-                        f"scenario {target!r} is routed to but has no {INBOUND_BRANCH} branch",
-                    )
-                )
+        problems += _routing_problems(config.routes, self.library.get)
         if problems:
             raise ProblemsError(problems)
+        self._reloading = asyncio.Lock()
         self.router = Router(config.routes)
         self.runs: dict[str, asyncio.Task[None]] = {}  # API-started runs still going
         self.store: Store | None = None
@@ -263,6 +260,46 @@ class Server:
         if self.store is not None:
             await self.store.close()
         log.info("stopped")
+
+    async def reload(self, new: Config) -> ReloadChanges:
+        """Apply ``new``'s routes, users and webhooks and the scenario files as they are
+        now: all of them, or none (ProblemsError listing every mistake). Calls already
+        running keep their scenario. See :mod:`mediaserver.reload`."""
+        async with self._reloading:
+            assert self.store is not None, "reload before start"
+            old = self.config
+            # The folder the prompts resolve against is fixed at start (restart_needed).
+            files = read_scenario_files(old.scenarios_dir)
+            problems = list(files.problems)
+            problems += _routing_problems(new.routes, files.scenarios.get)
+            for key, target in new.routes.items():
+                # A file with errors is among files.problems already; a missing one is not.
+                if route_url(target) is None and scenario_file(old.scenarios_dir, target) is None:
+                    message = f"routes.{key}: no scenario {target!r} in {old.scenarios_dir}"
+                    problems.append(Problem(str(new.path), Mark(1, 1), message))
+            for name in sorted(self.library.api_names() & set(files.sources)):
+                message = (
+                    f"scenario file {name!r}: a scenario created through the API has that "
+                    "name; rename the file or the API scenario"
+                )
+                problems.append(Problem(str(files.scenarios[name].file), Mark(1, 1), message))
+            if problems:
+                raise ProblemsError(problems)
+            ids: dict[str, str] = {}
+            try:
+                for name, source in files.sources.items():
+                    ids[name] = (await self.store.scenarios.sync_file(name, source)).id
+            except Conflict as exc:  # an API scenario took the name meanwhile
+                raise ProblemsError([Problem(str(new.path), Mark(1, 1), str(exc))]) from None
+            stored_webhooks = await self.store.webhooks.enabled()
+            changes = compare(old, new, self.library.file_sources(), files.sources)
+            # From here on no await: a call routed now sees all of the old or all of the new.
+            self.library.replace_files(files, ids)
+            self.router.routes = dict(new.routes)
+            self.access.users = {user.username: user.password for user in new.users}
+            self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)
+            self.webhook_targets = [*targets_from_config(new.webhooks), *stored_webhooks]
+            return changes
 
     # -- calls -------------------------------------------------------------------------
 
@@ -475,3 +512,21 @@ class Server:
     async def _delivered(self, record: DeliveryRecord) -> None:
         if self.store is not None:
             await self.store.deliveries.append(record)
+
+
+def _routing_problems(
+    routes: dict[str, str], scenario_of: Callable[[str], Scenario | None]
+) -> list[Problem]:
+    """A routed scenario must have the branch every routed call runs."""
+    problems = []
+    for target in sorted(set(routes.values())):
+        scenario = scenario_of(target)
+        if scenario is not None and INBOUND_BRANCH not in scenario.branches:
+            problems.append(
+                Problem(
+                    str(scenario.file),
+                    Mark(1, 1),
+                    f"scenario {target!r} is routed to but has no {INBOUND_BRANCH} branch",
+                )
+            )
+    return problems
