@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mediaserver.config import Config
+from mediaserver.library import read_scenario_files
 from mediaserver.log import get_logger
 from mediaserver.yamlsource import ProblemsError
 
@@ -109,7 +110,13 @@ async def reload_once(server: Server, load: Callable[[], Config]) -> ReloadChang
     (logged) when the config or a scenario has errors and nothing was applied."""
     log.info("reloading", config=str(server.config.path))
     try:
-        changes = await server.reload(load())
+        try:
+            new = load()
+        except ProblemsError as exc:
+            # Report the scenario files' mistakes too: every one is fixed in one round.
+            files = read_scenario_files(server.config.scenarios_dir)
+            raise ProblemsError([*exc.problems, *files.problems]) from None
+        changes = await server.reload(new)
     except ProblemsError as exc:
         log.error(
             "reload refused: fix these errors and send SIGHUP again; "
