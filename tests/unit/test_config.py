@@ -169,8 +169,8 @@ routes:
 
 def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "sip: {}\ncolour: red\n") == [
-        "F:2:1: unknown key colour (known: http, routes, rtp, scenarios_dir, sip, storage, "
-        "trunks, users, webhooks)"
+        "F:2:1: unknown key colour (known: data_dir, http, routes, rtp, scenarios_dir, sip, "
+        "storage, trunks, users, webhooks)"
     ]
 
 
@@ -506,8 +506,8 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         "F:17:10: webhooks[0].url: expected an http(s) URL, got 'ftp://x'",
         f"F:19:9: routes.echo: no scenario 'nowhere' in {folder}",
         "F:20:7: routes.cc: call-control routes are not available yet",
-        "F:21:1: unknown key extra (known: http, routes, rtp, scenarios_dir, sip, storage, "
-        "trunks, users, webhooks)",
+        "F:21:1: unknown key extra (known: data_dir, http, routes, rtp, scenarios_dir, sip, "
+        "storage, trunks, users, webhooks)",
     ]
 
 
@@ -626,3 +626,16 @@ def test_route_targets_are_names_not_paths(tmp_path: Path, target: str) -> None:
     with pytest.raises(ProblemsError) as err:
         load_config(config)
     assert f"c.yaml:2:6: routes.x: {target!r} is not a scenario name" in str(err.value)
+
+
+def test_data_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    config = loads(tmp_path, "data_dir: .\n")
+    assert config.data_dir == tmp_path
+    assert config.storage_path(config.storage.database) == tmp_path / "data" / "mediaserver.db"
+    assert loads(tmp_path, "data_dir: /var/lib/ms\n").data_dir == Path("/var/lib/ms")
+    # --data-dir wins over the file.
+    assert with_overrides(config, data_dir="/srv").data_dir == Path("/srv")
+
+
+def test_a_bad_data_dir_is_named(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, "data_dir: [a]\n") == ["F:1:11: data_dir: expected a string"]
