@@ -297,6 +297,7 @@ class Server:
             self.library.replace_files(files, ids)
             self.router.routes = dict(new.routes)
             self.access.users = {user.username: user.password for user in new.users}
+            self.ua.users_changed()
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)
             self.webhook_targets = [*targets_from_config(new.webhooks), *stored_webhooks]
             return changes

@@ -4,7 +4,7 @@ A scenario is stored only once it validates (422 listing every problem with
 its line and column otherwise), then made runnable in the library, so the
 store and what runs never disagree. Scenarios from ``scenarios_dir`` files
 (``origin: file``) are read-only here: changing or deleting one answers 409
-(``read_only``), because the file would put it back at the next start; they
+(``read_only``), because the file would put it back at the next start or reload; they
 can still be started and have numbers attached. Attaching or detaching a
 number changes the router at once (routing is live).
 """
@@ -101,7 +101,7 @@ def _writable(record: StoredScenario) -> None:
             409,
             "read_only",
             f"scenario {record.name!r} comes from a file in scenarios_dir; edit the file "
-            "and restart the server instead",
+            "and reload the server (SIGHUP) instead",
             "sid",
         )
 

@@ -137,8 +137,7 @@ class UserAgent:
         self.registrar: Registrar[Peer] = Registrar()
         self.limiter = RateLimiter()
         self.trunks = dict(trunks or {})
-        self.allowed_methods = ALLOWED_METHODS + (("REGISTER",) if self.access.has_users else ())
-        self.allow = ", ".join(self.allowed_methods)
+        self.users_changed()
         self.draining = False
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
         self._invites: dict[ServerTransaction, InboundCall | None] = {}
@@ -146,6 +145,12 @@ class UserAgent:
         self._cancelled: set[ServerTransaction] = set()  # CANCELled before the call was set up
         self._tasks: set[asyncio.Task[None]] = set()
         endpoint.handler = self
+
+    def users_changed(self) -> None:
+        """``access.users`` was set (at start, or by a reload): REGISTER is served when
+        there are users to register, and refused with 405 otherwise."""
+        self.allowed_methods = ALLOWED_METHODS + (("REGISTER",) if self.access.has_users else ())
+        self.allow = ", ".join(self.allowed_methods)
 
     # -- RequestHandler --------------------------------------------------------
 

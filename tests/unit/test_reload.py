@@ -70,6 +70,7 @@ def test_compare_tells_what_a_restart_would_need(tmp_path: Path) -> None:
 
 async def test_reload_applies_files_routes_and_users(server: Server, tmp_path: Path) -> None:
     folder = tmp_path / "scenarios"
+    assert "REGISTER" not in server.ua.allowed_methods  # no users yet
     old_bye = server.library.get("bye")
     (folder / "bye.yaml").unlink()
     (folder / "echo.yaml").write_text(ECHO.replace("answer@v1", "hangup@v1"))
@@ -89,6 +90,7 @@ async def test_reload_applies_files_routes_and_users(server: Server, tmp_path: P
     assert echo is not None and echo.branches["inbound-call"].actions[0].name == "hangup"
     assert server.router("7") == "new" and server.library.store_id("new")
     assert server.access.users == {"alice": "pw"}
+    assert "REGISTER" in server.ua.allowed_methods  # the first user turns it on
     assert server.config.routes == new.routes and server.config.users == new.users
     assert server.store is not None
     stored = await server.store.scenarios.search(name="echo")
