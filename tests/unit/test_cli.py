@@ -153,7 +153,9 @@ def test_run_refuses_a_missing_config(
 ) -> None:
     missing = tmp_path / "absent.yaml"
     assert cli.main(["run", "--config", str(missing)]) == 2
-    assert f"{missing}:1:1: cannot read file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{missing}:1:1: cannot read file" in err
+    assert "write one with `mediaserver init DIR`" in err  # where a pip user starts
 
 
 @pytest.mark.parametrize(
