@@ -162,8 +162,8 @@ def _run(args: argparse.Namespace) -> int:
     except ProblemsError as exc:
         print(f"mediaserver: refusing to start, the config has errors:\n{exc}", file=sys.stderr)
         if not Path(args.config).exists():  # e.g. a pip install run outside the repository
-            print("write one with `mediaserver init DIR`, then pass --config DIR/config.yaml",
-                  file=sys.stderr)  # fmt: skip
+            hint = "write one with `mediaserver init DIR`, then pass --config DIR/config.yaml"
+            print(hint, file=sys.stderr)
         return 2
     except ValueError as exc:
         print(f"mediaserver: bad command-line value: {exc}", file=sys.stderr)

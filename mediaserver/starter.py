@@ -19,7 +19,7 @@ named in the refusal, and nothing is written then.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -35,11 +35,11 @@ class StarterError(Exception):
     """Why the starter folder cannot be written; nothing was written."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Written:
     config: Path
-    scenarios: list[Path] = field(default_factory=list)
-    data: Path = Path()
+    scenarios: list[Path]
+    data: Path  # the data folder made
 
 
 def examples() -> Traversable:

@@ -104,7 +104,7 @@ def test_sighup_reloads_while_a_call_plays_to_its_end(tmp_path: Path) -> None:
             # The call in progress runs the scenario it started with, to its own end.
             assert phone.wait_closed(timeout=20) == PEER_HUNG_UP
             heard, rate = phone.recorded_audio()
-        assert audio.tone_present(heard, rate, OLD_HZ, OLD_SECONDS - 0.5), "600 Hz cut short"
+        assert audio.tone_present(heard, rate, OLD_HZ, OLD_SECONDS - 1.0), "600 Hz cut short"
         assert not audio.tone_present(heard, rate, NEW_HZ, 0.2)
 
         # New calls get the new scenario, on the old route and on the new one.
@@ -132,7 +132,7 @@ def test_sighup_with_errors_keeps_what_runs(tmp_path: Path) -> None:
         assert f"config.yaml:{config_line}:" in errors and "nowhere" in errors, errors
 
         heard, rate = heard_tone(server, "long")
-        assert audio.tone_present(heard, rate, OLD_HZ, OLD_SECONDS - 0.5), "old version lost"
+        assert audio.tone_present(heard, rate, OLD_HZ, OLD_SECONDS - 1.0), "old version lost"
         assert not audio.tone_present(heard, rate, NEW_HZ, 0.2), "half of the reload applied"
 
         # Once fixed, the next SIGHUP applies it all.
