@@ -3,9 +3,9 @@
 Scenarios come from two places: the YAML files of ``scenarios_dir`` (loaded
 and validated at start-up, so a broken file stops the server from starting,
 and again on SIGHUP, when they replace the file scenarios as one set: see
-:mod:`mediaserver.reload`) and those created through the API (validated before they are stored, so a
-stored scenario is always runnable). Both are kept in the store, where each
-has an id that runs and call records refer to.
+:mod:`mediaserver.reload`) and those created through the API (validated
+before they are stored, so a stored scenario is always runnable). Both are
+kept in the store, where each has an id that runs and call records refer to.
 
 Routing maps a called number or user to a scenario name: numbers attached
 through the API first (they change routing live), then the config's
@@ -108,6 +108,8 @@ class ScenarioFiles:
 
 
 def read_scenario_files(folder: Path) -> ScenarioFiles:
+    """Load and validate every file of ``folder``; safe in a worker thread (the
+    expression checker keeps one quickjs context per thread)."""
     scenarios, problems = load_scenarios(folder)
     sources: dict[str, str] = {}
     for name, scenario in scenarios.items():

@@ -111,10 +111,10 @@ async def reload_once(server: Server, load: Callable[[], Config]) -> ReloadChang
     log.info("reloading", config=str(server.config.path))
     try:
         try:
-            new = load()
+            new = await asyncio.to_thread(load)  # off the loop that paces the media
         except ProblemsError as exc:
             # Report the scenario files' mistakes too: every one is fixed in one round.
-            files = read_scenario_files(server.config.scenarios_dir)
+            files = await asyncio.to_thread(read_scenario_files, server.config.scenarios_dir)
             raise ProblemsError([*exc.problems, *files.problems]) from None
         changes = await server.reload(new)
     except ProblemsError as exc:
