@@ -96,7 +96,7 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # ``*_created`` series (a timestamp per histogram and counter) only double the scrape here.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Label values come from the network (methods) and scenarios (hangup reasons): bounded here.
 SIP_METHODS = frozenset(
