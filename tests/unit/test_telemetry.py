@@ -147,8 +147,8 @@ def test_an_unanswered_call_without_media_feeds_no_histogram() -> None:
     silent = SimpleNamespace(snapshot=lambda: {"packets_in": 0, "jitter_ms": 0.0})
     calls.call_ended(ended_call(answered_at=None, leg=silent))
     for name in ("setup_seconds", "duration_seconds", "jitter_seconds", "loss_ratio"):
-        value = registry.get_sample_value(f"mediaserver_call_{name}_count", {"direction": "inbound"})
-        assert not value, name
+        labels = {"direction": "inbound"}
+        assert not registry.get_sample_value(f"mediaserver_call_{name}_count", labels), name
     assert calls.calls == {("inbound", "unanswered"): 1}
 
 
