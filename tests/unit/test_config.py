@@ -187,7 +187,10 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
             "rtp:\n  colour: red\n",
             "F:2:3: unknown key rtp.colour (known: codecs, jitter_buffer_ms, ports)",
         ),
-        ("http:\n  colour: red\n", "F:2:3: unknown key http.colour (known: access_log, api_keys, listen)"),
+        (
+            "http:\n  colour: red\n",
+            "F:2:3: unknown key http.colour (known: access_log, api_keys, listen)",
+        ),
         (
             "storage:\n  colour: red\n",
             "F:2:3: unknown key storage.colour (known: cache, database, recordings)",
