@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -268,3 +269,57 @@ def test_docs_pages_and_their_assets_are_served_from_here(server: ServerProcess,
     document = httpx.get(f"{server.api_url}/openapi.json", auth=("me", TEST_API_KEY), timeout=10)
     assert "'/openapi.json'" in html.text or '"/openapi.json"' in html.text
     assert document.status_code == 200
+
+
+# --- conference and queue events -------------------------------------------------------------
+
+ROOM = """\
+branches:
+  inbound-call:
+    actions:
+      - action: conference@v1
+        params: {name: standup}
+"""
+WAIT_IN_LINE = """\
+branches:
+  inbound-call:
+    actions:
+      - action: queue@v1
+        params: {name: support, hold_audio: dial, max_wait: 1}
+      - action: hangup@v1
+"""
+
+
+def test_stream_tells_conference_and_queue_comings_and_goings(tmp_path: Path) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "room.yaml").write_text(ROOM)
+    (scenarios / "line.yaml").write_text(WAIT_IN_LINE)
+    proc = start_server(tmp_path / "server", scenarios=scenarios,
+                        routes={"room": "room", "line": "line"})  # fmt: skip
+    try:
+        query = "?types=conference.*,call.enqueued,call.left.queue"
+        with stream(proc, query) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "stream.subscribed"
+            with Baresip(max_call_s=30) as phone:
+                phone.dial(proc.uri("room"))
+                phone.wait_established(timeout=10)
+                joined = receive_until(ws, lambda m: True, timeout=10)[-1]
+                phone.hangup()
+                phone.wait_closed(timeout=10)
+            left = receive_until(ws, lambda m: True, timeout=10)[-1]
+            with Baresip(max_call_s=30) as phone:
+                phone.dial(proc.uri("line"))
+                phone.wait_established(timeout=10)
+                phone.wait_closed(timeout=20)  # max_wait 1 s, then the scenario hangs up
+            queued = receive_until(ws, lambda m: m["type"] == "call.left.queue", timeout=20)
+    finally:
+        assert proc.stop() == 0, proc.log_text()[-3000:]
+    assert joined["type"] == "conference.participant.joined"
+    assert joined["payload"]["conference"] == "standup" and joined["payload"]["participants"] == 1
+    assert left["type"] == "conference.participant.left"
+    assert left["payload"]["call_id"] == joined["payload"]["call_id"]
+    assert left["payload"]["outcome"] == "hangup" and left["payload"]["participants"] == 0
+    assert [m["type"] for m in queued] == ["call.enqueued", "call.left.queue"]
+    assert queued[0]["payload"]["queue"] == "support" and queued[0]["payload"]["position"] == 1
+    assert queued[1]["payload"]["reason"] == "timeout"
