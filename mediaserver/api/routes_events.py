@@ -4,7 +4,8 @@ The handshake is authenticated like every API request (``Authorization:
 Bearer KEY``, ``X-API-Key: KEY`` or HTTP Basic), or with ``?key=KEY``
 because browsers cannot set headers on a WebSocket. A refused handshake is
 answered with HTTP 401 and the API's JSON error (403 from servers without
-the WebSocket denial extension); a bad filter with 422.
+the WebSocket denial extension); a bad filter with 422; a handshake from a
+page of another site (its ``Origin`` is not this server) with 403.
 
 Filter (query): ``types``, comma-separated event patterns in the webhook
 syntax (``call.*,run.action``; default every event), and ``call_id``, one
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
@@ -46,9 +48,28 @@ async def _deny(websocket: WebSocket, status: int, info: ErrorInfo) -> None:
         await websocket.close(code=1008, reason=info.message[:120])
 
 
+def _foreign_origin(websocket: WebSocket) -> str | None:
+    """The handshake's Origin when a page of another site opened it, else None.
+
+    Browsers send HTTP Basic credentials they hold for this server with any
+    page's WebSocket and WebSockets have no CORS, so a foreign page could read
+    the stream (RFC 6455 10.2: servers check Origin). Other clients send none."""
+    origin = websocket.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin
+    if urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower():
+        return None
+    return origin
+
+
 @router.websocket("/api/events")
 async def event_stream(websocket: WebSocket) -> None:
     query = websocket.query_params
+    origin = _foreign_origin(websocket)
+    if origin is not None:
+        message = f"Origin {origin} is another site: open the stream from this server's pages"
+        await _deny(websocket, 403, ErrorInfo(code="forbidden", message=message, field="origin"))
+        return
     check: KeyCheck = websocket.app.state.key_check
     presented, unreadable = presented_keys(websocket.headers, query.get("key"))
     label = check.verify(presented, unreadable)

@@ -171,6 +171,16 @@ def test_stream_takes_the_key_in_the_query_or_any_header(server: ServerProcess) 
             assert json.loads(ws.recv(timeout=10))["type"] == "stream.subscribed"
 
 
+def test_stream_refuses_pages_of_other_sites(server: ServerProcess) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        stream(server, **BEARER, Origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+    assert json.loads(bytes(refused.value.response.body or b""))["error"]["field"] == "origin"
+    own = f"http://127.0.0.1:{server.http_port}"  # the docs page of this server
+    with stream(server, **BEARER, Origin=own) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "stream.subscribed"
+
+
 def test_a_bad_type_filter_is_refused_naming_it(server: ServerProcess) -> None:
     with pytest.raises(InvalidStatus) as refused:
         stream(server, "?types=call.*,,run.*")
@@ -221,24 +231,26 @@ def test_metrics_after_the_call_parse_with_prometheus_client(
 
 
 def test_access_log_names_the_key_and_never_writes_it(server: ServerProcess) -> None:
-    api = server.api_url
-    httpx.get(f"{api}/api/ping", headers=BEARER, timeout=10)
-    httpx.get(f"{api}/api/scenarios", headers={"X-API-Key": TEST_API_KEY}, timeout=10)
-    httpx.get(f"{api}/api/ping", headers={"Authorization": "Bearer not-the-key"}, timeout=10)
-    httpx.get(f"{api}/api/calls/abcdefgh?key={TEST_API_KEY}", headers=BEARER, timeout=10)
     path = server.data_dir / ACCESS_LOG
 
     def lines() -> list[dict[str, Any]]:
         text = path.read_text() if path.exists() else ""
         return [json.loads(line) for line in text.splitlines()]
 
+    api = server.api_url
+    before = len(lines())  # the module's other tests made requests too
+    httpx.get(f"{api}/api/ping", headers=BEARER, timeout=10)
+    httpx.get(f"{api}/api/scenarios", headers={"X-API-Key": TEST_API_KEY}, timeout=10)
+    httpx.get(f"{api}/api/ping", headers={"Authorization": "Bearer not-the-key"}, timeout=10)
+    httpx.get(f"{api}/api/calls/abcdefgh?key={TEST_API_KEY}", headers=BEARER, timeout=10)
     deadline = time.monotonic() + 10
-    while len(lines()) < 4 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while len(lines()) < before + 4 and time.monotonic() < deadline:
+        time.sleep(0.1)  # a line is written once its answer is sent: maybe just after
     entries = lines()
     label = key_label(TEST_API_KEY, {})
+    assert len(entries) == before + 4
     assert {"at", "method", "path", "route", "status", "ms", "client", "key"} <= set(entries[-1])
-    ping, scenarios, refused, call = entries[-4:]
+    ping, scenarios, refused, call = sorted(entries[before:], key=lambda e: str(e["at"]))
     assert (ping["path"], ping["status"], ping["key"]) == ("/api/ping", 200, label)
     assert (scenarios["status"], scenarios["key"]) == (200, label)
     assert (refused["status"], refused["key"]) == (401, None)
