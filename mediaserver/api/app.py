@@ -2,8 +2,11 @@
 
 :func:`create_app` builds the FastAPI app for a running :class:`Server`.
 Every route needs an API key (``mediaserver.api.auth``), the OpenAPI
-document at ``/openapi.json`` included; ``/metrics`` needs none from
-loopback. Every error answer, ours or the framework's, has one JSON shape
+document at ``/openapi.json`` and the docs pages at ``/docs`` and
+``/redoc`` included; ``/metrics`` needs none from loopback, the docs' static
+assets none at all, and the ``/api/events`` WebSocket checks its own
+handshake. Each request is counted in the metrics and written to the access
+log (``mediaserver.api.access_log``). Every error answer, ours or the framework's, has one JSON shape
 (:class:`~mediaserver.api.models.ErrorBody`) naming the field at fault:
 
 - malformed JSON: 400 ``malformed_json``;
