@@ -6,8 +6,9 @@ document at ``/openapi.json`` and the docs pages at ``/docs`` and
 ``/redoc`` included; ``/metrics`` needs none from loopback, the docs' static
 assets none at all, and the ``/api/events`` WebSocket checks its own
 handshake. Each request is counted in the metrics and written to the access
-log (``mediaserver.api.access_log``). Every error answer, ours or the framework's, has one JSON shape
-(:class:`~mediaserver.api.models.ErrorBody`) naming the field at fault:
+log (``mediaserver.api.access_log``). Every error answer, ours or the
+framework's, has one JSON shape (:class:`~mediaserver.api.models.ErrorBody`)
+naming the field at fault:
 
 - malformed JSON: 400 ``malformed_json``;
 - wrong types, missing or unknown fields, bad ids in paths, out-of-range
@@ -64,6 +65,8 @@ DESCRIPTION = """\
 The native API of mediaserver (shapes from the Callr v2 API). Authenticate with one of
 the configured keys as `Authorization: Bearer KEY`, `X-API-Key: KEY` or HTTP Basic
 (the key as password). Errors are `{"error": {"code", "message", "field", "details"}}`.
+Live call, run, conference and queue events: the WebSocket `/api/events` (not listed here,
+as OpenAPI cannot describe WebSockets; see docs/api.md).
 """
 
 _STATUS_CODES = {
