@@ -72,7 +72,7 @@ import platform
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -438,6 +438,3 @@ class Telemetry:
     def render(self) -> bytes:
         """The whole scrape."""
         return generate_latest(self.registry)
-
-
-RouteOf = Callable[[Mapping[str, Any]], str]
