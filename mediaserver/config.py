@@ -71,6 +71,9 @@ class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     api_keys: tuple[str, ...] = ()
+    # Names given to keys (``{name: ops, key: ...}`` items): the access log shows these.
+    key_names: tuple[tuple[str, str], ...] = ()  # (key, name)
+    access_log: Path | None = None  # JSON lines, one per request; None: the process log
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,25 @@ def _string_list(value: Any) -> tuple[str, ...]:
     return tuple(_string(v) for v in value)
 
 
+def _api_key_list(value: Any) -> tuple[tuple[str, str | None], ...]:
+    """``[KEY, {name: NAME, key: KEY}]``: each key with its name (None when unnamed)."""
+    if not isinstance(value, list):
+        raise TypeError("expected a list of keys (a key, or {name: NAME, key: KEY})")
+    items: list[tuple[str, str | None]] = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            if set(item) != {"name", "key"}:
+                raise ValueError(f"item {i + 1}: a named key is {{name: NAME, key: KEY}}")
+            items.append((_string(item["key"]), _string(item["name"])))
+        else:
+            items.append((_string(item), None))
+    return tuple(items)
+
+
+def _optional_path(value: Any) -> Path | None:
+    return None if value is None else Path(_string(value))
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raise ProblemsError listing every mistake."""
     path = Path(path)
@@ -296,11 +318,18 @@ def load_config(path: str | Path) -> Config:
         rtp = RtpConfig(low, high, codecs, jitter)
 
     http = HttpConfig()
-    if (h := c.section(doc, "http", {"listen", "api_keys"}, "http")) is not None:
+    if (h := c.section(doc, "http", {"listen", "api_keys", "access_log"}, "http")) is not None:
         host, port = c.get(h, "listen", "http.listen", _host_port, (http.host, http.port))
-        no_keys: tuple[str, ...] = ()
-        keys = c.get(h, "api_keys", "http.api_keys", _string_list, no_keys)
-        http = HttpConfig(host, port, keys)
+        no_keys: tuple[tuple[str, str | None], ...] = ()
+        items = c.get(h, "api_keys", "http.api_keys", _api_key_list, no_keys)
+        access_log = c.get(h, "access_log", "http.access_log", _optional_path, None)
+        http = HttpConfig(
+            host,
+            port,
+            tuple(key for key, _ in items),
+            tuple((key, name) for key, name in items if name is not None),
+            access_log,
+        )
 
     storage = StorageConfig()
     st = c.section(doc, "storage", {"database", "recordings", "cache"}, "storage")

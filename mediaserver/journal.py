@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mediaserver.api.webhooks import WebhookDispatcher
 from mediaserver.calls.base import Q850_CAUSES
+from mediaserver.events import EventBus
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
 
@@ -38,14 +39,26 @@ def _at(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
 
 
+def _direction(call: Call) -> str:
+    return "inbound" if call.direction == "inbound" else "outbound"
+
+
 class CallJournal:
-    def __init__(self, store: Store | None, webhooks: WebhookDispatcher | None) -> None:
+    def __init__(
+        self,
+        store: Store | None,
+        webhooks: WebhookDispatcher | None,
+        events: EventBus | None = None,
+    ) -> None:
         self.store = store
         self.webhooks = webhooks
+        # The live event stream: published at once, not queued (the bus never blocks).
+        self.events = events if events is not None else EventBus()
         self._queue: asyncio.Queue[Entry] = asyncio.Queue(MAX_BACKLOG)
         self._worker: asyncio.Task[None] | None = None
         self.dropped = 0
-        # Called synchronously as each call ends (the API's metrics keep totals of gone calls).
+        # Called synchronously as each call starts and ends (the API's metrics count them).
+        self.on_call_started: list[Callable[[Call], None]] = []
         self.on_call_ended: list[Callable[[Call], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------
@@ -87,6 +100,14 @@ class CallJournal:
             self.dropped += 1
             log.error("journal backlog full; a record is lost", backlog=MAX_BACKLOG)
 
+    @staticmethod
+    def _tell(listeners: list[Callable[[Call], None]], call: Call) -> None:
+        for listener in listeners:
+            try:
+                listener(call)
+            except Exception:
+                log.exception("call listener failed")
+
     # -- runs -------------------------------------------------------------------------
 
     def run_started(
@@ -125,6 +146,7 @@ class CallJournal:
         run_id: str | None = None,
         parent: Call | None = None,
     ) -> None:
+        self._tell(self.on_call_started, call)
         record = NewCall(
             id=call.id,
             direction="inbound" if call.direction == "inbound" else "outbound",
@@ -137,6 +159,17 @@ class CallJournal:
             run_id=run_id if scenario_id is not None else None,
             parent_call_id=parent.id if parent is not None else None,
             sip_call_id=call.sip_call_id,
+        )
+        self.events.publish(
+            "call.initiated",
+            {
+                "call_id": call.id,
+                "direction": record.direction,
+                "from": call.from_user,
+                "to": call.to_user,
+                "scenario": call.scenario,
+                "parent_call_id": record.parent_call_id,
+            },
         )
         event = f"v2.call.{record.direction}.started"
         payload = {
@@ -158,6 +191,13 @@ class CallJournal:
         self._add(write)
 
     def call_answered(self, call: Call) -> None:
+        self.events.publish(
+            "call.answered",
+            {
+                "call_id": call.id,
+                "direction": "inbound" if call.direction == "inbound" else "outbound",
+            },
+        )
         store = self.store
         at = _at(call.answered_at)
         if store is None or at is None:
@@ -169,11 +209,7 @@ class CallJournal:
         self._add(write)
 
     def call_ended(self, call: Call, *, dial_status: str | None = None) -> None:
-        for listener in self.on_call_ended:
-            try:
-                listener(call)
-            except Exception:
-                log.exception("call-ended listener failed")
+        self._tell(self.on_call_ended, call)
         end = CallEnd(
             ended_at=_at(call.ended_at) or datetime.now(UTC),
             hangup_cause=call.hangup_cause,
@@ -184,6 +220,17 @@ class CallJournal:
             media_stats={"a": call.leg.snapshot()},
         )
         direction = call.direction
+        self.events.publish(
+            "call.hangup",
+            {
+                "call_id": call.id,
+                "direction": _direction(call),
+                "hangup_cause": call.hangup_cause,
+                "hangup_source": call.hangup_source,
+                "sip_status": call.final_status,
+                "dial_status": dial_status,
+            },
+        )
         store = self.store
 
         async def write() -> None:

@@ -110,6 +110,7 @@ class Server:
         self.webhook_targets: list[WebhookSubscription] = list(targets_from_config(config.webhooks))
         self.webhooks = WebhookDispatcher(self._subscriptions, on_delivery=self._delivered)
         self.journal = CallJournal(None, self.webhooks)
+        self.events = self.journal.events  # the live event stream (GET /api/events)
         self.clock = MediaClock()
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
         cache = config.storage_path(config.storage.cache)
@@ -251,6 +252,7 @@ class Server:
                 await trunk.registration.stop()
         self.clock.stop()
         await self.endpoint.close()
+        self.events.close()  # event-stream clients are told, so HTTP can stop at once
         if self.http is not None:
             await self.http.stop()  # after the calls: the API served them while they drained
         await flush_recordings()  # recordings stopped by the hang-ups are finished and indexed
@@ -316,6 +318,7 @@ class Server:
                 prompts=self.prompts,
                 run_id=run_id,
                 server=self.actions,
+                events=self.events.publish,
             ).execute()
 
         return run
@@ -357,6 +360,7 @@ class Server:
             prompts=self.prompts,
             run_id=run_id,
             server=self.actions,
+            events=self.events.publish,
             variables={"$message": dict(message)},
         )
         self.journal.run_started(run_id, self.library.store_id(name), MESSAGE_BRANCH, {})
@@ -434,6 +438,7 @@ class Server:
                 prompts=self.prompts,
                 run_id=run_id,
                 server=self.actions,
+                events=self.events.publish,
                 variables=dict(variables or {}),
             )
         except ValueError as exc:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -47,6 +47,9 @@ from mediaserver.actions.definition import ActionFailed, EndRun, Jump
 from mediaserver.actions.expressions import ExpressionError, Sandbox
 from mediaserver.actions.model import ActionItem, Defaults, Scenario
 from mediaserver.actions.variables import BUILTINS, VariableError, check_name, check_value
+
+if TYPE_CHECKING:
+    from mediaserver.events import EventSink
 
 RunStatus = Literal["completed", "hangup", "failed", "cancelled"]
 
@@ -93,7 +96,10 @@ class Run:
         logger: Any = None,
         max_actions: int = MAX_ACTIONS,
         server: ServerApi | None = None,
+        events: EventSink | None = None,
     ) -> None:
+        """``events``: where ``run.started``, ``run.action`` and ``run.ended`` go (the
+        server's live event stream), None for none."""
         branch = scenario.branches.get(branch_name)
         if branch is None:
             raise ValueError(f"scenario {scenario.name!r} has no {branch_name!r} branch")
@@ -114,11 +120,13 @@ class Run:
         self._call = call
         self._prompts = prompts
         self._server = server
+        self._events = events
         self._call_info = dict(call.info) if call is not None else None
         self._max_actions = max_actions
         self._executed = 0
         self._started = False
         self._labels: dict[int, dict[str, int]] = {}
+        self._branch_name = branch_name
         self.sandbox = Sandbox(
             {
                 **initial,
@@ -142,6 +150,7 @@ class Run:
             raise RuntimeError("a Run executes only once")
         self._started = True
         self.log.info("run started", file=self.scenario.file)
+        self._publish("run.started", scenario=self.scenario.name, branch=self._branch_name)
         status: RunStatus = "completed"
         error: str | None = None
         try:
@@ -170,6 +179,7 @@ class Run:
     def _finish(self, status: RunStatus, error: str | None) -> RunOutcome:
         self.outcome = RunOutcome(status, error, self._executed, self.sandbox.variables)
         self.sandbox.close()
+        self._publish("run.ended", status=status, error=error, actions=self._executed)
         if status == "failed":
             self.log.warning("run failed", error=error, actions=self._executed)
         else:
@@ -211,6 +221,7 @@ class Run:
         definition = registry.ACTIONS[item.key]
         step = _Step(self, item)
         self.log.debug("action", action=item.key, line=item.mark.line, label=item.label)
+        self._publish("run.action", action=item.key, line=item.mark.line, label=item.label)
         try:
             result = await definition.run(step, item.params)
             if item.result is not None:
@@ -236,6 +247,12 @@ class Run:
             error=str(failure),
         )
         await self._run_list(item.on_error)
+
+    def _publish(self, event_type: str, **fields: Any) -> None:
+        if self._events is None:
+            return
+        call_id = self._call_info.get("id") if self._call_info is not None else None
+        self._events(event_type, {"run_id": self.run_id, "call_id": call_id, **fields})
 
     def bind_call(self, call: CallApi) -> None:
         """Give a run created before its call (an API run placing one) that call."""

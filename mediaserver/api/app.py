@@ -2,9 +2,13 @@
 
 :func:`create_app` builds the FastAPI app for a running :class:`Server`.
 Every route needs an API key (``mediaserver.api.auth``), the OpenAPI
-document at ``/openapi.json`` included; ``/metrics`` needs none from
-loopback. Every error answer, ours or the framework's, has one JSON shape
-(:class:`~mediaserver.api.models.ErrorBody`) naming the field at fault:
+document at ``/openapi.json`` and the docs pages at ``/docs`` and
+``/redoc`` included; ``/metrics`` needs none from loopback, the docs' static
+assets none at all, and the ``/api/events`` WebSocket checks its own
+handshake. Each request is counted in the metrics and written to the access
+log (``mediaserver.api.access_log``). Every error answer, ours or the
+framework's, has one JSON shape (:class:`~mediaserver.api.models.ErrorBody`)
+naming the field at fault:
 
 - malformed JSON: 400 ``malformed_json``;
 - wrong types, missing or unknown fields, bad ids in paths, out-of-range
@@ -21,7 +25,6 @@ a refused request leaves nothing half-applied.
 from __future__ import annotations
 
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -32,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediaserver import __version__
 from mediaserver.api import metrics
+from mediaserver.api.access_log import AccessLog, AccessRecorder
 from mediaserver.api.auth import (
     CHALLENGE,
     KeyCheck,
@@ -39,9 +43,12 @@ from mediaserver.api.auth import (
     require_key,
     require_key_off_loopback,
 )
+from mediaserver.api.docs import add_docs
+from mediaserver.api.examples import add_examples
 from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
 from mediaserver.api.native import ERROR_RESPONSES, JSON_ERROR_RESPONSES, system
 from mediaserver.api.routes_calls import router as calls_router
+from mediaserver.api.routes_events import router as events_router
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
@@ -58,6 +65,8 @@ DESCRIPTION = """\
 The native API of mediaserver (shapes from the Callr v2 API). Authenticate with one of
 the configured keys as `Authorization: Bearer KEY`, `X-API-Key: KEY` or HTTP Basic
 (the key as password). Errors are `{"error": {"code", "message", "field", "details"}}`.
+Live call, run, conference and queue events: the WebSocket `/api/events` (not listed here,
+as OpenAPI cannot describe WebSockets; see docs/api.md).
 """
 
 _STATUS_CODES = {
@@ -157,37 +166,6 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-class RequestLog:
-    """One debug line per request: method, path, status, time taken (no query, no headers)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.monotonic()
-        status = 0
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            log.debug(
-                "http request",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                status=status,
-                ms=round((time.monotonic() - started) * 1000, 1),
-            )
-
-
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """The methods the OpenAPI document lists for ``path`` (the ``Allow`` of a 405).
 
@@ -216,14 +194,25 @@ def create_app(server: Server) -> FastAPI:
         redoc_url=None,
     )
     app.state.server = server
-    app.state.key_check = KeyCheck(api_keys(server.config))
-    call_metrics = metrics.CallMetrics()
-    server.journal.on_call_ended.append(call_metrics.call_ended)
-    app.state.call_metrics = call_metrics
+    app.state.key_check = KeyCheck(api_keys(server.config), dict(server.config.http.key_names))
+    telemetry = metrics.Telemetry(server)
+    telemetry.loop_lag.start()
+    app.state.telemetry = telemetry
 
     keyed: dict[str, Any] = {"dependencies": [Depends(require_key)], "responses": ERROR_RESPONSES}
     for router in (system, scenarios_router, calls_router, recordings_router, webhooks_router):
         app.include_router(router, **keyed)
+    app.include_router(events_router)  # a WebSocket: authenticates its own handshake
+    add_docs(app)
+    generate = app.openapi
+
+    def openapi_with_examples() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_examples(generate())  # FastAPI caches the document it returns: once
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi_with_examples  # type: ignore[method-assign]
 
     @app.get(
         "/metrics",
@@ -238,8 +227,7 @@ def create_app(server: Server) -> FastAPI:
         summary="Prometheus metrics (no key needed from loopback)",
     )
     async def prometheus() -> PlainTextResponse:
-        text = metrics.render(server, call_metrics)
-        return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
+        return PlainTextResponse(telemetry.render(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_key)])
     async def openapi() -> JSONResponse:
@@ -283,5 +271,7 @@ def create_app(server: Server) -> FastAPI:
         return error_response(500, ErrorBody(error=info))
 
     app.add_middleware(BodyLimit)
-    app.add_middleware(RequestLog)
+    access_log = server.config.http.access_log
+    path = server.config.storage_path(access_log) if access_log is not None else None
+    app.add_middleware(AccessLog, recorder=AccessRecorder(path, telemetry.http))
     return app

@@ -17,10 +17,13 @@ compared in constant time. Anything else gets 401 with a JSON error and a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -78,23 +81,48 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Ke
 _basic = HTTPBasic(auto_error=False, description="HTTP Basic, the key as the password")
 
 
-class KeyCheck:
-    """The dependency every API route has: one of the keys, or 401."""
+def key_label(key: str, names: Mapping[str, str]) -> str:
+    """What logs call a key: its configured name, else ``key-`` and 8 hex digits of its
+    SHA-256 (tells keys apart, reveals nothing usable); never the key itself."""
+    name = names.get(key)
+    if name is not None:
+        return name
+    return "key-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
+
+class KeyCheck:
+    """The dependency every API route has: one of the keys, or 401.
+
+    The label of the key a request used (:func:`key_label`) is left in
+    ``request.state.api_key`` for the access log."""
+
+    def __init__(self, keys: tuple[str, ...], names: Mapping[str, str] | None = None) -> None:
         if not keys:
             raise ValueError("at least one API key is needed")
         self._keys = tuple(k.encode("utf-8") for k in keys)
+        self._labels = tuple(key_label(k, names or {}) for k in keys)
 
     def accepts(self, presented: str | None) -> bool:
+        return self.label_of(presented) is not None
+
+    def label_of(self, presented: str | None) -> str | None:
+        """The label of the key ``presented`` is, None when it is none of them."""
         if not presented:
-            return False
+            return None
         given = presented.encode("utf-8", "surrogateescape")
         # Every key is compared, so timing does not tell which one (or whether any) matched.
-        found = False
-        for key in self._keys:
-            found |= hmac.compare_digest(given, key)
+        found: str | None = None
+        for key, label in zip(self._keys, self._labels, strict=True):
+            if hmac.compare_digest(given, key):
+                found = label
         return found
+
+    def verify(self, presented: list[str], unreadable: bool) -> str | None:
+        """The label of the key when every key presented is right, else None."""
+        labels = [self.label_of(p) for p in presented]
+        if presented and not unreadable and all(labels):
+            return labels[0]
+        return None
 
     def check(
         self,
@@ -115,7 +143,9 @@ class KeyCheck:
         # An Authorization header in another scheme (Digest, garbage) is a wrong credential.
         unreadable = "authorization" in request.headers and bearer is None and basic is None
         # Every key presented must be right: a wrong one next to a right one is refused.
-        if presented and not unreadable and all(self.accepts(p) for p in presented):
+        label = self.verify(presented, unreadable)
+        if label is not None:
+            request.state.api_key = label
             return
         given = bool(presented) or unreadable
         raise ApiError(
@@ -128,6 +158,36 @@ class KeyCheck:
             "authorization",
             headers={"WWW-Authenticate": CHALLENGE},
         )
+
+
+def presented_keys(headers: Mapping[str, str], query_key: str | None) -> tuple[list[str], bool]:
+    """The keys a WebSocket handshake presents (the same three headers, or ``?key=``, since
+    browsers cannot set headers on a WebSocket), and whether an Authorization header is
+    unreadable (another scheme, bad Base64)."""
+    presented: list[str] = []
+    unreadable = False
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            presented.append(value.strip())
+        elif scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                unreadable = True
+            else:
+                _, colon, password = decoded.partition(":")
+                unreadable = not colon
+                presented.append(password)
+        else:
+            unreadable = True
+    header = headers.get("x-api-key")
+    if header is not None:
+        presented.append(header)
+    if query_key is not None:
+        presented.append(query_key)
+    return presented, unreadable
 
 
 def _key_check(request: Request) -> KeyCheck:

@@ -336,6 +336,8 @@ class WebhookMetrics:
     failed: int = 0
     retried: int = 0
     dropped: int = 0
+    # Told of every attempt as it ends (the Prometheus latency histogram listens here).
+    on_attempt: list[Callable[[DeliveryRecord], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -671,6 +673,11 @@ class WebhookDispatcher:
         return status, error, retry_after, final
 
     async def _report(self, record: DeliveryRecord) -> None:
+        for listener in self.metrics.on_attempt:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("webhook attempt listener failed", event_id=record.event_id)
         if self._on_delivery is None:
             return
         try:

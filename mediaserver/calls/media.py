@@ -336,6 +336,12 @@ class CallMedia:
             participants=len(room),
             waiting=member.waiting,
         )
+        self._publish(
+            "conference.participant.joined",
+            conference=options.name,
+            participants=len(room),
+            waiting=member.waiting,
+        )
         call.flush_digits()
         recording = self._record_room(services, room) if options.record else None
         outcome = "hangup"  # unless the stay ends otherwise (a cancelled run: the call ended)
@@ -344,10 +350,20 @@ class CallMedia:
         finally:
             room.leave(call.leg, outcome)
             log.info("conference left", conference=options.name, outcome=outcome)
+            self._publish(
+                "conference.participant.left",
+                conference=options.name,
+                participants=len(room),
+                outcome=outcome,
+            )
         saved = None
         if recording is not None:
             saved = recording.result()
         return ConferenceResult(outcome, saved)
+
+    def _publish(self, event_type: str, **fields: Any) -> None:
+        if self.call.journal is not None:
+            self.call.journal.events.publish(event_type, {"call_id": self.call.id, **fields})
 
     async def _stay(self, room: Conference, member: Member, options: ConferenceOptions) -> str:
         call = self.call

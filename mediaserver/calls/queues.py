@@ -101,13 +101,16 @@ async def enqueue(
     waiter = Waiter(call)
     queue.waiting.append(waiter)
     log.info("queued", queue=queue.name, position=len(queue.waiting), call_id=call.id)
+    _publish(call, "call.enqueued", queue=queue.name, position=len(queue.waiting))
+    outcome = "hangup"  # unless the wait ends otherwise
     deadline = None if max_wait is None else time.monotonic() + max_wait
     try:
         while not waiter.taken.done():
             call.check()
             if deadline is not None and time.monotonic() >= deadline:
                 log.info("left the queue: waited too long", queue=queue.name, call_id=call.id)
-                return "timeout"
+                outcome = "timeout"
+                return outcome
             if announce is not None:
                 announcement = call.leg.play(await announce(queue.position(waiter)))
                 await call.wait_any(
@@ -120,11 +123,15 @@ async def enqueue(
             if announce is not None:
                 wait = ANNOUNCE_EVERY if wait is None else min(wait, ANNOUNCE_EVERY)
             await call.wait_any([waiter.taken], wait, wake_on_digit=False)
-        # An agent has us: the bridge is theirs to run; wait for it to end.
+        # An agent has us: out of the queue; the bridge is theirs to run; wait for it to end.
+        _publish(call, "call.left.queue", queue=queue.name, reason="bridged")
+        outcome = ""
         await call.wait_any([waiter.released], None, wake_on_digit=False)
         call.check()
         return "bridged"
     finally:
+        if outcome:  # told already when an agent took the call
+            _publish(call, "call.left.queue", queue=queue.name, reason=outcome)
         if waiter in queue.waiting:
             queue.waiting.remove(waiter)
         if not queue.waiting and rooms.get(key) is queue:
@@ -132,6 +139,11 @@ async def enqueue(
         waiter.left.set_result(None)
         if not waiter.taken.done():
             call.leg.stop_playback()
+
+
+def _publish(call: Call, event_type: str, **fields: Any) -> None:
+    if call.journal is not None:
+        call.journal.events.publish(event_type, {"call_id": call.id, **fields})
 
 
 def _left(deadline: float | None) -> float | None:

@@ -37,7 +37,7 @@ rtp:
   codecs: {codecs}
 http:
   api_keys: {api_keys}
-scenarios_dir: {scenarios}
+{http_extra}scenarios_dir: {scenarios}
 routes:
 {routes}
 """
@@ -117,8 +117,10 @@ def start_server(
     trusted: list[str] | None = None,
     extra_config: str = "",
     api_key: str | None = TEST_API_KEY,
+    http_extra: str = "",
 ) -> ServerProcess:
-    """Start a server with its own config and data folder under ``tmp``."""
+    """Start a server with its own config and data folder under ``tmp``;
+    ``http_extra``: more lines of the ``http`` section (indented two spaces)."""
     tmp.mkdir(parents=True, exist_ok=True)
     low, high = rtp_range or _rtp_range()
     route_lines = "\n".join(f'  "{k}": {v}' for k, v in (routes or DEFAULT_ROUTES).items())
@@ -131,6 +133,7 @@ def start_server(
             scenarios=scenarios,
             routes=route_lines,
             api_keys=f'["{api_key}"]' if api_key is not None else "[]",
+            http_extra=http_extra,
             trusted="["
             + ", ".join(f'"{n}"' for n in (["127.0.0.0/8"] if trusted is None else trusted))
             + "]",

@@ -118,15 +118,6 @@ def test_no_range_of_an_empty_file() -> None:
 # --- metrics ---------------------------------------------------------------------------
 
 
-def test_exposition_format_escapes_label_values() -> None:
-    out = metrics.Exposition()
-    out.family("x_total", "counter", "Things.", [({"a": 'q"b\\n\nz'}, 3), ({}, 1.5)])
-    assert out.text() == (
-        "# HELP x_total Things.\n# TYPE x_total counter\n"
-        'x_total{a="q\\"b\\\\n\\nz"} 3\nx_total 1.5\n'
-    )
-
-
 def test_rtp_counters_take_whole_numbers_only() -> None:
     snapshot = {"packets_in": 5, "packets_out": 7, "lost": True, "bytes_in": 1.5, "jitter_ms": 3}
     assert metrics.rtp_counters(snapshot) == {"packets_in": 5, "packets_out": 7}
@@ -138,7 +129,9 @@ def test_call_metrics_bound_their_labels() -> None:
     for cause in ("normal_clearing", "Weird Cause!", None):
         call: Any = SimpleNamespace(
             direction="inbound",
+            started_at=0.5,
             answered_at=1.0,
+            ended_at=3.0,
             hangup_cause=cause,
             hangup_source="caller",
             leg=leg,
@@ -153,12 +146,14 @@ def test_call_metrics_bound_their_labels() -> None:
     assert calls.rtp == {"packets_in": 30, "packets_out": 60, "lost": 6}
 
 
-def test_sip_stats_become_request_response_and_event_series() -> None:
-    stats = {"in.INVITE": 3, "out.200": 2, "in.FROB": 1, "malformed": 4, "out.BYE": 1}
-    requests, responses, events = metrics._sip_series(stats)
+def test_sip_stats_become_request_response_refusal_and_event_series() -> None:
+    stats = {"in.INVITE": 3, "out.200": 2, "in.FROB": 1, "malformed": 4, "out.BYE": 1,
+             "refused.rate_limited": 2, "flood dropped!": 1}  # fmt: skip
+    requests, responses, refused, events = metrics._sip_series(stats)
     assert requests == {("in", "INVITE"): 3, ("in", "other"): 1, ("out", "BYE"): 1}
     assert responses == {("out", "200"): 2}
-    assert events == {("", "malformed"): 4}
+    assert refused == {("", "rate_limited"): 2}
+    assert events == {("", "malformed"): 4, ("", "other"): 1}
 
 
 # --- the document ----------------------------------------------------------------------
@@ -194,3 +189,4 @@ async def test_openapi_document_lists_exactly_the_routes_built(tmp_path: Path) -
         "HTTPBasic",
     }
     assert server.journal.on_call_ended, "the metrics hook is registered"
+    assert server.journal.on_call_started, "the metrics hook is registered"

@@ -187,7 +187,10 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
             "rtp:\n  colour: red\n",
             "F:2:3: unknown key rtp.colour (known: codecs, jitter_buffer_ms, ports)",
         ),
-        ("http:\n  colour: red\n", "F:2:3: unknown key http.colour (known: api_keys, listen)"),
+        (
+            "http:\n  colour: red\n",
+            "F:2:3: unknown key http.colour (known: access_log, api_keys, listen)",
+        ),
         (
             "storage:\n  colour: red\n",
             "F:2:3: unknown key storage.colour (known: cache, database, recordings)",
@@ -237,7 +240,10 @@ def test_unknown_keys_in_each_section(tmp_path: Path, text: str, message: str) -
             "rtp:\n  jitter_buffer_ms: true\n",
             "F:2:21: rtp.jitter_buffer_ms: expected milliseconds between 20 and 1000, got True",
         ),
-        ("http:\n  api_keys: key\n", "F:2:13: http.api_keys: expected a list"),
+        (
+            "http:\n  api_keys: key\n",
+            "F:2:13: http.api_keys: expected a list of keys (a key, or {name: NAME, key: KEY})",
+        ),
         ("storage:\n  cache: 1.5\n", "F:2:10: storage.cache: expected a string"),
         (
             "storage:\n  database: postgresql://db/ms\n",
