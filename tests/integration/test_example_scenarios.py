@@ -87,7 +87,7 @@ def check_voicemail(server: ServerProcess, hz: float, seconds: float) -> tuple[s
     assert (row["kind"], row["status"], row["format"], row["channels"]) == (
         "voicemail", "ready", "wav", 1,
     )  # fmt: skip
-    samples, rate = audio.read_mono(row["path"])
+    samples, rate = audio.read_mono(server.data_dir / "data" / "recordings" / row["path"])
     length = len(samples) / rate
     assert seconds - 1.0 <= length <= seconds + 1.5, length
     assert audio.tone_present(samples, rate, hz, seconds - 1.0)
