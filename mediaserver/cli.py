@@ -38,7 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sip-port", type=int, help="port of every sip.listen entry (0: pick one)")
     run.add_argument("--http-port", type=int, help="port of http.listen")
     run.add_argument("--rtp-ports", metavar="A-B", help="RTP port range, e.g. 20000-29999")
-    run.add_argument("--data-dir", help="folder that relative storage paths resolve against")
+    run.add_argument(
+        "--data-dir",
+        help="folder relative storage paths resolve against: DIR/data/... by default (.)",
+    )
     run.add_argument("--log-format", choices=["console", "json"], default="console")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     run.add_argument(
