@@ -157,6 +157,21 @@ class CallJournal:
 
         self._add(write)
 
+    def call_run_attached(self, call: Call, run_id: str, scenario_id: str) -> None:
+        """Link a call placed before its run was known (an API-started run's call) to
+        the run and its scenario; journaled after ``run_started`` so the run exists."""
+        store = self.store
+        if store is None:
+            return
+        name = call.scenario
+
+        async def write() -> None:
+            await store.calls.attach_run(
+                call.id, run_id, scenario_id=scenario_id, scenario_name=name
+            )
+
+        self._add(write)
+
     def call_answered(self, call: Call) -> None:
         store = self.store
         at = _at(call.answered_at)

@@ -453,6 +453,8 @@ class Server:
                 raise RunRefused("to", str(exc)) from None
             call.scenario = scenario.name
         self.journal.run_started(run_id, scenario_id, API_BRANCH, dict(variables or {}))
+        if call is not None and scenario_id is not None:
+            self.journal.call_run_attached(call, run_id, scenario_id)
         task = asyncio.get_running_loop().create_task(
             self._api_run(run, call, run_id, ring_timeout)
         )

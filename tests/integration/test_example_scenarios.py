@@ -322,6 +322,33 @@ def test_reminder_call_is_confirmed_with_1(tmp_path: Path, web: WebPeer) -> None
     assert audio.speech_seconds(heard, rate) > 3.0
 
 
+def test_api_started_call_record_names_its_scenario_and_run(tmp_path: Path, web: WebPeer) -> None:
+    server = reminder_server(tmp_path / "server", web)
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    try:
+        with Baresip(user="alice", auto_answer=True, max_call_s=40) as phone:
+            sid, runid = start_reminder(server, phone.sip_uri, {"$name": "Alice"})
+            phone.wait_established(timeout=10)
+            phone.send_dtmf("2")
+            assert phone.wait_closed(timeout=30) == PEER_HUNG_UP
+        run = finished_run(server, sid, runid)
+        with httpx.Client(base_url=server.api_url, headers=headers, timeout=15) as api:
+
+            def ended() -> list[dict[str, Any]]:
+                page = api.get("/api/cdrs", params={"direction": "outbound"}).json()
+                return [c for c in page["hits"] if c["status"] == "ended"]
+
+            (record,) = wait_until(ended, 10, "the call record closed")
+            by_run = api.get("/api/cdrs", params={"runid": runid}).json()
+    finally:
+        server.stop()
+    assert run["status"] == "completed", run
+    assert record["scenario"] == {"sid": sid, "name": "reminder"}
+    assert record["runid"] == runid
+    assert record["to"] == "alice" and record["from"] == "mediaserver"
+    assert [c["callid"] for c in by_run["hits"]] == [record["callid"]]
+
+
 def test_reminder_to_a_busy_phone_logs_it(tmp_path: Path, web: WebPeer) -> None:
     server = reminder_server(tmp_path / "server", web)
     try:

@@ -10,6 +10,7 @@ one keeps every path relative, as a user's first run does.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ from tests.support.baresip import Baresip
 
 pytestmark = pytest.mark.integration
 
+DOCS_API = REPO / "docs" / "api.md"
 PEER_HUNG_UP = "Connection reset by peer"
 TONE_HZ = 800
 MESSAGE_S = 3.0
@@ -130,3 +132,24 @@ def test_voicemail_downloaded_and_deleted_with_relative_data_folder(
         assert not on_disk.exists(), "the file stays on disk after DELETE"
         assert api.get(f"/api/recordings/{sid}").status_code == 404
         assert api.get(f"/api/recordings/{sid}/file").status_code == 404
+
+
+def docs_request_body(method_path: str) -> dict[str, Any]:
+    """The JSON body of the first example request in docs/api.md's section ``method_path``."""
+    text = DOCS_API.read_text()
+    section = text.index(f"\n### {method_path}\n")
+    start = text.index(f"```http\n{method_path}\nContent-Type: application/json\n\n", section)
+    block = text[start : text.index("```", start + 3)]
+    body: dict[str, Any] = json.loads(block.split("\n\n", 1)[1])
+    return body
+
+
+def test_docs_scenario_example_is_created_next_to_the_shipped_ones(
+    quickstart: ServerProcess,
+) -> None:
+    example = docs_request_body("POST /api/scenarios")
+    headers = {"Authorization": f"Bearer {quickstart.api_key}"}
+    with httpx.Client(base_url=quickstart.api_url, headers=headers, timeout=10) as api:
+        created = api.post("/api/scenarios", json=example)
+        assert created.status_code == 201, created.text
+        assert created.json()["name"] == example["name"]
