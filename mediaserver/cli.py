@@ -109,9 +109,11 @@ def _check(files: list[str], config_path: str | None) -> int:
     problems.extend(check_files([Path(f) for f in files]))
     for problem in problems:
         print(problem)
-    if not problems:
-        print(f"{len(files)} scenario file(s) valid")
-    return 1 if problems else 0
+    errors = [problem for problem in problems if not problem.warning]
+    if not errors:
+        warned = f", {len(problems)} warning(s)" if problems else ""
+        print(f"{len(files)} scenario file(s) valid{warned}")
+    return 1 if errors else 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from mediaserver.api.webhooks import WebhookDispatcher
 from mediaserver.calls.base import Q850_CAUSES
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
+from mediaserver.store.cdrs import rfc3339
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
@@ -139,19 +140,20 @@ class CallJournal:
             sip_call_id=call.sip_call_id,
         )
         event = f"v2.call.{record.direction}.started"
-        payload = {
+        payload: dict[str, Any] = {
             "callid": call.id,
             "direction": record.direction,
             "from": call.from_user,
             "to": call.to_user,
             "scenario": call.scenario,
-            "start": record.started_at.isoformat(),
+            "start": rfc3339(record.started_at),
         }
         store = self.store
 
         async def write() -> None:
             if store is not None:
-                await store.calls.create(record)
+                created = await store.calls.create(record)
+                payload["record"] = created.as_record()  # as GET /api/cdrs/{callid} shows it
             if self.webhooks is not None:
                 self.webhooks.publish(event, call.id, payload)
 
@@ -206,7 +208,8 @@ class CallJournal:
             if store is not None:
                 record = await store.calls.finish(call.id, end)
                 if record is not None:
-                    payload = record.as_cdr()
+                    # The Callr v1 CDR (seeds/000), and the native record of /api/cdrs.
+                    payload = {**record.as_cdr(), "record": record.as_record()}
             if self.webhooks is not None:
                 self.webhooks.publish(f"v2.call.{direction}.ended", call.id, payload)
 
