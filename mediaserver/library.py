@@ -37,6 +37,8 @@ class ScenarioLibrary:
         self._scenarios.update(scenarios)
         for name, scenario in scenarios.items():
             self._files[name] = Path(scenario.file).read_text(encoding="utf-8")
+            for warning in scenario.warnings:  # likely mistakes that do not stop it loading
+                log.warning("scenario warning", scenario=name, problem=str(warning))
         return problems
 
     async def sync(self, store: Store) -> None:
