@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -151,8 +152,10 @@ class CallJournal:
         store = self.store
 
         async def write() -> None:
+            # The scenario as of now: an API run names its call's right after placing it.
+            payload["scenario"] = call.scenario
             if store is not None:
-                created = await store.calls.create(record)
+                created = await store.calls.create(replace(record, scenario_name=call.scenario))
                 payload["record"] = created.as_record()  # as GET /api/cdrs/{callid} shows it
             if self.webhooks is not None:
                 self.webhooks.publish(event, call.id, payload)

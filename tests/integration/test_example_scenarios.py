@@ -323,7 +323,8 @@ def test_reminder_call_is_confirmed_with_1(tmp_path: Path, web: WebPeer) -> None
 
 
 def test_api_started_call_record_names_its_scenario_and_run(tmp_path: Path, web: WebPeer) -> None:
-    server = reminder_server(tmp_path / "server", web)
+    hooks = f'webhooks:\n  - url: {web.url("/calls")}\n    events: ["v2.call.*"]\n'
+    server = examples_server(tmp_path / "server", {"welcome": "welcome"}, hooks)
     headers = {"Authorization": f"Bearer {server.api_key}"}
     try:
         with Baresip(user="alice", auto_answer=True, max_call_s=40) as phone:
@@ -347,6 +348,13 @@ def test_api_started_call_record_names_its_scenario_and_run(tmp_path: Path, web:
     assert record["runid"] == runid
     assert record["to"] == "alice" and record["from"] == "mediaserver"
     assert [c["callid"] for c in by_run["hits"]] == [record["callid"]]
+    # The call webhooks name the scenario too, and the ended one carries the record.
+    started = web.wait_for(lambda r: b"v2.call.outbound.started" in r.body).json()["payload"]
+    assert started["scenario"] == "reminder"
+    assert started["record"]["scenario"]["name"] == "reminder"
+    ended = web.wait_for(lambda r: b"v2.call.outbound.ended" in r.body).json()["payload"]
+    assert ended["record"] == record
+    assert ended["scenario_name"] == "reminder"  # the Callr CDR.Out's own field
 
 
 def test_reminder_to_a_busy_phone_logs_it(tmp_path: Path, web: WebPeer) -> None:
