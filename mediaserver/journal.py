@@ -22,6 +22,7 @@ from mediaserver.calls.base import Q850_CAUSES
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
 from mediaserver.store.cdrs import rfc3339
+from mediaserver.store.db import from_ms
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
@@ -37,7 +38,8 @@ Entry = Callable[[], Awaitable[None]]
 
 
 def _at(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+    # Whole milliseconds, as stored: the webhooks, the record and $call.started agree.
+    return from_ms(round(epoch * 1000)) if epoch is not None else None
 
 
 class CallJournal:
