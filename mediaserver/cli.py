@@ -44,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sip-port", type=int, help="port of every sip.listen entry (0: pick one)")
     run.add_argument("--http-port", type=int, help="port of http.listen")
     run.add_argument("--rtp-ports", metavar="A-B", help="RTP port range, e.g. 20000-29999")
-    run.add_argument("--data-dir", help="folder that relative storage paths resolve against")
+    run.add_argument(
+        "--data-dir",
+        help="folder relative storage paths resolve against: DIR/data/... by default (.)",
+    )
     run.add_argument("--log-format", choices=["console", "json"], default="console")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     run.add_argument(
@@ -123,9 +126,11 @@ def _check(files: list[str], config_path: str | None) -> int:
     problems.extend(check_files([Path(f) for f in files]))
     for problem in problems:
         print(problem)
-    if not problems:
-        print(f"{len(files)} scenario file(s) valid")
-    return 1 if problems else 0
+    errors = [problem for problem in problems if not problem.warning]
+    if not errors:
+        warned = f", {len(problems)} warning(s)" if problems else ""
+        print(f"{len(files)} scenario file(s) valid{warned}")
+    return 1 if errors else 0
 
 
 def _init(folder: Path, force: bool, data_dir: str | None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from mediaserver.calls.base import Q850_CAUSES
 from mediaserver.events import EventBus
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
+from mediaserver.store.cdrs import rfc3339
+from mediaserver.store.db import from_ms
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
@@ -36,7 +39,8 @@ Entry = Callable[[], Awaitable[None]]
 
 
 def _at(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+    # Whole milliseconds, as stored: the webhooks, the record and $call.started agree.
+    return from_ms(round(epoch * 1000)) if epoch is not None else None
 
 
 def _direction(call: Call) -> str:
@@ -172,21 +176,39 @@ class CallJournal:
             },
         )
         event = f"v2.call.{record.direction}.started"
-        payload = {
+        payload: dict[str, Any] = {
             "callid": call.id,
             "direction": record.direction,
             "from": call.from_user,
             "to": call.to_user,
             "scenario": call.scenario,
-            "start": record.started_at.isoformat(),
+            "start": rfc3339(record.started_at),
         }
         store = self.store
 
         async def write() -> None:
+            # The scenario as of now: an API run names its call's right after placing it.
+            payload["scenario"] = call.scenario
             if store is not None:
-                await store.calls.create(record)
+                created = await store.calls.create(replace(record, scenario_name=call.scenario))
+                payload["record"] = created.as_record()  # as GET /api/cdrs/{callid} shows it
             if self.webhooks is not None:
                 self.webhooks.publish(event, call.id, payload)
+
+        self._add(write)
+
+    def call_run_attached(self, call: Call, run_id: str, scenario_id: str) -> None:
+        """Link a call placed before its run was known (an API-started run's call) to
+        the run and its scenario; journaled after ``run_started`` so the run exists."""
+        store = self.store
+        if store is None:
+            return
+        name = call.scenario
+
+        async def write() -> None:
+            await store.calls.attach_run(
+                call.id, run_id, scenario_id=scenario_id, scenario_name=name
+            )
 
         self._add(write)
 
@@ -238,7 +260,8 @@ class CallJournal:
             if store is not None:
                 record = await store.calls.finish(call.id, end)
                 if record is not None:
-                    payload = record.as_cdr()
+                    # The Callr v1 CDR (seeds/000), and the native record of /api/cdrs.
+                    payload = {**record.as_cdr(), "record": record.as_record()}
             if self.webhooks is not None:
                 self.webhooks.publish(f"v2.call.{direction}.ended", call.id, payload)
 

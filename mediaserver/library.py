@@ -38,6 +38,9 @@ class ScenarioLibrary:
         files = read_scenario_files(self.scenarios_dir)
         self._scenarios.update(files.scenarios)
         self._files.update(files.sources)
+        for name, scenario in files.scenarios.items():
+            for warning in scenario.warnings:  # likely mistakes that do not stop it loading
+                log.warning("scenario warning", scenario=name, problem=str(warning))
         return files.problems
 
     def file_sources(self) -> dict[str, str]:

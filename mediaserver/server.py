@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -57,7 +58,7 @@ from mediaserver.reload import ReloadChanges, compare
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
-from mediaserver.sip.transport import SipEndpoint
+from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Keepalive, Registration, Trunk
 from mediaserver.sip.ua import MediaSettings, UserAgent, local_address_for
 from mediaserver.sip.uac import TargetError
@@ -79,6 +80,27 @@ class RunRefused(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class StartError(OSError):
+    """The server cannot start; the message says why and what to change."""
+
+
+def listen_problem(what: str, address: str, flag: str, setting: str, exc: OSError) -> str:
+    """Why ``address`` could not be bound, and the fix; a port taken is the common case."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{what} port {address} is in use (another server running?);"
+            f" choose another with {flag} N"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"{what} port {address} needs privileges (a port below 1024);"
+            f" choose another with {flag} N"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{what} address {address} is not one of this machine's; change {setting}"
+    return f"cannot listen for {what} on {address}: {exc.strerror or exc}; check {setting}"
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,16 @@ class Server:
     # -- start and stop --------------------------------------------------------------
 
     async def start(self) -> Listening:
+        """Open the store and the listeners; on failure close what was opened (the
+        database's thread alone would keep the process alive) and raise."""
+        try:
+            return await self._start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.shutdown(0.0)
+            raise
+
+    async def _start(self) -> Listening:
         config = self.config
         database = config.storage_path(config.storage.database)
         database.parent.mkdir(parents=True, exist_ok=True)
@@ -181,12 +213,24 @@ class Server:
         self.journal.store = store
         self.journal.start()
         self.webhooks.start()
-        bound = await self.endpoint.start()
+        try:
+            bound = await self.endpoint.start()
+        except ListenError as exc:
+            address = str(exc.address)
+            raise StartError(
+                listen_problem("SIP", address, "--sip-port", "sip.listen", exc)
+            ) from exc
         await self._start_trunks()
         from mediaserver.api.app import create_app  # the API's routes import this module
 
         self.http = HttpListener(create_app(self), config.http.host, config.http.port)
-        http = await self.http.start()
+        try:
+            http = await self.http.start()
+        except OSError as exc:
+            address = self.http.address
+            raise StartError(
+                listen_problem("HTTP", address, "--http-port", "http.listen", exc)
+            ) from exc
         return Listening(bound, (config.rtp.port_min, config.rtp.port_max), http)
 
     async def _start_trunks(self) -> None:
@@ -453,6 +497,8 @@ class Server:
                 raise RunRefused("to", str(exc)) from None
             call.scenario = scenario.name
         self.journal.run_started(run_id, scenario_id, API_BRANCH, dict(variables or {}))
+        if call is not None and scenario_id is not None:
+            self.journal.call_run_attached(call, run_id, scenario_id)
         task = asyncio.get_running_loop().create_task(
             self._api_run(run, call, run_id, ring_timeout)
         )

@@ -18,6 +18,7 @@ gives a key as it was written (``+33199001234``, read as an int). Merge keys
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,16 +40,20 @@ class Problem:
     file: str
     mark: Mark
     message: str
+    warning: bool = False
+    """A likely mistake that does not stop the file from loading."""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.mark.line}:{self.mark.column}: {self.message}"
+        severity = "warning: " if self.warning else ""
+        return f"{self.file}:{self.mark.line}:{self.mark.column}: {severity}{self.message}"
 
 
 class ProblemsError(Exception):
     """Raised with every problem found in a document, sorted by position."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: Sequence[Problem] = ()) -> None:
         self.problems = sorted(problems, key=lambda p: (p.file, p.mark))
+        self.warnings = list(warnings)  # found along with the problems; not in the message
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from mediaserver.yamlsource import Mark
+from mediaserver.yamlsource import Mark, Problem
 
 BRANCH_NAMES = ("inbound-call", "api-initiated", "inbound-message")
 """Branches a scenario may define (SPEC section 3)."""
@@ -76,6 +76,8 @@ class Scenario:
     defaults: Defaults
     variables: Mapping[str, Any]
     branches: Mapping[str, Branch]
+    warnings: tuple[Problem, ...] = ()
+    """Likely mistakes found when it was loaded (e.g. a variable read but never set)."""
 
     def where(self, item: ActionItem) -> str:
         """``FILE:LINE`` of an action, for messages."""

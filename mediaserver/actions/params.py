@@ -89,6 +89,7 @@ class Report:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def add(self, mark: Mark, message: str) -> None:
         self.problems.append(Problem(self.file, mark, message))

@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -56,8 +56,15 @@ from mediaserver.actions.params import (
     convert,
     describe,
 )
-from mediaserver.actions.prompt import parse_prompt
-from mediaserver.actions.variables import BUILTINS, VariableError, check_name, check_value
+from mediaserver.actions.prompt import PromptItem, parse_prompt
+from mediaserver.actions.variable_use import VariableUse
+from mediaserver.actions.variables import (
+    BUILTINS,
+    VARIABLE_NAME,
+    VariableError,
+    check_name,
+    check_value,
+)
 from mediaserver.actions.variables import parse_target as _parse_target
 from mediaserver.yamlsource import (
     LocatedDict,
@@ -84,6 +91,8 @@ TOP_LEVEL_KEYS = ("name", "defaults", "variables", "branches")
 ITEM_KEYS = ("action", "params", "result", "label", "on-error")
 _ACTION = re.compile(r"^([a-z][a-z0-9-]*)@v([0-9]+)$")
 _SET_VALUE = Param("value", ParamType.EXPRESSION, "expression whose value is assigned")
+_VARIABLE_PARAM = VARIABLE_NAME.pattern.removeprefix("^").removesuffix("$")
+"""The pattern of a parameter that names a variable to set (foreach@v1's ``as``)."""
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
@@ -99,8 +108,9 @@ def load_scenario_text(text: str, filename: str) -> Scenario:
 
 def load_scenario_data(data: Any, filename: str) -> Scenario:
     """Validate a document that is already Python data (plain dicts and lists, as
-    JSON gives); such data has no positions, so every problem is at 1:1."""
-    return _build(data, filename)
+    JSON gives); such data has no positions, so every problem is at 1:1. Its
+    variables are not checked: the Call Flow Loop's come from the application."""
+    return _build(data, filename, check_variables=False)
 
 
 def load_scenarios(directory: str | os.PathLike[str]) -> tuple[dict[str, Scenario], list[Problem]]:
@@ -126,12 +136,12 @@ def load_scenarios(directory: str | os.PathLike[str]) -> tuple[dict[str, Scenari
     return scenarios, problems
 
 
-def _build(data: Any, file: str) -> Scenario:
-    validator = _Validator(file)
+def _build(data: Any, file: str, *, check_variables: bool = True) -> Scenario:
+    validator = _Validator(file, VariableUse() if check_variables else None)
     scenario = validator.scenario(data, Path(file).stem)
     if validator.report.problems or scenario is None:
-        raise ProblemsError(validator.report.problems)
-    return scenario
+        raise ProblemsError(validator.report.problems, validator.report.warnings)
+    return replace(scenario, warnings=tuple(validator.report.warnings))
 
 
 @dataclass(frozen=True)
@@ -151,8 +161,9 @@ class _Label:
 class _Validator:
     """Walks one scenario document; every problem goes to ``self.report``."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, variables: VariableUse | None = None) -> None:
         self.report = Report(file)
+        self.variables = variables
         self._list_count = 0
         self._labels: dict[str, _Label] = {}
         self._gotos: list[_GotoReference] = []
@@ -190,6 +201,11 @@ class _Validator:
             )
             return None
         branches = self._branches(data["branches"], _value_mark(data, "branches", top))
+        if self.variables is not None:
+            self.variables.declared.update(variables)
+            errors, warnings = self.variables.problems(self.report.file)
+            self.report.problems.extend(errors)
+            self.report.warnings.extend(warnings)
         return Scenario(stem, self.report.file, defaults, variables, branches)
 
     def _defaults(self, value: Any, mark: Mark) -> Defaults:
@@ -392,7 +408,10 @@ class _Validator:
         if definition is not None and definition.result is None:
             self.report.add(where, f"{definition.key} has no result to store")
             return None
-        return result if self._variable_name(result, where, "result") else None
+        if not self._variable_name(result, where, "result"):
+            return None
+        self._sets(result)
+        return str(result)
 
     def _params(
         self,
@@ -424,6 +443,7 @@ class _Validator:
                     param, value, at, lists, definition.key
                 ),
             )
+            self._note_variables(definition, given, values, where)
             for param in definition.params:
                 if param.type is ParamType.LABEL and isinstance(values.get(param.name), str):
                     self._gotos.append(
@@ -457,14 +477,48 @@ class _Validator:
                     f"{definition.key}: {parsed.variable} is a read-only built-in variable",
                 )
                 continue
+            self._sets(parsed.variable)
             try:
                 values[target] = convert(_SET_VALUE, value)
+                self._reads(values[target], _value_mark(given, target, mark))
             except ParamError as exc:
                 message = str(exc).removeprefix("value: ")
                 self.report.add(
                     _value_mark(given, target, mark), f"{definition.key}: {target}: {message}"
                 )
         return values
+
+    # -- variables set and read (mediaserver.actions.variable_use) --
+
+    def _sets(self, name: str) -> None:
+        if self.variables is not None:
+            self.variables.sets(self._branch, name)
+
+    def _reads(self, value: Any, mark: Mark) -> None:
+        if self.variables is not None:
+            self.variables.reads(self._branch, value, mark)
+
+    def _note_variables(
+        self,
+        definition: ActionDefinition,
+        given: Mapping[Any, Any],
+        values: Mapping[str, Any],
+        mark: Mark,
+    ) -> None:
+        """What the checked parameters of one action item set and read (nested action
+        lists are their own items)."""
+        for param in definition.params:
+            value = values.get(param.name)
+            if value is None or param.type in (ParamType.ACTIONS, ParamType.CASES):
+                continue
+            if param.type is ParamType.PROMPT:
+                for item in value:
+                    if isinstance(item, PromptItem):
+                        self._reads((item.text, item.url), item.mark)
+            elif param.type is ParamType.STRING and param.pattern == _VARIABLE_PARAM:
+                self._sets(value)
+            else:
+                self._reads(value, _value_mark(given, param.name, mark))
 
     def _structural(
         self, param: Param, value: Any, mark: Mark, lists: tuple[int, ...], owner: str

@@ -35,7 +35,6 @@ from mediaserver.api.models import (
     LiveCallPage,
     QueuePage,
     RunStarted,
-    ScenarioRef,
     Status,
     not_found,
 )
@@ -51,7 +50,6 @@ from mediaserver.api.native import (
     server_of,
     slice_page,
     store_of,
-    timestamp,
 )
 from mediaserver.calls.media import room_snapshots
 from mediaserver.calls.queues import queue_snapshots
@@ -188,40 +186,8 @@ async def list_queues(request: Request, offset: Offset = 0, limit: Limit = 10) -
 # --- call records -------------------------------------------------------------------------
 
 
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else round(ms / 1000, 3)
-
-
 def record_out(record: StoredCall) -> CallRecord:
-    scenario = None
-    if record.scenario_id is not None or record.scenario_name is not None:
-        scenario = ScenarioRef(sid=record.scenario_id, name=record.scenario_name)
-    return CallRecord.model_validate(
-        {
-            "callid": record.id,
-            "direction": record.direction,
-            "status": record.status,
-            "from": record.from_number,
-            "fromName": record.from_name,
-            "to": record.to_number,
-            "number": record.number,
-            "scenario": scenario,
-            "runid": record.run_id,
-            "parentCallid": record.parent_call_id,
-            "sipCallId": record.sip_call_id,
-            "started": timestamp(record.started_at),
-            "answered": opt_timestamp(record.answered_at),
-            "ended": opt_timestamp(record.ended_at),
-            "duration": _seconds(record.duration_ms),
-            "durationAnswered": _seconds(record.duration_answered_ms),
-            "hangupCause": record.hangup_cause,
-            "hangupCauseCode": record.hangup_cause_code,
-            "hangupSource": record.hangup_source,
-            "sipStatus": record.sip_status,
-            "dialStatus": record.dial_status,
-            "media": record.media_stats,
-        }
-    )
+    return CallRecord.model_validate(record.as_record())
 
 
 def call_filter(

@@ -98,12 +98,21 @@ def recordings_root(request: Request) -> FilePath:
 
 
 def contained(root: FilePath, indexed: str) -> FilePath | None:
-    """The indexed path, resolved, if it lies inside ``root``; None otherwise."""
+    """The indexed file, resolved, if it lies inside ``root`` (resolved); None otherwise.
+
+    Rows name the file relative to ``root`` (``k3d9x0qa.wav``). Older rows hold
+    the path as the server saw it then: absolute, or relative to its working
+    folder through the data folder (``data/recordings/k3d9x0qa.wav``); for those
+    the file of that name in ``root`` is the one meant (files are named by id).
+    """
     path = FilePath(indexed)
-    if not path.is_absolute():
-        path = root / path
-    resolved = path.resolve()
-    return resolved if resolved.is_relative_to(root) else None
+    named = (root / path).resolve()  # root / an absolute path is that path
+    inside = named if named.is_relative_to(root) else None
+    if (inside is None or not inside.exists()) and len(path.parts) > 1:
+        by_id = (root / path.name).resolve()
+        if by_id.is_relative_to(root) and by_id.exists():
+            return by_id
+    return inside
 
 
 @router.get("/api/recordings", response_model=RecordingPage, summary="Search recordings")

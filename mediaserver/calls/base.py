@@ -53,6 +53,8 @@ from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
 from mediaserver.sip.uri import SipUri
+from mediaserver.store.cdrs import rfc3339
+from mediaserver.store.db import from_ms
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome
@@ -144,14 +146,21 @@ class Call:
 
     @property
     def info(self) -> dict[str, Any]:
+        # Milliseconds rounded as the call record stores them, so $call.started is the
+        # record's "started" to the millisecond.
+        started = round(self.started_at * 1000)
+        answered = round(self.answered_at * 1000) if self.answered_at else None
         return {
             "id": self.id,
             "from": self.from_user,
             "to": self.to_user,
             "direction": self.direction,
             "sip_call_id": self.sip_call_id,
-            "started_at": int(self.started_at * 1000),
-            "answered_at": int(self.answered_at * 1000) if self.answered_at else None,
+            "started_at": started,
+            "answered_at": answered,
+            # The same moments as the API and call records write them (RFC 3339, UTC).
+            "started": rfc3339(from_ms(started)),
+            "answered": rfc3339(from_ms(answered)) if answered is not None else None,
             "headers": self.headers(),
         }
 

@@ -121,7 +121,8 @@ class ActiveRecording:
                 rid,
                 call_id=call_id,
                 kind=kind,
-                path=str(recorder.path),
+                # Relative to the recordings folder: valid whatever the cwd or data dir.
+                path=recorder.path.name,
                 format=recorder.format,
                 channels=channels,
             )

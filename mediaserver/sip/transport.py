@@ -58,6 +58,17 @@ TCP_IDLE_TIMEOUT = 600.0
 UDP_SIZE_LIMIT = 1300  # RFC 3261 18.1.1
 
 
+class ListenError(OSError):
+    """A listen address could not be bound; ``errno`` is the socket's."""
+
+    def __init__(self, address: ListenAddress, cause: OSError) -> None:
+        # uvloop wraps the socket's error in one without an errno ("could not bind").
+        inner = cause.__cause__ if cause.errno is None else cause
+        root = inner if isinstance(inner, OSError) else cause
+        super().__init__(root.errno, root.strerror or str(root))
+        self.address = address
+
+
 @dataclass(frozen=True)
 class Peer:
     """Where a message came from or goes to. For TCP it names the connection."""
@@ -184,24 +195,30 @@ class SipEndpoint:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> list[ListenAddress]:
-        """Bind every listen address; return them with the ports actually bound."""
+        """Bind every listen address; return them with the ports actually bound.
+        ListenError names the address that could not be bound."""
         loop = self._loop = asyncio.get_running_loop()
         for address in self.listen:
             port = address.port
             if port == 0 and self.bound:
                 port = self.bound[0].port  # "pick a free one": same port for UDP and TCP
-            if address.transport == "udp":
-                transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: _Udp(self), local_addr=(address.host, port)
-                )
-                port = transport.get_extra_info("sockname")[1]
-                self._udp[address.host] = protocol
-            else:
-                server = await loop.create_server(
-                    lambda: _TcpConnection(self), address.host, port, reuse_address=True
-                )
-                port = server.sockets[0].getsockname()[1]
-                self._servers.append(server)
+            try:
+                if address.transport == "udp":
+                    transport, protocol = await loop.create_datagram_endpoint(
+                        lambda: _Udp(self), local_addr=(address.host, port)
+                    )
+                    port = transport.get_extra_info("sockname")[1]
+                    self._udp[address.host] = protocol
+                else:
+                    server = await loop.create_server(
+                        lambda: _TcpConnection(self), address.host, port, reuse_address=True
+                    )
+                    port = server.sockets[0].getsockname()[1]
+                    self._servers.append(server)
+            except OSError as exc:
+                raise ListenError(
+                    ListenAddress(address.transport, address.host, port), exc
+                ) from exc
             self.bound.append(ListenAddress(address.transport, address.host, port))
         return self.bound
 

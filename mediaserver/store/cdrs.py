@@ -206,6 +206,37 @@ class CallRecord:
             cdr["dialstatus"] = self.dial_status
         return cdr
 
+    def as_record(self) -> dict[str, Any]:
+        """The record as ``GET /api/cdrs/{callid}`` shows it (and the call webhooks'
+        ``record``): the native names, RFC 3339 times, durations in seconds."""
+        scenario = None
+        if self.scenario_id is not None or self.scenario_name is not None:
+            scenario = {"sid": self.scenario_id, "name": self.scenario_name}
+        return {
+            "callid": self.id,
+            "direction": self.direction,
+            "status": self.status,
+            "from": self.from_number,
+            "fromName": self.from_name,
+            "to": self.to_number,
+            "number": self.number,
+            "scenario": scenario,
+            "runid": self.run_id,
+            "parentCallid": self.parent_call_id,
+            "sipCallId": self.sip_call_id,
+            "started": rfc3339(self.started_at),
+            "answered": rfc3339(self.answered_at),
+            "ended": rfc3339(self.ended_at),
+            "duration": _float_seconds(self.duration_ms),
+            "durationAnswered": _float_seconds(self.duration_answered_ms),
+            "hangupCause": self.hangup_cause,
+            "hangupCauseCode": self.hangup_cause_code,
+            "hangupSource": self.hangup_source,
+            "sipStatus": self.sip_status,
+            "dialStatus": self.dial_status,
+            "media": self.media_stats,
+        }
+
     def csv_row(self) -> list[str]:
         """The values of :data:`CSV_COLUMNS` as text (empty for missing)."""
         values: list[Any] = [
@@ -441,6 +472,10 @@ def _callr_time(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _float_seconds(ms: int | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 3)
 
 
 def _decimal_seconds(ms: int | None) -> str | None:

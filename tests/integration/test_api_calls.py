@@ -47,6 +47,9 @@ branches:
         params: {tone: beep}
       - action: pause@v1
         params: {seconds: 1.5}
+      - action: log@v1
+        params:
+          message: "${$run.scenario}: started ${$call.started} ${$call.started_at} ${call.answered}"
       - action: hangup@v1
 """
 OUTBOUND = """\
@@ -330,6 +333,19 @@ async def test_service_built_through_the_api_end_to_end(
         assert bodies[0]["payload"]["callid"] == live["id"]
         assert bodies[0]["payload"]["scenario"] == "e2e"
         assert bodies[1]["payload"]["callid"] == live["id"]
+        # The webhooks carry the record in /api/cdrs's words and times, next to Callr's CDR.
+        started = bodies[0]["payload"]
+        assert started["start"] == record["started"]
+        assert started["record"]["started"] == record["started"]
+        assert (started["record"]["status"], started["record"]["number"]) == ("live", number)
+        assert bodies[1]["payload"]["record"] == record
+        assert bodies[1]["payload"]["hangupsource"] == "SERVER"  # the seed's CDR.In stays
+        # $call.started is the record's start (RFC 3339); $call.started_at the same in ms.
+        (logged,) = server.scenario_logs("e2e: started ")
+        _, _, text, millis, answered = logged.split(" ")
+        assert text == record["started"] and answered == record["answered"]
+        at = datetime.fromisoformat(record["started"].replace("Z", "+00:00"))
+        assert int(millis) // 1000 == int(at.timestamp())
         assert bodies[0]["at"] <= bodies[1]["at"]
 
         async def logged() -> list[dict[str, Any]] | None:

@@ -97,7 +97,7 @@ def test_three_callers_hear_the_others_but_not_themselves(tmp_path: Path) -> Non
         db.close()
     ((kind, status, path, duration_ms),) = rows
     assert (kind, status) == ("conference", "ready")
-    mix, rate = audio.read_mono(path)
+    mix, rate = audio.read_mono(server.data_dir / "data" / "recordings" / path)
     assert duration_ms / 1000 == pytest.approx(len(mix) / rate, abs=0.05)
     assert len(mix) / rate > 4.0
     # While all three were in, the mix held all three tones.

@@ -87,7 +87,7 @@ def check_voicemail(server: ServerProcess, hz: float, seconds: float) -> tuple[s
     assert (row["kind"], row["status"], row["format"], row["channels"]) == (
         "voicemail", "ready", "wav", 1,
     )  # fmt: skip
-    samples, rate = audio.read_mono(row["path"])
+    samples, rate = audio.read_mono(server.data_dir / "data" / "recordings" / row["path"])
     length = len(samples) / rate
     assert seconds - 1.0 <= length <= seconds + 1.5, length
     assert audio.tone_present(samples, rate, hz, seconds - 1.0)
@@ -320,6 +320,41 @@ def test_reminder_call_is_confirmed_with_1(tmp_path: Path, web: WebPeer) -> None
     assert payload["callid"] and payload["to"]
     # The reminder, then "Thank you. ... is confirmed. Goodbye." after the key.
     assert audio.speech_seconds(heard, rate) > 3.0
+
+
+def test_api_started_call_record_names_its_scenario_and_run(tmp_path: Path, web: WebPeer) -> None:
+    hooks = f'webhooks:\n  - url: {web.url("/calls")}\n    events: ["v2.call.*"]\n'
+    server = examples_server(tmp_path / "server", {"welcome": "welcome"}, hooks)
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    try:
+        with Baresip(user="alice", auto_answer=True, max_call_s=40) as phone:
+            sid, runid = start_reminder(server, phone.sip_uri, {"$name": "Alice"})
+            phone.wait_established(timeout=10)
+            phone.send_dtmf("2")
+            assert phone.wait_closed(timeout=30) == PEER_HUNG_UP
+        run = finished_run(server, sid, runid)
+        with httpx.Client(base_url=server.api_url, headers=headers, timeout=15) as api:
+
+            def ended() -> list[dict[str, Any]]:
+                page = api.get("/api/cdrs", params={"direction": "outbound"}).json()
+                return [c for c in page["hits"] if c["status"] == "ended"]
+
+            (record,) = wait_until(ended, 10, "the call record closed")
+            by_run = api.get("/api/cdrs", params={"runid": runid}).json()
+    finally:
+        server.stop()
+    assert run["status"] == "completed", run
+    assert record["scenario"] == {"sid": sid, "name": "reminder"}
+    assert record["runid"] == runid
+    assert record["to"] == "alice" and record["from"] == "mediaserver"
+    assert [c["callid"] for c in by_run["hits"]] == [record["callid"]]
+    # The call webhooks name the scenario too, and the ended one carries the record.
+    started = web.wait_for(lambda r: b"v2.call.outbound.started" in r.body).json()["payload"]
+    assert started["scenario"] == "reminder"
+    assert started["record"]["scenario"]["name"] == "reminder"
+    ended = web.wait_for(lambda r: b"v2.call.outbound.ended" in r.body).json()["payload"]
+    assert ended["record"] == record
+    assert ended["scenario_name"] == "reminder"  # the Callr CDR.Out's own field
 
 
 def test_reminder_to_a_busy_phone_logs_it(tmp_path: Path, web: WebPeer) -> None:

@@ -48,6 +48,7 @@ async def test_an_object_gives_its_names_in_javascript_order() -> None:
               - action: say@v1
                 params: {text: "${n} ${k}=${v.name}"}
         """,
+        header="variables: {$pets: {}}\n",
         variables={
             "$pets": {"cat": {"name": "Whiskers"}, "2": {"name": "Two"}, "dog": {"name": "Spot"}}
         },
@@ -144,7 +145,8 @@ async def test_a_failing_items_expression_goes_to_on_error() -> None:
             items: "$nothing.list"
             do: [{action: say@v1, params: {text: "never"}}]
           on-error: [{action: say@v1, params: {text: "no list"}}]
-        """
+        """,
+        header="variables: {$nothing: null}\n",
     )
     assert outcome.status == "completed"
     assert call.heard() == ["say:no list"]

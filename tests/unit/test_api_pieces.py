@@ -17,7 +17,7 @@ from mediaserver.api.app import create_app
 from mediaserver.api.auth import KeyCheck, api_keys, is_loopback, key_file
 from mediaserver.api.native import system
 from mediaserver.api.routes_calls import router as calls_router
-from mediaserver.api.routes_recordings import RangeNotSatisfiable, byte_range
+from mediaserver.api.routes_recordings import RangeNotSatisfiable, byte_range, contained
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
@@ -113,6 +113,24 @@ def test_unsatisfiable_byte_ranges(header: str) -> None:
 def test_no_range_of_an_empty_file() -> None:
     with pytest.raises(RangeNotSatisfiable):
         byte_range("bytes=0-", 0)
+
+
+# --- indexed recording paths ----------------------------------------------------------
+
+
+def test_indexed_paths_resolve_inside_the_recordings_folder(tmp_path: Path) -> None:
+    root = tmp_path / "data" / "recordings"
+    root.mkdir(parents=True)
+    wav = root / "k3d9x0qa.wav"
+    wav.write_bytes(b"RIFF")
+    (tmp_path / "secret").write_text("x")
+    assert contained(root, "k3d9x0qa.wav") == wav  # rows written now: the file name
+    assert contained(root, str(wav)) == wav  # older rows under an absolute data dir
+    # Older rows under the relative default data dir named it from the server's cwd.
+    assert contained(root, "data/recordings/k3d9x0qa.wav") == wav
+    assert contained(root, "/elsewhere/k3d9x0qa.wav") == wav  # the data folder moved
+    assert contained(root, "../../secret") is None
+    assert contained(root, str(tmp_path / "secret")) is None
 
 
 # --- metrics ---------------------------------------------------------------------------

@@ -162,7 +162,8 @@ def test_the_document_has_examples() -> None:
 
 @pytest.mark.parametrize("fence", EXAMPLES, ids=[f"line{fence.line}" for fence in EXAMPLES])
 def test_example_is_a_valid_scenario(fence: Fence) -> None:
-    load_example(fence)
+    scenario = load_example(fence)
+    assert [str(w) for w in scenario.warnings] == []  # e.g. a variable read but never set
 
 
 @pytest.fixture

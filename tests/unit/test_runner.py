@@ -120,14 +120,15 @@ async def test_expression_failure_fails_the_run() -> None:
         """
         - action: if@v1
           params:
-            condition: "$missing > 1"
+            condition: "$missing.count > 1"
             then: []
-        """
+        """,
+        header="variables: {$missing: null}\n",
     )
     assert outcome.status == "failed"
     assert outcome.error is not None
-    assert outcome.error.startswith("if@v1 at test.yaml:4: ")
-    assert "'$missing' is not defined" in outcome.error
+    assert outcome.error.startswith("if@v1 at test.yaml:5: ")
+    assert "cannot read property 'count' of null" in outcome.error
 
 
 async def test_on_error_runs_and_the_run_goes_on() -> None:
