@@ -23,6 +23,9 @@ mediaserver_calls_active                  gauge      direction
 mediaserver_calls_total                   counter    direction, outcome (answered,
                                                      unanswered): calls ended
 mediaserver_call_hangups_total            counter    direction, cause, source
+mediaserver_calls_refused_total           counter    direction, reason (no_route,
+                                                     no_codec, forbidden...): INVITEs
+                                                     refused before a scenario ran
 mediaserver_sip_requests_total            counter    direction (in, out), method
 mediaserver_sip_responses_total           counter    direction (in, out), status
 mediaserver_sip_events_total              counter    event (malformed, overloaded...)
@@ -192,6 +195,15 @@ def render(server: Server, calls: CallMetrics) -> str:
         [
             ({"direction": d, "cause": c, "source": s}, n)
             for (d, c, s), n in sorted(calls.hangups.items())
+        ],
+    )
+    out.family(
+        "mediaserver_calls_refused_total",
+        "counter",
+        "Inbound calls refused before a scenario ran, by reason.",
+        [
+            ({"direction": "inbound", "reason": _bounded(why, _CAUSE)}, n)
+            for why, n in sorted(ua.refusals.items())
         ],
     )
     requests, responses, events = _sip_series(ua.endpoint.stats)

@@ -17,23 +17,32 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 
 from mediaserver.actions.callapi import DTMF_KEYS
 from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall, transfer
+from mediaserver.calls.base import user_of
 from mediaserver.calls.services import CallServices
-from mediaserver.journal import CallJournal
+from mediaserver.journal import CallJournal, RefusedCall
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort, PortAllocator
 from mediaserver.sip.access import AccessPolicy, Admission
-from mediaserver.sip.dialog import Dialog
-from mediaserver.sip.message import Request, Response, make_response, new_call_id, new_tag
+from mediaserver.sip.dialog import Dialog, dialog_problem
+from mediaserver.sip.message import (
+    REASON_PHRASES,
+    Request,
+    Response,
+    make_response,
+    new_call_id,
+    new_tag,
+)
 from mediaserver.sip.ratelimit import RateLimiter
 from mediaserver.sip.registrar import Registrar
 from mediaserver.sip.sdp import (
@@ -140,6 +149,7 @@ class UserAgent:
         self.allowed_methods = ALLOWED_METHODS + (("REGISTER",) if self.access.has_users else ())
         self.allow = ", ".join(self.allowed_methods)
         self.draining = False
+        self.refusals: Counter[str] = Counter()  # initial INVITEs refused, by reason
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
         self._invites: dict[ServerTransaction, InboundCall | None] = {}
         self._merge_keys: dict[tuple[str, str, int], str] = {}
@@ -157,11 +167,13 @@ class UserAgent:
         if method not in self.allowed_methods:
             self._respond(tx, request, 405, extra=[("Allow", self.allow)])
             return
-        unsupported = [
-            tag
-            for tag in request.headers.get_list("Require")
-            if tag.lower() not in SUPPORTED_EXTENSIONS
-        ]
+        try:
+            required = request.headers.get_list("Require")
+        except SipSyntaxError as exc:
+            # The extensions a request requires cannot be ignored (RFC 3261 8.2.2.3).
+            self._respond(tx, request, 400, f"Bad Require header: {exc}"[:120])
+            return
+        unsupported = [tag for tag in required if tag.lower() not in SUPPORTED_EXTENSIONS]
         if unsupported and method not in ("CANCEL", "BYE"):
             # RFC 3261 8.2.2.3: name each unsupported option tag.
             self._respond(tx, request, 420, extra=[("Unsupported", ", ".join(unsupported))])
@@ -391,44 +403,61 @@ class UserAgent:
         if self._merge_keys.get(merge_key, branch) != branch:
             self._respond(tx, request, 482)
             return
-        if self.draining:
-            self._respond(tx, request, 503, "Shutting down", extra=[("Retry-After", "60")])
-            return
         decision = self.access.admit_call(request, source.host, self._now())
         if isinstance(decision, Response):
-            log.info("call refused", status=decision.status, reason=decision.reason,
-                     peer=source.host, sip_call_id=request.call_id)  # fmt: skip
             self.endpoint.respond(tx, decision)
+            if decision.status == 407:
+                # A challenge is one step of a normal call: no count, no record.
+                log.info("call challenged", peer=source.host, sip_call_id=request.call_id)
+            else:
+                # The caller is unknown: counted, but no record (strangers could fill the table).
+                why = "forbidden" if decision.status == 403 else "bad_credentials"
+                self._refused(request, source, decision.status, decision.reason, why, record=False)
+            return
+        if self.draining:
+            retry = [("Retry-After", "60")]
+            self._refuse(tx, request, source, 503, "Shutting down", why="shutting_down",
+                         extra=retry)  # fmt: skip
+            return
+        problem = dialog_problem(request)
+        if problem is not None:
+            self._refuse(tx, request, source, 400, problem, why="bad_request")
             return
         timer = negotiate_session_timer(request)
         if isinstance(timer, Response):
             self.endpoint.respond(tx, timer)
+            why = "session_interval_too_small" if timer.status == 422 else "bad_request"
+            self._refused(request, source, timer.status, timer.reason, why)
             return
         if request.body and request.content_type != "application/sdp":
             # RFC 3261 8.2.3: say what we accept.
-            self._respond(tx, request, 415, extra=[("Accept", "application/sdp")])
+            self._refuse(tx, request, source, 415, why="unsupported_media",
+                         extra=[("Accept", "application/sdp")])  # fmt: skip
             return
         if "Accept" in request.headers and not _accepts_sdp(request):
             # RFC 3261 21.4.7: our answer is SDP, which the caller says it cannot take.
-            self._respond(tx, request, 406, "Not Acceptable (answers are application/sdp)")
+            self._refuse(tx, request, source, 406, "Not Acceptable (answers are application/sdp)",
+                         why="unsupported_media")  # fmt: skip
             return
         encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
         if request.body and encoding != "identity":
-            self._respond(tx, request, 415, extra=[("Accept-Encoding", "identity")])
+            self._refuse(tx, request, source, 415, why="unsupported_media",
+                         extra=[("Accept-Encoding", "identity")])  # fmt: skip
             return
         uri = request.request_uri
         called = uri.user_unescaped or request.to.uri.user_unescaped or ""
         scenario = self.router(called)
         if scenario is None:
-            log.info("no route", called=called, call_id=request.call_id)
-            self._respond(tx, request, 404, f"No route for {called[:40]}" if called else None)
+            reason = f"No route for {called[:40]}" if called else None
+            self._refuse(tx, request, source, 404, reason, why="no_route")
             return
         offer: SessionDescription | None = None
         if request.body:
             try:
                 offer = SessionDescription.parse(request.body)
             except SdpError as exc:
-                self._respond(tx, request, 400, f"Bad SDP: {exc}"[:120])
+                self._refuse(tx, request, source, 400, f"Bad SDP: {exc}"[:120],
+                             why="bad_request", scenario=scenario)  # fmt: skip
                 return
         self._merge_keys[merge_key] = branch
         self._invites[tx] = None
@@ -437,41 +466,105 @@ class UserAgent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # -- refused calls -----------------------------------------------------------
+
+    def _refuse(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        source: Peer,
+        status: int,
+        reason: str | None = None,
+        *,
+        why: str,
+        extra: list[tuple[str, str]] | None = None,
+        scenario: str | None = None,
+    ) -> None:
+        """Refuse an initial INVITE before its scenario runs, and say so (below)."""
+        self._respond(tx, request, status, reason, extra=extra)
+        self._refused(request, source, status, reason, why, scenario=scenario)
+
+    def _refused(
+        self,
+        request: Request,
+        source: Peer,
+        status: int,
+        reason: str | None,
+        why: str,
+        *,
+        record: bool = True,
+        scenario: str | None = None,
+    ) -> None:
+        """An initial INVITE was refused: an info line naming why, a count by reason
+        (``mediaserver_calls_refused_total``) and, for callers past admission, a call
+        record."""
+        self.refusals[why] += 1
+        caller = user_of(request.from_.uri) or str(request.from_.uri)
+        called = user_of(request.to.uri) or str(request.to.uri)
+        log.info(
+            "call refused",
+            why=why,
+            status=status,
+            reason=reason or REASON_PHRASES.get(status),
+            peer=source.host,
+            caller=caller,
+            called=called,
+            sip_call_id=request.call_id,
+        )
+        if record and self.journal is not None:
+            self.journal.call_refused(
+                RefusedCall(
+                    caller=caller,
+                    called=called,
+                    sip_call_id=request.call_id,
+                    sip_status=status,
+                    cause=why,
+                    scenario=scenario,
+                )
+            )
+
+    # -- inbound call set-up ---------------------------------------------------------
+
     async def _start_call(self, invite: PendingInvite) -> None:
-        tx, request = invite.transaction, invite.request
+        """Set up and serve one inbound call. Its RTP leg is leased for exactly the
+        time of this coroutine, so no refusal, error or cancellation can keep its ports."""
+        tx, request, source = invite.transaction, invite.request, invite.source
         call: InboundCall | None = None
         try:
-            call = await self._setup_call(invite)
-            if call is None:
-                return
-            self.calls[call.sip_call_id, call.dialog_tag] = call
-            self._invites[tx] = call
-            await self.serve_call(call)
+            async with self._leased_leg() as leg:
+                call = self._new_inbound_call(invite, leg)
+                if call is None:
+                    return
+                self.calls[call.sip_call_id, call.dialog_tag] = call
+                self._invites[tx] = call
+                await self.serve_call(call)
+        except NoFreePort as exc:
+            log.warning("cannot take call", reason=str(exc))
+            self._refuse(tx, request, source, 503, "No media ports available",
+                         why="no_media_ports", scenario=invite.scenario)  # fmt: skip
         except Exception:
+            # A bug, not bad input (that is refused before here): count it like the endpoint.
+            self.endpoint.stats["internal_errors"] += 1
             log.exception("error setting up call", sip_call_id=request.call_id)
-            if call is None and not tx.finalised:
-                self._respond(tx, request, 500)
+            if call is None:
+                if not tx.finalised:
+                    self._refuse(tx, request, source, 500, why="internal_error",
+                                 scenario=invite.scenario)  # fmt: skip
+            else:
+                if not tx.finalised:
+                    self._respond(tx, request, 500)
+                call.end("failed", "server")
+                call.finish()
         finally:
             self._merge_keys.pop(invite.merge_key, None)
             self._cancelled.discard(tx)
             self._invites.pop(tx, None)
 
-    async def _setup_call(self, invite: PendingInvite) -> InboundCall | None:
-        """Bind the call's RTP port and negotiate; None when the call was refused."""
+    def _new_inbound_call(self, invite: PendingInvite, leg: RtpLeg) -> InboundCall | None:
+        """The call of an INVITE on its leased leg; None when it was refused or cancelled."""
         local_host = self.media.public_address or local_address_for(invite.source.host)
-        try:
-            leg = await self._new_leg()
-        except NoFreePort as exc:
-            log.warning("cannot take call", reason=str(exc))
-            self._respond(invite.transaction, invite.request, 503, "No media ports available")
-            return None
-        try:
-            setup = self._call_setup(invite, leg, local_host)
-        except BaseException:
-            self._release(leg)
-            raise
+        setup = self._call_setup(invite, leg, local_host)
         if setup is None:
-            self._release(leg)
             return None
         call = InboundCall(setup, on_finished=self._finished)
         call.journal = self.journal
@@ -497,7 +590,9 @@ class UserAgent:
                 )
             except NoAcceptableMedia as exc:
                 warning = f'{exc.warning_code} {local_host} "{exc}"'
-                self._respond(tx, request, 488, extra=[("Warning", warning[:200])])
+                extra = [("Warning", warning[:200])]
+                self._refuse(tx, request, invite.source, 488, why="no_codec", extra=extra,
+                             scenario=invite.scenario)  # fmt: skip
                 return None
             leg.update_remote(
                 (answer.remote_address, answer.remote_port),
@@ -613,14 +708,29 @@ class UserAgent:
             leg.jitter_buffer_ms = self.services.jitter_buffer_ms  # rtp.jitter_buffer_ms
         _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
         leg.local_port = port
-        if not await leg.open_rtcp(self.media.rtp_host, port + 1):
-            log.info("RTCP port taken; the leg goes without RTCP", port=port + 1)
+        try:
+            if not await leg.open_rtcp(self.media.rtp_host, port + 1):
+                log.info("RTCP port taken; the leg goes without RTCP", port=port + 1)
+        except BaseException:
+            self._release(leg)
+            raise
         return leg
 
+    @contextlib.asynccontextmanager
+    async def _leased_leg(self) -> AsyncIterator[RtpLeg]:
+        """A new RTP leg for the time of the ``async with``: however the block ends,
+        the leg is closed and its ports given back (NoFreePort when there are none)."""
+        leg = await self._new_leg()
+        try:
+            yield leg
+        finally:
+            self._release(leg)
+
     def _release(self, leg: RtpLeg) -> None:
+        """Close a leg and give its port back; harmless when done already."""
         leg.close()
         if leg.local_port:
-            self.ports.release(leg.local_port)
+            self.ports.release(leg.local_port, leg)
 
     def _finished(self, call: Call) -> None:
         """A call is over: forget its dialog, give its RTP port back."""
@@ -659,6 +769,26 @@ class UserAgent:
             leg = await self._new_leg()
         except NoFreePort as exc:
             raise TargetError(f"{target}: {exc}") from None
+        try:
+            return self._outbound_call(leg, target, uri, peer, trunk, caller_id, from_host,
+                                       local_host, extra, parent)  # fmt: skip
+        except BaseException:
+            self._release(leg)  # the call never existed: nobody else would give the port back
+            raise
+
+    def _outbound_call(
+        self,
+        leg: RtpLeg,
+        target: str,
+        uri: SipUri,
+        peer: Peer,
+        trunk: Trunk | None,
+        caller_id: str,
+        from_host: str | None,
+        local_host: str,
+        extra: list[tuple[str, str]],
+        parent: Call | None,
+    ) -> OutboundCall:
         port = leg.local_port
 
         offer = make_offer(
@@ -723,7 +853,10 @@ class UserAgent:
 
 def _accepts_sdp(request: Request) -> bool:
     """Whether the Accept header allows an SDP body (an empty one allows none)."""
-    wanted = {value.split(";")[0].strip().lower() for value in request.headers.get_list("Accept")}
+    values = request.headers.get_list("Accept", lenient=True)
+    if not values and (request.headers.get("Accept") or "").strip():
+        return True  # malformed: ignored, as if absent
+    wanted = {value.split(";")[0].strip().lower() for value in values}
     return bool(wanted & {"application/sdp", "application/*", "*/*"})
 
 
