@@ -27,6 +27,7 @@ from mediaserver.actions.callapi import DTMF_KEYS
 from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall, transfer
 from mediaserver.calls.base import user_of
 from mediaserver.calls.services import CallServices
+from mediaserver.config import LimitsConfig
 from mediaserver.journal import CallJournal, RefusedCall
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
@@ -43,7 +44,7 @@ from mediaserver.sip.message import (
     new_call_id,
     new_tag,
 )
-from mediaserver.sip.ratelimit import RateLimiter
+from mediaserver.sip.ratelimit import PASS, FloodGuard, RateLimiter, Verdict
 from mediaserver.sip.registrar import Registrar
 from mediaserver.sip.sdp import (
     AudioAnswer,
@@ -131,6 +132,7 @@ class UserAgent:
         trunks: Mapping[str, Trunk] | None = None,
         services: CallServices | None = None,
         serve_message: MessageServer | None = None,
+        limits: LimitsConfig | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
@@ -144,7 +146,21 @@ class UserAgent:
         self.serve_message = serve_message
         self.access = access or AccessPolicy(trusted_networks=media.trusted_networks)
         self.registrar: Registrar[Peer] = Registrar()
-        self.limiter = RateLimiter()
+        limits = limits or LimitsConfig()
+        self.guard = FloodGuard(
+            source_rate=limits.per_source.rate,
+            source_burst=limits.per_source.burst,
+            global_rate=limits.global_invites.rate,
+            global_burst=limits.global_invites.burst,
+            block_after=limits.block_after,
+            block_seconds=limits.block_seconds,
+            max_sources=limits.max_sources,
+        )
+        self.user_limiter: RateLimiter | None = None
+        if limits.per_user.rate > 0:
+            self.user_limiter = RateLimiter(
+                limits.per_user.rate, limits.per_user.burst, max_sources=limits.max_sources
+            )
         self.trunks = dict(trunks or {})
         self.allowed_methods = ALLOWED_METHODS + (("REGISTER",) if self.access.has_users else ())
         self.allow = ", ".join(self.allowed_methods)
@@ -156,6 +172,7 @@ class UserAgent:
         self._cancelled: set[ServerTransaction] = set()  # CANCELled before the call was set up
         self._tasks: set[asyncio.Task[None]] = set()
         endpoint.handler = self
+        endpoint.screen = self._screen
 
     # -- RequestHandler --------------------------------------------------------
 
@@ -252,26 +269,44 @@ class UserAgent:
     def _now(self) -> float:
         return time.time()
 
-    def _rate_limited(self, tx: ServerTransaction, request: Request, source: Peer) -> bool:
-        """Refuse (503) a new request from a source over its rate; trusted networks
-        are not limited (they are the operator's own, load tests included)."""
-        if self.access.is_trusted_network(source.host):
+    def _screen(self, request: Request, source: Peer) -> Verdict:
+        """Flood control before any state is kept (``FloodGuard``): trusted networks
+        (the operator's own, load tests included) and trunks are not limited."""
+        host = source.host
+        if host in self.access.trunk_addresses or self.access.is_trusted_network(host):
+            return PASS
+        new_invite = request.method == "INVITE" and not request.to.tag
+        verdict = self.guard.check(host, self._now(), new_invite=new_invite)
+        if verdict.reason == "blocking":
+            log.warning("blocking a flooding source", peer=host,
+                        seconds=self.guard.block_seconds)  # fmt: skip
+        return verdict
+
+    def _user_limited(
+        self, tx: ServerTransaction, request: Request, source: Peer, admission: Admission
+    ) -> bool:
+        """Refuse (503) a request of a digest user over their rate (``limits.per_user``):
+        stolen credentials used from many addresses still cannot flood."""
+        if admission.via != "user" or admission.name is None or self.user_limiter is None:
             return False
-        if self.limiter.allow(source.host, self._now()):
+        if self.user_limiter.allow(admission.name, self._now()):
             return False
-        if self.limiter.refused % 100 == 1:
-            log.warning("rate limiting a source", peer=source.host, refused=self.limiter.refused)
-        retry = [("Retry-After", str(self.limiter.retry_after()))]
-        self._respond(tx, request, 503, "Too many requests from your address", extra=retry)
+        self.endpoint.stats["refused_rate_user"] += 1
+        retry = [("Retry-After", str(self.user_limiter.retry_after()))]
+        if request.method == "INVITE":
+            self._refuse(tx, request, source, 503, "Too many requests", why="rate_limited",
+                         extra=retry, record=False)  # fmt: skip
+        else:
+            self._respond(tx, request, 503, "Too many requests", extra=retry)
         return True
 
     def _on_register(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
         """The registrar of ``users:`` (RFC 3261 10.3), digest-authenticated."""
-        if self._rate_limited(tx, request, source):
-            return
         decision = self.access.admit_register(request, self._now())
         if isinstance(decision, Response):
             self.endpoint.respond(tx, decision)
+            return
+        if self._user_limited(tx, request, source, decision):
             return
         assert decision.name is not None
         outcome = self.registrar.handle_register(request, decision.name, source, self._now())
@@ -327,11 +362,11 @@ class UserAgent:
         if request.to.tag:
             self._respond(tx, request, 200)  # inside a call: accepted, nothing runs
             return
-        if self._rate_limited(tx, request, source):
-            return
         decision = self.access.admit_call(request, source.host, self._now())
         if isinstance(decision, Response):
             self.endpoint.respond(tx, decision)
+            return
+        if self._user_limited(tx, request, source, decision):
             return
         if not request.content_type.startswith("text/"):
             self._respond(tx, request, 415, extra=[("Accept", "text/plain")])
@@ -394,8 +429,6 @@ class UserAgent:
         if request.to.tag:
             self._on_in_dialog_offer(tx, request)
             return
-        if self._rate_limited(tx, request, source):
-            return
         # RFC 3261 8.2.2.2: the same request arriving by another path is a merge: 482.
         cseq = request.cseq[0]
         merge_key = (request.call_id, request.from_.tag or "", cseq)
@@ -413,6 +446,8 @@ class UserAgent:
                 # The caller is unknown: counted, but no record (strangers could fill the table).
                 why = "forbidden" if decision.status == 403 else "bad_credentials"
                 self._refused(request, source, decision.status, decision.reason, why, record=False)
+            return
+        if self._user_limited(tx, request, source, decision):
             return
         if self.draining:
             retry = [("Retry-After", "60")]
@@ -479,10 +514,11 @@ class UserAgent:
         why: str,
         extra: list[tuple[str, str]] | None = None,
         scenario: str | None = None,
+        record: bool = True,
     ) -> None:
         """Refuse an initial INVITE before its scenario runs, and say so (below)."""
         self._respond(tx, request, status, reason, extra=extra)
-        self._refused(request, source, status, reason, why, scenario=scenario)
+        self._refused(request, source, status, reason, why, scenario=scenario, record=record)
 
     def _refused(
         self,
