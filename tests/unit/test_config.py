@@ -96,6 +96,7 @@ def test_the_default_config_loads_with_the_documented_values() -> None:
     assert (config.rtp.port_min, config.rtp.port_max) == (20000, 29999)
     assert config.rtp.codecs == ("PCMU", "PCMA")
     assert config.rtp.jitter_buffer_ms == 60
+    assert config.limits == LimitsConfig()  # written out in full, with the code's defaults
     assert (config.http.host, config.http.port, config.http.api_keys) == ("127.0.0.1", 8080, ())
     assert config.storage == StorageConfig(
         Path("data/mediaserver.db"), Path("data/recordings"), Path("data/cache")
