@@ -203,7 +203,7 @@ def render(server: Server, calls: CallMetrics) -> str:
         "Inbound calls refused before a scenario ran, by reason.",
         [
             ({"direction": "inbound", "reason": _bounded(why, _CAUSE)}, n)
-            for why, n in sorted(ua.refusals.items())
+            for why, n in sorted(ua.refusals.counts.items())
         ],
     )
     requests, responses, events = _sip_series(ua.endpoint.stats)

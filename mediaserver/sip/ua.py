@@ -17,7 +17,6 @@ import re
 import secrets
 import socket
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,10 +24,9 @@ from ipaddress import IPv4Network, IPv6Network
 
 from mediaserver.actions.callapi import DTMF_KEYS
 from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall, transfer
-from mediaserver.calls.base import user_of
 from mediaserver.calls.services import CallServices
 from mediaserver.config import LimitsConfig
-from mediaserver.journal import CallJournal, RefusedCall
+from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.g711 import CODECS
@@ -36,15 +34,9 @@ from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort, PortAllocator
 from mediaserver.sip.access import AccessPolicy, Admission
 from mediaserver.sip.dialog import Dialog, dialog_problem
-from mediaserver.sip.message import (
-    REASON_PHRASES,
-    Request,
-    Response,
-    make_response,
-    new_call_id,
-    new_tag,
-)
+from mediaserver.sip.message import Request, Response, make_response, new_call_id, new_tag
 from mediaserver.sip.ratelimit import PASS, FloodGuard, RateLimiter, Verdict
+from mediaserver.sip.refusals import Refusals
 from mediaserver.sip.registrar import Registrar
 from mediaserver.sip.sdp import (
     AudioAnswer,
@@ -165,7 +157,7 @@ class UserAgent:
         self.allowed_methods = ALLOWED_METHODS + (("REGISTER",) if self.access.has_users else ())
         self.allow = ", ".join(self.allowed_methods)
         self.draining = False
-        self.refusals: Counter[str] = Counter()  # initial INVITEs refused, by reason
+        self.refusals = Refusals(journal)  # initial INVITEs refused: logged, counted, recorded
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
         self._invites: dict[ServerTransaction, InboundCall | None] = {}
         self._merge_keys: dict[tuple[str, str, int], str] = {}
@@ -445,7 +437,8 @@ class UserAgent:
             else:
                 # The caller is unknown: counted, but no record (strangers could fill the table).
                 why = "forbidden" if decision.status == 403 else "bad_credentials"
-                self._refused(request, source, decision.status, decision.reason, why, record=False)
+                self.refusals.add(request, source.host, decision.status, decision.reason, why,
+                                  record=False)  # fmt: skip
             return
         if self._user_limited(tx, request, source, decision):
             return
@@ -462,7 +455,7 @@ class UserAgent:
         if isinstance(timer, Response):
             self.endpoint.respond(tx, timer)
             why = "session_interval_too_small" if timer.status == 422 else "bad_request"
-            self._refused(request, source, timer.status, timer.reason, why)
+            self.refusals.add(request, source.host, timer.status, timer.reason, why)
             return
         if request.body and request.content_type != "application/sdp":
             # RFC 3261 8.2.3: say what we accept.
@@ -516,48 +509,10 @@ class UserAgent:
         scenario: str | None = None,
         record: bool = True,
     ) -> None:
-        """Refuse an initial INVITE before its scenario runs, and say so (below)."""
+        """Refuse an initial INVITE before its scenario runs, and say so (``Refusals``)."""
         self._respond(tx, request, status, reason, extra=extra)
-        self._refused(request, source, status, reason, why, scenario=scenario, record=record)
-
-    def _refused(
-        self,
-        request: Request,
-        source: Peer,
-        status: int,
-        reason: str | None,
-        why: str,
-        *,
-        record: bool = True,
-        scenario: str | None = None,
-    ) -> None:
-        """An initial INVITE was refused: an info line naming why, a count by reason
-        (``mediaserver_calls_refused_total``) and, for callers past admission, a call
-        record."""
-        self.refusals[why] += 1
-        caller = user_of(request.from_.uri) or str(request.from_.uri)
-        called = user_of(request.to.uri) or str(request.to.uri)
-        log.info(
-            "call refused",
-            why=why,
-            status=status,
-            reason=reason or REASON_PHRASES.get(status),
-            peer=source.host,
-            caller=caller,
-            called=called,
-            sip_call_id=request.call_id,
-        )
-        if record and self.journal is not None:
-            self.journal.call_refused(
-                RefusedCall(
-                    caller=caller,
-                    called=called,
-                    sip_call_id=request.call_id,
-                    sip_status=status,
-                    cause=why,
-                    scenario=scenario,
-                )
-            )
+        self.refusals.add(request, source.host, status, reason, why, record=record,
+                          scenario=scenario)  # fmt: skip
 
     # -- inbound call set-up ---------------------------------------------------------
 
