@@ -33,6 +33,8 @@ branches:
 USERS = """\
 users:
   - {username: alice, password: wonderland}
+limits:
+  per_user: {rate: 0.01, burst: 3}
 """
 
 
@@ -151,3 +153,23 @@ def test_a_stranger_is_counted_but_not_recorded_and_a_challenge_is_no_refusal(
     time.sleep(0.5)  # a record of the 403 or the 407 would be written by now too
     [record] = records(server, "auth-1")  # the scenario's call, nothing for 407 or 403
     assert (record["scenario_name"], record["sip_status"]) == ("reject", 486)
+
+
+def test_a_user_over_their_rate_gets_503_without_a_record(server: ServerProcess) -> None:
+    """limits.per_user is 3 calls at once here (then one per 100 s), whatever the address."""
+    before = refused_count(server, "rate_limited")
+    uri = f"sip:reject@127.0.0.1:{server.sip_port}"
+    statuses = []
+    for n in range(4):
+        with SipProbe(server.sip_port, bind=f"127.0.1.{n + 1}") as probe:
+            call_id = f"user-rate-{n}"
+            challenge = call(probe, call_id)
+            header = challenge.header("proxy-authenticate") or ""
+            right = digest_authorization(header, "alice", "wonderland", "INVITE", uri)
+            reply = call(probe, call_id, cseq=2, headers=[f"Proxy-Authorization: {right}"])
+            statuses.append(reply.status)
+    assert statuses[0] == 486 and statuses[-1] == 503, statuses  # through, then over the rate
+    assert refused_count(server, "rate_limited") >= before + 1
+    assert refusal_logged(server, "user-rate-3")["why"] == "rate_limited"
+    time.sleep(0.5)
+    assert records(server, "user-rate-3") == []
