@@ -10,7 +10,10 @@ the cores; this module only moves bytes and wakes them up.
 
 Malformed input never reaches the user agent: it is answered statelessly
 (``400`` with a reason naming the problem, when there is a Via to answer to)
-or dropped, and counted.
+or dropped, and counted. Well-formed new requests then pass the ``screen``
+the user agent installs (flood control, :mod:`mediaserver.sip.ratelimit`),
+which may refuse them with one stateless 503 or drop them before the
+transaction layer keeps any state for them.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ class RequestHandler(Protocol):
     def on_stray_response(self, response: Response, source: Peer) -> None: ...
 
 
-Screen = Callable[[Request, "Peer"], Verdict]
+Screen = Callable[[Request, Peer], Verdict]
 """Looks at a request before any state is kept for it (flood control)."""
 
 
