@@ -67,6 +67,27 @@ class RtpConfig:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``rate`` a second on average, ``burst`` at once; rate 0 is no limit."""
+
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Flood control on SIP requests (``limits:``; :mod:`mediaserver.sip.ratelimit`).
+    Trusted networks and trunk addresses are never limited."""
+
+    per_source: Rate = Rate(20, 60)  # requests from one address
+    per_user: Rate = Rate(5, 20)  # INVITE, MESSAGE and REGISTER of one digest user
+    global_invites: Rate = Rate(200, 400)  # new INVITEs from all sources together
+    block_after: int = 20  # refusals in a row before a source is blocked
+    block_seconds: float = 60.0  # how long a blocked source is dropped unanswered
+    max_sources: int = 10_000  # sources remembered (least recent forgotten first)
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -112,6 +133,7 @@ class Config:
     path: Path
     sip: SipConfig = SipConfig()
     rtp: RtpConfig = RtpConfig()
+    limits: LimitsConfig = LimitsConfig()
     http: HttpConfig = HttpConfig()
     storage: StorageConfig = StorageConfig()
     trunks: tuple[TrunkConfig, ...] = ()
@@ -268,7 +290,7 @@ def load_config(path: str | Path) -> Config:
         raise ProblemsError([Problem(file, Mark(1, 1), "the config must be a YAML mapping")])
     c = _Checker(file)
     top = {"sip", "rtp", "http", "storage", "trunks", "users", "scenarios_dir", "routes"}
-    top |= {"webhooks", "data_dir"}
+    top |= {"webhooks", "data_dir", "limits"}
     for key in doc:
         if key not in top:
             c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
@@ -316,6 +338,8 @@ def load_config(path: str | Path) -> Config:
         codecs = c.get(r, "codecs", "rtp.codecs", _codec_list, rtp.codecs)
         jitter = c.get(r, "jitter_buffer_ms", "rtp.jitter_buffer_ms", _jitter, 60)
         rtp = RtpConfig(low, high, codecs, jitter)
+
+    limits = _limits(c, doc)
 
     http = HttpConfig()
     if (h := c.section(doc, "http", {"listen", "api_keys", "access_log"}, "http")) is not None:
@@ -370,6 +394,7 @@ def load_config(path: str | Path) -> Config:
         path=path,
         sip=sip,
         rtp=rtp,
+        limits=limits,
         http=http,
         storage=storage,
         trunks=trunks,
@@ -379,6 +404,76 @@ def load_config(path: str | Path) -> Config:
         routes=routes,
         data_dir=data_dir,
     )
+
+
+LIMIT_KEYS = {"per_source", "per_user", "global_invites", "block_after", "block_seconds",
+              "max_sources"}  # fmt: skip
+
+
+def _limits(c: _Checker, doc: LocatedDict) -> LimitsConfig:
+    default = LimitsConfig()
+    s = c.section(doc, "limits", LIMIT_KEYS, "limits")
+    if s is None:
+        return default
+    rates = {}
+    for key in ("per_source", "per_user", "global_invites"):
+        fallback: Rate = getattr(default, key)
+        section = c.section(s, key, {"rate", "burst"}, f"limits.{key}")
+        if section is None:
+            rates[key] = fallback
+            continue
+        rate = c.get(section, "rate", f"limits.{key}.rate", _per_second, fallback.rate)
+        burst = c.get(section, "burst", f"limits.{key}.burst", _burst, max(1.0, rate * 3))
+        rates[key] = Rate(rate, burst)
+    return LimitsConfig(
+        per_source=rates["per_source"],
+        per_user=rates["per_user"],
+        global_invites=rates["global_invites"],
+        block_after=c.get(s, "block_after", "limits.block_after", _count, default.block_after),
+        block_seconds=c.get(
+            s, "block_seconds", "limits.block_seconds", _seconds, default.block_seconds
+        ),
+        max_sources=c.get(s, "max_sources", "limits.max_sources", _sources, default.max_sources),
+    )
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _per_second(value: Any) -> float:
+    rate = _number(value)
+    if not 0 <= rate <= 1_000_000:
+        raise ValueError(f"expected requests a second, 0 (no limit) to 1000000, got {value!r}")
+    return rate
+
+
+def _burst(value: Any) -> float:
+    burst = _number(value)
+    if not 1 <= burst <= 1_000_000:
+        raise ValueError(f"expected a burst of 1 to 1000000 requests, got {value!r}")
+    return burst
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise ValueError(f"expected a whole number 0-1000000, got {value!r}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    seconds = _number(value)
+    if not 0 <= seconds <= 86_400:
+        raise ValueError(f"expected seconds, 0 (never block) to 86400, got {value!r}")
+    return seconds
+
+
+def _sources(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000_000:
+        raise ValueError(f"expected a whole number 1-10000000, got {value!r}")
+    return value
 
 
 def _checked_host(c: _Checker, s: LocatedDict, text: str) -> str | None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mediaserver.api.webhooks import WebhookDispatcher
-from mediaserver.calls.base import Q850_CAUSES
+from mediaserver.calls.base import Q850_CAUSES, new_call_id
 from mediaserver.events import EventBus
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
@@ -36,6 +36,23 @@ log = get_logger("journal")
 MAX_BACKLOG = 100_000
 
 Entry = Callable[[], Awaitable[None]]
+
+
+# RFC 3398 8.2.6.1: the Q.850 cause of a SIP final status (refused calls' records).
+REFUSAL_CAUSES = {400: 41, 403: 21, 404: 1, 406: 79, 415: 79, 422: 127, 482: 25, 488: 127,
+                  500: 41, 503: 41}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RefusedCall:
+    """An inbound call refused before its scenario ran (404, 488, 503...)."""
+
+    caller: str
+    called: str
+    sip_call_id: str
+    sip_status: int
+    cause: str  # why, by name: no_route, no_codec, no_media_ports...
+    scenario: str | None = None
 
 
 def _at(epoch: float | None) -> datetime | None:
@@ -264,6 +281,37 @@ class CallJournal:
                     payload = {**record.as_cdr(), "record": record.as_record()}
             if self.webhooks is not None:
                 self.webhooks.publish(f"v2.call.{direction}.ended", call.id, payload)
+
+        self._add(write)
+
+    def call_refused(self, refused: RefusedCall) -> None:
+        """A call record for a refused call: started and ended at once, never answered,
+        with the refusal's status and reason (no webhooks: no call ever started)."""
+        store = self.store
+        if store is None:
+            return
+        now = datetime.now(UTC)
+        record = NewCall(
+            id=new_call_id(),
+            direction="inbound",
+            from_number=refused.caller,
+            to_number=refused.called,
+            number=refused.called,
+            started_at=now,
+            scenario_name=refused.scenario,
+            sip_call_id=refused.sip_call_id,
+        )
+        end = CallEnd(
+            ended_at=now,
+            hangup_cause=refused.cause,
+            hangup_source="server",
+            hangup_cause_code=REFUSAL_CAUSES.get(refused.sip_status, 127),
+            sip_status=refused.sip_status,
+        )
+
+        async def write() -> None:
+            created = await store.calls.create(record)
+            await store.calls.finish(created.id, end)
 
         self._add(write)
 

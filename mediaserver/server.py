@@ -167,6 +167,7 @@ class Server:
                 jitter_buffer_ms=config.rtp.jitter_buffer_ms,
             ),
             serve_message=self.serve_message,
+            limits=config.limits,
         )
 
         self.actions = ServerActions(

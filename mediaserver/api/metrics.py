@@ -9,7 +9,7 @@ run several servers in one process). Three kinds of figures live in it:
   endpoint's ``stats`` counter, webhook posts from the dispatcher's metrics,
   API runs from ``Server.runs``. Every key of the endpoint's ``stats`` is
   served: ``in.METHOD``/``out.METHOD`` as SIP requests, ``in.NNN``/``out.NNN``
-  as responses, ``refused.REASON`` as refused calls, anything else as
+  as responses, anything else as
   ``mediaserver_sip_events_total{event=KEY}``, so a counter added there later
   shows up without touching this module.
 * Remembered of calls that are gone (:class:`CallMetrics`, fed by the
@@ -35,7 +35,9 @@ mediaserver_calls_active                        gauge      direction
 mediaserver_calls_started_total                 counter    direction
 mediaserver_calls_total                         counter    direction, outcome (answered,
                                                            unanswered): calls ended
-mediaserver_calls_refused_total                 counter    reason (from ``refused.*`` stats)
+mediaserver_calls_refused_total                 counter    direction, reason (no_route, no_codec,
+                                                           forbidden...): INVITEs refused
+                                                           before a scenario ran
 mediaserver_call_hangups_total                  counter    direction, cause, source
 mediaserver_call_setup_seconds                  histogram  direction: start to answer
 mediaserver_call_duration_seconds               histogram  direction: answer to end
@@ -108,7 +110,6 @@ SIP_METHODS = frozenset(
 _CAUSE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _STATUS = re.compile(r"[1-6][0-9]{2}")
 _EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
-REFUSED_PREFIX = "refused."
 # Leg counters summed into the RTP series: snapshot key -> (series, direction).
 _RTP_KEYS = {
     "packets_in": ("packets", "in"),
@@ -280,22 +281,19 @@ class LoopLag:
 
 
 def _sip_series(stats: Mapping[str, int]) -> tuple[Counter[tuple[str, str]], ...]:
-    """The endpoint's ``stats`` keys split into requests, responses, refusals and other events."""
+    """The endpoint's ``stats`` keys split into requests, responses and other events."""
     requests: Counter[tuple[str, str]] = Counter()
     responses: Counter[tuple[str, str]] = Counter()
-    refused: Counter[tuple[str, str]] = Counter()
     events: Counter[tuple[str, str]] = Counter()
     for key, count in stats.items():
         direction, _, what = key.partition(".")
-        if key.startswith(REFUSED_PREFIX):
-            refused["", _bounded(key[len(REFUSED_PREFIX) :], _EVENT)] += count
-        elif direction not in ("in", "out") or not what:
+        if direction not in ("in", "out") or not what:
             events["", _bounded(key, _EVENT)] += count
         elif what.isdigit():
             responses[direction, _bounded(what, _STATUS)] += count
         else:
             requests[direction, what if what in SIP_METHODS else "other"] += count
-    return requests, responses, refused, events
+    return requests, responses, events
 
 
 def _family(
@@ -337,11 +335,12 @@ class ServerCollector(Collector):
             c, "mediaserver_call_hangups", "Calls ended since start, by hangup cause and source.",
             ["direction", "cause", "source"], sorted(calls.hangups.items()),
         )  # fmt: skip
-        requests, responses, refused, events = _sip_series(ua.endpoint.stats)
+        refused = [(("inbound", _bounded(why, _EVENT)), n) for why, n in ua.refusals.counts.items()]
         yield _family(
-            c, "mediaserver_calls_refused", "Calls refused before they started, by reason.",
-            ["reason"], [((r,), n) for (_, r), n in sorted(refused.items())],
+            c, "mediaserver_calls_refused", "Inbound calls refused before a scenario ran.",
+            ["direction", "reason"], sorted(refused),
         )  # fmt: skip
+        requests, responses, events = _sip_series(ua.endpoint.stats)
         yield _family(
             c, "mediaserver_sip_requests",
             "SIP requests received (in) and sent (out), retransmissions included.",

@@ -89,7 +89,8 @@ class InboundCall(Call):
         self.scenario = setup.scenario
         self.codecs = setup.codecs
         self.session_timer = setup.session_timer
-        self.peer_allow = invite.headers.get_list("Allow")
+        # A malformed Allow is ignored: it only says which methods the caller takes.
+        self.peer_allow = invite.headers.get_list("Allow", lenient=True)
         self.local_sdp = setup.answer_sdp
         self._offer: SessionDescription | None = None
         self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -4,6 +4,12 @@ RTP takes even ports and leaves the odd one above for RTCP (RFC 3550 11).
 Ports are handed out round-robin so a port just released is not reused at
 once (late packets of the old call would land in the new one), and a port
 another program holds is skipped by trying the next.
+
+Each port taken remembers its holder (the protocol bound on it), and
+``release`` with a holder frees the port only if that holder still has it:
+releasing twice, or late (after the port went to another call), is harmless,
+so a caller can release in a ``finally`` without knowing whether someone else
+released already.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ class PortAllocator:
         first = low + (low % 2)  # RTP on even ports (RFC 3550 11)
         self._ports = list(range(first, high, 2))
         self._next = 0
-        self._used: set[int] = set()
+        self._used: dict[int, object] = {}  # port -> its holder
 
     @property
     def in_use(self) -> int:
@@ -51,10 +57,12 @@ class PortAllocator:
                 )
             except OSError:
                 continue  # held by another program: try the next one
-            self._used.add(port)
+            self._used[port] = protocol
             return transport, protocol, port
         # A range without one even port (and the odd one above it) is simply always full.
         raise NoFreePort(f"no free RTP port in {self.low}-{self.high}")
 
-    def release(self, port: int) -> None:
-        self._used.discard(port)
+    def release(self, port: int, holder: object | None = None) -> None:
+        """Give ``port`` back; with ``holder``, only while ``holder`` still has it."""
+        if holder is None or self._used.get(port) is holder:
+            self._used.pop(port, None)

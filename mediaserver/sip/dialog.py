@@ -18,6 +18,33 @@ from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.uri import NameAddress, SipSyntaxError, SipUri, Uri, Via, parse_uri
 
 
+def dialog_problem(invite: Request) -> str | None:
+    """Why an initial INVITE cannot set up a dialog (a 400 reason naming the header),
+    or None. RFC 3261 8.1.1.8: its Contact holds exactly one SIP or SIPS URI; 12.1.1:
+    the Record-Route values become the route set."""
+    try:
+        contacts = invite.headers.get_list("Contact")
+    except SipSyntaxError as exc:
+        return f"Bad Contact header: {exc}"[:120]
+    if len(contacts) > 1:
+        return "Bad Contact header: an INVITE has exactly one Contact"
+    if contacts:
+        if contacts[0] == "*":
+            return "Bad Contact header: '*' is only for REGISTER"
+        try:
+            target = NameAddress.parse(contacts[0]).uri
+        except SipSyntaxError as exc:
+            return f"Bad Contact header: {exc}"[:120]
+        if not isinstance(target, SipUri):
+            return "Bad Contact header: not a SIP or SIPS URI"
+    try:
+        for route in invite.headers.get_list("Record-Route"):
+            NameAddress.parse(route)
+    except SipSyntaxError as exc:
+        return f"Bad Record-Route header: {exc}"[:120]
+    return None
+
+
 class DialogState(enum.Enum):
     EARLY = "early"
     CONFIRMED = "confirmed"
@@ -116,12 +143,12 @@ class Dialog:
         self.remote_cseq = cseq
         # RFC 3261 12.2.2: a target refresh request updates the remote target.
         if request.method in ("INVITE", "UPDATE"):
-            contacts = request.headers.get_list("Contact")
-            if contacts:
-                try:
+            try:
+                contacts = request.headers.get_list("Contact")
+                if contacts:
                     self.remote_target = str(NameAddress.parse(contacts[0]).uri)
-                except SipSyntaxError:
-                    return make_response(request, 400, "Bad Contact header")
+            except SipSyntaxError:
+                return make_response(request, 400, "Bad Contact header")
         return None
 
     def create_request(self, method: str, via: Via, contact: str | None = None) -> Request:

@@ -175,11 +175,19 @@ class Headers:
         key = header_key(name)
         return [v for n, v in self._items if header_key(n) == key]
 
-    def get_list(self, name: str) -> list[str]:
-        """The elements of a list header across all its lines (RFC 3261 7.3.1)."""
+    def get_list(self, name: str, *, lenient: bool = False) -> list[str]:
+        """The elements of a list header across all its lines (RFC 3261 7.3.1).
+        A malformed value (an unterminated quote) raises SipSyntaxError, or with
+        ``lenient`` reads as no value at all: for headers a request can do without."""
         out: list[str] = []
         for value in self.get_all(name):
-            out.extend(part.strip() for part in split_quoted(value, ",") if part.strip())
+            try:
+                parts = split_quoted(value, ",")
+            except SipSyntaxError:
+                if lenient:
+                    return []
+                raise SipSyntaxError(f"unterminated quoted string in {name}") from None
+            out.extend(part.strip() for part in parts if part.strip())
         return out
 
     def add(self, name: str, value: str) -> None:

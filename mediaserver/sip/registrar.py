@@ -228,9 +228,11 @@ class Registrar(Generic[SourceT]):
         self, request: Request, user: str, source: SourceT, now: float
     ) -> list[Binding[SourceT]]:
         """The user's bindings after the request, or a refusal; nothing is changed here."""
-        unsupported = [
-            tag for tag in request.headers.get_list("Require") if tag not in SUPPORTED_OPTIONS
-        ]
+        try:
+            required = request.headers.get_list("Require")
+        except SipSyntaxError as exc:
+            raise _Refusal(400, f"Bad Require header: {exc}"[:120]) from None
+        unsupported = [tag for tag in required if tag not in SUPPORTED_OPTIONS]
         if unsupported:
             # RFC 3261 10.3 step 2 and 8.2.2.3
             raise _Refusal(420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
@@ -241,7 +243,10 @@ class Registrar(Generic[SourceT]):
             raise _Refusal(400, "Bad CSeq") from None
         call_id = request.call_id
         current = self._live(user, now)
-        contacts = request.headers.get_list("Contact")
+        try:
+            contacts = request.headers.get_list("Contact")
+        except SipSyntaxError as exc:
+            raise _Refusal(400, f"Bad Contact: {exc}"[:120]) from None
         if not contacts:
             return current  # RFC 3261 10.3 step 5: a query
         header_expires = _header_expires(request)

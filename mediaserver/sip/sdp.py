@@ -383,7 +383,11 @@ def _parse_session(lines: list[Line]) -> SessionDescription:
         elif kind == "k":
             sd.encryption_key = value
         elif kind == "a":
-            sd.attributes.append(_parse_attribute(value, number))
+            attribute = _parse_attribute(value, number)
+            if attribute.name == "ptime":
+                # RFC 8866 6.4: a session-level ptime applies to every stream: check it now too.
+                _check_media_attribute(attribute, number)
+            sd.attributes.append(attribute)
         elif kind != "v":
             sd.other_lines.append((kind, value))  # RFC 8866 5: ignore unknown types, keep them
     end = lines[-1][0]

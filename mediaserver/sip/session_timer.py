@@ -61,7 +61,7 @@ def negotiate(request: Request, min_se: int = MIN_SE) -> SessionTimer | Response
         # RFC 4028 8.1: too brief; tell the caller our minimum.
         return make_response(request, 422, "Session Interval Too Small",
                              extra=[("Min-SE", str(min_se))])  # fmt: skip
-    supported = {tag.lower() for tag in request.headers.get_list("Supported")}
+    supported = {tag.lower() for tag in request.headers.get_list("Supported", lenient=True)}
     supported |= {tag.lower() for tag in request.headers.get_list("Require")}
     refresher = (params.get("refresher") or "").lower()
     # RFC 4028 9: a caller without timer support cannot refresh: we do.

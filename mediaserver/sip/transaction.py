@@ -709,6 +709,11 @@ class TransactionLayer:
         tx = self._servers.get(server_key(cancel, "INVITE"))
         return tx if tx is not None and tx.kind is Kind.INVITE_SERVER else None
 
+    def is_retransmission(self, request: Request) -> bool:
+        """Whether ``request`` (not an ACK) repeats one a live server transaction
+        already took (RFC 3261 17.2.3 matching)."""
+        return server_key(request) in self._servers
+
     def next_deadline(self) -> float | None:
         """When ``handle_timeouts`` must next run; None when no timer is pending."""
         heap = self._heap

@@ -10,7 +10,10 @@ the cores; this module only moves bytes and wakes them up.
 
 Malformed input never reaches the user agent: it is answered statelessly
 (``400`` with a reason naming the problem, when there is a Via to answer to)
-or dropped, and counted.
+or dropped, and counted. Well-formed new requests then pass the ``screen``
+the user agent installs (flood control, :mod:`mediaserver.sip.ratelimit`),
+which may refuse them with one stateless 503 or drop them before the
+transaction layer keeps any state for them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from mediaserver.sip.message import (
     request_problem,
     response_problem,
 )
+from mediaserver.sip.ratelimit import Verdict
 from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.transaction import (
     Absorbed,
@@ -92,6 +96,10 @@ class RequestHandler(Protocol):
     def on_server_timeout(self, tx: ServerTransaction, timer: str) -> None: ...
 
     def on_stray_response(self, response: Response, source: Peer) -> None: ...
+
+
+Screen = Callable[[Request, Peer], Verdict]
+"""Looks at a request before any state is kept for it (flood control)."""
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -180,6 +188,7 @@ class SipEndpoint:
         self.listen = list(listen)
         self.layer = TransactionLayer(timers or TimerConfig(), max_transactions=max_transactions)
         self.handler: RequestHandler | None = None
+        self.screen: Screen | None = None
         self.bound: list[ListenAddress] = []
         self.connections: dict[Peer, _TcpConnection] = {}
         self.stats: Counter[str] = Counter()
@@ -295,6 +304,8 @@ class SipEndpoint:
                 self._reject_statelessly(request, problem[0], problem[1], source)
             return
         log.debug("sip in", method=request.method, sip_call_id=request.call_id, peer=source.host)
+        if self._screened_out(request, source):
+            return
         reply_to = self._stamp_via(request, source)
         disposition = self.layer.handle_request(
             request, reply_to, self._now(), reliable=source.reliable
@@ -311,6 +322,25 @@ class SipEndpoint:
             self.send(make_response(request, 503, "Too many transactions", extra=extra), reply_to)
         else:
             assert isinstance(disposition, Absorbed)
+
+    def _screened_out(self, request: Request, source: Peer) -> bool:
+        """Apply flood control: True when the request was refused statelessly (one
+        503, no transaction, so nothing is retransmitted) or dropped unanswered.
+        ACKs and retransmissions of requests already taken are never screened."""
+        if self.screen is None or request.method == "ACK" or self.layer.is_retransmission(request):
+            return False
+        verdict = self.screen(request, source)
+        if verdict.action == "pass":
+            return False
+        if verdict.action == "refuse":
+            self.stats[f"refused_rate_{verdict.reason}"] += 1
+            retry = [("Retry-After", str(verdict.retry_after))]
+            self._reject_statelessly(request, 503, "Too many requests", source, extra=retry)
+        else:
+            self.stats["dropped_blocked_source"] += 1
+            if verdict.reason == "blocking":
+                self.stats["sources_blocked"] += 1
+        return True
 
     def _stamp_via(self, request: Request, source: Peer) -> Peer:
         """Add received/rport to the top Via and work out where responses go
@@ -341,7 +371,15 @@ class SipEndpoint:
             if self.handler is not None:
                 self.handler.on_stray_response(response, source)
 
-    def _reject_statelessly(self, request: Request, status: int, reason: str, source: Peer) -> None:
+    def _reject_statelessly(
+        self,
+        request: Request,
+        status: int,
+        reason: str,
+        source: Peer,
+        *,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
         """Answer a request we could not accept, when it says where to (has a Via)."""
         try:
             top = request.top_via
@@ -349,7 +387,8 @@ class SipEndpoint:
             return
         port = source.port if (source.reliable or "rport" in top.params) else top.sent_by[1]
         reason = "".join(ch for ch in reason if ch.isprintable())[:120]
-        self.send(make_response(request, status, reason), Peer(source.transport, source.host, port))
+        response = make_response(request, status, reason, extra=extra)
+        self.send(response, Peer(source.transport, source.host, port))
 
     # -- output ------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
@@ -25,6 +25,7 @@ from ipaddress import IPv4Network, IPv6Network
 from mediaserver.actions.callapi import DTMF_KEYS
 from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall, transfer
 from mediaserver.calls.services import CallServices
+from mediaserver.config import LimitsConfig
 from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
@@ -32,9 +33,10 @@ from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort, PortAllocator
 from mediaserver.sip.access import AccessPolicy, Admission
-from mediaserver.sip.dialog import Dialog
+from mediaserver.sip.dialog import Dialog, dialog_problem
 from mediaserver.sip.message import Request, Response, make_response, new_call_id, new_tag
-from mediaserver.sip.ratelimit import RateLimiter
+from mediaserver.sip.ratelimit import PASS, FloodGuard, RateLimiter, Verdict
+from mediaserver.sip.refusals import Refusals
 from mediaserver.sip.registrar import Registrar
 from mediaserver.sip.sdp import (
     AudioAnswer,
@@ -122,6 +124,7 @@ class UserAgent:
         trunks: Mapping[str, Trunk] | None = None,
         services: CallServices | None = None,
         serve_message: MessageServer | None = None,
+        limits: LimitsConfig | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
@@ -135,16 +138,32 @@ class UserAgent:
         self.serve_message = serve_message
         self.access = access or AccessPolicy(trusted_networks=media.trusted_networks)
         self.registrar: Registrar[Peer] = Registrar()
-        self.limiter = RateLimiter()
+        limits = limits or LimitsConfig()
+        self.guard = FloodGuard(
+            source_rate=limits.per_source.rate,
+            source_burst=limits.per_source.burst,
+            global_rate=limits.global_invites.rate,
+            global_burst=limits.global_invites.burst,
+            block_after=limits.block_after,
+            block_seconds=limits.block_seconds,
+            max_sources=limits.max_sources,
+        )
+        self.user_limiter: RateLimiter | None = None
+        if limits.per_user.rate > 0:
+            self.user_limiter = RateLimiter(
+                limits.per_user.rate, limits.per_user.burst, max_sources=limits.max_sources
+            )
         self.trunks = dict(trunks or {})
         self.users_changed()
         self.draining = False
+        self.refusals = Refusals(journal)  # initial INVITEs refused: logged, counted, recorded
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag) -> call
         self._invites: dict[ServerTransaction, InboundCall | None] = {}
         self._merge_keys: dict[tuple[str, str, int], str] = {}
         self._cancelled: set[ServerTransaction] = set()  # CANCELled before the call was set up
         self._tasks: set[asyncio.Task[None]] = set()
         endpoint.handler = self
+        endpoint.screen = self._screen
 
     def users_changed(self) -> None:
         """``access.users`` was set (at start, or by a reload): REGISTER is served when
@@ -162,11 +181,13 @@ class UserAgent:
         if method not in self.allowed_methods:
             self._respond(tx, request, 405, extra=[("Allow", self.allow)])
             return
-        unsupported = [
-            tag
-            for tag in request.headers.get_list("Require")
-            if tag.lower() not in SUPPORTED_EXTENSIONS
-        ]
+        try:
+            required = request.headers.get_list("Require")
+        except SipSyntaxError as exc:
+            # The extensions a request requires cannot be ignored (RFC 3261 8.2.2.3).
+            self._respond(tx, request, 400, f"Bad Require header: {exc}"[:120])
+            return
+        unsupported = [tag for tag in required if tag.lower() not in SUPPORTED_EXTENSIONS]
         if unsupported and method not in ("CANCEL", "BYE"):
             # RFC 3261 8.2.2.3: name each unsupported option tag.
             self._respond(tx, request, 420, extra=[("Unsupported", ", ".join(unsupported))])
@@ -245,26 +266,44 @@ class UserAgent:
     def _now(self) -> float:
         return time.time()
 
-    def _rate_limited(self, tx: ServerTransaction, request: Request, source: Peer) -> bool:
-        """Refuse (503) a new request from a source over its rate; trusted networks
-        are not limited (they are the operator's own, load tests included)."""
-        if self.access.is_trusted_network(source.host):
+    def _screen(self, request: Request, source: Peer) -> Verdict:
+        """Flood control before any state is kept (``FloodGuard``): trusted networks
+        (the operator's own, load tests included) and trunks are not limited."""
+        host = source.host
+        if host in self.access.trunk_addresses or self.access.is_trusted_network(host):
+            return PASS
+        new_invite = request.method == "INVITE" and not request.to.tag
+        verdict = self.guard.check(host, self._now(), new_invite=new_invite)
+        if verdict.reason == "blocking":
+            log.warning("blocking a flooding source", peer=host,
+                        seconds=self.guard.block_seconds)  # fmt: skip
+        return verdict
+
+    def _user_limited(
+        self, tx: ServerTransaction, request: Request, source: Peer, admission: Admission
+    ) -> bool:
+        """Refuse (503) a request of a digest user over their rate (``limits.per_user``):
+        stolen credentials used from many addresses still cannot flood."""
+        if admission.via != "user" or admission.name is None or self.user_limiter is None:
             return False
-        if self.limiter.allow(source.host, self._now()):
+        if self.user_limiter.allow(admission.name, self._now()):
             return False
-        if self.limiter.refused % 100 == 1:
-            log.warning("rate limiting a source", peer=source.host, refused=self.limiter.refused)
-        retry = [("Retry-After", str(self.limiter.retry_after()))]
-        self._respond(tx, request, 503, "Too many requests from your address", extra=retry)
+        self.endpoint.stats["refused_rate_user"] += 1
+        retry = [("Retry-After", str(self.user_limiter.retry_after()))]
+        if request.method == "INVITE":
+            self._refuse(tx, request, source, 503, "Too many requests", why="rate_limited",
+                         extra=retry, record=False)  # fmt: skip
+        else:
+            self._respond(tx, request, 503, "Too many requests", extra=retry)
         return True
 
     def _on_register(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
         """The registrar of ``users:`` (RFC 3261 10.3), digest-authenticated."""
-        if self._rate_limited(tx, request, source):
-            return
         decision = self.access.admit_register(request, self._now())
         if isinstance(decision, Response):
             self.endpoint.respond(tx, decision)
+            return
+        if self._user_limited(tx, request, source, decision):
             return
         assert decision.name is not None
         outcome = self.registrar.handle_register(request, decision.name, source, self._now())
@@ -320,11 +359,11 @@ class UserAgent:
         if request.to.tag:
             self._respond(tx, request, 200)  # inside a call: accepted, nothing runs
             return
-        if self._rate_limited(tx, request, source):
-            return
         decision = self.access.admit_call(request, source.host, self._now())
         if isinstance(decision, Response):
             self.endpoint.respond(tx, decision)
+            return
+        if self._user_limited(tx, request, source, decision):
             return
         if not request.content_type.startswith("text/"):
             self._respond(tx, request, 415, extra=[("Accept", "text/plain")])
@@ -387,8 +426,6 @@ class UserAgent:
         if request.to.tag:
             self._on_in_dialog_offer(tx, request)
             return
-        if self._rate_limited(tx, request, source):
-            return
         # RFC 3261 8.2.2.2: the same request arriving by another path is a merge: 482.
         cseq = request.cseq[0]
         merge_key = (request.call_id, request.from_.tag or "", cseq)
@@ -396,44 +433,64 @@ class UserAgent:
         if self._merge_keys.get(merge_key, branch) != branch:
             self._respond(tx, request, 482)
             return
-        if self.draining:
-            self._respond(tx, request, 503, "Shutting down", extra=[("Retry-After", "60")])
-            return
         decision = self.access.admit_call(request, source.host, self._now())
         if isinstance(decision, Response):
-            log.info("call refused", status=decision.status, reason=decision.reason,
-                     peer=source.host, sip_call_id=request.call_id)  # fmt: skip
             self.endpoint.respond(tx, decision)
+            if decision.status == 407:
+                # A challenge is one step of a normal call: no count, no record.
+                log.info("call challenged", peer=source.host, sip_call_id=request.call_id)
+            else:
+                # The caller is unknown: counted, but no record (strangers could fill the table).
+                why = "forbidden" if decision.status == 403 else "bad_credentials"
+                self.refusals.add(request, source.host, decision.status, decision.reason, why,
+                                  record=False)  # fmt: skip
+            return
+        if self._user_limited(tx, request, source, decision):
+            return
+        if self.draining:
+            retry = [("Retry-After", "60")]
+            self._refuse(tx, request, source, 503, "Shutting down", why="shutting_down",
+                         extra=retry)  # fmt: skip
+            return
+        problem = dialog_problem(request)
+        if problem is not None:
+            self._refuse(tx, request, source, 400, problem, why="bad_request")
             return
         timer = negotiate_session_timer(request)
         if isinstance(timer, Response):
             self.endpoint.respond(tx, timer)
+            why = "session_interval_too_small" if timer.status == 422 else "bad_request"
+            self.refusals.add(request, source.host, timer.status, timer.reason, why)
             return
         if request.body and request.content_type != "application/sdp":
             # RFC 3261 8.2.3: say what we accept.
-            self._respond(tx, request, 415, extra=[("Accept", "application/sdp")])
+            self._refuse(tx, request, source, 415, why="unsupported_media",
+                         extra=[("Accept", "application/sdp")])  # fmt: skip
             return
         if "Accept" in request.headers and not _accepts_sdp(request):
             # RFC 3261 21.4.7: our answer is SDP, which the caller says it cannot take.
-            self._respond(tx, request, 406, "Not Acceptable (answers are application/sdp)")
+            self._refuse(tx, request, source, 406, "Not Acceptable (answers are application/sdp)",
+                         why="unsupported_media")  # fmt: skip
             return
         encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
         if request.body and encoding != "identity":
-            self._respond(tx, request, 415, extra=[("Accept-Encoding", "identity")])
+            self._refuse(tx, request, source, 415, why="unsupported_media",
+                         extra=[("Accept-Encoding", "identity")])  # fmt: skip
             return
         uri = request.request_uri
         called = uri.user_unescaped or request.to.uri.user_unescaped or ""
         scenario = self.router(called)
         if scenario is None:
-            log.info("no route", called=called, call_id=request.call_id)
-            self._respond(tx, request, 404, f"No route for {called[:40]}" if called else None)
+            reason = f"No route for {called[:40]}" if called else None
+            self._refuse(tx, request, source, 404, reason, why="no_route")
             return
         offer: SessionDescription | None = None
         if request.body:
             try:
                 offer = SessionDescription.parse(request.body)
             except SdpError as exc:
-                self._respond(tx, request, 400, f"Bad SDP: {exc}"[:120])
+                self._refuse(tx, request, source, 400, f"Bad SDP: {exc}"[:120],
+                             why="bad_request", scenario=scenario)  # fmt: skip
                 return
         self._merge_keys[merge_key] = branch
         self._invites[tx] = None
@@ -442,41 +499,68 @@ class UserAgent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # -- refused calls -----------------------------------------------------------
+
+    def _refuse(
+        self,
+        tx: ServerTransaction,
+        request: Request,
+        source: Peer,
+        status: int,
+        reason: str | None = None,
+        *,
+        why: str,
+        extra: list[tuple[str, str]] | None = None,
+        scenario: str | None = None,
+        record: bool = True,
+    ) -> None:
+        """Refuse an initial INVITE before its scenario runs, and say so (``Refusals``)."""
+        self._respond(tx, request, status, reason, extra=extra)
+        self.refusals.add(request, source.host, status, reason, why, record=record,
+                          scenario=scenario)  # fmt: skip
+
+    # -- inbound call set-up ---------------------------------------------------------
+
     async def _start_call(self, invite: PendingInvite) -> None:
-        tx, request = invite.transaction, invite.request
+        """Set up and serve one inbound call. Its RTP leg is leased for exactly the
+        time of this coroutine, so no refusal, error or cancellation can keep its ports."""
+        tx, request, source = invite.transaction, invite.request, invite.source
         call: InboundCall | None = None
         try:
-            call = await self._setup_call(invite)
-            if call is None:
-                return
-            self.calls[call.sip_call_id, call.dialog_tag] = call
-            self._invites[tx] = call
-            await self.serve_call(call)
+            async with self._leased_leg() as leg:
+                call = self._new_inbound_call(invite, leg)
+                if call is None:
+                    return
+                self.calls[call.sip_call_id, call.dialog_tag] = call
+                self._invites[tx] = call
+                await self.serve_call(call)
+        except NoFreePort as exc:
+            log.warning("cannot take call", reason=str(exc))
+            self._refuse(tx, request, source, 503, "No media ports available",
+                         why="no_media_ports", scenario=invite.scenario)  # fmt: skip
         except Exception:
+            # A bug, not bad input (that is refused before here): count it like the endpoint.
+            self.endpoint.stats["internal_errors"] += 1
             log.exception("error setting up call", sip_call_id=request.call_id)
-            if call is None and not tx.finalised:
-                self._respond(tx, request, 500)
+            if call is None:
+                if not tx.finalised:
+                    self._refuse(tx, request, source, 500, why="internal_error",
+                                 scenario=invite.scenario)  # fmt: skip
+            else:
+                if not tx.finalised:
+                    self._respond(tx, request, 500)
+                call.end("failed", "server")
+                call.finish()
         finally:
             self._merge_keys.pop(invite.merge_key, None)
             self._cancelled.discard(tx)
             self._invites.pop(tx, None)
 
-    async def _setup_call(self, invite: PendingInvite) -> InboundCall | None:
-        """Bind the call's RTP port and negotiate; None when the call was refused."""
+    def _new_inbound_call(self, invite: PendingInvite, leg: RtpLeg) -> InboundCall | None:
+        """The call of an INVITE on its leased leg; None when it was refused or cancelled."""
         local_host = self.media.public_address or local_address_for(invite.source.host)
-        try:
-            leg = await self._new_leg()
-        except NoFreePort as exc:
-            log.warning("cannot take call", reason=str(exc))
-            self._respond(invite.transaction, invite.request, 503, "No media ports available")
-            return None
-        try:
-            setup = self._call_setup(invite, leg, local_host)
-        except BaseException:
-            self._release(leg)
-            raise
+        setup = self._call_setup(invite, leg, local_host)
         if setup is None:
-            self._release(leg)
             return None
         call = InboundCall(setup, on_finished=self._finished)
         call.journal = self.journal
@@ -502,7 +586,9 @@ class UserAgent:
                 )
             except NoAcceptableMedia as exc:
                 warning = f'{exc.warning_code} {local_host} "{exc}"'
-                self._respond(tx, request, 488, extra=[("Warning", warning[:200])])
+                extra = [("Warning", warning[:200])]
+                self._refuse(tx, request, invite.source, 488, why="no_codec", extra=extra,
+                             scenario=invite.scenario)  # fmt: skip
                 return None
             leg.update_remote(
                 (answer.remote_address, answer.remote_port),
@@ -618,14 +704,29 @@ class UserAgent:
             leg.jitter_buffer_ms = self.services.jitter_buffer_ms  # rtp.jitter_buffer_ms
         _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
         leg.local_port = port
-        if not await leg.open_rtcp(self.media.rtp_host, port + 1):
-            log.info("RTCP port taken; the leg goes without RTCP", port=port + 1)
+        try:
+            if not await leg.open_rtcp(self.media.rtp_host, port + 1):
+                log.info("RTCP port taken; the leg goes without RTCP", port=port + 1)
+        except BaseException:
+            self._release(leg)
+            raise
         return leg
 
+    @contextlib.asynccontextmanager
+    async def _leased_leg(self) -> AsyncIterator[RtpLeg]:
+        """A new RTP leg for the time of the ``async with``: however the block ends,
+        the leg is closed and its ports given back (NoFreePort when there are none)."""
+        leg = await self._new_leg()
+        try:
+            yield leg
+        finally:
+            self._release(leg)
+
     def _release(self, leg: RtpLeg) -> None:
+        """Close a leg and give its port back; harmless when done already."""
         leg.close()
         if leg.local_port:
-            self.ports.release(leg.local_port)
+            self.ports.release(leg.local_port, leg)
 
     def _finished(self, call: Call) -> None:
         """A call is over: forget its dialog, give its RTP port back."""
@@ -664,6 +765,26 @@ class UserAgent:
             leg = await self._new_leg()
         except NoFreePort as exc:
             raise TargetError(f"{target}: {exc}") from None
+        try:
+            return self._outbound_call(leg, target, uri, peer, trunk, caller_id, from_host,
+                                       local_host, extra, parent)  # fmt: skip
+        except BaseException:
+            self._release(leg)  # the call never existed: nobody else would give the port back
+            raise
+
+    def _outbound_call(
+        self,
+        leg: RtpLeg,
+        target: str,
+        uri: SipUri,
+        peer: Peer,
+        trunk: Trunk | None,
+        caller_id: str,
+        from_host: str | None,
+        local_host: str,
+        extra: list[tuple[str, str]],
+        parent: Call | None,
+    ) -> OutboundCall:
         port = leg.local_port
 
         offer = make_offer(
@@ -728,7 +849,10 @@ class UserAgent:
 
 def _accepts_sdp(request: Request) -> bool:
     """Whether the Accept header allows an SDP body (an empty one allows none)."""
-    wanted = {value.split(";")[0].strip().lower() for value in request.headers.get_list("Accept")}
+    values = request.headers.get_list("Accept", lenient=True)
+    if not values and (request.headers.get("Accept") or "").strip():
+        return True  # malformed: ignored, as if absent
+    wanted = {value.split(";")[0].strip().lower() for value in values}
     return bool(wanted & {"application/sdp", "application/*", "*/*"})
 
 

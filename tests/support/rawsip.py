@@ -7,6 +7,7 @@ so a test can assert the status line and headers the server really sent.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import secrets
@@ -191,6 +192,27 @@ class SipProbe:
         self._buffer = rest[length:]
         return head + b"\r\n\r\n" + rest[:length]
 
+    def final_for(self, call_id: str, timeout: float = 5.0) -> Reply:
+        """The first final response of the call ``call_id``; others (late
+        retransmissions to earlier requests) are skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.recv(max(0.0, deadline - time.monotonic()))
+            assert reply is not None, f"no final response for {call_id}"
+            if reply.status >= 200 and reply.header("call-id") == call_id:
+                return reply
+
+    def ack(self, invite: str, reply: Reply) -> None:
+        """ACK a non-2xx final response to ``invite`` (RFC 3261 17.1.1.3: same branch,
+        the response's To, CSeq method ACK), so the server stops retransmitting it."""
+        head = invite.split("\r\n\r\n", 1)[0].split("\r\n")
+        uri = head[0].split(" ")[1]
+        keep = ("via:", "from:", "call-id:", "max-forwards:")
+        lines = [f"ACK {uri} SIP/2.0", *(h for h in head[1:] if h.lower().startswith(keep))]
+        cseq = next(h for h in head if h.lower().startswith("cseq:")).split()[1]
+        lines += [f"To: {reply.header('to')}", f"CSeq: {cseq} ACK", "Content-Length: 0"]
+        self.send("\r\n".join(lines) + "\r\n\r\n")
+
     def expect_final(self, timeout: float = 5.0) -> Reply:
         """Skip provisional responses; return the first final one."""
         deadline = time.monotonic() + timeout
@@ -199,3 +221,25 @@ class SipProbe:
             assert reply is not None, "no final response from the server"
             if reply.status >= 200:
                 return reply
+
+
+def digest_authorization(challenge: str, user: str, password: str, method: str, uri: str) -> str:
+    """The credentials answering a ``Digest`` challenge (MD5, qop=auth; RFC 2617 3.2.2)."""
+    params = {
+        name: quoted or bare
+        for name, quoted, bare in re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', challenge)
+    }
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    realm, nonce, cnonce, nc = params["realm"], params["nonce"], secrets.token_hex(8), "00000001"
+    ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"{method}:{uri}")
+    response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+    value = (
+        f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+        f'response="{response}", algorithm=MD5, cnonce="{cnonce}", qop=auth, nc={nc}'
+    )
+    if "opaque" in params:
+        value += f', opaque="{params["opaque"]}"'
+    return value

@@ -164,13 +164,12 @@ def test_call_metrics_bound_their_labels() -> None:
     assert calls.rtp == {"packets_in": 30, "packets_out": 60, "lost": 6}
 
 
-def test_sip_stats_become_request_response_refusal_and_event_series() -> None:
+def test_sip_stats_become_request_response_and_event_series() -> None:
     stats = {"in.INVITE": 3, "out.200": 2, "in.FROB": 1, "malformed": 4, "out.BYE": 1,
-             "refused.rate_limited": 2, "flood dropped!": 1}  # fmt: skip
-    requests, responses, refused, events = metrics._sip_series(stats)
+             "flood dropped!": 1}  # fmt: skip
+    requests, responses, events = metrics._sip_series(stats)
     assert requests == {("in", "INVITE"): 3, ("in", "other"): 1, ("out", "BYE"): 1}
     assert responses == {("out", "200"): 2}
-    assert refused == {("", "rate_limited"): 2}
     assert events == {("", "malformed"): 4, ("", "other"): 1}
 
 

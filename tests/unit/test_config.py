@@ -8,6 +8,7 @@ import pytest
 
 from mediaserver.config import (
     Config,
+    LimitsConfig,
     ListenAddress,
     StorageConfig,
     load_config,
@@ -46,6 +47,42 @@ def loads(folder: Path, text: str, scenarios: tuple[str, ...] = ("echo",)) -> Co
 # -- the default config ------------------------------------------------------------
 
 
+def test_limits_are_read_with_defaults_for_what_is_left_out(tmp_path: Path) -> None:
+    config = loads(tmp_path, "limits:\n  per_source: {rate: 5}\n  global_invites: {rate: 0}\n"
+                   "  block_after: 0\n  block_seconds: 7.5\n")  # fmt: skip
+    limits = config.limits
+    assert (limits.per_source.rate, limits.per_source.burst) == (5, 15)
+    assert limits.global_invites.rate == 0  # no global limit
+    assert limits.per_user == LimitsConfig().per_user
+    assert (limits.block_after, limits.block_seconds, limits.max_sources) == (0, 7.5, 10_000)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("limits: 5\n", "F:1:9: limits must be a mapping"),
+        ("limits:\n  flood: 1\n", "F:2:3: unknown key limits.flood (known: block_after, "
+         "block_seconds, global_invites, max_sources, per_source, per_user)"),
+        ("limits:\n  per_user: {rate: 1, size: 2}\n",
+         "F:2:23: unknown key limits.per_user.size (known: burst, rate)"),
+        ("limits:\n  per_source: {rate: -1}\n", "F:2:22: limits.per_source.rate: expected "
+         "requests a second, 0 (no limit) to 1000000, got -1"),
+        ("limits:\n  per_source: {rate: fast}\n",
+         "F:2:22: limits.per_source.rate: expected a number, got 'fast'"),
+        ("limits:\n  global_invites: {rate: 10, burst: 0.5}\n", "F:2:37: "
+         "limits.global_invites.burst: expected a burst of 1 to 1000000 requests, got 0.5"),
+        ("limits:\n  block_after: 1.5\n",
+         "F:2:16: limits.block_after: expected a whole number 0-1000000, got 1.5"),
+        ("limits:\n  block_seconds: -1\n",
+         "F:2:18: limits.block_seconds: expected seconds, 0 (never block) to 86400, got -1"),
+        ("limits:\n  max_sources: 0\n",
+         "F:2:16: limits.max_sources: expected a whole number 1-10000000, got 0"),
+    ],
+)  # fmt: skip
+def test_bad_limits_are_named(tmp_path: Path, text: str, message: str) -> None:
+    assert problems_of(tmp_path, text) == [message]
+
+
 def test_the_default_config_loads_with_the_documented_values() -> None:
     config = load_config(DEFAULT)
     assert config.path == DEFAULT
@@ -59,6 +96,7 @@ def test_the_default_config_loads_with_the_documented_values() -> None:
     assert (config.rtp.port_min, config.rtp.port_max) == (20000, 29999)
     assert config.rtp.codecs == ("PCMU", "PCMA")
     assert config.rtp.jitter_buffer_ms == 60
+    assert config.limits == LimitsConfig()  # written out in full, with the code's defaults
     assert (config.http.host, config.http.port, config.http.api_keys) == ("127.0.0.1", 8080, ())
     assert config.storage == StorageConfig(
         Path("data/mediaserver.db"), Path("data/recordings"), Path("data/cache")
@@ -169,8 +207,8 @@ routes:
 
 def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "sip: {}\ncolour: red\n") == [
-        "F:2:1: unknown key colour (known: data_dir, http, routes, rtp, scenarios_dir, sip, "
-        "storage, trunks, users, webhooks)"
+        "F:2:1: unknown key colour (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
+        "sip, storage, trunks, users, webhooks)"
     ]
 
 
@@ -512,8 +550,8 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         "F:17:10: webhooks[0].url: expected an http(s) URL, got 'ftp://x'",
         f"F:19:9: routes.echo: no scenario 'nowhere' in {folder}",
         "F:20:7: routes.cc: call-control routes are not available yet",
-        "F:21:1: unknown key extra (known: data_dir, http, routes, rtp, scenarios_dir, sip, "
-        "storage, trunks, users, webhooks)",
+        "F:21:1: unknown key extra (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
+        "sip, storage, trunks, users, webhooks)",
     ]
 
 

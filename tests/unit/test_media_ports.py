@@ -107,3 +107,23 @@ def test_releasing_an_unknown_port_changes_nothing() -> None:
     allocator.release(20002)
     allocator.release(1)
     assert allocator.in_use == 0
+
+
+async def test_a_late_release_by_a_former_holder_frees_nothing(
+    transports: list[asyncio.DatagramTransport],
+) -> None:
+    """Releasing twice is harmless: the second release of a port that went to
+    another call meanwhile must not take it from that call."""
+    base = free_port_block(2, even=True)
+    allocator = PortAllocator(base, base + 1)
+    transport, first, port = await allocator.bind(HOST, asyncio.DatagramProtocol)
+    allocator.release(port, first)
+    transport.close()
+    await asyncio.sleep(0)
+    transport, second, again = await allocator.bind(HOST, asyncio.DatagramProtocol)
+    transports.append(transport)
+    assert again == port
+    allocator.release(port, first)  # the first call's cleanup, run late
+    assert allocator.in_use == 1
+    allocator.release(port, second)
+    assert allocator.in_use == 0

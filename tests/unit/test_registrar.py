@@ -237,6 +237,17 @@ def test_star_with_malformed_expires_is_400() -> None:
     assert outcome.status == 400
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "named"),
+    [("Contact", '"unterminated <sip:alice@192.0.2.10>', "Bad Contact"),
+     ("Require", '"foo', "Bad Require header")],
+)  # fmt: skip
+def test_unterminated_quote_in_a_needed_header_is_400(header: str, value: str, named: str) -> None:
+    request = register(ALICE_PHONE, extra=((header, value),))
+    outcome = registrar().handle_register(request, "alice", PHONE, 0)
+    assert (outcome.status, outcome.reason[: len(named)]) == (400, named)
+
+
 def test_expires_zero_written_with_leading_zeros_removes() -> None:
     reg = registrar()
     reg.handle_register(register(ALICE_PHONE), "alice", PHONE, 0.0)

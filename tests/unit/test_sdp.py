@@ -424,6 +424,12 @@ MALFORMED: list[tuple[str, str, int | None, str]] = [
         "malformed a=ptime",
     ),
     ("zero ptime", body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", "a=ptime:0"), 7, "malformed a=ptime"),
+    (
+        "zero session-level ptime",
+        body(*GOOD_HEAD, "a=ptime:0", "m=audio 5000 RTP/AVP 0"),
+        6,
+        "malformed a=ptime",
+    ),
     ("bad rtcp", body(*GOOD_HEAD, "m=audio 5000 RTP/AVP 0", "a=rtcp:abc"), 7, "malformed a=rtcp"),
     (
         "rtcp with 2 fields",

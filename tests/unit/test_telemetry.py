@@ -91,7 +91,7 @@ async def test_scrape_parses_and_carries_every_kind_of_figure(tmp_path: Path) ->
     for listener in server.journal.on_call_ended:
         listener(call)
     # Keys another part of the server may add to the endpoint's stats show up unasked.
-    server.endpoint.stats["refused.rate_limited"] += 2
+    server.ua.refusals.counts["no_route"] += 2
     server.endpoint.stats["flood_dropped"] += 3
     telemetry.http.observe("GET", "/api/calls/{callid}", 200, 0.004)
 
@@ -113,7 +113,7 @@ async def test_scrape_parses_and_carries_every_kind_of_figure(tmp_path: Path) ->
     ended = found["mediaserver_calls"]
     assert sample(ended, "_total", direction="inbound", outcome="answered") == 1
     refused = found["mediaserver_calls_refused"]
-    assert sample(refused, "_total", reason="rate_limited") == 2
+    assert sample(refused, "_total", direction="inbound", reason="no_route") == 2
     events = found["mediaserver_sip_events"]
     assert sample(events, "_total", event="flood_dropped") == 3
     http = found["mediaserver_http_requests"]
