@@ -102,7 +102,7 @@ class Call:
         self.leg = leg
         self.peer = peer  # where the dialog's first request came from or went to
         # A NAT'd phone's media comes from its signalling's host (media/latching.py).
-        leg.latch.signalling_host = peer.host
+        leg.signalling_from(peer.host)
         self.local_host = local_host
         self.user_agent = user_agent
         self.sip_call_id = sip_call_id
@@ -151,7 +151,7 @@ class Call:
     def services(self, services: CallServices | None) -> None:
         self._services = services
         if services is not None:
-            self.leg.latch.mode = services.learn_source  # rtp.learn_source
+            self.leg.learn_sources(services.learn_source)  # rtp.learn_source
 
     # -- CallApi: state --------------------------------------------------------
 

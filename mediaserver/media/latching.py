@@ -30,7 +30,9 @@ Who may learn (:class:`LearnMode`, ``rtp.learn_source``):
   signalling came from (a NAT'd phone's public address); any source when the
   SDP's address is unreachable, that is not a global address and not the
   signalling host (a private address behind a NAT whose SIP goes through a
-  proxy), because only the stream can tell then.
+  proxy), because only the stream can tell then. Nothing is sent to an
+  unreachable address meanwhile (:attr:`SourceLatch.waits_for_source`): it
+  would reach nobody, or a stranger on the server's own network.
 - ``first``: the old behaviour, kept for peers that break the rules above: the
   first packet from anywhere latches, and nothing re-latches.
 
@@ -153,6 +155,22 @@ class SourceLatch:
         self.probation += 1
         return Verdict.PROBATION
 
+    @property
+    def unreachable(self) -> bool:
+        """Whether the SDP's address cannot be the peer's as seen from here: not a
+        global address nor the signalling host (a NAT's private side). Unknown
+        while the signalling host is."""
+        expected, signalling = self.expected, self.signalling_host
+        if expected is None or signalling is None or expected[0] == signalling:
+            return False
+        return _not_global(expected[0])
+
+    @property
+    def waits_for_source(self) -> bool:
+        """Whether media waits for the peer's stream before going anywhere: nothing is
+        latched and the SDP's address is unreachable (``stream`` mode only)."""
+        return self.peer is None and self.mode is LearnMode.STREAM and self.unreachable
+
     def allows_rtcp(self, addr: Address) -> bool:
         """Whether RTCP from ``addr`` is the peer's (counted in ``refused_rtcp`` if not)."""
         host = addr[0]
@@ -172,9 +190,7 @@ class SourceLatch:
         if self.mode is LearnMode.STRICT:
             return False
         expected = self.expected[0] if self.expected is not None else None
-        if host in (expected, self.signalling_host):
-            return True
-        return expected is not None and expected != self.signalling_host and _unreachable(expected)
+        return host in (expected, self.signalling_host) or self.unreachable
 
     def _latch(self, source: Address, ssrc: int) -> Verdict:
         self.peer = source
@@ -188,9 +204,9 @@ class SourceLatch:
         return Verdict.REFUSE
 
 
-def _unreachable(host: str) -> bool:
-    """Whether an SDP address cannot be where media comes from as seen from here: not a
-    global IP address (RFC 1918, RFC 6598, loopback, documentation...) or not an IP."""
+def _not_global(host: str) -> bool:
+    """Whether an address is private in the wide sense (RFC 1918, RFC 6598, loopback,
+    link-local, documentation...) or not an IP address at all."""
     try:
         return not ipaddress.ip_address(host).is_global
     except ValueError:

@@ -285,8 +285,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             # Symmetric RTP: answer to where the peer's packets come from, not only the SDP.
             self._peer = self.latch.peer
             self._remote_ssrc = packet.ssrc
-            if not self._hold:
-                self.remote = self._peer
+            self._aim()
         self.packets_in += 1
         self.bytes_in += len(packet.payload)
         self.rtp_stats.on_rtp_received(packet, time.time())
@@ -580,13 +579,12 @@ class RtpLeg(asyncio.DatagramProtocol):
         if hold or remote[0] in ("0.0.0.0", "::"):
             # RFC 3264 8.4: a null address means "do not send to me" (hold), even if the
             # peer goes on sending to us, so its packets must not latch a destination again.
-            self.remote = None
             self._hold = True
         else:
             self._hold = False
             if self.latch.expect(remote):
                 self._peer = None  # a new address: its source is learnt again
-            self.remote = self._peer or remote
+        self._aim()
         self.latch.payload_types = _payload_types(payload_type, te_pt)
         if codec != self.codec and self._jitter is not None:
             self._retire_jitter()
@@ -599,6 +597,27 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._refresh_fast_path()
         if self.fed_by is not None:
             self.fed_by._refresh_fast_path()  # its translation table targets our codec
+
+    def learn_sources(self, mode: LearnMode) -> None:
+        """Which sources may be learnt (``rtp.learn_source``)."""
+        self.latch.mode = mode
+        self._aim()
+
+    def signalling_from(self, host: str) -> None:
+        """The host the call's SIP comes from or goes to: a NAT'd peer's media comes
+        from there too (see :class:`~mediaserver.media.latching.SourceLatch`)."""
+        self.latch.signalling_host = host
+        self._aim()
+
+    def _aim(self) -> None:
+        """Where our RTP goes: nowhere on hold; the latched source (symmetric RTP);
+        else the SDP's address, unless it is a NAT's private side we cannot reach."""
+        if self._hold:
+            self.remote = None
+        elif self._peer is not None:
+            self.remote = self._peer
+        else:
+            self.remote = None if self.latch.waits_for_source else self.latch.expected
 
     def close(self) -> None:
         self.stop_playback()

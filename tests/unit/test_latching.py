@@ -141,6 +141,23 @@ def test_without_sdp_only_the_signalling_host_learns() -> None:
     assert stream(source, NAT, STREAM_PACKETS) == LEARNT
 
 
+def test_media_waits_for_the_stream_only_while_the_sdp_is_unreachable() -> None:
+    source = latch(expected=PRIVATE_SDP)
+    assert source.unreachable and source.waits_for_source
+    stream(source, NAT, STREAM_PACKETS)
+    assert source.unreachable and not source.waits_for_source  # latched: media goes there
+    assert not latch().waits_for_source  # a global SDP address
+    assert not latch(LearnMode.STRICT, expected=PRIVATE_SDP).waits_for_source
+    assert not latch(LearnMode.FIRST, expected=PRIVATE_SDP).waits_for_source
+
+
+def test_an_unknown_signalling_host_leaves_the_sdp_reachable() -> None:
+    source = SourceLatch(expected=("10.0.0.5", 4000), payload_types=frozenset({PCMU}))
+    assert not source.unreachable and not source.waits_for_source
+    assert stream(source, ("10.0.0.99", 4000), 10) == [Verdict.REFUSE] * 10
+    assert stream(source, ("10.0.0.5", 4002), STREAM_PACKETS) == LEARNT
+
+
 # -- what makes a stream ----------------------------------------------------------------
 
 

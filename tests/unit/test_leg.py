@@ -15,7 +15,7 @@ import pytest
 from mediaserver.media.clock import PTIME, MediaClock
 from mediaserver.media.dtmf import tone_event_packets
 from mediaserver.media.g711 import PCMA, PCMU, Codec, silence_payload, ulaw_decode
-from mediaserver.media.latching import STREAM_PACKETS
+from mediaserver.media.latching import STREAM_PACKETS, LearnMode
 from mediaserver.media.leg import Playback, RtpLeg
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.ports import PortAllocator
@@ -210,6 +210,34 @@ async def test_a_nat_peer_is_learnt_from_a_stream(legs: Legs, peer: Peer, other:
         assert other.drain() == 0 and sdp.drain() == 0
     finally:
         sdp.sock.close()
+
+
+async def test_nothing_goes_to_an_unreachable_sdp_address_before_the_stream(
+    legs: Legs, peer: Peer
+) -> None:
+    """SDP on a private address that is not the signalling host (a NAT's inside, here
+    another loopback address): media waits for the peer's stream, then goes there."""
+    inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    inside.bind(("127.0.0.2", 0))
+    inside.setblocking(False)
+    try:
+        leg = await legs.open(remote=inside.getsockname())
+        assert leg.remote == inside.getsockname()  # the signalling host is not known yet
+        leg.signalling_from(HOST)
+        assert leg.remote is None
+        leg.start()
+        await asyncio.sleep(4 * PTIME)
+        for _ in range(STREAM_PACKETS):
+            peer.send_audio(leg, AUDIO)
+        await until(lambda: leg.remote == peer.addr)
+        assert len(await peer.collect(3 * PTIME)) >= 2
+        with pytest.raises(BlockingIOError):
+            inside.recv(2048)
+        leg.learn_sources(LearnMode.STRICT)  # strict: the SDP's address, whatever it is
+        leg.update_remote(("127.0.0.2", 4000), PCMU, PCMU.payload_type, TE_PT)
+        assert leg.remote == ("127.0.0.2", 4000)
+    finally:
+        inside.close()
 
 
 async def test_rtcp_from_another_host_is_refused(legs: Legs, peer: Peer) -> None:
