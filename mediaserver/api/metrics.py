@@ -29,6 +29,8 @@ mediaserver_sip_events_total              counter    event (malformed, overloade
 mediaserver_rtp_packets_total             counter    direction (in, out)
 mediaserver_rtp_bytes_total               counter    direction (in, out)
 mediaserver_rtp_packets_lost_total        counter
+mediaserver_rtp_packets_refused_total     counter    protocol (rtp, rtcp): from a source
+                                                     that may not be heard (media hijack)
 mediaserver_runs_active                   gauge      kind (api, call)
 mediaserver_webhook_posts_total           counter    outcome (published, delivered,
                                                      failed, retried, dropped)
@@ -69,6 +71,8 @@ _RTP_KEYS = {
     "bytes_in": ("bytes", "in"),
     "bytes_out": ("bytes", "out"),
     "lost": ("lost", ""),
+    "rtp_refused_source": ("refused", "rtp"),
+    "rtcp_refused_source": ("refused", "rtcp"),
 }
 
 
@@ -231,6 +235,12 @@ def render(server: Server, calls: CallMetrics) -> str:
         "counter",
         "RTP packets the legs expected but never received (RFC 3550 A.3).",
         [({}, rtp["lost"])],
+    )
+    out.family(
+        "mediaserver_rtp_packets_refused_total",
+        "counter",
+        "RTP and RTCP packets refused for their source: not the call's peer (media/latching.py).",
+        [({"protocol": p}, rtp[f"{p}_refused_source"]) for p in ("rtp", "rtcp")],
     )
     call_runs = sum(1 for c in live if not c.ended and c.scenario is not None)
     out.family(

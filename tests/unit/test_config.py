@@ -15,6 +15,7 @@ from mediaserver.config import (
     scenario_file,
     with_overrides,
 )
+from mediaserver.media.latching import LearnMode
 from mediaserver.yamlsource import ProblemsError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +60,7 @@ def test_the_default_config_loads_with_the_documented_values() -> None:
     assert (config.rtp.port_min, config.rtp.port_max) == (20000, 29999)
     assert config.rtp.codecs == ("PCMU", "PCMA")
     assert config.rtp.jitter_buffer_ms == 60
+    assert config.rtp.learn_source is LearnMode.STREAM
     assert (config.http.host, config.http.port, config.http.api_keys) == ("127.0.0.1", 8080, ())
     assert config.storage == StorageConfig(
         Path("data/mediaserver.db"), Path("data/recordings"), Path("data/cache")
@@ -100,6 +102,7 @@ rtp:
   ports: " 30000 - 30100 "
   codecs: [pcma, PCMU, PCMA]
   jitter_buffer_ms: 120
+  learn_source: strict
 http:
   listen: "[::1]:9090"
   api_keys: [k1, 1234]
@@ -142,6 +145,7 @@ routes:
     assert (config.rtp.port_min, config.rtp.port_max) == (30000, 30100)
     assert config.rtp.codecs == ("PCMA", "PCMU")  # upper-cased, duplicates dropped, order kept
     assert config.rtp.jitter_buffer_ms == 120
+    assert config.rtp.learn_source is LearnMode.STRICT
     assert (config.http.host, config.http.port) == ("::1", 9090)
     assert config.http.api_keys == ("k1", "1234")
     assert config.storage == StorageConfig(Path("db/main.db"), Path("/var/rec"), Path("cache"))
@@ -185,7 +189,7 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         ),
         (
             "rtp:\n  colour: red\n",
-            "F:2:3: unknown key rtp.colour (known: codecs, jitter_buffer_ms, ports)",
+            "F:2:3: unknown key rtp.colour (known: codecs, jitter_buffer_ms, learn_source, ports)",
         ),
         ("http:\n  colour: red\n", "F:2:3: unknown key http.colour (known: api_keys, listen)"),
         (
@@ -236,6 +240,14 @@ def test_unknown_keys_in_each_section(tmp_path: Path, text: str, message: str) -
         (
             "rtp:\n  jitter_buffer_ms: true\n",
             "F:2:21: rtp.jitter_buffer_ms: expected milliseconds between 20 and 1000, got True",
+        ),
+        (
+            "rtp:\n  learn_source: any\n",
+            "F:2:17: rtp.learn_source: expected one of strict, stream, first, got 'any'",
+        ),
+        (
+            "rtp:\n  learn_source: off\n",  # YAML 1.1 reads a bare off as false
+            "F:2:17: rtp.learn_source: expected one of strict, stream, first, got False",
         ),
         ("http:\n  api_keys: key\n", "F:2:13: http.api_keys: expected a list"),
         ("storage:\n  cache: 1.5\n", "F:2:10: storage.cache: expected a string"),
