@@ -417,6 +417,8 @@ def _jitter(value: Any) -> int:
 
 def _learn_mode(value: Any) -> LearnMode:
     modes = [mode.value for mode in LearnMode]
+    if isinstance(value, bool):  # YAML 1.1 reads a bare on/off/yes/no as a boolean
+        raise ValueError(f"expected one of {', '.join(modes)}, got the boolean {value}")
     if not isinstance(value, str) or value not in modes:
         raise ValueError(f"expected one of {', '.join(modes)}, got {value!r}")
     return LearnMode(value)

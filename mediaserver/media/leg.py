@@ -31,11 +31,12 @@ while an event is on the wire.
 
 Bad packets (truncated, wrong version, unknown payload types) are dropped
 and counted in :attr:`RtpLeg.stats`; nothing received can raise out of this
-module. Which source is heard is the leg's
-:class:`~mediaserver.media.latching.SourceLatch`'s decision, asked only for
-packets that do not come from the latched source, so the per-packet check
-stays one address comparison; refused packets are counted
-(``rtp_refused_source``, ``rtcp_refused_source``). RFC 3550 statistics (loss, jitter, round-trip
+module. Which source is heard, and where our media goes before the peer's
+stream is known, is decided by the leg's
+:class:`~mediaserver.media.latching.SourceLatch`, asked only about packets
+that do not come from the latched source, so the per-packet check stays one
+address comparison; what it refuses is counted (``rtp_refused_source``,
+``rtcp_refused_source``). RFC 3550 statistics (loss, jitter, round-trip
 time) are kept in :attr:`RtpLeg.rtp_stats` and reported over RTCP by the
 leg's :class:`~mediaserver.media.reports.ReportChannel`.
 """

@@ -9,12 +9,11 @@ or multiplexed on the RTP port (RFC 5761), feed the same statistics, which
 gives the round-trip time and the loss the peer sees.
 
 Packets go to the port after the peer's RTP port until the peer's own RTCP
-arrives, then to where it came from (symmetric, like RTP). Only RTCP the
-leg's source latch allows (``accepts``: from the RTP peer's host) is read or
+arrives, then to where it came from (symmetric, like RTP). Only RTCP that
+the leg's source latch accepts (from the RTP peer's host) is read or
 latched, so a stray sender can neither feed the statistics nor take the
-reports. Malformed RTCP is
-counted and dropped; baresip starts its hang-up compound with BYE, so the
-parser runs in RFC 5506 reduced-size mode.
+reports. Malformed RTCP is counted and dropped; baresip starts its hang-up
+compound with BYE, so the parser runs in RFC 5506 reduced-size mode.
 """
 
 from __future__ import annotations
