@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mediaserver.media.latching import STREAM_PACKETS
 from mediaserver.media.rtp import build_rtp
 from tests.integration.conftest import ServerProcess, _rtp_range, start_server
 from tests.support import audio
@@ -141,4 +142,5 @@ def test_a_caller_behind_nat_is_heard_after_its_stream_and_intruders_are_counted
     assert audio.tone_seconds(heard, rate, DIAL_TONE) > 2.5
     media = call_record(server, earlier)
     assert media["rtp_refused_source"] == BURST, media
+    assert media["rtp_learning"] == STREAM_PACKETS - 1, media  # learnt, not taken at once
     assert media["packets_in"] > 50
