@@ -247,7 +247,8 @@ def test_unknown_keys_in_each_section(tmp_path: Path, text: str, message: str) -
         ),
         (
             "rtp:\n  learn_source: off\n",  # YAML 1.1 reads a bare off as false
-            "F:2:17: rtp.learn_source: expected one of strict, stream, first, got the boolean False",
+            "F:2:17: rtp.learn_source: expected one of strict, stream, first,"
+            " got the boolean False",
         ),
         ("http:\n  api_keys: key\n", "F:2:13: http.api_keys: expected a list"),
         ("storage:\n  cache: 1.5\n", "F:2:10: storage.cache: expected a string"),
