@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mediaserver.media.latching import LearnMode
 from mediaserver.yamlsource import (
     LocatedDict,
     LocatedList,
@@ -64,6 +65,7 @@ class RtpConfig:
     port_max: int = 29999
     codecs: tuple[str, ...] = SUPPORTED_CODECS
     jitter_buffer_ms: int = 60
+    learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg latches onto
 
 
 @dataclass(frozen=True)
@@ -331,13 +333,15 @@ def load_config(path: str | Path) -> Config:
         )
 
     rtp = RtpConfig()
-    if (r := c.section(doc, "rtp", {"ports", "codecs", "jitter_buffer_ms"}, "rtp")) is not None:
+    rtp_keys = {"ports", "codecs", "jitter_buffer_ms", "learn_source"}
+    if (r := c.section(doc, "rtp", rtp_keys, "rtp")) is not None:
         low, high = c.get(
             r, "ports", "rtp.ports", lambda v: parse_port_range(_string(v)), (20000, 29999)
         )
         codecs = c.get(r, "codecs", "rtp.codecs", _codec_list, rtp.codecs)
         jitter = c.get(r, "jitter_buffer_ms", "rtp.jitter_buffer_ms", _jitter, 60)
-        rtp = RtpConfig(low, high, codecs, jitter)
+        learn = c.get(r, "learn_source", "rtp.learn_source", _learn_mode, rtp.learn_source)
+        rtp = RtpConfig(low, high, codecs, jitter, learn)
 
     limits = _limits(c, doc)
 
@@ -539,6 +543,15 @@ def _jitter(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= 1000:
         raise ValueError(f"expected milliseconds between 20 and 1000, got {value!r}")
     return value
+
+
+def _learn_mode(value: Any) -> LearnMode:
+    modes = [mode.value for mode in LearnMode]
+    if isinstance(value, bool):  # YAML 1.1 reads a bare on/off/yes/no as a boolean
+        raise ValueError(f"expected one of {', '.join(modes)}, got the boolean {value}")
+    if not isinstance(value, str) or value not in modes:
+        raise ValueError(f"expected one of {', '.join(modes)}, got {value!r}")
+    return LearnMode(value)
 
 
 def _read_list(

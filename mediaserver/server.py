@@ -165,6 +165,7 @@ class Server:
                 recordings_dir=config.storage_path(config.storage.recordings),
                 journal=self.journal,
                 jitter_buffer_ms=config.rtp.jitter_buffer_ms,
+                learn_source=config.rtp.learn_source,
             ),
             serve_message=self.serve_message,
             limits=config.limits,

@@ -28,44 +28,7 @@ run several servers in one process). Three kinds of figures live in it:
 
 Series (the ``_total``, ``_bucket``/``_sum``/``_count`` suffixes as Prometheus adds them):
 
-==============================================  =========  =================================
-name                                            type       labels
-==============================================  =========  =================================
-mediaserver_calls_active                        gauge      direction
-mediaserver_calls_started_total                 counter    direction
-mediaserver_calls_total                         counter    direction, outcome (answered,
-                                                           unanswered): calls ended
-mediaserver_calls_refused_total                 counter    direction, reason (no_route, no_codec,
-                                                           forbidden...): INVITEs refused
-                                                           before a scenario ran
-mediaserver_call_hangups_total                  counter    direction, cause, source
-mediaserver_call_setup_seconds                  histogram  direction: start to answer
-mediaserver_call_duration_seconds               histogram  direction: answer to end
-mediaserver_call_jitter_seconds                 histogram  direction: RFC 3550 jitter at end
-mediaserver_call_loss_ratio                     histogram  direction: packets lost / expected
-mediaserver_sip_requests_total                  counter    direction (in, out), method
-mediaserver_sip_responses_total                 counter    direction (in, out), status
-mediaserver_sip_events_total                    counter    event (malformed, overloaded...)
-mediaserver_rtp_packets_total                   counter    direction (in, out)
-mediaserver_rtp_bytes_total                     counter    direction (in, out)
-mediaserver_rtp_packets_lost_total              counter
-mediaserver_runs_active                         gauge      kind (api, call)
-mediaserver_webhook_posts_total                 counter    outcome (published, delivered,
-                                                           failed, retried, dropped)
-mediaserver_webhook_posts_pending               gauge
-mediaserver_webhook_attempt_seconds             histogram  outcome (delivered, retrying,
-                                                           failed)
-mediaserver_journal_dropped_total               counter
-mediaserver_event_stream_subscribers            gauge
-mediaserver_event_stream_dropped_total          counter    subscribers cut off for lagging
-mediaserver_http_requests_total                 counter    method, route, status
-mediaserver_http_request_duration_seconds       histogram  method, route
-mediaserver_event_loop_lag_seconds              histogram  how late a timer callback ran
-mediaserver_start_time_seconds                  gauge
-mediaserver_build_info                          gauge      version, python
-process_*                                       various    (prometheus_client, Linux)
-==============================================  =========  =================================
-"""
+==============================================  =========  =========================="""
 
 from __future__ import annotations
 
@@ -117,6 +80,8 @@ _RTP_KEYS = {
     "bytes_in": ("bytes", "in"),
     "bytes_out": ("bytes", "out"),
     "lost": ("lost", ""),
+    "rtp_refused_source": ("refused", "rtp"),
+    "rtcp_refused_source": ("refused", "rtcp"),
 }
 DIRECTIONS = ("inbound", "outbound")
 
@@ -369,6 +334,11 @@ class ServerCollector(Collector):
             c, "mediaserver_rtp_packets_lost",
             "RTP packets the legs expected but never received (RFC 3550 A.3).",
             [], [((), rtp["lost"])],
+        )  # fmt: skip
+        yield _family(
+            c, "mediaserver_rtp_packets_refused",
+            "RTP and RTCP packets refused for their source: not the call's peer.",
+            ["protocol"], [((p,), rtp[f"{p}_refused_source"]) for p in ("rtp", "rtcp")],
         )  # fmt: skip
         call_runs = sum(1 for call in live if not call.ended and call.scenario is not None)
         yield _family(

@@ -103,6 +103,8 @@ class Call:
         self.endpoint = endpoint
         self.leg = leg
         self.peer = peer  # where the dialog's first request came from or went to
+        # A NAT'd phone's media comes from its signalling's host (media/latching.py).
+        leg.signalling_from(peer.host)
         self.local_host = local_host
         self.user_agent = user_agent
         self.sip_call_id = sip_call_id
@@ -129,7 +131,7 @@ class Call:
         self.outcome: RunOutcome | None = None
         self.dial_status: str | None = None  # for a call placed by dial@v1: how it went
         self.journal: CallJournal | None = None
-        self.services: CallServices | None = None  # set by the user agent
+        self._services: CallServices | None = None
         self.bridge: Bridge | None = None  # the dial@v1 bridge this call is the callee of
         self.refer_updates: asyncio.Queue[int] | None = None  # our REFER's NOTIFY statuses
         self._on_finished = on_finished
@@ -141,6 +143,17 @@ class Call:
         self._background: set[asyncio.Task[None]] = set()
         self._finished = False
         leg.on_digit = self._on_digit
+
+    @property
+    def services(self) -> CallServices | None:
+        """What the server lends the call (set by the user agent)."""
+        return self._services
+
+    @services.setter
+    def services(self, services: CallServices | None) -> None:
+        self._services = services
+        if services is not None:
+            self.leg.learn_sources(services.learn_source)  # rtp.learn_source
 
     # -- CallApi: state --------------------------------------------------------
 

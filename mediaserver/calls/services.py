@@ -2,8 +2,8 @@
 
 The user agent gives every call (inbound, or placed by dial@v1 or the API) the
 same :class:`CallServices`: where recordings go, the journal that indexes
-them, the jitter-buffer depth for decoded legs, and the shared rooms of
-conferences and queues that calls join by name.
+them, the jitter-buffer depth for decoded legs, which RTP sources a leg may
+learn, and the shared rooms of conferences and queues that calls join by name.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mediaserver.media.latching import LearnMode
 
 if TYPE_CHECKING:
     from mediaserver.journal import CallJournal
@@ -21,5 +23,6 @@ class CallServices:
     recordings_dir: Path
     journal: CallJournal | None = None
     jitter_buffer_ms: int = 60
+    learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg may latch onto
     # Shared by every call: conference rooms and queues by name (filled by their owners).
     rooms: dict[str, Any] = field(default_factory=dict)

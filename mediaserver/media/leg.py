@@ -29,9 +29,14 @@ arrives once. Outgoing keys are queued with :meth:`RtpLeg.send_dtmf` and sent
 one packet per tick on the telephone-event payload type, with no audio packet
 while an event is on the wire.
 
-Bad packets (truncated, wrong version, unknown payload types, foreign
-sources) are dropped and counted in :attr:`RtpLeg.stats`; nothing received
-can raise out of this module. RFC 3550 statistics (loss, jitter, round-trip
+Bad packets (truncated, wrong version, unknown payload types) are dropped
+and counted in :attr:`RtpLeg.stats`; nothing received can raise out of this
+module. Which source is heard, and where our media goes before the peer's
+stream is known, is decided by the leg's
+:class:`~mediaserver.media.latching.SourceLatch`, asked only about packets
+that do not come from the latched source, so the per-packet check stays one
+address comparison; what it refuses is counted (``rtp_refused_source``,
+``rtcp_refused_source``). RFC 3550 statistics (loss, jitter, round-trip
 time) are kept in :attr:`RtpLeg.rtp_stats` and reported over RTCP by the
 leg's :class:`~mediaserver.media.reports.ReportChannel`.
 """
@@ -52,6 +57,7 @@ from mediaserver.media.clock import MediaClock
 from mediaserver.media.dtmf import DtmfReceiver
 from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.jitter import JitterBuffer
+from mediaserver.media.latching import LearnMode, SourceLatch, Verdict
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
 from mediaserver.media.reports import ReportChannel
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_rtp
@@ -117,6 +123,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         telephone_event_pt: int | None,
         remote: tuple[str, int] | None,
         on_digit: Callable[[str], None],
+        learn_source: LearnMode = LearnMode.STREAM,
     ) -> None:
         self.clock = clock
         self.codec = codec
@@ -140,8 +147,14 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.relay: RtpLeg | None = None
         self.fed_by: RtpLeg | None = None
         self._relayed_event: tuple[int, int] | None = None  # (their event ts, our event ts)
-        self._latched = False
-        self._peer: tuple[str, int] | None = None  # the latched source: packets from elsewhere drop
+        # Who may be heard (media/latching.py); _peer mirrors its latched source for the
+        # fast path's one comparison.
+        self.latch = SourceLatch(
+            learn_source,
+            expected=remote,
+            payload_types=_payload_types(payload_type, telephone_event_pt),
+        )
+        self._peer: tuple[str, int] | None = None
         self._hold = False  # the peer asked for no media (null address): latch but never send
         self._remote_ssrc: int | None = None
         self._ssrc = secrets.randbits(32)
@@ -152,7 +165,9 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._dtmf = DtmfReceiver()
         self._silence = silence_payload(codec)
         self.rtp_stats = LegStats(self._ssrc)
-        self.reports = ReportChannel(self.rtp_stats, CNAME, lambda: self.remote)
+        self.reports = ReportChannel(
+            self.rtp_stats, CNAME, lambda: self.remote, self.latch.allows_rtcp
+        )
         # Decoded media (module docstring): who listens, the buffer, this tick's frames.
         self.jitter_buffer_ms = 60
         self.mixed_by: Mixing | None = None  # a conference sends for us meanwhile
@@ -183,6 +198,14 @@ class RtpLeg(asyncio.DatagramProtocol):
         counts = Counter(self.events)
         for name in ("packets_in", "bytes_in", "packets_out", "transcoded"):
             if value := getattr(self, name):
+                counts[name] = value
+        latch = self.latch
+        for name, value in (
+            ("rtp_refused_source", latch.refused),
+            ("rtp_learning", latch.probation),
+            ("rtcp_refused_source", latch.refused_rtcp),
+        ):
+            if value:
                 counts[name] = value
         return counts
 
@@ -244,6 +267,8 @@ class RtpLeg(asyncio.DatagramProtocol):
             stats["stun_in"] += 1
             return
         if is_rtcp(data):
+            if addr != self._peer and not self.latch.allows_rtcp(addr):
+                return  # counted by the latch
             stats["rtcp_in"] += 1
             self.reports.receive(data)  # RFC 5761: RTCP multiplexed on the RTP port
             return
@@ -252,16 +277,16 @@ class RtpLeg(asyncio.DatagramProtocol):
         except RtpError:
             stats["malformed"] += 1
             return
-        if not self._latched:
+        if addr != self._peer:
+            verdict = self.latch.judge(
+                addr, packet.sequence, packet.ssrc, packet.payload_type, time.monotonic()
+            )
+            if verdict is not Verdict.LEARN:
+                return  # refused or still on probation: counted by the latch
             # Symmetric RTP: answer to where the peer's packets come from, not only the SDP.
-            self._peer = (addr[0], addr[1])
-            self._latched = True
+            self._peer = self.latch.peer
             self._remote_ssrc = packet.ssrc
-            if not self._hold:
-                self.remote = self._peer
-        elif addr != self._peer:
-            stats["foreign"] += 1
-            return
+            self._aim()
         self.packets_in += 1
         self.bytes_in += len(packet.payload)
         self.rtp_stats.on_rtp_received(packet, time.time())
@@ -279,7 +304,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             stats["unknown_payload_type"] += 1
             return
         if packet.ssrc != self._remote_ssrc:
-            self._remote_ssrc = packet.ssrc
+            self._remote_ssrc = self.latch.peer_ssrc = packet.ssrc
             stats["ssrc_changes"] += 1
         jitter = self._jitter
         if jitter is not None:
@@ -555,12 +580,13 @@ class RtpLeg(asyncio.DatagramProtocol):
         if hold or remote[0] in ("0.0.0.0", "::"):
             # RFC 3264 8.4: a null address means "do not send to me" (hold), even if the
             # peer goes on sending to us, so its packets must not latch a destination again.
-            self.remote = None
             self._hold = True
-        elif remote != self.remote or self._hold:
-            self.remote = remote
+        else:
             self._hold = False
-            self._latched = False
+            if self.latch.expect(remote):
+                self._peer = None  # a new address: its source is learnt again
+        self._aim()
+        self.latch.payload_types = _payload_types(payload_type, te_pt)
         if codec != self.codec and self._jitter is not None:
             self._retire_jitter()
             self._jitter = JitterBuffer(codec.decode, self.jitter_buffer_ms)
@@ -572,6 +598,27 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._refresh_fast_path()
         if self.fed_by is not None:
             self.fed_by._refresh_fast_path()  # its translation table targets our codec
+
+    def learn_sources(self, mode: LearnMode) -> None:
+        """Which sources may be learnt (``rtp.learn_source``)."""
+        self.latch.mode = mode
+        self._aim()
+
+    def signalling_from(self, host: str) -> None:
+        """The host the call's SIP comes from or goes to: a NAT'd peer's media comes
+        from there too (see :class:`~mediaserver.media.latching.SourceLatch`)."""
+        self.latch.signalling_host = host
+        self._aim()
+
+    def _aim(self) -> None:
+        """Where our RTP goes: nowhere on hold; the latched source (symmetric RTP);
+        else the SDP's address, unless it is a NAT's private side we cannot reach."""
+        if self._hold:
+            self.remote = None
+        elif self._peer is not None:
+            self.remote = self._peer
+        else:
+            self.remote = None if self.latch.waits_for_source else self.latch.expected
 
     def close(self) -> None:
         self.stop_playback()
@@ -601,6 +648,15 @@ class RtpLeg(asyncio.DatagramProtocol):
         return {
             **self.rtp_stats.snapshot(),
             **own,
+            "rtp_refused_source": self.latch.refused,
+            "rtcp_refused_source": self.latch.refused_rtcp,
             "rtcp_malformed": self.reports.malformed,
             "dtmf_dropped": self._dtmf.dropped,
         }
+
+
+def _payload_types(payload_type: int, telephone_event_pt: int | None) -> frozenset[int]:
+    """The payload types a learnt stream may carry: the negotiated ones."""
+    if telephone_event_pt is None:
+        return frozenset((payload_type,))
+    return frozenset((payload_type, telephone_event_pt))

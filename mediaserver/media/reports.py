@@ -9,9 +9,11 @@ or multiplexed on the RTP port (RFC 5761), feed the same statistics, which
 gives the round-trip time and the loss the peer sees.
 
 Packets go to the port after the peer's RTP port until the peer's own RTCP
-arrives, then to where it came from (symmetric, like RTP). Malformed RTCP is
-counted and dropped; baresip starts its hang-up compound with BYE, so the
-parser runs in RFC 5506 reduced-size mode.
+arrives, then to where it came from (symmetric, like RTP). Only RTCP that
+the leg's source latch accepts (from the RTP peer's host) is read or
+latched, so a stray sender can neither feed the statistics nor take the
+reports. Malformed RTCP is counted and dropped; baresip starts its hang-up
+compound with BYE, so the parser runs in RFC 5506 reduced-size mode.
 """
 
 from __future__ import annotations
@@ -30,10 +32,17 @@ REPORT_INTERVAL = 5.0  # RFC 3550 6.2: the minimum interval, the usual one for a
 
 
 class ReportChannel(asyncio.DatagramProtocol):
-    def __init__(self, stats: LegStats, cname: str, peer: Callable[[], tuple[str, int] | None]):
+    def __init__(
+        self,
+        stats: LegStats,
+        cname: str,
+        peer: Callable[[], tuple[str, int] | None],
+        accepts: Callable[[tuple[str, int]], bool] = lambda addr: True,
+    ) -> None:
         self.stats = stats
         self.cname = cname
         self._rtp_peer = peer  # where the leg sends RTP (None: nowhere yet)
+        self._accepts = accepts  # whether RTCP from an address is the peer's
         self._latched: tuple[str, int] | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -57,8 +66,11 @@ class ReportChannel(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._latched is None:
-            self._latched = (addr[0], addr[1])
+        source = (addr[0], addr[1])
+        if source != self._latched:
+            if not self._accepts(source):
+                return
+            self._latched = source  # the peer's RTCP source, also after its NAT moved it
         self.receive(data)
 
     def receive(self, data: bytes) -> None:

@@ -291,7 +291,11 @@ def calls_step(
     returns.close()
     extra = ""
     if mode == "relay":
-        unusual = {k: v for k, v in stats.items() if k in ("malformed", "foreign", "send_errors")}
+        unusual = {
+            k: v
+            for k, v in stats.items()
+            if k in ("malformed", "rtp_refused_source", "send_errors")
+        }
         extra = f"clock ticks skipped {stats.get('clock_skipped', 0)}" + (
             f", {unusual}" if any(unusual.values()) else ""
         )

@@ -13,6 +13,12 @@ with 200; :meth:`hangup` sends one.
         time.sleep(3)
         heard, rate = phone.heard()
         phone.hangup()
+
+Early media: :meth:`invite`, then :meth:`early_media` (waits for a 183 with
+SDP and starts listening; returns the server's RTP address), then
+:meth:`answered` (the 200: ACK, then it starts sending). ``sdp_host`` is the
+c= address of the offer; its RTP still comes from 127.0.0.1 (a phone behind
+NAT writes its private address).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import numpy as np
@@ -37,8 +44,14 @@ PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
 
 class PlainPhone:
     def __init__(
-        self, server_port: int, *, send: npt.ArrayLike | None = None, codec: str = "PCMU"
+        self,
+        server_port: int,
+        *,
+        send: npt.ArrayLike | None = None,
+        codec: str = "PCMU",
+        sdp_host: str = "127.0.0.1",
     ) -> None:
+        self.sdp_host = sdp_host
         self.codec = CODECS[codec]
         self.pt = PAYLOAD_TYPES[codec]
         self.probe = SipProbe(server_port)
@@ -61,26 +74,54 @@ class PlainPhone:
 
     def call(self, user: str, timeout: float = 10.0) -> None:
         """INVITE ``user`` (no telephone-event offered), ACK the 200, start media."""
+        self.invite(user)
+        self.answered(timeout)
+
+    def invite(self, user: str) -> None:
+        """Send the INVITE (no telephone-event offered)."""
         self._call_id = f"plain-{secrets.token_hex(6)}"
-        offer = sdp_offer(self.rtp_port, str(self.pt))
+        self._user = user
+        offer = sdp_offer(self.rtp_port, str(self.pt), host=self.sdp_host)
         self.probe.send(self.probe.build("INVITE", user=user, body=offer, call_id=self._call_id))
+
+    def early_media(self, timeout: float = 10.0) -> tuple[str, int]:
+        """Wait for a 183 with SDP, start listening; the server's RTP address."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.probe.recv(max(0.0, deadline - time.monotonic()))
+            assert reply is not None, "no 183 Session Progress from the server"
+            assert reply.status < 200, f"{reply.status} {reply.reason} before early media"
+            if reply.status == 183 and reply.body:
+                self._remote = self._media_address(reply.body)
+                self._start(self._receive_loop)
+                return self._remote
+
+    def answered(self, timeout: float = 10.0) -> None:
+        """Wait for the 200, ACK it, start sending (and listening, if not yet)."""
         ok = self.probe.expect_final(timeout)
         assert ok.status == 200, f"{ok.status} {ok.reason}"
         self._to_tag = ok.to_tag
-        body = ok.body.decode()
+        self._remote = self._media_address(ok.body)
+        self.probe.send(
+            self.probe.build("ACK", user=self._user, call_id=self._call_id, to_tag=self._to_tag)
+        )
+        if not any(thread.name == "_receive_loop" for thread in self._threads):
+            self._start(self._receive_loop)  # no early media: listening starts now
+        self._start(self._send_loop)
+        self._start(self._sip_loop)
+
+    def _media_address(self, sdp: bytes) -> tuple[str, int]:
+        body = sdp.decode()
         host = re.search(r"^c=IN IP4 (\S+)", body, re.M)
         port = re.search(r"^m=audio (\d+)", body, re.M)
         assert host and port, body
         assert "telephone-event" not in body, "the answer must not add telephone-event"
-        self._remote = (host.group(1), int(port.group(1)))
-        self.probe.send(
-            self.probe.build("ACK", user=user, call_id=self._call_id, to_tag=self._to_tag)
-        )
-        self._user = user
-        for target in (self._send_loop, self._receive_loop, self._sip_loop):
-            thread = threading.Thread(target=target, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        return host.group(1), int(port.group(1))
+
+    def _start(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=target.__name__, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def heard(self) -> tuple[npt.NDArray[np.float64], int]:
         """What it heard so far, float samples in [-1, 1] at 8 kHz."""

@@ -26,10 +26,12 @@ SDP_OFFER = (
 )
 
 
-def sdp_offer(port: int = 49170, codecs: str = "0 101") -> str:
+def sdp_offer(port: int = 49170, codecs: str = "0 101", host: str = "127.0.0.1") -> str:
+    """An audio offer; ``host`` is the c= address (a NAT'd phone writes its private one)."""
     maps = {"0": "PCMU/8000", "8": "PCMA/8000", "18": "G729/8000", "101": "telephone-event/8000"}
     lines = "".join(f"a=rtpmap:{pt} {maps[pt]}\r\n" for pt in codecs.split() if pt in maps)
-    return SDP_OFFER.format(port=port, formats=codecs, rtpmaps=lines)
+    offer = SDP_OFFER.format(port=port, formats=codecs, rtpmaps=lines)
+    return offer.replace("c=IN IP4 127.0.0.1", f"c=IN IP4 {host}")
 
 
 @dataclass

@@ -138,7 +138,12 @@ def test_indexed_paths_resolve_inside_the_recordings_folder(tmp_path: Path) -> N
 
 def test_rtp_counters_take_whole_numbers_only() -> None:
     snapshot = {"packets_in": 5, "packets_out": 7, "lost": True, "bytes_in": 1.5, "jitter_ms": 3}
-    assert metrics.rtp_counters(snapshot) == {"packets_in": 5, "packets_out": 7}
+    snapshot["rtp_refused_source"] = 2
+    assert metrics.rtp_counters(snapshot) == {
+        "packets_in": 5,
+        "packets_out": 7,
+        "rtp_refused_source": 2,
+    }
 
 
 def test_call_metrics_bound_their_labels() -> None:

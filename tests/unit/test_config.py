@@ -16,6 +16,7 @@ from mediaserver.config import (
     scenario_file,
     with_overrides,
 )
+from mediaserver.media.latching import LearnMode
 from mediaserver.yamlsource import ProblemsError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,6 +98,7 @@ def test_the_default_config_loads_with_the_documented_values() -> None:
     assert config.rtp.codecs == ("PCMU", "PCMA")
     assert config.rtp.jitter_buffer_ms == 60
     assert config.limits == LimitsConfig()  # written out in full, with the code's defaults
+    assert config.rtp.learn_source is LearnMode.STREAM
     assert (config.http.host, config.http.port, config.http.api_keys) == ("127.0.0.1", 8080, ())
     assert config.storage == StorageConfig(
         Path("data/mediaserver.db"), Path("data/recordings"), Path("data/cache")
@@ -138,6 +140,7 @@ rtp:
   ports: " 30000 - 30100 "
   codecs: [pcma, PCMU, PCMA]
   jitter_buffer_ms: 120
+  learn_source: strict
 http:
   listen: "[::1]:9090"
   api_keys: [k1, 1234]
@@ -180,6 +183,7 @@ routes:
     assert (config.rtp.port_min, config.rtp.port_max) == (30000, 30100)
     assert config.rtp.codecs == ("PCMA", "PCMU")  # upper-cased, duplicates dropped, order kept
     assert config.rtp.jitter_buffer_ms == 120
+    assert config.rtp.learn_source is LearnMode.STRICT
     assert (config.http.host, config.http.port) == ("::1", 9090)
     assert config.http.api_keys == ("k1", "1234")
     assert config.storage == StorageConfig(Path("db/main.db"), Path("/var/rec"), Path("cache"))
@@ -223,7 +227,7 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         ),
         (
             "rtp:\n  colour: red\n",
-            "F:2:3: unknown key rtp.colour (known: codecs, jitter_buffer_ms, ports)",
+            "F:2:3: unknown key rtp.colour (known: codecs, jitter_buffer_ms, learn_source, ports)",
         ),
         (
             "http:\n  colour: red\n",
@@ -281,6 +285,15 @@ def test_unknown_keys_in_each_section(tmp_path: Path, text: str, message: str) -
         (
             "http:\n  api_keys: key\n",
             "F:2:13: http.api_keys: expected a list of keys (a key, or {name: NAME, key: KEY})",
+        ),
+        (
+            "rtp:\n  learn_source: any\n",
+            "F:2:17: rtp.learn_source: expected one of strict, stream, first, got 'any'",
+        ),
+        (
+            "rtp:\n  learn_source: off\n",  # YAML 1.1 reads a bare off as false
+            "F:2:17: rtp.learn_source: expected one of strict, stream, first,"
+            " got the boolean False",
         ),
         ("storage:\n  cache: 1.5\n", "F:2:10: storage.cache: expected a string"),
         (

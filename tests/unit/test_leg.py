@@ -1,4 +1,7 @@
-"""An RTP leg on real UDP sockets (127.0.0.1): latching, echo, playback, DTMF, hold, close."""
+"""An RTP leg on real UDP sockets (127.0.0.1): latching, echo, playback, DTMF, hold, close.
+
+A leg is opened with the SDP's address, as the server does; packets from there
+latch at once (source learning itself: test_latching.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 from mediaserver.media.clock import PTIME, MediaClock
 from mediaserver.media.dtmf import tone_event_packets
 from mediaserver.media.g711 import PCMA, PCMU, Codec, silence_payload, ulaw_decode
+from mediaserver.media.latching import STREAM_PACKETS, LearnMode
 from mediaserver.media.leg import Playback, RtpLeg
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.ports import PortAllocator
@@ -37,11 +41,17 @@ class Peer:
         self.sock.sendto(data, (HOST, leg.local_port))
 
     def send_audio(
-        self, leg: RtpLeg, payload: bytes, pt: int = 0, *, marker: bool = False
+        self,
+        leg: RtpLeg,
+        payload: bytes,
+        pt: int = 0,
+        *,
+        marker: bool = False,
+        ssrc: int = PEER_SSRC,
     ) -> tuple[int, int]:
         """Send one RTP packet; return its sequence number and timestamp."""
         sent = (self.seq, self.ts)
-        self.send(leg, build_rtp(pt, self.seq, self.ts, PEER_SSRC, payload, marker))
+        self.send(leg, build_rtp(pt, self.seq, self.ts, ssrc, payload, marker))
         self.seq += 1
         self.ts += len(payload)
         return sent
@@ -159,23 +169,40 @@ AUDIO = bytes(range(0x20, 0x20 + 160))  # any 160-byte PCMU payload
 # -- receiving ----------------------------------------------------------------------
 
 
-async def test_the_leg_latches_to_the_first_source_and_drops_others(
+async def test_the_sdp_address_latches_at_once_and_others_are_refused(
     legs: Legs, peer: Peer, other: Peer
 ) -> None:
+    leg = await legs.open(remote=peer.addr)
+    leg.set_echo(True)
+    peer.send_audio(leg, AUDIO)
+    await until(lambda: leg.stats["packets_in"] == 1)
+    assert (await peer.recv()).payload == AUDIO
+    other.send_audio(leg, AUDIO, ssrc=0x66)  # not the latched stream: refused
+    other.send_audio(leg, AUDIO, ssrc=0x66)
+    await until(lambda: leg.stats["rtp_refused_source"] == 2)
+    assert leg.stats["packets_in"] == 1 and leg.remote == peer.addr
+    await asyncio.sleep(0.05)
+    assert other.drain() == 0
+
+
+async def test_a_nat_peer_is_learnt_from_a_stream(legs: Legs, peer: Peer, other: Peer) -> None:
     sdp = Peer()  # where the SDP said the peer is; its packets come from elsewhere (NAT)
     try:
         leg = await legs.open(remote=sdp.addr)
         leg.set_echo(True)
-        peer.send_audio(leg, AUDIO)
+        for _ in range(STREAM_PACKETS - 1):
+            peer.send_audio(leg, AUDIO)
+        await until(lambda: leg.stats["rtp_learning"] == STREAM_PACKETS - 1)
+        assert leg.stats["packets_in"] == 0 and leg.remote == sdp.addr  # not yet
+        peer.send_audio(leg, AUDIO)  # the stream is long enough: latched
         await until(lambda: leg.stats["packets_in"] == 1)
         assert leg.remote == peer.addr
-        assert (await peer.recv()).payload == AUDIO  # answered where the packet came from
+        assert (await peer.recv()).payload == AUDIO  # answered where the packets come from
 
-        other.send_audio(leg, AUDIO)
-        other.send_audio(leg, AUDIO)
-        await until(lambda: leg.stats["foreign"] == 2)
-        assert leg.stats["packets_in"] == 1
-        assert leg.remote == peer.addr
+        other.send_audio(leg, AUDIO, ssrc=0x66)
+        other.send_audio(leg, AUDIO, ssrc=0x66)
+        await until(lambda: leg.stats["rtp_refused_source"] == 2)
+        assert leg.stats["packets_in"] == 1 and leg.remote == peer.addr
         peer.send_audio(leg, AUDIO)
         await until(lambda: leg.stats["packets_in"] == 2)
         assert (await peer.recv()).payload == AUDIO
@@ -183,6 +210,53 @@ async def test_the_leg_latches_to_the_first_source_and_drops_others(
         assert other.drain() == 0 and sdp.drain() == 0
     finally:
         sdp.sock.close()
+
+
+async def test_nothing_goes_to_an_unreachable_sdp_address_before_the_stream(
+    legs: Legs, peer: Peer
+) -> None:
+    """SDP on a private address that is not the signalling host (a NAT's inside, here
+    another loopback address): media waits for the peer's stream, then goes there."""
+    inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    inside.bind(("127.0.0.2", 0))
+    inside.setblocking(False)
+    try:
+        leg = await legs.open(remote=inside.getsockname())
+        assert leg.remote == inside.getsockname()  # the signalling host is not known yet
+        leg.signalling_from(HOST)
+        assert leg.remote is None
+        leg.start()
+        await asyncio.sleep(4 * PTIME)
+        for _ in range(STREAM_PACKETS):
+            peer.send_audio(leg, AUDIO)
+        await until(lambda: leg.remote == peer.addr)
+        assert len(await peer.collect(3 * PTIME)) >= 2
+        with pytest.raises(BlockingIOError):
+            inside.recv(2048)
+        leg.learn_sources(LearnMode.STRICT)  # strict: the SDP's address, whatever it is
+        leg.update_remote(("127.0.0.2", 4000), PCMU, PCMU.payload_type, TE_PT)
+        assert leg.remote == ("127.0.0.2", 4000)
+    finally:
+        inside.close()
+
+
+async def test_rtcp_from_another_host_is_refused(legs: Legs, peer: Peer) -> None:
+    intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    intruder.bind(("127.0.0.2", 0))  # another loopback address: another host
+    try:
+        leg = await legs.open(remote=peer.addr)
+        receiver_report = bytes([0x80, 201, 0, 1]) + PEER_SSRC.to_bytes(4, "big")
+        intruder.sendto(receiver_report, (HOST, leg.local_port))  # multiplexed (RFC 5761)
+        intruder.sendto(receiver_report, (HOST, leg.local_port + 1))  # on the RTCP port
+        await until(lambda: leg.stats["rtcp_refused_source"] == 1)
+        ok = await leg.open_rtcp(HOST, leg.local_port + 1)
+        intruder.sendto(receiver_report, (HOST, leg.local_port + 1))
+        await until(lambda: leg.stats["rtcp_refused_source"] == 1 + ok)
+        peer.send(leg, receiver_report)
+        await until(lambda: leg.stats["rtcp_in"] == 1)
+        assert leg.snapshot()["rtcp_in"] == 1
+    finally:
+        intruder.close()
 
 
 async def test_malformed_packets_are_counted_and_dropped(legs: Legs, peer: Peer) -> None:
@@ -217,7 +291,7 @@ async def test_stun_keepalives_are_counted_apart_and_ignored(legs: Legs, peer: P
 
 
 async def test_unknown_payload_types_are_counted_and_not_echoed(legs: Legs, peer: Peer) -> None:
-    leg = await legs.open()
+    leg = await legs.open(remote=peer.addr)
     leg.set_echo(True)
     peer.send_audio(leg, AUDIO, pt=PCMA.payload_type)  # not the negotiated codec
     peer.send_audio(leg, bytes(24), pt=13)  # comfort noise, not negotiated either
@@ -228,21 +302,21 @@ async def test_unknown_payload_types_are_counted_and_not_echoed(legs: Legs, peer
 
 
 async def test_rtcp_is_counted_and_not_taken_for_rtp(legs: Legs, peer: Peer) -> None:
-    leg = await legs.open()
+    leg = await legs.open(remote=peer.addr)
     # RFC 3550 6.4.2: a receiver report with no report block (PT 201), 8 bytes.
     receiver_report = bytes([0x80, 201, 0, 1]) + PEER_SSRC.to_bytes(4, "big")
     peer.send(leg, receiver_report)
     peer.send(leg, receiver_report)
     await until(lambda: leg.stats["rtcp_in"] == 2)
     assert leg.stats["packets_in"] == 0 and leg.stats["malformed"] == 0
-    assert leg.remote is None
+    assert leg.latch.peer is None
 
 
 # -- echo ---------------------------------------------------------------------------
 
 
 async def test_echo_sends_the_payload_back_with_our_own_stream(legs: Legs, peer: Peer) -> None:
-    leg = await legs.open()
+    leg = await legs.open(remote=peer.addr)
     leg.set_echo(True)
     # 20, 30, 20, 10 and 20 ms packets: our timestamps advance by the samples of each.
     sizes = [160, 240, 160, 80, 160]
@@ -378,7 +452,7 @@ async def send_digit(peer: Peer, leg: RtpLeg, key: str, *, ends: bool = True) ->
 
 
 async def test_rfc4733_digits_are_reported_once(legs: Legs, peer: Peer) -> None:
-    leg = await legs.open()
+    leg = await legs.open(remote=peer.addr)
     await send_digit(peer, leg, "5")  # 4 updates and the end packet three times
     await until(lambda: leg.stats["packets_in"] == 7)
     assert legs.digits == ["5"]
@@ -393,7 +467,7 @@ async def test_rfc4733_digits_are_reported_once(legs: Legs, peer: Peer) -> None:
 async def test_a_digit_whose_end_packets_are_lost_is_reported_on_the_clock(
     legs: Legs, peer: Peer
 ) -> None:
-    leg = await legs.open()
+    leg = await legs.open(remote=peer.addr)
     leg.start()
     await send_digit(peer, leg, "7", ends=False)
     assert legs.digits == []
@@ -401,7 +475,7 @@ async def test_a_digit_whose_end_packets_are_lost_is_reported_on_the_clock(
 
 
 async def test_telephone_events_are_ignored_when_not_negotiated(legs: Legs, peer: Peer) -> None:
-    leg = await legs.open(te_pt=None)
+    leg = await legs.open(remote=peer.addr, te_pt=None)
     await send_digit(peer, leg, "1")
     await until(lambda: leg.stats["unknown_payload_type"] == 7)
     assert legs.digits == []
@@ -424,7 +498,7 @@ async def test_a_null_address_puts_the_peer_on_hold(legs: Legs, peer: Peer) -> N
     assert await peer.collect(4 * PTIME) == []
     assert leg.remote is None
     assert leg.stats["packets_in"] == 3  # what the peer sends on hold is still received
-    assert leg.stats["foreign"] == 0
+    assert leg.stats["rtp_refused_source"] == 0
 
     # Off hold: a real address again, and the stream resumes.
     leg.update_remote(peer.addr, PCMU, PCMU.payload_type, TE_PT)
@@ -470,11 +544,11 @@ async def test_close_stops_everything(legs: Legs, peer: Peer) -> None:
 
 
 async def test_snapshot_counts_everything(legs: Legs, peer: Peer, other: Peer) -> None:
-    leg = await legs.open()
+    leg = await legs.open(remote=peer.addr)
     leg.set_echo(True)
     peer.send_audio(leg, AUDIO)
     peer.send_audio(leg, AUDIO)
-    other.send_audio(leg, AUDIO)
+    other.send_audio(leg, AUDIO, ssrc=0x66)
     peer.send(leg, b"\x00")
     peer.send(leg, bytes([0x80, 200]) + bytes(26))  # a sender report
     peer.send(leg, build_rtp(TE_PT, peer.seq, peer.ts, PEER_SSRC, b"\x01\x02\x03"))  # 3 bytes
@@ -487,7 +561,7 @@ async def test_snapshot_counts_everything(legs: Legs, peer: Peer, other: Peer) -
         "bytes_in": 3 * 160 + 3,
         "packets_out": 3,
     }
-    assert snapshot["foreign"] == 1
+    assert snapshot["rtp_refused_source"] == 1
     assert snapshot["malformed"] == 1
     assert snapshot["rtcp_malformed"] == 1  # the 28-byte "sender report" has a bad length
     assert snapshot["ssrc_changes"] == 1
