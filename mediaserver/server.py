@@ -32,7 +32,7 @@ import structlog
 
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.runner import Run, RunOutcome
-from mediaserver.actions.scenario import load_scenario_text
+from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.api.http import HttpListener
 from mediaserver.api.webhooks import (
     DeliveryRecord,
@@ -376,7 +376,7 @@ class Server:
         scenario = self.library.get(name)
         url = route_url(name)
         if scenario is None and url is not None:
-            scenario = callflow_scenario(url)
+            scenario = callflow_scenario(load_scenario_data, url)
         if scenario is None:  # removed through the API since routing picked it
             call.end("not_found", "server")
             call.finish()

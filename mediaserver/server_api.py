@@ -1,5 +1,7 @@
 """What scenarios may ask of the server besides their call: HTTP requests
-(``fetch@v1``), webhooks (``webhook@v1``) and SIP MESSAGE (``message@v1``).
+(``fetch@v1``), webhooks (``webhook@v1``), SIP MESSAGE (``message@v1``), calls
+placed for a run, and the scenario compiler (which ``callflow@v1`` is handed
+rather than importing it).
 
 :class:`ServerActions` implements
 :class:`~mediaserver.actions.callapi.ServerApi` for the runner. HTTP goes
@@ -19,6 +21,7 @@ import httpx
 
 from mediaserver.actions.callapi import FetchError, FetchResult
 from mediaserver.actions.model import Scenario
+from mediaserver.actions.scenario import load_scenario_data
 from mediaserver.api.webhooks import WebhookDispatcher
 from mediaserver.sip.ua import UserAgent
 
@@ -100,6 +103,9 @@ class ServerActions:
 
     async def send_message(self, to: str, text: str, *, sender: str | None) -> int | None:
         return await self.ua.send_message(to, text, sender=sender or "mediaserver")
+
+    def compile_scenario(self, data: Any, filename: str) -> Scenario:
+        return load_scenario_data(data, filename)
 
     async def start_call(
         self,

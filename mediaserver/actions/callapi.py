@@ -316,6 +316,12 @@ class ServerApi(Protocol):
         """Send a SIP MESSAGE (RFC 3428); the final SIP status, None without one."""
         ...
 
+    def compile_scenario(self, data: Any, filename: str) -> Scenario:
+        """The server's scenario compiler (a :data:`~mediaserver.actions.model.ScenarioCompiler`):
+        ``data`` checked against every action the server knows; ProblemsError naming
+        each mistake. The Call Flow Loop translates its JSON actions through it."""
+        ...
+
     async def start_call(
         self,
         to: str,

@@ -14,8 +14,9 @@ scenario defaults, a bound logger, and :meth:`ActionContext.run_actions` for
 nested lists. It signals failure by raising :class:`ActionFailed` (or
 letting an :class:`~mediaserver.actions.expressions.ExpressionError` or
 :class:`~mediaserver.actions.callapi.AudioError` through), and changes the
-flow of the run by raising :class:`Jump` or :class:`EndRun`, which derive
-from ``BaseException`` so that no ``except Exception`` can swallow them.
+flow of the run by raising :class:`~mediaserver.actions.interpreter.Jump`
+or :class:`EndRun`, which derive from ``BaseException`` so that no
+``except Exception`` can swallow them.
 """
 
 from __future__ import annotations
@@ -32,14 +33,6 @@ from mediaserver.actions.params import Param
 
 class ActionFailed(Exception):
     """The action could not do its job; the message says why, for the log and on-error."""
-
-
-class Jump(BaseException):
-    """``goto@v1``: continue at ``label`` in the current or an enclosing action list."""
-
-    def __init__(self, label: str) -> None:
-        super().__init__(label)
-        self.label = label
 
 
 class EndRun(BaseException):

@@ -11,7 +11,7 @@ share one scenario.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -82,6 +82,14 @@ class Scenario:
     def where(self, item: ActionItem) -> str:
         """``FILE:LINE`` of an action, for messages."""
         return f"{self.file}:{item.mark.line}"
+
+
+ScenarioCompiler = Callable[[Any, str], Scenario]
+"""``compile(data, filename)``: a scenario document already parsed into Python data
+(dicts and lists) checked against every action and built into a :class:`Scenario`;
+``ProblemsError`` naming each mistake. The server's is
+:func:`mediaserver.actions.scenario.load_scenario_data`; the Call Flow Loop is handed
+it (through :class:`~mediaserver.actions.callapi.ServerApi`) rather than importing it."""
 
 
 def frozen_mapping(values: Mapping[str, Any] | None = None) -> Mapping[str, Any]:

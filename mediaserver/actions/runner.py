@@ -26,10 +26,12 @@ No other exception leaves :meth:`Run.execute`: a bug in an action is
 logged with its traceback and fails the run. The runner never hangs up the
 call at the end; whoever owns the call does.
 
-``goto@v1`` raises :class:`~mediaserver.actions.definition.Jump`; each list
-loop that holds the label catches it and continues there, others let it
-pass outwards, so a goto can jump within its list or out to an enclosing
-one (the validator guarantees the label is there).
+The lists are walked by the shared
+:class:`~mediaserver.actions.interpreter.Interpreter` (``goto@v1`` jumps,
+the loop guard, fair yields); this module adds what is particular to
+scenarios: running an item through its definition, ``result:``,
+``on-error`` and the run's outcome. A goto whose label no enclosing list
+holds fails the run (the validator normally rules it out).
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ import structlog
 
 from mediaserver.actions import registry
 from mediaserver.actions.callapi import AudioError, CallApi, CallEnded, PromptAudio, ServerApi
-from mediaserver.actions.definition import ActionFailed, EndRun, Jump
+from mediaserver.actions.definition import ActionFailed, EndRun
 from mediaserver.actions.expressions import ExpressionError, Sandbox
+from mediaserver.actions.interpreter import MAX_STEPS, Interpreter, Jump
 from mediaserver.actions.model import ActionItem, Defaults, Scenario
 from mediaserver.actions.variables import BUILTINS, VariableError, check_name, check_value
 
@@ -53,11 +56,8 @@ if TYPE_CHECKING:
 
 RunStatus = Literal["completed", "hangup", "failed", "cancelled"]
 
-MAX_ACTIONS = 10_000
+MAX_ACTIONS = MAX_STEPS
 """Loop guard: a run may start at most this many actions (SPEC section 3)."""
-
-_YIELD_EVERY = 100
-"""Actions between forced yields, so a run of instant actions cannot starve other calls."""
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,10 @@ class Run:
         self._server = server
         self._events = events
         self._call_info = dict(call.info) if call is not None else None
-        self._max_actions = max_actions
-        self._executed = 0
+        self._interpreter: Interpreter[ActionItem] = Interpreter(
+            self._execute, label_of=_label, guard=self._loop_guard, max_steps=max_actions
+        )
         self._started = False
-        self._labels: dict[int, dict[str, int]] = {}
         self._branch_name = branch_name
         self.sandbox = Sandbox(
             {
@@ -142,7 +142,7 @@ class Run:
 
     @property
     def actions_executed(self) -> int:
-        return self._executed
+        return self._interpreter.steps
 
     async def execute(self) -> RunOutcome:
         """Run the branch to its end; see the module docstring for how it can end."""
@@ -172,52 +172,29 @@ class Run:
 
     async def _run_branch(self) -> None:
         try:
-            await self._run_list(self.branch.actions)
+            await self._interpreter.run_list(self.branch.actions)
         except Jump as jump:
             raise RunError(f"goto@v1: no label {jump.label!r} to jump to") from None
 
     def _finish(self, status: RunStatus, error: str | None) -> RunOutcome:
-        self.outcome = RunOutcome(status, error, self._executed, self.sandbox.variables)
+        self.outcome = RunOutcome(status, error, self.actions_executed, self.sandbox.variables)
         self.sandbox.close()
-        self._publish("run.ended", status=status, error=error, actions=self._executed)
+        self._publish("run.ended", status=status, error=error, actions=self.actions_executed)
         if status == "failed":
-            self.log.warning("run failed", error=error, actions=self._executed)
+            self.log.warning("run failed", error=error, actions=self.actions_executed)
         else:
-            self.log.info("run ended", status=status, actions=self._executed)
+            self.log.info("run ended", status=status, actions=self.actions_executed)
         return self.outcome
 
-    async def _run_list(self, actions: Sequence[ActionItem]) -> None:
-        labels = self._labels_of(actions)
-        index = 0
-        while index < len(actions):
-            try:
-                await self._execute(actions[index])
-            except Jump as jump:
-                target = labels.get(jump.label)
-                if target is None:
-                    raise
-                index = target
-                continue
-            index += 1
-
-    def _labels_of(self, actions: Sequence[ActionItem]) -> dict[str, int]:
-        labels = self._labels.get(id(actions))
-        if labels is None:
-            labels = {item.label: i for i, item in enumerate(actions) if item.label is not None}
-            self._labels[id(actions)] = labels
-        return labels
+    def _loop_guard(self, item: ActionItem, limit: int) -> EndRun:
+        return EndRun(
+            "failed",
+            f"loop guard: more than {limit} actions executed, stopped before "
+            f"{item.key} at {self.scenario.where(item)} (is there a goto loop?)",
+        )
 
     async def _execute(self, item: ActionItem) -> None:
         where = self.scenario.where(item)
-        if self._executed >= self._max_actions:
-            raise EndRun(
-                "failed",
-                f"loop guard: more than {self._max_actions} actions executed, stopped before "
-                f"{item.key} at {where} (is there a goto loop?)",
-            )
-        self._executed += 1
-        if self._executed % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
         definition = registry.ACTIONS[item.key]
         step = _Step(self, item)
         self.log.debug("action", action=item.key, line=item.mark.line, label=item.label)
@@ -246,7 +223,7 @@ class Run:
             line=item.mark.line,
             error=str(failure),
         )
-        await self._run_list(item.on_error)
+        await self._interpreter.run_list(item.on_error)
 
     def _publish(self, event_type: str, **fields: Any) -> None:
         if self._events is None:
@@ -318,4 +295,8 @@ class _Step:
         self._run.sandbox.define_builtin(name, value)
 
     async def run_actions(self, actions: Sequence[ActionItem]) -> None:
-        await self._run._run_list(actions)
+        await self._run._interpreter.run_list(actions)
+
+
+def _label(item: ActionItem) -> str | None:
+    return item.label

@@ -2,8 +2,9 @@
 
 :class:`Callback` is the callback configuration of a flow (seed, "callback"
 of the Call Flow configuration: url, method, headers, timeout), changed by
-REDIRECT. The exceptions carry the loop's own control flow: a GOTO's jump,
-a REDIRECT, a request that failed, a native action that failed.
+REDIRECT. The exceptions carry the loop's own control flow: a REDIRECT, a
+request that failed, a native action that failed (a GOTO raises the shared
+interpreter's :class:`~mediaserver.actions.interpreter.Jump`).
 """
 
 from __future__ import annotations
@@ -37,14 +38,6 @@ class Callback:
             "content_type": "application/json",
             "timeout": self.timeout,
         }
-
-
-class Jump(Exception):
-    """A GOTO: continue at ``label`` in this list or an enclosing one."""
-
-    def __init__(self, label: str) -> None:
-        super().__init__(label)
-        self.label = label
 
 
 class Redirected(Exception):

@@ -10,6 +10,13 @@ a ``204`` answer ("a 204 status code will also terminate the call"), or an
 error. Then ``end_call`` goes out, with ``error_code`` and ``error`` when an
 error ended it.
 
+The answer's actions are walked by the shared
+:class:`~mediaserver.actions.interpreter.Interpreter` (labels and GOTO, the
+loop guard per answer, fair yields), the one scenario runs use too; what
+this module adds is the fetch-answer-translate cycle around it. The
+scenario compiler that turns translated actions into native items is handed
+to :class:`CallFlow` (by ``callflow@v1``, from the server's services).
+
 What runs where: media actions run as native items through
 ``context.run_actions`` (the run's runner and builtins; :meth:`CallFlow.guarded`);
 control flow and the bookkeeping around media actions run in :mod:`.steps`,
@@ -42,14 +49,14 @@ from typing import Any
 from mediaserver.actions.callapi import CallEnded, FetchError, FetchResult
 from mediaserver.actions.definition import ActionContext, ActionFailed
 from mediaserver.actions.expressions import ExpressionError
-from mediaserver.actions.model import ActionItem
+from mediaserver.actions.interpreter import Interpreter, Jump
+from mediaserver.actions.model import ActionItem, ScenarioCompiler
 from mediaserver.callflow import errors
 from mediaserver.callflow import model as m
 from mediaserver.callflow.actions import ResponseError, parse_response
 from mediaserver.callflow.callback import (
     Callback,
     HttpFailure,
-    Jump,
     Redirected,
     StepFailed,
     background,
@@ -85,9 +92,6 @@ from mediaserver.callflow.variables import (
     constants,
 )
 
-MAX_STEPS = 10_000
-"""Actions one response may run (a GOTO loop guard, as the runner's for scenarios)."""
-_YIELD_EVERY = 100
 _ANSWERS = (
     m.Say, m.Play, m.Pause, m.Collect, m.Conference, m.Transfer, m.Queue, m.Record,
     m.RecordMessage, m.Detect,
@@ -110,16 +114,25 @@ class CallFlow:
         context: ActionContext,
         callback: Callback,
         *,
+        compile_scenario: ScenarioCompiler,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        """``compile_scenario``: the server's scenario compiler, which turns the
+        translated actions into native items (handed in: callflow never imports it)."""
         self.context = context
         self.callback = callback
+        self.compile = compile_scenario
         self.state = FlowState()
         self.clock = clock
         self.log = context.log.bind(callflow=callback.url)
         self.facts = CallFacts(None, "outbound", None, None, self._now())
         self.responses = 0
-        self._steps = 0
+        # Each answer gets the interpreter's full loop guard (MAX_STEPS actions).
+        self._interpreter: Interpreter[m.Action] = Interpreter(
+            self._step, label_of=_label, guard=self._loop_guard
+        )
+        self._plan: Plan | None = None
+        self._answer_items: tuple[ActionItem, ...] = ()
         self.attempts: dict[object, int] = {}
         self.message_path: str | None = None
         self._rejected: str | None = None
@@ -167,9 +180,10 @@ class CallFlow:
                 # Nothing to do: asking again would loop, so it ends the call as a 204 does.
                 self.log.info("call flow ended by an answer without actions")
                 return
-            self._steps = 0
+            self._plan = plan
+            self._interpreter.restart()
             try:
-                await self.run_list(plan.response.actions, plan)
+                await self.run_list(plan.response.actions)
             except Redirected:
                 pass
             except Jump as jump:
@@ -179,7 +193,7 @@ class CallFlow:
 
     def _compile(self, data: Any) -> Plan:
         try:
-            return compile_plan(parse_response(data), self.callback.url)
+            return compile_plan(parse_response(data), self.callback.url, self.compile)
         except ResponseError as exc:
             self.log.warning("call flow response refused", problems=exc.problems)
             shown = "; ".join(exc.problems[:5])
@@ -310,7 +324,7 @@ class CallFlow:
             items: list[dict[str, Any]] = [] if call.answered else [{"action": "progress@v1"}]
             items.append({"action": "say@v1", "params": {"text": message}})
             with contextlib.suppress(CallEnded, Exception):
-                await self.context.run_actions(build_items(items))
+                await self.context.run_actions(build_items(items, self.compile))
         if not handled:
             await call.hangup("normal_clearing" if call.answered else "unavailable")
         await self._end_call()
@@ -362,40 +376,35 @@ class CallFlow:
 
     # -- running a list ----------------------------------------------------------------------
 
-    async def run_list(self, actions: m.Actions, plan: Plan) -> None:
-        labels = {a.name: i for i, a in enumerate(actions) if isinstance(a, m.Label) and a.name}
-        index = 0
-        while index < len(actions):
-            try:
-                await self._step(actions[index], plan)
-            except Jump as jump:
-                target = labels.get(jump.label)
-                if target is None:
-                    raise
-                index = target
-                continue
-            index += 1
+    @property
+    def plan(self) -> Plan:
+        """The answer being run: its actions' native items."""
+        if self._plan is None:
+            raise RuntimeError("the call flow has no answer yet")
+        return self._plan
 
-    async def _step(self, action: m.Action, plan: Plan) -> None:
-        self._steps += 1
-        if self._steps > MAX_STEPS:
-            message = f"loop guard: more than {MAX_STEPS} actions run for one answer, stopped "
-            raise self.error("no_actions", message + f"at {action.where}")
-        if self._steps % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+    async def run_list(self, actions: m.Actions) -> None:
+        """Run a list of the current answer (its top level or a nested one)."""
+        await self._interpreter.run_list(actions)
+
+    def _loop_guard(self, action: m.Action, limit: int) -> Exception:
+        message = f"loop guard: more than {limit} actions run for one answer, stopped "
+        return self.error("no_actions", message + f"at {action.where}")
+
+    async def _step(self, action: m.Action) -> None:
         self._refresh()
         self.log.debug("call flow action", path=action.path, type=action.TYPE or "assignment")
         handler = HANDLERS.get(type(action))
         if handler is not None:
-            await handler(self, action, plan)
+            await handler(self, action)
         else:
-            await self._leaf(action, plan)
+            await self._leaf(action)
 
     async def _native(self, action: m.Action, items: tuple[ActionItem, ...]) -> Any:
         """Run native items for ``action``; their result (``$callflowResult``)."""
         call = self.context.call
         if isinstance(action, _ANSWERS) and not call.answered:
-            await self.context.run_actions(_answer())
+            await self.context.run_actions(self._answer())
         sandbox = self.context.sandbox
         sandbox.assign(RESULT, None)
         try:
@@ -407,7 +416,7 @@ class CallFlow:
         return sandbox.get(RESULT)
 
     async def guarded(
-        self, action: m.Action, plan: Plan, items: tuple[ActionItem, ...], *handlers: str
+        self, action: m.Action, items: tuple[ActionItem, ...], *handlers: str
     ) -> tuple[bool, Any]:
         """Run ``items``; on failure run the first of ``handlers`` the action has, or
         raise the call flow error. (ok, result)."""
@@ -420,15 +429,15 @@ class CallFlow:
                 if handler:
                     self.log.info("call flow action failed, running its handler",
                                   path=action.path, event=name, reason=str(failed))  # fmt: skip
-                    await self.run_list(handler, plan)
+                    await self.run_list(handler)
                     return False, None
             unfetchable = isinstance(action, m.Play) and action.url is not None
             unfetchable |= isinstance(action, m.Conference) and action.hold_audio is not None
             kind: errors.Failure = "unfetchable" if unfetchable else "no_actions"
             raise self.error(kind, f"{action.where}: {failed}") from None
 
-    async def _leaf(self, action: m.Action, plan: Plan) -> None:
-        variants = plan.variants(action)
+    async def _leaf(self, action: m.Action) -> None:
+        variants = self.plan.variants(action)
         items: tuple[ActionItem, ...]
         if isinstance(action, m.Play) and variants is None:
             keys = self.text(action, action.dtmf or "")
@@ -442,23 +451,22 @@ class CallFlow:
             self._rejected = None if answered else action.reason
         else:
             items = variants[RUN]
-        await self.guarded(action, plan, items)
+        await self.guarded(action, items)
 
     def build(self, action: m.Action, make: Callable[[], list[dict[str, Any]]]) -> Any:
         try:
-            return build_items(make())
+            return build_items(make(), self.compile)
         except TranslationError as exc:
             raise self.error("no_actions", f"{action.where}: {exc}") from None
 
+    def _answer(self) -> tuple[ActionItem, ...]:
+        if not self._answer_items:
+            self._answer_items = build_items([{"action": "answer@v1"}], self.compile)
+        return self._answer_items
 
-_answer_items: tuple[ActionItem, ...] = ()
 
-
-def _answer() -> tuple[ActionItem, ...]:
-    global _answer_items
-    if not _answer_items:
-        _answer_items = build_items([{"action": "answer@v1"}])
-    return _answer_items
+def _label(action: m.Action) -> str | None:
+    return action.name if isinstance(action, m.Label) else None
 
 
 def _reason(exc: BaseException, items: tuple[ActionItem, ...]) -> str:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from mediaserver.actions.model import Scenario
-from mediaserver.actions.scenario import load_scenario_data
+from mediaserver.actions.model import Scenario, ScenarioCompiler
 
 PREFIX = "callflow:"
 NAME = "callflow"
@@ -39,13 +38,15 @@ def _literal(text: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def callflow_scenario(
+    compile_scenario: ScenarioCompiler,
     url: str,
     method: str = "POST",
     headers: tuple[tuple[str, str], ...] = (),
     timeout: float = 5.0,
 ) -> Scenario:
     """The scenario whose ``inbound-call`` and ``api-initiated`` branches are
-    ``callflow@v1`` with these parameters (``ProblemsError`` if they are invalid)."""
+    ``callflow@v1`` with these parameters, compiled by ``compile_scenario`` (the
+    server's scenario compiler; ``ProblemsError`` if the parameters are invalid)."""
     params = {
         "url": _literal(url),
         "method": method,
@@ -59,5 +60,5 @@ def callflow_scenario(
             "api-initiated": {"actions": actions},
         }
     }
-    scenario = load_scenario_data(data, f"{NAME}.json")
+    scenario = compile_scenario(data, f"{NAME}.json")
     return dataclasses.replace(scenario, file=f"{PREFIX}{url}")

@@ -6,8 +6,9 @@ run's sandbox; WEBHOOK and DIAL talk to the application and the server.
 COLLECT, CONFERENCE, QUEUE, RECORD, RECORDMESSAGE and DETECT run their
 native items through :meth:`CallFlow.guarded` and then do what the seed
 adds: ``$collectAttempt``, ``$keyPresses`` and ``key_presses``, event
-handlers, ``recordings``, ``detection``. Each function takes the flow, the
-action and the response's plan; :data:`HANDLERS` maps action types to them.
+handlers, ``recordings``, ``detection``. Each function takes the flow and the
+action (the response's plan is ``flow.plan``); :data:`HANDLERS` maps action
+types to them.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from mediaserver.actions.builtin.foreach import entries
 from mediaserver.actions.expressions import ExpressionError
+from mediaserver.actions.interpreter import Jump, entries
 from mediaserver.callflow import model as m
-from mediaserver.callflow.callback import Callback, HttpFailure, Jump, Redirected, background
+from mediaserver.callflow.callback import Callback, HttpFailure, Redirected, background
 from mediaserver.callflow.requests import Webhook
+from mediaserver.callflow.route import callflow_scenario
 from mediaserver.callflow.translate import (
     RUN,
-    Plan,
     TranslationError,
     play_file,
     resolve_url,
@@ -45,15 +46,15 @@ _WEBHOOK_TIMEOUT = 30.0
 _DETECTION = {"human": "live_person", "machine": "voicemail", "unknown": "unknown"}
 
 
-async def run_if(flow: CallFlow, action: m.If, plan: Plan) -> None:
+async def run_if(flow: CallFlow, action: m.If) -> None:
     try:
         chosen = flow.context.sandbox.test(action.condition)
     except ExpressionError as exc:
         raise flow.error("no_actions", f"{action.where}: condition: {exc}") from None
-    await flow.run_list(action.then if chosen else action.or_else, plan)
+    await flow.run_list(action.then if chosen else action.or_else)
 
 
-async def run_foreach(flow: CallFlow, action: m.Foreach, plan: Plan) -> None:
+async def run_foreach(flow: CallFlow, action: m.Foreach) -> None:
     """Seed, FOREACH: each value, key and index of the iterator's array or object."""
     pairs = entries(flow.evaluate(action, action.iterator))
     if pairs is None:
@@ -63,24 +64,24 @@ async def run_foreach(flow: CallFlow, action: m.Foreach, plan: Plan) -> None:
         flow.assign(action, action.value_var, value)
         flow.assign(action, action.key_var, key)
         flow.assign(action, action.index_var, index)
-        await flow.run_list(action.then, plan)
+        await flow.run_list(action.then)
 
 
-async def run_goto(flow: CallFlow, action: m.Goto, plan: Plan) -> None:
+async def run_goto(flow: CallFlow, action: m.Goto) -> None:
     raise Jump(flow.text(action, action.label))
 
 
-async def run_label(flow: CallFlow, action: m.Label, plan: Plan) -> None:
+async def run_label(flow: CallFlow, action: m.Label) -> None:
     return None
 
 
-async def run_assignments(flow: CallFlow, action: m.Assign, plan: Plan) -> None:
+async def run_assignments(flow: CallFlow, action: m.Assign) -> None:
     for target, value in action.pairs:
         result = flow.evaluate(action, value) if isinstance(value, str) else value
         flow.assign(action, target, result)
 
 
-async def run_session_data(flow: CallFlow, action: m.SessionData, plan: Plan) -> None:
+async def run_session_data(flow: CallFlow, action: m.SessionData) -> None:
     value = action.value
     if isinstance(value, str):
         value = flow.evaluate(action, value)
@@ -89,7 +90,7 @@ async def run_session_data(flow: CallFlow, action: m.SessionData, plan: Plan) ->
     flow.assign(action, SESSION_DATA, value if value is not None else {})
 
 
-async def run_redirect(flow: CallFlow, action: m.Redirect, plan: Plan) -> None:
+async def run_redirect(flow: CallFlow, action: m.Redirect) -> None:
     """Seed, REDIRECT: "changes the url, method, headers and/or content_type of all
     subsequent callbacks"; relative URLs resolve against the current one."""
     try:
@@ -109,85 +110,85 @@ async def run_redirect(flow: CallFlow, action: m.Redirect, plan: Plan) -> None:
     raise Redirected()
 
 
-async def run_collect(flow: CallFlow, action: m.Collect, plan: Plan) -> None:
+async def run_collect(flow: CallFlow, action: m.Collect) -> None:
     """Seed, COLLECT and "Native Constants": ``$collectAttempt`` counts the visits
     of each COLLECT (from 1); ``$keyPresses`` and ``key_presses`` get the digits."""
     key: object = action.name if action.name else (flow.responses, action.path)
     attempt = flow.attempts.get(key, 0) + 1
     flow.attempts[key] = attempt
     flow.context.sandbox.assign(COLLECT_ATTEMPT, attempt)
-    variants = plan.variants(action) or {}
-    await flow.guarded(action, plan, variants.get(RUN, ()))
+    variants = flow.plan.variants(action) or {}
+    await flow.guarded(action, variants.get(RUN, ()))
     digits = flow.context.sandbox.get("$digits")
     digits = digits if isinstance(digits, str) else ""
     flow.state.collected(action.name, digits)
     flow.context.sandbox.assign(KEY_PRESSES, digits)
 
 
-async def run_conference(flow: CallFlow, action: m.Conference, plan: Plan) -> None:
+async def run_conference(flow: CallFlow, action: m.Conference) -> None:
     """``on_enter`` runs as the caller enters (before joining: the room cannot run
     actions for one participant); the error handlers when the room is full."""
-    await flow.run_list(action.events.get("on_enter"), plan)
-    variants = plan.variants(action) or {}
-    ok, outcome = await flow.guarded(action, plan, variants.get(RUN, ()), "on_enter_error")
+    await flow.run_list(action.events.get("on_enter"))
+    variants = flow.plan.variants(action) or {}
+    ok, outcome = await flow.guarded(action, variants.get(RUN, ()), "on_enter_error")
     if ok and outcome == "full":
-        await flow.run_list(action.events.get("on_enter_error_max_participants"), plan)
-        await flow.run_list(action.events.get("on_enter_error"), plan)
+        await flow.run_list(action.events.get("on_enter_error_max_participants"))
+        await flow.run_list(action.events.get("on_enter_error"))
 
 
-async def run_queue(flow: CallFlow, action: m.Queue, plan: Plan) -> None:
-    variants = plan.variants(action) or {}
+async def run_queue(flow: CallFlow, action: m.Queue) -> None:
+    variants = flow.plan.variants(action) or {}
     if action.event == "offer":
-        await flow.run_list(action.events.get("on_enter"), plan)
-    ok, outcome = await flow.guarded(action, plan, variants.get(RUN, ()), "on_enter_error")
+        await flow.run_list(action.events.get("on_enter"))
+    ok, outcome = await flow.guarded(action, variants.get(RUN, ()), "on_enter_error")
     if ok and action.event == "poll_connect" and outcome == "empty":
-        await flow.run_list(action.events.get("on_enter_error"), plan)
+        await flow.run_list(action.events.get("on_enter_error"))
 
 
-async def run_record(flow: CallFlow, action: m.Record, plan: Plan) -> None:
-    variants = plan.variants(action) or {}
-    ok, _ = await flow.guarded(action, plan, variants.get(RUN, ()))
+async def run_record(flow: CallFlow, action: m.Record) -> None:
+    variants = flow.plan.variants(action) or {}
+    ok, _ = await flow.guarded(action, variants.get(RUN, ()))
     recording = flow.context.sandbox.get("$recording")
     if ok and action.command == "start" and isinstance(recording, dict):
         flow.state.recorded(action.name, str(recording.get("id")))
 
 
-async def run_record_message(flow: CallFlow, action: m.RecordMessage, plan: Plan) -> None:
+async def run_record_message(flow: CallFlow, action: m.RecordMessage) -> None:
     if action.command == "save":
         # Messages are kept as soon as they are recorded: saving is running on_save.
-        await flow.run_list(action.events.get("on_save"), plan)
+        await flow.run_list(action.events.get("on_save"))
         return
     if action.command == "play":
         path = flow.message_path
         if path is None:
             raise flow.error("no_actions", f"{action.where}: no message recorded yet")
         items = flow.build(action, lambda: play_file(path, flow.callback.url))
-        await flow.guarded(action, plan, items, "on_error")
+        await flow.guarded(action, items, "on_error")
         return
-    variants = plan.variants(action) or {}
-    ok, _ = await flow.guarded(action, plan, variants.get(RUN, ()), "on_error")
+    variants = flow.plan.variants(action) or {}
+    ok, _ = await flow.guarded(action, variants.get(RUN, ()), "on_error")
     recording = flow.context.sandbox.get("$recording")
     if ok and isinstance(recording, dict):
         flow.state.recorded(action.name, str(recording.get("id")))
         flow.message_path = str(recording.get("path"))
 
 
-async def run_detect(flow: CallFlow, action: m.Detect, plan: Plan) -> None:
+async def run_detect(flow: CallFlow, action: m.Detect) -> None:
     """Seed, DETECT: ``on_live_person`` for a person (or no verdict in time),
     ``on_voicemail_early`` then ``on_voicemail`` for a machine."""
-    variants = plan.variants(action) or {}
-    ok, verdict = await flow.guarded(action, plan, variants.get(RUN, ()))
+    variants = flow.plan.variants(action) or {}
+    ok, verdict = await flow.guarded(action, variants.get(RUN, ()))
     if not ok:
         return
     flow.state.detection = _DETECTION.get(str(verdict), "unknown")
     if verdict == "machine":
-        await flow.run_list(action.events.get("on_voicemail_early"), plan)
-        await flow.run_list(action.events.get("on_voicemail"), plan)
+        await flow.run_list(action.events.get("on_voicemail_early"))
+        await flow.run_list(action.events.get("on_voicemail"))
     else:
-        await flow.run_list(action.events.get("on_live_person"), plan)
+        await flow.run_list(action.events.get("on_live_person"))
 
 
-async def run_webhook(flow: CallFlow, action: m.Webhook, plan: Plan) -> None:
+async def run_webhook(flow: CallFlow, action: m.Webhook) -> None:
     """Seed, WEBHOOK: a callback request with ``is_webhook``, ``event_name`` and
     ``webhook_data``; it waits for the answer only with ``await_response`` or an
     ``on_error`` handler, and a JSON answer becomes ``$webhookData``."""
@@ -222,7 +223,7 @@ async def run_webhook(flow: CallFlow, action: m.Webhook, plan: Plan) -> None:
     if ok and response is not None and not isinstance(response.body, str):
         flow.context.sandbox.assign(WEBHOOK_DATA, response.body)
     if not ok:
-        await flow.run_list(on_error, plan)
+        await flow.run_list(on_error)
 
 
 async def _webhook_later(flow: CallFlow, body: Any, target: Callback) -> None:
@@ -232,12 +233,9 @@ async def _webhook_later(flow: CallFlow, body: Any, target: Callback) -> None:
         flow.log.info("call flow webhook failed", reason=failure.message)
 
 
-async def run_dial(flow: CallFlow, action: m.Dial, plan: Plan) -> None:
+async def run_dial(flow: CallFlow, action: m.Dial) -> None:
     """Seed, DIAL: a new, independent call, whose own call flow (this flow's URL,
     method and headers) starts when it is answered; this flow goes on at once."""
-    # Imported here: the route module loads scenarios, which import the registry.
-    from mediaserver.callflow.route import callflow_scenario
-
     number = sip_target(flow.text(action, action.number))
     caller_id = None if action.caller_id is None else flow.text(action, action.caller_id)
     data = action.session_data
@@ -246,7 +244,7 @@ async def run_dial(flow: CallFlow, action: m.Dial, plan: Plan) -> None:
     if data is not None and not isinstance(data, dict):
         raise flow.error("no_actions", f"{action.where}: session_data is not an object")
     cb = flow.callback
-    scenario = callflow_scenario(cb.url, cb.method, cb.headers, cb.timeout)
+    scenario = callflow_scenario(flow.compile, cb.url, cb.method, cb.headers, cb.timeout)
     variables = {SESSION_DATA: data or {}, PARENT_CALL_ID: flow.facts.call_id}
     try:
         run_id = await flow.context.server.start_call(
@@ -258,12 +256,12 @@ async def run_dial(flow: CallFlow, action: m.Dial, plan: Plan) -> None:
         )
     except ValueError as exc:
         flow.log.info("call flow dial failed", number=number, reason=str(exc))
-        await flow.run_list(action.events.get("on_error"), plan)
+        await flow.run_list(action.events.get("on_error"))
         return
     flow.log.info("call flow dialled", number=number, run_id=run_id)
 
 
-Handler = Callable[["CallFlow", Any, Plan], Awaitable[None]]
+Handler = Callable[["CallFlow", Any], Awaitable[None]]
 HANDLERS: dict[type[m.Action], Handler] = {
     m.If: run_if,
     m.Foreach: run_foreach,

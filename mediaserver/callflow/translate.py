@@ -4,9 +4,10 @@ Each action that does something to the call (SAY, PLAY, COLLECT,
 CONFERENCE...) becomes one or more items of the native language
 (``say@v1``, ``gather@v1``, ``conference@v1``...) with its parameters
 converted: milliseconds to seconds, ``pound`` to ``#``, ``join_muted`` to
-``muted`` and so on. The items go through
-:func:`~mediaserver.actions.scenario.load_scenario_data`, the validator YAML
-scenarios go through, and the loop runs them with ``context.run_actions``,
+``muted`` and so on. The items go through the scenario compiler that YAML
+scenarios go through (:func:`~mediaserver.actions.scenario.load_scenario_data`,
+handed in by the caller, never imported: the compiler knows every action,
+``callflow@v1`` included), and the loop runs them with ``context.run_actions``,
 so the builtins' validation and behaviour are the same in both dialects.
 
 Control flow (IF, GOTO, LABEL, FOREACH, assignments, SESSIONDATA,
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from mediaserver.actions.model import ActionItem
+from mediaserver.actions.model import ActionItem, ScenarioCompiler
 from mediaserver.callflow import model as m
 from mediaserver.callflow.actions import ResponseError
 from mediaserver.callflow.variables import RESULT
@@ -256,17 +257,14 @@ def sip_target(number: str) -> str:
     return f"sip:{number}"
 
 
-def build_items(entries: list[Entry]) -> tuple[ActionItem, ...]:
-    """Native items from entries, through the scenario validator; TranslationError
-    with the validator's messages when they do not validate."""
-    # Imported here: the scenario module imports the registry, which imports this one.
-    from mediaserver.actions.scenario import load_scenario_data
-
+def build_items(entries: list[Entry], compile_scenario: ScenarioCompiler) -> tuple[ActionItem, ...]:
+    """Native items from entries, through the scenario compiler (the validator);
+    TranslationError with the validator's messages when they do not validate."""
     if not entries:
         return ()
     data = {"branches": {"inbound-call": {"actions": entries}}}
     try:
-        scenario = load_scenario_data(data, "callflow.json")
+        scenario = compile_scenario(data, "callflow.json")
     except ProblemsError as exc:
         raise TranslationError("; ".join(p.message for p in exc.problems)) from None
     return scenario.branches["inbound-call"].actions
@@ -284,7 +282,7 @@ class Plan:
         return self.items.get(id(action))
 
 
-def compile_plan(response: m.Response, base_url: str) -> Plan:
+def compile_plan(response: m.Response, base_url: str, compile_scenario: ScenarioCompiler) -> Plan:
     """Translate every action of ``response``; ResponseError naming each one that fails."""
     plan = Plan(response, base_url)
     problems: list[str] = []
@@ -293,7 +291,7 @@ def compile_plan(response: m.Response, base_url: str) -> Plan:
             variants = entries(action, base_url)
             if variants is not None:
                 plan.items[id(action)] = {
-                    name: build_items(found) for name, found in variants.items()
+                    name: build_items(found, compile_scenario) for name, found in variants.items()
                 }
         except TranslationError as exc:
             problems.append(f"{action.where}: {exc}")

@@ -9,7 +9,7 @@ from test_runner_fakes import FakeCall, FakePrompts, scenario_text
 
 from mediaserver.actions.expressions import Template
 from mediaserver.actions.runner import Run
-from mediaserver.actions.scenario import load_scenario_text
+from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.yamlsource import ProblemsError
 
@@ -21,7 +21,7 @@ def test_route_url() -> None:
 
 
 def test_the_route_scenario_is_one_callflow_action_in_both_branches() -> None:
-    scenario = callflow_scenario("http://127.0.0.1:9000/flow")
+    scenario = callflow_scenario(load_scenario_data, "http://127.0.0.1:9000/flow")
     assert scenario.name == "callflow"
     assert scenario.file == "callflow:http://127.0.0.1:9000/flow"
     for branch in ("inbound-call", "api-initiated"):
@@ -30,11 +30,13 @@ def test_the_route_scenario_is_one_callflow_action_in_both_branches() -> None:
         url = item.params["url"]
         assert isinstance(url, Template) and url.constant == "http://127.0.0.1:9000/flow"
         assert (item.params["method"], item.params["timeout"]) == ("POST", 5.0)
-    assert callflow_scenario("http://127.0.0.1:9000/flow") is scenario  # cached
+    assert callflow_scenario(load_scenario_data, "http://127.0.0.1:9000/flow") is scenario  # cached
 
 
 def test_a_template_marker_in_a_routed_url_stays_text() -> None:
-    scenario = callflow_scenario("http://h/flow?x=${nope}", "GET", (("X-K", "${k}"),), 2.0)
+    scenario = callflow_scenario(
+        load_scenario_data, "http://h/flow?x=${nope}", "GET", (("X-K", "${k}"),), 2.0
+    )
     (item,) = scenario.branches["inbound-call"].actions
     assert item.params["url"].constant == "http://h/flow?x=${nope}"
     assert item.params["headers"]["X-K"].constant == "${k}"
@@ -47,7 +49,7 @@ async def test_the_route_scenario_runs_the_flow() -> None:
     prompts = FakePrompts()
     call = use_call(FakeCall(prompts))
     run = Run(
-        callflow_scenario("http://app.test/flow"),
+        callflow_scenario(load_scenario_data, "http://app.test/flow"),
         "inbound-call",
         call=call,
         prompts=prompts,

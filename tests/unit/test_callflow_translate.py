@@ -8,6 +8,7 @@ import pytest
 
 from mediaserver.actions.expressions import Template
 from mediaserver.actions.model import ActionItem
+from mediaserver.actions.scenario import load_scenario_data
 from mediaserver.callflow import model as m
 from mediaserver.callflow.actions import ResponseError, parse_response
 from mediaserver.callflow.translate import (
@@ -27,7 +28,7 @@ BASE = "http://app.test/ivr/flow.json"
 
 def items(action: dict[str, Any], variant: str = RUN) -> tuple[ActionItem, ...]:
     response = parse_response([action])
-    plan = compile_plan(response, BASE)
+    plan = compile_plan(response, BASE, load_scenario_data)
     variants = plan.variants(response.actions[0])
     assert variants is not None
     return variants[variant]
@@ -154,7 +155,7 @@ def test_dtmf_entries_with_the_default_delay_and_repeats() -> None:
 
 def test_an_interpolated_dtmf_is_translated_when_it_runs() -> None:
     response = parse_response([{"type": "PLAY", "params": {"dtmf": "${code}"}}])
-    assert compile_plan(response, BASE).variants(response.actions[0]) is None
+    assert compile_plan(response, BASE, load_scenario_data).variants(response.actions[0]) is None
 
 
 def test_pause_becomes_pause_at_v1() -> None:
@@ -262,7 +263,7 @@ def test_record_and_recordmessage() -> None:
     }
     assert items({"type": "RECORDMESSAGE", "params": {"action": "save"}}) == ()
     response = parse_response([{"type": "RECORDMESSAGE", "params": {"action": "play"}}])
-    assert compile_plan(response, BASE).variants(response.actions[0]) is None
+    assert compile_plan(response, BASE, load_scenario_data).variants(response.actions[0]) is None
 
 
 def test_reject_before_and_after_the_answer() -> None:
@@ -313,7 +314,7 @@ def test_control_flow_has_no_native_items(action: dict[str, Any]) -> None:
     response = parse_response(
         [action] if "name" in action else [action, {"type": "LABEL", "name": "x"}]
     )
-    assert compile_plan(response, BASE).variants(response.actions[0]) is None
+    assert compile_plan(response, BASE, load_scenario_data).variants(response.actions[0]) is None
 
 
 # -- the whole response ---------------------------------------------------------------------
@@ -323,7 +324,7 @@ def test_nested_actions_are_translated_too() -> None:
     response = parse_response(
         [{"type": "IF", "condition": "1", "then": [{"type": "SAY", "params": {"text": "in"}}]}]
     )
-    plan = compile_plan(response, BASE)
+    plan = compile_plan(response, BASE, load_scenario_data)
     nested = response.actions[0]
     assert isinstance(nested, m.If)
     variants = plan.variants(nested.then[0])
@@ -339,7 +340,7 @@ def test_actions_that_do_not_translate_are_all_named() -> None:
         ]
     )
     with pytest.raises(ResponseError) as caught:
-        compile_plan(response, BASE)
+        compile_plan(response, BASE, load_scenario_data)
     assert caught.value.problems == [
         "actions[0] (PLAY): 'file:///etc/passwd' is not an http(s) URL (nor one relative to "
         f"{BASE})",
@@ -349,5 +350,5 @@ def test_actions_that_do_not_translate_are_all_named() -> None:
 
 def test_build_items_reports_what_the_validator_says() -> None:
     with pytest.raises(TranslationError, match="send-dtmf@v1: digits: 'x' is not a DTMF key"):
-        build_items([{"action": "send-dtmf@v1", "params": {"digits": "x"}}])
-    assert build_items([]) == ()
+        build_items([{"action": "send-dtmf@v1", "params": {"digits": "x"}}], load_scenario_data)
+    assert build_items([], load_scenario_data) == ()

@@ -38,8 +38,9 @@ from mediaserver.actions.callapi import (
     RecordOptions,
     VoicemailOptions,
 )
+from mediaserver.actions.model import Scenario
 from mediaserver.actions.runner import Run, RunOutcome
-from mediaserver.actions.scenario import load_scenario_text
+from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.media.dtmf_out import timeline_seconds
 
 SPEECH_SECONDS_PER_CHAR = 0.05
@@ -498,6 +499,9 @@ class FakeServer:
             raise ValueError(f"user {to!r} is not registered")
         self.messages.append((to, text, sender))
         return self.message_status.get(to, 200)
+
+    def compile_scenario(self, data: Any, filename: str) -> Scenario:
+        return load_scenario_data(data, filename)
 
     async def start_call(
         self,

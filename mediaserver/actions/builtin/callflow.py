@@ -9,6 +9,12 @@ of the loop (the seed's error codes) makes the action fail after the caller
 heard the seed's message and ``end_call`` reported it; with ``on-error`` on
 this item, the message and the hang-up are left to it.
 
+This module is the one place where :mod:`mediaserver.actions` reaches
+:mod:`mediaserver.callflow` (the registry lists it like any builtin); the
+other way, callflow uses the action language (model, definition,
+expressions, the interpreter) but never the scenario compiler or the
+registry: it gets the compiler from ``context.server`` (tests/unit/test_layers.py).
+
 ``$sessionData`` set before the action is the flow's initial
 ``session_data``. In an ``api-initiated`` run whose call was not answered
 (a call placed by a DIAL action), the action sends ``failed_call`` and ends.
@@ -34,7 +40,9 @@ async def callflow(context: ActionContext, params: Mapping[str, Any]) -> None:
     if not url.lower().startswith(("http://", "https://")):
         raise ActionFailed(f"url: {url!r} is not {URL_HINT}")
     headers = tuple((name, sandbox.interpolate(value)) for name, value in params["headers"].items())
-    flow = CallFlow(context, Callback(url, params["method"], headers, params["timeout"]))
+    callback = Callback(url, params["method"], headers, params["timeout"])
+    # The compiler comes from the server's services: callflow does not import it.
+    flow = CallFlow(context, callback, compile_scenario=context.server.compile_scenario)
     if not context.has_call:
         await flow.failed_call(sandbox.get("$dial"))
         return

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mediaserver.actions.definition import ActionContext, ActionDefinition, Jump
+from mediaserver.actions.definition import ActionContext, ActionDefinition
+from mediaserver.actions.interpreter import Jump
 from mediaserver.actions.params import Param, ParamType
 
 

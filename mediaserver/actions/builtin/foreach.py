@@ -22,20 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from mediaserver.actions.definition import ActionContext, ActionDefinition, ActionFailed
+from mediaserver.actions.interpreter import entries
 from mediaserver.actions.params import Param, ParamType, describe
 from mediaserver.actions.variables import BUILTINS, VARIABLE_NAME
 
 _NAME_HINT = "a variable name ($, a letter, then letters, digits or _)"
-
-
-def entries(items: Any) -> list[tuple[str | int, Any]] | None:
-    """The (key, value) pairs to iterate: a list's by index, an object's by key;
-    None for anything else. Taken once, so the body may change the collection."""
-    if isinstance(items, list):
-        return list(enumerate(items))
-    if isinstance(items, dict):
-        return list(items.items())
-    return None
 
 
 async def foreach(context: ActionContext, params: Mapping[str, Any]) -> None:
