@@ -13,7 +13,8 @@ This module is the one place where :mod:`mediaserver.actions` reaches
 :mod:`mediaserver.callflow` (the registry lists it like any builtin); the
 other way, callflow uses the action language (model, definition,
 expressions, the interpreter) but never the scenario compiler or the
-registry: it gets the compiler from ``context.server`` (tests/unit/test_layers.py).
+registry: it gets the compiler from ``context.server``
+(tests/unit/test_actions_callflow_layers.py).
 
 ``$sessionData`` set before the action is the flow's initial
 ``session_data``. In an ``api-initiated`` run whose call was not answered
