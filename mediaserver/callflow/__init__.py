@@ -23,7 +23,9 @@ unit-tested without a call:
   loop runs them through the same runner and builtins as YAML scenarios;
 - :mod:`.variables`: the seed's native constants and writable variables;
 - :mod:`.loop` (with :mod:`.steps` and :mod:`.callback`): the Call Flow Loop
-  (HTTP through ``ServerApi.fetch``, control flow and bookkeeping against
-  the run's sandbox, error reporting);
+  (HTTP through ``ServerApi.fetch``, native items through the compiler it is
+  handed, ``ServerApi.compile_scenario``, lists walked by the shared
+  :mod:`mediaserver.actions.interpreter`, control flow and bookkeeping
+  against the run's sandbox, error reporting);
 - :mod:`.route`: the ``callflow:URL`` route as a one-action scenario.
 """
