@@ -18,7 +18,7 @@ from collections.abc import Callable
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
-from mediaserver.sip.auth import ClientAuthState
+from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
 from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer
