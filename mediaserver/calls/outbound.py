@@ -21,7 +21,8 @@ from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
-from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer
+from mediaserver.sip.offer_answer import accept_answer
+from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.transport import Peer, SipEndpoint
 from mediaserver.sip.uac import build_cancel
 
