@@ -19,8 +19,8 @@ import httpx
 
 from mediaserver.actions.callapi import FetchError, FetchResult
 from mediaserver.actions.model import Scenario
-from mediaserver.api.webhooks import WebhookDispatcher
 from mediaserver.sip.ua import UserAgent
+from mediaserver.webhooks.delivery import WebhookDispatcher
 
 MAX_RESPONSE_BYTES = 1 << 20  # a scenario's data, not a download
 METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"))
