@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mediaserver.api.webhooks import subscription_wants
+from mediaserver.webhooks.subscriptions import subscription_wants
 
 EventSink = Callable[[str, dict[str, Any]], None]
 """What publishers hold: ``sink(type, payload)`` (an :meth:`EventBus.publish`)."""

@@ -17,13 +17,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mediaserver.api.webhooks import WebhookDispatcher
 from mediaserver.calls.base import Q850_CAUSES, new_call_id
 from mediaserver.events import EventBus
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
 from mediaserver.store.cdrs import rfc3339
 from mediaserver.store.db import from_ms
+from mediaserver.webhooks.delivery import WebhookDispatcher
 
 if TYPE_CHECKING:
     from mediaserver.actions.runner import RunOutcome

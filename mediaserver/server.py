@@ -34,12 +34,6 @@ from mediaserver.actions.model import Scenario
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.api.http import HttpListener
-from mediaserver.api.webhooks import (
-    DeliveryRecord,
-    WebhookDispatcher,
-    WebhookSubscription,
-    targets_from_config,
-)
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.calls.base import RunFactory
@@ -63,6 +57,8 @@ from mediaserver.sip.trunks import Keepalive, Registration, Trunk
 from mediaserver.sip.ua import MediaSettings, UserAgent, local_address_for
 from mediaserver.sip.uac import TargetError
 from mediaserver.store import Conflict, Store
+from mediaserver.webhooks.delivery import DeliveryRecord, WebhookDispatcher
+from mediaserver.webhooks.subscriptions import WebhookSubscription, targets_from_config
 from mediaserver.yamlsource import Mark, Problem, ProblemsError
 
 log = get_logger("server")

@@ -53,9 +53,9 @@ from prometheus_client.registry import Collector
 from mediaserver import __version__
 
 if TYPE_CHECKING:
-    from mediaserver.api.webhooks import DeliveryRecord
     from mediaserver.calls import Call
     from mediaserver.server import Server
+    from mediaserver.webhooks.delivery import DeliveryRecord
 
 # The classic text format, which every Prometheus version reads (generate_latest writes it).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -37,9 +37,9 @@ from mediaserver.api.native import (
     store_of,
     timestamp,
 )
-from mediaserver.api.webhooks import targets_from_config
 from mediaserver.store import Delivery, DeliveryFilter
 from mediaserver.store import Webhook as StoredWebhook
+from mediaserver.webhooks.subscriptions import targets_from_config
 
 router = APIRouter(tags=["webhooks"])
 

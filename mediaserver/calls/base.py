@@ -42,13 +42,8 @@ from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response
-from mediaserver.sip.sdp import (
-    AudioAnswer,
-    NoAcceptableMedia,
-    SdpError,
-    SessionDescription,
-    negotiate_answer,
-)
+from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
+from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint

@@ -20,7 +20,8 @@ from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response
-from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer, make_offer
+from mediaserver.sip.offer_answer import accept_answer, make_offer
+from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.transaction import ServerTransaction

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
-from mediaserver.sip.auth import ClientAuthState
+from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
-from mediaserver.sip.sdp import SdpError, SessionDescription, accept_answer
+from mediaserver.sip.offer_answer import accept_answer
+from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.transport import Peer, SipEndpoint
 from mediaserver.sip.uac import build_cancel
 

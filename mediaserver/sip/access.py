@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
-from mediaserver.sip.auth import AuthReason, DigestAuthenticator
+from mediaserver.sip.auth_server import AuthReason, DigestAuthenticator
 from mediaserver.sip.message import Request, Response, make_response, new_tag
 
 

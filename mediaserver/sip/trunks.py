@@ -19,7 +19,7 @@ import time
 
 from mediaserver.config import TrunkConfig
 from mediaserver.log import get_logger
-from mediaserver.sip.auth import ClientAuthState
+from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.message import Headers, Request, Response, new_call_id, new_tag
 from mediaserver.sip.transport import Peer, SipEndpoint
 from mediaserver.sip.uac import resolve_target

@@ -35,17 +35,16 @@ from mediaserver.media.ports import NoFreePort, PortAllocator
 from mediaserver.sip.access import AccessPolicy, Admission
 from mediaserver.sip.dialog import Dialog, dialog_problem
 from mediaserver.sip.message import Request, Response, make_response, new_call_id, new_tag
-from mediaserver.sip.ratelimit import PASS, FloodGuard, RateLimiter, Verdict
-from mediaserver.sip.refusals import Refusals
-from mediaserver.sip.registrar import Registrar
-from mediaserver.sip.sdp import (
+from mediaserver.sip.offer_answer import (
     AudioAnswer,
     NoAcceptableMedia,
-    SdpError,
-    SessionDescription,
     make_offer,
     negotiate_answer,
 )
+from mediaserver.sip.ratelimit import PASS, FloodGuard, RateLimiter, Verdict
+from mediaserver.sip.refusals import Refusals
+from mediaserver.sip.registrar import Registrar
+from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.session_timer import negotiate as negotiate_session_timer
 from mediaserver.sip.transaction import ServerTransaction

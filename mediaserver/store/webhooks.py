@@ -1,9 +1,10 @@
 """Webhooks created through the API, and the log of every delivery attempt.
 
 Theory of operation. A :class:`Webhook` is a URL, the event patterns it
-subscribes to (matched by the dispatcher, :func:`mediaserver.api.webhooks.
-event_matches`; ``("*",)`` takes every event), an optional signing secret
-(kept in clear: HMAC needs it) and an enabled flag. It fits the dispatcher's
+subscribes to (matched by the dispatcher,
+:func:`mediaserver.webhooks.subscriptions.event_matches`; ``("*",)`` takes
+every event), an optional signing secret (kept in clear: HMAC needs it) and an
+enabled flag. It fits the dispatcher's
 ``WebhookSubscription`` protocol as it is. :meth:`Webhooks.enabled` is what
 the dispatcher loads.
 

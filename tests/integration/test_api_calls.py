@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mediaserver.api.webhooks import verify_signature
+from mediaserver.webhooks.envelope import verify_signature
 from tests.integration.conftest import REPO, ServerProcess, start_server
 from tests.support import audio
 from tests.support.baresip import Baresip

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mediaserver.api.webhooks import verify_signature
+from mediaserver.webhooks.envelope import verify_signature
 from tests.integration.conftest import SCENARIOS, ServerProcess, start_server
 from tests.integration.webpeer import WebPeer
 from tests.support import audio

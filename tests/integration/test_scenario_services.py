@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mediaserver.api.webhooks import verify_signature
+from mediaserver.webhooks.envelope import verify_signature
 from tests.integration.conftest import ServerProcess, start_server
 from tests.integration.webpeer import WebPeer
 from tests.support import audio

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from mediaserver.sip.access import AccessPolicy, Admission
-from mediaserver.sip.auth import answer_challenge, challenges_from
+from mediaserver.sip.digest import answer_challenge, challenges_from
 from mediaserver.sip.message import Request, Response, parse_message
 
 INVITE = (

@@ -18,15 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediaserver.sip.auth import (
-    MAX_CLIENT_REALMS,
+from mediaserver.sip.auth_client import MAX_CLIENT_REALMS, ClientAuthState
+from mediaserver.sip.auth_server import (
     NC_WINDOW,
-    SUPPORTED_ALGORITHMS,
     AuthReason,
-    Challenge,
-    ClientAuthState,
-    Credentials,
     DigestAuthenticator,
+    same_request_uri,
+)
+from mediaserver.sip.digest import (
+    SUPPORTED_ALGORITHMS,
+    Challenge,
+    Credentials,
     DigestError,
     answer_challenge,
     authorization_header,
@@ -38,7 +40,6 @@ from mediaserver.sip.auth import (
     parse_auth_items,
     parse_challenges,
     quote,
-    same_request_uri,
 )
 from mediaserver.sip.message import Request, Response, make_response, parse_message
 

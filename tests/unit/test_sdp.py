@@ -9,22 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mediaserver.sip.offer_answer import (
+    AudioAnswer,
+    NoAcceptableMedia,
+    accept_answer,
+    make_offer,
+    negotiate_answer,
+)
 from mediaserver.sip.sdp import (
     Attribute,
-    AudioAnswer,
     Bandwidth,
     Connection,
     MediaDescription,
-    NoAcceptableMedia,
     Origin,
     RtcpAddress,
     RtpMap,
     SdpError,
     SessionDescription,
     Timing,
-    accept_answer,
-    make_offer,
-    negotiate_answer,
 )
 
 

@@ -25,27 +25,31 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mediaserver.api.webhooks import (
-    EVENT_HEADER,
-    SIGNATURE_HEADER,
+from mediaserver.config import WebhookConfig
+from mediaserver.webhooks.delivery import (
     DeliveryRecord,
     WebhookDispatcher,
-    WebhookTarget,
     backoff_delay,
-    event_matches,
+    is_retryable_status,
+    parse_retry_after,
+)
+from mediaserver.webhooks.envelope import (
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
     format_at,
     format_occurred_at,
-    is_retryable_status,
     make_call_control_event,
     make_envelope,
-    parse_retry_after,
     sign,
+    verify_signature,
+)
+from mediaserver.webhooks.subscriptions import (
+    WebhookTarget,
+    event_matches,
     subscription_wants,
     targets_from_config,
-    verify_signature,
     webhook_sid,
 )
-from mediaserver.config import WebhookConfig
 from tests.support.net import free_port
 
 AT = datetime(2024, 4, 24, 17, 42, 28, 333_000, tzinfo=UTC)

@@ -1,49 +1,12 @@
-"""Webhooks: signed, retried, ordered event posts that never hold up a call (SPEC section 5).
+"""Webhook delivery: ordered, retried posts that never hold up a call (SPEC section 5).
 
 Theory of operation
 -------------------
-An event has a type, a payload and, once published, an id and a time. It is
-posted in one of two envelopes, chosen by its type:
+Events are put in envelopes and signed by :mod:`mediaserver.webhooks.envelope`
+and matched to webhooks by :mod:`mediaserver.webhooks.subscriptions`; this
+module posts them.
 
-* ``v2.*`` types (native webhooks) use the Callr v2 envelope of
-  ``seeds/001``::
-
-      {"id": "0f8e...32 letters/digits", "at": "2024-04-24T17:42:28Z",
-       "sid": "k3x9a0pq", "type": "v2.call.inbound.ended", "try": 0,
-       "payload": {...}}
-
-  ``sid`` is the *webhook's* SID (the seed: "Unique identifier for the
-  webhook"), ``at`` is RFC 3339 UTC to the second as in the seed's samples,
-  and ``try`` counts the attempts made before this one (0 on the first post,
-  as in the seed's samples).
-* every other type (``call.hangup``, ``conference.created``, ...) uses the
-  Call Control envelope of ``seeds/002``::
-
-      {"data": {"record_type": "event", "id": "<uuid4>",
-                "event_type": "call.hangup",
-                "occurred_at": "2025-08-15T13:52:20.333Z", "payload": {...}},
-       "meta": {"attempt": 1, "delivered_to": "http://127.0.0.1:9000/hooks"}}
-
-The event id and time are fixed when the event is published and repeat on
-every retry (receivers deduplicate on the id); only ``try``/``meta.attempt``
-change, so the body is rebuilt and re-signed for each attempt.
-
-Every post is ``Content-Type: application/json`` with the event type in
-``X-Mediaserver-Event``. When the webhook has a secret,
-``X-Mediaserver-Signature`` carries the lowercase hex HMAC-SHA256 of the exact
-body bytes, as SPEC section 5 says. There is no separate signed timestamp: the
-signed body already carries the event id and time, so a receiver rejects
-replays by remembering ids (and may refuse events whose ``at`` is too old).
-:func:`verify_signature` is the check a receiver runs.
-
-Subscriptions: each webhook lists event patterns (:func:`event_matches`). A
-pattern is dot-separated; ``*`` alone matches every type; a ``*`` segment in
-the middle matches exactly one segment; a final ``.*`` matches one or more
-further segments (``v2.call.*`` matches ``v2.call.inbound.started``); any
-other pattern must equal the type. Matching is case-sensitive and no other
-glob characters are special.
-
-Dispatch: :meth:`WebhookDispatcher.publish` is synchronous and only queues:
+:meth:`WebhookDispatcher.publish` is synchronous and only queues:
 it never awaits, so the call task that publishes is never delayed by a slow or
 dead receiver. Pending posts wait in one FIFO lane per URL, and each lane has
 at most one post in flight, so a URL receives its events in publish order. A
@@ -73,200 +36,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import random
 import time
-import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import httpx
 
 from mediaserver import __version__
-from mediaserver.config import WebhookConfig
 from mediaserver.log import get_logger
+from mediaserver.webhooks.envelope import (
+    EVENT_HEADER,
+    MAX_TRY,
+    SIGNATURE_HEADER,
+    Envelope,
+    as_utc,
+    encode_body,
+    is_native_event,
+    make_call_control_event,
+    make_envelope,
+    new_event_id,
+    sign,
+)
+from mediaserver.webhooks.subscriptions import WebhookSubscription, subscription_wants
 
 log = get_logger("webhooks")
 
-SIGNATURE_HEADER = "X-Mediaserver-Signature"
-EVENT_HEADER = "X-Mediaserver-Event"
-NATIVE_PREFIX = "v2."
-MAX_TRY = 10  # seeds/001: "try" is an integer in [0, 10]
-_SID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-Envelope = dict[str, Any]
 Outcome = Literal["delivered", "retrying", "failed"]
-
-
-# --- envelopes ------------------------------------------------------------------------------
-
-
-def _utc(at: datetime | None) -> datetime:
-    """``at`` in UTC (now when None; a naive time is taken as UTC)."""
-    if at is None:
-        return datetime.now(UTC)
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def format_at(at: datetime) -> str:
-    """Callr ``at``: RFC 3339 UTC to the second, ``2024-04-24T17:42:28Z``."""
-    return _utc(at).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_occurred_at(at: datetime) -> str:
-    """Call Control ``occurred_at``: ISO 8601 UTC to the millisecond, ``...:20.333Z``."""
-    t = _utc(at)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
-def is_native_event(event_type: str) -> bool:
-    """Whether ``event_type`` goes in the Callr v2 envelope (else Call Control)."""
-    return event_type.startswith(NATIVE_PREFIX)
-
-
-def new_event_id(event_type: str) -> str:
-    """A fresh event id: 32 hex digits for Callr types, a UUID for Call Control."""
-    return uuid.uuid4().hex if is_native_event(event_type) else str(uuid.uuid4())
-
-
-def make_envelope(
-    event_type: str,
-    sid: str,
-    payload: Mapping[str, Any],
-    *,
-    event_id: str | None = None,
-    at: datetime | None = None,
-    attempt: int = 1,
-) -> Envelope:
-    """The Callr v2 webhook body; ``sid`` is the webhook's SID, ``attempt`` counts from 1."""
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, got {attempt}")
-    return {
-        "id": event_id if event_id is not None else new_event_id(event_type),
-        "at": format_at(_utc(at)),
-        "sid": sid,
-        "type": event_type,
-        "try": min(attempt - 1, MAX_TRY),
-        "payload": dict(payload),
-    }
-
-
-def make_call_control_event(
-    event_type: str,
-    payload: Mapping[str, Any],
-    *,
-    event_id: str | None = None,
-    occurred_at: datetime | None = None,
-    attempt: int = 1,
-    delivered_to: str | None = None,
-) -> Envelope:
-    """The Call Control (Telnyx-style) webhook body; ``meta.attempt`` counts from 1."""
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, got {attempt}")
-    meta: dict[str, Any] = {"attempt": attempt}
-    if delivered_to is not None:
-        meta["delivered_to"] = delivered_to
-    return {
-        "data": {
-            "record_type": "event",
-            "id": event_id if event_id is not None else str(uuid.uuid4()),
-            "event_type": event_type,
-            "occurred_at": format_occurred_at(_utc(occurred_at)),
-            "payload": dict(payload),
-        },
-        "meta": meta,
-    }
-
-
-def encode_body(envelope: Envelope) -> bytes:
-    """The exact bytes posted (and signed): compact UTF-8 JSON."""
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-# --- signatures -----------------------------------------------------------------------------
-
-
-def sign(body: bytes, secret: str) -> str:
-    """Lowercase hex HMAC-SHA256 of ``body`` keyed with ``secret`` (SPEC section 5)."""
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(body: bytes, secret: str, signature: str | None) -> bool:
-    """Whether ``signature`` (the header value) signs ``body``; constant-time compare."""
-    if not signature:
-        return False
-    return hmac.compare_digest(sign(body, secret), signature.strip().lower())
-
-
-# --- subscriptions --------------------------------------------------------------------------
-
-
-class WebhookSubscription(Protocol):
-    """What the dispatcher needs of a webhook (a config entry or a stored one)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def events(self) -> Sequence[str]: ...
-    @property
-    def secret(self) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class WebhookTarget:
-    """A webhook: where to post, which event patterns it wants, how to sign."""
-
-    id: str
-    url: str
-    events: tuple[str, ...] = ("*",)
-    secret: str | None = None
-
-
-def webhook_sid(*parts: str) -> str:
-    """A stable Callr-style SID (8 of ``[a-z0-9]``) derived from ``parts``."""
-    number = int.from_bytes(hashlib.sha256("\n".join(parts).encode("utf-8")).digest()[:8])
-    digits = []
-    for _ in range(8):
-        number, digit = divmod(number, 36)
-        digits.append(_SID_ALPHABET[digit])
-    return "".join(digits)
-
-
-def targets_from_config(webhooks: Iterable[WebhookConfig]) -> list[WebhookTarget]:
-    """Targets for the config file's webhooks, each with a SID stable across restarts."""
-    return [
-        WebhookTarget(webhook_sid(w.url, *w.events), w.url, tuple(w.events), w.secret)
-        for w in webhooks
-    ]
-
-
-def event_matches(pattern: str, event_type: str) -> bool:
-    """Whether one subscription pattern selects ``event_type`` (rules in the module doc)."""
-    if pattern == "*":
-        return True
-    want, have = pattern.split("."), event_type.split(".")
-    if want[-1] == "*":
-        # A final "*" takes the rest of the type: at least one more segment.
-        want = want[:-1]
-        if len(have) <= len(want):
-            return False
-        have = have[: len(want)]
-    elif len(want) != len(have):
-        return False
-    return all(w == "*" or w == h for w, h in zip(want, have, strict=True))
-
-
-def subscription_wants(patterns: Iterable[str], event_type: str) -> bool:
-    """Whether any of a webhook's patterns selects ``event_type``."""
-    return any(event_matches(p, event_type) for p in patterns)
 
 
 # --- retry policy ---------------------------------------------------------------------------
@@ -302,7 +103,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         except (TypeError, ValueError):
             return None
         # A date already past means "now".
-        return max(0.0, (_utc(when) - _utc(now)).total_seconds())
+        return max(0.0, (as_utc(when) - as_utc(now)).total_seconds())
     return seconds if seconds >= 0 else None  # also refuses NaN
 
 
@@ -453,7 +254,7 @@ class WebhookDispatcher:
             log.exception("webhook subscriptions unavailable", event_type=event_type)
             return 0
         event_id = event_id if event_id is not None else new_event_id(event_type)
-        at = _utc(at)
+        at = as_utc(at)
         queued = 0
         for t in targets:
             post = _Post(t.id, t.url, t.secret, event_type, event_id, at, subject_sid, snapshot)
@@ -477,7 +278,7 @@ class WebhookDispatcher:
         if snapshot is None:
             return None
         event_id = event_id if event_id is not None else new_event_id(event_type)
-        at = _utc(at)
+        at = as_utc(at)
         post = _Post(webhook_id, url, secret, event_type, event_id, at, subject_sid, snapshot)
         return event_id if self._enqueue(post) else None
 

@@ -1,0 +1,369 @@
+"""RFC 3264 offer/answer for one audio stream over an SDP model (:mod:`mediaserver.sip.sdp`).
+
+Theory of operation
+-------------------
+Negotiation is a pure function of an SDP and the local settings.
+:func:`negotiate_answer` answers a remote offer: it takes the first usable
+audio stream, in it the first codec *in the offer's order* that the
+configuration allows, plus RFC 4733 telephone-event when offered, and rejects
+every other stream with port 0 so the answer keeps one m= line per offered
+m= line. :func:`make_offer` and :func:`accept_answer` are the other side, for
+calls where we make the offer. Both sides yield an :class:`AudioAnswer`: what
+the RTP layer needs (codec, payload types, where to send, our direction).
+When nothing is usable, :class:`NoAcceptableMedia` carries the RFC 3261 20.43
+warning code for the 488 response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mediaserver.sip.sdp import (
+    DIRECTIONS,
+    Attribute,
+    Connection,
+    MediaDescription,
+    Origin,
+    RtpMap,
+    SdpError,
+    SessionDescription,
+    Timing,
+)
+
+SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}  # RFC 3551 6: static payload types
+RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")  # plain RTP only: no SRTP, no DTLS yet
+DEFAULT_PTIME = 20
+DEFAULT_TELEPHONE_EVENTS = "0-16"  # RFC 4733 2.4.1: DTMF digits and flash
+
+# RFC 3551 6, table 4: static audio payload types (name, clock rate, channels).
+_STATIC_AUDIO: dict[int, tuple[str, int, int]] = {
+    0: ("PCMU", 8000, 1), 3: ("GSM", 8000, 1), 4: ("G723", 8000, 1), 5: ("DVI4", 8000, 1),
+    6: ("DVI4", 16000, 1), 7: ("LPC", 8000, 1), 8: ("PCMA", 8000, 1), 9: ("G722", 8000, 1),
+    10: ("L16", 44100, 2), 11: ("L16", 44100, 1), 12: ("QCELP", 8000, 1), 13: ("CN", 8000, 1),
+    14: ("MPA", 90000, 1), 15: ("G728", 8000, 1), 16: ("DVI4", 11025, 1),
+    17: ("DVI4", 22050, 1), 18: ("G729", 8000, 1),
+}  # fmt: skip
+
+# RFC 3261 20.43: warning codes a 488 answer to an unusable offer carries.
+WARNING_TEXTS = {
+    302: "Incompatible transport protocol",
+    304: "Media type not available",
+    305: "Incompatible media format",
+}
+
+_HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 3264 8.4: send neither RTP nor RTCP there
+
+
+class NoAcceptableMedia(SdpError):
+    """Nothing in an offer (or answer) can be used; the caller answers 488 with a Warning."""
+
+    def __init__(self, reason: str, warning_code: int) -> None:
+        self.reason = reason
+        self.warning_code = warning_code
+        self.warning_text = WARNING_TEXTS[warning_code]
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class AudioAnswer:
+    """The outcome of an offer/answer exchange, from our side of the call."""
+
+    sdp: SessionDescription
+    codec: str
+    payload_type: int
+    telephone_event_pt: int | None
+    remote_address: str
+    remote_port: int
+    remote_rtcp: tuple[str, int] | None
+    direction: str
+    on_hold: bool
+    ptime: int
+
+
+def _allowed(codecs: Sequence[str]) -> list[str]:
+    names = [c.upper() for c in codecs]
+    unknown = [c for c in names if c not in SUPPORTED_CODECS]
+    if unknown:
+        raise ValueError(f"unsupported codecs {unknown} (supported: PCMU, PCMA)")
+    return names
+
+
+def _formats(m: MediaDescription) -> list[tuple[int, RtpMap | None]]:
+    """Each payload type of an RTP stream with its rtpmap, falling back to RFC 3551 6."""
+    maps = m.rtpmaps()
+    out: list[tuple[int, RtpMap | None]] = []
+    for fmt in m.formats:
+        if not (fmt.isascii() and fmt.isdigit()):
+            continue  # not an RTP payload type; parse() refuses these on RTP streams
+        pt = int(fmt)
+        static = _STATIC_AUDIO.get(pt)
+        out.append((pt, maps.get(pt) or (RtpMap(pt, *static) if static else None)))
+    return out
+
+
+def _is_g711(rtpmap: RtpMap | None, name: str) -> bool:
+    return (
+        rtpmap is not None
+        and rtpmap.encoding_name.upper() == name
+        and rtpmap.clock_rate == 8000
+        and rtpmap.channels == 1
+    )
+
+
+def _telephone_event(m: MediaDescription) -> int | None:
+    # RFC 4733 2.1: events use the audio codec's clock, 8000 Hz for G.711
+    for pt, rtpmap in _formats(m):
+        if (
+            rtpmap
+            and rtpmap.encoding_name.lower() == "telephone-event"
+            and rtpmap.clock_rate == 8000
+        ):
+            return pt
+    return None
+
+
+def _pick_codec(m: MediaDescription, allowed: Sequence[str]) -> tuple[str, int] | None:
+    for pt, rtpmap in _formats(m):  # the offer's order wins over ours
+        for name in allowed:
+            if _is_g711(rtpmap, name):
+                return name, pt
+    return None
+
+
+def _offered_codecs(m: MediaDescription) -> str:
+    names = [
+        rtpmap.encoding_name if rtpmap else f"payload type {pt}"
+        for pt, rtpmap in _formats(m)
+        if not (rtpmap and rtpmap.encoding_name.lower() == "telephone-event")
+    ]
+    return ", ".join(dict.fromkeys(names)) or "none"
+
+
+def _choose_stream(
+    offer: SessionDescription, allowed: Sequence[str]
+) -> tuple[int, str, int, int | None]:
+    """The index, codec, payload type and telephone-event PT of the stream we take."""
+    problems: list[NoAcceptableMedia] = []
+    for index, m in enumerate(offer.media):
+        if m.media != "audio" or m.port == 0:
+            continue
+        if m.protocol.upper() not in RTP_PROFILES:
+            problems.append(
+                NoAcceptableMedia(
+                    f"no offered audio stream uses an allowed transport (offered {m.protocol}; "
+                    f"allowed {', '.join(RTP_PROFILES)})",
+                    302,
+                )
+            )
+            continue
+        chosen = _pick_codec(m, allowed)
+        if chosen is None:
+            problems.append(
+                NoAcceptableMedia(
+                    f"no offered codec is allowed (offered {_offered_codecs(m)}; "
+                    f"allowed {', '.join(allowed) or 'none'})",
+                    305,
+                )
+            )
+            continue
+        return index, chosen[0], chosen[1], _telephone_event(m)
+    # the most specific reason: a codec mismatch beats a transport mismatch
+    for code in (305, 302):
+        for problem in problems:
+            if problem.warning_code == code:
+                raise problem
+    offered = ", ".join(f"{m.media} port {m.port}" for m in offer.media) or "no m= line"
+    raise NoAcceptableMedia(f"no active audio stream offered (offered {offered})", 304)
+
+
+def _our_direction(remote: str, remote_holds_address: bool, local: str = "sendrecv") -> str:
+    # RFC 3264 6.1: we send only if they receive, receive only if they send
+    send = remote in ("sendrecv", "recvonly") and local in ("sendrecv", "sendonly")
+    receive = remote in ("sendrecv", "sendonly") and local in ("sendrecv", "recvonly")
+    send = send and not remote_holds_address  # RFC 3264 8.4: never send to 0.0.0.0
+    return {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly"}.get(
+        (send, receive), "inactive"
+    )
+
+
+def _remote(sdp: SessionDescription, m: MediaDescription) -> tuple[str, tuple[str, int] | None]:
+    connection = sdp.connection_for(m)
+    if connection is None:  # parse() refuses this; only a hand-built description gets here
+        raise SdpError(f"m={m.media} has no c= line and there is no session-level c=")
+    address = connection.host
+    rtcp = m.rtcp
+    remote_rtcp = None if rtcp is None else (rtcp.address or address, rtcp.port)
+    return address, remote_rtcp
+
+
+def _addr_type(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"
+
+
+def _session(
+    media: list[MediaDescription],
+    *,
+    local_address: str,
+    session_id: int,
+    session_version: int,
+    user_agent: str,
+    timing: list[Timing] | None = None,
+) -> SessionDescription:
+    username = "_".join(user_agent.split()) or "-"  # RFC 8866 5.2: no spaces in <username>
+    addr_type = _addr_type(local_address)
+    return SessionDescription(
+        origin=Origin(username, session_id, session_version, "IN", addr_type, local_address),
+        session_name=user_agent or "-",
+        connection=Connection(local_address, addr_type),
+        timing=timing or [Timing()],
+        media=media,
+    )
+
+
+def _audio_stream(
+    port: int,
+    protocol: str,
+    codecs: list[tuple[int, str]],
+    te_pt: int | None,
+    te_events: str,
+    direction: str,
+) -> MediaDescription:
+    """An m=audio section with an rtpmap for every format, ptime 20 and a direction."""
+    pts = [(pt, f"{name}/8000") for pt, name in codecs]
+    if te_pt is not None:
+        pts.append((te_pt, "telephone-event/8000"))
+    attributes = [Attribute("rtpmap", f"{pt} {encoding}") for pt, encoding in pts]
+    if te_pt is not None:
+        attributes.append(Attribute("fmtp", f"{te_pt} {te_events}"))
+    attributes += [Attribute("ptime", str(DEFAULT_PTIME)), Attribute(direction)]
+    return MediaDescription(
+        "audio", port, protocol, [str(pt) for pt, _ in pts], attributes=attributes
+    )
+
+
+def _check_port(port: int) -> None:
+    if not 0 < port <= 65535:
+        raise ValueError(f"local RTP port {port} is not in 1-65535")
+
+
+def negotiate_answer(
+    offer: SessionDescription,
+    *,
+    codecs: Sequence[str],
+    local_address: str,
+    local_port: int,
+    session_id: int,
+    session_version: int,
+    user_agent: str = "mediaserver",
+) -> AudioAnswer:
+    """Answer a remote offer (RFC 3264 6), or raise NoAcceptableMedia for a 488."""
+    _check_port(local_port)
+    index, codec, pt, te_pt = _choose_stream(offer, _allowed(codecs))
+    offered = offer.media[index]
+    remote_address, remote_rtcp = _remote(offer, offered)
+    holds = remote_address in _HOLD_ADDRESSES
+    direction = _our_direction(offered.direction, holds)
+    te_events = (offered.fmtp(te_pt) if te_pt is not None else None) or DEFAULT_TELEPHONE_EVENTS
+    streams = [
+        _audio_stream(local_port, m.protocol, [(pt, codec)], te_pt, te_events, direction)
+        if i == index
+        # RFC 3264 6: a rejected stream keeps its m= line, with port 0 and the offered formats
+        else MediaDescription(m.media, 0, m.protocol, list(m.formats))
+        for i, m in enumerate(offer.media)
+    ]
+    answer = _session(
+        streams,
+        local_address=local_address,
+        session_id=session_id,
+        session_version=session_version,
+        user_agent=user_agent,
+        # RFC 3264 6: the t= line of the answer equals the offer's
+        timing=[Timing(t.start, t.stop) for t in offer.timing],
+    )
+    return AudioAnswer(
+        sdp=answer,
+        codec=codec,
+        payload_type=pt,
+        telephone_event_pt=te_pt,
+        remote_address=remote_address,
+        remote_port=offered.port,
+        remote_rtcp=remote_rtcp,
+        direction=direction,
+        on_hold=holds or offered.direction in ("sendonly", "inactive"),
+        ptime=offered.ptime or DEFAULT_PTIME,
+    )
+
+
+def make_offer(
+    *,
+    codecs: Sequence[str],
+    local_address: str,
+    local_port: int,
+    session_id: int,
+    session_version: int,
+    telephone_event_pt: int | None = 101,
+    direction: str = "sendrecv",
+    user_agent: str = "mediaserver",
+) -> SessionDescription:
+    """Our offer: G.711 with static payload types in preference order, plus telephone-event."""
+    allowed = _allowed(codecs)
+    if not allowed:
+        raise ValueError("an offer needs at least one codec")
+    _check_port(local_port)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    if telephone_event_pt is not None and not 96 <= telephone_event_pt <= 127:
+        # RFC 3551 3: telephone-event has no static type, it needs a dynamic one
+        raise ValueError(f"telephone-event payload type {telephone_event_pt} is not in 96-127")
+    codec_pts = [(SUPPORTED_CODECS[name], name) for name in dict.fromkeys(allowed)]
+    stream = _audio_stream(
+        local_port, "RTP/AVP", codec_pts, telephone_event_pt, DEFAULT_TELEPHONE_EVENTS, direction
+    )
+    return _session(
+        [stream],
+        local_address=local_address,
+        session_id=session_id,
+        session_version=session_version,
+        user_agent=user_agent,
+    )
+
+
+def accept_answer(offer: SessionDescription, answer: SessionDescription) -> AudioAnswer:
+    """Check the remote answer to our own offer (RFC 3264 5, 6) and say what was agreed."""
+    if len(answer.media) != len(offer.media):
+        # RFC 3264 6: the answer has exactly as many m= lines as the offer
+        raise SdpError(
+            f"the answer has {len(answer.media)} m= lines but the offer had {len(offer.media)}"
+        )
+    for number, (ours, theirs) in enumerate(zip(offer.media, answer.media, strict=True), 1):
+        if ours.media != "audio" or ours.port == 0 or theirs.port == 0:
+            continue
+        if theirs.media != ours.media or theirs.protocol != ours.protocol:
+            raise SdpError(
+                f"answer m= line {number} is '{theirs.media} {theirs.protocol}' but the offer "
+                f"had '{ours.media} {ours.protocol}'"
+            )
+        offered = [name for name in SUPPORTED_CODECS if _pick_codec(ours, [name])]
+        chosen = _pick_codec(theirs, offered)
+        if chosen is None:
+            raise NoAcceptableMedia(
+                f"the answer has no codec we offered (answered {_offered_codecs(theirs)}; "
+                f"offered {', '.join(offered) or 'none'})",
+                305,
+            )
+        remote_address, remote_rtcp = _remote(answer, theirs)
+        holds = remote_address in _HOLD_ADDRESSES
+        return AudioAnswer(
+            sdp=answer,
+            codec=chosen[0],
+            payload_type=chosen[1],
+            telephone_event_pt=_telephone_event(theirs),
+            remote_address=remote_address,
+            remote_port=theirs.port,
+            remote_rtcp=remote_rtcp,
+            direction=_our_direction(theirs.direction, holds, ours.direction),
+            on_hold=holds or theirs.direction in ("sendonly", "inactive"),
+            ptime=theirs.ptime or DEFAULT_PTIME,
+        )
+    raise NoAcceptableMedia("the answer rejected every offered audio stream", 304)

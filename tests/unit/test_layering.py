@@ -1,0 +1,151 @@
+"""`sip/` is the bottom layer: it imports nothing from the layers built on it.
+
+Every import statement of every ``mediaserver/sip`` module is read with
+``ast`` (nothing is imported, so the check cannot be fooled by import order),
+including imports inside functions and inside ``if TYPE_CHECKING:`` blocks.
+Type-only imports count: a SIP module that names ``Call`` in an annotation
+depends on what a call is, and the package is meant to be a leaf that the
+call layer uses, not one that knows it (issue 17).
+
+A SIP module may import other ``mediaserver.sip`` modules and the
+foundation below every layer (:data:`FOUNDATION`); anything else of
+``mediaserver`` is a layer above. The modules that still reach up are listed
+in :data:`STILL_REACHING_UP` with the layers each may use; that list only
+shrinks, and a module that no longer needs its entry makes the test fail until
+the entry is deleted.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "mediaserver"
+SIP = PACKAGE_ROOT / "sip"
+
+# Modules below every layer: logging, and the typed config every layer reads. Only
+# direct imports are checked: config.py itself still takes one enum (LearnMode) from
+# media/latching.py.
+FOUNDATION = frozenset(("mediaserver.log", "mediaserver.config"))
+
+# The sip/ modules that still import a layer above, with the only layers each
+# may use. The call switch is moving out of sip/ (issue 17); delete an entry
+# when its module no longer needs it. Do not add entries.
+STILL_REACHING_UP: dict[str, frozenset[str]] = {
+    # the call switch: admission, call set-up, MESSAGE, originate, RTP legs
+    "ua.py": frozenset(("actions", "calls", "journal", "media")),
+    # refused calls are recorded through the journal, keyed by calls.base.user_of
+    "refusals.py": frozenset(("calls", "journal")),
+}
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
+    """The absolute module a ``from ... import`` names (relative levels resolved)."""
+    if node.level == 0:
+        return node.module or ""
+    base = importer.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imported_modules(path: Path, root: Path = PACKAGE_ROOT) -> set[str]:
+    """Every ``mediaserver`` module ``path`` (a file under ``root``) imports, anywhere in it."""
+    importer = _module_name(path, root)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):  # walks into functions and TYPE_CHECKING blocks too
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = _resolve(node, importer, path.name == "__init__.py")
+            found.add(module)
+            # ``from mediaserver import calls`` imports the module mediaserver.calls
+            found.update(
+                f"{module}.{alias.name}"
+                for alias in node.names
+                if _is_module(f"{module}.{alias.name}", root)
+            )
+    return {m for m in found if m == "mediaserver" or m.startswith("mediaserver.")}
+
+
+def _is_module(name: str, root: Path) -> bool:
+    target = root.joinpath(*name.split(".")[1:])
+    return name.startswith("mediaserver.") and (
+        target.with_suffix(".py").is_file() or (target / "__init__.py").is_file()
+    )
+
+
+def upward_layers(path: Path) -> set[str]:
+    """The layers above sip/ that ``path`` imports, by top-level name (``calls``...)."""
+    layers = set()
+    for module in imported_modules(path):
+        if module == "mediaserver":
+            continue  # the package root: only __version__
+        if module == "mediaserver.sip" or module.startswith("mediaserver.sip."):
+            continue
+        if module in FOUNDATION:
+            continue
+        layers.add(module.split(".")[1])
+    return layers
+
+
+SIP_MODULES = sorted(SIP.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SIP_MODULES, ids=lambda p: p.name)
+def test_sip_modules_import_no_layer_above(path: Path) -> None:
+    allowed = STILL_REACHING_UP.get(path.name, frozenset())
+    extra = upward_layers(path) - allowed
+    assert not extra, (
+        f"mediaserver/sip/{path.name} imports {', '.join(sorted(extra))}: sip/ is the bottom "
+        "layer; pass what it needs in (a protocol or a callback) from the layer above"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(STILL_REACHING_UP))
+def test_the_allow_list_only_shrinks(name: str) -> None:
+    path = SIP / name
+    assert path.is_file(), f"{name} is gone: delete its STILL_REACHING_UP entry"
+    unused = STILL_REACHING_UP[name] - upward_layers(path)
+    assert not unused, f"{name} no longer imports {', '.join(sorted(unused))}: narrow its entry"
+
+
+def test_every_form_of_import_is_seen(tmp_path: Path) -> None:
+    (tmp_path / "mediaserver" / "calls").mkdir(parents=True)
+    (tmp_path / "mediaserver" / "calls" / "__init__.py").write_text("")
+    (tmp_path / "mediaserver" / "journal.py").write_text("")
+    source = "\n".join(
+        [
+            "from __future__ import annotations",
+            "from typing import TYPE_CHECKING",
+            "import mediaserver.media.leg",
+            "from mediaserver import journal",
+            "if TYPE_CHECKING:",
+            "    from mediaserver.api.app import App",
+            "def later():",
+            "    from ..store import Store",
+            "    from ..calls import Call",
+            "    from .message import Request",
+        ]
+    )
+    path = tmp_path / "mediaserver" / "sip" / "example.py"
+    path.parent.mkdir()
+    path.write_text(source)
+    found = imported_modules(path, tmp_path / "mediaserver")
+    assert found == {
+        "mediaserver",  # from mediaserver import journal
+        "mediaserver.media.leg",
+        "mediaserver.journal",
+        "mediaserver.api.app",
+        "mediaserver.store",
+        "mediaserver.calls",
+        "mediaserver.sip.message",
+    }
