@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mediaserver.api.webhooks import WebhookDispatcher
-from mediaserver.calls.base import Q850_CAUSES, new_call_id
+from mediaserver.calls.base import new_call_id
+from mediaserver.calls.causes import q850_cause
 from mediaserver.events import EventBus
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
@@ -253,7 +254,7 @@ class CallJournal:
             ended_at=_at(call.ended_at) or datetime.now(UTC),
             hangup_cause=call.hangup_cause,
             hangup_source=call.hangup_source,
-            hangup_cause_code=Q850_CAUSES.get(call.hangup_cause or "", 16),
+            hangup_cause_code=q850_cause(call.hangup_cause),
             sip_status=call.final_status,
             dial_status=dial_status,
             media_stats={"a": call.leg.snapshot()},

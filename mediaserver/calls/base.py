@@ -33,6 +33,7 @@ from mediaserver.actions.callapi import (
     RecordOptions,
     VoicemailOptions,
 )
+from mediaserver.calls.causes import q850_cause
 from mediaserver.calls.channel import DialogChannel
 from mediaserver.calls.media import CallMedia
 from mediaserver.calls.queues import bridge_next, enqueue
@@ -63,8 +64,6 @@ if TYPE_CHECKING:
 
 log = get_logger("call")
 
-# RFC 3326 Reason header: the Q.850 cause of each hangup reason.
-Q850_CAUSES = {"normal_clearing": 16, "busy": 17, "no_answer": 19, "declined": 21, "failed": 41}
 MAX_BUFFERED_DIGITS = 64
 BYE_WAIT = 5.0
 
@@ -433,8 +432,7 @@ class Call:
     async def _send_bye(self, reason: str) -> None:
         if self.dialog is None:
             return
-        cause = Q850_CAUSES.get(reason, 16)
-        reason_header = ("Reason", f'Q.850;cause={cause};text="{reason}"')  # RFC 3326
+        reason_header = ("Reason", f'Q.850;cause={q850_cause(reason)};text="{reason}"')  # RFC 3326
         with contextlib.suppress(asyncio.TimeoutError):
             bye = self.channel.request("BYE", [reason_header])
             response = await asyncio.wait_for(bye, BYE_WAIT)
