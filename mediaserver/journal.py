@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,18 @@ class RefusedCall:
     sip_status: int
     cause: str  # why, by name: no_route, no_codec, no_media_ports...
     scenario: str | None = None
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A run that starts with the call placed for it (an API-started run): the call's
+    record names the run from the start, and the run's record is written first."""
+
+    run_id: str
+    scenario_id: str | None  # None for a scenario outside the library: no run record
+    scenario_name: str
+    branch: str
+    variables: dict[str, Any]
 
 
 def _at(epoch: float | None) -> datetime | None:
@@ -167,7 +179,11 @@ class CallJournal:
         scenario_id: str | None = None,
         run_id: str | None = None,
         parent: Call | None = None,
+        run: RunStart | None = None,
     ) -> None:
+        if run is not None:
+            self.run_started(run.run_id, run.scenario_id, run.branch, run.variables)
+            scenario_id, run_id = run.scenario_id, run.run_id
         self._tell(self.on_call_started, call)
         record = NewCall(
             id=call.id,
@@ -205,28 +221,11 @@ class CallJournal:
         store = self.store
 
         async def write() -> None:
-            # The scenario as of now: an API run names its call's right after placing it.
-            payload["scenario"] = call.scenario
             if store is not None:
-                created = await store.calls.create(replace(record, scenario_name=call.scenario))
+                created = await store.calls.create(record)
                 payload["record"] = created.as_record()  # as GET /api/cdrs/{callid} shows it
             if self.webhooks is not None:
                 self.webhooks.publish(event, call.id, payload)
-
-        self._add(write)
-
-    def call_run_attached(self, call: Call, run_id: str, scenario_id: str) -> None:
-        """Link a call placed before its run was known (an API-started run's call) to
-        the run and its scenario; journaled after ``run_started`` so the run exists."""
-        store = self.store
-        if store is None:
-            return
-        name = call.scenario
-
-        async def write() -> None:
-            await store.calls.attach_run(
-                call.id, run_id, scenario_id=scenario_id, scenario_name=name
-            )
 
         self._add(write)
 
