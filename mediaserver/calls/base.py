@@ -327,10 +327,15 @@ class Call:
         rooms = self.services.rooms if self.services is not None else {}
         return await bridge_next(self, rooms, queue)
 
-    async def _ensure_media(self) -> None:
-        """Media actions answer the call first when needed."""
+    # True once progress@v1 sent our SDP in a 183: media flows before the answer.
+    early_media_sent = False
+
+    async def _ensure_media(self, *, early: bool = True) -> None:
+        """Media actions answer the call first when needed; after progress@v1 they
+        are early media instead, heard before the answer, unless ``early`` is False
+        (a voicemail or a conference always answers)."""
         self.check()
-        if not self.answered:
+        if not self.answered and not (early and self.early_media_sent):
             await self.answer()
 
     def _buffered_key(self, stop_keys: str) -> str | None:

@@ -267,7 +267,7 @@ class CallMedia:
 
     async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
         call = self.call
-        await call._ensure_media()
+        await call._ensure_media(early=False)
         services = self._services()
         call.flush_digits()
         rid, recorder = _new_recorder(services, "wav", "mono")
@@ -309,7 +309,7 @@ class CallMedia:
 
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         call = self.call
-        await call._ensure_media()
+        await call._ensure_media(early=False)
         services = self._services()
         room = self._room(services, options.name)
         member = Member(
