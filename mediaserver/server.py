@@ -43,7 +43,9 @@ from mediaserver.api.webhooks import (
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.calls.base import RunFactory
+from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.media import flush_recordings
+from mediaserver.calls.queues import CallQueues
 from mediaserver.calls.services import CallServices
 from mediaserver.config import Config, ListenAddress, scenario_file
 from mediaserver.journal import CallJournal, RunStart
@@ -145,6 +147,8 @@ class Server:
             algorithms=config.sip.digest_algorithms,
         )
         self.trunks = {trunk.name: Trunk(trunk) for trunk in config.trunks}
+        self.conferences = Conferences()  # the live rooms and queues calls join by name
+        self.queues = CallQueues()
         self.ua = UserAgent(
             self.endpoint,
             router=self.router,
@@ -166,6 +170,8 @@ class Server:
                 journal=self.journal,
                 jitter_buffer_ms=config.rtp.jitter_buffer_ms,
                 learn_source=config.rtp.learn_source,
+                conferences=self.conferences,
+                queues=self.queues,
             ),
             serve_message=self.serve_message,
             limits=config.limits,

@@ -36,7 +36,7 @@ from mediaserver.actions.callapi import (
 from mediaserver.calls.causes import q850_cause
 from mediaserver.calls.channel import DialogChannel
 from mediaserver.calls.media import CallMedia
-from mediaserver.calls.queues import bridge_next, enqueue
+from mediaserver.calls.queues import CallQueues, bridge_next, enqueue
 from mediaserver.calls.transfer import refer
 from mediaserver.log import get_logger
 from mediaserver.media.g711 import CODECS
@@ -318,14 +318,14 @@ class Call:
         max_wait: float | None,
         announce: Callable[[int], Awaitable[Pcm]] | None,
     ) -> str:
-        rooms = self.services.rooms if self.services is not None else {}
+        queues = self.services.queues if self.services is not None else CallQueues()
         return await enqueue(
-            self, rooms, queue, hold_audio=hold_audio, max_wait=max_wait, announce=announce
+            self, queues, queue, hold_audio=hold_audio, max_wait=max_wait, announce=announce
         )
 
     async def bridge_next(self, queue: str) -> str:
-        rooms = self.services.rooms if self.services is not None else {}
-        return await bridge_next(self, rooms, queue)
+        queues = self.services.queues if self.services is not None else CallQueues()
+        return await bridge_next(self, queues, queue)
 
     # True once progress@v1 sent our SDP in a 183: media flows before the answer.
     early_media_sent = False
