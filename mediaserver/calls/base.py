@@ -111,6 +111,7 @@ class Call:
         self.dialog_headers = dialog_headers  # Contact, Allow, Server on our dialog messages
         self.codecs: tuple[str, ...] = ("PCMU", "PCMA")  # what we accept, preferred first
         self.on_hold = False  # the peer put us on hold (it stopped receiving)
+        self.early_media_sent = False  # progress@v1 sent our SDP in a 183: media before answer
         self.session_timer: SessionTimer | None = None
         self.peer_allow: list[str] = []  # the methods the peer said it allows
         # Our 2xx to INVITEs not acknowledged yet, by CSeq number.
@@ -326,9 +327,6 @@ class Call:
     async def bridge_next(self, queue: str) -> str:
         queues = self.services.queues if self.services is not None else CallQueues()
         return await bridge_next(self, queues, queue)
-
-    # True once progress@v1 sent our SDP in a 183: media flows before the answer.
-    early_media_sent = False
 
     async def _ensure_media(self, *, early: bool = True) -> None:
         """Media actions answer the call first when needed; after progress@v1 they
