@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mediaserver.calls.base import Q850_CAUSES, new_call_id
+from mediaserver.calls.base import new_call_id
+from mediaserver.calls.causes import q850_cause
 from mediaserver.events import EventBus
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
@@ -53,6 +54,18 @@ class RefusedCall:
     sip_status: int
     cause: str  # why, by name: no_route, no_codec, no_media_ports...
     scenario: str | None = None
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A run that starts with the call placed for it (an API-started run): the call's
+    record names the run from the start, and the run's record is written first."""
+
+    run_id: str
+    scenario_id: str | None  # None for a scenario outside the library: no run record
+    scenario_name: str
+    branch: str
+    variables: dict[str, Any]
 
 
 def _at(epoch: float | None) -> datetime | None:
@@ -166,7 +179,11 @@ class CallJournal:
         scenario_id: str | None = None,
         run_id: str | None = None,
         parent: Call | None = None,
+        run: RunStart | None = None,
     ) -> None:
+        if run is not None:
+            self.run_started(run.run_id, run.scenario_id, run.branch, run.variables)
+            scenario_id, run_id = run.scenario_id, run.run_id
         self._tell(self.on_call_started, call)
         record = NewCall(
             id=call.id,
@@ -204,28 +221,11 @@ class CallJournal:
         store = self.store
 
         async def write() -> None:
-            # The scenario as of now: an API run names its call's right after placing it.
-            payload["scenario"] = call.scenario
             if store is not None:
-                created = await store.calls.create(replace(record, scenario_name=call.scenario))
+                created = await store.calls.create(record)
                 payload["record"] = created.as_record()  # as GET /api/cdrs/{callid} shows it
             if self.webhooks is not None:
                 self.webhooks.publish(event, call.id, payload)
-
-        self._add(write)
-
-    def call_run_attached(self, call: Call, run_id: str, scenario_id: str) -> None:
-        """Link a call placed before its run was known (an API-started run's call) to
-        the run and its scenario; journaled after ``run_started`` so the run exists."""
-        store = self.store
-        if store is None:
-            return
-        name = call.scenario
-
-        async def write() -> None:
-            await store.calls.attach_run(
-                call.id, run_id, scenario_id=scenario_id, scenario_name=name
-            )
 
         self._add(write)
 
@@ -253,7 +253,7 @@ class CallJournal:
             ended_at=_at(call.ended_at) or datetime.now(UTC),
             hangup_cause=call.hangup_cause,
             hangup_source=call.hangup_source,
-            hangup_cause_code=Q850_CAUSES.get(call.hangup_cause or "", 16),
+            hangup_cause_code=q850_cause(call.hangup_cause),
             sip_status=call.final_status,
             dial_status=dial_status,
             media_stats={"a": call.leg.snapshot()},

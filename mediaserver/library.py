@@ -14,8 +14,10 @@ through the API first (they change routing live), then the config's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.scenario import load_scenario_text, load_scenarios
@@ -125,14 +127,37 @@ def read_scenario_files(folder: Path) -> ScenarioFiles:
 
 
 class Router:
-    """Called number or user -> scenario name."""
+    """Called number or user -> scenario name: the numbers attached through the API
+    first, then the config's ``routes``, then its ``*`` route."""
 
     def __init__(self, routes: dict[str, str]) -> None:
         self.routes = dict(routes)
-        self.numbers: dict[str, str] = {}  # attached through the API: number -> scenario name
+        self._numbers: dict[str, str] = {}  # attached through the API: number -> scenario name
 
     async def load(self, store: Store) -> None:
-        self.numbers = {n.number: n.scenario_name for n in await store.numbers.all()}
+        self._numbers = {n.number: n.scenario_name for n in await store.numbers.all()}
 
     def __call__(self, called: str) -> str | None:
-        return self.numbers.get(called) or self.routes.get(called) or self.routes.get("*")
+        return self._numbers.get(called) or self.routes.get(called) or self.routes.get("*")
+
+    @property
+    def numbers(self) -> Mapping[str, str]:
+        """The attached numbers (read-only; changed by the methods below, as the store is)."""
+        return MappingProxyType(self._numbers)
+
+    def attach(self, number: str, scenario_name: str) -> None:
+        self._numbers[number] = scenario_name
+
+    def detach(self, number: str) -> None:
+        self._numbers.pop(number, None)
+
+    def rename(self, old: str, new: str) -> None:
+        """A scenario was renamed: its numbers lead to the new name."""
+        for number, target in self._numbers.items():
+            if target == old:
+                self._numbers[number] = new
+
+    def forget(self, scenario_name: str) -> None:
+        """A scenario was deleted: its numbers lead nowhere now."""
+        for number in [n for n, target in self._numbers.items() if target == scenario_name]:
+            del self._numbers[number]

@@ -37,10 +37,12 @@ from mediaserver.api.http import HttpListener
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.calls.base import RunFactory
+from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.media import flush_recordings
+from mediaserver.calls.queues import CallQueues
 from mediaserver.calls.services import CallServices
 from mediaserver.config import Config, ListenAddress, scenario_file
-from mediaserver.journal import CallJournal
+from mediaserver.journal import CallJournal, RunStart
 from mediaserver.library import Router, ScenarioLibrary, read_scenario_files
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
@@ -141,6 +143,8 @@ class Server:
             algorithms=config.sip.digest_algorithms,
         )
         self.trunks = {trunk.name: Trunk(trunk) for trunk in config.trunks}
+        self.conferences = Conferences()  # the live rooms and queues calls join by name
+        self.queues = CallQueues()
         self.ua = UserAgent(
             self.endpoint,
             router=self.router,
@@ -162,6 +166,8 @@ class Server:
                 journal=self.journal,
                 jitter_buffer_ms=config.rtp.jitter_buffer_ms,
                 learn_source=config.rtp.learn_source,
+                conferences=self.conferences,
+                queues=self.queues,
             ),
             serve_message=self.serve_message,
             limits=config.limits,
@@ -485,18 +491,18 @@ class Server:
             )
         except ValueError as exc:
             raise RunRefused("variables", str(exc)) from None
+        start = RunStart(run_id, scenario_id, scenario.name, API_BRANCH, dict(variables or {}))
         call: OutboundCall | None = None
         if to is not None:
             try:
+                # The call's record names the run from the start (and journals the run).
                 call = await self.ua.originate(
-                    to, caller_id=caller_id or "mediaserver", headers={}, parent=None
+                    to, caller_id=caller_id or "mediaserver", headers={}, run=start
                 )
             except TargetError as exc:
                 raise RunRefused("to", str(exc)) from None
-            call.scenario = scenario.name
-        self.journal.run_started(run_id, scenario_id, API_BRANCH, dict(variables or {}))
-        if call is not None and scenario_id is not None:
-            self.journal.call_run_attached(call, run_id, scenario_id)
+        else:
+            self.journal.run_started(run_id, scenario_id, API_BRANCH, start.variables)
         task = asyncio.get_running_loop().create_task(
             self._api_run(run, call, run_id, ring_timeout)
         )

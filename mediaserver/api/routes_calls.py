@@ -5,8 +5,9 @@ one up (BYE once answered, a final response before) and answers when the
 BYE has been answered or timed out. Injected actions replace what the
 call's scenario is doing, as a new run on the same call.
 
-Conferences and queues are read from the rooms the calls share now
-(``conference@v1`` and ``queue@v1``): a room or queue nobody is in is gone.
+Conferences and queues are read from the server's live ``Conferences`` and
+``CallQueues`` (``conference@v1`` and ``queue@v1``): a room or queue nobody
+is in is gone.
 
 Call records come from the store, filtered on exact values and a start-time
 range, newest first; ``/api/cdrs/export`` streams the same filters as CSV,
@@ -51,8 +52,6 @@ from mediaserver.api.native import (
     slice_page,
     store_of,
 )
-from mediaserver.calls.media import room_snapshots
-from mediaserver.calls.queues import queue_snapshots
 from mediaserver.server import RunRefused
 from mediaserver.store import CallFilter
 from mediaserver.store import CallRecord as StoredCall
@@ -145,8 +144,7 @@ async def inject_actions(request: Request, callid: CallId, body: ActionsIn) -> R
 async def list_conferences(
     request: Request, offset: Offset = 0, limit: Limit = 10
 ) -> dict[str, Any]:
-    services = server_of(request).ua.services
-    rooms = room_snapshots(services.rooms) if services is not None else []
+    rooms = server_of(request).conferences.snapshots()
     conferences = [
         {
             "name": room["name"],
@@ -169,8 +167,7 @@ async def list_conferences(
 
 @router.get("/api/queues", response_model=QueuePage, summary="List queues")
 async def list_queues(request: Request, offset: Offset = 0, limit: Limit = 10) -> dict[str, Any]:
-    services = server_of(request).ua.services
-    snapshots = queue_snapshots(services.rooms) if services is not None else []
+    snapshots = server_of(request).queues.snapshots()
     queues = [
         {
             "name": queue["name"],

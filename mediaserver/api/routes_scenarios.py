@@ -187,9 +187,7 @@ async def _update(request: Request, sid: str, name: str | None, script: str | No
         raise not_found("scenario", sid, "sid")
     if updated.name != record.name:
         server.library.remove(record.name)
-        for number, target in list(server.router.numbers.items()):
-            if target == record.name:
-                server.router.numbers[number] = updated.name
+        server.router.rename(record.name, updated.name)
     server.library.put(updated.name, updated.id, scenario)
     return scenario_out(updated)
 
@@ -231,9 +229,7 @@ async def delete_scenario(request: Request, sid: Sid) -> Status:
     if not await store_of(request).scenarios.delete(sid):
         raise not_found("scenario", sid, "sid")
     server.library.remove(record.name)
-    for number, target in list(server.router.numbers.items()):
-        if target == record.name:
-            del server.router.numbers[number]
+    server.router.forget(record.name)
     return Status(code="ok", message=f"scenario {sid} deleted")
 
 
@@ -333,7 +329,7 @@ async def attach_number(request: Request, sid: Sid, number: Number) -> Status:
         previous = await store_of(request).numbers.attach(number, sid)
     except UnknownReference:
         raise not_found("scenario", sid, "sid") from None
-    server.router.numbers[number] = record.name
+    server.router.attach(number, record.name)
     moved = f" (moved from scenario {previous})" if previous not in (None, sid) else ""
     return Status(code="ok", message=f"{number} attached to scenario {sid}{moved}")
 
@@ -345,5 +341,5 @@ async def detach_number(request: Request, sid: Sid, number: Number) -> Status:
     await _existing(request, sid)
     if not await store_of(request).numbers.detach(number, sid):
         raise ApiError(404, "not_found", f"{number} is not attached to scenario {sid}", "number")
-    server_of(request).router.numbers.pop(number, None)
+    server_of(request).router.detach(number)
     return Status(code="ok", message=f"{number} detached from scenario {sid}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import secrets
 import string
 import time
@@ -34,8 +33,10 @@ from mediaserver.actions.callapi import (
     RecordOptions,
     VoicemailOptions,
 )
+from mediaserver.calls.causes import q850_cause
+from mediaserver.calls.channel import DialogChannel
 from mediaserver.calls.media import CallMedia
-from mediaserver.calls.queues import bridge_next, enqueue
+from mediaserver.calls.queues import CallQueues, bridge_next, enqueue
 from mediaserver.calls.transfer import refer
 from mediaserver.log import get_logger
 from mediaserver.media.g711 import CODECS
@@ -47,7 +48,6 @@ from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
-from mediaserver.sip.uri import SipUri
 from mediaserver.store.cdrs import rfc3339
 from mediaserver.store.db import from_ms
 
@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 
 log = get_logger("call")
 
-# RFC 3326 Reason header: the Q.850 cause of each hangup reason.
-Q850_CAUSES = {"normal_clearing": 16, "busy": 17, "no_answer": 19, "declined": 21, "failed": 41}
 MAX_BUFFERED_DIGITS = 64
 BYE_WAIT = 5.0
 
@@ -108,13 +106,21 @@ class Call:
         self.dialog_headers = dialog_headers  # Contact, Allow, Server on our dialog messages
         self.codecs: tuple[str, ...] = ("PCMU", "PCMA")  # what we accept, preferred first
         self.on_hold = False  # the peer put us on hold (it stopped receiving)
+        self.early_media_sent = False  # progress@v1 sent our SDP in a 183: media before answer
         self.session_timer: SessionTimer | None = None
         self.peer_allow: list[str] = []  # the methods the peer said it allows
         # Our 2xx to INVITEs not acknowledged yet, by CSeq number.
         self.awaiting_ack: dict[int, ServerTransaction] = {}
         self._expiry: asyncio.TimerHandle | None = None
         self._timer_task: asyncio.Task[None] | None = None
-        self.dialog: Dialog | None = None
+        # The dialog and every request sent in it (calls/channel.py).
+        self.channel = DialogChannel(
+            endpoint,
+            peer,
+            local_host=local_host,
+            user_agent=user_agent,
+            contact=dict(dialog_headers).get("Contact"),
+        )
         self.local_sdp: SessionDescription | None = None  # what we last told the peer
         self.scenario: str | None = None
         self.started_at = time.time()
@@ -138,6 +144,15 @@ class Call:
         self._background: set[asyncio.Task[None]] = set()
         self._finished = False
         leg.on_digit = self._on_digit
+
+    @property
+    def dialog(self) -> Dialog | None:
+        """The call's dialog, once it exists (kept by its channel)."""
+        return self.channel.dialog
+
+    @dialog.setter
+    def dialog(self, dialog: Dialog | None) -> None:
+        self.channel.dialog = dialog
 
     @property
     def services(self) -> CallServices | None:
@@ -299,19 +314,21 @@ class Call:
         max_wait: float | None,
         announce: Callable[[int], Awaitable[Pcm]] | None,
     ) -> str:
-        rooms = self.services.rooms if self.services is not None else {}
+        queues = self.services.queues if self.services is not None else CallQueues()
         return await enqueue(
-            self, rooms, queue, hold_audio=hold_audio, max_wait=max_wait, announce=announce
+            self, queues, queue, hold_audio=hold_audio, max_wait=max_wait, announce=announce
         )
 
     async def bridge_next(self, queue: str) -> str:
-        rooms = self.services.rooms if self.services is not None else {}
-        return await bridge_next(self, rooms, queue)
+        queues = self.services.queues if self.services is not None else CallQueues()
+        return await bridge_next(self, queues, queue)
 
-    async def _ensure_media(self) -> None:
-        """Media actions answer the call first when needed."""
+    async def _ensure_media(self, *, early: bool = True) -> None:
+        """Media actions answer the call first when needed; after progress@v1 they
+        are early media instead, heard before the answer, unless ``early`` is False
+        (a voicemail or a conference always answers)."""
         self.check()
-        if not self.answered:
+        if not self.answered and not (early and self.early_media_sent):
             await self.answer()
 
     def _buffered_key(self, stop_keys: str) -> str | None:
@@ -413,26 +430,11 @@ class Call:
     async def _send_bye(self, reason: str) -> None:
         if self.dialog is None:
             return
-        via = self.endpoint.new_via(self.peer.transport, self.local_host)
-        bye = self.dialog.create_request("BYE", via)
-        bye.headers.add("Reason", f'Q.850;cause={Q850_CAUSES.get(reason, 16)};text="{reason}"')
-        bye.headers.add("User-Agent", self.user_agent)
+        reason_header = ("Reason", f'Q.850;cause={q850_cause(reason)};text="{reason}"')  # RFC 3326
         with contextlib.suppress(asyncio.TimeoutError):
-            response = await asyncio.wait_for(
-                self.endpoint.request(bye, self.in_dialog_peer()), BYE_WAIT
-            )
+            bye = self.channel.request("BYE", [reason_header])
+            response = await asyncio.wait_for(bye, BYE_WAIT)
             log.debug("bye answered", status=response.status if response else None)
-
-    def in_dialog_peer(self) -> Peer:
-        """Where in-dialog requests go. Over TCP, the connection the dialog was set
-        up on; over UDP, the next hop's address (RFC 3261 12.2.1.1), falling back to
-        the original peer when the target is not a literal address."""
-        if self.peer.reliable or self.dialog is None:
-            return self.peer
-        hop = self.dialog.next_hop()
-        if isinstance(hop, SipUri) and _is_ip(hop.host):
-            return Peer("udp", hop.host.strip("[]"), hop.port or 5060)
-        return self.peer
 
     # -- events from the user agent ----------------------------------------------
 
@@ -569,19 +571,16 @@ class Call:
         assert self.dialog is not None and self.session_timer is not None
         allow = {m.strip().upper() for m in self.peer_allow}
         method = "UPDATE" if "UPDATE" in allow else "INVITE"
-        via = self.endpoint.new_via(self.peer.transport, self.local_host)
-        contact = dict(self.dialog_headers).get("Contact")
-        request = self.dialog.create_request(method, via, contact=contact)
-        request.headers.add("Session-Expires", f"{self.session_timer.interval};refresher=uas")
-        request.headers.add("Supported", "timer")
+        headers = [
+            ("Session-Expires", f"{self.session_timer.interval};refresher=uas"),
+            ("Supported", "timer"),
+        ]
+        body = b""
         if method == "INVITE" and self.local_sdp is not None:
-            request.headers.add("Content-Type", "application/sdp")
-            request.body = self.local_sdp.serialize().encode()
-        response = await self.endpoint.request(request, self.in_dialog_peer())
+            body = self.local_sdp.serialize().encode()
+        response = await self.channel.request(method, headers, body, content_type="application/sdp")
         if method == "INVITE" and response is not None and 200 <= response.status < 300:
-            ack = self.dialog.create_request("ACK", self.endpoint.new_via(
-                self.peer.transport, self.local_host))  # fmt: skip
-            self.endpoint.send(ack, self.in_dialog_peer())
+            self.channel.ack()
         return response
 
     def stop_session_timer(self) -> None:
@@ -682,14 +681,6 @@ def _without_version(sdp: SessionDescription) -> str:
     """An SDP's text with the origin's session version blanked out."""
     lines = sdp.serialize().split("\r\n")
     return "\r\n".join(line for line in lines if not line.startswith("o="))
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def user_of(uri: object) -> str | None:

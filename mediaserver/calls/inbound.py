@@ -95,7 +95,6 @@ class InboundCall(Call):
         self.local_sdp = setup.answer_sdp
         self._offer: SessionDescription | None = None
         self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._early = False
         # RFC 3262: reliable provisional responses when the caller requires them.
         self.reliable = "100rel" in {t.lower() for t in invite.headers.get_list("Require")}
         self._rseq = secrets.randbelow(2**30)
@@ -121,9 +120,9 @@ class InboundCall(Call):
     async def progress(self) -> None:
         """183 Session Progress with our SDP: media flows before the answer."""
         self.check()
-        if self.answered or self._early or self.local_sdp is None:
+        if self.answered or self.early_media_sent or self.local_sdp is None:
             return  # an offerless INVITE cannot have early media without 100rel
-        self._early = True
+        self.early_media_sent = True
         extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
         body = self.local_sdp.serialize().encode()
         progress = make_response(self.invite, 183, to_tag=self.dialog_tag, extra=extra, body=body)

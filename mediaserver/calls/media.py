@@ -41,7 +41,7 @@ from mediaserver.actions.callapi import (
     VoicemailOptions,
 )
 from mediaserver.log import get_logger
-from mediaserver.media.conference import Conference, ConferenceFull, Member, room_key
+from mediaserver.media.conference import Conference, ConferenceFull, Member
 from mediaserver.media.dtmf_out import check_keys, event_steps, inband_audio
 from mediaserver.media.leg import Playback, RtpLeg
 from mediaserver.media.recorder import (
@@ -267,7 +267,7 @@ class CallMedia:
 
     async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
         call = self.call
-        await call._ensure_media()
+        await call._ensure_media(early=False)
         services = self._services()
         call.flush_digits()
         rid, recorder = _new_recorder(services, "wav", "mono")
@@ -309,9 +309,9 @@ class CallMedia:
 
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         call = self.call
-        await call._ensure_media()
+        await call._ensure_media(early=False)
         services = self._services()
-        room = self._room(services, options.name)
+        room = services.conferences.room(options.name, call.leg.clock)
         member = Member(
             call.leg,
             call.id,
@@ -329,7 +329,7 @@ class CallMedia:
         except ConferenceFull as exc:
             log.info("conference full", conference=options.name, reason=str(exc))
             if not room.members:
-                self._drop_room(services, room)
+                services.conferences.drop(room)
             return ConferenceResult("full")
         log.info(
             "conference joined",
@@ -389,23 +389,6 @@ class CallMedia:
             return False
         room.leave(self.call.leg, "left")
         return True
-
-    def _room(self, services: CallServices, name: str) -> Conference:
-        key = room_key(name)
-        room = services.rooms.get(key)
-        if isinstance(room, Conference):
-            return room
-        room = Conference(
-            name, self.call.leg.clock, on_empty=lambda r: self._drop_room(services, r)
-        )
-        services.rooms[key] = room
-        return room
-
-    @staticmethod
-    def _drop_room(services: CallServices, room: Conference) -> None:
-        key = room_key(room.name)
-        if services.rooms.get(key) is room:
-            del services.rooms[key]
 
     def _record_room(self, services: CallServices, room: Conference) -> ActiveRecording | None:
         """Record the room's full mix until it empties, unless it is recorded already."""
@@ -490,8 +473,3 @@ class _LevelMeter:
                 self.done.set_result(None)
         except Exception as exc:  # the clock would drop us; the action should fail instead
             self.done.set_exception(exc)
-
-
-def room_snapshots(rooms: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every live conference, as the API lists them."""
-    return [room.snapshot() for room in rooms.values() if isinstance(room, Conference)]

@@ -237,10 +237,9 @@ class OutboundCall(Call):
         INVITE's CSeq number (RFC 3261 13.2.2.4); the same ACK for retransmissions."""
         assert self.dialog is not None
         if self._ack is None:
-            via = self.endpoint.new_via(self.peer.transport, self.local_host)
-            self._ack = self.dialog.create_request("ACK", via)
-            self._ack.headers.add("User-Agent", self.user_agent)
-        self.endpoint.send(self._ack, self.in_dialog_peer())
+            self._ack = self.channel.ack()
+        else:
+            self.channel.send(self._ack)
 
     def _accept_sdp(self, body: bytes) -> bool:
         """Point our leg at the callee's media; False when the answer is unusable."""
@@ -260,4 +259,4 @@ class OutboundCall(Call):
     def on_stray_response(self, response: Response) -> None:
         """A 2xx retransmitted after our INVITE transaction ended still gets its ACK."""
         if 200 <= response.status < 300 and self._ack is not None:
-            self.endpoint.send(self._ack, self.in_dialog_peer())
+            self.channel.send(self._ack)

@@ -1,7 +1,7 @@
 """Call-centre queues: callers wait, agents take them in order (``queue@v1``).
 
 Theory of operation: a :class:`CallQueue` per name lives in the server's
-shared rooms (``services.rooms["queue:NAME"]``). ``enqueue`` answers the
+:class:`CallQueues` (``services.queues``). ``enqueue`` answers the
 caller if needed and puts it at the back: it hears the hold audio in a loop,
 and, when asked, its position every so often, until an agent takes it, the
 maximum wait passes, or it hangs up. ``bridge_next``, run by an agent's call,
@@ -65,15 +65,30 @@ class CallQueue:
         }
 
 
-def _queue_key(name: str) -> str:
-    return f"queue:{name}"
+class CallQueues:
+    """The call queues by name; a queue exists while someone waits in it."""
 
+    def __init__(self) -> None:
+        self._queues: dict[str, CallQueue] = {}
 
-def queue_snapshots(rooms: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every queue someone waits in, as the API lists them."""
-    return [
-        room.snapshot() for room in rooms.values() if isinstance(room, CallQueue) and room.waiting
-    ]
+    def join(self, name: str) -> CallQueue:
+        """The queue ``name``, made when its first caller joins."""
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = CallQueue(name)
+        return queue
+
+    def get(self, name: str) -> CallQueue | None:
+        return self._queues.get(name)
+
+    def drop_if_empty(self, queue: CallQueue) -> None:
+        """Forget ``queue`` once nobody waits in it (unless another took its name)."""
+        if not queue.waiting and self._queues.get(queue.name) is queue:
+            del self._queues[queue.name]
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Every queue someone waits in, as the API lists them."""
+        return [queue.snapshot() for queue in self._queues.values() if queue.waiting]
 
 
 Announce = Callable[[int], Awaitable[Pcm]]
@@ -82,7 +97,7 @@ Announce = Callable[[int], Awaitable[Pcm]]
 
 async def enqueue(
     call: Call,
-    rooms: dict[str, Any],
+    queues: CallQueues,
     name: str,
     *,
     hold_audio: Pcm,
@@ -91,13 +106,10 @@ async def enqueue(
 ) -> str:
     """Wait in the queue ``name``: ``bridged`` once an agent took the call and that
     bridge ended, ``timeout`` after ``max_wait`` seconds; CallEnded if the caller
-    hangs up. The queue exists in ``rooms`` while someone waits in it."""
+    hangs up. The queue exists in ``queues`` while someone waits in it."""
     if not call.answered:
         await call.answer()
-    key = _queue_key(name)
-    queue = rooms.get(key)
-    if not isinstance(queue, CallQueue):
-        queue = rooms[key] = CallQueue(name)
+    queue = queues.join(name)
     waiter = Waiter(call)
     queue.waiting.append(waiter)
     log.info("queued", queue=queue.name, position=len(queue.waiting), call_id=call.id)
@@ -134,8 +146,7 @@ async def enqueue(
             _publish(call, "call.left.queue", queue=queue.name, reason=outcome)
         if waiter in queue.waiting:
             queue.waiting.remove(waiter)
-        if not queue.waiting and rooms.get(key) is queue:
-            del rooms[key]
+        queues.drop_if_empty(queue)
         waiter.left.set_result(None)
         if not waiter.taken.done():
             call.leg.stop_playback()
@@ -150,14 +161,14 @@ def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-async def bridge_next(agent: Call, rooms: dict[str, Any], name: str) -> str:
+async def bridge_next(agent: Call, queues: CallQueues, name: str) -> str:
     """Join ``agent`` to the caller who has waited longest in the queue ``name``:
     ``bridged`` when that bridge ends, ``empty`` when nobody waits."""
     if not agent.answered:
         await agent.answer()
     agent.check()
-    queue = rooms.get(_queue_key(name))
-    waiter = _next_waiter(queue) if isinstance(queue, CallQueue) else None
+    queue = queues.get(name)
+    waiter = _next_waiter(queue) if queue is not None else None
     if waiter is None:
         return "empty"
     caller = waiter.call
@@ -182,7 +193,7 @@ async def bridge_next(agent: Call, rooms: dict[str, Any], name: str) -> str:
 
 def _next_waiter(queue: CallQueue) -> Waiter | None:
     """The caller who has waited longest and is still there, out of the queue.
-    (It stays in ``rooms`` until that caller's ``enqueue`` ends.)"""
+    (It stays in the queue's list until that caller's ``enqueue`` ends.)"""
     while queue.waiting:
         waiter = queue.waiting.popleft()
         if not waiter.call.ended and not waiter.left.done():

@@ -3,15 +3,17 @@
 The user agent gives every call (inbound, or placed by dial@v1 or the API) the
 same :class:`CallServices`: where recordings go, the journal that indexes
 them, the jitter-buffer depth for decoded legs, which RTP sources a leg may
-learn, and the shared rooms of conferences and queues that calls join by name.
+learn, and the conference rooms and queues that calls join by name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mediaserver.calls.conferences import Conferences
+from mediaserver.calls.queues import CallQueues
 from mediaserver.media.latching import LearnMode
 
 if TYPE_CHECKING:
@@ -24,5 +26,6 @@ class CallServices:
     journal: CallJournal | None = None
     jitter_buffer_ms: int = 60
     learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg may latch onto
-    # Shared by every call: conference rooms and queues by name (filled by their owners).
-    rooms: dict[str, Any] = field(default_factory=dict)
+    # Shared by every call: conference rooms and queues by name.
+    conferences: Conferences = field(default_factory=Conferences)
+    queues: CallQueues = field(default_factory=CallQueues)

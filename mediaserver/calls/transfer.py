@@ -50,17 +50,11 @@ async def refer(call: Call, target: str) -> str:
     ``transferred`` (the call is then hung up) or ``failed`` (the call goes on)."""
     call.check()
     assert call.dialog is not None
-    via = call.endpoint.new_via(call.peer.transport, call.local_host)
-    request = call.dialog.create_request(
-        "REFER", via, contact=dict(call.dialog_headers).get("Contact")
-    )
-    request.headers.add("Refer-To", f"<{target}>")
-    request.headers.add("Referred-By", f"<sip:mediaserver@{call.local_host}>")
-    request.headers.add("User-Agent", call.user_agent)
+    headers = [("Refer-To", f"<{target}>"), ("Referred-By", f"<sip:mediaserver@{call.local_host}>")]
     updates: asyncio.Queue[int] = asyncio.Queue()
     call.refer_updates = updates
     try:
-        response = await call.endpoint.request(request, call.in_dialog_peer())
+        response = await call.channel.request("REFER", headers)
         if response is None or not 200 <= response.status < 300:
             log.info("REFER refused", status=response.status if response else None, call_id=call.id)
             return "failed"
@@ -135,14 +129,10 @@ async def _notify(call: Call, status: int, *, active: bool) -> None:
     """Report the transfer's progress to the transferor (RFC 3515 2.4.4)."""
     if call.ended or call.dialog is None:
         return
-    via = call.endpoint.new_via(call.peer.transport, call.local_host)
-    notify = call.dialog.create_request(
-        "NOTIFY", via, contact=dict(call.dialog_headers).get("Contact")
-    )
-    notify.headers.add("Event", "refer")
     state = "active;expires=60" if active else "terminated;reason=noresource"
-    notify.headers.add("Subscription-State", state)
-    notify.headers.add("Content-Type", "message/sipfrag;version=2.0")
-    notify.body = f"SIP/2.0 {status} {REASON_PHRASES.get(status, 'Unknown')}\r\n".encode()
+    headers = [("Event", "refer"), ("Subscription-State", state)]
+    sipfrag = f"SIP/2.0 {status} {REASON_PHRASES.get(status, 'Unknown')}\r\n".encode()
     with contextlib.suppress(Exception):
-        await call.endpoint.request(notify, call.in_dialog_peer())
+        await call.channel.request(
+            "NOTIFY", headers, sipfrag, content_type="message/sipfrag;version=2.0"
+        )

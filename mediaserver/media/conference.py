@@ -50,17 +50,12 @@ from mediaserver.media.leg import SILENT_FRAME
 from mediaserver.media.mixer import ConferenceFull, Mixer, MixResult, enter_beep, exit_beep
 from mediaserver.media.pcm import Pcm
 
-__all__ = ["ROOM_CAPACITY", "Conference", "ConferenceFull", "ConferenceLeg", "Member", "room_key"]
+__all__ = ["ROOM_CAPACITY", "Conference", "ConferenceFull", "ConferenceLeg", "Member"]
 
 ROOM_CAPACITY = 1000
 """Most members one room can hold, whatever ``max_participants`` says."""
 
 FRAME_BYTES = 160  # one 20 ms G.711 frame
-
-
-def room_key(name: str) -> str:
-    """The key of conference ``name`` in the shared rooms (queues live there too)."""
-    return f"conference:{name}"
 
 
 class ConferenceLeg(Protocol):

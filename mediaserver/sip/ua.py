@@ -26,7 +26,7 @@ from mediaserver.actions.callapi import DTMF_KEYS
 from mediaserver.calls import Call, CallSetup, InboundCall, OutboundCall, transfer
 from mediaserver.calls.services import CallServices
 from mediaserver.config import LimitsConfig
-from mediaserver.journal import CallJournal
+from mediaserver.journal import CallJournal, RunStart
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.g711 import CODECS
@@ -743,9 +743,11 @@ class UserAgent:
         caller_id: str,
         headers: Mapping[str, str],
         parent: Call | None = None,
+        run: RunStart | None = None,
     ) -> OutboundCall:
         """Prepare (not yet place) a call: ``target`` is a SIP URI, the name of a
-        registered user, or a number for the first trunk. TargetError when it
+        registered user, or a number for the first trunk; ``run``, the run the call
+        is placed for, which its record names from the start. TargetError when it
         cannot be called."""
         extra = []
         for name, value in headers.items():
@@ -766,7 +768,7 @@ class UserAgent:
             raise TargetError(f"{target}: {exc}") from None
         try:
             return self._outbound_call(leg, target, uri, peer, trunk, caller_id, from_host,
-                                       local_host, extra, parent)  # fmt: skip
+                                       local_host, extra, parent, run)  # fmt: skip
         except BaseException:
             self._release(leg)  # the call never existed: nobody else would give the port back
             raise
@@ -783,6 +785,7 @@ class UserAgent:
         local_host: str,
         extra: list[tuple[str, str]],
         parent: Call | None,
+        run: RunStart | None,
     ) -> OutboundCall:
         port = leg.local_port
 
@@ -826,8 +829,10 @@ class UserAgent:
         call.codecs = self.media.codecs
         call.journal = self.journal
         call.services = self.services
+        if run is not None:
+            call.scenario = run.scenario_name
         if self.journal is not None:
-            self.journal.call_started(call, number=caller_id, parent=parent)
+            self.journal.call_started(call, number=caller_id, parent=parent, run=run)
         return call
 
     # -- shutdown ----------------------------------------------------------------

@@ -351,7 +351,9 @@ def test_api_started_call_record_names_its_scenario_and_run(tmp_path: Path, web:
     # The call webhooks name the scenario too, and the ended one carries the record.
     started = web.wait_for(lambda r: b"v2.call.outbound.started" in r.body).json()["payload"]
     assert started["scenario"] == "reminder"
-    assert started["record"]["scenario"]["name"] == "reminder"
+    # The record names its run and scenario from the start, in call.started already.
+    assert started["record"]["scenario"] == {"sid": sid, "name": "reminder"}
+    assert started["record"]["runid"] == runid
     ended = web.wait_for(lambda r: b"v2.call.outbound.ended" in r.body).json()["payload"]
     assert ended["record"] == record
     assert ended["scenario_name"] == "reminder"  # the Callr CDR.Out's own field

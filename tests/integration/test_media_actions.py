@@ -409,3 +409,39 @@ def test_a_recording_ends_with_the_call_and_is_announced(tmp_path: Path) -> None
     assert isinstance(payload, dict)
     assert payload["sid"] == row["id"] and payload["status"] == "ready"
     assert payload["type"] == "call" and payload["format"] == "flac"
+
+
+# -- early media (progress@v1) -------------------------------------------------------------
+
+EARLY = """\
+branches:
+  inbound-call:
+    actions:
+      - action: progress@v1
+      - action: play@v1
+        params: {tone: dial}
+      - action: answer@v1
+      - action: pause@v1
+        params: {seconds: 1}
+"""
+DIAL_TONE = (350.0, 440.0)  # 3 s continuous
+
+
+def test_a_prompt_after_progress_is_heard_before_the_answer(tmp_path: Path) -> None:
+    """progress@v1 then play@v1: the 183 with SDP, then the prompt as early media, and
+    only then (answer@v1) the 200 OK, not a 200 a few milliseconds after the 183."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "early.yaml").write_text(EARLY)
+    server = start_server(tmp_path / "server", routes={"early": "early"}, scenarios=scenarios)
+    try:
+        with PlainPhone(server.sip_port) as phone:
+            phone.invite("early")
+            phone.early_media()
+            phone.answered(timeout=15)
+            early, rate = phone.heard_before_answer
+            assert phone.wait_bye(10)
+    finally:
+        server.stop()
+    # Nearly all of the 3 s tone arrives between the 183 and the 200.
+    assert audio.tone_seconds(early, rate, DIAL_TONE) > 2.0

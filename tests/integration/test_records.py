@@ -110,3 +110,41 @@ def test_sigkill_during_a_call_then_restart(tmp_path: Path) -> None:
                  ).assert_ok(calls=1)  # fmt: skip
     finally:
         again.stop()
+
+
+REJECTS = {"notfound": "not_found", "unavailable": "unavailable", "declined": "declined"}
+
+
+def test_a_rejected_call_records_the_q850_cause_of_its_reason(tmp_path: Path) -> None:
+    """reject@v1's reasons leave their own Q.850 cause in the record (RFC 3398: 404 -> 1,
+    480 -> 20, 603 -> 21), not normal clearing's 16."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    for name, reason in REJECTS.items():
+        (scenarios / f"{name}.yaml").write_text(
+            "branches:\n  inbound-call:\n    actions:\n"
+            f"      - action: reject@v1\n        params: {{reason: {reason}}}\n"
+        )
+    server = start_server(tmp_path / "server", routes={n: n for n in REJECTS}, scenarios=scenarios)
+    try:
+        statuses = {}
+        with SipProbe(server.sip_port) as probe:
+            for name in REJECTS:
+                invite = probe.build("INVITE", user=name, body=sdp_offer(), call_id=f"q850-{name}")
+                probe.send(invite)
+                reply = probe.final_for(f"q850-{name}")
+                probe.ack(invite, reply)
+                statuses[name] = reply.status
+        db = database(server)
+        ended = "SELECT count(*) FROM calls WHERE status='ended'"
+        wait_for(lambda: db.execute(ended).fetchone()[0] == len(REJECTS))
+        rows = db.execute("SELECT * FROM calls").fetchall()
+        causes = {r["sip_call_id"]: (r["hangup_cause"], r["hangup_cause_code"]) for r in rows}
+    finally:
+        server.stop()
+    assert statuses == {"notfound": 404, "unavailable": 480, "declined": 603}
+    assert causes == {
+        "q850-notfound": ("not_found", 1),
+        "q850-unavailable": ("unavailable", 20),
+        "q850-declined": ("declined", 21),
+    }

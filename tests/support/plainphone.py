@@ -16,7 +16,8 @@ with 200; :meth:`hangup` sends one.
 
 Early media: :meth:`invite`, then :meth:`early_media` (waits for a 183 with
 SDP and starts listening; returns the server's RTP address), then
-:meth:`answered` (the 200: ACK, then it starts sending). ``sdp_host`` is the
+:meth:`answered` (the 200: ACK, then it starts sending; ``heard_before_answer``
+keeps what was heard until the 200 arrived). ``sdp_host`` is the
 c= address of the offer; its RTP still comes from 127.0.0.1 (a phone behind
 NAT writes its private address).
 """
@@ -62,6 +63,7 @@ class PlainPhone:
         samples = np.asarray(send if send is not None else [], dtype=np.float64)
         self._send = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
         self._heard: list[npt.NDArray[np.int16]] = []
+        self.heard_before_answer: tuple[npt.NDArray[np.float64], int] = (np.zeros(0), 8000)
         self.received_types: set[int] = set()
         self.bye_received = threading.Event()
         self._remote: tuple[str, int] | None = None
@@ -99,6 +101,7 @@ class PlainPhone:
     def answered(self, timeout: float = 10.0) -> None:
         """Wait for the 200, ACK it, start sending (and listening, if not yet)."""
         ok = self.probe.expect_final(timeout)
+        self.heard_before_answer = self.heard()  # early media: what came before the 200
         assert ok.status == 200, f"{ok.status} {ok.reason}"
         self._to_tag = ok.to_tag
         self._remote = self._media_address(ok.body)

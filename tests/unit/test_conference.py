@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from media_fakes import ManualClock
 
-from mediaserver.media.conference import Conference, ConferenceFull, Member, room_key
+from mediaserver.media.conference import Conference, ConferenceFull, Member
 from mediaserver.media.g711 import PCMA, PCMU, Codec
 from mediaserver.media.leg import SILENT_FRAME
 from mediaserver.media.mixer import enter_beep
@@ -201,12 +201,11 @@ async def test_the_recording_gets_the_full_mix_until_the_room_empties() -> None:
     assert done == [True] and not room.recording
 
 
-async def test_snapshot_and_room_keys() -> None:
+async def test_snapshot() -> None:
     a = FakeLeg("a", 1)
     room, _ = await room_with(a, muted=True)
     snap = room.snapshot()
     assert snap["name"] == "sales" and snap["participants"][0]["muted"] is True
-    assert room_key("sales") == "conference:sales"
 
 
 async def test_a_held_member_hears_the_hold_audio_and_is_not_heard() -> None:
