@@ -256,13 +256,11 @@ INITIAL: dict[Machine, State] = {
 }
 
 _MACHINE_OF_TIMER = {
-    Timer.RETRANSMIT_1XX: Machine.RELIABLE,
-    Timer.PRACK_TIMEOUT: Machine.RELIABLE,
-    Timer.RETRY: Machine.OFFER,
-    Timer.RETRANSMIT_2XX: Machine.ACK,
-    Timer.ACK_TIMEOUT: Machine.ACK,
-    Timer.REFRESH: Machine.SESSION_TIMER,
-    Timer.EXPIRE: Machine.SESSION_TIMER,
+    trigger: machine
+    for machine, states in TRANSITIONS.items()
+    for transitions in states.values()
+    for trigger in transitions
+    if isinstance(trigger, Timer)
 }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 from mediaserver.sip.invite_session import (
+    ENTRY_TIMERS,
+    TRANSITIONS,
     AckTimedOut,
     InviteSession,
     Machine,
@@ -379,3 +381,22 @@ def test_no_session_timer_no_deadline() -> None:
     s = session()
     answered(s)
     assert s.next_deadline() is None
+
+
+def test_ending_an_early_dialog_stops_the_1xx_retransmission() -> None:
+    """A CANCEL or hang-up before the answer: nothing more is sent or reported."""
+    s = session()
+    ringing(s)
+    s.poll_transmit()
+    s.terminate(0.1)
+    s.handle_timeout(100.0)
+    assert s.poll_transmit() == [] and s.poll_events() == []
+    assert s.handle_request(prack(s, s.rseq), 100.0) is True  # the call says 481
+
+
+def test_every_timer_a_state_arms_has_a_transition_there() -> None:
+    """The table is closed: a timer never fires into a state without an entry for it."""
+    for machine, states in TRANSITIONS.items():
+        for state, transitions in states.items():
+            for timer in ENTRY_TIMERS.get(state, ()):
+                assert timer in transitions, f"{machine.value} {state.value}: {timer}"
