@@ -37,11 +37,22 @@ from mediaserver.calls.causes import q850_cause
 from mediaserver.calls.channel import DialogChannel
 from mediaserver.calls.media import CallMedia
 from mediaserver.calls.queues import CallQueues, bridge_next, enqueue
+from mediaserver.calls.session_driver import SessionDriver
 from mediaserver.calls.transfer import refer
 from mediaserver.log import get_logger
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
+from mediaserver.sip.invite_session import (
+    AckTimedOut,
+    Event,
+    InviteSession,
+    ProvisionalAcknowledged,
+    ProvisionalTimedOut,
+    RefreshDue,
+    RetryDue,
+    SessionExpired,
+)
 from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
 from mediaserver.sip.sdp import SdpError, SessionDescription
@@ -111,8 +122,8 @@ class Call:
         self.peer_allow: list[str] = []  # the methods the peer said it allows
         # Our 2xx to INVITEs not acknowledged yet, by CSeq number.
         self.awaiting_ack: dict[int, ServerTransaction] = {}
-        self._expiry: asyncio.TimerHandle | None = None
-        self._timer_task: asyncio.Task[None] | None = None
+        # The dialog's session rules (sip/invite_session.py), once there is a dialog.
+        self.session_driver: SessionDriver | None = None
         # The dialog and every request sent in it (calls/channel.py).
         self.channel = DialogChannel(
             endpoint,
@@ -421,7 +432,8 @@ class Call:
         self.hangup_cause = cause
         self.hangup_source = source
         self.ended_at = time.time()
-        self.stop_session_timer()
+        if self.session_driver is not None:
+            self.session_driver.close()
         if self.dialog is not None:
             self.dialog.terminate()
         self._ended.set_result(None)
@@ -450,21 +462,28 @@ class Call:
         tx = self.awaiting_ack.pop(ack.cseq[0], None)
         if tx is not None:
             self.endpoint.layer.ack_received(tx, asyncio.get_running_loop().time())
+        if self.session_driver is not None:
+            session = self.session_driver.session
+            self.session_driver.apply(lambda now: session.handle_ack(ack, now))
 
     def on_reinvite(self, tx: ServerTransaction, request: Request) -> None:
         """A re-INVITE or UPDATE in the dialog (RFC 3261 14.2, RFC 3311): a new offer
         is negotiated on the same port, and the leg follows it (hold when the peer
         stops receiving, resume when it comes back); no offer (a session refresh)
         gets our current description. When the offer is unusable the call goes on
-        as it was (488, RFC 3261 14.2)."""
+        as it was (488, RFC 3261 14.2). The session core answers glare first (491 or
+        500, RFC 3261 14.2, RFC 3311 5.2)."""
+        driver = self.session_driver
+        if driver is not None and not driver.handle_request(tx, request):
+            return
         if self.local_sdp is None or self.dialog is None:
-            self.endpoint.respond(tx, make_response(request, 488))
+            self._answer_offer(tx, request, make_response(request, 488))
             return
         if request.method == "UPDATE" and not request.body:
             # RFC 3311 / RFC 4028: an UPDATE without an offer just refreshes the session.
             extra = [*self.dialog_headers, *self.session_timer_headers(request)]
             ok = make_response(request, 200, to_tag=self.dialog.local_tag, extra=extra)
-            self.endpoint.respond(tx, ok)
+            self._answer_offer(tx, request, ok)
             return
         if request.body:
             try:
@@ -481,16 +500,24 @@ class Call:
             except SdpError as exc:
                 status = 488 if isinstance(exc, NoAcceptableMedia) else 400
                 response = make_response(request, status, f"Bad SDP offer: {exc}"[:100])
-                self.endpoint.respond(tx, response)
+                self._answer_offer(tx, request, response)
                 return
             self._apply_answer(answer)
         extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
         extra += self.session_timer_headers(request)
         body = self.local_sdp.serialize().encode()
         ok = make_response(request, 200, to_tag=self.dialog.local_tag, extra=extra, body=body)
-        self.endpoint.respond(tx, ok)
         if request.method == "INVITE":
             self.awaiting_ack[request.cseq[0]] = tx
+        self._answer_offer(tx, request, ok)
+
+    def _answer_offer(self, tx: ServerTransaction, request: Request, response: Response) -> None:
+        """Send our final response to a re-INVITE or UPDATE and tell the session (its 2xx
+        refreshes the session timer, RFC 4028 10)."""
+        self.endpoint.respond(tx, response)
+        if self.session_driver is not None:
+            session = self.session_driver.session
+            self.session_driver.apply(lambda now: session.answer_offer(request, response, now))
 
     def _codec_preference(self) -> tuple[str, ...]:
         """The codec in use first, so a re-offer does not switch codecs needlessly."""
@@ -519,58 +546,60 @@ class Call:
 
     def session_timer_headers(self, request: Request) -> list[tuple[str, str]]:
         """The session-timer headers of our 2xx to a refresh (RFC 4028 9)."""
-        if self.session_timer is None:
-            return []
-        self._session_refreshed()
-        return self.session_timer.headers()
+        return [] if self.session_timer is None else self.session_timer.headers()
 
-    # -- session timers (RFC 4028) ---------------------------------------------
+    # -- the session core (sip/invite_session.py) --------------------------------
 
-    def start_session_timer(self) -> None:
-        """Once answered: refresh (as refresher) or watch for refreshes."""
-        timer = self.session_timer
-        if timer is None or self.ended:
-            return
-        if timer.we_refresh:
-            self._timer_task = asyncio.get_running_loop().create_task(self._refresh_loop(timer))
-        else:
-            self._session_refreshed()
-
-    def _session_refreshed(self) -> None:
-        """The peer refreshed the session: restart the expiry watchdog."""
-        timer = self.session_timer
-        if timer is None or timer.we_refresh:
-            return
-        if self._expiry is not None:
-            self._expiry.cancel()
-        self._expiry = asyncio.get_running_loop().call_later(
-            timer.expire_after, self._session_expired
+    def attach_session(
+        self, invite: Request, *, transaction: ServerTransaction | None, owns_call_id: bool
+    ) -> InviteSession:
+        """Give the dialog its session core, paced by the server's configured timers;
+        the INVITE transaction resends our 2xx and times its ACK out (RFC 6026 7.1)."""
+        session = InviteSession(
+            invite,
+            timers=self.endpoint.layer.timers,
+            session_timer=self.session_timer,
+            owns_call_id=owns_call_id,
+            transaction_awaits_ack=True,
         )
+        self.session_driver = SessionDriver(
+            session, self.endpoint, invite_transaction=transaction, on_event=self.on_session_event
+        )
+        return session
 
-    def _session_expired(self) -> None:
-        if not self.ended:
-            log.info("session expired without a refresh; hanging up", call_id=self.id)
+    def on_session_event(self, event: Event) -> None:
+        """What the session core asks of the call."""
+        if isinstance(event, RefreshDue | RetryDue):
+            self.schedule(self._refresh_session())
+        elif isinstance(event, SessionExpired) and not self.ended:
+            log.info("session expired; hanging up", call_id=self.id)
             self.schedule(self.hangup("session_expired"))
+        elif isinstance(event, AckTimedOut):
+            self.on_ack_timeout()
+        elif isinstance(event, ProvisionalAcknowledged | ProvisionalTimedOut):
+            self.on_provisional_event(event)
 
-    async def _refresh_loop(self, timer: SessionTimer) -> None:
-        while not self.ended:
-            await asyncio.sleep(timer.refresh_after)
-            if self.ended or self.dialog is None:
-                return
-            response = await self._refresh()
-            if response is None or response.status in (408, 481):
-                # RFC 4028 10: a refresh that fails this way ends the session.
-                log.info("session refresh failed; hanging up", call_id=self.id,
-                         status=response.status if response else None)  # fmt: skip
-                await self.hangup("session_expired")
-                return
+    def on_provisional_event(self, event: ProvisionalAcknowledged | ProvisionalTimedOut) -> None:
+        """A reliable provisional was PRACKed or timed out (inbound calls)."""
 
-    async def _refresh(self) -> Response | None:
-        """One refresh: UPDATE without SDP when the peer allows it, else a re-INVITE
-        with our current description (RFC 4028 9), acknowledged on 2xx."""
-        assert self.dialog is not None and self.session_timer is not None
+    def on_ack_timeout(self) -> None:
+        """No ACK for our 2xx: RFC 3261 13.3.1.4 says to end the dialog with BYE."""
+        if not self.ended:
+            log.info("no ACK for 200 OK; hanging up", call_id=self.id)
+            self.schedule(self.hangup("failed"))
+
+    async def _refresh_session(self) -> None:
+        """One refresh (RFC 4028 9): UPDATE without SDP when the peer allows it, else a
+        re-INVITE with our current description, acknowledged on 2xx; the session core
+        says when, and what its response means."""
+        driver = self.session_driver
+        if self.ended or self.dialog is None or driver is None or self.session_timer is None:
+            return
+        session = driver.session
         allow = {m.strip().upper() for m in self.peer_allow}
         method = "UPDATE" if "UPDATE" in allow else "INVITE"
+        if not driver.apply(lambda now: session.send_offer(method, now)):
+            return  # an offer is pending: its answer refreshes the session
         headers = [
             ("Session-Expires", f"{self.session_timer.interval};refresher=uas"),
             ("Supported", "timer"),
@@ -581,15 +610,10 @@ class Call:
         response = await self.channel.request(method, headers, body, content_type="application/sdp")
         if method == "INVITE" and response is not None and 200 <= response.status < 300:
             self.channel.ack()
-        return response
-
-    def stop_session_timer(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
-        if self._timer_task is not None:
-            self._timer_task.cancel()
-            self._timer_task = None
+        status = response.status if response is not None else None
+        if status is None or status in (408, 481):
+            log.info("session refresh failed; hanging up", call_id=self.id, status=status)
+        driver.apply(lambda now: session.handle_response(status, now))
 
     def on_stray_response(self, response: Response) -> None:
         """A response no transaction claimed (outbound calls re-ACK a 2xx)."""

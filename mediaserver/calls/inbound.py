@@ -19,11 +19,11 @@ from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
+from mediaserver.sip.invite_session import ProvisionalAcknowledged, ProvisionalTimedOut
 from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.offer_answer import accept_answer, make_offer
 from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.session_timer import SessionTimer
-from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
 
@@ -43,7 +43,6 @@ UNANSWERED_STATUS = {
     "failed": 500,
 }
 REJECT_STATUS = {"busy": 486, "declined": 603, "unavailable": 480, "not_found": 404}
-T1 = TimerConfig().t1
 
 
 @dataclass
@@ -97,10 +96,8 @@ class InboundCall(Call):
         self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # RFC 3262: reliable provisional responses when the caller requires them.
         self.reliable = "100rel" in {t.lower() for t in invite.headers.get_list("Require")}
-        self._rseq = secrets.randbelow(2**30)
-        self._unacked: Response | None = None
         self._pracked: asyncio.Future[None] | None = None
-        self._retransmitter: asyncio.Task[None] | None = None
+        self.session = self.attach_session(invite, transaction=self.transaction, owns_call_id=False)
 
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -132,53 +129,41 @@ class InboundCall(Call):
     # -- reliable provisional responses (RFC 3262) ------------------------------
 
     async def _provisional(self, response: Response) -> None:
-        """Send a 1xx; reliably when the caller requires it (RFC 3262 3): with RSeq,
-        retransmitted until PRACKed, and only once the previous one was PRACKed."""
+        """Send a 1xx; reliably when the caller requires it (RFC 3262 3): the session
+        core adds RSeq and resends it until PRACKed, and only once the previous one was
+        PRACKed."""
         if not self.reliable:
             self.endpoint.respond(self.transaction, response)
             return
         await self._prack_of_previous()
         self.check()
-        self._rseq += 1
-        response.headers.add("Require", "100rel")
-        response.headers.add("RSeq", str(self._rseq))
-        self._unacked = response
         self._pracked = asyncio.get_running_loop().create_future()
-        self.endpoint.respond(self.transaction, response)
-        self._retransmitter = asyncio.get_running_loop().create_task(self._retransmit(response))
+        assert self.session_driver is not None
+        self.session_driver.apply(lambda now: self.session.send_reliable(response, now))
 
-    async def _retransmit(self, response: Response) -> None:
-        """T1, 2T1, 4T1... until the PRACK; after 64*T1 without one, refuse the
-        INVITE with a 5xx (RFC 3262 3)."""
-        interval, waited = T1, 0.0
-        while waited < 64 * T1:
-            await asyncio.sleep(interval)
-            waited += interval
-            if self._unacked is not response or self.ended or self.final_status is not None:
-                return
-            self.endpoint.respond(self.transaction, response)
-            interval *= 2
+    async def _prack_of_previous(self) -> None:
+        if self._pracked is not None and not self._pracked.done():
+            # The session core gives up after 64*T1 and ends the call, which wakes this.
+            await self.wait_any([self._pracked], None, wake_on_digit=False)
+
+    def on_provisional_event(self, event: ProvisionalAcknowledged | ProvisionalTimedOut) -> None:
+        if isinstance(event, ProvisionalAcknowledged):
+            if self._pracked is not None and not self._pracked.done():
+                self._pracked.set_result(None)
+            return
+        # RFC 3262 3: no PRACK within 64*T1: refuse the INVITE with a 5xx.
         log.info("no PRACK for a reliable provisional response", call_id=self.id)
         self._final_error(504)
         self.end("failed", "server")
         self.cancel_run()
 
-    async def _prack_of_previous(self) -> None:
-        if self._pracked is not None and not self._pracked.done():
-            await self.wait_any([self._pracked], 64 * T1, wake_on_digit=False)
-
     def on_prack(self, tx: ServerTransaction, request: Request) -> None:
-        """A PRACK: acknowledges our reliable provisional whose RSeq and CSeq its
-        RAck names (RFC 3262 7.2); anything else gets 481."""
-        rack = (request.headers.get("RAck") or "").split()
-        expected = [str(self._rseq), str(self.invite.cseq[0]), "INVITE"]
-        if self._unacked is None or rack != expected:
+        """A PRACK: the session core acknowledges our reliable provisional whose RSeq
+        and CSeq its RAck names (RFC 3262 7.2), and answers anything else with 481."""
+        assert self.session_driver is not None
+        if self.session_driver.handle_request(tx, request):
+            # The session is over: nothing to acknowledge.
             self.endpoint.respond(tx, make_response(request, 481, "No such reliable response"))
-            return
-        self._unacked = None
-        if self._pracked is not None and not self._pracked.done():
-            self._pracked.set_result(None)
-        self.endpoint.respond(tx, make_response(request, 200))
 
     @property
     def dialog_tag(self) -> str:
@@ -189,7 +174,8 @@ class InboundCall(Call):
         self.check()
         if self.answered:
             return
-        if self._unacked is not None and self._unacked.body:
+        unacked = self.session.unacknowledged
+        if unacked is not None and unacked.body:
             # RFC 3262 3: no 2xx while a reliable provisional with SDP is unacknowledged.
             await self._prack_of_previous()
             self.check()
@@ -215,7 +201,9 @@ class InboundCall(Call):
         self.awaiting_ack[self.invite.cseq[0]] = self.transaction
         self.final_status = 200
         self.mark_answered()
-        self.start_session_timer()
+        # The session core confirms the dialog and starts the session timer (RFC 4028 10).
+        assert self.session_driver is not None
+        self.session_driver.apply(lambda now: self.session.send_final(ok, now))
         assert self.dialog is not None
         self.dialog.confirm()
         log.info("call answered")
@@ -240,6 +228,8 @@ class InboundCall(Call):
         self.final_status = status
         response = make_response(self.invite, status, to_tag=self.dialog_tag)
         self.endpoint.respond(self.transaction, response)
+        if self.session_driver is not None:  # the final stops 1xx retransmission
+            self.session_driver.apply(lambda now: self.session.send_final(response, now))
 
     async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
         from mediaserver.calls.bridge import dial
@@ -269,12 +259,6 @@ class InboundCall(Call):
             self.leg.start()
         if not self._acked.done():
             self._acked.set_result(None)
-
-    def on_ack_timeout(self) -> None:
-        """No ACK for our 2xx: RFC 3261 13.3.1.4 says to end the dialog with BYE."""
-        if not self.ended:
-            log.info("no ACK for 200 OK; hanging up", call_id=self.id)
-            self.schedule(self.hangup("failed"))
 
     def on_cancel(self) -> None:
         """CANCEL arrived before we answered; the 487 is already sent."""

@@ -218,6 +218,10 @@ class OutboundCall(Call):
             return  # a retransmission: acknowledged again, nothing else
         self.final_status = response.status
         self.mark_answered()
+        # Our INVITE, our Call-ID (RFC 3261 14.1); the session core answers glare.
+        session = self.attach_session(self.invite, transaction=None, owns_call_id=True)
+        assert self.session_driver is not None
+        self.session_driver.apply(session.confirm)
         if not self._accept_sdp(response.body):
             self.schedule(self.hangup("failed"))
             return
