@@ -1,0 +1,122 @@
+"""Long fuzzing runs: ``scripts/fuzz --minutes 10`` (``python -m tests.fuzz.run``).
+
+Each target of :mod:`tests.fuzz.targets` (and the HTTP API of a started
+server, :mod:`tests.fuzz.api`) gets an equal share of the time. Within its
+share a target runs rounds of hypothesis examples with fresh randomness and
+no example database; a failing round is shrunk by hypothesis and printed
+(the minimal input and its traceback), then the run goes on. At the end one
+line per target gives the inputs tried, the failures and their distinct
+causes; the exit status is 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+
+from tests.fuzz.targets import TARGETS, Target
+
+ROUND_EXAMPLES = 500
+
+
+@dataclass
+class Tally:
+    name: str
+    inputs: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)  # distinct causes: type and place
+
+
+def fuzz(target: Target, seconds: float, tally: Tally) -> None:
+    """Run ``target`` for ``seconds``, counting inputs and recording each distinct failure."""
+
+    def one(value: Any) -> None:
+        tally.inputs += 1
+        target.check(value)
+
+    probe: Callable[[], None] = settings(
+        max_examples=ROUND_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )(given(target.inputs)(one))
+    end = time.monotonic() + seconds
+    start = time.monotonic()
+    while time.monotonic() < end:
+        try:
+            probe()
+        except Exception as exc:  # a failure hypothesis has shrunk: print it, go on
+            cause = _cause(exc)
+            if cause not in tally.failures:
+                tally.failures.append(cause)
+                print(f"--- {target.name}: FAILURE {cause}", flush=True)
+                notes = "\n".join(getattr(exc, "__notes__", []))
+                print(notes, flush=True)
+                traceback.print_exception(exc, file=sys.stdout)
+    tally.seconds = time.monotonic() - start
+
+
+def _cause(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if "/mediaserver/" in f.filename] or frames
+    where = f"{Path(own[-1].filename).name}:{own[-1].lineno}" if own else "?"
+    return f"{type(exc).__name__} at {where}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/fuzz", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="total time (default 10)")
+    parser.add_argument(
+        "--target",
+        action="append",
+        choices=[*sorted(TARGETS), "http-api"],
+        help="only these targets (repeatable); default all",
+    )
+    args = parser.parse_args(argv)
+    names = args.target or [*TARGETS, "http-api"]
+    share = args.minutes * 60 / len(names)
+    tallies: list[Tally] = []
+    for name in names:
+        tally = Tally(name)
+        tallies.append(tally)
+        print(f"=== {name}: {share:.0f} s", flush=True)
+        if name == "http-api":
+            _fuzz_api(share, tally)
+        else:
+            fuzz(TARGETS[name], share, tally)
+        print(f"    {tally.inputs} inputs, {len(tally.failures)} failure(s)", flush=True)
+    print()
+    print(f"{'target':<16}{'seconds':>9}{'inputs':>10}{'failures':>10}")
+    for t in tallies:
+        print(f"{t.name:<16}{t.seconds:>9.0f}{t.inputs:>10}{len(t.failures):>10}")
+        for cause in t.failures:
+            print(f"    {cause}")
+    total = sum(t.inputs for t in tallies)
+    print(f"{'total':<16}{sum(t.seconds for t in tallies):>9.0f}{total:>10}"
+          f"{sum(len(t.failures) for t in tallies):>10}")  # fmt: skip
+    return 1 if any(t.failures for t in tallies) else 0
+
+
+def _fuzz_api(seconds: float, tally: Tally) -> None:
+    from tests.fuzz.api import api_target
+    from tests.integration.conftest import start_server
+
+    with tempfile.TemporaryDirectory(prefix="fuzz-api-") as tmp:
+        server = start_server(Path(tmp), log_level="info")
+        try:
+            fuzz(api_target(server), seconds, tally)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
