@@ -1,7 +1,8 @@
 """Long fuzzing runs: ``scripts/fuzz --minutes 10`` (``python -m tests.fuzz.run``).
 
-Each target of :mod:`tests.fuzz.targets` (and the HTTP API of a started
-server, :mod:`tests.fuzz.api`) gets an equal share of the time. Within its
+Each target of :mod:`tests.fuzz.targets`, plus the HTTP API
+(:mod:`tests.fuzz.api`) and the SIP endpoint (:mod:`tests.fuzz.sip_server`)
+of a server started on 127.0.0.1, gets an equal share of the time. Within its
 share a target runs rounds of hypothesis examples with fresh randomness and
 no example database; a failing round is shrunk by hypothesis and printed
 (the minimal input and its traceback), then the run goes on. At the end one
@@ -25,7 +26,9 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.fuzz.targets import TARGETS, Target
 
-ROUND_EXAMPLES = 500
+ROUND_EXAMPLES = 500  # per round; the time is checked between rounds
+SERVER_ROUND_EXAMPLES = 50  # a started server answers in milliseconds, not microseconds
+SERVER_TARGETS = ("http-api", "sip-server")
 
 
 @dataclass
@@ -44,7 +47,7 @@ def fuzz(target: Target, seconds: float, tally: Tally) -> None:
         target.check(value)
 
     probe: Callable[[], None] = settings(
-        max_examples=ROUND_EXAMPLES,
+        max_examples=SERVER_ROUND_EXAMPLES if target.name in SERVER_TARGETS else ROUND_EXAMPLES,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
@@ -55,21 +58,22 @@ def fuzz(target: Target, seconds: float, tally: Tally) -> None:
         try:
             probe()
         except Exception as exc:  # a failure hypothesis has shrunk: print it, go on
-            cause = _cause(exc)
-            if cause not in tally.failures:
-                tally.failures.append(cause)
-                print(f"--- {target.name}: FAILURE {cause}", flush=True)
-                notes = "\n".join(getattr(exc, "__notes__", []))
-                print(notes, flush=True)
+            causes = [c for c in _causes(exc) if c not in tally.failures]
+            if causes:
+                tally.failures.extend(causes)
+                print(f"--- {target.name}: FAILURE {', '.join(causes)}", flush=True)
                 traceback.print_exception(exc, file=sys.stdout)
     tally.seconds = time.monotonic() - start
 
 
-def _cause(exc: BaseException) -> str:
+def _causes(exc: BaseException) -> list[str]:
+    """Each distinct failure as its type and the project line it came from."""
+    if isinstance(exc, BaseExceptionGroup):  # hypothesis found several at once
+        return [cause for sub in exc.exceptions for cause in _causes(sub)]
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if "/mediaserver/" in f.filename] or frames
     where = f"{Path(own[-1].filename).name}:{own[-1].lineno}" if own else "?"
-    return f"{type(exc).__name__} at {where}"
+    return [f"{type(exc).__name__} at {where}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,19 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--target",
         action="append",
-        choices=[*sorted(TARGETS), "http-api"],
+        choices=[*sorted(TARGETS), *SERVER_TARGETS],
         help="only these targets (repeatable); default all",
     )
     args = parser.parse_args(argv)
-    names = args.target or [*TARGETS, "http-api"]
+    names = args.target or [*TARGETS, *SERVER_TARGETS]
     share = args.minutes * 60 / len(names)
     tallies: list[Tally] = []
     for name in names:
         tally = Tally(name)
         tallies.append(tally)
         print(f"=== {name}: {share:.0f} s", flush=True)
-        if name == "http-api":
-            _fuzz_api(share, tally)
+        if name in SERVER_TARGETS:
+            _fuzz_server(name, share, tally)
         else:
             fuzz(TARGETS[name], share, tally)
         print(f"    {tally.inputs} inputs, {len(tally.failures)} failure(s)", flush=True)
@@ -106,16 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(t.failures for t in tallies) else 0
 
 
-def _fuzz_api(seconds: float, tally: Tally) -> None:
+def _fuzz_server(name: str, seconds: float, tally: Tally) -> None:
+    """A target that needs ``mediaserver run`` on 127.0.0.1."""
     from tests.fuzz.api import api_target
+    from tests.fuzz.sip_server import sip_server_target, start_sip_server
     from tests.integration.conftest import start_server
 
-    with tempfile.TemporaryDirectory(prefix="fuzz-api-") as tmp:
-        server = start_server(Path(tmp), log_level="info")
+    with tempfile.TemporaryDirectory(prefix=f"fuzz-{name}-") as tmp:
+        if name == "http-api":
+            server = start_server(Path(tmp), log_level="info")
+            target = api_target(server)
+        else:
+            server = start_sip_server(Path(tmp))
+            target = sip_server_target(server)
         try:
-            fuzz(api_target(server), seconds, tally)
+            fuzz(target, seconds, tally)
         finally:
-            server.stop()
+            code = server.stop()
+            if code != 0:
+                tally.failures.append(f"server exited with {code}")
+                print(server.log_text()[-5000:])
 
 
 if __name__ == "__main__":

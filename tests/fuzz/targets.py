@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -66,15 +68,31 @@ TOKENS = [
 ]  # fmt: skip
 
 
+BINARY_NOISE = st.binary(min_size=1, max_size=4)
+TEXT_NOISE = st.text(alphabet=string.printable, min_size=1, max_size=4).map(str.encode)
+
+
 @st.composite
-def mutated(draw: st.DrawFn, seeds: list[bytes], tokens: list[bytes] = TOKENS) -> bytes:
-    """A seed with a few edits: bytes replaced, tokens inserted, ranges cut or repeated."""
+def mutated(
+    draw: st.DrawFn,
+    seeds: list[bytes],
+    tokens: list[bytes] = TOKENS,
+    noise: st.SearchStrategy[bytes] = BINARY_NOISE,
+) -> bytes:
+    """A seed with a few edits: bytes replaced, tokens inserted, ranges cut or repeated.
+
+    Few edits, mostly at line boundaries, so most inputs still get past the first checks
+    and reach the code behind them."""
     data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 6))):
+    for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(data)))
+        if draw(st.booleans()):
+            # Snap to the start of a line or to just after a separator: where values begin.
+            starts = [i + 1 for i, b in enumerate(data) if b in b"\n:;=, "] or [0]
+            at = draw(st.sampled_from(starts))
         edit = draw(st.integers(0, 5))
         if edit == 0:  # overwrite a few bytes
-            data[at : at + 1] = draw(st.binary(min_size=1, max_size=4))
+            data[at : at + 1] = draw(noise)
         elif edit == 1:
             data[at:at] = draw(st.sampled_from(tokens))
         elif edit == 2:
@@ -82,10 +100,11 @@ def mutated(draw: st.DrawFn, seeds: list[bytes], tokens: list[bytes] = TOKENS) -
         elif edit == 3:  # repeat a range (duplicate headers, lines, chunks)
             end = min(len(data), at + draw(st.integers(1, 80)))
             data[at:at] = data[at:end] * draw(st.integers(1, 3))
-        elif edit == 4:  # cut the end off (truncated input)
-            del data[at:]
+        elif edit == 4:  # replace the rest of the line with a token (a value of another kind)
+            end = data.find(b"\n", at)
+            data[at : len(data) if end < 0 else end] = draw(st.sampled_from(tokens))
         else:
-            data[at:at] = draw(st.binary(max_size=8))
+            data[at:at] = draw(noise)
     return bytes(data)
 
 
@@ -153,21 +172,42 @@ METHODS = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "R
            "X", "SIP/2.0 200 OK"]  # fmt: skip
 
 
+MANDATORY = {
+    "Via": "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-p",
+    "Max-Forwards": "70",
+    "From": "<sip:fuzz@127.0.0.1>;tag=p",
+    "To": "<sip:echo@127.0.0.1>",
+    "Call-ID": "pieces@127.0.0.1",
+}
+
+
 @st.composite
 def sip_from_pieces(draw: st.DrawFn) -> bytes:
-    """A message assembled from header names and value pieces, in any order and count."""
+    """The mandatory headers, each valid or made of pieces, then other headers of pieces."""
     method = draw(st.sampled_from(METHODS))
     start = method if method.startswith("SIP/") else f"{method} sip:echo@127.0.0.1 SIP/2.0"
+    cseq = f"1 {method if not method.startswith('SIP/') else 'INVITE'}"
     lines = [start]
-    for _ in range(draw(st.integers(0, 14))):
+    for name, value in [*MANDATORY.items(), ("CSeq", cseq)]:
+        if draw(st.integers(0, 3)) == 0:
+            value = " ".join(draw(st.lists(st.sampled_from(VALUE_PIECES), max_size=5)))
+        lines.append(f"{name}: {value}")
+    for _ in range(draw(st.integers(0, 8))):
         name = draw(st.sampled_from(HEADER_NAMES))
         pieces = draw(st.lists(st.sampled_from(VALUE_PIECES), max_size=5))
         lines.append(f"{name}:{' '.join(pieces)}")
+    lines = draw(st.permutations(lines[1:])) if draw(st.integers(0, 5)) == 0 else lines[1:]
     body = draw(st.sampled_from([b"", SDP_OFFER, b"x" * 10]))
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    head = "\r\n".join([start, *lines])
+    if draw(st.booleans()):
+        head += f"\r\nContent-Length: {len(body)}"
+    return (head + "\r\n\r\n").encode() + body
 
 
-sip_messages = st.one_of(mutated(SIP_SEEDS), sip_from_pieces(), st.binary(max_size=300))
+sip_messages = st.one_of(
+    mutated(SIP_SEEDS), mutated(SIP_SEEDS), sip_from_pieces(), sip_from_pieces(),
+    st.binary(max_size=300),
+)  # fmt: skip
 
 
 def check_sip_message(data: bytes) -> None:
@@ -259,7 +299,10 @@ SDP_TOKENS = [*TOKENS, b"a=rtpmap:101 telephone-event/8000", b"a=fmtp:101 0-15",
               b"a=rtcp:", b"m=audio 1 RTP/AVP", b"c=IN IP4 224.2.1.1/127/3", b"t=1 0",
               b"o=- x y IN IP4 h"]  # fmt: skip
 
-sdp_bodies = st.one_of(mutated(SDP_SEEDS, SDP_TOKENS), st.binary(max_size=200))
+sdp_bodies = st.one_of(
+    mutated(SDP_SEEDS, SDP_TOKENS), mutated(SDP_SEEDS, SDP_TOKENS, TEXT_NOISE),
+    st.binary(max_size=200),
+)  # fmt: skip
 
 
 def check_sdp(data: bytes) -> None:
@@ -333,22 +376,33 @@ def check_rtcp(data: bytes) -> None:
 # -- scenario YAML -----------------------------------------------------------------------
 
 YAML_SEEDS = [
-    b"name: s\nbranches:\n  inbound-call:\n    actions:\n      - action: answer@v1\n"
-    b"      - action: say@v1\n        params: {text: hello, voice: en}\n",
+    b"name: fuzz\nbranches:\n  inbound-call:\n    actions:\n      - action: answer@v1\n"
+    b"      - action: say@v1\n        params: {text: hello, voice: female}\n",
     b"variables:\n  $n: 1\n  $list: &l [a, b]\n  $copy: *l\ndefaults: {language: en}\n"
     b"branches:\n  inbound-call:\n    actions:\n      - action: gather@v1\n"
-    b"        params: {max_digits: 4, timeout: 5}\n        result: $digits\n"
-    b"      - action: goto@v1\n        params: {branch: done}\n  done:\n    actions: []\n",
+    b"        params: {max_digits: 4, timeout: 5}\n        result: $code\n"
+    b"      - action: goto@v1\n        params: {label: done}\n      - label: done\n"
+    b"        action: hangup@v1\n",
     b"branches:\n  api-initiated:\n    actions:\n      - action: set@v1\n"
     b"        params: {$x: \"'a' + 1\"}\n      - action: log@v1\n"
     b'        params: {message: "${$x}"}\n',
+]
+# The example scenarios too, without their name (the fuzzed file is fuzz.yaml).
+YAML_SEEDS += [
+    b"\n".join(line for line in path.read_bytes().splitlines() if not line.startswith(b"name:"))
+    for path in sorted((Path(__file__).parents[2] / "configs" / "scenarios").glob("*.yaml"))
 ]
 YAML_TOKENS = [*TOKENS, b"!!int ", b"!!float ", b"!!bool ", b"!!timestamp ", b"!!binary ",
                b"!!set ", b"!!omap ", b"!!python/object ", b"&a ", b"*a", b"<<: ", b"? ",
                b"- ", b"{", b"}", b"|\n", b">-\n", b"---\n", b"...\n", b"~", b".nan",
                b"0x1F", b"2001-12-14", b"[[[[[[[[[[", b"\xef\xbb\xbf", b"#"]  # fmt: skip
 
-yaml_documents = text_of(st.one_of(mutated(YAML_SEEDS, YAML_TOKENS), st.binary(max_size=200)))
+yaml_documents = text_of(
+    st.one_of(
+        mutated(YAML_SEEDS, YAML_TOKENS, TEXT_NOISE), mutated(YAML_SEEDS, YAML_TOKENS, TEXT_NOISE),
+        mutated(YAML_SEEDS, YAML_TOKENS), st.binary(max_size=200),
+    )
+)  # fmt: skip
 
 
 def check_scenario(text: str) -> None:
