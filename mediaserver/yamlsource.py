@@ -158,7 +158,9 @@ class _LocatingLoader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        except (yaml.YAMLError, _DuplicateOrBadKey):
+            raise  # already located
+        except Exception as exc:
             if not isinstance(node, yaml.ScalarNode):
                 raise
             # An explicit tag whose constructor refuses the text (!!int abc, empty !!bool).

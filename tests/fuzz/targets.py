@@ -395,7 +395,9 @@ YAML_SEEDS += [
 YAML_TOKENS = [*TOKENS, b"!!int ", b"!!float ", b"!!bool ", b"!!timestamp ", b"!!binary ",
                b"!!set ", b"!!omap ", b"!!python/object ", b"&a ", b"*a", b"<<: ", b"? ",
                b"- ", b"{", b"}", b"|\n", b">-\n", b"---\n", b"...\n", b"~", b".nan",
-               b"0x1F", b"2001-12-14", b"[[[[[[[[[[", b"\xef\xbb\xbf", b"#"]  # fmt: skip
+               b"0x1F", b"2001-12-14", b"[[[[[[[[[[", b"\xef\xbb\xbf", b"#",
+               # Double-quoted escapes give characters a YAML file cannot hold raw.
+               b'"\\x00"', b'"\\ud800"', b'"\\U0010FFFF"', b'"${\\x00}"', b"${", b"$"]  # fmt: skip
 
 yaml_documents = text_of(
     st.one_of(

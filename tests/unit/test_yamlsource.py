@@ -334,6 +334,9 @@ def test_problems_print_as_file_line_column_and_sort_by_position() -> None:
         ("a: !!timestamp 2001-13-45\n", "f.yaml:1:4: '2001-13-45' is not a valid !!timestamp"),
         ("a: !!timestamp soon\n", "f.yaml:1:4: 'soon' is not a valid !!timestamp value"),
         ("a: !!bool\n", "f.yaml:1:4: '' is not a valid !!bool value (expected true or false)"),
+        # Found by fuzzing: an empty !!int or !!float (IndexError inside PyYAML).
+        ("a: !!int\n", "f.yaml:1:4: '' is not a valid !!int value (the tag does not accept"),
+        ("a: !!float\n", "f.yaml:1:4: '' is not a valid !!float value (the tag does not"),
         ("a:\n  - !!int " + "9" * 5000 + "\n", "f.yaml:2:5: '99999"),
     ],
 )
