@@ -11,6 +11,7 @@ answered run a scenario that hangs up at once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import time
@@ -67,9 +68,15 @@ def sip_server_target(server: ServerProcess) -> Target:
     sock.bind(("127.0.0.1", 0))
     tail = _LogTail(server.log_path)
 
+    sent = itertools.count()
+
     def check(data: bytes) -> None:
         if len(data) > 60_000:
             data = data[:60_000]  # one UDP datagram
+        # A fresh branch and Call-ID each time: a retransmission would be absorbed, and a
+        # failure hypothesis replays would not fail again.
+        n = next(sent)
+        data = data.replace(b"z9hG4bK", b"z9hG4bK%d-" % n).replace(b"@127.0.0.1\r", b"-%d@h\r" % n)
         sock.sendto(data, ("127.0.0.1", server.sip_port))
         sock.settimeout(REPLY_WAIT)
         deadline = time.monotonic() + REPLY_WAIT

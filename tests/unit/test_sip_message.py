@@ -1573,3 +1573,14 @@ def test_generated_messages_round_trip(msg: Request | Response, datagram: bool) 
     assert again.body == msg.body
     assert again.headers.get("Content-Length") == str(len(msg.body))
     assert again.encode() == data
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Require", "Proxy-Require", "Supported", "Accept", "Allow", "Contact", "Record-Route",
+     "Route"],
+)  # fmt: skip
+def test_a_list_header_with_an_unterminated_quote_is_a_400(header: str) -> None:
+    """Found by fuzzing: `Require: "x` raised out of the user agent (500) instead of a 400."""
+    lines = request_lines(drop=("Contact",), extra=(f'{header}: a, "unterminated',))
+    assert problem_of(*lines) == (400, f"Bad {header} header: unterminated quoted string")
