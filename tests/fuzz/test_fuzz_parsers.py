@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.fuzz.targets import TARGETS
 
 SUITE = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")),
     deadline=None,
     database=None,
     derandomize=True,
