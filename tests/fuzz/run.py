@@ -13,6 +13,8 @@ causes; the exit status is 1 when anything failed.
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import sys
 import tempfile
 import time
@@ -26,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.fuzz.targets import TARGETS, Target
 
+_LOGGED_TRACEBACK = re.compile(r'File \\"([^"\\]+)\\", line (\d+)')
 ROUND_EXAMPLES = 500  # per round; the time is checked between rounds
 SERVER_ROUND_EXAMPLES = 50  # a started server answers in milliseconds, not microseconds
 SERVER_TARGETS = ("http-api", "sip-server")
@@ -70,6 +73,13 @@ def _causes(exc: BaseException) -> list[str]:
     """Each distinct failure as its type and the project line it came from."""
     if isinstance(exc, BaseExceptionGroup):  # hypothesis found several at once
         return [cause for sub in exc.exceptions for cause in _causes(sub)]
+    logged = _LOGGED_TRACEBACK.findall(str(exc))
+    if logged:
+        # A server-side error from the log: the place it was raised tells causes apart.
+        where = [m for m in logged if "/mediaserver/" in m[0]] or logged
+        name = str(exc).rsplit("\\n", 1)[-1].split(":", 1)[0].strip('"} ')
+        path = " from ".join(f"{Path(f).name}:{line}" for f, line in reversed(where[-3:]))
+        return [f"{name} at {path} (in the server)"]
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if "/mediaserver/" in f.filename] or frames
     where = f"{Path(own[-1].filename).name}:{own[-1].lineno}" if own else "?"
@@ -86,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         help="only these targets (repeatable); default all",
     )
     args = parser.parse_args(argv)
+    # kill PID: unwind, so the servers started for the server targets are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = args.target or [*TARGETS, *SERVER_TARGETS]
     share = args.minutes * 60 / len(names)
     tallies: list[Tally] = []
