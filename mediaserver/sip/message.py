@@ -97,7 +97,7 @@ LIST_HEADERS = frozenset(
 _SINGLE_ORDER = ("call-id", "cseq", "from", "to", "max-forwards", "content-length")
 SINGLE_HEADERS = frozenset(_SINGLE_ORDER)
 # RFC 3261 7.3.1: comma-separated headers the server splits (quoted commas kept).
-_LIST_HEADERS = ("Require", "Proxy-Require", "Supported", "Accept", "Allow", "Contact",
+_SPLIT_HEADERS = ("Require", "Proxy-Require", "Supported", "Accept", "Allow", "Contact",
                  "Record-Route", "Route")  # fmt: skip
 _ADDRESS_HEADERS = ("Contact", "Record-Route")
 
@@ -477,7 +477,7 @@ def _header_problem(msg: Message) -> str | None:
             check()
         except SipSyntaxError as exc:
             return f"Bad {name} header: {exc}"[:120]
-    for name in _LIST_HEADERS:
+    for name in _SPLIT_HEADERS:
         try:
             values = msg.headers.get_list(name)
             if name in _ADDRESS_HEADERS:
