@@ -48,7 +48,7 @@ from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
-from mediaserver.media.recorder import repair_recordings
+from mediaserver.media.recorder import measure_recording, repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.server_api import ServerActions
@@ -179,6 +179,24 @@ class Server:
 
     # -- start and stop --------------------------------------------------------------
 
+    async def _measure_interrupted_recordings(self, store: Store) -> None:
+        """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
+        loop = asyncio.get_running_loop()
+        for record in await store.recordings.unmeasured():
+            measured = await loop.run_in_executor(None, measure_recording, record.path)
+            if measured is None:
+                continue  # damaged or gone: the index keeps 0
+            duration_s, size = measured
+            await store.recordings.measured(
+                record.id, duration_ms=round(duration_s * 1000), size=size
+            )
+            log.warning(
+                "recording index repaired at start-up",
+                recording_id=record.id,
+                duration=round(duration_s, 3),
+                size=size,
+            )
+
     async def start(self) -> Listening:
         """Open the store and the listeners; on failure close what was opened (the
         database's thread alone would keep the process alive) and raise."""
@@ -208,6 +226,7 @@ class Server:
             None, repair_recordings, recordings
         ):
             log.warning("recording repaired at start-up", report=str(report))
+        await self._measure_interrupted_recordings(store)
         await self.library.sync(store)
         await self.router.load(store)
         self.webhook_targets = [

@@ -14,6 +14,12 @@ takes for one (``1``, ``1.0`` and ``true``: ``1 == True``), which one dict
 cannot hold apart. Keys keep their YAML types, and :meth:`LocatedDict.key_text`
 gives a key as it was written (``+33199001234``, read as an int). Merge keys
 (``<<``) work as YAML defines them: the mapping's own keys override merged ones.
+
+A document is measured before any Python object is built (:mod:`.yamllimits`):
+its size, its nesting depth and its node count with every alias expanded are
+bounded, so a "billion laughs" document or 300 nested brackets is refused with
+a line and column in milliseconds instead of costing seconds and memory.
+Values an explicit tag refuses (``!!int abc``) are reported at their place too.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from mediaserver.yamllimits import LimitExceeded, Limits, measure
 
 
 @dataclass(frozen=True, order=True)
@@ -152,6 +160,17 @@ class _LocatingLoader(yaml.SafeLoader):
             f"loaded ({key!r} == {first!r}); quote them to keep both"
         )
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (yaml.YAMLError, _DuplicateOrBadKey):
+            raise  # already located
+        except Exception as exc:
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            # An explicit tag whose constructor refuses the text (!!int abc, empty !!bool).
+            raise _DuplicateOrBadKey(_mark(node), _tag_refusal(node, exc)) from None
+
     def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
         data = LocatedList()
         data.mark = _mark(node)
@@ -164,6 +183,22 @@ _LocatingLoader.add_constructor("tag:yaml.org,2002:map", _LocatingLoader.constru
 _LocatingLoader.add_constructor("tag:yaml.org,2002:seq", _LocatingLoader.construct_yaml_seq)
 
 
+_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+def _tag_refusal(node: yaml.ScalarNode, exc: Exception) -> str:
+    tag = node.tag.removeprefix(_TAG_PREFIX)
+    shown = "!!" + tag if tag != node.tag else f"!<{node.tag}>"
+    value = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+    if tag == "bool":
+        reason = "expected true or false"
+    elif isinstance(exc, ValueError) and str(exc):
+        reason = str(exc)
+    else:
+        reason = "the tag does not accept this text"
+    return f"{value!r} is not a valid {shown} value ({reason}); fix the value or remove the tag"
+
+
 class _DuplicateOrBadKey(Exception):
     def __init__(self, mark: Mark, message: str) -> None:
         super().__init__(message)
@@ -171,11 +206,19 @@ class _DuplicateOrBadKey(Exception):
         self.message = message
 
 
-def load_yaml(text: str, filename: str) -> Any:
+def load_yaml(text: str, filename: str, limits: Limits | None = None) -> Any:
     """Parse one YAML document; raise :class:`ProblemsError` naming the place on error.
 
-    An empty document loads as ``None``.
+    An empty document loads as ``None``. The document is measured against
+    ``limits`` (default :class:`Limits`) before anything is built.
     """
+    try:
+        measure(text, limits or Limits())
+    except LimitExceeded as exc:
+        mark = Mark(exc.line, exc.column)
+        raise ProblemsError([Problem(filename, mark, exc.message)]) from None
+    except yaml.YAMLError:
+        pass  # a syntax error: reported with its place by the loader below
     try:
         loader = _LocatingLoader(text)
     except yaml.reader.ReaderError as exc:

@@ -137,6 +137,9 @@ def _compile_function(context: quickjs.Context, source: str, body: str) -> Any:
     """Compile ``(function(){ body })`` without calling it; check ``source`` is one expression."""
     if not source.strip():
         raise ExpressionError("empty expression")
+    problem = _unreadable(source)
+    if problem is not None:
+        raise ExpressionError(f"invalid expression {source!r}: {problem}")
     try:
         function = context.eval(body)
     except quickjs.JSException as exc:
@@ -149,6 +152,19 @@ def _compile_function(context: quickjs.Context, source: str, body: str) -> Any:
             f"invalid expression {source!r}: not a single expression (unbalanced brackets?)"
         ) from None
     return function
+
+
+def _unreadable(source: str) -> str | None:
+    """Why quickjs cannot be handed ``source`` at all (it takes NUL-free UTF-8), or None."""
+    if "\x00" in source:
+        return "it contains a NUL character (\\x00); remove it"
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # YAML's "\ud800" escape gives a lone surrogate, which no UTF-8 text can hold.
+        code = ord(source[exc.start])
+        return f"it contains an unpaired surrogate U+{code:04X}; write the whole character"
+    return None
 
 
 def check_expression(source: str) -> Expression:

@@ -86,6 +86,7 @@ __all__ = [
     "Recorder",
     "RecordingInfo",
     "RepairReport",
+    "measure_recording",
     "repair_recordings",
 ]
 
@@ -511,6 +512,17 @@ def repair_recordings(folder: str | os.PathLike[str]) -> list[RepairReport]:
                     if report is not None:
                         reports.append(report)
     return reports
+
+
+def measure_recording(path: str | os.PathLike[str]) -> tuple[float, int] | None:
+    """A repaired recording's duration (seconds) and size (bytes); None when there is
+    no readable file (damaged, deleted). Blocking."""
+    try:
+        info = sf.info(str(path))
+        size = os.stat(path).st_size
+    except (OSError, sf.LibsndfileError, RuntimeError):
+        return None
+    return info.frames / info.samplerate, size
 
 
 def _attempt(path: Path, repair: Callable[[Path], RepairReport | None]) -> RepairReport | None:

@@ -248,6 +248,13 @@ def _checked_text(text: str) -> str:
         )
     if "\x00" in spoken:
         raise SpeechError("text to say contains a NUL character")
+    try:
+        spoken.encode("utf-8")  # espeak-ng takes the text as a UTF-8 argument
+    except UnicodeEncodeError as exc:
+        code = ord(spoken[exc.start])
+        raise SpeechError(
+            f"text to say contains an unpaired surrogate U+{code:04X}; write the whole character"
+        ) from None
     return spoken
 
 

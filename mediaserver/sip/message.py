@@ -96,6 +96,10 @@ LIST_HEADERS = frozenset(
 # RFC 3261 8.1.1 and 20: headers that may appear only once (checked in this order).
 _SINGLE_ORDER = ("call-id", "cseq", "from", "to", "max-forwards", "content-length")
 SINGLE_HEADERS = frozenset(_SINGLE_ORDER)
+# RFC 3261 7.3.1: comma-separated headers the server splits (quoted commas kept).
+_SPLIT_HEADERS = ("Require", "Proxy-Require", "Supported", "Accept", "Allow", "Contact",
+                 "Record-Route", "Route")  # fmt: skip
+_ADDRESS_HEADERS = ("Contact", "Record-Route")
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -480,6 +484,18 @@ def _header_problem(msg: Message) -> str | None:
         try:
             check()
         except SipSyntaxError as exc:
+            return f"Bad {name} header: {exc}"[:120]
+    for name in _SPLIT_HEADERS:
+        try:
+            values = msg.headers.get_list(name)
+            if name in _ADDRESS_HEADERS:
+                # The dialog reads them when the call is set up (RFC 3261 12.1.1), too late
+                # for a 400; "Contact: *" is the registrar's to judge (RFC 3261 10.2.2).
+                for value in values:
+                    if value != "*":
+                        NameAddress.parse(value)
+        except SipSyntaxError as exc:
+            # Found by fuzzing: these are split where they are read, too late for a 400.
             return f"Bad {name} header: {exc}"[:120]
     try:
         vias = msg.vias

@@ -7,7 +7,9 @@ contain ``{id}``, replaced by the new id so the file can be named after it)
 and :meth:`Recordings.finish` marks it ``ready`` with its duration and size;
 a recorder that writes a file in one go creates it ``ready`` directly. A row
 still ``recording`` at start-up lost its recorder in a crash and becomes
-``interrupted`` (:mod:`mediaserver.store.recovery`).
+``interrupted`` (:mod:`mediaserver.store.recovery`); once its file is
+repaired, :meth:`Recordings.measured` writes the duration and size the file
+holds, so searches by duration find it.
 
 Deleting removes the row and returns the file's path: the caller deletes the
 file, after the row is gone, so a crash in between leaves an orphan file
@@ -168,6 +170,23 @@ class Recordings:
             changed = await tx.execute(
                 "UPDATE recordings SET status = 'ready', duration_ms = ?, size = ?"
                 " WHERE id = ? AND status = 'recording'",
+                (duration_ms, size, rid),
+            )
+            return await _load(tx, rid) if changed else None
+
+    async def unmeasured(self) -> list[Recording]:
+        """Recordings a crash interrupted whose duration and size were never written."""
+        rows = await self.db.fetch_all(
+            f"{_SELECT} WHERE r.status = 'interrupted' AND r.size = 0 ORDER BY r.created_at"
+        )
+        return [_recording(row) for row in rows]
+
+    async def measured(self, rid: str, *, duration_ms: int, size: int) -> Recording | None:
+        """Give an ``interrupted`` recording the duration and size its file has after repair."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE recordings SET duration_ms = ?, size = ?"
+                " WHERE id = ? AND status = 'interrupted'",
                 (duration_ms, size, rid),
             )
             return await _load(tx, rid) if changed else None

@@ -8,7 +8,10 @@ server accepts calls, and in one transaction marks them all
 ``interrupted``. A call's ``ended_at`` is the recovery time, so its duration
 is an upper bound (when exactly the old process died is not known); its
 hangup cause and source, when not already set, become ``interrupted`` and
-``server``. Recordings keep their file, possibly truncated.
+``server``. Recordings keep their file, possibly truncated: the server then
+repairs the file (:func:`~mediaserver.media.recorder.repair_recordings`) and
+writes the duration and size it holds into the index
+(:meth:`~mediaserver.store.recordings.Recordings.measured`).
 """
 
 from __future__ import annotations

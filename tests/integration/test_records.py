@@ -4,7 +4,8 @@ Calls are placed with sipp and a bare SIP peer; the SQLite database the
 server writes is then read directly: one record per call with its numbers,
 times, hangup cause and source, and a run per call; after a SIGKILL during a
 call, a restart finds the database intact, the finished records there, and
-the interrupted call recorded as such.
+the interrupted call recorded as such; a recording cut by the SIGKILL keeps
+its audio and its index gets the duration and size of the repaired file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import soundfile as sf
 
 from tests.integration.conftest import ServerProcess, start_server
 from tests.support.rawsip import SipProbe, sdp_offer
@@ -148,3 +151,57 @@ def test_a_rejected_call_records_the_q850_cause_of_its_reason(tmp_path: Path) ->
         "q850-unavailable": ("unavailable", 20),
         "q850-declined": ("declined", 21),
     }
+
+
+RECORD_AND_WAIT = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: record@v1
+      - action: pause@v1
+        params: {seconds: 60}
+"""
+
+
+def test_sigkill_while_recording_then_the_index_matches_the_file(tmp_path: Path) -> None:
+    """The audio of a recording cut by kill -9 is kept; the restart indexes what it holds."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "rec.yaml").write_text(RECORD_AND_WAIT)
+    data = tmp_path / "server"
+    server = start_server(data, routes={"rec": "rec"}, scenarios=folder)
+    with SipProbe(server.sip_port) as caller:
+        caller.send(caller.build("INVITE", "rec", body=sdp_offer()))
+        ok = caller.expect_final()
+        assert ok.status == 200
+        caller.send(caller.build("ACK", "rec", call_id=ok.header("call-id"), to_tag=ok.to_tag))
+        db = database(server)
+        wait_for(lambda: db.execute("SELECT count(*) FROM recordings").fetchone()[0] == 1)
+        name = db.execute("SELECT path FROM recordings").fetchone()[0]  # indexed by file name
+        path = server.data_dir / "data" / "recordings" / name
+        db.close()
+        # The recorder writes each second: wait for more than two of them on disk.
+        wait_for(lambda: path.exists() and path.stat().st_size > 2.2 * 16000 + 44)
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+
+    again = start_server(data, routes={"rec": "rec"}, scenarios=folder)
+    try:
+        db = database(again)
+        row = db.execute("SELECT * FROM recordings").fetchone()
+        assert row["status"] == "interrupted"
+        info = sf.info(str(path))
+        assert info.frames / info.samplerate >= 2.0
+        assert row["size"] == path.stat().st_size
+        assert row["duration_ms"] == round(info.frames / info.samplerate * 1000)
+        # Searches by duration find it.
+        response = httpx.get(
+            f"{again.api_url}/api/recordings",
+            params={"minDuration": 2},
+            headers={"X-API-Key": again.api_key},
+        )
+        assert response.status_code == 200, response.text
+        assert [hit["sid"] for hit in response.json()["hits"]] == [row["id"]]
+    finally:
+        again.stop()

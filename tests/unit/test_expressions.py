@@ -296,3 +296,18 @@ def test_a_variable_too_big_for_the_sandbox_is_an_expression_error() -> None:
     with pytest.raises(ExpressionError, match=r"\$big does not fit in the expression sandbox"):
         sandbox.evaluate("1")
     assert len(sandbox.variables["$big"]) == 5000
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("'a\x00b'", r"NUL character \(\\x00\); remove it"),
+        ("'\ud800'", r"unpaired surrogate U\+D800"),
+    ],
+)
+def test_text_quickjs_cannot_take_is_an_expression_error(source: str, message: str) -> None:
+    """Found by fuzzing scenario YAML: "\\x00" and "\\ud800" escapes crashed the check."""
+    with pytest.raises(ExpressionError, match=message):
+        check_expression(source)
+    with pytest.raises(ExpressionError, match=message):
+        parse_template("hello ${" + source + "}")

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from mediaserver.media import recorder as recorder_module
 from mediaserver.media.pcm import SAMPLE_RATE, Pcm
-from mediaserver.media.recorder import Recorder, RecordingInfo, repair_recordings
+from mediaserver.media.recorder import Recorder, RecordingInfo, measure_recording, repair_recordings
 from tests.support.audio import goertzel_power
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -476,3 +476,16 @@ def test_a_file_that_cannot_be_touched_is_reported_and_the_rest_repaired(
         ("b-fine.wav", "fixed"),
     ]
     assert "Permission denied" in reports[0].detail
+
+
+def test_measure_recording_reads_duration_and_size(tmp_path: Path) -> None:
+    """What start-up writes into the index of an interrupted recording once repaired."""
+    path = tmp_path / "cut.flac"
+    with Recorder(path, flush_interval=0.0) as recorder:
+        recorder.write(sine(LEFT_HZ, 1.5))
+    measured = measure_recording(path)
+    assert measured is not None
+    assert measured == (1.5, path.stat().st_size)
+    assert measure_recording(tmp_path / "gone.wav") is None
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all")
+    assert measure_recording(tmp_path / "junk.wav") is None

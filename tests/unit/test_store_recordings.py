@@ -211,3 +211,24 @@ async def test_a_recording_outlives_the_link_to_a_finished_call(store: Store) ->
     found = await store.recordings.get(recording.id)
     assert found is not None
     assert (found.call_id, found.caller) == (call.id, "a")
+
+
+async def test_interrupted_recordings_are_measured_once(store: Store, tmp_path: Path) -> None:
+    """After a crash: only interrupted rows still at size 0 are listed, and measured once."""
+    cut = await store.recordings.create(
+        NewRecording(path=str(tmp_path / "{id}.wav"), format="wav", status="recording")
+    )
+    live = await store.recordings.create(
+        NewRecording(path=str(tmp_path / "{id}.wav"), format="wav", status="recording")
+    )
+    await store.mark_interrupted_calls()
+    resumed = await store.recordings.create(
+        NewRecording(path=str(tmp_path / "{id}.wav"), format="wav", status="recording")
+    )
+    assert sorted(r.id for r in await store.recordings.unmeasured()) == sorted([cut.id, live.id])
+    measured = await store.recordings.measured(cut.id, duration_ms=6040, size=96_684)
+    assert measured is not None
+    assert (measured.status, measured.duration_ms, measured.size) == ("interrupted", 6040, 96_684)
+    assert [r.id for r in await store.recordings.unmeasured()] == [live.id]
+    # A recording still being written is not the recovery's to change.
+    assert await store.recordings.measured(resumed.id, duration_ms=1, size=1) is None

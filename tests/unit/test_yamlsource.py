@@ -321,3 +321,69 @@ def test_problems_print_as_file_line_column_and_sort_by_position() -> None:
     error = ProblemsError(found)
     assert [p.message for p in error.problems] == ["first", "second", "third"]
     assert str(error) == "a.yaml:2:30: first\na.yaml:10:2: second\nb.yaml:1:1: third"
+
+
+# -- explicit tags and bounds (hardening: hostile documents) ------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: !!int abc\n", "f.yaml:1:4: 'abc' is not a valid !!int value (invalid literal"),
+        ("a: !!float .\n", "f.yaml:1:4: '.' is not a valid !!float value (could not convert"),
+        ("a: !!timestamp 2001-13-45\n", "f.yaml:1:4: '2001-13-45' is not a valid !!timestamp"),
+        ("a: !!timestamp soon\n", "f.yaml:1:4: 'soon' is not a valid !!timestamp value"),
+        ("a: !!bool\n", "f.yaml:1:4: '' is not a valid !!bool value (expected true or false)"),
+        # Found by fuzzing: an empty !!int or !!float (IndexError inside PyYAML).
+        ("a: !!int\n", "f.yaml:1:4: '' is not a valid !!int value (the tag does not accept"),
+        ("a: !!float\n", "f.yaml:1:4: '' is not a valid !!float value (the tag does not"),
+        ("a:\n  - !!int " + "9" * 5000 + "\n", "f.yaml:2:5: '99999"),
+    ],
+)
+def test_values_an_explicit_tag_refuses_are_located(text: str, expected: str) -> None:
+    [found] = problems(text)
+    assert found.startswith(expected)
+
+
+def test_deep_nesting_is_refused_before_building() -> None:
+    assert problems("a: " + "[" * 300 + "]" * 300 + "\n") == [
+        "f.yaml:1:67: nested too deeply: more than 64 levels"
+    ]
+    block = "".join("  " * i + "a:\n" for i in range(300))
+    assert problems(block) == ["f.yaml:65:129: nested too deeply: more than 64 levels"]
+    # Up to the limit is fine.
+    assert load_yaml("[" * 64 + "]" * 64, "f.yaml") is not None
+
+
+def test_aliases_count_as_what_they_name() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    assert problems("\n".join(lines)) == [
+        "f.yaml:5:45: too many values: more than 100000 once aliases are expanded "
+        "(aliases that repeat aliases multiply)"
+    ]
+    # An alias nests what it names: depth counts it too.
+    deep = "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30
+    assert problems(deep) == [
+        "f.yaml:2:34: nested too deeply once aliases are expanded: more than 64 levels"
+    ]
+    # So does text.
+    big = 'a: &a "' + "x" * 100_000 + '"\nb: [' + ", ".join(["*a"] * 11) + "]"
+    assert problems(big)[0].startswith("f.yaml:2:")
+    assert "too much text" in problems(big)[0]
+    # Plain reuse stays fine.
+    assert load_yaml("a: &a [1, 2]\nb: [*a, *a]\n", "f.yaml") == {"a": [1, 2], "b": [[1, 2]] * 2}
+
+
+def test_an_alias_inside_what_it_names_is_a_loop() -> None:
+    assert problems("m: &l {k: *l}\n") == [
+        "f.yaml:1:11: alias *l is inside the node it names (a loop)"
+    ]
+
+
+def test_oversized_documents_are_refused_with_their_size() -> None:
+    text = "a: " + "x" * 1_000_000 + "\n"
+    assert problems(text) == [
+        "f.yaml:1:1: document too large: 1000004 characters, at most 1000000; "
+        "split it into several files"
+    ]
