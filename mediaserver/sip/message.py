@@ -97,8 +97,10 @@ LIST_HEADERS = frozenset(
 _SINGLE_ORDER = ("call-id", "cseq", "from", "to", "max-forwards", "content-length")
 SINGLE_HEADERS = frozenset(_SINGLE_ORDER)
 # RFC 3261 7.3.1: comma-separated headers the server splits (quoted commas kept).
-_SPLIT_HEADERS = ("Require", "Proxy-Require", "Supported", "Accept", "Allow", "Contact",
-                 "Record-Route", "Route")  # fmt: skip
+# List headers a request cannot do without once it is read: malformed, they get a 400
+# here. Allow, Supported and Accept are read leniently where they are used (a malformed
+# one reads as absent), so they pass.
+_SPLIT_HEADERS = ("Require", "Proxy-Require", "Contact", "Record-Route", "Route")
 _ADDRESS_HEADERS = ("Contact", "Record-Route")
 
 REASON_PHRASES = {
@@ -190,7 +192,7 @@ class Headers:
             except SipSyntaxError:
                 if lenient:
                     return []
-                raise SipSyntaxError(f"unterminated quoted string in {name}") from None
+                raise  # the caller names the header: "Bad Require header: ..."
             out.extend(part.strip() for part in parts if part.strip())
         return out
 

@@ -1577,8 +1577,7 @@ def test_generated_messages_round_trip(msg: Request | Response, datagram: bool) 
 
 @pytest.mark.parametrize(
     "header",
-    ["Require", "Proxy-Require", "Supported", "Accept", "Allow", "Contact", "Record-Route",
-     "Route"],
+    ["Require", "Proxy-Require", "Contact", "Record-Route", "Route"],
 )  # fmt: skip
 def test_a_list_header_with_an_unterminated_quote_is_a_400(header: str) -> None:
     """Found by fuzzing: `Require: "x` raised out of the user agent (500) instead of a 400."""
