@@ -24,7 +24,7 @@ from mediaserver.config import load_config, with_overrides
 from mediaserver.server import Server
 from tests.integration.conftest import ServerProcess, start_server
 from tests.support.net import free_port_block, is_free
-from tests.support.rawsip import SipProbe, digest_authorization, sdp_offer
+from tests.support.rawsip import SipProbe, sdp_offer
 from tests.support.sipp import run_sipp
 
 pytestmark = pytest.mark.integration
@@ -124,23 +124,15 @@ def test_a_malformed_header_the_call_can_do_without_is_ignored(probe: SipProbe) 
         assert reply.status == 486, (header, reply.status, reply.reason)
 
 
-def test_authenticated_register_with_an_unterminated_contact_is_400(probe: SipProbe) -> None:
+def test_register_with_an_unterminated_contact_is_400(probe: SipProbe) -> None:
+    """A REGISTER's Contact is what it is for: malformed, the request gets a 400 naming
+    it before any challenge (it used to get 401, then a 500 once authenticated)."""
     bad_contact = ['Contact: "unterminated <sip:alice@127.0.0.1:5555>']
     first = probe.build("REGISTER", user="alice", headers=bad_contact, call_id="reg-bad", cseq=1)
     first = re.sub(r"(?m)^Contact: <sip:probe.*\r\n", "", first)
     probe.send(first)
-    challenge = probe.expect_final()
-    assert challenge.status == 401
-    uri = f"sip:alice@127.0.0.1:{probe.server[1]}"
-    credentials = digest_authorization(
-        challenge.header("www-authenticate") or "", "alice", "wonderland", "REGISTER", uri
-    )
-    second = probe.build("REGISTER", user="alice", call_id="reg-bad", cseq=2,
-                         headers=[*bad_contact, f"Authorization: {credentials}"])  # fmt: skip
-    second = re.sub(r"(?m)^Contact: <sip:probe.*\r\n", "", second)
-    probe.send(second)
     reply = probe.expect_final()
-    assert (reply.status, reply.reason[:11]) == (400, "Bad Contact")
+    assert (reply.status, reply.reason[:18]) == (400, "Bad Contact header")
 
 
 def test_malformed_invites_leave_every_rtp_port_free(
