@@ -26,6 +26,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -59,6 +60,7 @@ from mediaserver.sip.trunks import Keepalive, Registration, Trunk
 from mediaserver.sip.ua import MediaSettings, UserAgent, local_address_for
 from mediaserver.sip.uac import TargetError
 from mediaserver.store import Conflict, Store
+from mediaserver.store.recordings import locate_recording
 from mediaserver.webhooks.delivery import DeliveryRecord, WebhookDispatcher
 from mediaserver.webhooks.subscriptions import WebhookSubscription, targets_from_config
 from mediaserver.yamlsource import Mark, Problem, ProblemsError
@@ -179,11 +181,14 @@ class Server:
 
     # -- start and stop --------------------------------------------------------------
 
-    async def _measure_interrupted_recordings(self, store: Store) -> None:
+    async def _measure_interrupted_recordings(self, store: Store, folder: Path) -> None:
         """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
         loop = asyncio.get_running_loop()
         for record in await store.recordings.unmeasured():
-            measured = await loop.run_in_executor(None, measure_recording, record.path)
+            path = locate_recording(folder.resolve(), record.path)
+            if path is None:
+                continue  # outside the recordings folder: not ours to read
+            measured = await loop.run_in_executor(None, measure_recording, path)
             if measured is None:
                 continue  # damaged or gone: the index keeps 0
             duration_s, size = measured
@@ -226,7 +231,7 @@ class Server:
             None, repair_recordings, recordings
         ):
             log.warning("recording repaired at start-up", report=str(report))
-        await self._measure_interrupted_recordings(store)
+        await self._measure_interrupted_recordings(store, recordings)
         await self.library.sync(store)
         await self.router.load(store)
         self.webhook_targets = [
