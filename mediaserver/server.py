@@ -26,6 +26,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -199,11 +200,13 @@ class Server:
 
     # -- start and stop --------------------------------------------------------------
 
-    async def _measure_interrupted_recordings(self, store: Store) -> None:
-        """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
+    async def _measure_interrupted_recordings(self, store: Store, folder: Path) -> None:
+        """Index what each interrupted recording's repaired file holds (it still says 0 s).
+        ``record.path`` is the file's name in ``folder`` (``storage.recordings``)."""
         loop = asyncio.get_running_loop()
         for record in await store.recordings.unmeasured():
-            measured = await loop.run_in_executor(None, measure_recording, record.path)
+            path = folder / record.path
+            measured = await loop.run_in_executor(None, measure_recording, path)
             if measured is None:
                 continue  # damaged or gone: the index keeps 0
             duration_s, size = measured
@@ -246,7 +249,7 @@ class Server:
             None, repair_recordings, recordings
         ):
             log.warning("recording repaired at start-up", report=str(report))
-        await self._measure_interrupted_recordings(store)
+        await self._measure_interrupted_recordings(store, recordings)
         await self.library.sync(store)
         await self.router.load(store)
         self.webhook_targets = [
