@@ -39,9 +39,12 @@ from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.calls.base import RunFactory
 from mediaserver.calls.conferences import Conferences
+from mediaserver.calls.dialer import Dialer
+from mediaserver.calls.live import LiveCalls, MediaSettings, RtpLegs
 from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.queues import CallQueues
 from mediaserver.calls.services import CallServices
+from mediaserver.calls.switch import CallSwitch
 from mediaserver.config import Config, ListenAddress, scenario_file
 from mediaserver.journal import CallJournal, RunStart
 from mediaserver.library import Router, ScenarioLibrary, read_scenario_files
@@ -55,9 +58,9 @@ from mediaserver.reload import ReloadChanges, compare
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
-from mediaserver.sip.transport import ListenError, SipEndpoint
+from mediaserver.sip.transport import ListenError, SipEndpoint, local_address_for
 from mediaserver.sip.trunks import Keepalive, Registration, Trunk
-from mediaserver.sip.ua import MediaSettings, UserAgent, local_address_for
+from mediaserver.sip.ua import UserAgent
 from mediaserver.sip.uac import TargetError
 from mediaserver.store import Conflict, Store
 from mediaserver.store.recordings import locate_recording
@@ -147,36 +150,53 @@ class Server:
         self.trunks = {trunk.name: Trunk(trunk) for trunk in config.trunks}
         self.conferences = Conferences()  # the live rooms and queues calls join by name
         self.queues = CallQueues()
-        self.ua = UserAgent(
+        media = MediaSettings(
+            config.rtp.codecs,
+            config.sip.listen[0].host,
+            config.sip.public_address,
+            config.sip.trusted_networks,
+        )
+        services = CallServices(
+            recordings_dir=config.storage_path(config.storage.recordings),
+            journal=self.journal,
+            jitter_buffer_ms=config.rtp.jitter_buffer_ms,
+            learn_source=config.rtp.learn_source,
+            conferences=self.conferences,
+            queues=self.queues,
+        )
+        # sip/ is the bottom layer: the call switch attaches itself to the user agent,
+        # and the dialer is handed to whoever places calls.
+        self.ua: UserAgent[Call] = UserAgent(
+            self.endpoint, access=self.access, user_agent=config.sip.user_agent,
+            limits=config.limits,
+        )  # fmt: skip
+        live = LiveCalls(RtpLegs(media, self.ports, self.clock, services))
+        self.dialer = Dialer(
             self.endpoint,
-            router=self.router,
-            serve_call=self.serve_call,
-            media=MediaSettings(
-                config.rtp.codecs,
-                config.sip.listen[0].host,
-                config.sip.public_address,
-                config.sip.trusted_networks,
-            ),
-            ports=self.ports,
-            clock=self.clock,
+            live=live,
+            media=media,
+            access=self.access,
+            registrar=self.ua.registrar,
+            trunks=self.trunks,
             user_agent=config.sip.user_agent,
             journal=self.journal,
-            access=self.access,
-            trunks=self.trunks,
-            services=CallServices(
-                recordings_dir=config.storage_path(config.storage.recordings),
-                journal=self.journal,
-                jitter_buffer_ms=config.rtp.jitter_buffer_ms,
-                learn_source=config.rtp.learn_source,
-                conferences=self.conferences,
-                queues=self.queues,
-            ),
+            services=services,
+        )
+        self.switch = CallSwitch(
+            self.ua,
+            live=live,
+            dialer=self.dialer,
+            router=self.router,
+            serve_call=self.serve_call,
+            media=media,
+            user_agent=config.sip.user_agent,
+            journal=self.journal,
+            services=services,
             serve_message=self.serve_message,
-            limits=config.limits,
         )
 
         self.actions = ServerActions(
-            self.ua, self.webhooks, config.sip.user_agent, start_call=self.start_scenario_call
+            self.dialer, self.webhooks, config.sip.user_agent, start_call=self.start_scenario_call
         )
 
     # -- start and stop --------------------------------------------------------------
@@ -303,20 +323,20 @@ class Server:
     async def shutdown(self, drain: float, force: asyncio.Event | None = None) -> None:
         """Refuse new calls, let live ones finish for up to ``drain`` seconds
         (or until ``force`` is set), then hang up the rest and close."""
-        self.ua.draining = True
+        self.switch.draining = True
         deadline = time.monotonic() + drain
-        live = len(self.ua.active_calls)
+        live = len(self.switch.active_calls)
         if live:
             log.info("draining", live_calls=live, drain_seconds=drain)
-        while self.ua.active_calls and time.monotonic() < deadline:
+        while self.switch.active_calls and time.monotonic() < deadline:
             if force is not None and force.is_set():
                 break
             await asyncio.sleep(0.2)
-        if self.ua.active_calls:
-            log.info("hanging up remaining calls", count=len(self.ua.active_calls))
-            await self.ua.hangup_all("normal_clearing")
+        if self.switch.active_calls:
+            log.info("hanging up remaining calls", count=len(self.switch.active_calls))
+            await self.switch.hangup_all("normal_clearing")
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.ua.wait_idle(), 10.0)
+            await asyncio.wait_for(self.switch.wait_idle(), 10.0)
         for trunk in self.trunks.values():
             if trunk.keepalive is not None:
                 await trunk.keepalive.stop()
@@ -447,7 +467,7 @@ class Server:
 
     def find_call(self, call_id: str) -> Call | None:
         """A live call by its id."""
-        return next((c for c in self.ua.active_calls if c.id == call_id), None)
+        return next((c for c in self.switch.active_calls if c.id == call_id), None)
 
     async def start_run(
         self,
@@ -520,7 +540,7 @@ class Server:
         if to is not None:
             try:
                 # The call's record names the run from the start (and journals the run).
-                call = await self.ua.originate(
+                call = await self.dialer.originate(
                     to, caller_id=caller_id or "mediaserver", headers={}, run=start
                 )
             except TargetError as exc:

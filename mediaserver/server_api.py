@@ -17,8 +17,8 @@ from typing import Any
 from mediaserver.actions.callapi import FetchResult
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.scenario import load_scenario_data
+from mediaserver.calls.dialer import Dialer
 from mediaserver.fetch import HttpFetcher
-from mediaserver.sip.ua import UserAgent
 from mediaserver.webhooks.delivery import WebhookDispatcher
 
 CallStarter = Callable[..., Awaitable[str]]
@@ -28,12 +28,12 @@ CallStarter = Callable[..., Awaitable[str]]
 class ServerActions:
     def __init__(
         self,
-        ua: UserAgent,
+        dialer: Dialer,
         webhooks: WebhookDispatcher,
         user_agent: str,
         start_call: CallStarter | None = None,
     ) -> None:
-        self.ua = ua
+        self.dialer = dialer
         self.webhooks = webhooks
         self._fetcher = HttpFetcher(user_agent)
         self._start_call = start_call
@@ -61,7 +61,7 @@ class ServerActions:
             self.webhooks.publish_to(url, event, dict(data))
 
     async def send_message(self, to: str, text: str, *, sender: str | None) -> int | None:
-        return await self.ua.send_message(to, text, sender=sender or "mediaserver")
+        return await self.dialer.send_message(to, text, sender=sender or "mediaserver")
 
     def compile_scenario(self, data: Any, filename: str) -> Scenario:
         return load_scenario_data(data, filename)

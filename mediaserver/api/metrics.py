@@ -284,8 +284,8 @@ class ServerCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         server, calls = self.server, self.calls
-        ua = server.ua
-        live = list({id(c): c for c in ua.calls.values()}.values())
+        switch = server.switch
+        live = list({id(c): c for c in switch.calls.values()}.values())
         active = Counter(_direction(c) for c in live if not c.ended)
         c, g = CounterMetricFamily, GaugeMetricFamily
         yield _family(g, "mediaserver_calls_active", "Calls in progress.", ["direction"],
@@ -300,12 +300,14 @@ class ServerCollector(Collector):
             c, "mediaserver_call_hangups", "Calls ended since start, by hangup cause and source.",
             ["direction", "cause", "source"], sorted(calls.hangups.items()),
         )  # fmt: skip
-        refused = [(("inbound", _bounded(why, _EVENT)), n) for why, n in ua.refusals.counts.items()]
+        refused = [
+            (("inbound", _bounded(why, _EVENT)), n) for why, n in switch.refusals.counts.items()
+        ]
         yield _family(
             c, "mediaserver_calls_refused", "Inbound calls refused before a scenario ran.",
             ["direction", "reason"], sorted(refused),
         )  # fmt: skip
-        requests, responses, events = _sip_series(ua.endpoint.stats)
+        requests, responses, events = _sip_series(server.endpoint.stats)
         yield _family(
             c, "mediaserver_sip_requests",
             "SIP requests received (in) and sent (out), retransmissions included.",

@@ -104,7 +104,7 @@ def _live_call(request: Request, callid: str) -> Call:
 @router.get("/api/calls", response_model=LiveCallPage, summary="List live calls")
 async def list_calls(request: Request, offset: Offset = 0, limit: Limit = 10) -> dict[str, Any]:
     now = time.time()
-    calls = sorted(server_of(request).ua.active_calls, key=lambda c: (c.started_at, c.id))
+    calls = sorted(server_of(request).switch.active_calls, key=lambda c: (c.started_at, c.id))
     return slice_page([live_out(c, now) for c in calls], offset, limit)
 
 

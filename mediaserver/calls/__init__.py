@@ -2,7 +2,9 @@
 
 ``base.py`` holds what every call has (media, digits, BYE, the run);
 ``inbound.py`` answers an INVITE; ``outbound.py`` places one; ``bridge.py``
-joins two calls for ``dial@v1``.
+joins two calls for ``dial@v1``. ``switch.py`` is the call switch the SIP user
+agent passes calls up to (admission in ``admission.py``), ``dialer.py`` places
+outbound calls, ``live.py`` holds the live calls and their RTP legs.
 """
 
 from mediaserver.actions.callapi import DialError, DialOptions, DialResult

@@ -52,7 +52,7 @@ STATUS_PRIORITY = ("busy", "no-answer", "failed", "canceled")
 
 
 class Dialer(Protocol):
-    """What places outbound calls (the user agent)."""
+    """What places outbound calls (``calls/dialer.py``'s ``Dialer``)."""
 
     async def originate(
         self,

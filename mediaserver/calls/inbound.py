@@ -47,7 +47,7 @@ REJECT_STATUS = {"busy": 486, "declined": 603, "unavailable": 480, "not_found": 
 
 @dataclass
 class CallSetup:
-    """What the user agent hands a new inbound call."""
+    """What the call switch hands a new inbound call."""
 
     endpoint: SipEndpoint
     invite: Request

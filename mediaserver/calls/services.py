@@ -1,6 +1,6 @@
 """What a call needs from the server beyond SIP and its own RTP leg.
 
-The user agent gives every call (inbound, or placed by dial@v1 or the API) the
+The call switch and the dialer give every call (inbound, or placed by dial@v1 or the API) the
 same :class:`CallServices`: where recordings go, the journal that indexes
 them, the jitter-buffer depth for decoded legs, which RTP sources a leg may
 learn, and the conference rooms and queues that calls join by name.

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol, cast
 
 from mediaserver.config import ListenAddress
@@ -534,3 +536,16 @@ class SipEndpoint:
         # The loop may wake a hair early; never present the layer a time before its deadline.
         self.layer.handle_timeouts(max(self._now(), due or 0.0))
         self._flush()
+
+
+@lru_cache(maxsize=256)
+def local_address_for(remote_host: str) -> str:
+    """The local IP address the kernel would use to reach ``remote_host``: what
+    goes into SDP and Contact when we listen on a wildcard address."""
+    family = socket.AF_INET6 if ":" in remote_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((remote_host, 9))  # no packet is sent for a UDP connect
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1" if family == socket.AF_INET else "::1"

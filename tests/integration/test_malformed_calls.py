@@ -186,7 +186,7 @@ async def test_a_bug_after_the_ports_were_taken_gives_them_back(tmp_path: Path) 
     async def broken(call: Call) -> None:
         raise RuntimeError("a bug in the runner")
 
-    server.ua.serve_call = broken
+    server.switch.serve_call = broken
     try:
         with SipProbe(server.endpoint.bound[0].port) as probe:
             for _ in range(12):  # more calls than the range holds
@@ -197,6 +197,6 @@ async def test_a_bug_after_the_ports_were_taken_gives_them_back(tmp_path: Path) 
                 assert reply.status == 500
         assert server.ports.in_use == 0
         assert server.endpoint.stats["internal_errors"] == 12
-        assert server.ua.calls == {}
+        assert server.switch.calls == {}
     finally:
         await server.shutdown(0.0)

@@ -122,10 +122,10 @@ def leftovers(server: Server) -> dict[str, object]:
     found: dict[str, object] = {}
     if len(layer):
         found["transactions"] = dict(layer.counts())
-    if server.ua.calls:
-        found["calls"] = list(server.ua.calls)
-    if server.ua._tasks:
-        found["ua tasks"] = len(server.ua._tasks)
+    if server.switch.calls:
+        found["calls"] = list(server.switch.calls)
+    if server.switch._tasks:
+        found["switch tasks"] = len(server.switch._tasks)
     if server.ports.in_use:
         found["rtp ports"] = server.ports.in_use
     if server.endpoint.connections:

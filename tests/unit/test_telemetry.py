@@ -91,7 +91,7 @@ async def test_scrape_parses_and_carries_every_kind_of_figure(tmp_path: Path) ->
     for listener in server.journal.on_call_ended:
         listener(call)
     # Keys another part of the server may add to the endpoint's stats show up unasked.
-    server.ua.refusals.counts["no_route"] += 2
+    server.switch.refusals.counts["no_route"] += 2
     server.endpoint.stats["flood_dropped"] += 3
     telemetry.http.observe("GET", "/api/calls/{callid}", 200, 0.004)
 
