@@ -13,10 +13,10 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mediaserver.media.latching import LearnMode
 from mediaserver.yamlsource import (
     LocatedDict,
     LocatedList,
@@ -31,6 +31,14 @@ SCENARIO_SUFFIXES = (".yaml", ".yml")
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 CALLFLOW_URL = re.compile(r"(?i)https?://[^\s/?#]+[^\s]*")
 """What follows ``callflow:`` in a route: the application's URL."""
+
+
+class LearnMode(StrEnum):
+    """``rtp.learn_source``: who may become a leg's media source (media/latching.py)."""
+
+    STRICT = "strict"
+    STREAM = "stream"
+    FIRST = "first"
 
 
 @dataclass(frozen=True)

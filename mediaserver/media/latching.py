@@ -45,7 +45,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
+
+from mediaserver.config import LearnMode  # rtp.learn_source
 
 __all__ = [
     "STREAM_GAP",
@@ -60,12 +62,6 @@ STREAM_GAP = 1.0  # seconds: a longer silence between two packets starts a strea
 _CANDIDATES = 8  # sources followed at once while learning; more: the oldest is forgotten
 
 Address = tuple[str, int]
-
-
-class LearnMode(StrEnum):
-    STRICT = "strict"
-    STREAM = "stream"
-    FIRST = "first"
 
 
 class Verdict(Enum):

@@ -9,10 +9,7 @@ call layer uses, not one that knows it (issue 17).
 
 A SIP module may import other ``mediaserver.sip`` modules and the
 foundation below every layer (:data:`FOUNDATION`); anything else of
-``mediaserver`` is a layer above. The modules that still reach up are listed
-in :data:`STILL_REACHING_UP` with the layers each may use; that list only
-shrinks, and a module that no longer needs its entry makes the test fail until
-the entry is deleted.
+``mediaserver`` is a layer above.
 """
 
 from __future__ import annotations
@@ -25,15 +22,8 @@ import pytest
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "mediaserver"
 SIP = PACKAGE_ROOT / "sip"
 
-# Modules below every layer: logging, and the typed config every layer reads. Only
-# direct imports are checked: config.py itself still takes one enum (LearnMode) from
-# media/latching.py.
+# Modules below every layer: logging, and the typed config every layer reads.
 FOUNDATION = frozenset(("mediaserver.log", "mediaserver.config"))
-
-# The sip/ modules that may still import a layer above, with the only layers each
-# may use. The call switch moved out of sip/ (issue 17: calls/switch.py,
-# admission.py, dialer.py, refusals.py): none is left. Do not add entries.
-STILL_REACHING_UP: dict[str, frozenset[str]] = {}
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -97,20 +87,19 @@ SIP_MODULES = sorted(SIP.glob("*.py"))
 
 @pytest.mark.parametrize("path", SIP_MODULES, ids=lambda p: p.name)
 def test_sip_modules_import_no_layer_above(path: Path) -> None:
-    allowed = STILL_REACHING_UP.get(path.name, frozenset())
-    extra = upward_layers(path) - allowed
+    extra = upward_layers(path)
     assert not extra, (
         f"mediaserver/sip/{path.name} imports {', '.join(sorted(extra))}: sip/ is the bottom "
         "layer; pass what it needs in (a protocol or a callback) from the layer above"
     )
 
 
-@pytest.mark.parametrize("name", sorted(STILL_REACHING_UP))
-def test_the_allow_list_only_shrinks(name: str) -> None:
-    path = SIP / name
-    assert path.is_file(), f"{name} is gone: delete its STILL_REACHING_UP entry"
-    unused = STILL_REACHING_UP[name] - upward_layers(path)
-    assert not unused, f"{name} no longer imports {', '.join(sorted(unused))}: narrow its entry"
+def test_the_foundation_imports_no_layer() -> None:
+    """What sip/ may import must not reach up itself, or sip/ would through it."""
+    for module in FOUNDATION:
+        path = PACKAGE_ROOT / f"{module.split('.')[1]}.py"
+        reached = {m.split(".")[1] for m in imported_modules(path) if m != "mediaserver"}
+        assert reached <= {"log", "config", "yamlsource", "yamllimits"}, (module, reached)
 
 
 def test_every_form_of_import_is_seen(tmp_path: Path) -> None:
