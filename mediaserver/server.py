@@ -22,27 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
-
-import structlog
 
 from mediaserver.actions.model import Scenario
-from mediaserver.actions.runner import Run, RunOutcome
-from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.api.http import HttpListener
-from mediaserver.callflow.route import callflow_scenario, route_url
-from mediaserver.calls import Call, OutboundCall, new_call_id
-from mediaserver.calls.base import RunFactory
+from mediaserver.callflow.route import route_url
 from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.queues import CallQueues
 from mediaserver.calls.services import CallServices
+from mediaserver.catalog import Catalog
 from mediaserver.config import Config, ListenAddress, scenario_file
-from mediaserver.journal import CallJournal, RunStart
+from mediaserver.journal import CallJournal
 from mediaserver.library import Router, ScenarioLibrary, read_scenario_files
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
@@ -51,6 +44,7 @@ from mediaserver.media.prompts import Prompts
 from mediaserver.media.recorder import measure_recording, repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
 from mediaserver.reload import ReloadChanges, compare
+from mediaserver.runs import INBOUND_BRANCH, Runs
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
@@ -64,20 +58,6 @@ from mediaserver.webhooks.subscriptions import WebhookSubscription, targets_from
 from mediaserver.yamlsource import Mark, Problem, ProblemsError
 
 log = get_logger("server")
-
-INBOUND_BRANCH = "inbound-call"
-API_BRANCH = "api-initiated"
-MESSAGE_BRANCH = "inbound-message"
-API_CALL_TIMEOUT = 30.0
-
-
-class RunRefused(ValueError):
-    """A run cannot be started (unknown scenario, no api-initiated branch, bad
-    variables or target); ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class StartError(OSError):
@@ -124,7 +104,7 @@ class Server:
             raise ProblemsError(problems)
         self._reloading = asyncio.Lock()
         self.router = Router(config.routes)
-        self.runs: dict[str, asyncio.Task[None]] = {}  # API-started runs still going
+        self.catalog = Catalog(self.library, self.router)  # scenarios and numbers, kept in step
         self.store: Store | None = None
         self.http: HttpListener | None = None
         self.webhook_targets: list[WebhookSubscription] = list(targets_from_config(config.webhooks))
@@ -135,6 +115,7 @@ class Server:
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
         cache = config.storage_path(config.storage.cache)
         self.prompts = Prompts(SpeechSynthesizer(cache / "tts"), config.scenarios_dir)
+        self.runs = Runs(self.library, self.journal, self.prompts)
         self.endpoint = SipEndpoint(config.sip.listen, timers=timers)
         self.access = AccessPolicy(
             trusted_networks=config.sip.trusted_networks,
@@ -148,7 +129,7 @@ class Server:
         self.ua = UserAgent(
             self.endpoint,
             router=self.router,
-            serve_call=self.serve_call,
+            serve_call=self.runs.serve_call,
             media=MediaSettings(
                 config.rtp.codecs,
                 config.sip.listen[0].host,
@@ -169,13 +150,14 @@ class Server:
                 conferences=self.conferences,
                 queues=self.queues,
             ),
-            serve_message=self.serve_message,
+            serve_message=self.runs.serve_message,
             limits=config.limits,
         )
 
         self.actions = ServerActions(
-            self.ua, self.webhooks, config.sip.user_agent, start_call=self.start_scenario_call
+            self.ua, self.webhooks, config.sip.user_agent, start_call=self.runs.start_scenario_call
         )
+        self.runs.connect(self.ua, self.actions)
 
     # -- start and stop --------------------------------------------------------------
 
@@ -212,6 +194,7 @@ class Server:
         database = config.storage_path(config.storage.database)
         database.parent.mkdir(parents=True, exist_ok=True)
         self.store = store = await Store.open(database)
+        self.catalog.store = store
         recovery = await store.mark_interrupted_calls()
         if recovery.calls or recovery.runs or recovery.recordings:
             log.warning(
@@ -327,6 +310,7 @@ class Server:
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
         if self.store is not None:
+            self.catalog.store = None
             await self.store.close()
         log.info("stopped")
 
@@ -371,214 +355,6 @@ class Server:
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)
             self.webhook_targets = [*targets_from_config(new.webhooks), *stored_webhooks]
             return changes
-
-    # -- calls -------------------------------------------------------------------------
-
-    def _inbound_run(self, scenario: Scenario, run_id: str) -> RunFactory:
-        """What a call serves: ``scenario``'s ``inbound-call`` branch run on it."""
-
-        async def run(call: Call) -> RunOutcome:
-            return await Run(
-                scenario,
-                INBOUND_BRANCH,
-                call=call,
-                prompts=self.prompts,
-                run_id=run_id,
-                server=self.actions,
-                events=self.events.publish,
-            ).execute()
-
-        return run
-
-    async def serve_call(self, call: Call) -> None:
-        """Run the ``inbound-call`` branch of the call's scenario (for a route
-        ``callflow:URL``, a ``callflow@v1`` of URL)."""
-        name = call.scenario or ""
-        scenario = self.library.get(name)
-        url = route_url(name)
-        if scenario is None and url is not None:
-            scenario = callflow_scenario(load_scenario_data, url)
-        if scenario is None:  # removed through the API since routing picked it
-            call.end("not_found", "server")
-            call.finish()
-            return
-        scenario_id = self.library.store_id(name)
-        run_id = f"{INBOUND_BRANCH}:{call.id}"
-        self.journal.run_started(run_id, scenario_id, INBOUND_BRANCH, {})
-        self.journal.call_started(call, number=call.to_user, scenario_id=scenario_id, run_id=run_id)
-
-        try:
-            await call.serve(self._inbound_run(scenario, run_id))
-        finally:
-            self.journal.run_ended(run_id, call.outcome)
-
-    def serve_message(self, name: str, message: dict[str, str]) -> None:
-        """Run scenario ``name``'s inbound-message branch for a SIP MESSAGE, with the
-        message in ``$message`` (from, to, text, content_type); no call."""
-        scenario = self.library.get(name)
-        if scenario is None or MESSAGE_BRANCH not in scenario.branches:
-            log.info("message not handled", scenario=name, sender=message.get("from"))
-            return
-        run_id = f"{MESSAGE_BRANCH}:{new_call_id()}"
-        run = Run(
-            scenario,
-            MESSAGE_BRANCH,
-            call=None,
-            prompts=self.prompts,
-            run_id=run_id,
-            server=self.actions,
-            events=self.events.publish,
-            variables={"$message": dict(message)},
-        )
-        self.journal.run_started(run_id, self.library.store_id(name), MESSAGE_BRANCH, {})
-
-        async def execute() -> None:
-            outcome = await run.execute()
-            self.journal.run_ended(run_id, outcome)
-
-        task = asyncio.get_running_loop().create_task(execute())
-        self.runs[run_id] = task
-        task.add_done_callback(lambda _: self.runs.pop(run_id, None))
-
-    def find_call(self, call_id: str) -> Call | None:
-        """A live call by its id."""
-        return next((c for c in self.ua.active_calls if c.id == call_id), None)
-
-    async def start_run(
-        self,
-        name: str,
-        *,
-        to: str | None = None,
-        variables: dict[str, object] | None = None,
-        caller_id: str | None = None,
-    ) -> str:
-        """Start the ``api-initiated`` branch of scenario ``name``; the run id.
-
-        With ``to``, the server calls it first and runs the branch once the call
-        is answered, or without a call when it is not, ``$dial`` telling why (the
-        Callr seed's runs); without ``to`` the branch runs offline."""
-        scenario = self.library.get(name)
-        if scenario is None:
-            raise RunRefused("scenario", f"no scenario {name!r}")
-        if API_BRANCH not in scenario.branches:
-            raise RunRefused("scenario", f"scenario {name!r} has no {API_BRANCH} branch")
-        return await self._start_api_run(
-            scenario,
-            self.library.store_id(name),
-            to=to,
-            variables=variables,
-            caller_id=caller_id,
-            ring_timeout=API_CALL_TIMEOUT,
-        )
-
-    async def start_scenario_call(
-        self,
-        to: str,
-        scenario: Scenario,
-        *,
-        caller_id: str | None,
-        variables: dict[str, object],
-        timeout: float,
-    ) -> str:
-        """Call ``to`` and run ``scenario``'s api-initiated branch (a scenario that is
-        not in the library: the Voxology DIAL action's call flow); the run id."""
-        return await self._start_api_run(
-            scenario, None, to=to, variables=variables, caller_id=caller_id, ring_timeout=timeout
-        )
-
-    async def _start_api_run(
-        self,
-        scenario: Scenario,
-        scenario_id: str | None,
-        *,
-        to: str | None,
-        variables: dict[str, object] | None,
-        caller_id: str | None,
-        ring_timeout: float,
-    ) -> str:
-        run_id = f"api:{new_call_id()}"
-        try:
-            run = Run(
-                scenario,
-                API_BRANCH,
-                call=None,
-                prompts=self.prompts,
-                run_id=run_id,
-                server=self.actions,
-                events=self.events.publish,
-                variables=dict(variables or {}),
-            )
-        except ValueError as exc:
-            raise RunRefused("variables", str(exc)) from None
-        start = RunStart(run_id, scenario_id, scenario.name, API_BRANCH, dict(variables or {}))
-        call: OutboundCall | None = None
-        if to is not None:
-            try:
-                # The call's record names the run from the start (and journals the run).
-                call = await self.ua.originate(
-                    to, caller_id=caller_id or "mediaserver", headers={}, run=start
-                )
-            except TargetError as exc:
-                raise RunRefused("to", str(exc)) from None
-        else:
-            self.journal.run_started(run_id, scenario_id, API_BRANCH, start.variables)
-        task = asyncio.get_running_loop().create_task(
-            self._api_run(run, call, run_id, ring_timeout)
-        )
-        self.runs[run_id] = task
-        task.add_done_callback(lambda _: self.runs.pop(run_id, None))
-        return run_id
-
-    async def _api_run(
-        self, run: Run, call: OutboundCall | None, run_id: str, ring_timeout: float
-    ) -> None:
-        structlog.contextvars.bind_contextvars(run_id=run_id)
-        outcome: RunOutcome | None = None
-        try:
-            if call is None:
-                outcome = await run.execute()
-                return
-            status = await call.place(ring_timeout)
-            duration = 0.0
-            run.sandbox.define_builtin(
-                "$dial", {"status": status, "duration": duration, "target": call.target}
-            )
-            if status != "answered":
-                call.finish()
-                outcome = await run.execute()  # the branch runs without a call
-                return
-            run.bind_call(call)
-
-            async def execute(_: Call) -> RunOutcome:
-                return await run.execute()
-
-            await call.serve(execute)
-            outcome = call.outcome
-        finally:
-            self.journal.run_ended(run_id, outcome if outcome is not None else run.outcome)
-
-    def inject_actions(self, call_id: str, actions: list[Any]) -> str:
-        """Replace what a live call is doing with ``actions`` (a list of action
-        items as in a scenario branch); the new run's id. ProblemsError when the
-        actions do not validate, RunRefused when the call cannot take them."""
-        call = self.find_call(call_id)
-        if call is None:
-            raise RunRefused("call", f"no live call {call_id!r}")
-        text = json.dumps({"branches": {INBOUND_BRANCH: {"actions": actions}}}, indent=1)
-        scenario = load_scenario_text(text, f"inject-{call.id}.yaml")
-        run_id = f"inject:{new_call_id()}"
-
-        if not call.inject(self._inbound_run(scenario, run_id)):
-            raise RunRefused("call", f"call {call_id!r} has no running scenario to replace")
-        return run_id
-
-    def cancel_run(self, run_id: str) -> bool:
-        """Stop an API-started run still going (its call is hung up)."""
-        task = self.runs.get(run_id)
-        if task is None:
-            return False
-        task.cancel()
-        return True
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -194,6 +194,8 @@ def create_app(server: Server) -> FastAPI:
         redoc_url=None,
     )
     app.state.server = server
+    app.state.runs = server.runs  # what the routes start, cancel and inject runs through
+    app.state.catalog = server.catalog  # what they change scenarios and numbers through
     app.state.key_check = KeyCheck(api_keys(server.config), dict(server.config.http.key_names))
     telemetry = metrics.Telemetry(server)
     telemetry.loop_lag.start()
