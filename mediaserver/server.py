@@ -23,20 +23,18 @@ import asyncio
 import contextlib
 import errno
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from mediaserver.actions.model import Scenario
 from mediaserver.api.http import HttpListener
-from mediaserver.callflow.route import route_url
 from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.queues import CallQueues
 from mediaserver.calls.services import CallServices
 from mediaserver.catalog import Catalog
-from mediaserver.config import Config, ListenAddress, scenario_file
+from mediaserver.config import Config, ListenAddress
 from mediaserver.journal import CallJournal
-from mediaserver.library import Router, ScenarioLibrary, read_scenario_files
+from mediaserver.library import Router, ScenarioLibrary
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.ports import PortAllocator
@@ -44,7 +42,7 @@ from mediaserver.media.prompts import Prompts
 from mediaserver.media.recorder import measure_recording, repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
 from mediaserver.reload import ReloadChanges, compare
-from mediaserver.runs import INBOUND_BRANCH, Runs
+from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
@@ -52,10 +50,9 @@ from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Keepalive, Registration, Trunk
 from mediaserver.sip.ua import MediaSettings, UserAgent, local_address_for
 from mediaserver.sip.uac import TargetError
-from mediaserver.store import Conflict, Store
+from mediaserver.store import Store
 from mediaserver.webhooks.delivery import DeliveryRecord, WebhookDispatcher
 from mediaserver.webhooks.subscriptions import WebhookSubscription, targets_from_config
-from mediaserver.yamlsource import Mark, Problem, ProblemsError
 
 log = get_logger("server")
 
@@ -98,13 +95,11 @@ class Server:
         """``timers``: the SIP timers (RFC 3261 defaults when None; tests shorten them)."""
         self.config = config
         self.library = ScenarioLibrary(config.scenarios_dir)
-        problems = self.library.load_files()
-        problems += _routing_problems(config.routes, self.library.get)
-        if problems:
-            raise ProblemsError(problems)
-        self._reloading = asyncio.Lock()
         self.router = Router(config.routes)
-        self.catalog = Catalog(self.library, self.router)  # scenarios and numbers, kept in step
+        # Scenarios and numbers, kept in step in the library, the router and the store.
+        self.catalog = Catalog(self.library, self.router, lambda: self.store)
+        self.catalog.load_files()
+        self._reloading = asyncio.Lock()
         self.store: Store | None = None
         self.http: HttpListener | None = None
         self.webhook_targets: list[WebhookSubscription] = list(targets_from_config(config.webhooks))
@@ -194,7 +189,6 @@ class Server:
         database = config.storage_path(config.storage.database)
         database.parent.mkdir(parents=True, exist_ok=True)
         self.store = store = await Store.open(database)
-        self.catalog.store = store
         recovery = await store.mark_interrupted_calls()
         if recovery.calls or recovery.runs or recovery.recordings:
             log.warning(
@@ -210,8 +204,7 @@ class Server:
         ):
             log.warning("recording repaired at start-up", report=str(report))
         await self._measure_interrupted_recordings(store)
-        await self.library.sync(store)
-        await self.router.load(store)
+        await self.catalog.open()
         self.webhook_targets = [
             *targets_from_config(config.webhooks),
             *await store.webhooks.enabled(),
@@ -310,7 +303,6 @@ class Server:
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
         if self.store is not None:
-            self.catalog.store = None
             await self.store.close()
         log.info("stopped")
 
@@ -322,34 +314,11 @@ class Server:
             assert self.store is not None, "reload before start"
             old = self.config
             # The folder the prompts resolve against is fixed at start (restart_needed).
-            # In a thread: validating the example folder takes ~30 ms, over one media tick.
-            files = await asyncio.to_thread(read_scenario_files, old.scenarios_dir)
-            problems = list(files.problems)
-            problems += _routing_problems(new.routes, files.scenarios.get)
-            for key, target in new.routes.items():
-                # A file with errors is among files.problems already; a missing one is not.
-                if route_url(target) is None and scenario_file(old.scenarios_dir, target) is None:
-                    message = f"routes.{key}: no scenario {target!r} in {old.scenarios_dir}"
-                    problems.append(Problem(str(new.path), Mark(1, 1), message))
-            for name in sorted(self.library.api_names() & set(files.sources)):
-                message = (
-                    f"scenario file {name!r}: a scenario created through the API has that "
-                    "name; rename the file or the API scenario"
-                )
-                problems.append(Problem(str(files.scenarios[name].file), Mark(1, 1), message))
-            if problems:
-                raise ProblemsError(problems)
-            ids: dict[str, str] = {}
-            try:
-                for name, source in files.sources.items():
-                    ids[name] = (await self.store.scenarios.sync_file(name, source)).id
-            except Conflict as exc:  # an API scenario took the name meanwhile
-                raise ProblemsError([Problem(str(new.path), Mark(1, 1), str(exc))]) from None
+            files = await self.catalog.prepare_reload(dict(new.routes), new.path)
             stored_webhooks = await self.store.webhooks.enabled()
-            changes = compare(old, new, self.library.file_sources(), files.sources)
+            changes = compare(old, new, self.catalog.file_sources(), files.files.sources)
             # From here on no await: a call routed now sees all of the old or all of the new.
-            self.library.replace_files(files, ids)
-            self.router.routes = dict(new.routes)
+            self.catalog.apply_reload(files)
             self.access.users = {user.username: user.password for user in new.users}
             self.ua.users_changed()
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)
@@ -364,21 +333,3 @@ class Server:
     async def _delivered(self, record: DeliveryRecord) -> None:
         if self.store is not None:
             await self.store.deliveries.append(record)
-
-
-def _routing_problems(
-    routes: dict[str, str], scenario_of: Callable[[str], Scenario | None]
-) -> list[Problem]:
-    """A routed scenario must have the branch every routed call runs."""
-    problems = []
-    for target in sorted(set(routes.values())):
-        scenario = scenario_of(target)
-        if scenario is not None and INBOUND_BRANCH not in scenario.branches:
-            problems.append(
-                Problem(
-                    str(scenario.file),
-                    Mark(1, 1),
-                    f"scenario {target!r} is routed to but has no {INBOUND_BRANCH} branch",
-                )
-            )
-    return problems

@@ -24,19 +24,21 @@ NO_INBOUND = "branches:\n  api-initiated:\n    actions:\n      - action: hangup@
 
 
 @pytest.fixture
-async def catalog(tmp_path: Path) -> AsyncIterator[Catalog]:
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(tmp_path / "ms.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def catalog(tmp_path: Path, store: Store) -> Catalog:
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios" / "echo.yaml").write_text(ECHO)
     library = ScenarioLibrary(tmp_path / "scenarios")
-    assert library.load_files() == []
-    store = await Store.open(tmp_path / "ms.db")
-    await library.sync(store)
-    router = Router({"100": "echo"})
-    await router.load(store)
-    catalog = Catalog(library, router)
-    catalog.store = store
-    yield catalog
-    await store.close()
+    catalog = Catalog(library, Router({"100": "echo"}), lambda: store)
+    catalog.load_files()
+    await catalog.open()
+    return catalog
 
 
 def state(catalog: Catalog) -> tuple[list[str], dict[str, str | None], dict[str, str]]:
@@ -49,9 +51,8 @@ def state(catalog: Catalog) -> tuple[list[str], dict[str, str | None], dict[str,
     )
 
 
-async def stored_numbers(catalog: Catalog) -> dict[str, str]:
-    assert catalog.store is not None
-    return {n.number: n.scenario_name for n in await catalog.store.numbers.all()}
+async def stored_numbers(store: Store) -> dict[str, str]:
+    return {n.number: n.scenario_name for n in await store.numbers.all()}
 
 
 async def test_create_makes_the_scenario_runnable_and_a_taken_name_changes_nothing(
@@ -68,16 +69,19 @@ async def test_create_makes_the_scenario_runnable_and_a_taken_name_changes_nothi
     assert catalog.library.get("bye") is bye
 
 
-async def test_an_invalid_script_is_refused_before_anything_is_written(catalog: Catalog) -> None:
+async def test_an_invalid_script_is_refused_before_anything_is_written(
+    catalog: Catalog, store: Store
+) -> None:
     before = state(catalog)
     with pytest.raises(ProblemsError):
         await catalog.create("broken", "branches: [")
     assert state(catalog) == before
-    assert catalog.store is not None
-    assert await catalog.store.scenarios.get_by_name("broken") is None
+    assert await store.scenarios.get_by_name("broken") is None
 
 
-async def test_rename_moves_the_numbers_in_the_router_and_the_store(catalog: Catalog) -> None:
+async def test_rename_moves_the_numbers_in_the_router_and_the_store(
+    catalog: Catalog, store: Store
+) -> None:
     record = await catalog.create("bye", BYE)
     await catalog.attach(record.id, "+331")
     updated = await catalog.update(record.id, "farewell", None)
@@ -85,11 +89,11 @@ async def test_rename_moves_the_numbers_in_the_router_and_the_store(catalog: Cat
     assert catalog.router("+331") == "farewell"
     assert catalog.library.get("bye") is None and catalog.library.get("farewell") is not None
     assert catalog.library.store_id("farewell") == record.id
-    assert await stored_numbers(catalog) == {"+331": "farewell"}
+    assert await stored_numbers(store) == {"+331": "farewell"}
 
 
 async def test_a_rename_the_store_refuses_leaves_library_and_router_as_they_were(
-    catalog: Catalog,
+    catalog: Catalog, store: Store
 ) -> None:
     record = await catalog.create("bye", BYE)
     await catalog.create("taken", BYE)
@@ -99,27 +103,26 @@ async def test_a_rename_the_store_refuses_leaves_library_and_router_as_they_were
         await catalog.update(record.id, "taken", BYE)
     assert state(catalog) == before
     assert catalog.router("+331") == "bye"
-    assert await stored_numbers(catalog) == {"+331": "bye"}
+    assert await stored_numbers(store) == {"+331": "bye"}
 
 
 async def test_a_failed_store_write_leaves_library_and_router_as_they_were(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+    catalog: Catalog, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record = await catalog.create("bye", BYE)
     await catalog.attach(record.id, "+331")
     before = state(catalog)
-    assert catalog.store is not None
 
     async def disk_full(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
     # Reads still work; every write fails, as on a full disk.
     for table, method in [
-        (catalog.store.scenarios, "create"),
-        (catalog.store.scenarios, "update"),
-        (catalog.store.scenarios, "delete"),
-        (catalog.store.numbers, "attach"),
-        (catalog.store.numbers, "detach"),
+        (store.scenarios, "create"),
+        (store.scenarios, "update"),
+        (store.scenarios, "delete"),
+        (store.numbers, "attach"),
+        (store.numbers, "detach"),
     ]:
         monkeypatch.setattr(table, method, disk_full)
     for change in (
@@ -136,7 +139,9 @@ async def test_a_failed_store_write_leaves_library_and_router_as_they_were(
     assert catalog.library.get("bye") is not None and catalog.library.get("farewell") is None
 
 
-async def test_delete_forgets_the_numbers_attached_to_the_scenario(catalog: Catalog) -> None:
+async def test_delete_forgets_the_numbers_attached_to_the_scenario(
+    catalog: Catalog, store: Store
+) -> None:
     record = await catalog.create("bye", BYE)
     await catalog.attach(record.id, "+331")
     await catalog.attach(record.id, "+332")
@@ -145,14 +150,15 @@ async def test_delete_forgets_the_numbers_attached_to_the_scenario(catalog: Cata
     assert catalog.library.get("bye") is None
     assert dict(catalog.router.numbers) == {}
     assert catalog.router("+331") is None  # no "*" route: nowhere to go
-    assert await stored_numbers(catalog) == {}
+    assert await stored_numbers(store) == {}
     with pytest.raises(NotFound):
         await catalog.get(record.id)
 
 
-async def test_file_scenarios_are_read_only_but_take_numbers(catalog: Catalog) -> None:
-    assert catalog.store is not None
-    echo = await catalog.store.scenarios.get_by_name("echo")
+async def test_file_scenarios_are_read_only_but_take_numbers(
+    catalog: Catalog, store: Store
+) -> None:
+    echo = await store.scenarios.get_by_name("echo")
     assert echo is not None
     before = state(catalog)
     for change in (catalog.update(echo.id, None, ECHO), catalog.delete(echo.id)):
@@ -193,7 +199,7 @@ async def test_attach_moves_a_number_and_refuses_a_scenario_calls_cannot_run(
     assert state(catalog) == before
 
 
-async def test_detach_only_from_its_scenario(catalog: Catalog) -> None:
+async def test_detach_only_from_its_scenario(catalog: Catalog, store: Store) -> None:
     first = await catalog.create("bye", BYE)
     second = await catalog.create("bye2", BYE)
     await catalog.attach(first.id, "+331")
@@ -201,10 +207,10 @@ async def test_detach_only_from_its_scenario(catalog: Catalog) -> None:
         await catalog.detach(second.id, "+331")
     assert refused.value.field == "number" and catalog.router("+331") == "bye"
     await catalog.detach(first.id, "+331")
-    assert catalog.router("+331") is None and await stored_numbers(catalog) == {}
+    assert catalog.router("+331") is None and await stored_numbers(store) == {}
 
 
 async def test_without_a_store_the_catalog_says_so(tmp_path: Path) -> None:
-    catalog = Catalog(ScenarioLibrary(tmp_path), Router({}))
+    catalog = Catalog(ScenarioLibrary(tmp_path), Router({}), lambda: None)
     with pytest.raises(Unavailable):
         await catalog.get("k3x9a0pq")
