@@ -1,11 +1,16 @@
-"""The running server: configuration in, SIP endpoint, media, storage and runs wired up.
+"""The running server: the composition root, and its start, reload and stop.
 
-:class:`Server` builds each part from the validated config. :meth:`start`
-opens the store, repairs what a crash left behind (call records and runs
-still marked live become ``interrupted``; partial recordings are repaired),
-synchronises the scenarios, loads the routing table, and starts the SIP
-listeners. Every routed call runs the ``inbound-call`` branch of its
-scenario; the :class:`~mediaserver.journal.CallJournal` records calls and
+:class:`Server` builds each part from the validated config and wires them
+together; what the parts do lives in them. The scenario catalog
+(:mod:`mediaserver.catalog`) keeps the library, the router and the store in
+step; the runs service (:mod:`mediaserver.runs`) starts, cancels and injects
+runs, and serves the calls the user agent routes; the API reaches both
+through the protocols of :mod:`mediaserver.api.deps`.
+
+:meth:`start` opens the store, repairs what a crash left behind (call records
+and runs still marked live become ``interrupted``; partial recordings are
+repaired), opens the catalog, and starts the SIP listeners, the trunks and
+the HTTP API. The :class:`~mediaserver.journal.CallJournal` records calls and
 runs and sends the webhooks, off the call path.
 
 SIGHUP reloads the scenario files, routes, users and webhooks

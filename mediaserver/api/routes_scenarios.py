@@ -6,7 +6,11 @@ store and what runs never disagree. Scenarios from ``scenarios_dir`` files
 (``origin: file``) are read-only here: changing or deleting one answers 409
 (``read_only``), because the file would put it back at the next start or reload; they
 can still be started and have numbers attached. Attaching or detaching a
-number changes the router at once (routing is live).
+number changes the router at once (routing is live). The routes do each
+change through the scenario catalog (:mod:`mediaserver.catalog`), which keeps
+the store, the library and the router in step, and start and cancel runs
+through the runs service (:mod:`mediaserver.runs`), both reached by the
+protocols of :mod:`mediaserver.api.deps`.
 """
 
 from __future__ import annotations
