@@ -44,8 +44,8 @@ from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
-from mediaserver.media.recorder import measure_recording, repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
@@ -161,24 +161,6 @@ class Server:
 
     # -- start and stop --------------------------------------------------------------
 
-    async def _measure_interrupted_recordings(self, store: Store) -> None:
-        """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
-        loop = asyncio.get_running_loop()
-        for record in await store.recordings.unmeasured():
-            measured = await loop.run_in_executor(None, measure_recording, record.path)
-            if measured is None:
-                continue  # damaged or gone: the index keeps 0
-            duration_s, size = measured
-            await store.recordings.measured(
-                record.id, duration_ms=round(duration_s * 1000), size=size
-            )
-            log.warning(
-                "recording index repaired at start-up",
-                recording_id=record.id,
-                duration=round(duration_s, 3),
-                size=size,
-            )
-
     async def start(self) -> Listening:
         """Open the store and the listeners; on failure close what was opened (the
         database's thread alone would keep the process alive) and raise."""
@@ -194,21 +176,7 @@ class Server:
         database = config.storage_path(config.storage.database)
         database.parent.mkdir(parents=True, exist_ok=True)
         self.store = store = await Store.open(database)
-        recovery = await store.mark_interrupted_calls()
-        if recovery.calls or recovery.runs or recovery.recordings:
-            log.warning(
-                "recovered from an unclean stop",
-                interrupted_calls=recovery.calls,
-                interrupted_runs=recovery.runs,
-                interrupted_recordings=recovery.recordings,
-            )
-        recordings = config.storage_path(config.storage.recordings)
-        recordings.mkdir(parents=True, exist_ok=True)
-        for report in await asyncio.get_running_loop().run_in_executor(
-            None, repair_recordings, recordings
-        ):
-            log.warning("recording repaired at start-up", report=str(report))
-        await self._measure_interrupted_recordings(store)
+        await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
         self.webhook_targets = [
             *targets_from_config(config.webhooks),
