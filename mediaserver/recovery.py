@@ -36,14 +36,17 @@ async def recover(store: Store, recordings: Path) -> None:
         None, repair_recordings, recordings
     ):
         log.warning("recording repaired at start-up", report=str(report))
-    await _measure_interrupted_recordings(store)
+    await _measure_interrupted_recordings(store, recordings)
 
 
-async def _measure_interrupted_recordings(store: Store) -> None:
+async def _measure_interrupted_recordings(store: Store, recordings: Path) -> None:
     """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
     loop = asyncio.get_running_loop()
     for record in await store.recordings.unmeasured():
-        measured = await loop.run_in_executor(None, measure_recording, record.path)
+        # The index names the file relative to the recordings folder (an absolute
+        # path, from an older index, stays as it is).
+        path = recordings / record.path
+        measured = await loop.run_in_executor(None, measure_recording, path)
         if measured is None:
             continue  # damaged or gone: the index keeps 0
         duration_s, size = measured
