@@ -36,17 +36,14 @@ async def recover(store: Store, recordings: Path) -> None:
         None, repair_recordings, recordings
     ):
         log.warning("recording repaired at start-up", report=str(report))
-    await _measure_interrupted_recordings(store, recordings)
+    await _measure_interrupted_recordings(store)
 
 
-async def _measure_interrupted_recordings(store: Store, recordings: Path) -> None:
+async def _measure_interrupted_recordings(store: Store) -> None:
     """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
     loop = asyncio.get_running_loop()
     for record in await store.recordings.unmeasured():
-        # The index names the file relative to the recordings folder (an absolute
-        # path, from an older index, stays as it is).
-        path = recordings / record.path
-        measured = await loop.run_in_executor(None, measure_recording, path)
+        measured = await loop.run_in_executor(None, measure_recording, record.path)
         if measured is None:
             continue  # damaged or gone: the index keeps 0
         duration_s, size = measured
