@@ -16,6 +16,7 @@ from pathlib import Path
 from mediaserver.log import get_logger
 from mediaserver.media.recorder import measure_recording, repair_recordings
 from mediaserver.store import Store
+from mediaserver.store.recordings import locate_recording
 
 log = get_logger("server")
 
@@ -36,14 +37,17 @@ async def recover(store: Store, recordings: Path) -> None:
         None, repair_recordings, recordings
     ):
         log.warning("recording repaired at start-up", report=str(report))
-    await _measure_interrupted_recordings(store)
+    await _measure_interrupted_recordings(store, recordings)
 
 
-async def _measure_interrupted_recordings(store: Store) -> None:
+async def _measure_interrupted_recordings(store: Store, folder: Path) -> None:
     """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
     loop = asyncio.get_running_loop()
     for record in await store.recordings.unmeasured():
-        measured = await loop.run_in_executor(None, measure_recording, record.path)
+        path = locate_recording(folder.resolve(), record.path)
+        if path is None:
+            continue  # outside the recordings folder: not ours to read
+        measured = await loop.run_in_executor(None, measure_recording, path)
         if measured is None:
             continue  # damaged or gone: the index keeps 0
         duration_s, size = measured

@@ -49,6 +49,7 @@ from mediaserver.api.native import (
 )
 from mediaserver.store import Recording as StoredRecording
 from mediaserver.store import RecordingFilter
+from mediaserver.store.recordings import locate_recording
 
 router = APIRouter(tags=["recordings"])
 
@@ -95,24 +96,6 @@ async def _existing(request: Request, sid: str) -> StoredRecording:
 def recordings_root(request: Request) -> FilePath:
     config = server_of(request).config
     return config.storage_path(config.storage.recordings).resolve()
-
-
-def contained(root: FilePath, indexed: str) -> FilePath | None:
-    """The indexed file, resolved, if it lies inside ``root`` (resolved); None otherwise.
-
-    Rows name the file relative to ``root`` (``k3d9x0qa.wav``). Older rows hold
-    the path as the server saw it then: absolute, or relative to its working
-    folder through the data folder (``data/recordings/k3d9x0qa.wav``); for those
-    the file of that name in ``root`` is the one meant (files are named by id).
-    """
-    path = FilePath(indexed)
-    named = (root / path).resolve()  # root / an absolute path is that path
-    inside = named if named.is_relative_to(root) else None
-    if (inside is None or not inside.exists()) and len(path.parts) > 1:
-        by_id = (root / path.name).resolve()
-        if by_id.is_relative_to(root) and by_id.exists():
-            return by_id
-    return inside
 
 
 @router.get("/api/recordings", response_model=RecordingPage, summary="Search recordings")
@@ -184,7 +167,7 @@ async def delete_recording(request: Request, sid: Sid) -> Status:
     if indexed is None:
         raise not_found("recording", sid, "sid")
     # The row goes first: a crash in between leaves an orphan file, never a dangling row.
-    path = contained(recordings_root(request), indexed)
+    path = locate_recording(recordings_root(request), indexed)
     if path is not None:
         await asyncio.to_thread(path.unlink, missing_ok=True)
     return Status(code="ok", message=f"recording {sid} deleted")
@@ -255,7 +238,7 @@ async def recording_file(
     ] = None,
 ) -> StreamingResponse:
     record = await _existing(request, sid)
-    path = contained(recordings_root(request), record.path)
+    path = locate_recording(recordings_root(request), record.path)
     if path is None or not path.is_file():
         raise ApiError(404, "not_found", f"the audio of recording {sid} is missing", "sid")
     size = path.stat().st_size

@@ -23,6 +23,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from mediaserver.store.db import (
@@ -40,6 +41,26 @@ from mediaserver.store.db import (
 from mediaserver.store.errors import Conflict, UnknownReference
 
 RecordingKind = Literal["call", "recording", "conference", "voicemail"]
+
+
+def locate_recording(root: Path, indexed: str) -> Path | None:
+    """The indexed file, resolved, if it lies inside ``root`` (resolved); None otherwise.
+
+    Rows name the file relative to ``root`` (``k3d9x0qa.wav``). Older rows hold
+    the path as the server saw it then: absolute, or relative to its working
+    folder through the data folder (``data/recordings/k3d9x0qa.wav``); for those
+    the file of that name in ``root`` is the one meant (files are named by id).
+    """
+    path = Path(indexed)
+    named = (root / path).resolve()  # root / an absolute path is that path
+    inside = named if named.is_relative_to(root) else None
+    if (inside is None or not inside.exists()) and len(path.parts) > 1:
+        by_id = (root / path.name).resolve()
+        if by_id.is_relative_to(root) and by_id.exists():
+            return by_id
+    return inside
+
+
 RecordingStatus = Literal["recording", "ready", "interrupted"]
 
 _SELECT = (

@@ -17,12 +17,13 @@ from mediaserver.api.app import create_app
 from mediaserver.api.auth import KeyCheck, api_keys, is_loopback, key_file
 from mediaserver.api.native import system
 from mediaserver.api.routes_calls import router as calls_router
-from mediaserver.api.routes_recordings import RangeNotSatisfiable, byte_range, contained
+from mediaserver.api.routes_recordings import RangeNotSatisfiable, byte_range
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.config import Config, HttpConfig
 from mediaserver.server import Server
+from mediaserver.store.recordings import locate_recording
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,13 +125,13 @@ def test_indexed_paths_resolve_inside_the_recordings_folder(tmp_path: Path) -> N
     wav = root / "k3d9x0qa.wav"
     wav.write_bytes(b"RIFF")
     (tmp_path / "secret").write_text("x")
-    assert contained(root, "k3d9x0qa.wav") == wav  # rows written now: the file name
-    assert contained(root, str(wav)) == wav  # older rows under an absolute data dir
+    assert locate_recording(root, "k3d9x0qa.wav") == wav  # rows written now: the file name
+    assert locate_recording(root, str(wav)) == wav  # older rows under an absolute data dir
     # Older rows under the relative default data dir named it from the server's cwd.
-    assert contained(root, "data/recordings/k3d9x0qa.wav") == wav
-    assert contained(root, "/elsewhere/k3d9x0qa.wav") == wav  # the data folder moved
-    assert contained(root, "../../secret") is None
-    assert contained(root, str(tmp_path / "secret")) is None
+    assert locate_recording(root, "data/recordings/k3d9x0qa.wav") == wav
+    assert locate_recording(root, "/elsewhere/k3d9x0qa.wav") == wav  # the data folder moved
+    assert locate_recording(root, "../../secret") is None
+    assert locate_recording(root, str(tmp_path / "secret")) is None
 
 
 # --- metrics ---------------------------------------------------------------------------
