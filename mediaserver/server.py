@@ -1,11 +1,16 @@
-"""The running server: configuration in, SIP endpoint, media, storage and runs wired up.
+"""The running server: the composition root, and its start, reload and stop.
 
-:class:`Server` builds each part from the validated config. :meth:`start`
-opens the store, repairs what a crash left behind (call records and runs
-still marked live become ``interrupted``; partial recordings are repaired),
-synchronises the scenarios, loads the routing table, and starts the SIP
-listeners. Every routed call runs the ``inbound-call`` branch of its
-scenario; the :class:`~mediaserver.journal.CallJournal` records calls and
+:class:`Server` builds each part from the validated config and wires them
+together; what the parts do lives in them. The scenario catalog
+(:mod:`mediaserver.catalog`) keeps the library, the router and the store in
+step; the runs service (:mod:`mediaserver.runs`) starts, cancels and injects
+runs, and serves the calls the user agent routes; the API reaches both
+through the protocols of :mod:`mediaserver.api.deps`.
+
+:meth:`start` opens the store, repairs what a crash left behind (call records
+and runs still marked live become ``interrupted``; partial recordings are
+repaired), opens the catalog, and starts the SIP listeners, the trunks and
+the HTTP API. The :class:`~mediaserver.journal.CallJournal` records calls and
 runs and sends the webhooks, off the call path.
 
 SIGHUP reloads the scenario files, routes, users and webhooks
@@ -22,22 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
-import structlog
-
-from mediaserver.actions.model import Scenario
-from mediaserver.actions.runner import Run, RunOutcome
-from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.api.http import HttpListener
-from mediaserver.callflow.route import callflow_scenario, route_url
-from mediaserver.calls import Call, OutboundCall, new_call_id
-from mediaserver.calls.base import RunFactory
+from mediaserver.calls import Call
 from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.dialer import Dialer
 from mediaserver.calls.live import LiveCalls, MediaSettings, RtpLegs
@@ -45,16 +40,18 @@ from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.queues import CallQueues
 from mediaserver.calls.services import CallServices
 from mediaserver.calls.switch import CallSwitch
-from mediaserver.config import Config, ListenAddress, scenario_file
-from mediaserver.journal import CallJournal, RunStart
-from mediaserver.library import Router, ScenarioLibrary, read_scenario_files
+from mediaserver.catalog import Catalog
+from mediaserver.config import Config, ListenAddress
+from mediaserver.journal import CallJournal
+from mediaserver.library import Router, ScenarioLibrary
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
-from mediaserver.media.recorder import measure_recording, repair_recordings
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
+from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
@@ -62,27 +59,11 @@ from mediaserver.sip.transport import ListenError, SipEndpoint, local_address_fo
 from mediaserver.sip.trunks import Keepalive, Registration, Trunk
 from mediaserver.sip.ua import UserAgent
 from mediaserver.sip.uac import TargetError
-from mediaserver.store import Conflict, Store
-from mediaserver.store.recordings import locate_recording
+from mediaserver.store import Store
 from mediaserver.webhooks.delivery import DeliveryRecord, WebhookDispatcher
 from mediaserver.webhooks.subscriptions import WebhookSubscription, targets_from_config
-from mediaserver.yamlsource import Mark, Problem, ProblemsError
 
 log = get_logger("server")
-
-INBOUND_BRANCH = "inbound-call"
-API_BRANCH = "api-initiated"
-MESSAGE_BRANCH = "inbound-message"
-API_CALL_TIMEOUT = 30.0
-
-
-class RunRefused(ValueError):
-    """A run cannot be started (unknown scenario, no api-initiated branch, bad
-    variables or target); ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class StartError(OSError):
@@ -123,13 +104,11 @@ class Server:
         """``timers``: the SIP timers (RFC 3261 defaults when None; tests shorten them)."""
         self.config = config
         self.library = ScenarioLibrary(config.scenarios_dir)
-        problems = self.library.load_files()
-        problems += _routing_problems(config.routes, self.library.get)
-        if problems:
-            raise ProblemsError(problems)
-        self._reloading = asyncio.Lock()
         self.router = Router(config.routes)
-        self.runs: dict[str, asyncio.Task[None]] = {}  # API-started runs still going
+        # Scenarios and numbers, kept in step in the library, the router and the store.
+        self.catalog = Catalog(self.library, self.router, lambda: self.store)
+        self.catalog.load_files()
+        self._reloading = asyncio.Lock()
         self.store: Store | None = None
         self.http: HttpListener | None = None
         self.webhook_targets: list[WebhookSubscription] = list(targets_from_config(config.webhooks))
@@ -140,6 +119,7 @@ class Server:
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
         cache = config.storage_path(config.storage.cache)
         self.prompts = Prompts(SpeechSynthesizer(cache / "tts"), config.scenarios_dir)
+        self.runs = Runs(self.library, self.journal, self.prompts)
         self.endpoint = SipEndpoint(config.sip.listen, timers=timers)
         self.access = AccessPolicy(
             trusted_networks=config.sip.trusted_networks,
@@ -187,40 +167,20 @@ class Server:
             live=live,
             dialer=self.dialer,
             router=self.router,
-            serve_call=self.serve_call,
+            serve_call=self.runs.serve_call,
             media=media,
             user_agent=config.sip.user_agent,
             journal=self.journal,
             services=services,
-            serve_message=self.serve_message,
+            serve_message=self.runs.serve_message,
         )
-
         self.actions = ServerActions(
-            self.dialer, self.webhooks, config.sip.user_agent, start_call=self.start_scenario_call
-        )
+            self.dialer, self.webhooks, config.sip.user_agent,
+            start_call=self.runs.start_scenario_call,
+        )  # fmt: skip
+        self.runs.connect(self.switch, self.dialer, self.actions)
 
     # -- start and stop --------------------------------------------------------------
-
-    async def _measure_interrupted_recordings(self, store: Store, folder: Path) -> None:
-        """Index what each interrupted recording's repaired file holds (it still says 0 s)."""
-        loop = asyncio.get_running_loop()
-        for record in await store.recordings.unmeasured():
-            path = locate_recording(folder.resolve(), record.path)
-            if path is None:
-                continue  # outside the recordings folder: not ours to read
-            measured = await loop.run_in_executor(None, measure_recording, path)
-            if measured is None:
-                continue  # damaged or gone: the index keeps 0
-            duration_s, size = measured
-            await store.recordings.measured(
-                record.id, duration_ms=round(duration_s * 1000), size=size
-            )
-            log.warning(
-                "recording index repaired at start-up",
-                recording_id=record.id,
-                duration=round(duration_s, 3),
-                size=size,
-            )
 
     async def start(self) -> Listening:
         """Open the store and the listeners; on failure close what was opened (the
@@ -237,23 +197,8 @@ class Server:
         database = config.storage_path(config.storage.database)
         database.parent.mkdir(parents=True, exist_ok=True)
         self.store = store = await Store.open(database)
-        recovery = await store.mark_interrupted_calls()
-        if recovery.calls or recovery.runs or recovery.recordings:
-            log.warning(
-                "recovered from an unclean stop",
-                interrupted_calls=recovery.calls,
-                interrupted_runs=recovery.runs,
-                interrupted_recordings=recovery.recordings,
-            )
-        recordings = config.storage_path(config.storage.recordings)
-        recordings.mkdir(parents=True, exist_ok=True)
-        for report in await asyncio.get_running_loop().run_in_executor(
-            None, repair_recordings, recordings
-        ):
-            log.warning("recording repaired at start-up", report=str(report))
-        await self._measure_interrupted_recordings(store, recordings)
-        await self.library.sync(store)
-        await self.router.load(store)
+        await recover(store, config.storage_path(config.storage.recordings))
+        await self.catalog.open()
         self.webhook_targets = [
             *targets_from_config(config.webhooks),
             *await store.webhooks.enabled(),
@@ -363,247 +308,16 @@ class Server:
             assert self.store is not None, "reload before start"
             old = self.config
             # The folder the prompts resolve against is fixed at start (restart_needed).
-            # In a thread: validating the example folder takes ~30 ms, over one media tick.
-            files = await asyncio.to_thread(read_scenario_files, old.scenarios_dir)
-            problems = list(files.problems)
-            problems += _routing_problems(new.routes, files.scenarios.get)
-            for key, target in new.routes.items():
-                # A file with errors is among files.problems already; a missing one is not.
-                if route_url(target) is None and scenario_file(old.scenarios_dir, target) is None:
-                    message = f"routes.{key}: no scenario {target!r} in {old.scenarios_dir}"
-                    problems.append(Problem(str(new.path), Mark(1, 1), message))
-            for name in sorted(self.library.api_names() & set(files.sources)):
-                message = (
-                    f"scenario file {name!r}: a scenario created through the API has that "
-                    "name; rename the file or the API scenario"
-                )
-                problems.append(Problem(str(files.scenarios[name].file), Mark(1, 1), message))
-            if problems:
-                raise ProblemsError(problems)
-            ids: dict[str, str] = {}
-            try:
-                for name, source in files.sources.items():
-                    ids[name] = (await self.store.scenarios.sync_file(name, source)).id
-            except Conflict as exc:  # an API scenario took the name meanwhile
-                raise ProblemsError([Problem(str(new.path), Mark(1, 1), str(exc))]) from None
+            files = await self.catalog.prepare_reload(dict(new.routes), new.path)
             stored_webhooks = await self.store.webhooks.enabled()
-            changes = compare(old, new, self.library.file_sources(), files.sources)
+            changes = compare(old, new, self.catalog.file_sources(), files.files.sources)
             # From here on no await: a call routed now sees all of the old or all of the new.
-            self.library.replace_files(files, ids)
-            self.router.routes = dict(new.routes)
+            self.catalog.apply_reload(files)
             self.access.users = {user.username: user.password for user in new.users}
             self.ua.users_changed()
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)
             self.webhook_targets = [*targets_from_config(new.webhooks), *stored_webhooks]
             return changes
-
-    # -- calls -------------------------------------------------------------------------
-
-    def _inbound_run(self, scenario: Scenario, run_id: str) -> RunFactory:
-        """What a call serves: ``scenario``'s ``inbound-call`` branch run on it."""
-
-        async def run(call: Call) -> RunOutcome:
-            return await Run(
-                scenario,
-                INBOUND_BRANCH,
-                call=call,
-                prompts=self.prompts,
-                run_id=run_id,
-                server=self.actions,
-                events=self.events.publish,
-            ).execute()
-
-        return run
-
-    async def serve_call(self, call: Call) -> None:
-        """Run the ``inbound-call`` branch of the call's scenario (for a route
-        ``callflow:URL``, a ``callflow@v1`` of URL)."""
-        name = call.scenario or ""
-        scenario = self.library.get(name)
-        url = route_url(name)
-        if scenario is None and url is not None:
-            scenario = callflow_scenario(load_scenario_data, url)
-        if scenario is None:  # removed through the API since routing picked it
-            call.end("not_found", "server")
-            call.finish()
-            return
-        scenario_id = self.library.store_id(name)
-        run_id = f"{INBOUND_BRANCH}:{call.id}"
-        self.journal.run_started(run_id, scenario_id, INBOUND_BRANCH, {})
-        self.journal.call_started(call, number=call.to_user, scenario_id=scenario_id, run_id=run_id)
-
-        try:
-            await call.serve(self._inbound_run(scenario, run_id))
-        finally:
-            self.journal.run_ended(run_id, call.outcome)
-
-    def serve_message(self, name: str, message: dict[str, str]) -> None:
-        """Run scenario ``name``'s inbound-message branch for a SIP MESSAGE, with the
-        message in ``$message`` (from, to, text, content_type); no call."""
-        scenario = self.library.get(name)
-        if scenario is None or MESSAGE_BRANCH not in scenario.branches:
-            log.info("message not handled", scenario=name, sender=message.get("from"))
-            return
-        run_id = f"{MESSAGE_BRANCH}:{new_call_id()}"
-        run = Run(
-            scenario,
-            MESSAGE_BRANCH,
-            call=None,
-            prompts=self.prompts,
-            run_id=run_id,
-            server=self.actions,
-            events=self.events.publish,
-            variables={"$message": dict(message)},
-        )
-        self.journal.run_started(run_id, self.library.store_id(name), MESSAGE_BRANCH, {})
-
-        async def execute() -> None:
-            outcome = await run.execute()
-            self.journal.run_ended(run_id, outcome)
-
-        task = asyncio.get_running_loop().create_task(execute())
-        self.runs[run_id] = task
-        task.add_done_callback(lambda _: self.runs.pop(run_id, None))
-
-    def find_call(self, call_id: str) -> Call | None:
-        """A live call by its id."""
-        return next((c for c in self.switch.active_calls if c.id == call_id), None)
-
-    async def start_run(
-        self,
-        name: str,
-        *,
-        to: str | None = None,
-        variables: dict[str, object] | None = None,
-        caller_id: str | None = None,
-    ) -> str:
-        """Start the ``api-initiated`` branch of scenario ``name``; the run id.
-
-        With ``to``, the server calls it first and runs the branch once the call
-        is answered, or without a call when it is not, ``$dial`` telling why (the
-        Callr seed's runs); without ``to`` the branch runs offline."""
-        scenario = self.library.get(name)
-        if scenario is None:
-            raise RunRefused("scenario", f"no scenario {name!r}")
-        if API_BRANCH not in scenario.branches:
-            raise RunRefused("scenario", f"scenario {name!r} has no {API_BRANCH} branch")
-        return await self._start_api_run(
-            scenario,
-            self.library.store_id(name),
-            to=to,
-            variables=variables,
-            caller_id=caller_id,
-            ring_timeout=API_CALL_TIMEOUT,
-        )
-
-    async def start_scenario_call(
-        self,
-        to: str,
-        scenario: Scenario,
-        *,
-        caller_id: str | None,
-        variables: dict[str, object],
-        timeout: float,
-    ) -> str:
-        """Call ``to`` and run ``scenario``'s api-initiated branch (a scenario that is
-        not in the library: the Voxology DIAL action's call flow); the run id."""
-        return await self._start_api_run(
-            scenario, None, to=to, variables=variables, caller_id=caller_id, ring_timeout=timeout
-        )
-
-    async def _start_api_run(
-        self,
-        scenario: Scenario,
-        scenario_id: str | None,
-        *,
-        to: str | None,
-        variables: dict[str, object] | None,
-        caller_id: str | None,
-        ring_timeout: float,
-    ) -> str:
-        run_id = f"api:{new_call_id()}"
-        try:
-            run = Run(
-                scenario,
-                API_BRANCH,
-                call=None,
-                prompts=self.prompts,
-                run_id=run_id,
-                server=self.actions,
-                events=self.events.publish,
-                variables=dict(variables or {}),
-            )
-        except ValueError as exc:
-            raise RunRefused("variables", str(exc)) from None
-        start = RunStart(run_id, scenario_id, scenario.name, API_BRANCH, dict(variables or {}))
-        call: OutboundCall | None = None
-        if to is not None:
-            try:
-                # The call's record names the run from the start (and journals the run).
-                call = await self.dialer.originate(
-                    to, caller_id=caller_id or "mediaserver", headers={}, run=start
-                )
-            except TargetError as exc:
-                raise RunRefused("to", str(exc)) from None
-        else:
-            self.journal.run_started(run_id, scenario_id, API_BRANCH, start.variables)
-        task = asyncio.get_running_loop().create_task(
-            self._api_run(run, call, run_id, ring_timeout)
-        )
-        self.runs[run_id] = task
-        task.add_done_callback(lambda _: self.runs.pop(run_id, None))
-        return run_id
-
-    async def _api_run(
-        self, run: Run, call: OutboundCall | None, run_id: str, ring_timeout: float
-    ) -> None:
-        structlog.contextvars.bind_contextvars(run_id=run_id)
-        outcome: RunOutcome | None = None
-        try:
-            if call is None:
-                outcome = await run.execute()
-                return
-            status = await call.place(ring_timeout)
-            duration = 0.0
-            run.sandbox.define_builtin(
-                "$dial", {"status": status, "duration": duration, "target": call.target}
-            )
-            if status != "answered":
-                call.finish()
-                outcome = await run.execute()  # the branch runs without a call
-                return
-            run.bind_call(call)
-
-            async def execute(_: Call) -> RunOutcome:
-                return await run.execute()
-
-            await call.serve(execute)
-            outcome = call.outcome
-        finally:
-            self.journal.run_ended(run_id, outcome if outcome is not None else run.outcome)
-
-    def inject_actions(self, call_id: str, actions: list[Any]) -> str:
-        """Replace what a live call is doing with ``actions`` (a list of action
-        items as in a scenario branch); the new run's id. ProblemsError when the
-        actions do not validate, RunRefused when the call cannot take them."""
-        call = self.find_call(call_id)
-        if call is None:
-            raise RunRefused("call", f"no live call {call_id!r}")
-        text = json.dumps({"branches": {INBOUND_BRANCH: {"actions": actions}}}, indent=1)
-        scenario = load_scenario_text(text, f"inject-{call.id}.yaml")
-        run_id = f"inject:{new_call_id()}"
-
-        if not call.inject(self._inbound_run(scenario, run_id)):
-            raise RunRefused("call", f"call {call_id!r} has no running scenario to replace")
-        return run_id
-
-    def cancel_run(self, run_id: str) -> bool:
-        """Stop an API-started run still going (its call is hung up)."""
-        task = self.runs.get(run_id)
-        if task is None:
-            return False
-        task.cancel()
-        return True
 
     # -- webhooks ------------------------------------------------------------------------
 
@@ -613,21 +327,3 @@ class Server:
     async def _delivered(self, record: DeliveryRecord) -> None:
         if self.store is not None:
             await self.store.deliveries.append(record)
-
-
-def _routing_problems(
-    routes: dict[str, str], scenario_of: Callable[[str], Scenario | None]
-) -> list[Problem]:
-    """A routed scenario must have the branch every routed call runs."""
-    problems = []
-    for target in sorted(set(routes.values())):
-        scenario = scenario_of(target)
-        if scenario is not None and INBOUND_BRANCH not in scenario.branches:
-            problems.append(
-                Problem(
-                    str(scenario.file),
-                    Mark(1, 1),
-                    f"scenario {target!r} is routed to but has no {INBOUND_BRANCH} branch",
-                )
-            )
-    return problems

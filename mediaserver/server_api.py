@@ -22,7 +22,7 @@ from mediaserver.fetch import HttpFetcher
 from mediaserver.webhooks.delivery import WebhookDispatcher
 
 CallStarter = Callable[..., Awaitable[str]]
-"""``Server.start_scenario_call``: places a call that runs a scenario."""
+"""``Runs.start_scenario_call``: places a call that runs a scenario."""
 
 
 class ServerActions:

@@ -43,6 +43,7 @@ from mediaserver.api.auth import (
     require_key,
     require_key_off_loopback,
 )
+from mediaserver.api.deps import CatalogService, RunService
 from mediaserver.api.docs import add_docs
 from mediaserver.api.examples import add_examples
 from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
@@ -194,6 +195,12 @@ def create_app(server: Server) -> FastAPI:
         redoc_url=None,
     )
     app.state.server = server
+    # What the routes start, cancel and inject runs through, and change scenarios and
+    # numbers through (typed here so the services are checked against the protocols).
+    runs: RunService = server.runs
+    catalog: CatalogService = server.catalog
+    app.state.runs = runs
+    app.state.catalog = catalog
     app.state.key_check = KeyCheck(api_keys(server.config), dict(server.config.http.key_names))
     telemetry = metrics.Telemetry(server)
     telemetry.loop_lag.start()

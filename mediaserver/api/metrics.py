@@ -7,7 +7,7 @@ run several servers in one process). Three kinds of figures live in it:
 * Read when scraped (:class:`ServerCollector`), from the objects that
   already count them: live calls from the user agent, SIP messages from the
   endpoint's ``stats`` counter, webhook posts from the dispatcher's metrics,
-  API runs from ``Server.runs``. Every key of the endpoint's ``stats`` is
+  API runs from ``Server.runs`` (``Runs.live``). Every key of the endpoint's ``stats`` is
   served: ``in.METHOD``/``out.METHOD`` as SIP requests, ``in.NNN``/``out.NNN``
   as responses, anything else as
   ``mediaserver_sip_events_total{event=KEY}``, so a counter added there later
@@ -346,7 +346,7 @@ class ServerCollector(Collector):
         yield _family(
             g, "mediaserver_runs_active",
             "Scenario runs in progress: started through the API, or serving a call.",
-            ["kind"], [(("api",), len(server.runs)), (("call",), call_runs)],
+            ["kind"], [(("api",), len(server.runs.live())), (("call",), call_runs)],
         )  # fmt: skip
         hooks = server.webhooks.metrics
         outcomes = ("published", "delivered", "failed", "retried", "dropped")

@@ -3,8 +3,10 @@
 Routes live by subject in ``routes_scenarios`` (scenarios, runs, numbers),
 ``routes_calls`` (live calls, conferences, queues, call records),
 ``routes_recordings`` and ``routes_webhooks``; ``mediaserver.api.app`` puts
-them together behind the API-key check. Handlers reach the running server
-through :func:`server_of` and its store through :func:`store_of`.
+them together behind the API-key check. Handlers start runs and change
+scenarios and numbers through the services of :mod:`mediaserver.api.deps`;
+they read the rest of the running server through :func:`server_of` and its
+store through :func:`store_of`.
 """
 
 from __future__ import annotations

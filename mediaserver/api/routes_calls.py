@@ -1,7 +1,7 @@
 """Live calls, conferences, queues and call records (CDRs).
 
-Live calls are read from the user agent as they are now; ``DELETE`` hangs
-one up (BYE once answered, a final response before) and answers when the
+Live calls are read from the runs service (:mod:`mediaserver.runs`) as they are
+now; ``DELETE`` hangs one up (BYE once answered, a final response before) and answers when the
 BYE has been answered or timed out. Injected actions replace what the
 call's scenario is doing, as a new run on the same call.
 
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
+from mediaserver.api.deps import runs_of
 from mediaserver.api.models import (
     SID_PATTERN,
     ActionsIn,
@@ -52,7 +53,7 @@ from mediaserver.api.native import (
     slice_page,
     store_of,
 )
-from mediaserver.server import RunRefused
+from mediaserver.runs import RunRefused
 from mediaserver.store import CallFilter
 from mediaserver.store import CallRecord as StoredCall
 from mediaserver.yamlsource import ProblemsError
@@ -95,7 +96,7 @@ def live_out(call: Call, now: float) -> LiveCall:
 
 
 def _live_call(request: Request, callid: str) -> Call:
-    call = server_of(request).find_call(callid)
+    call = runs_of(request).find_call(callid)
     if call is None:
         raise not_found("live call", callid, "callid")
     return call
@@ -104,7 +105,7 @@ def _live_call(request: Request, callid: str) -> Call:
 @router.get("/api/calls", response_model=LiveCallPage, summary="List live calls")
 async def list_calls(request: Request, offset: Offset = 0, limit: Limit = 10) -> dict[str, Any]:
     now = time.time()
-    calls = sorted(server_of(request).switch.active_calls, key=lambda c: (c.started_at, c.id))
+    calls = sorted(runs_of(request).live_calls(), key=lambda c: (c.started_at, c.id))
     return slice_page([live_out(c, now) for c in calls], offset, limit)
 
 
@@ -130,7 +131,7 @@ async def hangup_call(request: Request, callid: CallId) -> Status:
 async def inject_actions(request: Request, callid: CallId, body: ActionsIn) -> RunStarted:
     _live_call(request, callid)
     try:
-        runid = server_of(request).inject_actions(callid, body.actions)
+        runid = runs_of(request).inject_actions(callid, body.actions)
     except ProblemsError as exc:
         details = [ErrorDetail(field="actions", message=p.message) for p in exc.problems]
         first = details[0].message if details else "invalid actions"

@@ -6,7 +6,11 @@ store and what runs never disagree. Scenarios from ``scenarios_dir`` files
 (``origin: file``) are read-only here: changing or deleting one answers 409
 (``read_only``), because the file would put it back at the next start or reload; they
 can still be started and have numbers attached. Attaching or detaching a
-number changes the router at once (routing is live).
+number changes the router at once (routing is live). The routes do each
+change through the scenario catalog (:mod:`mediaserver.catalog`), which keeps
+the store, the library and the router in step, and start and cancel runs
+through the runs service (:mod:`mediaserver.runs`), both reached by the
+protocols of :mod:`mediaserver.api.deps`.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from mediaserver.actions.model import Scenario as LoadedScenario
 from mediaserver.actions.variables import VariableError, check_name
+from mediaserver.api.deps import catalog_error, catalog_of, runs_of
 from mediaserver.api.models import (
     NUMBER_PATTERN,
     RUNID_PATTERN,
@@ -44,8 +48,9 @@ from mediaserver.api.native import (
     store_of,
     timestamp,
 )
-from mediaserver.server import INBOUND_BRANCH, RunRefused
-from mediaserver.store import Conflict, RunRecord, UnknownReference
+from mediaserver.catalog import CatalogError
+from mediaserver.runs import RunRefused
+from mediaserver.store import Conflict, RunRecord
 from mediaserver.store import Scenario as StoredScenario
 from mediaserver.yamlsource import ProblemsError
 
@@ -89,32 +94,10 @@ def conflict(exc: Conflict) -> ApiError:
 
 
 async def _existing(request: Request, sid: str) -> StoredScenario:
-    record = await store_of(request).scenarios.get(sid)
-    if record is None:
-        raise not_found("scenario", sid, "sid")
-    return record
-
-
-def _writable(record: StoredScenario) -> None:
-    if record.origin == "file":
-        raise ApiError(
-            409,
-            "read_only",
-            f"scenario {record.name!r} comes from a file in scenarios_dir; edit the file "
-            "and reload the server (SIGHUP) instead",
-            "sid",
-        )
-
-
-def _validate(request: Request, name: str, script: str) -> LoadedScenario:
     try:
-        return server_of(request).library.validate(name, script)
-    except ProblemsError as exc:
-        raise problems_error(exc) from None
-
-
-def _routed_by_config(request: Request, name: str) -> bool:
-    return name in server_of(request).router.routes.values()
+        return await catalog_of(request).get(sid)
+    except CatalogError as exc:
+        raise catalog_error(exc) from None
 
 
 @router.get("/api/scenarios", response_model=ScenarioPage, summary="Search scenarios")
@@ -141,12 +124,14 @@ async def search_scenarios(
     summary="Create a scenario",
 )
 async def create_scenario(request: Request, body: ScenarioIn) -> Scenario:
-    scenario = _validate(request, body.name, body.script)
     try:
-        record = await store_of(request).scenarios.create(body.name, body.script, "api")
+        record = await catalog_of(request).create(body.name, body.script)
+    except ProblemsError as exc:
+        raise problems_error(exc) from None
     except Conflict as exc:
         raise conflict(exc) from None
-    server_of(request).library.put(record.name, record.id, scenario)
+    except CatalogError as exc:
+        raise catalog_error(exc) from None
     return scenario_out(record)
 
 
@@ -156,40 +141,14 @@ async def get_scenario(request: Request, sid: Sid) -> Scenario:
 
 
 async def _update(request: Request, sid: str, name: str | None, script: str | None) -> Scenario:
-    server = server_of(request)
-    record = await _existing(request, sid)
-    _writable(record)
-    new_name = name if name is not None else record.name
-    new_script = script if script is not None else record.source
-    scenario = _validate(request, new_name, new_script)
-    if INBOUND_BRANCH not in scenario.branches and (
-        record.numbers or _routed_by_config(request, record.name)
-    ):
-        raise ApiError(
-            422,
-            "invalid_scenario",
-            f"script: numbers or routes lead to this scenario, so it needs an "
-            f"{INBOUND_BRANCH} branch",
-            "script",
-        )
-    if new_name != record.name and _routed_by_config(request, record.name):
-        raise ApiError(
-            409,
-            "conflict",
-            f"the config's routes lead to {record.name!r}: it keeps its name",
-            "name",
-        )
     try:
-        updated = await store_of(request).scenarios.update(sid, name=new_name, source=new_script)
+        return scenario_out(await catalog_of(request).update(sid, name, script))
+    except ProblemsError as exc:
+        raise problems_error(exc) from None
     except Conflict as exc:
         raise conflict(exc) from None
-    if updated is None:
-        raise not_found("scenario", sid, "sid")
-    if updated.name != record.name:
-        server.library.remove(record.name)
-        server.router.rename(record.name, updated.name)
-    server.library.put(updated.name, updated.id, scenario)
-    return scenario_out(updated)
+    except CatalogError as exc:
+        raise catalog_error(exc) from None
 
 
 @router.put(
@@ -216,20 +175,12 @@ async def update_scenario(request: Request, sid: Sid, body: ScenarioPatch) -> Sc
     "/api/scenarios/{sid}", response_model=Status, responses=CONFLICT, summary="Delete a scenario"
 )
 async def delete_scenario(request: Request, sid: Sid) -> Status:
-    server = server_of(request)
-    record = await _existing(request, sid)
-    _writable(record)
-    if _routed_by_config(request, record.name):
-        raise ApiError(
-            409,
-            "conflict",
-            f"the config's routes lead to {record.name!r}; change them first",
-            "sid",
-        )
-    if not await store_of(request).scenarios.delete(sid):
-        raise not_found("scenario", sid, "sid")
-    server.library.remove(record.name)
-    server.router.forget(record.name)
+    try:
+        await catalog_of(request).delete(sid)
+    except Conflict as exc:
+        raise conflict(exc) from None
+    except CatalogError as exc:
+        raise catalog_error(exc) from None
     return Status(code="ok", message=f"scenario {sid} deleted")
 
 
@@ -251,9 +202,7 @@ async def start_scenario(request: Request, sid: Sid, body: StartIn) -> RunStarte
         except VariableError as exc:
             raise ApiError(422, "invalid_request", str(exc), f"variables.{key}") from None
     try:
-        runid = await server_of(request).start_run(
-            record.name, to=body.to, variables=body.variables
-        )
+        runid = await runs_of(request).start_run(record.name, to=body.to, variables=body.variables)
     except RunRefused as exc:
         if exc.field == "scenario":  # no api-initiated branch: the scenario, not the request
             raise ApiError(409, "conflict", str(exc), "sid") from None
@@ -300,7 +249,7 @@ async def get_run(request: Request, sid: Sid, runid: RunId) -> Run:
 )
 async def cancel_run(request: Request, sid: Sid, runid: RunId) -> Status:
     run = await _run(request, sid, runid)
-    if not server_of(request).cancel_run(runid):
+    if not runs_of(request).cancel_run(runid):
         raise ApiError(409, "conflict", f"run {runid} is not running ({run.status})", "runid")
     return Status(code="ok", message=f"run {runid} cancelled")
 
@@ -315,22 +264,13 @@ async def cancel_run(request: Request, sid: Sid, runid: RunId) -> Status:
     summary="Attach a number",
 )
 async def attach_number(request: Request, sid: Sid, number: Number) -> Status:
-    server = server_of(request)
-    record = await _existing(request, sid)
-    scenario = server.library.get(record.name)
-    if scenario is None or INBOUND_BRANCH not in scenario.branches:
-        raise ApiError(
-            409,
-            "conflict",
-            f"scenario {record.name!r} has no {INBOUND_BRANCH} branch to run for calls",
-            "sid",
-        )
     try:
-        previous = await store_of(request).numbers.attach(number, sid)
-    except UnknownReference:
-        raise not_found("scenario", sid, "sid") from None
-    server.router.attach(number, record.name)
-    moved = f" (moved from scenario {previous})" if previous not in (None, sid) else ""
+        attached = await catalog_of(request).attach(sid, number)
+    except Conflict as exc:
+        raise conflict(exc) from None
+    except CatalogError as exc:
+        raise catalog_error(exc) from None
+    moved = f" (moved from scenario {attached.previous})" if attached.previous else ""
     return Status(code="ok", message=f"{number} attached to scenario {sid}{moved}")
 
 
@@ -338,8 +278,8 @@ async def attach_number(request: Request, sid: Sid, number: Number) -> Status:
     "/api/scenarios/{sid}/numbers/{number}", response_model=Status, summary="Detach a number"
 )
 async def detach_number(request: Request, sid: Sid, number: Number) -> Status:
-    await _existing(request, sid)
-    if not await store_of(request).numbers.detach(number, sid):
-        raise ApiError(404, "not_found", f"{number} is not attached to scenario {sid}", "number")
-    server_of(request).router.detach(number)
+    try:
+        await catalog_of(request).detach(sid, number)
+    except CatalogError as exc:
+        raise catalog_error(exc) from None
     return Status(code="ok", message=f"{number} detached from scenario {sid}")

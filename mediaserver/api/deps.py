@@ -1,0 +1,82 @@
+"""What the API's routes need of the server's services, as protocols.
+
+Routes reach runs and the scenario catalog only through these
+(:func:`runs_of`, :func:`catalog_of`), never through the user agent, the
+library, the router or the store's scenario tables; ``server.py`` composes the
+real ones (:class:`~mediaserver.runs.Runs`, :class:`~mediaserver.catalog.Catalog`),
+and a test may hand in others. The services' errors are turned into API
+answers by :func:`catalog_error`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fastapi import Request
+
+from mediaserver.api.models import ApiError
+from mediaserver.catalog import Attached, CatalogError, NotFound, ReadOnly, Unavailable, Unfit
+from mediaserver.store import Scenario as StoredScenario
+
+if TYPE_CHECKING:
+    from mediaserver.calls import Call
+
+
+class RunService(Protocol):
+    """Starting, cancelling and injecting runs; the live calls."""
+
+    async def start_run(
+        self,
+        name: str,
+        *,
+        to: str | None = None,
+        variables: dict[str, object] | None = None,
+        caller_id: str | None = None,
+    ) -> str: ...
+
+    def cancel_run(self, run_id: str) -> bool: ...
+
+    def inject_actions(self, call_id: str, actions: list[Any]) -> str: ...
+
+    def find_call(self, call_id: str) -> Call | None: ...
+
+    def live_calls(self) -> list[Call]: ...
+
+
+class CatalogService(Protocol):
+    """Scenarios and their numbers, kept the same in the store, the library and the router."""
+
+    async def get(self, sid: str) -> StoredScenario: ...
+
+    async def create(self, name: str, script: str) -> StoredScenario: ...
+
+    async def update(self, sid: str, name: str | None, script: str | None) -> StoredScenario: ...
+
+    async def delete(self, sid: str) -> StoredScenario: ...
+
+    async def attach(self, sid: str, number: str) -> Attached: ...
+
+    async def detach(self, sid: str, number: str) -> None: ...
+
+
+def runs_of(request: Request) -> RunService:
+    runs: RunService = request.app.state.runs
+    return runs
+
+
+def catalog_of(request: Request) -> CatalogService:
+    catalog: CatalogService = request.app.state.catalog
+    return catalog
+
+
+def catalog_error(exc: CatalogError) -> ApiError:
+    """The API answer for a change the catalog refused."""
+    if isinstance(exc, NotFound):
+        return ApiError(404, "not_found", str(exc), exc.field)
+    if isinstance(exc, ReadOnly):
+        return ApiError(409, "read_only", str(exc), exc.field)
+    if isinstance(exc, Unfit):
+        return ApiError(422, "invalid_scenario", str(exc), exc.field)
+    if isinstance(exc, Unavailable):
+        return ApiError(503, "unavailable", str(exc))
+    return ApiError(409, "conflict", str(exc), exc.field)

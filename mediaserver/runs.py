@@ -1,0 +1,320 @@
+"""Scenario runs: starting, cancelling and injecting them, and the runs still going.
+
+:class:`Runs` owns every run the server starts: the ``inbound-call`` branch a
+routed call serves, the ``inbound-message`` branch a SIP MESSAGE starts, the
+``api-initiated`` branch the API starts (placing its call first when it has a
+``to``) or an action starts with a call of its own (the Voxology DIAL), and
+the actions the API injects into a live call. Each run is journalled as it
+starts and ends. Runs without a call of their own (API and message runs) are
+kept by id until they end, so the API can cancel them.
+
+The calls are listed through :class:`LiveCallList` (the call switch,
+``calls/switch.py``) and placed through :class:`CallPlacer` (the dialer,
+``calls/dialer.py``), handed in by the composition root (``server.py``) with
+the :class:`~mediaserver.actions.callapi.ServerApi` the runs use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from mediaserver.actions.callapi import ServerApi
+from mediaserver.actions.model import Scenario
+from mediaserver.actions.runner import Run, RunOutcome
+from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
+from mediaserver.callflow.route import callflow_scenario, route_url
+from mediaserver.calls import Call, OutboundCall, new_call_id
+from mediaserver.calls.base import RunFactory
+from mediaserver.journal import CallJournal, RunStart
+from mediaserver.library import ScenarioLibrary
+from mediaserver.log import get_logger
+from mediaserver.media.prompts import Prompts
+from mediaserver.sip.uac import TargetError
+
+log = get_logger("runs")
+
+INBOUND_BRANCH = "inbound-call"
+API_BRANCH = "api-initiated"
+MESSAGE_BRANCH = "inbound-message"
+API_CALL_TIMEOUT = 30.0
+
+
+class RunRefused(ValueError):
+    """A run cannot be started (unknown scenario, no api-initiated branch, bad
+    variables or target); ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LiveCallList(Protocol):
+    """The calls in progress (the call switch)."""
+
+    @property
+    def active_calls(self) -> list[Call]: ...
+
+
+class CallPlacer(Protocol):
+    """Placing a call (the dialer)."""
+
+    async def originate(
+        self,
+        target: str,
+        *,
+        caller_id: str,
+        headers: Mapping[str, str],
+        parent: Call | None = None,
+        run: RunStart | None = None,
+    ) -> OutboundCall: ...
+
+
+class Runs:
+    def __init__(self, library: ScenarioLibrary, journal: CallJournal, prompts: Prompts) -> None:
+        self.library = library
+        self.journal = journal
+        self.prompts = prompts
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # runs without a call, still going
+        self._calls: LiveCallList | None = None
+        self._dialer: CallPlacer | None = None
+        self._server: ServerApi | None = None
+
+    def connect(self, calls: LiveCallList, dialer: CallPlacer, server: ServerApi) -> None:
+        """Hand in the call switch, the dialer and what runs may ask of the server;
+        they are built after this service, because they call back into it."""
+        self._calls = calls
+        self._dialer = dialer
+        self._server = server
+
+    @property
+    def calls(self) -> LiveCallList:
+        assert self._calls is not None, "Runs used before connect()"
+        return self._calls
+
+    @property
+    def dialer(self) -> CallPlacer:
+        assert self._dialer is not None, "Runs used before connect()"
+        return self._dialer
+
+    @property
+    def server(self) -> ServerApi:
+        assert self._server is not None, "Runs used before connect()"
+        return self._server
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def live(self) -> list[str]:
+        """The ids of the runs without a call of their own still going (API, message)."""
+        return list(self._tasks)
+
+    def live_calls(self) -> list[Call]:
+        return self.calls.active_calls
+
+    def find_call(self, call_id: str) -> Call | None:
+        """A live call by its id."""
+        return next((c for c in self.calls.active_calls if c.id == call_id), None)
+
+    # -- calls the switch hands over ---------------------------------------------------------
+
+    def _run(
+        self,
+        scenario: Scenario,
+        branch: str,
+        run_id: str,
+        call: Call | None,
+        variables: Mapping[str, object] | None = None,
+    ) -> Run:
+        return Run(
+            scenario,
+            branch,
+            call=call,
+            prompts=self.prompts,
+            run_id=run_id,
+            server=self.server,
+            events=self.journal.events.publish,
+            variables=variables,
+        )
+
+    def _inbound_run(self, scenario: Scenario, run_id: str) -> RunFactory:
+        """What a call serves: ``scenario``'s ``inbound-call`` branch run on it."""
+
+        async def run(call: Call) -> RunOutcome:
+            return await self._run(scenario, INBOUND_BRANCH, run_id, call).execute()
+
+        return run
+
+    async def serve_call(self, call: Call) -> None:
+        """Run the ``inbound-call`` branch of the call's scenario (for a route
+        ``callflow:URL``, a ``callflow@v1`` of URL)."""
+        name = call.scenario or ""
+        scenario = self.library.get(name)
+        url = route_url(name)
+        if scenario is None and url is not None:
+            scenario = callflow_scenario(load_scenario_data, url)
+        if scenario is None:  # removed through the API since routing picked it
+            call.end("not_found", "server")
+            call.finish()
+            return
+        scenario_id = self.library.store_id(name)
+        run_id = f"{INBOUND_BRANCH}:{call.id}"
+        self.journal.run_started(run_id, scenario_id, INBOUND_BRANCH, {})
+        self.journal.call_started(call, number=call.to_user, scenario_id=scenario_id, run_id=run_id)
+
+        try:
+            await call.serve(self._inbound_run(scenario, run_id))
+        finally:
+            self.journal.run_ended(run_id, call.outcome)
+
+    def serve_message(self, name: str, message: dict[str, str]) -> None:
+        """Run scenario ``name``'s inbound-message branch for a SIP MESSAGE, with the
+        message in ``$message`` (from, to, text, content_type); no call."""
+        scenario = self.library.get(name)
+        if scenario is None or MESSAGE_BRANCH not in scenario.branches:
+            log.info("message not handled", scenario=name, sender=message.get("from"))
+            return
+        run_id = f"{MESSAGE_BRANCH}:{new_call_id()}"
+        run = self._run(scenario, MESSAGE_BRANCH, run_id, None, {"$message": dict(message)})
+        self.journal.run_started(run_id, self.library.store_id(name), MESSAGE_BRANCH, {})
+
+        async def execute() -> None:
+            outcome = await run.execute()
+            self.journal.run_ended(run_id, outcome)
+
+        self._keep(run_id, asyncio.get_running_loop().create_task(execute()))
+
+    # -- runs the API and the actions start ------------------------------------------------------
+
+    async def start_run(
+        self,
+        name: str,
+        *,
+        to: str | None = None,
+        variables: dict[str, object] | None = None,
+        caller_id: str | None = None,
+    ) -> str:
+        """Start the ``api-initiated`` branch of scenario ``name``; the run id.
+
+        With ``to``, the server calls it first and runs the branch once the call
+        is answered, or without a call when it is not, ``$dial`` telling why (the
+        Callr seed's runs); without ``to`` the branch runs offline."""
+        scenario = self.library.get(name)
+        if scenario is None:
+            raise RunRefused("scenario", f"no scenario {name!r}")
+        if API_BRANCH not in scenario.branches:
+            raise RunRefused("scenario", f"scenario {name!r} has no {API_BRANCH} branch")
+        return await self._start_api_run(
+            scenario,
+            self.library.store_id(name),
+            to=to,
+            variables=variables,
+            caller_id=caller_id,
+            ring_timeout=API_CALL_TIMEOUT,
+        )
+
+    async def start_scenario_call(
+        self,
+        to: str,
+        scenario: Scenario,
+        *,
+        caller_id: str | None,
+        variables: dict[str, object],
+        timeout: float,
+    ) -> str:
+        """Call ``to`` and run ``scenario``'s api-initiated branch (a scenario that is
+        not in the library: the Voxology DIAL action's call flow); the run id."""
+        return await self._start_api_run(
+            scenario, None, to=to, variables=variables, caller_id=caller_id, ring_timeout=timeout
+        )
+
+    async def _start_api_run(
+        self,
+        scenario: Scenario,
+        scenario_id: str | None,
+        *,
+        to: str | None,
+        variables: dict[str, object] | None,
+        caller_id: str | None,
+        ring_timeout: float,
+    ) -> str:
+        run_id = f"api:{new_call_id()}"
+        try:
+            run = self._run(scenario, API_BRANCH, run_id, None, dict(variables or {}))
+        except ValueError as exc:
+            raise RunRefused("variables", str(exc)) from None
+        start = RunStart(run_id, scenario_id, scenario.name, API_BRANCH, dict(variables or {}))
+        call: OutboundCall | None = None
+        if to is not None:
+            try:
+                # The call's record names the run from the start (and journals the run).
+                call = await self.dialer.originate(
+                    to, caller_id=caller_id or "mediaserver", headers={}, run=start
+                )
+            except TargetError as exc:
+                raise RunRefused("to", str(exc)) from None
+        else:
+            self.journal.run_started(run_id, scenario_id, API_BRANCH, start.variables)
+        task = asyncio.get_running_loop().create_task(
+            self._api_run(run, call, run_id, ring_timeout)
+        )
+        self._keep(run_id, task)
+        return run_id
+
+    async def _api_run(
+        self, run: Run, call: OutboundCall | None, run_id: str, ring_timeout: float
+    ) -> None:
+        structlog.contextvars.bind_contextvars(run_id=run_id)
+        outcome: RunOutcome | None = None
+        try:
+            if call is None:
+                outcome = await run.execute()
+                return
+            status = await call.place(ring_timeout)
+            duration = 0.0
+            run.sandbox.define_builtin(
+                "$dial", {"status": status, "duration": duration, "target": call.target}
+            )
+            if status != "answered":
+                call.finish()
+                outcome = await run.execute()  # the branch runs without a call
+                return
+            run.bind_call(call)
+
+            async def execute(_: Call) -> RunOutcome:
+                return await run.execute()
+
+            await call.serve(execute)
+            outcome = call.outcome
+        finally:
+            self.journal.run_ended(run_id, outcome if outcome is not None else run.outcome)
+
+    def _keep(self, run_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
+
+    def inject_actions(self, call_id: str, actions: list[Any]) -> str:
+        """Replace what a live call is doing with ``actions`` (a list of action
+        items as in a scenario branch); the new run's id. ProblemsError when the
+        actions do not validate, RunRefused when the call cannot take them."""
+        call = self.find_call(call_id)
+        if call is None:
+            raise RunRefused("call", f"no live call {call_id!r}")
+        text = json.dumps({"branches": {INBOUND_BRANCH: {"actions": actions}}}, indent=1)
+        scenario = load_scenario_text(text, f"inject-{call.id}.yaml")
+        run_id = f"inject:{new_call_id()}"
+
+        if not call.inject(self._inbound_run(scenario, run_id)):
+            raise RunRefused("call", f"call {call_id!r} has no running scenario to replace")
+        return run_id
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Stop a run without a call of its own still going (a placed call is hung up)."""
+        task = self._tasks.get(run_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
