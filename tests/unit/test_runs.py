@@ -87,7 +87,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
 def switched(server: Server) -> tuple[Runs, Switch]:
     switch = Switch()
-    server.runs.connect(switch, server.actions)
+    server.runs.connect(switch, switch, server.actions)  # lists and places calls
     return server.runs, switch
 
 
