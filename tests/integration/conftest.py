@@ -151,22 +151,35 @@ def start_server(
         text=True,
         cwd=REPO,
     )  # fmt: skip
+    return wait_for_banner(process, tmp, log_path, api_key=api_key or "")
+
+
+def wait_for_banner(
+    process: subprocess.Popen[str],
+    data_dir: Path,
+    log_path: Path,
+    *,
+    api_key: str = "",
+    sip_host: str = "127.0.0.1",
+) -> ServerProcess:
+    """Read a starting server's stdout up to its ``listening`` line (and the
+    ``api-key`` line of a first start); the server, or a RuntimeError with its log."""
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     line = ""
-    key = api_key or ""
+    key = api_key
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if line.startswith("api-key "):
             key = line.split()[1]
         if line.startswith("listening ") or (not line and process.poll() is not None):
             break
-    m = re.search(r"sip=udp:127\.0\.0\.1:(\d+)", line)
+    sip = re.search(rf"sip=udp:{re.escape(sip_host)}:(\d+)", line)
     http = re.search(r"http=127\.0\.0\.1:(\d+)", line)
-    if not m or not http:
+    if not sip or not http:
         process.kill()
         raise RuntimeError(f"server did not start: {line!r}\n{log_path.read_text()}")
-    return ServerProcess(process, int(m.group(1)), tmp, log_path, int(http.group(1)), key)
+    return ServerProcess(process, int(sip.group(1)), data_dir, log_path, int(http.group(1)), key)
 
 
 _next_range = [40000 + (os.getpid() % 50) * 400]

@@ -12,14 +12,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from mediaserver.config import load_config
-from tests.integration.conftest import REPO, ServerProcess, _rtp_range
+from tests.integration.conftest import REPO, ServerProcess, _rtp_range, wait_for_banner
 from tests.support import audio
 from tests.support.baresip import Baresip
 
@@ -59,22 +58,7 @@ def launch(config: Path, cwd: Path, log_path: Path, *args: str) -> ServerProcess
         stderr=log_file,
         text=True,
     )  # fmt: skip
-    assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    line = key = ""
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line.startswith("api-key "):
-            key = line.split()[1]
-        if line.startswith("listening ") or (not line and process.poll() is not None):
-            break
-    sip = re.search(r"sip=udp:127\.0\.0\.1:(\d+)", line)
-    http = re.search(r"http=127\.0\.0\.1:(\d+)", line)
-    if not sip or not http:
-        process.kill()
-        raise AssertionError(f"server did not start: {line!r}\n{log_path.read_text()}")
-    sip_port, http_port = int(sip.group(1)), int(http.group(1))
-    return ServerProcess(process, sip_port, config.parent, log_path, http_port, key)
+    return wait_for_banner(process, config.parent, log_path)
 
 
 def test_init_then_run_serves_calls(tmp_path: Path) -> None:

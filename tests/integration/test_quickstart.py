@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import REPO, ServerProcess, _rtp_range
+from tests.integration.conftest import REPO, ServerProcess, _rtp_range, wait_for_banner
 from tests.support import audio
 from tests.support.baresip import Baresip
 
@@ -51,21 +50,9 @@ def start_quickstart(layout: Path) -> ServerProcess:
              "--sip-port", "0", "--http-port", "0", "--rtp-ports", f"{low}-{high}", "--drain", "2"],
             stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=layout, env=env,
         )  # fmt: skip
-    assert process.stdout is not None
-    key = line = ""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line.startswith("api-key "):
-            key = line.split()[1]
-        if line.startswith("listening ") or (not line and process.poll() is not None):
-            break
-    sip = re.search(r"sip=udp:0\.0\.0\.0:(\d+)", line)
-    http = re.search(r"http=127\.0\.0\.1:(\d+)", line)
-    if not sip or not http or not key:
-        process.kill()
-        raise RuntimeError(f"server did not start: {line!r}\n{log_path.read_text()}")
-    return ServerProcess(process, int(sip.group(1)), layout, log_path, int(http.group(1)), key)
+    server = wait_for_banner(process, layout, log_path, sip_host="0.0.0.0")
+    assert server.api_key, "a first start prints the key it generated"
+    return server
 
 
 @pytest.fixture
