@@ -348,24 +348,6 @@ class CallRecords:
             )
             return changed > 0
 
-    async def attach_run(
-        self,
-        call_id: str,
-        run_id: str,
-        *,
-        scenario_id: str | None = None,
-        scenario_name: str | None = None,
-    ) -> bool:
-        """Link the run serving the call (and its scenario, when given)."""
-        async with self.db.transaction() as tx:
-            await _check_reference(tx, "runs", "run_id", run_id)
-            changed = await tx.execute(
-                "UPDATE calls SET run_id = ?, scenario_id = coalesce(?, scenario_id),"
-                " scenario_name = coalesce(?, scenario_name) WHERE id = ?",
-                (run_id, scenario_id, scenario_name, call_id),
-            )
-            return changed > 0
-
     async def finish(self, call_id: str, end: CallEnd) -> CallRecord | None:
         """Close a live record; the closed record, or None if unknown or already closed."""
         stats = dump_json(end.media_stats)

@@ -84,6 +84,9 @@ async def test_a_call_record_from_start_to_hangup(store: Store) -> None:
             number="+33199001234",
             sip_call_id="a84b4c76e66710@pc33.example.com",
             started_at=T0,
+            scenario_id=scenario.id,
+            scenario_name="ivr",
+            run_id=run.id,
         )
     )
     assert re.fullmatch(r"[a-z0-9]{8}", live.id)
@@ -92,9 +95,6 @@ async def test_a_call_record_from_start_to_hangup(store: Store) -> None:
         None,
         None,
         None,
-    )
-    assert await store.calls.attach_run(
-        live.id, run.id, scenario_id=scenario.id, scenario_name="ivr"
     )
     assert await store.calls.answered(live.id, at(2.5))
     assert not await store.calls.answered(live.id, at(3))  # the first answer counts
@@ -152,8 +152,6 @@ async def test_given_ids_and_references_are_checked(store: Store) -> None:
     with pytest.raises(UnknownReference) as no_parent:
         await store.calls.create(NewCall("outbound", "a", "b", T0, parent_call_id="nosuchid"))
     assert no_parent.value.field == "parent_call_id"
-    with pytest.raises(UnknownReference):
-        await store.calls.attach_run(first.id, "api:nosuchid")
     assert (await store.calls.search()).total == 1
 
 
