@@ -105,7 +105,12 @@ async def search_scenarios(
     request: Request,
     offset: Offset = 0,
     limit: Limit = 10,
-    name: Annotated[str | None, Query(max_length=64, description="part of the name")] = None,
+    # Only what a name may hold: SQLite's LIKE ends its pattern at a NUL, so "%00"
+    # would match every scenario.
+    name: Annotated[
+        str | None,
+        Query(max_length=64, pattern=r"^[A-Za-z0-9 _.-]*$", description="part of the name"),
+    ] = None,
     origin: Annotated[Literal["file", "api"] | None, Query()] = None,
     sort: Annotated[Literal["name", "created", "updated"], Query()] = "updated",
     order: SortOrder = "desc",

@@ -273,6 +273,7 @@ def test_wrong_types_and_unknown_fields_name_the_field(api: httpx.Client) -> Non
     error_of(api.get("/api/scenarios", params={"limit": 101}), 422, "limit")
     error_of(api.get("/api/scenarios", params={"offset": -1}), 422, "offset")
     error_of(api.get("/api/scenarios", params={"sort": "colour"}), 422, "sort")
+    error_of(api.get("/api/scenarios", params={"name": "\x00"}), 422, "name")  # matched all
     error_of(api.get("/api/cdrs", params={"startedAfter": "yesterday"}), 422, "startedAfter")
 
 
