@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,14 +23,9 @@ from tests.support.rawsip import Reply, SipProbe, digest_authorization, sdp_offe
 
 pytestmark = pytest.mark.integration
 
+TEST_SCENARIOS = Path(__file__).parent / "scenarios"  # reject.yaml
+
 FLOOD = 2000
-REJECT = """\
-branches:
-  inbound-call:
-    actions:
-      - action: reject@v1
-        params: {reason: busy}
-"""
 CONFIG = """\
 users:
   - {username: alice, password: wonderland}
@@ -42,10 +38,8 @@ limits:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    scenarios = tmp_path_factory.mktemp("scenarios")
-    (scenarios / "reject.yaml").write_text(REJECT)
     proc = start_server(tmp_path_factory.mktemp("flood"), routes={"reject": "reject"},
-                        scenarios=scenarios, trusted=[], extra_config=CONFIG,
+                        scenarios=TEST_SCENARIOS, trusted=[], extra_config=CONFIG,
                         log_level="info")  # fmt: skip
     yield proc
     assert proc.stop() == 0, proc.log_text()[-5000:]

@@ -29,14 +29,9 @@ from tests.support.sipp import run_sipp
 
 pytestmark = pytest.mark.integration
 
+TEST_SCENARIOS = Path(__file__).parent / "scenarios"  # reject.yaml, echo.yaml
+
 RTP_PORTS = 10  # five calls: RTP on even ports, RTCP on the odd one above
-REJECT = """\
-branches:
-  inbound-call:
-    actions:
-      - action: reject@v1
-        params: {reason: busy}
-"""
 USERS = """\
 users:
   - {username: alice, password: wonderland}
@@ -50,15 +45,10 @@ def rtp_low() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, rtp_low: int) -> Iterator[ServerProcess]:
-    scenarios = tmp_path_factory.mktemp("scenarios")
-    (scenarios / "reject.yaml").write_text(REJECT)
-    (scenarios / "echo.yaml").write_text(
-        (Path(__file__).parent / "scenarios" / "echo.yaml").read_text()
-    )
     proc = start_server(
         tmp_path_factory.mktemp("malformed-calls"),
         routes={"reject": "reject", "echo": "echo"},
-        scenarios=scenarios,
+        scenarios=TEST_SCENARIOS,
         rtp_range=(rtp_low, rtp_low + RTP_PORTS - 1),
         extra_config=USERS,
     )

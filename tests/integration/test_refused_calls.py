@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,13 +24,8 @@ from tests.support.rawsip import Reply, SipProbe, digest_authorization, sdp_offe
 
 pytestmark = pytest.mark.integration
 
-REJECT = """\
-branches:
-  inbound-call:
-    actions:
-      - action: reject@v1
-        params: {reason: busy}
-"""
+TEST_SCENARIOS = Path(__file__).parent / "scenarios"  # reject.yaml
+
 USERS = """\
 users:
   - {username: alice, password: wonderland}
@@ -40,10 +36,8 @@ limits:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    scenarios = tmp_path_factory.mktemp("scenarios")
-    (scenarios / "reject.yaml").write_text(REJECT)
     proc = start_server(tmp_path_factory.mktemp("refused"), routes={"reject": "reject"},
-                        scenarios=scenarios, trusted=["127.0.0.2/32"],
+                        scenarios=TEST_SCENARIOS, trusted=["127.0.0.2/32"],
                         extra_config=USERS)  # fmt: skip
     yield proc
     assert proc.stop() == 0, proc.log_text()[-5000:]
