@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mediaserver.calls.base import new_call_id
-from mediaserver.calls.causes import q850_cause
+from mediaserver.calls.causes import q850_cause, q850_of_status
 from mediaserver.events import EventBus
 from mediaserver.log import get_logger
 from mediaserver.store import CallEnd, NewCall, NewRecording, Store, StoreError
@@ -37,11 +37,6 @@ log = get_logger("journal")
 MAX_BACKLOG = 100_000
 
 Entry = Callable[[], Awaitable[None]]
-
-
-# RFC 3398 8.2.6.1: the Q.850 cause of a SIP final status (refused calls' records).
-REFUSAL_CAUSES = {400: 41, 403: 21, 404: 1, 406: 79, 415: 79, 422: 127, 482: 25, 488: 127,
-                  500: 41, 503: 41}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -305,7 +300,7 @@ class CallJournal:
             ended_at=now,
             hangup_cause=refused.cause,
             hangup_source="server",
-            hangup_cause_code=REFUSAL_CAUSES.get(refused.sip_status, 127),
+            hangup_cause_code=q850_of_status(refused.sip_status),
             sip_status=refused.sip_status,
         )
 

@@ -29,3 +29,14 @@ def q850_cause(cause: str | None) -> int:
     """The Q.850 number of a hang-up cause; a name the server does not give (a
     scenario's own ``hangup@v1`` reason) counts as normal clearing."""
     return Q850_CAUSES.get(cause or "", NORMAL_CLEARING)
+
+
+# RFC 3398 8.2.6.1: the Q.850 cause of a SIP final status (records of refused calls).
+_STATUS_CAUSES = {400: 41, 403: 21, 404: 1, 406: 79, 415: 79, 422: 127, 482: 25, 488: 127,
+                  500: 41, 503: 41}  # fmt: skip
+
+
+def q850_of_status(status: int) -> int:
+    """The Q.850 number of a call refused with SIP ``status``; 127 (interworking,
+    unspecified) for a status the table does not name."""
+    return _STATUS_CAUSES.get(status, 127)
