@@ -32,9 +32,18 @@ def test_a_flooding_source_is_limited_and_others_are_not(tmp_path: Path) -> None
                 answers[reply.header("call-id") or ""] = reply.status
         statuses = list(answers.values())
         assert statuses.count(407) >= 50, "the first requests should be served (challenged)"
-        # limits.block_after (20) stateless refusals, then the source is blocked: silence
-        assert 20 <= statuses.count(503) <= 30, "the flood should be refused, then dropped"
+        # limits.block_after (20) stateless refusals in a row, then the source is blocked:
+        # silence. (How many 503s that takes depends on the tokens the bucket regains
+        # while the flood is sent, so the order is checked, not an exact count.)
+        assert statuses.count(503) >= 20, "the flood should be refused"
         assert 150 - len(answers) >= 50, "a blocked source's requests go unanswered"
+        first_dropped = next(i for i in range(150) if f"flood-{i}" not in answers)
+        answered_late = [i for i in range(first_dropped, 150) if f"flood-{i}" in answers]
+        assert answered_late == [], "once blocked, nothing more is answered"
+        refused = [i for i in range(first_dropped) if answers[f"flood-{i}"] == 503]
+        assert refused[-20:] == list(range(first_dropped - 20, first_dropped)), (
+            "the block follows block_after refusals in a row"
+        )
         with SipProbe(server.sip_port, bind="127.0.0.1") as caller:
             caller.send(caller.build("INVITE", body=sdp_offer()))
             assert caller.expect_final().status == 407  # served as usual, not limited
