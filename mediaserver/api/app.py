@@ -53,6 +53,9 @@ from mediaserver.api.routes_events import router as events_router
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
+from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
+from mediaserver.api.telnyx import ROUTERS as TELNYX_ROUTERS
+from mediaserver.api.telnyx.errors import TelnyxError, from_validation, status_error
 from mediaserver.log import get_logger
 
 if TYPE_CHECKING:
@@ -209,6 +212,8 @@ def create_app(server: Server) -> FastAPI:
     keyed: dict[str, Any] = {"dependencies": [Depends(require_key)], "responses": ERROR_RESPONSES}
     for router in (system, scenarios_router, calls_router, recordings_router, webhooks_router):
         app.include_router(router, **keyed)
+    for router in TELNYX_ROUTERS:
+        app.include_router(router, prefix=TELNYX_PREFIX, dependencies=[Depends(require_key)])
     app.include_router(events_router)  # a WebSocket: authenticates its own handshake
     add_docs(app)
     generate = app.openapi
@@ -240,17 +245,39 @@ def create_app(server: Server) -> FastAPI:
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    def telnyx(request: Request) -> bool:
+        """Whether ``request`` is for the Call Control API (the seed's error shape)."""
+        path = request.url.path
+        return path == TELNYX_PREFIX or path.startswith(TELNYX_PREFIX + "/")
+
+    @app.exception_handler(TelnyxError)
+    async def telnyx_error(_: Request, exc: TelnyxError) -> JSONResponse:
+        return exc.response()
+
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if telnyx(request):
+            converted = status_error(exc.status, exc.body.error.message)
+            return converted.response(exc.headers)
         return error_response(exc.status, exc.body, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if telnyx(request):
+            return from_validation(exc).response()
         status, body = validation_error(exc)
         return error_response(status, body)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if telnyx(request):
+            seed_headers = dict(exc.headers or {}) or None
+            if exc.status_code == 405:
+                seed_headers = {"Allow": ", ".join(allowed_methods(app, request.url.path))}
+            detail = f"No such endpoint: {request.url.path}"
+            if exc.status_code != 404:
+                detail = str(exc.detail)
+            return status_error(exc.status_code, detail).response(seed_headers)
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404:
