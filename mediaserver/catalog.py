@@ -117,7 +117,8 @@ class Catalog:
         problems += routing_problems(routes, files.scenarios.get)
         for key, target in routes.items():
             # A file with errors is among files.problems already; a missing one is not.
-            if route_url(target) is None and scenario_file(folder, target) is None:
+            parked = target.startswith("call-control:")  # no scenario: Call Control's
+            if route_url(target) is None and not parked and scenario_file(folder, target) is None:
                 message = f"routes.{key}: no scenario {target!r} in {folder}"
                 problems.append(Problem(str(config_file), Mark(1, 1), message))
         for name in sorted(self.library.api_names() & set(files.sources)):

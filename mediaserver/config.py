@@ -31,6 +31,8 @@ SCENARIO_SUFFIXES = (".yaml", ".yml")
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 CALLFLOW_URL = re.compile(r"(?i)https?://[^\s/?#]+[^\s]*")
 """What follows ``callflow:`` in a route: the application's URL."""
+APPLICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What may follow ``call-control:`` in a route besides a URL: an application's id."""
 
 
 class LearnMode(StrEnum):
@@ -724,7 +726,16 @@ def _routes(
             out[key] = f"callflow:{url.strip()}"
             continue
         if prefix == "call-control" and url:
-            c.error(routes.value_mark(item), f"routes.{key}: {prefix} routes are not available yet")
+            # SPEC section 5: park for a Call Control application (mediaserver.callcontrol).
+            target_text = url.strip()
+            if not (CALLFLOW_URL.fullmatch(target_text) or APPLICATION_ID.fullmatch(target_text)):
+                c.error(
+                    routes.value_mark(item),
+                    f"routes.{key}: call-control: needs an http:// or https:// URL or a Call "
+                    f"Control application id, got {url!r}",
+                )
+                continue
+            out[key] = f"call-control:{target_text}"
             continue
         if not SCENARIO_NAME.fullmatch(target):
             # A name, not a path: nothing outside the scenarios folder can be routed to.

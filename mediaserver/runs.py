@@ -27,6 +27,7 @@ from mediaserver.actions.callapi import ServerApi
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
+from mediaserver.callcontrol.service import route_target as call_control_target
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
 from mediaserver.calls.base import RunFactory
@@ -74,6 +75,12 @@ class CallPlacer(Protocol):
     ) -> OutboundCall: ...
 
 
+class CallParker(Protocol):
+    """Serves a call routed to ``call-control:TARGET`` (Call Control)."""
+
+    async def serve_parked(self, call: Call, target: str) -> None: ...
+
+
 class Runs:
     def __init__(self, library: ScenarioLibrary, journal: CallJournal, prompts: Prompts) -> None:
         self.library = library
@@ -83,6 +90,11 @@ class Runs:
         self._calls: LiveCallList | None = None
         self._dialer: CallPlacer | None = None
         self._server: ServerApi | None = None
+        self._parker: CallParker | None = None
+
+    def park_with(self, parker: CallParker) -> None:
+        """Hand in Call Control, which serves the calls routed to ``call-control:``."""
+        self._parker = parker
 
     def connect(self, calls: LiveCallList, dialer: CallPlacer, server: ServerApi) -> None:
         """Hand in the call switch, the dialer and what runs may ask of the server;
@@ -150,8 +162,13 @@ class Runs:
 
     async def serve_call(self, call: Call) -> None:
         """Run the ``inbound-call`` branch of the call's scenario (for a route
-        ``callflow:URL``, a ``callflow@v1`` of URL)."""
+        ``callflow:URL``, a ``callflow@v1`` of URL); a route ``call-control:TARGET``
+        parks the call for the Call Control application instead."""
         name = call.scenario or ""
+        parked = call_control_target(name)
+        if parked is not None and self._parker is not None:
+            await self._serve_parked(call, parked)
+            return
         scenario = self.library.get(name)
         url = route_url(name)
         if scenario is None and url is not None:
@@ -169,6 +186,34 @@ class Runs:
             await call.serve(self._inbound_run(scenario, run_id))
         finally:
             self.journal.run_ended(run_id, call.outcome)
+
+    async def _serve_parked(self, call: Call, target: str) -> None:
+        assert self._parker is not None
+        run_id = f"call-control:{call.id}"
+        self.journal.call_started(call, number=call.to_user, scenario_id=None, run_id=run_id)
+
+        async def parked(_: Call) -> RunOutcome:
+            assert self._parker is not None
+            await self._parker.serve_parked(call, target)
+            return RunOutcome("hangup", None, 0, {})
+
+        await call.serve(parked)
+
+    # -- action items other services run on a call (Call Control) ---------------------------
+
+    def compile_items(self, actions: list[Any], label: str) -> Scenario:
+        """``actions`` (action items as in a scenario branch) as a scenario to run with
+        :meth:`run_items`; ProblemsError when they do not validate."""
+        text = json.dumps({"branches": {INBOUND_BRANCH: {"actions": actions}}}, indent=1)
+        return load_scenario_text(text, f"{label}.yaml")
+
+    async def run_items(
+        self, call: Call, scenario: Scenario, label: str, variables: Mapping[str, object]
+    ) -> RunOutcome:
+        """Run a scenario of :meth:`compile_items` on ``call`` beside its own run,
+        with ``variables`` (values from outside stay data: never interpolated as text)."""
+        run_id = f"{label}:{new_call_id()}"
+        return await self._run(scenario, INBOUND_BRANCH, run_id, call, variables).execute()
 
     def serve_message(self, name: str, message: dict[str, str]) -> None:
         """Run scenario ``name``'s inbound-message branch for a SIP MESSAGE, with the

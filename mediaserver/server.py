@@ -28,10 +28,13 @@ import asyncio
 import contextlib
 import errno
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from mediaserver.api.http import HttpListener
+from mediaserver.callcontrol.controlled import Webhook
+from mediaserver.callcontrol.service import CallControl
 from mediaserver.calls import Call
 from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.dialer import Dialer
@@ -179,6 +182,21 @@ class Server:
             start_call=self.runs.start_scenario_call,
         )  # fmt: skip
         self.runs.connect(self.switch, self.dialer, self.actions)
+        # Call Control (SPEC section 5): calls driven by REST commands, events posted.
+        self.call_control = CallControl(
+            self._post_call_control,
+            self.runs,
+            applications=lambda _: None,
+            dialer=self.dialer,
+            events=self.events.publish,
+        )
+        self.runs.park_with(self.call_control)
+
+    def _post_call_control(
+        self, webhook: Webhook, event_type: str, payload: Mapping[str, Any], subject: str
+    ) -> None:
+        if webhook.url is not None:
+            self.webhooks.publish_to(webhook.url, event_type, payload, subject_sid=subject)
 
     # -- start and stop --------------------------------------------------------------
 

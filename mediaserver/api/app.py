@@ -54,8 +54,8 @@ from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
-from mediaserver.api.telnyx import ROUTERS as TELNYX_ROUTERS
 from mediaserver.api.telnyx.errors import TelnyxError, from_validation, status_error
+from mediaserver.api.telnyx.routers import ROUTERS as TELNYX_ROUTERS
 from mediaserver.log import get_logger
 
 if TYPE_CHECKING:
@@ -204,6 +204,7 @@ def create_app(server: Server) -> FastAPI:
     catalog: CatalogService = server.catalog
     app.state.runs = runs
     app.state.catalog = catalog
+    app.state.call_control = server.call_control
     app.state.key_check = KeyCheck(api_keys(server.config), dict(server.config.http.key_names))
     telemetry = metrics.Telemetry(server)
     telemetry.loop_lag.start()

@@ -148,6 +148,8 @@ class Call:
         self.refer_updates: asyncio.Queue[int] | None = None  # our REFER's NOTIFY statuses
         self._on_finished = on_finished
         self._digits: deque[str] = deque(maxlen=MAX_BUFFERED_DIGITS)
+        # Told of every key as it arrives (Call Control's call.dtmf.received).
+        self.digit_listeners: list[Callable[[str], None]] = []
         self._wakers: list[asyncio.Future[None]] = []
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._run_task: asyncio.Task[RunOutcome] | None = None
@@ -381,6 +383,8 @@ class Call:
         for waker in self._wakers:
             if not waker.done():
                 waker.set_result(None)
+        for listener in self.digit_listeners:
+            listener(key)
 
     # == CallApi: decoded media =====================================================
     # Keys out, recordings, voicemail, conferences and background audio; the work is

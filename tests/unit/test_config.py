@@ -454,10 +454,21 @@ routes:
     ]
 
 
-def test_call_control_routes_are_refused_for_now(tmp_path: Path) -> None:
-    text = 'routes:\n  "+33199005678": "call-control:http://127.0.0.1:9000/hooks"\n'
-    assert problems_of(tmp_path, text) == [
-        "F:2:19: routes.+33199005678: call-control routes are not available yet",
+def test_call_control_routes_take_a_url_or_an_application_id(tmp_path: Path) -> None:
+    text = (
+        "routes:\n"
+        '  "+33199005678": "call-control:http://127.0.0.1:9000/hooks"\n'
+        '  app: "call-control:1293384261075731499"\n'
+    )
+    config = loads(tmp_path, text, scenarios=())
+    assert config.routes == {
+        "+33199005678": "call-control:http://127.0.0.1:9000/hooks",
+        "app": "call-control:1293384261075731499",
+    }
+    bad = 'routes:\n  x: "call-control:ftp://nowhere"\n'
+    assert problems_of(tmp_path, bad) == [
+        "F:2:6: routes.x: call-control: needs an http:// or https:// URL or a Call Control "
+        "application id, got 'ftp://nowhere'",
     ]
 
 
@@ -540,7 +551,7 @@ webhooks:
   - url: ftp://x
 routes:
   echo: nowhere
-  cc: "call-control:http://x"
+  cc: "call-control:ftp://x"
 extra: 1
 """
 
@@ -562,7 +573,8 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         "F:15:5: users[0]: missing required key password",
         "F:17:10: webhooks[0].url: expected an http(s) URL, got 'ftp://x'",
         f"F:19:9: routes.echo: no scenario 'nowhere' in {folder}",
-        "F:20:7: routes.cc: call-control routes are not available yet",
+        "F:20:7: routes.cc: call-control: needs an http:// or https:// URL or a Call Control "
+        "application id, got 'ftp://x'",
         "F:21:1: unknown key extra (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
         "sip, storage, trunks, users, webhooks)",
     ]

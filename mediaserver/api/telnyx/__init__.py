@@ -9,9 +9,4 @@ routes only translate HTTP to the call-control service
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 PREFIX = "/telnyx/v2"
-
-ROUTERS: list[APIRouter] = []
-"""Every router of the Call Control API, mounted under :data:`PREFIX` by ``api/app.py``."""

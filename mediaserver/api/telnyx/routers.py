@@ -1,0 +1,9 @@
+"""Every router of the Call Control API, mounted under ``/telnyx/v2`` by ``api/app.py``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mediaserver.api.telnyx import routes_calls
+
+ROUTERS: list[APIRouter] = [routes_calls.router]

@@ -1,0 +1,380 @@
+"""``/calls``: dialling, a call's status, and the commands on a live call (seed 002).
+
+Every command answers ``{"data": {"result": "ok"}}`` once applied (or, for
+commands that take time, started). A call the server never had is 404; a
+call that has ended gets the seed's "call has already ended" (422, code
+90018); a command repeated with the same ``command_id`` is a no-op answered
+``ok`` again. ``client_state`` given with a command is echoed on every later
+event of the call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from mediaserver.api.telnyx.errors import TelnyxError, call_ended, invalid, not_found, wrong_state
+from mediaserver.api.telnyx.models import (
+    BridgeIn,
+    Command,
+    DialIn,
+    GatherAudioIn,
+    GatherSpeakIn,
+    PlaybackIn,
+    PlaybackStopIn,
+    RecordStartIn,
+    RejectIn,
+    SendDtmfIn,
+    SpeakIn,
+    WithWebhook,
+)
+from mediaserver.callcontrol import commands
+from mediaserver.callcontrol.commands import INFINITE_LOOP, CommandRefused, Gather, Speech
+from mediaserver.callcontrol.controlled import ControlledCall, Webhook
+from mediaserver.callcontrol.service import CallControl, DialRequest, dial
+from mediaserver.sip.uac import TargetError
+
+router = APIRouter(tags=["Call Commands"])
+
+CallControlId = Annotated[str, Path(min_length=1, max_length=128)]
+OK: dict[str, Any] = {"data": {"result": "ok"}}
+
+
+def _control(request: Request) -> CallControl:
+    control: CallControl = request.app.state.call_control
+    return control
+
+
+def _call_record(cc: ControlledCall) -> dict[str, Any]:
+    call = cc.call
+    end = call.ended_at or time.time()
+    duration = round(end - call.answered_at) if call.answered_at else 0
+    return {
+        "record_type": "call",
+        "call_control_id": cc.call_control_id,
+        "call_leg_id": cc.call_leg_id,
+        "call_session_id": cc.call_session_id,
+        "is_alive": cc.alive,
+        "call_duration": duration,
+        "client_state": cc.client_state,
+    }
+
+
+def _command(request: Request, call_control_id: str, body: Command) -> ControlledCall | None:
+    """The live call a command is for, or None when ``command_id`` repeats one (no-op)."""
+    cc = _control(request).find(call_control_id)
+    if cc is None:
+        raise not_found("call", call_control_id)
+    if not cc.alive:
+        raise call_ended(call_control_id)
+    if cc.seen(body.command_id):
+        return None
+    cc.commanded.set()
+    if body.client_state is not None:
+        cc.client_state = body.client_state
+    if isinstance(body, WithWebhook) and body.webhook_url is not None:
+        cc.webhook = Webhook(body.webhook_url, cc.webhook.failover_url, cc.webhook.timeout)
+    return cc
+
+
+def _voice(voice: str) -> str | None:
+    """Our voice for a seed ``voice``: ``male``/``female``; None (the default) for a
+    provider's voice name."""
+    lowered = voice.lower()
+    return lowered if lowered in ("male", "female") else None
+
+
+def _refused(exc: CommandRefused) -> TelnyxError:
+    if exc.field is None:
+        return wrong_state(str(exc))
+    return invalid(exc.field, str(exc))
+
+
+@router.post("/calls", summary="Dial")
+async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
+    control = _control(request)
+    app = control.application(body.connection_id)
+    if app is None and body.webhook_url is None:
+        raise invalid(
+            "connection_id",
+            f"No Call Control application {body.connection_id!r}, and no webhook_url given.",
+        )
+    webhook = app.webhook if app is not None else Webhook(body.webhook_url)
+    if body.webhook_url is not None:
+        webhook = Webhook(body.webhook_url, webhook.failover_url, webhook.timeout)
+    session_id = None
+    if body.link_to is not None:
+        linked = control.find(body.link_to)
+        if linked is None:
+            raise invalid("link_to", f"No call {body.link_to!r} to link to.")
+        session_id = linked.call_session_id
+    if body.answering_machine_detection not in ("disabled",):
+        raise invalid(
+            "answering_machine_detection", "Answering machine detection is not available yet."
+        )
+    dial_request = DialRequest(
+        to=body.to,
+        from_=body.from_,
+        connection_id=body.connection_id,
+        webhook=webhook,
+        timeout=float(body.timeout_secs),
+        time_limit=float(body.time_limit_secs),
+        headers={h.name: h.value for h in body.custom_headers},
+        client_state=body.client_state,
+        session_id=session_id,
+    )
+    try:
+        cc = await dial(control, control.dialer, dial_request)
+    except TargetError as exc:
+        raise invalid("to", str(exc)) from None
+    record = _call_record(cc)
+    record["is_alive"] = False  # the seed: dialling is asynchronous
+    return {"data": record}
+
+
+@router.get("/calls/{call_control_id}", summary="Retrieve a call status")
+async def call_status(request: Request, call_control_id: CallControlId) -> dict[str, Any]:
+    cc = _control(request).find(call_control_id)
+    if cc is None:
+        raise not_found("call", call_control_id)
+    return {"data": _call_record(cc)}
+
+
+@router.post("/calls/{call_control_id}/actions/answer", summary="Answer call")
+async def answer(request: Request, call_control_id: CallControlId, body: WithWebhook) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            await commands.answer(_control(request), cc)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/reject", summary="Reject a call")
+async def reject(request: Request, call_control_id: CallControlId, body: RejectIn) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            await commands.reject(_control(request), cc, body.cause)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/hangup", summary="Hangup call")
+async def hangup(request: Request, call_control_id: CallControlId, body: Command) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        await commands.hangup(_control(request), cc)
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/speak", summary="Speak text")
+async def speak(request: Request, call_control_id: CallControlId, body: SpeakIn) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        speech = Speech(body.payload, body.language, _voice(body.voice))
+        try:
+            commands.speak(_control(request), cc, speech)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/playback_start", summary="Play audio URL")
+async def playback_start(request: Request, call_control_id: CallControlId, body: PlaybackIn) -> Any:
+    if body.audio_url is None:
+        raise invalid("audio_url", "audio_url is required (media_name needs a media storage).")
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        loop = INFINITE_LOOP if body.loop == "infinity" else body.loop
+        try:
+            commands.playback_start(_control(request), cc, body.audio_url, loop)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/playback_stop", summary="Stop audio playback")
+async def playback_stop(
+    request: Request, call_control_id: CallControlId, body: PlaybackStopIn
+) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        commands.playback_stop(_control(request), cc)
+    return OK
+
+
+def _gather_spec(body: GatherAudioIn | GatherSpeakIn) -> Gather:
+    if body.maximum_digits < body.minimum_digits:
+        raise invalid("maximum_digits", "maximum_digits is less than minimum_digits.")
+    variables: dict[str, object] = {}
+    prompt: list[dict[str, Any]] = []
+    invalid_prompt: list[dict[str, Any]] = []
+    if isinstance(body, GatherSpeakIn):
+        say = {"language": body.language, "voice": _voice(body.voice)}
+        say = {k: v for k, v in say.items() if v is not None}
+        variables["$gather_text"] = body.payload
+        prompt = [{"say": {"text": "${gather_text}", **say}}]
+        if body.invalid_payload:
+            variables["$gather_invalid_text"] = body.invalid_payload
+            invalid_prompt = [{"say": {"text": "${gather_invalid_text}", **say}}]
+    else:
+        if body.audio_url:
+            variables["$gather_url"] = body.audio_url
+            prompt = [{"play": {"url": "${gather_url}"}}]
+        if body.invalid_audio_url:
+            variables["$gather_invalid_url"] = body.invalid_audio_url
+            invalid_prompt = [{"play": {"url": "${gather_invalid_url}"}}]
+    valid = body.valid_digits.replace(body.terminating_digit, "")
+    return Gather(
+        prompt=prompt,
+        variables=variables,
+        min_digits=body.minimum_digits,
+        max_digits=body.maximum_digits,
+        timeout=body.timeout_millis / 1000,
+        inter_digit_timeout=body.inter_digit_timeout_millis / 1000,
+        terminating_digit=body.terminating_digit,
+        valid_digits=valid or None,
+        attempts=body.maximum_tries,
+        invalid_prompt=invalid_prompt,
+    )
+
+
+@router.post("/calls/{call_control_id}/actions/gather_using_audio", summary="Gather using audio")
+async def gather_using_audio(
+    request: Request, call_control_id: CallControlId, body: GatherAudioIn
+) -> Any:
+    spec = _gather_spec(body)
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            commands.gather(_control(request), cc, spec)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/gather_using_speak", summary="Gather using speak")
+async def gather_using_speak(
+    request: Request, call_control_id: CallControlId, body: GatherSpeakIn
+) -> Any:
+    spec = _gather_spec(body)
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            commands.gather(_control(request), cc, spec)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/gather_stop", summary="Gather stop")
+async def gather_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            commands.gather_stop(_control(request), cc)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/send_dtmf", summary="Send DTMF")
+async def send_dtmf(request: Request, call_control_id: CallControlId, body: SendDtmfIn) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        digits = "".join(k for k in body.digits.upper() if k != "W")  # w/W: pauses
+        try:
+            await commands.send_dtmf(_control(request), cc, digits, body.duration_millis / 1000)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/record_start", summary="Recording start")
+async def record_start(
+    request: Request, call_control_id: CallControlId, body: RecordStartIn
+) -> Any:
+    if body.format == "mp3":
+        raise invalid("format", "mp3 recordings are not available here: use wav.")
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            await commands.record_start(_control(request), cc, body.channels, body.format)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/record_stop", summary="Recording stop")
+async def record_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            await commands.record_stop(_control(request), cc, str(request.base_url))
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+async def _record_pause(request: Request, call_control_id: str, body: Command, pause: bool) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            await commands.record_pause(_control(request), cc, pause)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/record_pause", summary="Record pause")
+async def record_pause(request: Request, call_control_id: CallControlId, body: Command) -> Any:
+    return await _record_pause(request, call_control_id, body, True)
+
+
+@router.post("/calls/{call_control_id}/actions/record_resume", summary="Record resume")
+async def record_resume(request: Request, call_control_id: CallControlId, body: Command) -> Any:
+    return await _record_pause(request, call_control_id, body, False)
+
+
+@router.post("/calls/{call_control_id}/actions/bridge", summary="Bridge calls")
+async def bridge(request: Request, call_control_id: CallControlId, body: BridgeIn) -> Any:
+    control = _control(request)
+    other = control.find(body.call_control_id)
+    if other is None:
+        raise invalid("call_control_id", f"No call {body.call_control_id!r} to bridge with.")
+    if not other.alive:
+        raise invalid("call_control_id", f"Call {body.call_control_id!r} has already ended.")
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            commands.bridge(control, cc, other, body.park_after_unbridge == "self")
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/transcription_start", summary="Transcription start")
+async def transcription_start(
+    request: Request, call_control_id: CallControlId, body: Command
+) -> Any:
+    _command(request, call_control_id, body)
+    raise invalid(
+        "transcription_engine",
+        "No speech recogniser is configured on this server: transcription is not available.",
+    )
+
+
+@router.post("/calls/{call_control_id}/actions/transcription_stop", summary="Transcription stop")
+async def transcription_stop(
+    request: Request, call_control_id: CallControlId, body: Command
+) -> Any:
+    _command(request, call_control_id, body)
+    raise invalid(
+        "transcription_engine",
+        "No speech recogniser is configured on this server: transcription is not available.",
+    )
