@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -221,6 +221,8 @@ class DialRequest:
     headers: Mapping[str, str]
     client_state: str | None
     session_id: str | None = None
+    on_answer: Callable[[ControlledCall], Awaitable[None]] | None = None
+    """What happens once the callee answers (a transfer bridges it), beside the event."""
 
 
 class CallPlacer(Protocol):
@@ -243,6 +245,8 @@ async def _place_and_hold(control: CallControl, cc: ControlledCall, request: Dia
         call.finish()
         return
     control.post(cc, "call.answered", state="answered")
+    if request.on_answer is not None:
+        await request.on_answer(cc)
 
     async def held(_: Call) -> RunOutcome:
         try:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 import telnyx
 
@@ -77,14 +80,28 @@ class Events:
         data: dict[str, Any] = json.loads(found.body)["data"]
         return data
 
+    def wait_new(self, event_type: str, seen: set[str], timeout: float = 15.0) -> dict[str, Any]:
+        """The first ``event_type`` about a call not in ``seen`` (a new call)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for data in self.all():
+                if (
+                    data["event_type"] == event_type
+                    and data["payload"]["call_control_id"] not in seen
+                ):
+                    return data
+            time.sleep(0.05)
+        raise AssertionError(f"no new {event_type}")
+
 
 def test_inbound_call_answered_spoken_to_gathered_and_hung_up(
     server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx
 ) -> None:
     events = Events(hooks)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
     with Baresip(max_call_s=40) as phone:
         phone.dial(server.uri("cc"))
-        initiated = events.wait("call.initiated")
+        initiated = events.wait_new("call.initiated", seen)
         payload = initiated["payload"]
         assert payload["direction"] == "incoming"
         assert payload["state"] == "parked"
@@ -148,3 +165,166 @@ def test_bad_field_is_422_naming_it(server: ServerProcess, client: telnyx.Telnyx
         client.calls.dial(connection_id="x", from_="alice", to="sip:x@127.0.0.1", timeout_secs=1)
     error = bad.value.body["errors"][0]  # type: ignore[index]
     assert error["source"]["pointer"] == "/timeout_secs"
+
+
+USERS = """\
+users:
+  - username: alice
+    password: wonderland
+"""
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    folder = tmp_path_factory.mktemp("tones")
+    return {
+        f: audio.make_tone_wav(folder / f"{f}.wav", f, 20.0, amplitude=0.4) for f in (700, 1100)
+    }
+
+
+@pytest.fixture(scope="module")
+def user_server(
+    tmp_path_factory: pytest.TempPathFactory, hooks: WebPeer
+) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("callcontrol-users")
+    routes = {"cc": f'"call-control:{hooks.url("/users")}"'}
+    proc = start_server(tmp, routes=routes, extra_config=USERS)
+    yield proc
+    proc.stop()
+
+
+def _alice(server: ServerProcess, tone: Path) -> Baresip:
+    return Baresip(
+        user="alice",
+        registrar=server.target,
+        password="wonderland",
+        auto_answer=True,
+        input_wav=tone,
+        max_call_s=30,
+    )
+
+
+def test_dialled_call_bridged_with_a_parked_one_both_hear(
+    user_server: ServerProcess, hooks: WebPeer, tones: dict[int, Path]
+) -> None:
+    """The app answers an incoming call, dials a registered phone, bridges the two:
+    each hears the other's tone, not its own; hanging one up hangs up the other."""
+    events = Events(hooks, "/users")
+    client = telnyx.Telnyx(api_key=user_server.api_key, base_url=f"{user_server.api_url}/telnyx/v2")
+    with _alice(user_server, tones[1100]) as alice:
+        alice.wait_registered(timeout=10)
+        with Baresip(input_wav=tones[700], max_call_s=30) as caller:
+            seen = {e["payload"]["call_control_id"] for e in events.all()}
+            caller.dial(user_server.uri("cc"))
+            a = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+            client.calls.actions.answer(a)
+            caller.wait_established(timeout=10)
+            dialled = client.calls.dial(
+                connection_id="app",
+                to="alice",
+                from_="+33100000001",
+                webhook_url=hooks.url("/users"),
+                client_state="Yi1sZWc=",
+                timeout_secs=10,
+            )
+            assert dialled.data is not None and dialled.data.is_alive is False
+            b = dialled.data.call_control_id
+            alice.wait_established(timeout=10)
+            answered = events.wait("call.answered", b)
+            assert answered["payload"]["client_state"] == "Yi1sZWc="
+            initiated = events.wait("call.initiated", b)["payload"]
+            assert initiated["direction"] == "outgoing" and initiated["to"] == "alice"
+            client.calls.actions.bridge(a, call_control_id_to_bridge_with=b)
+            events.wait("call.bridged", a)
+            events.wait("call.bridged", b)
+            time.sleep(3)
+            heard_caller, rate_caller = caller.recorded_audio()
+            heard_alice, rate_alice = alice.recorded_audio()
+            client.calls.actions.hangup(a)
+            assert caller.wait_closed(timeout=10) == PEER_HUNG_UP
+            assert alice.wait_closed(timeout=10) == PEER_HUNG_UP
+    assert audio.tone_present(heard_caller, rate_caller, 1100, 1.5), "the caller did not hear alice"
+    assert audio.tone_present(heard_alice, rate_alice, 700, 1.5), "alice did not hear the caller"
+    assert not audio.tone_present(heard_caller, rate_caller, 700, 0.5), "the caller heard itself"
+    hangup_b = events.wait("call.hangup", b)["payload"]
+    assert hangup_b["hangup_source"] == "caller"  # we hung up our outgoing call
+    assert (
+        hangup_b["call_session_id"] != events.wait("call.hangup", a)["payload"]["call_session_id"]
+    )
+
+
+def test_transfer_of_a_parked_call_connects_it_to_the_target(
+    user_server: ServerProcess, hooks: WebPeer, tones: dict[int, Path]
+) -> None:
+    events = Events(hooks, "/users")
+    client = telnyx.Telnyx(api_key=user_server.api_key, base_url=f"{user_server.api_url}/telnyx/v2")
+    with _alice(user_server, tones[1100]) as alice:
+        alice.wait_registered(timeout=10)
+        with Baresip(input_wav=tones[700], max_call_s=30) as caller:
+            seen = {e["payload"]["call_control_id"] for e in events.all()}
+            caller.dial(user_server.uri("cc"))
+            a = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+            client.calls.actions.transfer(a, to="alice", target_leg_client_state="eA==")
+            caller.wait_established(timeout=10)  # answered when alice answered
+            alice.wait_established(timeout=10)
+            session = events.wait("call.bridged", a)["payload"]["call_session_id"]
+            (leg,) = [
+                e["payload"]
+                for e in events.all()
+                if e["event_type"] == "call.initiated" and e["payload"]["direction"] == "outgoing"
+                and e["payload"]["call_session_id"] == session
+            ]  # fmt: skip
+            assert leg["to"] == "alice" and leg["client_state"] == "eA=="
+            events.wait("call.bridged", leg["call_control_id"])
+            time.sleep(3)
+            heard_caller, rate = caller.recorded_audio()
+            alice.hangup()
+            assert caller.wait_closed(timeout=10) == PEER_HUNG_UP
+    assert audio.tone_present(heard_caller, rate, 1100, 1.5), "the caller did not hear alice"
+    hangup_a = events.wait("call.hangup", a)["payload"]
+    assert hangup_a["hangup_cause"] == "normal_clearing"
+
+
+def test_playback_heard_and_recording_saved(
+    server: ServerProcess,
+    hooks: WebPeer,
+    client: telnyx.Telnyx,
+    tones: dict[int, Path],
+    tmp_path: Path,
+) -> None:
+    """The app records the call, plays a file from a URL the caller hears, stops the
+    recording: ``call.recording.saved`` names a file holding both the caller and the file."""
+    hooks.answer("/beep.wav", 200, tones[1100].read_bytes(), content_type="audio/wav")
+    events = Events(hooks)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
+    with Baresip(input_wav=tones[700], max_call_s=30) as caller:
+        caller.dial(server.uri("cc"))
+        ccid = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+        client.calls.actions.answer(ccid)
+        caller.wait_established(timeout=10)
+        client.calls.actions.start_recording(ccid, format="wav", channels="single")
+        client.calls.actions.start_playback(ccid, audio_url=hooks.url("/beep.wav"), loop=1)
+        started = events.wait("call.playback.started", ccid)["payload"]
+        assert started["media_url"] == hooks.url("/beep.wav")
+        time.sleep(3)
+        client.calls.actions.stop_playback(ccid)
+        stopped = events.wait("call.playback.ended", ccid)["payload"]
+        assert stopped["status"] in ("cancelled", "valid")
+        client.calls.actions.stop_recording(ccid)
+        saved = events.wait("call.recording.saved", ccid)["payload"]
+        heard, rate = caller.recorded_audio()
+        client.calls.actions.hangup(ccid)
+        caller.wait_closed(timeout=10)
+    assert audio.tone_present(heard, rate, 1100, 1.5), "the caller did not hear the playback"
+    url = saved["recording_urls"]["wav"]
+    response = httpx.get(url, headers={"X-API-Key": server.api_key}, timeout=10)
+    assert response.status_code == 200
+    wav = tmp_path / "saved.wav"
+    wav.write_bytes(response.content)
+    recorded, rec_rate = audio.read_mono(wav)
+    # One channel, both sides mixed: the caller's 700 Hz and the file's 1100 Hz together.
+    assert audio.tone_present(recorded, rec_rate, [700, 1100], 1.5), "the mix is not recorded"
+    total = float(np.mean(np.asarray(recorded) ** 2))
+    for freq in (700, 1100):
+        share = audio.goertzel_power(recorded, rec_rate, freq) / total
+        assert share > 0.15, f"{freq} Hz is {share:.0%} of the recording"

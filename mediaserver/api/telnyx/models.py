@@ -158,9 +158,17 @@ class RecordStartIn(Command):
 
 
 class BridgeIn(Command):
-    call_control_id: str = Field(min_length=1, max_length=128)
+    """The other call is ``call_control_id`` (the seed) or ``call_control_id_to_bridge_with``
+    (what today's SDK sends)."""
+
+    call_control_id: str | None = Field(default=None, min_length=1, max_length=128)
+    call_control_id_to_bridge_with: str | None = Field(default=None, min_length=1, max_length=128)
     park_after_unbridge: str | None = None
     queue: str | None = None
+
+    @property
+    def other(self) -> str | None:
+        return self.call_control_id or self.call_control_id_to_bridge_with
 
 
 class TransferIn(WithWebhook):

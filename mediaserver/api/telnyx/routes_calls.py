@@ -15,7 +15,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from mediaserver.api.telnyx.errors import TelnyxError, call_ended, invalid, not_found, wrong_state
+from mediaserver.api.telnyx.errors import (
+    MISSING,
+    TelnyxError,
+    call_ended,
+    invalid,
+    not_found,
+    wrong_state,
+)
 from mediaserver.api.telnyx.models import (
     BridgeIn,
     Command,
@@ -25,9 +32,11 @@ from mediaserver.api.telnyx.models import (
     PlaybackIn,
     PlaybackStopIn,
     RecordStartIn,
+    ReferIn,
     RejectIn,
     SendDtmfIn,
     SpeakIn,
+    TransferIn,
     WithWebhook,
 )
 from mediaserver.callcontrol import commands
@@ -344,11 +353,20 @@ async def record_resume(request: Request, call_control_id: CallControlId, body: 
 @router.post("/calls/{call_control_id}/actions/bridge", summary="Bridge calls")
 async def bridge(request: Request, call_control_id: CallControlId, body: BridgeIn) -> Any:
     control = _control(request)
-    other = control.find(body.call_control_id)
+    other_id = body.other
+    if other_id is None:
+        raise TelnyxError(
+            422,
+            MISSING,
+            "Missing required parameter",
+            "The 'call_control_id' parameter is required: the call to bridge with.",
+            pointer="/call_control_id",
+        )
+    other = control.find(other_id)
     if other is None:
-        raise invalid("call_control_id", f"No call {body.call_control_id!r} to bridge with.")
+        raise invalid("call_control_id", f"No call {other_id!r} to bridge with.")
     if not other.alive:
-        raise invalid("call_control_id", f"Call {body.call_control_id!r} has already ended.")
+        raise invalid("call_control_id", f"Call {other_id!r} has already ended.")
     cc = _command(request, call_control_id, body)
     if cc is not None:
         try:
@@ -378,3 +396,45 @@ async def transcription_stop(
         "transcription_engine",
         "No speech recogniser is configured on this server: transcription is not available.",
     )
+
+
+@router.post("/calls/{call_control_id}/actions/transfer", summary="Transfer call")
+async def transfer(request: Request, call_control_id: CallControlId, body: TransferIn) -> Any:
+    if body.answering_machine_detection != "disabled":
+        raise invalid(
+            "answering_machine_detection", "Answering machine detection is not available yet."
+        )
+    control = _control(request)
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        webhook = cc.webhook
+        if body.webhook_url is not None:
+            webhook = Webhook(body.webhook_url, webhook.failover_url, webhook.timeout)
+        leg = DialRequest(
+            to=body.to,
+            from_=body.from_ or cc.from_,
+            connection_id=cc.connection_id,
+            webhook=webhook,
+            timeout=float(body.timeout_secs),
+            time_limit=float(body.time_limit_secs),
+            headers={h.name: h.value for h in body.custom_headers},
+            client_state=body.target_leg_client_state,
+            session_id=cc.call_session_id,
+        )
+        try:
+            await commands.transfer(control, cc, leg)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/refer", summary="SIP Refer a call")
+async def refer(request: Request, call_control_id: CallControlId, body: ReferIn) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        headers = [(h.name, h.value) for h in body.custom_headers]
+        try:
+            commands.refer_call(_control(request), cc, body.sip_address, headers)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
