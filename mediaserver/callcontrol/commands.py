@@ -357,7 +357,9 @@ async def transfer(control: CallControl, cc: ControlledCall, request: DialReques
     try:
         await dial(control, control.dialer, replace(request, on_answer=connect))
     except TargetError as exc:
-        raise CommandRefused("to", str(exc)) from None
+        message = str(exc)
+        field = "custom_headers" if message.startswith("header ") else "to"
+        raise CommandRefused(field, message) from None
 
 
 def refer_call(
@@ -366,17 +368,20 @@ def refer_call(
     """Ask the peer to call ``target`` (SIP REFER); ``call.refer.started``, then
     ``call.refer.completed`` or ``call.refer.failed`` with the NOTIFY's status."""
     _answered(cc)
-    last: list[int] = []
+    final: list[int] = []
 
     def told(status: int) -> None:
-        last.append(status)
+        # Posted as the NOTIFYs come: a completed transfer hangs the call up at once.
         if status < 200:
             control.post(cc, "call.refer.started", sip_notify_response=status)
+            return
+        final.append(status)
+        event = "call.refer.completed" if 200 <= status < 300 else "call.refer.failed"
+        control.post(cc, event, sip_notify_response=status)
 
     async def work() -> None:
-        result = await refer(cc.call, target, headers, told)
-        status = last[-1] if last else 0
-        event = "call.refer.completed" if result == "transferred" else "call.refer.failed"
-        control.post(cc, event, sip_notify_response=status)
+        await refer(cc.call, target, headers, told)
+        if not final:  # no final NOTIFY in time
+            control.post(cc, "call.refer.failed", sip_notify_response=0)
 
     _start(control, cc, "media", work)

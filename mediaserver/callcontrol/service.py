@@ -221,13 +221,20 @@ class DialRequest:
     headers: Mapping[str, str]
     client_state: str | None
     session_id: str | None = None
+    credentials: tuple[str, str] | None = None
+    """``sip_auth_username``/``password``: answer the callee's digest challenge."""
     on_answer: Callable[[ControlledCall], Awaitable[None]] | None = None
     """What happens once the callee answers (a transfer bridges it), beside the event."""
 
 
 class CallPlacer(Protocol):
     async def originate(
-        self, target: str, *, caller_id: str, headers: Mapping[str, str]
+        self,
+        target: str,
+        *,
+        caller_id: str,
+        headers: Mapping[str, str],
+        credentials: tuple[str, str] | None = None,
     ) -> OutboundCall: ...
 
 
@@ -262,7 +269,12 @@ async def dial(control: CallControl, dialer: CallPlacer, request: DialRequest) -
     """Place a call for the application (``POST /calls``): returns at once with the
     controlled call; ``call.initiated``, then ``call.answered`` or ``call.hangup``
     follow. TargetError when ``to`` cannot be called."""
-    call = await dialer.originate(request.to, caller_id=request.from_, headers=request.headers)
+    call = await dialer.originate(
+        request.to,
+        caller_id=request.from_,
+        headers=request.headers,
+        credentials=request.credentials,
+    )
     cc = control.adopt(
         call,
         direction="outgoing",

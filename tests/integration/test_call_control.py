@@ -23,10 +23,12 @@ from tests.integration.conftest import ServerProcess, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support import audio
 from tests.support.baresip import Baresip
+from tests.support.sipp import SippBackground, assert_digest_is_right
 
 pytestmark = pytest.mark.integration
 
 PEER_HUNG_UP = "Connection reset by peer"
+SIPP_DIR = Path(__file__).parent / "sipp"
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +330,110 @@ def test_playback_heard_and_recording_saved(
     for freq in (700, 1100):
         share = audio.goertzel_power(recorded, rec_rate, freq) / total
         assert share > 0.15, f"{freq} Hz is {share:.0%} of the recording"
+
+
+def test_dial_through_a_trunk_that_challenges_with_407(tmp_path: Path, hooks: WebPeer) -> None:
+    """A number goes out through the trunk, which wants proxy authentication: the
+    trunk's credentials answer the 407; the callee answers, then hangs up."""
+    events = Events(hooks, "/trunk")
+    with SippBackground(
+        scenario=SIPP_DIR / "uas_trunk_auth.xml",
+        variables={"hold_ms": 2000},
+        workdir=tmp_path / "carrier",
+    ) as carrier:
+        trunks = f"""\
+trunks:
+  - name: carrier
+    uri: sip:127.0.0.1:{carrier.local_port}
+    username: "1001"
+    password: secret
+    keepalive: 0
+"""
+        server = start_server(tmp_path / "server", extra_config=trunks)
+        try:
+            client = telnyx.Telnyx(api_key=server.api_key, base_url=f"{server.api_url}/telnyx/v2")
+            dialled = client.calls.dial(
+                connection_id="app",
+                to="+33199001234",
+                from_="+33100000000",
+                webhook_url=hooks.url("/trunk"),
+            )
+            assert dialled.data is not None
+            ccid = dialled.data.call_control_id
+            events.wait("call.answered", ccid)
+            carrier.wait(timeout=20).assert_ok(calls=1)  # 407, then INVITE with credentials
+            hangup = events.wait("call.hangup", ccid)["payload"]
+        finally:
+            server.stop()
+    assert hangup["hangup_source"] == "callee" and hangup["hangup_cause"] == "normal_clearing"
+    assert_digest_is_right((tmp_path / "carrier" / "messages.log").read_text(), "secret")
+
+
+def test_dial_with_its_own_credentials_and_unanswered_cause(tmp_path: Path, hooks: WebPeer) -> None:
+    """``sip_auth_username``/``password`` answer a SIP URI's challenge; a busy callee
+    ends in ``call.hangup`` with ``user_busy`` and its SIP status."""
+    events = Events(hooks, "/own")
+    server = start_server(tmp_path / "server")
+    try:
+        client = telnyx.Telnyx(api_key=server.api_key, base_url=f"{server.api_url}/telnyx/v2")
+        with SippBackground(
+            scenario=SIPP_DIR / "uas_trunk_auth.xml",
+            variables={"hold_ms": 1000},
+            workdir=tmp_path / "uas",
+        ) as uas:
+            dialled = client.calls.dial(
+                connection_id="app",
+                to=uas.uri,
+                from_="alice",
+                webhook_url=hooks.url("/own"),
+                sip_auth_username="1001",
+                sip_auth_password="secret",
+            )
+            assert dialled.data is not None
+            events.wait("call.answered", dialled.data.call_control_id)
+            uas.wait(timeout=20).assert_ok(calls=1)
+        assert_digest_is_right((tmp_path / "uas" / "messages.log").read_text(), "secret")
+        with SippBackground(scenario=SIPP_DIR / "uas_busy.xml", workdir=tmp_path / "busy") as busy:
+            dialled = client.calls.dial(
+                connection_id="app", to=busy.uri, from_="alice", webhook_url=hooks.url("/own")
+            )
+            assert dialled.data is not None
+            hangup = events.wait("call.hangup", dialled.data.call_control_id)["payload"]
+        assert hangup["hangup_cause"] == "user_busy"
+        assert hangup["sip_hangup_cause"] == "486"
+        assert not [
+            e
+            for e in events.all(dialled.data.call_control_id)
+            if e["event_type"] == "call.answered"
+        ]
+    finally:
+        server.stop()
+
+
+def test_refer_reports_the_notified_outcome(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tmp_path: Path
+) -> None:
+    events = Events(hooks)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
+    with SippBackground(
+        server.target,
+        scenario=SIPP_DIR / "uac_refer.xml",
+        service="cc",
+        variables={"final": "200 OK"},
+        workdir=tmp_path / "sipp",
+    ) as sipp:
+        ccid = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+        client.calls.actions.answer(ccid)
+        client.calls.actions.refer(ccid, sip_address="sip:carol@example.invalid")
+        started = events.wait("call.refer.started", ccid)["payload"]
+        assert started["sip_notify_response"] == 100
+        completed = events.wait("call.refer.completed", ccid)["payload"]
+        assert completed["sip_notify_response"] == 200
+        sipp.wait(timeout=20).assert_ok(calls=1)
+    refer = next(m for m in sipp_messages(tmp_path / "sipp") if m.lstrip().startswith("REFER "))
+    assert "Refer-To: <sip:carol@example.invalid>" in refer
+    events.wait("call.hangup", ccid)
+
+
+def sipp_messages(workdir: Path) -> list[str]:
+    return (workdir / "messages.log").read_text().split("\n\n")

@@ -181,6 +181,8 @@ class TransferIn(WithWebhook):
     audio_url: str | None = None
     target_leg_client_state: str | None = None
     answering_machine_detection: AmdMode = "disabled"
+    sip_auth_username: str | None = Field(default=None, max_length=256)
+    sip_auth_password: str | None = Field(default=None, max_length=256)
 
 
 class ReferIn(Command):

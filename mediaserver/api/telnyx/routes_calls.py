@@ -88,6 +88,21 @@ def _command(request: Request, call_control_id: str, body: Command) -> Controlle
     return cc
 
 
+def _credentials(username: str | None, password: str | None) -> tuple[str, str] | None:
+    if username is None and password is None:
+        return None
+    if not username or password is None:
+        missing = "sip_auth_password" if username else "sip_auth_username"
+        raise invalid(missing, "sip_auth_username and sip_auth_password go together.")
+    return username, password
+
+
+def _target_error(exc: TargetError) -> TelnyxError:
+    """A refused ``to`` or custom header, naming the field."""
+    message = str(exc)
+    return invalid("custom_headers" if message.startswith("header ") else "to", message)
+
+
 def _voice(voice: str) -> str | None:
     """Our voice for a seed ``voice``: ``male``/``female``; None (the default) for a
     provider's voice name."""
@@ -133,11 +148,12 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         headers={h.name: h.value for h in body.custom_headers},
         client_state=body.client_state,
         session_id=session_id,
+        credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
     )
     try:
         cc = await dial(control, control.dialer, dial_request)
     except TargetError as exc:
-        raise invalid("to", str(exc)) from None
+        raise _target_error(exc) from None
     record = _call_record(cc)
     record["is_alive"] = False  # the seed: dialling is asynchronous
     return {"data": record}
@@ -420,6 +436,7 @@ async def transfer(request: Request, call_control_id: CallControlId, body: Trans
             headers={h.name: h.value for h in body.custom_headers},
             client_state=body.target_leg_client_state,
             session_id=cc.call_session_id,
+            credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
         )
         try:
             await commands.transfer(control, cc, leg)
