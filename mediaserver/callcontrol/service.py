@@ -108,6 +108,9 @@ class CallControl:
         """A controlled call, live or recently ended."""
         return self._live.get(call_control_id) or self._ended.get(call_control_id)
 
+    def controls(self, call_id: str) -> bool:
+        return call_id in self._live
+
     def live(self) -> list[ControlledCall]:
         return list(self._live.values())
 

@@ -437,3 +437,34 @@ def test_refer_reports_the_notified_outcome(
 
 def sipp_messages(workdir: Path) -> list[str]:
     return (workdir / "messages.log").read_text().split("\n\n")
+
+
+def test_call_handed_to_scenario_actions_and_back(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx
+) -> None:
+    """The native API sees a call-control call and can hand it a scenario's actions
+    (``POST /api/calls/{id}/actions``); when they end the application has it again."""
+    events = Events(hooks)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
+    api = httpx.Client(base_url=server.api_url, headers={"X-API-Key": server.api_key})
+    with Baresip(max_call_s=40) as phone:
+        phone.dial(server.uri("cc"))
+        ccid = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+        client.calls.actions.answer(ccid)
+        phone.wait_established(timeout=10)
+        live = api.get("/api/calls").json()
+        assert ccid in [c["id"] for c in live["hits"]]
+        actions = [{"action": "play@v1", "params": {"tone": "beep"}}]
+        assert api.post(f"/api/calls/{ccid}/actions", json={"actions": actions}).status_code < 300
+        time.sleep(2.0)
+        status = client.calls.retrieve_status(ccid)
+        assert status.data is not None and status.data.is_alive  # back with the application
+        client.calls.actions.speak(ccid, payload="Welcome back to the application.", voice="male")
+        events.wait("call.speak.ended", ccid, timeout=20)
+        client.calls.actions.hangup(ccid)
+        assert phone.wait_closed(timeout=10) == PEER_HUNG_UP
+        heard, rate = phone.recorded_audio()
+    assert audio.tone_present(heard, rate, 1000, 0.15), "the scenario's beep was not heard"
+    assert audio.speech_seconds(heard, rate) > 1.0, "the application's speech was not heard"
+    record = api.get(f"/api/cdrs/{ccid}")
+    assert record.status_code == 200, record.text
