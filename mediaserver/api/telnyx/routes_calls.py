@@ -11,6 +11,7 @@ event of the call.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -88,6 +89,17 @@ def _command(request: Request, call_control_id: str, body: Command) -> Controlle
     return cc
 
 
+def _play_on_answer(
+    control: CallControl, url: str
+) -> Callable[[ControlledCall], Awaitable[None]]:
+    """``audio_url`` of a dial: played to the callee once it answers."""
+
+    async def play(leg: ControlledCall) -> None:
+        commands.playback_start(control, leg, url, 1)
+
+    return play
+
+
 def _credentials(username: str | None, password: str | None) -> tuple[str, str] | None:
     if username is None and password is None:
         return None
@@ -149,6 +161,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         client_state=body.client_state,
         session_id=session_id,
         credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
+        on_answer=_play_on_answer(control, body.audio_url) if body.audio_url else None,
     )
     try:
         cc = await dial(control, control.dialer, dial_request)
