@@ -226,6 +226,7 @@ class DialRequest:
     session_id: str | None = None
     credentials: tuple[str, str] | None = None
     """``sip_auth_username``/``password``: answer the callee's digest challenge."""
+    display_name: str | None = None
     on_answer: Callable[[ControlledCall], Awaitable[None]] | None = None
     """What happens once the callee answers (a transfer bridges it), beside the event."""
 
@@ -238,6 +239,7 @@ class CallPlacer(Protocol):
         caller_id: str,
         headers: Mapping[str, str],
         credentials: tuple[str, str] | None = None,
+        display_name: str | None = None,
     ) -> OutboundCall: ...
 
 
@@ -277,6 +279,7 @@ async def dial(control: CallControl, dialer: CallPlacer, request: DialRequest) -
         caller_id=request.from_,
         headers=request.headers,
         credentials=request.credentials,
+        display_name=request.display_name,
     )
     cc = control.adopt(
         call,

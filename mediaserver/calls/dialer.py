@@ -72,12 +72,14 @@ class Dialer:
         parent: Call | None = None,
         run: RunStart | None = None,
         credentials: tuple[str, str] | None = None,
+        display_name: str | None = None,
     ) -> OutboundCall:
         """Prepare (not yet place) a call: ``target`` is a SIP URI, the name of a
         registered user, or a number for the first trunk; ``run``, the run the call
         is placed for, which its record names from the start; ``credentials``
-        (user, password) answer a digest challenge instead of the trunk's. TargetError
-        when it cannot be called."""
+        (user, password) answer a digest challenge instead of the trunk's;
+        ``display_name``, the caller's name in From. TargetError when it cannot be
+        called."""
         extra = []
         for name, value in headers.items():
             if not is_token(name) or name.lower() in RESERVED_HEADERS:
@@ -98,7 +100,8 @@ class Dialer:
         try:
             auth = ClientAuthState(*credentials) if credentials is not None else None
             return self._outbound_call(leg, target, uri, peer, trunk, caller_id, from_host,
-                                       local_host, extra, parent, run, auth)  # fmt: skip
+                                       local_host, extra, parent, run, auth,
+                                       display_name)  # fmt: skip
         except BaseException:
             self.live.legs.release(leg)  # the call never existed: nobody else gives the port back
             raise
@@ -117,6 +120,7 @@ class Dialer:
         parent: Call | None,
         run: RunStart | None,
         auth: ClientAuthState | None = None,
+        display_name: str | None = None,
     ) -> OutboundCall:
         offer = make_offer(
             codecs=self.media.codecs,
@@ -133,7 +137,7 @@ class Dialer:
             InviteParams(
                 target=uri,
                 from_uri=f"sip:{caller_id}@{from_host or host}",
-                from_display=None,
+                from_display=display_name,
                 contact=f"<sip:mediaserver@{host}:{sip_port}{suffix}>",
                 via=self.endpoint.new_via(peer.transport, local_host),
                 user_agent=self.user_agent,

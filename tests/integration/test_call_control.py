@@ -388,11 +388,14 @@ def test_dial_with_its_own_credentials_and_unanswered_cause(tmp_path: Path, hook
                 webhook_url=hooks.url("/own"),
                 sip_auth_username="1001",
                 sip_auth_password="secret",
+                from_display_name='Alice "A" Example',
             )
             assert dialled.data is not None
             events.wait("call.answered", dialled.data.call_control_id)
             uas.wait(timeout=20).assert_ok(calls=1)
-        assert_digest_is_right((tmp_path / "uas" / "messages.log").read_text(), "secret")
+        messages = (tmp_path / "uas" / "messages.log").read_text()
+        assert_digest_is_right(messages, "secret")
+        assert 'From: "Alice \\"A\\" Example" <sip:alice@' in messages
         with SippBackground(scenario=SIPP_DIR / "uas_busy.xml", workdir=tmp_path / "busy") as busy:
             dialled = client.calls.dial(
                 connection_id="app", to=busy.uri, from_="alice", webhook_url=hooks.url("/own")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DTMF = r"^[0-9A-Da-d*#wW]+$"
 KEYS = r"^[0-9A-D*#]+$"
+DISPLAY_NAME = r"^[^\x00-\x1f\x7f]*$"  # a SIP display name: no control characters
 LANGUAGE = r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*$"
 
 
@@ -72,7 +73,7 @@ class DialIn(WithWebhook):
     to: str = Field(min_length=1, max_length=512)
     from_: str = Field(alias="from", min_length=1, max_length=256)
     connection_id: str = Field(min_length=1, max_length=128)
-    from_display_name: str | None = Field(default=None, max_length=128)
+    from_display_name: str | None = Field(default=None, max_length=128, pattern=DISPLAY_NAME)
     timeout_secs: int = Field(default=30, ge=5, le=600)
     time_limit_secs: int = Field(default=14400, ge=30, le=14400)
     answering_machine_detection: AmdMode = "disabled"
@@ -174,7 +175,7 @@ class BridgeIn(Command):
 class TransferIn(WithWebhook):
     to: str = Field(min_length=1, max_length=512)
     from_: str | None = Field(default=None, alias="from", max_length=256)
-    from_display_name: str | None = None
+    from_display_name: str | None = Field(default=None, max_length=128, pattern=DISPLAY_NAME)
     timeout_secs: int = Field(default=30, ge=5, le=600)
     time_limit_secs: int = Field(default=14400, ge=30, le=14400)
     custom_headers: list[CustomHeader] = Field(default_factory=list, max_length=32)

@@ -89,9 +89,7 @@ def _command(request: Request, call_control_id: str, body: Command) -> Controlle
     return cc
 
 
-def _play_on_answer(
-    control: CallControl, url: str
-) -> Callable[[ControlledCall], Awaitable[None]]:
+def _play_on_answer(control: CallControl, url: str) -> Callable[[ControlledCall], Awaitable[None]]:
     """``audio_url`` of a dial: played to the callee once it answers."""
 
     async def play(leg: ControlledCall) -> None:
@@ -161,6 +159,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         client_state=body.client_state,
         session_id=session_id,
         credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
+        display_name=body.from_display_name,
         on_answer=_play_on_answer(control, body.audio_url) if body.audio_url else None,
     )
     try:
@@ -450,6 +449,7 @@ async def transfer(request: Request, call_control_id: CallControlId, body: Trans
             client_state=body.target_leg_client_state,
             session_id=cc.call_session_id,
             credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
+            display_name=body.from_display_name,
         )
         try:
             await commands.transfer(control, cc, leg)
