@@ -52,8 +52,8 @@ harmonic series). A beep is :data:`BEEP_FRAMES` such frames in a row whose
 strongest filter stays within one step of where it started: a voice glides in pitch,
 a beep does not. Frames the tone covers for the most part count (the window
 weighs a frame's middle most), so wherever it falls, a tone of 150 ms or more is a beep
-and one of 128 ms or less never is (``tests/unit/test_amd.py``). A beep that starts before the detection is decided decides it
-(``machine``).
+and one of 128 ms or less never is (``tests/unit/test_amd.py``). A beep that starts
+before the detection is decided decides it (``machine``).
 """
 
 from __future__ import annotations
@@ -189,12 +189,12 @@ class BeepTracker:
     def feed(self, tone: tuple[int, float] | None) -> float | None:
         """Take one frame's :func:`frame_tone` (None when silent); the beep's
         frequency when a beep ended with the frame before this one."""
-        held = tone is not None and tone[1] >= TONE_DOMINANCE
-        if held and tone is not None and self.filter is not None and abs(tone[0] - self.filter) <= 1:
+        held = tone[0] if tone is not None and tone[1] >= TONE_DOMINANCE else None
+        if held is not None and self.filter is not None and abs(held - self.filter) <= 1:
             self.frames += 1
             return None
         ended = self.hz if self.sounding else None
-        self.filter, self.frames = (tone[0], 1) if held and tone is not None else (None, 0)
+        self.filter, self.frames = held, (0 if held is None else 1)
         return ended
 
 
