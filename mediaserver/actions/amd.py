@@ -11,6 +11,10 @@ the second::
         greeting = await amd.greeting_end()      # after a machine: beep_detected, ended,
                                                  # not_sure; None otherwise
 
+Call Control's ``answering_machine_detection`` modes map onto it with
+:func:`follows_greeting` and :func:`reports_greeting_end`; ``answering_machine_detection_config``
+unpacks into :class:`AmdConfig` as it is.
+
 The detector keeps time by the audio it hears; the listening also stops on the wall
 clock, a little after both analysis times (:data:`SLACK_SECONDS`), in case frames stop
 coming: whatever is still pending is then ``not_sure``. When the call ends, or the
@@ -34,6 +38,9 @@ from mediaserver.media.amd import (
     GreetingEnd,
 )
 
+CALL_CONTROL_MODES = ("detect", "detect_beep", "detect_words", "greeting_end", "premium")
+"""The seed's ``answering_machine_detection`` values that run a detection (not ``disabled``)."""
+
 SLACK_SECONDS = 2.0
 """Wall-clock margin over the analysis times: the jitter buffer's delay, a late clock."""
 
@@ -55,9 +62,9 @@ class MachineDetection:
     def time_limit(self) -> float:
         """Wall-clock seconds the listening may last at most."""
         config = self.detector.config
-        seconds = config.total_analysis_time_ms / 1000
+        seconds = config.total_analysis_time_millis / 1000
         if self.detector.follow_greeting:
-            seconds += config.greeting_total_analysis_time_ms / 1000
+            seconds += config.greeting_total_analysis_time_millis / 1000
         return seconds + SLACK_SECONDS
 
     async def __aenter__(self) -> MachineDetection:
@@ -131,3 +138,17 @@ async def detect_machine(
     """Both results at once: the detection, and the greeting's end when followed."""
     async with MachineDetection(call, config, follow_greeting=follow_greeting) as amd:
         return await amd.detection(), await amd.greeting_end()
+
+
+def follows_greeting(mode: str) -> bool:
+    """Seed, ``answering_machine_detection``: after a machine, ``greeting_end`` and
+    ``detect_words`` report the greeting's end (a beep or silence), ``detect_beep`` a
+    beep; ``detect`` reports the detection alone. ``premium`` (a vendor's trained model,
+    not here) runs as ``greeting_end``."""
+    return mode in ("greeting_end", "detect_words", "detect_beep", "premium")
+
+
+def reports_greeting_end(mode: str, greeting: GreetingEnd) -> bool:
+    """Whether ``call.machine.greeting.ended`` is sent for ``greeting`` in ``mode``: the
+    seed sends it for ``detect_beep`` "only if a beep is detected"."""
+    return follows_greeting(mode) and (mode != "detect_beep" or greeting.result == "beep_detected")

@@ -20,25 +20,25 @@ Speech and silence. A frame is *silent* when its average absolute amplitude is u
 ``silence_threshold`` (256 of 32768, about -42 dBFS for speech), as ``app_amd``
 measures it; anything else is *voice*. Voice becomes a *word* once it lasts
 :data:`MIN_WORD_LENGTH_MS` in a row (``app_amd``'s ``min_word_length``), so clicks are
-not words; a word ends at ``between_words_silence_ms`` of silence. The *greeting*
+not words; a word ends at ``between_words_silence_millis`` of silence. The *greeting*
 starts with the first word, and its length is the voice heard since then.
 
 The detection, checked on every frame in this order:
 
-- ``machine`` when the line is silent for ``initial_silence_ms`` before any word (a
+- ``machine`` when the line is silent for ``initial_silence_millis`` before any word (a
   machine that starts late; ``None`` disables the rule);
-- ``human`` when, once the greeting started, ``after_greeting_silence_ms`` of silence
+- ``human`` when, once the greeting started, ``after_greeting_silence_millis`` of silence
   follow (a person says "Hello?" and waits);
-- ``machine`` when a word lasts longer than ``maximum_word_length_ms``, when there
+- ``machine`` when a word lasts longer than ``maximum_word_length_millis``, when there
   are more than ``maximum_number_of_words`` words, when the greeting is longer than
-  ``greeting_duration_ms``, or when a beep is heard (below);
-- ``not_sure`` when ``total_analysis_time_ms`` of audio passed first.
+  ``greeting_duration_millis``, or when a beep is heard (below);
+- ``not_sure`` when ``total_analysis_time_millis`` of audio passed first.
 
 The greeting end, after a ``machine`` detection, on the audio that follows it:
 
 - ``beep_detected`` when a beep ends (so what is said next goes onto the message);
-- ``ended`` after ``greeting_silence_duration_ms`` of silence;
-- ``not_sure`` when ``greeting_total_analysis_time_ms`` passed since the detection.
+- ``ended`` after ``greeting_silence_duration_millis`` of silence;
+- ``not_sure`` when ``greeting_total_analysis_time_millis`` passed since the detection.
 
 The beep. Voicemail beeps are a steady single tone, mostly between 400 and 2000 Hz
 (1000 Hz, 1400 Hz and 440/850/950 Hz are common; this server's own ``beep`` is
@@ -58,6 +58,7 @@ before the detection is decided decides it (``machine``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -104,19 +105,29 @@ _AMPLITUDE_SCALE = 2.0 / float(_HANN.sum())
 
 @dataclass(frozen=True)
 class AmdConfig:
-    """The thresholds, in milliseconds unless named otherwise (seed defaults)."""
+    """The thresholds, in milliseconds unless named otherwise: the fields, names and
+    defaults of the seed's ``answering_machine_detection_config``, so that a request's
+    object unpacks into one (``AmdConfig(**config)``)."""
 
-    after_greeting_silence_ms: int = 800
-    between_words_silence_ms: int = 50
-    greeting_duration_ms: int = 3500
-    greeting_silence_duration_ms: int = 1500
-    greeting_total_analysis_time_ms: int = 5000
-    initial_silence_ms: int | None = 3500
+    after_greeting_silence_millis: int = 800
+    between_words_silence_millis: int = 50
+    greeting_duration_millis: int = 3500
+    greeting_silence_duration_millis: int = 1500
+    greeting_total_analysis_time_millis: int = 5000
+    initial_silence_millis: int | None = 3500
     maximum_number_of_words: int = 5
-    maximum_word_length_ms: int = 3500
+    maximum_word_length_millis: int = 3500
     silence_threshold: int = 256
     """Average absolute amplitude (of 32768) under which a frame is silent."""
-    total_analysis_time_ms: int = 3500
+    total_analysis_time_millis: int = 3500
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.name == "initial_silence_millis":
+                continue  # no initial-silence rule
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{field.name}: expected a whole number, 0 or more, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -268,7 +279,7 @@ class AnsweringMachineDetector:
         if silent:
             self._silence_run += seconds
             self._voice_run = 0.0
-            if _reached(self._silence_run, self.config.between_words_silence_ms):
+            if _reached(self._silence_run, self.config.between_words_silence_millis):
                 self._in_word = False
             return
         self._silence_run = 0.0
@@ -285,20 +296,20 @@ class AnsweringMachineDetector:
     def _detect(self) -> Detection | None:
         config = self.config
         if not self._in_greeting:
-            initial = config.initial_silence_ms
+            initial = config.initial_silence_millis
             if initial is not None and _reached(self._silence_run, initial):
                 return self._decided("machine", "initial_silence")
-        elif _reached(self._silence_run, config.after_greeting_silence_ms):
+        elif _reached(self._silence_run, config.after_greeting_silence_millis):
             return self._decided("human", "after_greeting_silence")
-        if _beyond(self._voice_run, config.maximum_word_length_ms):
+        if _beyond(self._voice_run, config.maximum_word_length_millis):
             return self._decided("machine", "maximum_word_length")
         if self.words > config.maximum_number_of_words:
             return self._decided("machine", "maximum_number_of_words")
-        if _beyond(self.greeting_seconds, config.greeting_duration_ms):
+        if _beyond(self.greeting_seconds, config.greeting_duration_millis):
             return self._decided("machine", "greeting_duration")
         if self._beep.sounding:
             return self._decided("machine", "beep")
-        if _reached(self.heard, config.total_analysis_time_ms):
+        if _reached(self.heard, config.total_analysis_time_millis):
             return self._decided("not_sure", "total_analysis_time")
         return None
 
@@ -314,10 +325,10 @@ class AnsweringMachineDetector:
         at = round(self.heard, 3)
         if beep_ended is not None:
             return GreetingEnd("beep_detected", at, beep_ended)
-        if _reached(self._silence_run, self.config.greeting_silence_duration_ms):
+        if _reached(self._silence_run, self.config.greeting_silence_duration_millis):
             return GreetingEnd("ended", at)
         since = self.heard - self.detection.at
-        if _reached(since, self.config.greeting_total_analysis_time_ms):
+        if _reached(since, self.config.greeting_total_analysis_time_millis):
             if self._beep.sounding:  # a tone that goes on and on: still a beep heard
                 return GreetingEnd("beep_detected", at, self._beep.hz)
             return GreetingEnd("not_sure", at)

@@ -14,7 +14,14 @@ import pytest
 from test_amd import GREETING, beep, silence, word, words
 from test_runner_fakes import FakeCall, FakePrompts, run_actions, scenario_text
 
-from mediaserver.actions.amd import SLACK_SECONDS, MachineDetection, detect_machine
+from mediaserver.actions.amd import (
+    CALL_CONTROL_MODES,
+    SLACK_SECONDS,
+    MachineDetection,
+    detect_machine,
+    follows_greeting,
+    reports_greeting_end,
+)
 from mediaserver.actions.builtin.detect import DETECT_CONFIG
 from mediaserver.actions.callapi import CallEnded, Pcm
 from mediaserver.actions.scenario import load_scenario_text
@@ -58,7 +65,7 @@ async def test_without_following_the_listening_stops_at_the_verdict() -> None:
 
 
 async def test_the_listening_is_bounded_by_both_analysis_times() -> None:
-    config = AmdConfig(total_analysis_time_ms=3000, greeting_total_analysis_time_ms=7000)
+    config = AmdConfig(total_analysis_time_millis=3000, greeting_total_analysis_time_millis=7000)
     call = fake_call()
     assert MachineDetection(call, config).time_limit == 3 + SLACK_SECONDS
     assert MachineDetection(call, config, follow_greeting=True).time_limit == 10 + SLACK_SECONDS
@@ -111,6 +118,24 @@ async def test_leaving_early_stops_the_listening() -> None:
     assert amd._task is not None and amd._task.cancelled()
 
 
+@pytest.mark.parametrize(
+    ("mode", "follows", "reported"),
+    [
+        ("detect", False, set()),
+        ("detect_beep", True, {"beep_detected"}),
+        ("detect_words", True, {"beep_detected", "ended", "not_sure"}),
+        ("greeting_end", True, {"beep_detected", "ended", "not_sure"}),
+        ("premium", True, {"beep_detected", "ended", "not_sure"}),
+    ],
+)
+def test_call_control_modes(mode: str, follows: bool, reported: set[str]) -> None:
+    assert mode in CALL_CONTROL_MODES
+    assert follows_greeting(mode) is follows
+    results = ("beep_detected", "ended", "not_sure")
+    ends = [GreetingEnd(result, 1.0) for result in results]  # type: ignore[arg-type]
+    assert {end.result for end in ends if reports_greeting_end(mode, end)} == reported
+
+
 # -- detect@v1 ---------------------------------------------------------------------------
 
 DETECT = """
@@ -146,11 +171,9 @@ async def test_detect_listens_to_the_call(
 
 
 def test_detect_keeps_its_thresholds() -> None:
-    assert (DETECT_CONFIG.greeting_duration_ms, DETECT_CONFIG.after_greeting_silence_ms) == (
-        2400,
-        1200,
-    )
-    assert DETECT_CONFIG.initial_silence_ms is None
+    assert DETECT_CONFIG.greeting_duration_millis == 2400
+    assert DETECT_CONFIG.after_greeting_silence_millis == 1200
+    assert DETECT_CONFIG.initial_silence_millis is None
 
 
 WAIT_FOR_BEEP = """

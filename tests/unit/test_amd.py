@@ -9,6 +9,7 @@ fed when it was reached, so the timing of every rule is checked exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,31 @@ def greeting(events: list[AmdEvent]) -> GreetingEnd:
 # -- speech and silence -----------------------------------------------------------------
 
 
+def test_the_config_takes_the_seeds_object_as_it_is() -> None:
+    seed_example = {  # CallRequest's example answering_machine_detection_config
+        "after_greeting_silence_millis": 1000,
+        "between_words_silence_millis": 1000,
+        "greeting_duration_millis": 1000,
+        "greeting_silence_duration_millis": 2000,
+        "greeting_total_analysis_time_millis": 50000,
+        "initial_silence_millis": 1000,
+        "maximum_number_of_words": 1000,
+        "maximum_word_length_millis": 2000,
+        "silence_threshold": 512,
+        "total_analysis_time_millis": 5000,
+    }
+    assert dataclasses.asdict(AmdConfig(**seed_example)) == seed_example
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "800", True, None])
+def test_a_bad_threshold_is_named(value: object) -> None:
+    with pytest.raises(ValueError) as caught:
+        AmdConfig(after_greeting_silence_millis=value)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"after_greeting_silence_millis: expected a whole number, 0 or more, got {value!r}"
+    )
+
+
 def test_the_silence_threshold_is_an_average_amplitude() -> None:
     square = np.array([1, -1] * 80, np.int16)
     assert is_silent(square * 255, 256)
@@ -113,7 +139,7 @@ def test_two_words_with_a_pause_are_a_person() -> None:
 
 
 def test_the_after_greeting_silence_is_configurable() -> None:
-    events = run(word(0.4), config=AmdConfig(after_greeting_silence_ms=1200))
+    events = run(word(0.4), config=AmdConfig(after_greeting_silence_millis=1200))
     assert detection(events).at == pytest.approx(0.4 + 1.2)
 
 
@@ -142,7 +168,7 @@ def test_the_maximum_number_of_words_is_configurable() -> None:
 
 
 def test_a_word_longer_than_the_maximum_is_a_machine() -> None:
-    config = AmdConfig(maximum_word_length_ms=2000, total_analysis_time_ms=5000)
+    config = AmdConfig(maximum_word_length_millis=2000, total_analysis_time_millis=5000)
     events = run(word(3.0), config=config, follow=False)
     found = detection(events)
     assert (found.result, found.reason, found.at) == ("machine", "maximum_word_length", 2.02)
@@ -150,7 +176,7 @@ def test_a_word_longer_than_the_maximum_is_a_machine() -> None:
 
 def test_a_greeting_longer_than_the_greeting_duration_is_a_machine() -> None:
     # Five words of 0.76 s: 3.8 s of voice, under six words and no word too long.
-    config = AmdConfig(total_analysis_time_ms=6000)
+    config = AmdConfig(total_analysis_time_millis=6000)
     events = run(words(5, length=0.76, gap=0.3), config=config, follow=False)
     found = detection(events)
     assert (found.result, found.reason) == ("machine", "greeting_duration")
@@ -160,7 +186,7 @@ def test_a_greeting_longer_than_the_greeting_duration_is_a_machine() -> None:
 
 def test_the_greeting_counts_voice_only_not_pauses() -> None:
     # 2 s of voice spread over 3.4 s is under greeting_duration 2500 ms: a person.
-    config = AmdConfig(greeting_duration_ms=2500, total_analysis_time_ms=8000)
+    config = AmdConfig(greeting_duration_millis=2500, total_analysis_time_millis=8000)
     events = run(words(4, length=0.5, gap=0.45), config=config)
     assert detection(events).result == "human"
 
@@ -171,18 +197,18 @@ def test_a_silent_line_is_a_machine_after_the_initial_silence() -> None:
 
 
 def test_the_initial_silence_rule_can_be_turned_off() -> None:
-    events = run(silence(5), config=AmdConfig(initial_silence_ms=None))
+    events = run(silence(5), config=AmdConfig(initial_silence_millis=None))
     assert detection(events) == Detection("not_sure", "total_analysis_time", 3.5, 0, 0.0)
 
 
 def test_a_late_first_word_beats_the_initial_silence() -> None:
-    events = run(silence(2.0), word(0.4), config=AmdConfig(total_analysis_time_ms=5000))
+    events = run(silence(2.0), word(0.4), config=AmdConfig(total_analysis_time_millis=5000))
     assert detection(events).result == "human"
 
 
 def test_clicks_are_not_words() -> None:
     click = np.concatenate([word(0.04), silence(0.26)])
-    events = run(*[click] * 10, config=AmdConfig(initial_silence_ms=None))
+    events = run(*[click] * 10, config=AmdConfig(initial_silence_millis=None))
     found = detection(events)
     assert (found.result, found.words) == ("not_sure", 0)
 
@@ -284,14 +310,14 @@ def test_the_greeting_silence_is_counted_from_the_detection() -> None:
 
 
 def test_a_greeting_that_goes_on_is_not_sure_at_the_greeting_analysis_time() -> None:
-    config = AmdConfig(greeting_total_analysis_time_ms=3000)
+    config = AmdConfig(greeting_total_analysis_time_millis=3000)
     events = run(silence(0.3), words(40, length=0.3, gap=0.2), config=config)
     found = detection(events)
     assert greeting(events) == GreetingEnd("not_sure", pytest.approx(found.at + 3.0))
 
 
 def test_a_tone_still_sounding_at_the_greeting_analysis_time_is_a_beep() -> None:
-    config = AmdConfig(greeting_total_analysis_time_ms=2000)
+    config = AmdConfig(greeting_total_analysis_time_millis=2000)
     events = run(*GREETING, beep(1000, 6.0), config=config)
     end = greeting(events)
     assert (end.result, end.beep_hz) == ("beep_detected", 1000.0)
@@ -393,7 +419,7 @@ def test_a_spoken_hello_is_a_person(speech: dict[tuple[str, str], Pcm], voice: s
 
 @pytest.mark.parametrize("voice", VOICES)
 def test_a_spoken_greeting_and_its_beep(speech: dict[tuple[str, str], Pcm], voice: str) -> None:
-    config = AmdConfig(total_analysis_time_ms=6000, greeting_total_analysis_time_ms=10000)
+    config = AmdConfig(total_analysis_time_millis=6000, greeting_total_analysis_time_millis=10000)
     greeting_pcm = speech["greeting", voice]
     events = run(silence(0.4), greeting_pcm, silence(0.6), beep(1400, 0.5), config=config)
     assert detection(events).result == "machine"

@@ -33,9 +33,9 @@ from mediaserver.actions.params import Param, ParamType
 from mediaserver.media.amd import AmdConfig
 
 DETECT_CONFIG = AmdConfig(
-    greeting_duration_ms=2400,
-    after_greeting_silence_ms=1200,
-    initial_silence_ms=None,
+    greeting_duration_millis=2400,
+    after_greeting_silence_millis=1200,
+    initial_silence_millis=None,
 )
 """detect@v1's thresholds (module docstring); the analysis times come from the params."""
 
@@ -45,8 +45,8 @@ _VERDICTS = {"human": "human", "machine": "machine", "not_sure": "unknown"}
 async def detect(context: ActionContext, params: Mapping[str, Any]) -> str:
     config = dataclasses.replace(
         DETECT_CONFIG,
-        total_analysis_time_ms=round(params["timeout"] * 1000),
-        greeting_total_analysis_time_ms=round(params["greeting_timeout"] * 1000),
+        total_analysis_time_millis=round(params["timeout"] * 1000),
+        greeting_total_analysis_time_millis=round(params["greeting_timeout"] * 1000),
     )
     detection, greeting = await detect_machine(
         context.call, config, follow_greeting=params["greeting_end"]
