@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 :class:`AnsweringMachineDetector` is fed the decoded audio the other side sends, one
 20 ms frame at a time (8 kHz int16, what :meth:`RtpLeg.received_frame` yields), and
-keeps its own time: the seconds of audio it was fed. It reports two results, each once:
+keeps its own time: the seconds of audio it was fed (so its rules are exact, and a
+media clock that skips ticks when the loop lags shifts nothing but the wall time).
+It reports two results, each once:
 
 1. the **detection**: ``human``, ``machine`` or ``not_sure``, from the pattern of
    speech and silence in the first seconds;
@@ -45,10 +47,11 @@ The beep. Voicemail beeps are a steady single tone, mostly between 400 and 2000 
 1000 Hz). Each frame goes through a bank of single-frequency DFT terms (what a
 Goertzel filter computes), one every :data:`BEEP_STEP_HZ` from :data:`BEEP_LOW_HZ` to
 :data:`BEEP_HIGH_HZ`, under a Hann window: a tone anywhere in the band is within half
-a step of a filter and loses at most 0.5 dB there. A frame *holds a tone* when it is
-not silent and the strongest filter's tone carries at least :data:`TONE_DOMINANCE` of
-the frame's power (a pure tone gives 0.9 or more, a voice spreads its power over a
-harmonic series). A beep is :data:`BEEP_FRAMES` such frames in a row whose
+a step of a filter, whose measure of it is then at most 0.5 dB low. A frame *holds a
+tone* when it is not silent (a beep under the silence threshold is not heard) and the
+strongest filter's tone carries at least :data:`TONE_DOMINANCE` of the frame's power: a
+pure tone anywhere in the band, at any phase, gives 0.9 or more; a voice spreads its
+power over a harmonic series. A beep is :data:`BEEP_FRAMES` such frames in a row whose
 strongest filter stays within one step of where it started: a voice glides in pitch,
 a beep does not. Frames the tone covers for the most part count (the window
 weighs a frame's middle most), so wherever it falls, a tone of 150 ms or more is a beep
