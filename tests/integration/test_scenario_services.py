@@ -119,6 +119,36 @@ branches:
       - action: hangup@v1
 """
 
+MAILBOX = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: pause@v1
+        params: {seconds: 0.3}
+      - action: say@v1
+        params:
+          text: "Hi, you have reached the voicemail of John Smith. I cannot take your call
+            right now. Please leave a message after the tone."
+      - action: play@v1
+        params: {tone: beep}
+      - action: pause@v1
+        params: {seconds: 10}
+      - action: hangup@v1
+"""
+
+OUTBOUND_DETECT = """\
+branches:
+  api-initiated:
+    actions:
+      - action: detect@v1
+        params: {timeout: 6, greeting_end: true, greeting_timeout: 15}
+        result: $who
+      - action: log@v1
+        params: {message: "outbound amd: ${who} ${detection.greeting} ${detection.beep_hz}"}
+      - action: hangup@v1
+"""
+
 SMS_REPLY = """\
 branches:
   inbound-message:
@@ -165,6 +195,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, web: WebPeer) -> Iterator[S
     (scenarios / "hook.yaml").write_text(WEBHOOK.format(web=web.url("").rstrip("/")))
     (scenarios / "amd.yaml").write_text(DETECT)
     (scenarios / "amd-greeting.yaml").write_text(DETECT_GREETING_END)
+    (scenarios / "mailbox.yaml").write_text(MAILBOX)
+    (scenarios / "amd-outbound.yaml").write_text(OUTBOUND_DETECT)
     hooks = f"""\
 webhooks:
   - url: {web.url("/events")}
@@ -173,7 +205,13 @@ webhooks:
 """
     proc = start_server(
         tmp / "server",
-        routes={"fetch": "fetch", "hook": "hook", "amd": "amd", "greeting": "amd-greeting"},
+        routes={
+            "fetch": "fetch",
+            "hook": "hook",
+            "amd": "amd",
+            "greeting": "amd-greeting",
+            "mailbox": "mailbox",
+        },
         scenarios=scenarios,
         extra_config=hooks,
     )
@@ -407,3 +445,17 @@ def test_detect_waits_for_the_end_of_a_machines_greeting(
         assert listened == pytest.approx(file_seconds + 0.6 + 0.5, abs=0.3), ended
     else:  # 1.5 s of silence after the greeting's last word
         assert listened == pytest.approx(last_voice + 1.5, abs=0.3), ended
+
+
+def test_an_outbound_call_waits_for_the_servers_own_beep(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    """The server calls itself: one run speaks a voicemail greeting then plays the
+    ``beep`` tone (1000 Hz, 0.25 s); the outbound run hears both through RTP."""
+    before = len(server.scenario_logs("outbound amd:"))
+    hits = api.get("/api/scenarios", params={"name": "amd-outbound", "origin": "file"}).json()
+    sid = next(h["sid"] for h in hits["hits"] if h["name"] == "amd-outbound")
+    started = api.post(f"/api/scenarios/{sid}/start", json={"to": server.uri("mailbox")})
+    assert started.status_code == 201, started.text
+    found = wait_logs(server, "outbound amd:", count=before + 1, timeout=30)
+    assert found[before] == "outbound amd: machine beep_detected 1000"
