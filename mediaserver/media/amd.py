@@ -57,6 +57,9 @@ a beep does not. Frames the tone covers for the most part count (the window
 weighs a frame's middle most), so wherever it falls, a tone of 150 ms or more is a beep
 and one of 128 ms or less never is (``tests/unit/test_amd.py``). A beep that starts
 before the detection is decided decides it (``machine``).
+
+Cost: a silent frame is one average; a frame with voice adds one real matrix product
+(160 samples by the bank's 130 cosine and sine terms), about 15 microseconds.
 """
 
 from __future__ import annotations
@@ -97,11 +100,12 @@ _F64: TypeAlias = npt.NDArray[np.float64]
 
 _BANK_HZ: _F64 = np.arange(BEEP_LOW_HZ, BEEP_HIGH_HZ + BEEP_STEP_HZ / 2, BEEP_STEP_HZ)
 _HANN: _F64 = np.hanning(FRAME_SAMPLES + 2)[1:-1]  # no zero end points: every sample counts
-# One DFT term per filter: frame @ basis gives them all at once.
-_BASIS = (
-    _HANN[:, None]
-    * np.exp(-2j * np.pi * np.arange(FRAME_SAMPLES)[:, None] * _BANK_HZ[None, :] / SAMPLE_RATE)
-).astype(np.complex128)
+# One DFT term per filter, its real and imaginary parts side by side: frame @ basis gives
+# them all at once (a real product: many times faster than a complex one).
+_PHASE = 2 * np.pi * np.arange(FRAME_SAMPLES)[:, None] * _BANK_HZ[None, :] / SAMPLE_RATE
+_BASIS: _F64 = np.ascontiguousarray(
+    np.concatenate([_HANN[:, None] * np.cos(_PHASE), _HANN[:, None] * np.sin(_PHASE)], axis=1)
+)
 # A sine of amplitude A at a filter's frequency gives |term| = A * sum(window) / 2.
 _AMPLITUDE_SCALE = 2.0 / float(_HANN.sum())
 
@@ -172,10 +176,12 @@ def frame_tone(frame: Pcm) -> tuple[int, float] | None:
     power = float(np.dot(samples, samples)) / FRAME_SAMPLES
     if power <= 0.0:
         return None
-    magnitudes = np.abs(samples @ _BASIS)
-    best = int(np.argmax(magnitudes))
-    amplitude = float(magnitudes[best]) * _AMPLITUDE_SCALE
-    return best, (amplitude * amplitude / 2.0) / power
+    terms = samples @ _BASIS
+    count = len(_BANK_HZ)
+    squared = terms[:count] ** 2 + terms[count:] ** 2
+    best = int(np.argmax(squared))
+    amplitude_squared = float(squared[best]) * _AMPLITUDE_SCALE**2
+    return best, (amplitude_squared / 2.0) / power
 
 
 def bank_hz(index: int) -> float:
