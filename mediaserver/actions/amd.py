@@ -12,8 +12,9 @@ the second::
                                                  # not_sure; None otherwise
 
 Call Control's ``answering_machine_detection`` modes map onto it with
-:func:`follows_greeting` and :func:`reports_greeting_end`; ``answering_machine_detection_config``
-unpacks into :class:`AmdConfig` as it is.
+:func:`follows_greeting` and :func:`reports_greeting_end`; a request's
+``answering_machine_detection_config`` becomes an :class:`AmdConfig` through
+:func:`~mediaserver.media.amd.config_from`, which names a bad field.
 
 The detector keeps time by the audio it hears; the listening also stops on the wall
 clock, a little after both analysis times (:data:`SLACK_SECONDS`), in case frames stop

@@ -65,8 +65,9 @@ Cost: a silent frame is one average; a frame with voice adds one real matrix pro
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -135,6 +136,21 @@ class AmdConfig:
                 continue  # no initial-silence rule
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{field.name}: expected a whole number, 0 or more, got {value!r}")
+
+
+def config_from(
+    fields: Mapping[str, Any], where: str = "answering_machine_detection_config"
+) -> AmdConfig:
+    """An :class:`AmdConfig` from a request's object (the seed's field names; the rest
+    default); ValueError naming ``where`` and the field for an unknown or bad one."""
+    known = {field.name for field in dataclasses.fields(AmdConfig)}
+    for name in fields:
+        if name not in known:
+            raise ValueError(f"{where}: unknown field {name!r}; known: {', '.join(sorted(known))}")
+    try:
+        return AmdConfig(**fields)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
 
 
 @dataclass(frozen=True)

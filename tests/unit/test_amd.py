@@ -117,6 +117,22 @@ def test_a_bad_threshold_is_named(value: object) -> None:
     )
 
 
+def test_a_requests_config_is_checked_field_by_field() -> None:
+    assert amd.config_from({}) == AmdConfig()
+    assert amd.config_from({"silence_threshold": 512}).silence_threshold == 512
+    with pytest.raises(ValueError) as caught:
+        amd.config_from({"greeting_duration_ms": 900})
+    assert str(caught.value).startswith(
+        "answering_machine_detection_config: unknown field 'greeting_duration_ms'; "
+        "known: after_greeting_silence_millis, "
+    )
+    with pytest.raises(ValueError) as caught:
+        amd.config_from({"maximum_number_of_words": -2}, where="body.config")
+    assert str(caught.value) == (
+        "body.config.maximum_number_of_words: expected a whole number, 0 or more, got -2"
+    )
+
+
 def test_the_silence_threshold_is_an_average_amplitude() -> None:
     square = np.array([1, -1] * 80, np.int16)
     assert is_silent(square * 255, 256)
