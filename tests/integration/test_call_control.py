@@ -471,3 +471,75 @@ def test_call_handed_to_scenario_actions_and_back(
     assert audio.speech_seconds(heard, rate) > 1.0, "the application's speech was not heard"
     record = api.get(f"/api/cdrs/{ccid}")
     assert record.status_code == 200, record.text
+
+
+@pytest.fixture(scope="module")
+def greetings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("greetings")
+    hello = audio.make_speech_wav(folder / "hello-raw.wav", "Hello?")
+    greeting = audio.make_speech_wav(
+        folder / "greeting-raw.wav",
+        "Hi, you have reached the voicemail of John Smith. I cannot take your call "
+        "right now. Please leave a message after the tone.",
+    )
+    out = {}
+    samples, rate = audio.read_mono(hello)
+    out["hello"] = audio.write_wav(folder / "hello.wav", [*audio.silence(0.4), *samples], rate)
+    samples, rate = audio.read_mono(greeting)
+    beep = audio.tone(1400, 0.5, rate=rate, amplitude=0.3)
+    out["machine"] = audio.write_wav(
+        folder / "machine.wav", [*audio.silence(0.4), *samples, *audio.silence(0.6), *beep], rate
+    )
+    return out
+
+
+@pytest.mark.parametrize(
+    ("voice", "detected", "greeting"),
+    [("machine", "machine", "beep_detected"), ("hello", "human", None)],
+)
+def test_dial_with_answering_machine_detection(
+    user_server: ServerProcess,
+    hooks: WebPeer,
+    greetings: dict[str, Path],
+    voice: str,
+    detected: str,
+    greeting: str | None,
+) -> None:
+    events = Events(hooks, "/users")
+    client = telnyx.Telnyx(api_key=user_server.api_key, base_url=f"{user_server.api_url}/telnyx/v2")
+    with _alice(user_server, greetings[voice]) as alice:
+        alice.wait_registered(timeout=10)
+        dialled = client.calls.dial(
+            connection_id="app",
+            to="alice",
+            from_="+33100000001",
+            webhook_url=hooks.url("/users"),
+            answering_machine_detection="detect_beep",
+            answering_machine_detection_config={"total_analysis_time_millis": 8000},
+        )
+        assert dialled.data is not None
+        ccid = dialled.data.call_control_id
+        ended = events.wait("call.machine.detection.ended", ccid, timeout=20)["payload"]
+        assert ended["result"] == detected
+        if greeting is not None:
+            beep = events.wait("call.machine.greeting.ended", ccid, timeout=20)["payload"]
+            assert beep["result"] == greeting
+        client.calls.actions.hangup(ccid)
+        alice.wait_closed(timeout=10)
+
+
+def test_dial_refuses_a_bad_detection_config(client: telnyx.Telnyx) -> None:
+    with pytest.raises(telnyx.UnprocessableEntityError) as bad:
+        client.calls.dial(
+            connection_id="app",
+            to="sip:nobody@127.0.0.1",
+            from_="alice",
+            webhook_url="http://127.0.0.1:9/hooks",
+            answering_machine_detection="detect",
+            answering_machine_detection_config={"total_analysis_time_millis": -5},
+        )
+    error = bad.value.body["errors"][0]  # type: ignore[index]
+    assert (
+        error["source"]["pointer"]
+        == "/answering_machine_detection_config/total_analysis_time_millis"
+    )

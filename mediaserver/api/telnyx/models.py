@@ -49,21 +49,6 @@ class CustomHeader(BaseModel):
     value: str = Field(max_length=1024)
 
 
-class AmdConfig(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    after_greeting_silence_millis: int = Field(default=800, ge=0, le=60000)
-    between_words_silence_millis: int = Field(default=50, ge=0, le=60000)
-    greeting_duration_millis: int = Field(default=3500, ge=0, le=60000)
-    greeting_silence_duration_millis: int = Field(default=1500, ge=0, le=60000)
-    greeting_total_analysis_time_millis: int = Field(default=5000, ge=0, le=60000)
-    initial_silence_millis: int = Field(default=3500, ge=0, le=60000)
-    maximum_number_of_words: int = Field(default=5, ge=0, le=1000)
-    maximum_word_length_millis: int = Field(default=3500, ge=0, le=60000)
-    silence_threshold: int = Field(default=256, ge=0, le=32767)
-    total_analysis_time_millis: int = Field(default=3500, ge=0, le=60000)
-
-
 AmdMode = Literal["detect", "detect_beep", "detect_words", "greeting_end", "disabled", "premium"]
 
 
@@ -77,7 +62,7 @@ class DialIn(WithWebhook):
     timeout_secs: int = Field(default=30, ge=5, le=600)
     time_limit_secs: int = Field(default=14400, ge=30, le=14400)
     answering_machine_detection: AmdMode = "disabled"
-    answering_machine_detection_config: AmdConfig | None = None
+    answering_machine_detection_config: dict[str, int] | None = None
     custom_headers: list[CustomHeader] = Field(default_factory=list, max_length=32)
     sip_auth_username: str | None = Field(default=None, max_length=256)
     sip_auth_password: str | None = Field(default=None, max_length=256)
@@ -182,6 +167,7 @@ class TransferIn(WithWebhook):
     audio_url: str | None = None
     target_leg_client_state: str | None = None
     answering_machine_detection: AmdMode = "disabled"
+    answering_machine_detection_config: dict[str, int] | None = None
     sip_auth_username: str | None = Field(default=None, max_length=256)
     sip_auth_password: str | None = Field(default=None, max_length=256)
 

@@ -43,7 +43,13 @@ from mediaserver.api.telnyx.models import (
 from mediaserver.callcontrol import commands
 from mediaserver.callcontrol.commands import INFINITE_LOOP, CommandRefused, Gather, Speech
 from mediaserver.callcontrol.controlled import ControlledCall, Webhook
-from mediaserver.callcontrol.service import CallControl, DialRequest, dial
+from mediaserver.callcontrol.service import (
+    CallControl,
+    DialRequest,
+    MachineDetectionRequest,
+    dial,
+)
+from mediaserver.media.amd import config_from
 from mediaserver.sip.uac import TargetError
 
 router = APIRouter(tags=["Call Commands"])
@@ -98,6 +104,18 @@ def _play_on_answer(control: CallControl, url: str) -> Callable[[ControlledCall]
     return play
 
 
+def _machine_detection(body: DialIn | TransferIn) -> MachineDetectionRequest | None:
+    """The dial's answering-machine detection, its config checked (the field named)."""
+    if body.answering_machine_detection == "disabled":
+        return None
+    try:
+        config = config_from(body.answering_machine_detection_config or {})
+    except ValueError as exc:
+        message = str(exc)
+        raise invalid(message.split(":", 1)[0].split(" ", 1)[0], message) from None
+    return MachineDetectionRequest(body.answering_machine_detection, config)
+
+
 def _credentials(username: str | None, password: str | None) -> tuple[str, str] | None:
     if username is None and password is None:
         return None
@@ -144,10 +162,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         if linked is None:
             raise invalid("link_to", f"No call {body.link_to!r} to link to.")
         session_id = linked.call_session_id
-    if body.answering_machine_detection not in ("disabled",):
-        raise invalid(
-            "answering_machine_detection", "Answering machine detection is not available yet."
-        )
+    detection = _machine_detection(body)
     dial_request = DialRequest(
         to=body.to,
         from_=body.from_,
@@ -160,6 +175,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         session_id=session_id,
         credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
         display_name=body.from_display_name,
+        machine_detection=detection,
         on_answer=_play_on_answer(control, body.audio_url) if body.audio_url else None,
     )
     try:
@@ -428,10 +444,7 @@ async def transcription_stop(
 
 @router.post("/calls/{call_control_id}/actions/transfer", summary="Transfer call")
 async def transfer(request: Request, call_control_id: CallControlId, body: TransferIn) -> Any:
-    if body.answering_machine_detection != "disabled":
-        raise invalid(
-            "answering_machine_detection", "Answering machine detection is not available yet."
-        )
+    detection = _machine_detection(body)
     control = _control(request)
     cc = _command(request, call_control_id, body)
     if cc is not None:
@@ -450,6 +463,7 @@ async def transfer(request: Request, call_control_id: CallControlId, body: Trans
             session_id=cc.call_session_id,
             credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
             display_name=body.from_display_name,
+            machine_detection=detection,
         )
         try:
             await commands.transfer(control, cc, leg)
