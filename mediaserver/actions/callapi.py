@@ -257,6 +257,23 @@ class CallApi(Protocol):
         frame the caller sends from now on (answering first if needed), until it
         returns True or ``seconds`` pass (detect@v1)."""
 
+    def fork_start(
+        self,
+        *,
+        rx: str | None = None,
+        tx: str | None = None,
+        target: str | None = None,
+        stream_type: str = "raw",
+    ) -> bool:
+        """Copy the call's RTP as it flows: what the peer sends to ``rx``, what it
+        receives to ``tx``, or both to ``target`` behind a STREP header
+        (:mod:`mediaserver.media.fork`); True when it replaced a running fork.
+        ``ForkError`` (a ValueError) names the field of a bad destination."""
+        ...
+
+    def fork_stop(self) -> None:
+        """Stop forking (MediaError when the call is not forking)."""
+
 
 class PromptAudio(Protocol):
     """Where actions get audio from: speech, files and named tones.
