@@ -1,12 +1,17 @@
 """Forking a call's media (``fork@v1``, Telnyx ``fork_start``/``fork_stop``).
 
 The call's RTP leg does the copying (:mod:`mediaserver.media.fork`); this
-module checks the request against the call and starts or stops it. One fork
-runs per call: a new ``fork_start`` replaces the running one at once (no
-packet is lost or copied twice between the two), so targets can be changed
-without a gap; ``fork_stop`` with nothing forking is a
+module checks the request against the call, starts or stops it, and tells
+the live event bus. One fork runs per call: a new ``fork_start`` replaces the
+running one at once (no packet is lost or copied twice between the two), so
+targets can be changed without a gap; ``fork_stop`` with nothing forking is a
 :class:`~mediaserver.actions.callapi.MediaError`. The end of the call stops
 the fork (the leg's ``close``).
+
+Events (Telnyx's names): ``call.fork.started`` (``rx``, ``tx``, ``target``,
+``stream_type``) and, once per fork, ``call.fork.stopped`` with ``reason``:
+``stopped`` (fork_stop), ``replaced`` (a new fork_start) or ``hangup``, and
+the copies sent (``received_copies``, ``sent_copies``).
 
 In STREP headers (``target``) the call is the A leg, unless it is the callee
 of a ``dial@v1`` bridge (the B leg); the call leg id is ``call_leg_id`` when
@@ -15,7 +20,7 @@ given (the Call Control API's UUID), else the call's own 8-character id.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mediaserver.actions.callapi import MediaError
 from mediaserver.log import get_logger
@@ -42,7 +47,7 @@ def start_fork(
     targets = fork_targets(rx=rx, tx=tx, target=target, stream_type=stream_type)
     transport = call.leg.transport
     if transport is None:
-        raise MediaError("fork: the call has no media socket")
+        raise MediaError("the call has no media socket to fork from")
     check_family(targets, len(transport.get_extra_info("sockname") or ()) == 4)
     fork = MediaFork(
         targets,
@@ -52,8 +57,12 @@ def start_fork(
     )
     previous = call.leg.start_fork(fork)
     if previous is not None:
-        _log_stopped(call, previous, "replaced")
-    log.info("fork started", call_id=call.id, **targets.describe(), stream_type=stream_type)
+        _stopped(call, previous)
+    # The end of the call stops the fork inside the leg; it is reported from here.
+    call.ended_future.add_done_callback(lambda _: _stopped(call, fork, only="hangup"))
+    fields = {**targets.describe(), "stream_type": stream_type}
+    log.info("fork started", call_id=call.id, **fields)
+    _publish(call, "call.fork.started", **fields)
     return previous is not None
 
 
@@ -63,14 +72,19 @@ def stop_fork(call: Call) -> None:
     fork = call.leg.stop_fork()
     if fork is None:
         raise MediaError("nothing to stop: the call is not forking")
-    _log_stopped(call, fork, "stopped")
+    _stopped(call, fork)
 
 
-def _log_stopped(call: Call, fork: MediaFork, how: str) -> None:
-    log.info(
-        f"fork {how}",
-        call_id=call.id,
-        **fork.targets.describe(),
-        received_copies=fork.received_copies,
-        sent_copies=fork.sent_copies,
-    )
+def _stopped(call: Call, fork: MediaFork, *, only: str | None = None) -> None:
+    """Log and publish a fork's end (when it ended for the reason ``only``, if given)."""
+    reason = fork.stop_reason
+    if reason is None or (only is not None and reason != only):
+        return
+    counts = {"received_copies": fork.received_copies, "sent_copies": fork.sent_copies}
+    log.info("fork stopped", call_id=call.id, reason=reason, **fork.targets.describe(), **counts)
+    _publish(call, "call.fork.stopped", reason=reason, **counts)
+
+
+def _publish(call: Call, event_type: str, **fields: Any) -> None:
+    if call.journal is not None:
+        call.journal.events.publish(event_type, {"call_id": call.id, **fields})

@@ -199,6 +199,7 @@ class MediaFork:
         self._tx_header = strep_header(b_leg=b_leg, sent=True, call_leg_id=call_leg_id)
         self.received_copies = 0  # packets copied, per direction (the leg's forked_* counters)
         self.sent_copies = 0
+        self.stop_reason: str | None = None  # why it stopped (stopped, replaced, hangup)
 
     def received(self, packet: bytes) -> None:
         """An RTP packet from the peer, accepted by the leg's latching."""

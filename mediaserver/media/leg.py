@@ -558,17 +558,18 @@ class RtpLeg(asyncio.DatagramProtocol):
 
     def start_fork(self, fork: MediaFork) -> MediaFork | None:
         """Copy our RTP through ``fork`` from now on (media/fork.py), in place of the
-        fork running, which is returned stopped."""
-        previous = self.stop_fork()
+        fork running, which is returned stopped (``replaced``)."""
+        previous = self.stop_fork("replaced")
         self.fork = fork
         self._refresh_forked_paths()
         return previous
 
-    def stop_fork(self) -> MediaFork | None:
-        """Stop copying; the fork that was running (its copies counted in
-        :attr:`stats` as ``forked_rx`` and ``forked_tx``), or None."""
+    def stop_fork(self, reason: str = "stopped") -> MediaFork | None:
+        """Stop copying; the fork that was running, its ``stop_reason`` set (its
+        copies counted in :attr:`stats` as ``forked_rx`` and ``forked_tx``), or None."""
         fork, self.fork = self.fork, None
         if fork is not None:
+            fork.stop_reason = reason
             self.events["forked_rx"] += fork.received_copies
             self.events["forked_tx"] += fork.sent_copies
             self._refresh_forked_paths()
@@ -668,7 +669,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             self.remote = None if self.latch.waits_for_source else self.latch.expected
 
     def close(self) -> None:
-        self.stop_fork()
+        self.stop_fork("hangup")
         self.stop_playback()
         self._finish_dtmf()
         self.clock.remove(self)

@@ -180,8 +180,12 @@ def test_rx_and_tx_carry_each_direction_as_plain_rtp(
     # After fork@v1 stop, the 1400 Hz tone reached the phone but no fork.
     assert audio.tone_present(heard_by_phone, RATE, 1400, 1.0)
     assert not audio.tone_present(heard_out, RATE, 1400, 0.1)
-    (stopped,) = server.scenario_logs("fork stopped")
-    assert stopped
+    assert server.scenario_logs("fork stopped") == ["fork stopped"]
+    (started,) = server.log_records("fork started")
+    assert (started["rx"], started["tx"], started["target"]) == (rx.spec, tx.spec, None)
+    (stopped,) = [r for r in server.log_records("fork stopped") if "reason" in r]
+    assert stopped["reason"] == "stopped"
+    assert (stopped["received_copies"], stopped["sent_copies"]) == (len(inbound), len(outbound))
     # Copies come from the call's own RTP port; rx is the phone's stream, packet for packet.
     assert rx.senders == tx.senders and len(rx.senders) == 1
     assert 3.5 * 50 <= len(inbound) <= 4.5 * 50 + 10, len(inbound)
@@ -235,6 +239,10 @@ def test_target_carries_both_directions_behind_strep_headers(
     assert not audio.tone_present(received, RATE, 1000, 0.2)
     assert audio.tone_present(sent, RATE, 1000, 2.5)
     assert not audio.tone_present(sent, RATE, 500, 0.2)
+    (stopped,) = server.log_records("fork stopped")
+    assert stopped["reason"] == "hangup"  # the end of the call stopped it
+    assert stopped["received_copies"] == len(by_direction[0])
+    assert stopped["sent_copies"] == len(by_direction[1])
 
 
 BRIDGE = """\

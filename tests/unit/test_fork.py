@@ -246,6 +246,7 @@ async def test_an_echo_is_forked_both_ways_byte_for_byte(
     assert [parse_rtp(d).payload for d in echoed] == [parse_rtp(d).payload for d in sent]
     fork = leg.stop_fork()
     assert fork is not None and (fork.received_copies, fork.sent_copies) == (5, 5)
+    assert fork.stop_reason == "stopped"
     assert (leg.stats["forked_rx"], leg.stats["forked_tx"]) == (5, 5)
     peer.send_audio(leg, AUDIO)
     await asyncio.wait_for(loop.sock_recv(peer.sock, 2048), 2)  # still echoed...
@@ -337,10 +338,13 @@ async def test_a_new_fork_replaces_the_running_one_and_close_stops_it(
     peer.send_audio(leg, AUDIO)
     assert len(await first.take(1)) == 1
     assert leg.start_fork(fork_of(leg, rx=second.spec)) is old
+    assert old.stop_reason == "replaced"
+    running = leg.fork
     peer.send_audio(leg, AUDIO)
     assert len(await second.take(1)) == 1
     leg.close()
     assert leg.fork is None and leg.stats["forked_rx"] == 2
+    assert running is not None and running.stop_reason == "hangup"
     await asyncio.sleep(0.05)
     assert first.pending() == [] and second.pending() == []
 

@@ -40,7 +40,6 @@ async def fork(context: ActionContext, params: Mapping[str, Any]) -> None:
         call.fork_start(**given, stream_type=params["stream_type"])
     except ForkError as exc:
         raise ActionFailed(str(exc)) from None
-    context.log.info("fork started", **given)
 
 
 def _check(params: Mapping[str, Any]) -> list[tuple[str, str]]:
