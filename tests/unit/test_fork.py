@@ -370,6 +370,8 @@ def test_fork_action_checks_literal_destinations_when_loading() -> None:
     assert "give either target, or rx and tx, not both" in both
     (none,) = problems("- {action: fork@v1}")
     assert "give target (both directions), or rx and/or tx" in none
+    (plain,) = problems("- {action: fork@v1, params: {rx: '127.0.0.1:1', stream_type: decrypted}}")
+    assert "fork@v1: stream_type: decrypted needs both rx and tx (and no target)" in plain
     (stop,) = problems("- {action: fork@v1, params: {stop: true, tx: '127.0.0.1:1'}}")
     assert "stop: true takes no rx, tx or target" in stop
 
@@ -397,3 +399,19 @@ async def test_fork_action_failures_name_the_field() -> None:
     assert outcome.error.startswith("fork@v1 at test.yaml:6: rx: 'example.com' is not an IP")
     outcome, _, _ = await run_actions("- {action: fork@v1, params: {stop: true}}")
     assert outcome.error == "fork@v1 at test.yaml:4: nothing to stop: the call is not forking"
+
+
+async def test_a_fork_to_a_closed_port_costs_the_call_nothing(legs: Legs, peer: Peer) -> None:
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind((HOST, 0))
+    nobody = f"udp:{HOST}:{closed.getsockname()[1]}"
+    closed.close()  # nothing listens there now: the kernel answers ICMP port unreachable
+    leg = await legs.open(remote=peer.addr)
+    leg.set_echo(True)
+    leg.start_fork(fork_of(leg, rx=nobody, tx=nobody))
+    loop = asyncio.get_running_loop()
+    for _ in range(20):
+        peer.send_audio(leg, AUDIO)
+        echoed = parse_rtp(await asyncio.wait_for(loop.sock_recv(peer.sock, 2048), 2))
+        assert echoed.payload == AUDIO
+    assert leg.fork is not None and leg.fork.received_copies == leg.fork.sent_copies == 20

@@ -59,8 +59,7 @@ def _check(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     try:
         fork_targets(**constants, stream_type=params["stream_type"])
     except ForkError as exc:
-        field = exc.field if exc.field in given else ""
-        return [(field, f"fork@v1: {exc}")]
+        return [(exc.field, f"fork@v1: {exc}")]  # marked where the field is, else the item
     return []
 
 
