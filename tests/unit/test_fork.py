@@ -372,6 +372,8 @@ def test_fork_action_checks_literal_destinations_when_loading() -> None:
     assert "give target (both directions), or rx and/or tx" in none
     (plain,) = problems("- {action: fork@v1, params: {rx: '127.0.0.1:1', stream_type: decrypted}}")
     assert "fork@v1: stream_type: decrypted needs both rx and tx (and no target)" in plain
+    rx, tx = problems("- {action: fork@v1, params: {rx: 'tcp:127.0.0.1:9', tx: '127.0.0.1:0'}}")
+    assert "fork@v1: rx: 'tcp' is not supported" in rx and "fork@v1: tx: the port" in tx
     (stop,) = problems("- {action: fork@v1, params: {stop: true, tx: '127.0.0.1:1'}}")
     assert "stop: true takes no rx, tx or target" in stop
 

@@ -18,7 +18,7 @@ from mediaserver.actions.callapi import MediaError
 from mediaserver.actions.definition import ActionContext, ActionDefinition, ActionFailed
 from mediaserver.actions.expressions import Template
 from mediaserver.actions.params import Param, ParamType
-from mediaserver.media.fork import STREAM_TYPES, ForkError, fork_targets
+from mediaserver.media.fork import STREAM_TYPES, ForkError, fork_targets, parse_address
 
 _DESTINATIONS = ("rx", "tx", "target")
 
@@ -48,16 +48,24 @@ def _check(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         if given:
             return [(given[0], "fork@v1: stop: true takes no rx, tx or target")]
         return []
-    constants: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    present: dict[str, str] = {}  # each destination given, as a valid stand-in once checked
     for name in given:
         value = params[name]
         text = value.constant if isinstance(value, Template) else str(value)
-        if text is None:
-            constants[name] = "udp:127.0.0.1:1"  # checked when it runs: only its presence counts
-        else:
-            constants[name] = text
+        if text == "":
+            continue  # an empty destination is not given (as in fork_targets)
+        if text is not None:
+            try:
+                parse_address(name, text)
+            except ForkError as exc:
+                problems.append((name, f"fork@v1: {exc}"))
+        # An interpolated one is checked when it runs; here only its presence counts.
+        present[name] = "udp:127.0.0.1:1"
+    if problems:
+        return problems
     try:
-        fork_targets(**constants, stream_type=params["stream_type"])
+        fork_targets(**present, stream_type=params["stream_type"])
     except ForkError as exc:
         return [(exc.field, f"fork@v1: {exc}")]  # marked where the field is, else the item
     return []
