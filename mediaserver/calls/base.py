@@ -151,6 +151,8 @@ class Call:
         self._digits: deque[str] = deque(maxlen=MAX_BUFFERED_DIGITS)
         # Told of every key as it arrives (Call Control's call.dtmf.received).
         self.digit_listeners: list[Callable[[str], None]] = []
+        # Told of what happens to the call's media (call.fork.started...): type, fields.
+        self.media_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._wakers: list[asyncio.Future[None]] = []
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._run_task: asyncio.Task[RunOutcome] | None = None

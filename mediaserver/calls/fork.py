@@ -88,3 +88,5 @@ def _stopped(call: Call, fork: MediaFork, *, only: str | None = None) -> None:
 def _publish(call: Call, event_type: str, **fields: Any) -> None:
     if call.journal is not None:
         call.journal.events.publish(event_type, {"call_id": call.id, **fields})
+    for listener in call.media_listeners:
+        listener(event_type, fields)

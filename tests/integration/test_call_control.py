@@ -23,6 +23,7 @@ from tests.integration.conftest import ServerProcess, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support import audio
 from tests.support.baresip import Baresip
+from tests.support.forked import ForkReceiver, decode_pcmu
 from tests.support.sipp import SippBackground, assert_digest_is_right
 
 pytestmark = pytest.mark.integration
@@ -543,3 +544,37 @@ def test_dial_refuses_a_bad_detection_config(client: telnyx.Telnyx) -> None:
         error["source"]["pointer"]
         == "/answering_machine_detection_config/total_analysis_time_millis"
     )
+
+
+def test_fork_sends_each_direction_to_its_receiver(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tones: dict[int, Path]
+) -> None:
+    """fork_start copies the caller's RTP to ``rx`` and what it hears to ``tx``; the test
+    decodes both: the caller's 700 Hz in rx, the spoken prompt in tx; fork_stop ends it."""
+    events = Events(hooks)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
+    rx, tx = ForkReceiver(), ForkReceiver()
+    try:
+        with Baresip(input_wav=tones[700], max_call_s=30, codecs=("PCMU",)) as caller:
+            caller.dial(server.uri("cc"))
+            ccid = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+            client.calls.actions.answer(ccid)
+            caller.wait_established(timeout=10)
+            client.calls.actions.start_forking(ccid, rx=rx.spec, tx=tx.spec)
+            events.wait("call.fork.started", ccid)
+            client.calls.actions.speak(ccid, payload="This call is forked.", voice="female")
+            events.wait("call.speak.ended", ccid, timeout=20)
+            client.calls.actions.stop_forking(ccid)
+            events.wait("call.fork.stopped", ccid)
+            with pytest.raises(telnyx.UnprocessableEntityError):
+                client.calls.actions.stop_forking(ccid)  # nothing forks any more
+            client.calls.actions.hangup(ccid)
+            caller.wait_closed(timeout=10)
+    finally:
+        rx.close()
+        tx.close()
+    heard_rx = decode_pcmu(rx.rtp())
+    heard_tx = decode_pcmu(tx.rtp())
+    assert audio.tone_present(heard_rx, 8000, 700, 1.0), "rx does not carry the caller"
+    assert audio.speech_seconds(heard_tx, 8000) > 0.5, "tx does not carry the speech"
+    assert not audio.tone_present(heard_tx, 8000, 700, 0.3), "tx carries the caller"

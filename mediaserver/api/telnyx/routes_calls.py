@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
+from mediaserver.actions.callapi import MediaError
 from mediaserver.api.telnyx.errors import (
     MISSING,
     TelnyxError,
@@ -28,6 +29,7 @@ from mediaserver.api.telnyx.models import (
     BridgeIn,
     Command,
     DialIn,
+    ForkIn,
     GatherAudioIn,
     GatherSpeakIn,
     PlaybackIn,
@@ -50,6 +52,7 @@ from mediaserver.callcontrol.service import (
     dial,
 )
 from mediaserver.media.amd import config_from
+from mediaserver.media.fork import ForkError
 from mediaserver.sip.uac import TargetError
 
 router = APIRouter(tags=["Call Commands"])
@@ -481,4 +484,32 @@ async def refer(request: Request, call_control_id: CallControlId, body: ReferIn)
             commands.refer_call(_control(request), cc, body.sip_address, headers)
         except CommandRefused as exc:
             raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/fork_start", summary="Forking start")
+async def fork_start(request: Request, call_control_id: CallControlId, body: ForkIn) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            cc.call.fork_start(
+                rx=body.rx or None,
+                tx=body.tx or None,
+                target=body.target or None,
+                stream_type=body.stream_type,
+                call_leg_id=cc.call_leg_id,
+            )
+        except ForkError as exc:
+            raise invalid(exc.field, str(exc)) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/fork_stop", summary="Forking stop")
+async def fork_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            cc.call.fork_stop()
+        except MediaError as exc:
+            raise wrong_state(str(exc)) from None
     return OK
