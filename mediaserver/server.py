@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from mediaserver.api.http import HttpListener
+from mediaserver.callcontrol.keys import KeyFileError, signing_key
 from mediaserver.calls import Call
 from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.dialer import Dialer
@@ -196,6 +197,11 @@ class Server:
         config = self.config
         database = config.storage_path(config.storage.database)
         database.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Call Control webhooks are signed with it (printed on the first start).
+            self.webhooks.signing_key = signing_key(config)
+        except KeyFileError as exc:
+            raise StartError(str(exc)) from exc
         self.store = store = await Store.open(database)
         await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
