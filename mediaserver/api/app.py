@@ -43,7 +43,7 @@ from mediaserver.api.auth import (
     require_key,
     require_key_off_loopback,
 )
-from mediaserver.api.deps import CatalogService, RunService
+from mediaserver.api.deps import ApplicationService, CatalogService, RunService
 from mediaserver.api.docs import add_docs
 from mediaserver.api.examples import add_examples
 from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
@@ -204,6 +204,8 @@ def create_app(server: Server) -> FastAPI:
     catalog: CatalogService = server.catalog
     app.state.runs = runs
     app.state.catalog = catalog
+    applications: ApplicationService = server.call_control_apps
+    app.state.call_control_apps = applications
     app.state.key_check = KeyCheck(api_keys(server.config), dict(server.config.http.key_names))
     telemetry = metrics.Telemetry(server)
     telemetry.loop_lag.start()

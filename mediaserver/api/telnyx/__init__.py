@@ -15,3 +15,8 @@ PREFIX = "/telnyx/v2"
 
 ROUTERS: list[APIRouter] = []
 """Every router of the Call Control API, mounted under :data:`PREFIX` by ``api/app.py``."""
+
+# The routers of each resource register here (imported last: they import this package's errors).
+from mediaserver.api.telnyx import applications, call_events  # noqa: E402
+
+ROUTERS += [applications.router, call_events.router]
