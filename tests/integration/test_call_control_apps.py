@@ -387,3 +387,21 @@ def test_a_damaged_key_file_stops_the_start_with_the_fix(tmp_path: Path) -> None
     (tmp_path / "data" / "callcontrol-key.pem").write_text("not a key\n")
     with pytest.raises(RuntimeError, match=r"callcontrol-key\.pem.*delete the file"):
         start_server(tmp_path)
+
+
+def test_the_operations_are_documented_with_their_answers(api: httpx.Client) -> None:
+    document = api.get("/openapi.json").json()
+    operations = {
+        ("GET", APPS): "200",
+        ("POST", APPS): "201",
+        ("GET", APPS + "/{id}"): "200",
+        ("PATCH", APPS + "/{id}"): "200",
+        ("DELETE", APPS + "/{id}"): "200",
+        ("GET", "/telnyx/v2/call_events"): "200",
+    }
+    for (method, path), success in operations.items():
+        operation = document["paths"][path][method.lower()]
+        assert operation["responses"][success].get("content"), f"{method} {path}: no model"
+        for status in ("401", "422"):
+            error = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert error == {"$ref": "#/components/schemas/Errors"}

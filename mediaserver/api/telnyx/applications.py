@@ -23,12 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediaserver.api.deps import applications_of
 from mediaserver.api.telnyx.errors import TelnyxError, invalid, not_found
+from mediaserver.api.telnyx.responses import ERROR_RESPONSES
 from mediaserver.callcontrol.applications import UnknownApplication
 from mediaserver.store import ApplicationSettings, CallControlApplication
 from mediaserver.store.call_control import InboundSettings, OutboundSettings
 from mediaserver.webhooks.envelope import format_occurred_at
 
-router = APIRouter(tags=["Call Control Applications"])
+router = APIRouter(tags=["Call Control Applications"], responses=ERROR_RESPONSES)
 
 ANCHORSITES = (
     "Latency",

@@ -22,10 +22,11 @@ from pydantic import BaseModel
 from mediaserver.api.native import store_of
 from mediaserver.api.telnyx.applications import PaginationMeta, page_meta
 from mediaserver.api.telnyx.errors import TelnyxError
+from mediaserver.api.telnyx.responses import ERROR_RESPONSES
 from mediaserver.store import CallEvent, CallEventFilter
 from mediaserver.webhooks.envelope import format_occurred_at
 
-router = APIRouter(tags=["Debugging"])
+router = APIRouter(tags=["Debugging"], responses=ERROR_RESPONSES)
 
 WINDOW = timedelta(hours=24)
 BOUNDS = ("gt", "gte", "lt", "lte", "eq")
