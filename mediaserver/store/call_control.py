@@ -46,7 +46,7 @@ _EVENT_COLUMNS = (
     " metadata, at"
 )
 _ID_LOW = 10**18  # ids have 19 digits and stay below 2**63, as the seed's int64 ids do
-_ID_SPAN = 9 * 10**18 - 1
+_ID_SPAN = 2**63 - _ID_LOW  # [10**18, 2**63): 19 digits, an int64
 _MAX_ID_TRIES = 16
 
 
