@@ -366,6 +366,19 @@ def test_the_first_start_prints_the_public_key_and_mediaserver_keys_prints_it_ag
     assert mediaserver("keys", "--data-dir", str(tmp_path)).stdout == keys.stdout
 
 
+def test_mediaserver_keys_prints_the_configured_keys(server: ServerProcess) -> None:
+    keys = mediaserver(
+        "keys", "--config", str(server.data_dir / "config.yaml"),
+        "--data-dir", str(server.data_dir),
+    )  # fmt: skip
+    assert keys.returncode == 0, keys.stderr
+    assert keys.stdout.splitlines() == [
+        f"api-key {TEST_API_KEY}",
+        f"callcontrol-public-key {server.public_key}",
+    ]
+    assert server.public_key  # the module's server printed it on its first start
+
+
 def test_applications_survive_a_restart(tmp_path: Path) -> None:
     first = start_server(tmp_path)
     client = telnyx.Telnyx(api_key=TEST_API_KEY, base_url=f"{first.api_url}/telnyx/v2")
