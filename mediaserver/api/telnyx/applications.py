@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediaserver.api.deps import applications_of
-from mediaserver.api.telnyx.errors import TelnyxError, invalid, not_found
+from mediaserver.api.telnyx.errors import INVALID, TelnyxError, invalid, not_found
 from mediaserver.api.telnyx.responses import ERROR_RESPONSES
 from mediaserver.callcontrol.applications import UnknownApplication
 from mediaserver.store import ApplicationSettings, CallControlApplication
@@ -186,6 +186,11 @@ def page_meta(number: int, size: int, total: int) -> PaginationMeta:
 # --- checks the schema cannot express -------------------------------------------------------
 
 
+def invalid_parameter(name: str, detail: str) -> TelnyxError:
+    """422 for a query parameter (``source.parameter`` names it)."""
+    return TelnyxError(422, INVALID, "Invalid value", detail, parameter=name)
+
+
 def check_url(field: str, url: str) -> None:
     """An absolute http(s) URL with a host (the seed: "Must include a scheme")."""
     problem = None
@@ -299,11 +304,10 @@ async def list_applications(
     apps = applications_of(request).all()
     if name_contains is not None:
         if len(name_contains) < 3:
-            raise TelnyxError(
-                422, "10015", "Invalid value",
+            raise invalid_parameter(
+                "filter[application_name][contains]",
                 "filter[application_name][contains] needs at least three characters.",
-                parameter="filter[application_name][contains]",
-            )  # fmt: skip
+            )
         wanted = name_contains.casefold()
         apps = [a for a in apps if wanted in a.application_name.casefold()]
     profile = profile_id if profile_id is not None else profile_id_sdk
@@ -325,11 +329,10 @@ def sorted_applications(
         return sorted(apps, key=lambda a: (a.created_at, a.id), reverse=True)
     key = sort.removeprefix("-")
     if key not in SORTS:
-        raise TelnyxError(
-            422, "10015", "Invalid value",
+        raise invalid_parameter(
+            "sort",
             f"sort must be one of {', '.join(SORTS)}, with - first for descending; got {sort!r}.",
-            parameter="sort",
-        )  # fmt: skip
+        )
     descending = sort.startswith("-")
     if key == "connection_name":
         return sorted(apps, key=lambda a: (a.application_name.casefold(), a.id), reverse=descending)

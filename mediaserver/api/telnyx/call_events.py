@@ -20,8 +20,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from mediaserver.api.native import store_of
-from mediaserver.api.telnyx.applications import PaginationMeta, page_meta
-from mediaserver.api.telnyx.errors import TelnyxError
+from mediaserver.api.telnyx.applications import PaginationMeta, invalid_parameter, page_meta
 from mediaserver.api.telnyx.responses import ERROR_RESPONSES
 from mediaserver.store import CallEvent, CallEventFilter
 from mediaserver.webhooks.envelope import format_occurred_at
@@ -66,11 +65,10 @@ def parse_timestamp(parameter: str, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise TelnyxError(
-            422, "10015", "Invalid value",
+        raise invalid_parameter(
+            parameter,
             f"{parameter} must be an ISO 8601 time such as 2025-08-15T13:52:20.331Z; got {text!r}.",
-            parameter=parameter,
-        ) from None  # fmt: skip
+        ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
@@ -85,12 +83,10 @@ def time_bound(request: Request) -> tuple[str, datetime] | None:
     if not given:
         return None
     if len(given) > 1:
-        raise TelnyxError(
-            422, "10015", "Invalid value",
-            "Only one filter[event_timestamp] can be passed; got "
-            + ", ".join(p for p, _ in given) + ".",
-            parameter=given[1][0],
-        )  # fmt: skip
+        names = ", ".join(p for p, _ in given)
+        raise invalid_parameter(
+            given[1][0], f"Only one filter[event_timestamp] can be passed; got {names}."
+        )
     parameter, op = given[0]
     return op, parse_timestamp(parameter, request.query_params[parameter])
 
