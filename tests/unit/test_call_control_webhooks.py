@@ -90,6 +90,17 @@ async def test_call_control_posts_are_signed_so_the_sdk_unwraps_them(harness: Ha
     assert data.payload.client_state == HANGUP["client_state"]
 
 
+async def test_non_ascii_bodies_verify_as_the_receiver_decodes_them(harness: Harness) -> None:
+    r = await harness.receiver()
+    d = harness.dispatcher(signing_key=KEY)
+    d.publish_to(r.url, "call.initiated", {**HANGUP, "caller_id_name": "Zoë 東京 ☎"})
+    await settle(d)
+    [request] = r.requests
+    assert "Zoë 東京 ☎".encode() in request.body  # posted as UTF-8, not \u escapes
+    event = unwrap(request)
+    assert event.data.payload.caller_id_name == "Zoë 東京 ☎"  # type: ignore[attr-defined]
+
+
 async def test_every_attempt_is_signed_afresh(harness: Harness) -> None:
     statuses = [500]
 
