@@ -418,3 +418,13 @@ def test_the_operations_are_documented_with_their_answers(api: httpx.Client) -> 
         for status in ("401", "422"):
             error = operation["responses"][status]["content"]["application/json"]["schema"]
             assert error == {"$ref": "#/components/schemas/Errors"}
+
+
+def test_mediaserver_keys_names_a_damaged_key_file(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "api-key").write_text("kept-key\n")
+    (tmp_path / "data" / "callcontrol-key.pem").write_text("not a key\n")
+    keys = mediaserver("keys", "--data-dir", str(tmp_path))
+    assert keys.returncode == 1
+    assert keys.stdout == "api-key kept-key\n"
+    assert "callcontrol-key.pem" in keys.stderr and "delete the file" in keys.stderr
