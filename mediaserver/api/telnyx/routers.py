@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mediaserver.api.telnyx import routes_calls
+from mediaserver.api.telnyx import applications, call_events, routes_calls
 
-ROUTERS: list[APIRouter] = [routes_calls.router]
+ROUTERS: list[APIRouter] = [routes_calls.router, applications.router, call_events.router]

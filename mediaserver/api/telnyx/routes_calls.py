@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -94,7 +95,7 @@ def _command(request: Request, call_control_id: str, body: Command) -> Controlle
     if body.client_state is not None:
         cc.client_state = body.client_state
     if isinstance(body, WithWebhook) and body.webhook_url is not None:
-        cc.webhook = Webhook(body.webhook_url, cc.webhook.failover_url, cc.webhook.timeout)
+        cc.webhook = replace(cc.webhook, url=body.webhook_url)
     return cc
 
 
@@ -158,7 +159,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         )
     webhook = app.webhook if app is not None else Webhook(body.webhook_url)
     if body.webhook_url is not None:
-        webhook = Webhook(body.webhook_url, webhook.failover_url, webhook.timeout)
+        webhook = replace(webhook, url=body.webhook_url)
     session_id = None
     if body.link_to is not None:
         linked = control.find(body.link_to)
@@ -453,7 +454,7 @@ async def transfer(request: Request, call_control_id: CallControlId, body: Trans
     if cc is not None:
         webhook = cc.webhook
         if body.webhook_url is not None:
-            webhook = Webhook(body.webhook_url, webhook.failover_url, webhook.timeout)
+            webhook = replace(webhook, url=body.webhook_url)
         leg = DialRequest(
             to=body.to,
             from_=body.from_ or cc.from_,
