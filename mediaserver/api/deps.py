@@ -1,10 +1,12 @@
 """What the API's routes need of the server's services, as protocols.
 
-Routes reach runs and the scenario catalog only through these
-(:func:`runs_of`, :func:`catalog_of`), never through the user agent, the
-library, the router or the store's scenario tables; ``server.py`` composes the
-real ones (:class:`~mediaserver.runs.Runs`, :class:`~mediaserver.catalog.Catalog`),
-and a test may hand in others. The services' errors are turned into API
+Routes reach runs, the scenario catalog and the webhook targets only through
+these (:func:`runs_of`, :func:`catalog_of`, :func:`webhooks_of`), never through
+the user agent, the library, the router, the store's scenario tables or the
+server's attributes; ``server.py`` composes the real ones
+(:class:`~mediaserver.runs.Runs`, :class:`~mediaserver.catalog.Catalog`,
+:class:`~mediaserver.webhooks.targets.WebhookTargets`), and a test may hand in
+others. The services' errors are turned into API
 answers by :func:`catalog_error`.
 """
 
@@ -59,6 +61,12 @@ class CatalogService(Protocol):
     async def detach(self, sid: str, number: str) -> None: ...
 
 
+class WebhookService(Protocol):
+    """Where webhooks go: told when the API changed a stored webhook."""
+
+    async def refresh(self) -> None: ...
+
+
 def runs_of(request: Request) -> RunService:
     runs: RunService = request.app.state.runs
     return runs
@@ -67,6 +75,11 @@ def runs_of(request: Request) -> RunService:
 def catalog_of(request: Request) -> CatalogService:
     catalog: CatalogService = request.app.state.catalog
     return catalog
+
+
+def webhooks_of(request: Request) -> WebhookService:
+    webhooks: WebhookService = request.app.state.webhook_targets
+    return webhooks
 
 
 def catalog_error(exc: CatalogError) -> ApiError:
