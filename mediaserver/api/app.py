@@ -43,7 +43,7 @@ from mediaserver.api.auth import (
     require_key,
     require_key_off_loopback,
 )
-from mediaserver.api.deps import ApplicationService, CatalogService, RunService
+from mediaserver.api.deps import ApplicationService, CatalogService, RunService, WebhookService
 from mediaserver.api.docs import add_docs
 from mediaserver.api.examples import add_examples
 from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
@@ -208,6 +208,8 @@ def create_app(server: Server) -> FastAPI:
     app.state.call_control = server.call_control
     applications: ApplicationService = server.call_control_apps
     app.state.call_control_apps = applications
+    webhook_targets: WebhookService = server.webhook_targets
+    app.state.webhook_targets = webhook_targets
     app.state.key_check = KeyCheck(api_keys(server.config), dict(server.config.http.key_names))
     telemetry = metrics.Telemetry(server)
     telemetry.loop_lag.start()
