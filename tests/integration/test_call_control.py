@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import telnyx
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import ServerProcess, add_route, reload, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support import audio
 from tests.support.baresip import Baresip
@@ -592,3 +592,41 @@ def test_fork_sends_each_direction_to_its_receiver(
     assert audio.tone_present(heard_rx, 8000, 700, 1.0), "rx does not carry the caller"
     assert audio.speech_seconds(heard_tx, 8000) > 0.5, "tx does not carry the speech"
     assert not audio.tone_present(heard_tx, 8000, 700, 0.3), "tx carries the caller"
+
+
+def test_application_route_times_out_without_a_first_command(
+    tmp_path: Path, hooks: WebPeer
+) -> None:
+    """A number routed to ``call-control:APPLICATION_ID``: events go to the application's
+    URL; with ``first_command_timeout`` on and no command, the call is refused after
+    ``first_command_timeout_secs`` (480) and ``call.hangup`` says ``timeout``."""
+    server = start_server(tmp_path / "server", routes={"echo": "echo"})
+    try:
+        client = telnyx.Telnyx(api_key=server.api_key, base_url=f"{server.api_url}/telnyx/v2")
+        app = client.call_control_applications.create(
+            application_name="patient",
+            webhook_event_url=hooks.url("/app"),
+            first_command_timeout=True,
+            first_command_timeout_secs=2,
+        )
+        assert app.data is not None
+        add_route(server, f'  "app": "call-control:{app.data.id}"')
+        reload(server, "reloaded")
+        events = Events(hooks, server, "/app")
+        with Baresip(max_call_s=20) as phone:
+            phone.dial(server.uri("app"))
+            initiated = events.wait("call.initiated")["payload"]
+            assert initiated["connection_id"] == app.data.id
+            closed = phone.wait_closed(timeout=10)
+        hangup = events.wait("call.hangup", initiated["call_control_id"])["payload"]
+        assert hangup["hangup_cause"] == "timeout"
+        assert "480" in closed, closed
+        deadline = time.monotonic() + 5
+        kinds: set[str | None] = set()
+        while time.monotonic() < deadline and "call.hangup" not in kinds:
+            logged = client.call_events.list(filter={"call_leg_id": initiated["call_leg_id"]})
+            kinds = {e.name for e in logged.data or []}
+            time.sleep(0.1)
+        assert {"call.initiated", "call.hangup"} <= kinds, kinds
+    finally:
+        server.stop()
