@@ -630,3 +630,31 @@ def test_application_route_times_out_without_a_first_command(
         assert {"call.initiated", "call.hangup"} <= kinds, kinds
     finally:
         server.stop()
+
+
+def test_a_refused_command_changes_nothing(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx
+) -> None:
+    """Speaking to a parked call is refused (90015); its client_state is not taken and
+    its command_id stays free; a repeated command_id is then a no-op."""
+    events = Events(hooks, server)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
+    with Baresip(max_call_s=30) as phone:
+        phone.dial(server.uri("cc"))
+        ccid = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+        with pytest.raises(telnyx.UnprocessableEntityError) as refused:
+            client.calls.actions.speak(
+                ccid, payload="too early", voice="female", client_state="YmFk", command_id="s1"
+            )
+        assert refused.value.body["errors"][0]["code"] == "90015"  # type: ignore[index]
+        client.calls.actions.answer(ccid)
+        phone.wait_established(timeout=10)
+        assert events.wait("call.answered", ccid)["payload"]["client_state"] is None
+        client.calls.actions.speak(ccid, payload="Now it is fine.", voice="female", command_id="s1")
+        events.wait("call.speak.ended", ccid, timeout=20)
+        client.calls.actions.speak(ccid, payload="Now it is fine.", voice="female", command_id="s1")
+        time.sleep(1.0)
+        started = [e for e in events.all(ccid) if e["event_type"] == "call.speak.started"]
+        assert len(started) == 1  # the repeat was a no-op
+        client.calls.actions.hangup(ccid)
+        phone.wait_closed(timeout=10)
