@@ -9,12 +9,15 @@ authentication enforced, ``Allow`` on 405) except
 422 on purpose, because a scenario script must be a valid scenario, which no
 JSON schema can say. The seed is fixed so a failure reproduces.
 
-The server's scenarios have no ``api-initiated`` branch, so no generated
-request can make it place a call anywhere.
+The server's scenarios have no ``api-initiated`` branch, and the Call Control
+dial (``POST /telnyx/v2/calls``) is left out, so no generated request can make
+it place a call anywhere (a generated SIP URI would send traffic off the
+machine); every other operation is tested, and the test says how many.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,12 +45,17 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path: Path) 
             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
             "--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1",
             "--request-timeout", "10",
+            "--exclude-name", "POST /telnyx/v2/calls",
             "--report", "junit", "--report-dir", str(tmp_path / "report"),
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=800, cwd=tmp_path)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-12000:]
-        assert "39/39" in output, output[-3000:]  # every operation was tested
+        selected = re.search(r"Selected: (\d+)/(\d+)", output)
+        tested = re.search(r"Tested: (\d+)", output)
+        assert selected and tested, output[-3000:]
+        # Every operation but the dial was tested.
+        assert int(selected[1]) == int(tested[1]) == int(selected[2]) - 1, output[-3000:]
         assert '"http request failed"' not in server.log_text()
     finally:
         code = server.stop()
