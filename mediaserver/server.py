@@ -33,7 +33,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mediaserver.api.http import HttpListener
+from mediaserver.callcontrol.conferences import ConferenceService
 from mediaserver.callcontrol.controlled import Webhook
+from mediaserver.callcontrol.queueing import QueueService
 from mediaserver.callcontrol.service import CallControl
 from mediaserver.calls import Call
 from mediaserver.calls.conferences import Conferences
@@ -191,6 +193,10 @@ class Server:
             events=self.events.publish,
         )
         self.runs.park_with(self.call_control)
+        self.call_control_conferences = ConferenceService(
+            self.call_control, self.conferences, self.prompts
+        )
+        self.call_control_queues = QueueService(self.call_control, self.queues)
 
     def _post_call_control(
         self, webhook: Webhook, event_type: str, payload: Mapping[str, Any], subject: str

@@ -245,6 +245,16 @@ class Conference:
         self._on_recording_done = on_done
         return True
 
+    def stop_recording(self) -> bool:
+        """Stop recording the room now (the room goes on); False if it was not recorded."""
+        done, self._on_recording_done = self._on_recording_done, None
+        recorded = self._recorder is not None
+        self._recorder = None
+        self.recording_id = None
+        if done is not None:
+            done()
+        return recorded
+
     def _release_waiting(self) -> None:
         for leg, member in self.members.items():
             if member.waiting:

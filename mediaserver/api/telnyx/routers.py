@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mediaserver.api.telnyx import routes_calls
+from mediaserver.api.telnyx import (
+    routes_calls,
+    routes_conferences,
+    routes_queues,
+    routes_recordings,
+)
 
-ROUTERS: list[APIRouter] = [routes_calls.router]
+ROUTERS: list[APIRouter] = [
+    routes_calls.router,
+    routes_conferences.router,
+    routes_queues.router,
+    routes_recordings.router,
+]
