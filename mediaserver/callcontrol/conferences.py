@@ -109,7 +109,8 @@ class Participant:
 class Announcement:
     """Audio played or spoken into the room: to everyone (``None``) or to some legs."""
 
-    injections: dict[ControlledCall | None, Injection]
+    injections: dict[str | None, Injection]
+    """By the ``call_control_id`` of who hears it; None: everyone."""
     task: asyncio.Task[None] | None = None
 
 
@@ -441,9 +442,8 @@ class ConferenceService:
                 )
                 for target in legs:
                     key = None if target is None else target.call.leg
-                    announcement.injections[target] = conf.room.mixer.inject(
-                        key, pcm, loop=loop > 1
-                    )
+                    ident = None if target is None else target.call_control_id
+                    announcement.injections[ident] = conf.room.mixer.inject(key, pcm, loop=loop > 1)
                 started = True
                 self._post_audio(conf, targets, kind, "started", fields)
                 await asyncio.sleep(len(pcm) * loop / SAMPLE_RATE)
@@ -472,7 +472,7 @@ class ConferenceService:
     def _stop_audio_for(self, conf: ControlledConference, calls: Iterable[ControlledCall]) -> None:
         for announcement in list(conf.announcements):
             for cc in calls:
-                injection = announcement.injections.pop(cc, None)
+                injection = announcement.injections.pop(cc.call_control_id, None)
                 if injection is not None:
                     injection.cancel()
                     if not announcement.injections and announcement.task is not None:

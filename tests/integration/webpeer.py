@@ -83,8 +83,10 @@ class WebPeer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def answer(self, path: str, status: int, body: Any, *, delay: float = 0.0) -> None:
-        """What ``path`` answers: a str is text/plain, anything else JSON."""
-        if isinstance(body, str):
+        """What ``path`` answers: a str is text/plain, bytes audio/wav, anything else JSON."""
+        if isinstance(body, bytes):
+            answer = _Answer(status, "audio/wav", body, delay)
+        elif isinstance(body, str):
             answer = _Answer(status, "text/plain; charset=utf-8", body.encode(), delay)
         else:
             answer = _Answer(status, "application/json", json.dumps(body).encode(), delay)
