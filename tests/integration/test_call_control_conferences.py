@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import telnyx
 
@@ -141,13 +142,15 @@ def park_and_answer(
     return ccid
 
 
-def heard(phones: dict[str, Baresip]) -> dict[str, dict[str, float]]:
+def heard(
+    phones: dict[str, Baresip], tones: dict[str, float] = TONES
+) -> dict[str, dict[str, float]]:
     """What each phone heard over the last WINDOW_S seconds: the power of each tone."""
     out: dict[str, dict[str, float]] = {}
     for name, phone in phones.items():
         samples, rate = phone.recorded_audio()
         window = samples[-int(WINDOW_S * rate) :]
-        out[name] = {other: audio.goertzel_power(window, rate, hz) for other, hz in TONES.items()}
+        out[name] = {other: audio.goertzel_power(window, rate, hz) for other, hz in tones.items()}
         out[name]["played"] = audio.goertzel_power(window, rate, PLAYED_HZ)
     return out
 
@@ -405,6 +408,73 @@ def test_a_call_recording_is_listed_in_recordings(
     assert error["source"]["parameter"] == "filter[created_at][lte]"
     with pytest.raises(telnyx.NotFoundError):
         client.recordings.retrieve("nosuchrec")
+
+
+def test_waiting_until_started_dialled_participant_and_end_on_exit(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tmp_path: Path
+) -> None:
+    tones = {"x": 500.0, "y": 900.0, "z": 1300.0}
+    wavs = {
+        name: audio.make_tone_wav(tmp_path / f"{name}.wav", hz, 60.0, amplitude=0.3)
+        for name, hz in tones.items()
+    }
+    phones: dict[str, Baresip] = {}
+    try:
+        for name in tones:
+            phone = Baresip(
+                user=name, input_wav=wavs[name], max_call_s=90, workdir=tmp_path / name,
+                auto_answer=name == "z",
+            )  # fmt: skip
+            phones[name] = phone.start()
+        x = park_and_answer(server, hooks, client, phones["x"])
+        created = client.conferences.create(
+            call_control_id=x, name="board", start_conference_on_create=False
+        ).data
+        assert created is not None and created.status == "init"
+        conf = created.id
+        (waiting,) = client.conferences.list_participants(conf).data
+        assert waiting.call_control_id == x and waiting.on_hold
+
+        # Y starts the conference: X is let in.
+        y = park_and_answer(server, hooks, client, phones["y"])
+        client.conferences.actions.join(
+            conf, call_control_id=y, start_conference_on_enter=True, end_conference_on_exit=True
+        )
+        started = client.conferences.retrieve(conf).data
+        assert started is not None and started.status == "in_progress"
+        assert not any(p.on_hold for p in client.conferences.list_participants(conf).data)
+
+        # Z is dialled into the room (the SDK has no method for it: plain HTTP).
+        answer = httpx.post(
+            f"{server.api_url}/telnyx/v2/conferences/{conf}/actions/dial_participant",
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            json={"call_control_id": x, "to": phones["z"].sip_uri, "from": "board"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        z = answer.json()["data"]["call_control_id"]
+        wait_event(hooks, "conference.participant.joined", call_control_id=z)
+        settle()
+        powers = heard(phones, tones)
+        check(powers, "x", hears="yz", silent=["x"])
+        check(powers, "z", hears="xy", silent=["z"])
+
+        # Y leaves: the conference ends, and the others are hung up.
+        client.conferences.actions.leave(conf, call_control_id=y)
+        ended = wait_event(hooks, "conference.ended", conference_id=conf)
+        assert ended["payload"]["reason"] == "host_left"
+        for ccid in (x, z):
+            wait_event(hooks, "call.hangup", call_control_id=ccid)
+        status = client.calls.retrieve_status(y)
+        assert status.data is not None and status.data.is_alive
+        client.calls.actions.hangup(y)
+    finally:
+        for phone in phones.values():
+            phone.close()
+    over = client.conferences.retrieve(conf).data
+    assert over is not None and over.end_reason == "host_left"
+    assert over.ended_by is not None and over.ended_by.call_control_id == y
+    assert_seed_fields(hooks)
 
 
 def test_unknown_conference_is_404_and_bad_bodies_are_422_naming_the_field(
