@@ -30,7 +30,9 @@ Mapping to the native member roles:
 The conference ends when its last Call Control participant leaves (reason
 ``all_left``), when a participant ending it leaves (``host_left``), or at
 ``duration_minutes`` (``time_exceeded``); ``conference.ended`` is then
-posted once and the recording under way is saved.
+posted once and the recording under way is saved. The room tells who takes
+the floor (the loudest participant, :mod:`~mediaserver.media.floor`):
+``conference.floor.changed``.
 """
 
 from __future__ import annotations
@@ -239,6 +241,7 @@ class ConferenceService:
         conf = ControlledConference(name, room, cc, beep, start, _now() + lifetime)
         conf.max_participants = max_participants
         self._live[conf.id] = conf
+        room.on_floor = lambda leg: self._floor_changed(conf, leg)
         self.post_call_event(conf, cc, "conference.created")
         try:
             self._join(conf, cc, options)
@@ -573,6 +576,8 @@ class ConferenceService:
                 announcement.task.cancel()
         if conf.timer is not None and not conf.timer.done():
             conf.timer.cancel()
+        if conf.room.on_floor is not None:
+            conf.room.on_floor = None
         self._live.pop(conf.id, None)
         self._ended[conf.id] = conf
         while len(self._ended) > KEEP_ENDED:
@@ -586,12 +591,24 @@ class ConferenceService:
 
         self._spawn(wrap_up())
 
+    def _floor_changed(self, conf: ControlledConference, leg: object) -> None:
+        """The room says ``leg`` has the floor now: tell the conference's application."""
+        holder = next((p.cc for p in conf.participants.values() if p.cc.call.leg is leg), None)
+        if holder is not None and not conf.ended:
+            self.post_call_event(conf, holder, "conference.floor.changed", to=conf.creator)
+
     # -- events ---------------------------------------------------------------------------------
 
     def post_call_event(
-        self, conf: ControlledConference, cc: ControlledCall, event_type: str, **fields: Any
+        self,
+        conf: ControlledConference,
+        cc: ControlledCall,
+        event_type: str,
+        *,
+        to: ControlledCall | None = None,
+        **fields: Any,
     ) -> None:
-        """An event about one participant, to its call's webhook."""
+        """An event about one participant, to its call's webhook (or ``to``'s)."""
         payload: dict[str, Any] = {
             "call_control_id": cc.call_control_id,
             "call_leg_id": cc.call_leg_id,
@@ -602,7 +619,8 @@ class ConferenceService:
             "occurred_at": format_occurred_at(_now()),
             **fields,
         }
-        self.control.post_payload(cc.webhook, event_type, payload, cc.call_control_id)
+        webhook = (to or cc).webhook
+        self.control.post_payload(webhook, event_type, payload, cc.call_control_id)
 
     def post_conference_event(
         self, conf: ControlledConference, event_type: str, **fields: Any

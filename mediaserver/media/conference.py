@@ -30,6 +30,10 @@ Roles, per member:
 * ``beep_on_enter`` / ``beep_on_exit``: a short two-note beep tells the
   others.
 
+While ``on_floor`` is set, the room also tracks who has the floor (the
+loudest member who may be heard, once loudest for 300 ms:
+:class:`~mediaserver.media.floor.FloorTracker`) and tells it who takes it.
+
 The hold audio (music or a tone) plays, looped, to held members and to a
 member alone in the room. The room's hold audio is set by the first member
 who brings one. A member's :attr:`Member.outcome` resolves with how its stay
@@ -44,11 +48,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
+from mediaserver.media.floor import FloorTracker
 from mediaserver.media.g711 import Codec
 from mediaserver.media.leg import SILENT_FRAME
 from mediaserver.media.mixer import ConferenceFull, Mixer, MixResult, enter_beep, exit_beep
 from mediaserver.media.pcm import Pcm
+from mediaserver.media.recording import frame_dbfs
 
 __all__ = ["ROOM_CAPACITY", "Conference", "ConferenceFull", "ConferenceLeg", "Member"]
 
@@ -56,6 +63,8 @@ ROOM_CAPACITY = 1000
 """Most members one room can hold, whatever ``max_participants`` says."""
 
 FRAME_BYTES = 160  # one 20 ms G.711 frame
+
+log = get_logger("media")
 
 
 class ConferenceLeg(Protocol):
@@ -125,6 +134,9 @@ class Conference:
         self._groups: list[tuple[Codec, list[int], list[ConferenceLeg]]] = []
         self._mixed: MixResult[ConferenceLeg] | None = None
         self._mixed_tick = -1
+        self.on_floor: Callable[[ConferenceLeg], None] | None = None
+        """Told who takes the floor (:mod:`~mediaserver.media.floor`); None: not tracked."""
+        self._floor: FloorTracker[ConferenceLeg] = FloorTracker()
 
     # ------------------------------------------------------------ getters
 
@@ -197,6 +209,7 @@ class Conference:
         member = self.members.pop(leg, None)
         if member is None:
             return
+        self._floor.forget(leg)
         self.mixer.remove(leg)
         if leg.mixed_by is self:
             leg.mixed_by = None
@@ -291,7 +304,22 @@ class Conference:
             else:
                 frames = {leg: leg.received_frame() for leg in self.members}
                 self._mixed = self.mixer.mix(frames)
+                if self.on_floor is not None:
+                    self._track_floor(frames)
         return self._mixed
+
+    def _track_floor(self, frames: dict[ConferenceLeg, Pcm]) -> None:
+        levels = {
+            leg: frame_dbfs(pcm)
+            for leg, pcm in frames.items()
+            if not (m := self.members[leg]).muted and not m.held and not m.waiting
+        }
+        holder = self._floor.update(levels)
+        if holder is not None and self.on_floor is not None:
+            try:
+                self.on_floor(holder)
+            except Exception:  # the clock would drop the room: only the news is lost
+                log.exception("floor listener failed", conference=self.name)
 
     def heard_by(self, leg: ConferenceLeg) -> Pcm:
         """What ``leg`` hears from the room this tick."""

@@ -27,6 +27,7 @@ from tests.support.baresip import Baresip
 pytestmark = pytest.mark.integration
 
 TONES = {"a": 500.0, "b": 900.0, "c": 1300.0}
+LOUDNESS = {"a": 0.4, "b": 0.3, "c": 0.2}  # A has the floor, then B while A is muted
 PLAYED_HZ = 2000.0
 SETTLE_S = 3.0  # how long each state lasts before what the callers heard is read
 WINDOW_S = 1.5  # the last seconds of each state that are analysed
@@ -81,6 +82,7 @@ SEED_FIELDS: dict[str, set[str]] = {
         "recording_started_at",
         "recording_urls",
     },
+    "conference.floor.changed": _CALL | {"conference_id", "occurred_at"},
     "call.enqueued": _CALL | {"current_position", "queue"},
     "call.left.queue": _CALL | {"queue", "reason"},
 }
@@ -183,7 +185,7 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
     ids: dict[str, str] = {}
     try:
         for name, hz in TONES.items():
-            wav = audio.make_tone_wav(tmp_path / f"{name}.wav", hz, 90.0, amplitude=0.3)
+            wav = audio.make_tone_wav(tmp_path / f"{name}.wav", hz, 90.0, amplitude=LOUDNESS[name])
             phone = Baresip(user=name, input_wav=wav, max_call_s=120, workdir=tmp_path / name)
             phones[name] = phone.start()
             ids[name] = park_and_answer(server, hooks, client, phone)
@@ -323,7 +325,14 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
         "conference.speak.ended",
         "conference.recording.saved",
         "conference.ended",
+        "conference.floor.changed",
     }
+    floors = [
+        e["payload"]["call_control_id"]
+        for e in events(hooks)
+        if e["event_type"] == "conference.floor.changed" and e["payload"]["conference_id"] == conf
+    ]
+    assert floors[:2] == [ids["a"], ids["b"]]
     assert_seed_fields(hooks)
 
 
