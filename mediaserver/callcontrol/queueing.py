@@ -159,16 +159,26 @@ class QueueService:
             queue = queued.info.queue
             if waiter in queue.waiting:
                 queue.waiting.remove(waiter)
-            if not waiter.left.done():
-                waiter.left.set_result(None)
-            if not waiter.taken.done() and not call.ended:
-                call.leg.stop_playback()
+            if reason != "bridged":
+                self._let_go(waiter)
             self.queues.drop_if_empty(queue)
             self._post(queued, "call.left.queue", reason=reason)
             log.info("call control call left queue", queue=queue.name, reason=reason)
-        if reason == "bridged":
-            # The agent runs the bridge; it is over when the agent lets go.
+        if reason != "bridged":
+            return
+        try:
+            # The agent runs the bridge (bridge_next) until the call ends or we let go.
             await asyncio.wait([waiter.released, call.ended_future])
+        finally:
+            self._let_go(waiter)
+
+    @staticmethod
+    def _let_go(waiter: Waiter) -> None:
+        """The call waits no more: an agent's bridge with it ends, the hold audio stops."""
+        if not waiter.left.done():
+            waiter.left.set_result(None)
+        if not waiter.taken.done() and not waiter.call.ended:
+            waiter.call.leg.stop_playback()
 
     def _post(self, queued: Queued, event_type: str, **fields: Any) -> None:
         cc = queued.cc

@@ -97,7 +97,8 @@ def hooks() -> Iterator[WebPeer]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, hooks: WebPeer) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("ccconf")
-    proc = start_server(tmp, routes={"cc": f'"call-control:{hooks.url("/hooks")}"'})
+    routes = {"cc": f'"call-control:{hooks.url("/hooks")}"', "agent": "agent"}
+    proc = start_server(tmp, routes=routes)
     yield proc
     proc.stop()
 
@@ -383,6 +384,37 @@ def test_a_call_enqueued_listed_and_taken_out_again(
         gone = wait_event(hooks, "call.left.queue", call_control_id=ccid, queue="billing")
         assert gone["payload"]["reason"] == "hangup"
     assert_seed_fields(hooks)
+
+
+def test_a_scenario_agent_takes_a_controlled_call_from_the_queue(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tmp_path: Path
+) -> None:
+    """Controlled calls wait in the queues of queue@v1: the example agent scenario
+    (bridge-next from "support") takes one, and the two hear each other."""
+    caller_wav = audio.make_tone_wav(tmp_path / "caller.wav", 700.0, 40.0, amplitude=0.3)
+    agent_wav = audio.make_tone_wav(tmp_path / "agent.wav", 1100.0, 40.0, amplitude=0.3)
+    with (
+        Baresip(
+            user="queued", input_wav=caller_wav, max_call_s=60, workdir=tmp_path / "q"
+        ) as caller,
+        Baresip(user="agent", input_wav=agent_wav, max_call_s=60, workdir=tmp_path / "a") as agent,
+    ):
+        ccid = park_and_answer(server, hooks, client, caller)
+        client.calls.actions.enqueue(ccid, queue_name="support")
+        wait_event(hooks, "call.enqueued", call_control_id=ccid, queue="support")
+        agent.dial(server.uri("agent"))
+        agent.wait_established(timeout=10)
+        taken = wait_event(hooks, "call.left.queue", call_control_id=ccid, queue="support")
+        assert taken["payload"]["reason"] == "bridged"
+        settle()
+        caller_heard, rate = caller.recorded_audio()
+        agent_heard, _ = agent.recorded_audio()
+        window = int(WINDOW_S * rate)
+        assert audio.goertzel_power(caller_heard[-window:], rate, 1100.0) > 1e-3
+        assert audio.goertzel_power(agent_heard[-window:], rate, 700.0) > 1e-3
+        client.calls.actions.hangup(ccid)
+        wait_event(hooks, "call.hangup", call_control_id=ccid)
+        agent.hangup()
 
 
 def test_a_call_recording_is_listed_in_recordings(
