@@ -509,7 +509,14 @@ class ConferenceService:
     # -- recording ------------------------------------------------------------------------------
 
     def record_start(
-        self, conf: ControlledConference, *, base_url: str, fmt: str, channels: str, max_length: int
+        self,
+        conf: ControlledConference,
+        *,
+        base_url: str,
+        fmt: str,
+        channels: str,
+        max_length: int,
+        play_beep: bool = False,
     ) -> None:
         self._usable(conf)
         if conf.room.recording:
@@ -521,6 +528,8 @@ class ConferenceService:
         if active is None:
             raise ConferenceRefused(None, f"Conference {conf.name!r} is being recorded already.")
         conf.recording = RoomRecording(active, _now(), base_url, channels, fmt)
+        if play_beep:  # everyone hears that the recording starts (and so does the recording)
+            conf.room.mixer.inject(None, self.prompts.tone("beep"))
         self._recordings[active.id] = conf.id
         while len(self._recordings) > KEEP_RECORDINGS:
             self._recordings.popitem(last=False)

@@ -445,6 +445,7 @@ async def record_start(request: Request, id: ConferenceId, body: ConferenceRecor
             fmt=body.format,
             channels=body.channels,
             max_length=body.max_length,
+            play_beep=body.play_beep,
         )
     except ConferenceRefused as exc:
         raise _refused(exc) from None
