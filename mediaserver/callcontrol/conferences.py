@@ -39,18 +39,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from mediaserver.callcontrol.conference_model import (
+    DEFAULT_LIFETIME,
+    KEEP_ENDED,
+    Announcement,
+    ConferenceRefused,
+    ControlledConference,
+    EndReason,
+    JoinOptions,
+    Participant,
+    now,
+)
+from mediaserver.callcontrol.conference_recording import ConferenceRecordings
 from mediaserver.callcontrol.controlled import ControlledCall
-from mediaserver.calls.media import ActiveRecording, record_room
 from mediaserver.log import get_logger
-from mediaserver.media.conference import Conference, ConferenceFull, Member
-from mediaserver.media.mixer import Injection
+from mediaserver.media.conference import ConferenceFull, Member
 from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
 from mediaserver.webhooks.envelope import format_occurred_at
 
@@ -60,125 +68,6 @@ if TYPE_CHECKING:
     from mediaserver.media.prompts import Prompts
 
 log = get_logger("callcontrol")
-
-BEEPS = {"always": "both", "never": "none", "on_enter": "enter", "on_exit": "exit"}
-"""The seed's ``beep_enabled`` as the native ``beep`` words."""
-DEFAULT_LIFETIME = timedelta(hours=4)
-"""A conference's ``expires_at`` without ``duration_minutes`` (the seed's 4 hours)."""
-KEEP_ENDED = 1000
-"""Ended conferences remembered (GET answers ``completed``)."""
-KEEP_RECORDINGS = 10000
-"""Conference recordings whose conference id is remembered (``filter[conference_id]``)."""
-MAX_PARTICIPANTS = 800
-"""The seed's upper bound for ``max_participants``."""
-
-EndReason = Literal["all_left", "ended_via_api", "host_left", "time_exceeded"]
-
-
-class ConferenceRefused(ValueError):
-    """A conference command that cannot apply; ``field``: the body field at fault."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(eq=False)
-class Participant:
-    """A controlled call in a controlled conference."""
-
-    cc: ControlledCall
-    member: Member
-    end_conference_on_exit: bool = False
-    soft_end_conference_on_exit: bool = False
-    supervisor_role: str = "none"
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    created_at: datetime = field(default_factory=_now)
-    updated_at: datetime = field(default_factory=_now)
-    status: Literal["joining", "joined", "left"] = "joined"
-    stay: asyncio.Task[None] | None = None
-
-    @property
-    def on_hold(self) -> bool:
-        return self.member.held or self.member.waiting
-
-
-@dataclass(eq=False)
-class Announcement:
-    """Audio played or spoken into the room: to everyone (``None``) or to some legs."""
-
-    injections: dict[str | None, Injection]
-    """By the ``call_control_id`` of who hears it; None: everyone."""
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass
-class RoomRecording:
-    active: ActiveRecording
-    started_at: datetime
-    base_url: str
-    channels: str
-    format: str
-    limit: asyncio.Task[None] | None = None
-
-
-@dataclass(eq=False)
-class ControlledConference:
-    """One conference (module docstring)."""
-
-    name: str
-    room: Conference
-    creator: ControlledCall
-    beep: str
-    started: bool
-    expires_at: datetime
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    created_at: datetime = field(default_factory=_now)
-    updated_at: datetime = field(default_factory=_now)
-    participants: dict[str, Participant] = field(default_factory=dict)
-    """The participants in the room now, by ``call_control_id``."""
-    max_participants: int | None = None
-    end_reason: EndReason | None = None
-    end_reason_pending: EndReason | None = None
-    """Why the room is ending (set before the participants' stays see it)."""
-    ended_by: ControlledCall | None = None
-    hang_up_on_end: bool = False
-    announcements: list[Announcement] = field(default_factory=list)
-    recording: RoomRecording | None = None
-    timer: asyncio.Task[None] | None = None
-
-    @property
-    def ended(self) -> bool:
-        return self.end_reason is not None
-
-    @property
-    def status(self) -> str:
-        if self.ended:
-            return "completed"
-        return "in_progress" if self.started else "init"
-
-    @property
-    def connection_id(self) -> str:
-        return self.creator.connection_id
-
-
-@dataclass(frozen=True)
-class JoinOptions:
-    """``JoinConferenceRequest`` (and the creator's part of ``CreateConferenceRequest``)."""
-
-    mute: bool = False
-    hold: bool = False
-    beep: str | None = None
-    """The native beep word overriding the conference's; None: the conference's."""
-    start_conference_on_enter: bool = False
-    end_conference_on_exit: bool = False
-    soft_end_conference_on_exit: bool = False
-    supervisor_role: str = "none"
-    hold_audio_url: str | None = None
 
 
 class ConferenceService:
@@ -190,8 +79,8 @@ class ConferenceService:
         self.prompts = prompts
         self._live: dict[str, ControlledConference] = {}
         self._ended: OrderedDict[str, ControlledConference] = OrderedDict()
-        self._recordings: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.recordings = ConferenceRecordings(self)
 
     # -- finding ------------------------------------------------------------------------
 
@@ -209,12 +98,6 @@ class ConferenceService:
 
     def in_conference(self, cc: ControlledCall) -> ControlledConference | None:
         return next((c for c in self._live.values() if cc.call_control_id in c.participants), None)
-
-    def conference_of_recording(self, recording_id: str) -> str | None:
-        return self._recordings.get(recording_id)
-
-    def recordings_of(self, conference_id: str) -> list[str]:
-        return [rid for rid, cid in self._recordings.items() if cid == conference_id]
 
     # -- creating and joining ------------------------------------------------------------------
 
@@ -238,7 +121,7 @@ class ConferenceService:
         lifetime = (
             DEFAULT_LIFETIME if duration_minutes is None else timedelta(minutes=duration_minutes)
         )
-        conf = ControlledConference(name, room, cc, beep, start, _now() + lifetime)
+        conf = ControlledConference(name, room, cc, beep, start, now() + lifetime)
         conf.max_participants = max_participants
         self._live[conf.id] = conf
         room.on_floor = lambda leg: self._floor_changed(conf, leg)
@@ -249,11 +132,11 @@ class ConferenceService:
             self._finish(conf, "all_left")
             raise
         if duration_minutes is not None:
-            conf.timer = self._spawn(self._time_limit(conf, duration_minutes * 60.0))
+            conf.timer = self.spawn(self._time_limit(conf, duration_minutes * 60.0))
         return conf
 
     def join(self, conf: ControlledConference, cc: ControlledCall, options: JoinOptions) -> None:
-        self._usable(conf)
+        self.usable(conf)
         self._joinable(cc)
         self._join(conf, cc, options)
 
@@ -272,7 +155,7 @@ class ConferenceService:
                 "call_control_id", f"Call {cc.call_control_id!r} is bridged: unbridge it first."
             )
 
-    def _usable(self, conf: ControlledConference) -> None:
+    def usable(self, conf: ControlledConference) -> None:
         if conf.ended:
             raise ConferenceRefused(None, f"Conference {conf.id!r} has ended.")
 
@@ -310,7 +193,7 @@ class ConferenceService:
             supervisor_role=options.supervisor_role,
         )
         conf.participants[cc.call_control_id] = participant
-        conf.updated_at = _now()
+        conf.updated_at = now()
         log.info(
             "call control conference joined",
             conference=conf.name,
@@ -318,9 +201,9 @@ class ConferenceService:
             participants=len(conf.room),
         )
         self.post_call_event(conf, cc, "conference.participant.joined")
-        participant.stay = self._spawn(self._stay(conf, participant))
+        participant.stay = self.spawn(self._stay(conf, participant))
         if options.hold_audio_url is not None:
-            self._spawn(self._hold_audio(conf, options.hold_audio_url, replace=False))
+            self.spawn(self._hold_audio(conf, options.hold_audio_url, replace=False))
 
     async def _stay(self, conf: ControlledConference, participant: Participant) -> None:
         """Wait until the participant is out of the room (or its call over), then tidy up."""
@@ -332,7 +215,7 @@ class ConferenceService:
             self._depart(conf, participant, "hangup")
         outcome = member.outcome.result()
         participant.status = "left"
-        participant.updated_at = conf.updated_at = _now()
+        participant.updated_at = conf.updated_at = now()
         conf.participants.pop(cc.call_control_id, None)
         self._stop_audio_for(conf, [cc])
         log.info(
@@ -356,7 +239,7 @@ class ConferenceService:
         conf.room.leave(participant.cc.call.leg, outcome)
 
     def leave(self, conf: ControlledConference, cc: ControlledCall, beep: str | None) -> None:
-        self._usable(conf)
+        self.usable(conf)
         participant = conf.participants.get(cc.call_control_id)
         if participant is None:
             raise ConferenceRefused(
@@ -373,7 +256,7 @@ class ConferenceService:
         self, conf: ControlledConference, ids: list[str] | None, field_name: str
     ) -> list[Participant]:
         """The participants named by ``ids`` (all of them for None or empty)."""
-        self._usable(conf)
+        self.usable(conf)
         if not ids:
             return list(conf.participants.values())
         out = []
@@ -389,22 +272,22 @@ class ConferenceService:
     def mute(self, conf: ControlledConference, ids: list[str] | None, muted: bool) -> None:
         for participant in self.targets(conf, ids, "call_control_ids"):
             conf.room.set_muted(participant.cc.call.leg, muted)
-            participant.updated_at = _now()
+            participant.updated_at = now()
 
     def hold(
         self, conf: ControlledConference, ids: list[str] | None, held: bool, audio_url: str | None
     ) -> None:
         for participant in self.targets(conf, ids, "call_control_ids"):
             conf.room.set_held(participant.cc.call.leg, held)
-            participant.updated_at = _now()
+            participant.updated_at = now()
         if audio_url is not None:
-            self._spawn(self._hold_audio(conf, audio_url, replace=True))
+            self.spawn(self._hold_audio(conf, audio_url, replace=True))
 
     def update(self, conf: ControlledConference, cc: ControlledCall, role: str) -> None:
         (participant,) = self.targets(conf, [cc.call_control_id], "call_control_id")
         participant.supervisor_role = role
         conf.room.set_muted(cc.call.leg, role == "monitor")
-        participant.updated_at = _now()
+        participant.updated_at = now()
 
     async def _hold_audio(self, conf: ControlledConference, url: str, *, replace: bool) -> None:
         try:
@@ -429,7 +312,7 @@ class ConferenceService:
         """Play ``audio`` (rendered in the background) to the participants ``ids``
         (everyone, and the recording, for None), ``loop`` times; the seed's
         ``conference[.participant].<kind>.started``/``ended`` events frame it."""
-        self._usable(conf)
+        self.usable(conf)
         targets = self.targets(conf, ids, "call_control_ids") if ids else None
         announcement = Announcement({})
         conf.announcements.append(announcement)
@@ -460,12 +343,12 @@ class ConferenceService:
                 if started:
                     self._post_audio(conf, targets, kind, "ended", fields)
 
-        announcement.task = self._spawn(run())
+        announcement.task = self.spawn(run())
 
     def stop(self, conf: ControlledConference, ids: list[str] | None) -> None:
         """Stop the audio played into the room (to everyone for None, else to ``ids``)."""
         if not ids:
-            self._usable(conf)
+            self.usable(conf)
             for announcement in list(conf.announcements):
                 if announcement.task is not None:
                     announcement.task.cancel()
@@ -506,68 +389,6 @@ class ConferenceService:
                 **fields,
             )
 
-    # -- recording ------------------------------------------------------------------------------
-
-    def record_start(
-        self,
-        conf: ControlledConference,
-        *,
-        base_url: str,
-        fmt: str,
-        channels: str,
-        max_length: int,
-        play_beep: bool = False,
-    ) -> None:
-        self._usable(conf)
-        if conf.room.recording:
-            raise ConferenceRefused(None, f"Conference {conf.name!r} is being recorded already.")
-        services = conf.creator.call.services
-        if services is None:
-            raise ConferenceRefused(None, "Recording is not available: the server has no storage.")
-        active = record_room(services, conf.room, conf.creator.call_control_id)
-        if active is None:
-            raise ConferenceRefused(None, f"Conference {conf.name!r} is being recorded already.")
-        conf.recording = RoomRecording(active, _now(), base_url, channels, fmt)
-        if play_beep:  # everyone hears that the recording starts (and so does the recording)
-            conf.room.mixer.inject(None, self.prompts.tone("beep"))
-        self._recordings[active.id] = conf.id
-        while len(self._recordings) > KEEP_RECORDINGS:
-            self._recordings.popitem(last=False)
-        if max_length > 0:
-            conf.recording.limit = self._spawn(self._record_limit(conf, active, max_length))
-
-    async def _record_limit(
-        self, conf: ControlledConference, active: ActiveRecording, seconds: float
-    ) -> None:
-        await asyncio.sleep(seconds)
-        if conf.recording is not None and conf.recording.active is active:
-            await self.record_stop(conf)
-
-    async def record_stop(self, conf: ControlledConference) -> None:
-        """Stop the recording under way and post ``conference.recording.saved``."""
-        recording = conf.recording
-        if recording is None:
-            raise ConferenceRefused(None, f"Conference {conf.name!r} is not being recorded.")
-        conf.recording = None
-        if recording.limit is not None and recording.limit is not asyncio.current_task():
-            recording.limit.cancel()
-        conf.room.stop_recording()
-        ended_at = _now()
-        result = await asyncio.shield(recording.active.stop())
-        url = f"{recording.base_url.rstrip('/')}/api/recordings/{result.id}/file"
-        self.post_conference_event(
-            conf,
-            "conference.recording.saved",
-            call_control_id=conf.creator.call_control_id,
-            channels=recording.channels,
-            format=recording.format,
-            recording_id=result.id,
-            recording_urls={recording.format: url},
-            public_recording_urls={recording.format: url},
-            recording_started_at=format_occurred_at(recording.started_at),
-            recording_ended_at=format_occurred_at(ended_at),
-        )
-
     # -- ending ---------------------------------------------------------------------------------
 
     async def _time_limit(self, conf: ControlledConference, seconds: float) -> None:
@@ -579,7 +400,7 @@ class ConferenceService:
     def _finish(self, conf: ControlledConference, reason: EndReason) -> None:
         """The conference is over: stop what runs in it, save its recording, tell."""
         conf.end_reason = reason
-        conf.updated_at = _now()
+        conf.updated_at = now()
         for announcement in list(conf.announcements):
             if announcement.task is not None:
                 announcement.task.cancel()
@@ -595,10 +416,10 @@ class ConferenceService:
 
         async def wrap_up() -> None:
             if conf.recording is not None:
-                await self.record_stop(conf)
+                await self.recordings.stop(conf)
             self.post_call_event(conf, conf.creator, "conference.ended", reason=reason)
 
-        self._spawn(wrap_up())
+        self.spawn(wrap_up())
 
     def _floor_changed(self, conf: ControlledConference, leg: object) -> None:
         """The room says ``leg`` has the floor now: tell the conference's application."""
@@ -625,7 +446,7 @@ class ConferenceService:
             "client_state": cc.client_state,
             "conference_id": conf.id,
             "connection_id": cc.connection_id,
-            "occurred_at": format_occurred_at(_now()),
+            "occurred_at": format_occurred_at(now()),
             **fields,
         }
         webhook = (to or cc).webhook
@@ -638,12 +459,12 @@ class ConferenceService:
         payload: dict[str, Any] = {
             "conference_id": conf.id,
             "connection_id": conf.connection_id,
-            "occurred_at": format_occurred_at(_now()),
+            "occurred_at": format_occurred_at(now()),
             **fields,
         }
         self.control.post_payload(conf.creator.webhook, event_type, payload, conf.id)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._guarded(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

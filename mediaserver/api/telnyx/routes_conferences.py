@@ -30,14 +30,14 @@ from mediaserver.api.telnyx.models_conferences import (
 )
 from mediaserver.api.telnyx.paging import PageNumber, PageRequest, PageSize, page_of
 from mediaserver.callcontrol.commands import INFINITE_LOOP
-from mediaserver.callcontrol.conferences import (
+from mediaserver.callcontrol.conference_model import (
     BEEPS,
     ConferenceRefused,
-    ConferenceService,
     ControlledConference,
     JoinOptions,
     Participant,
 )
+from mediaserver.callcontrol.conferences import ConferenceService
 from mediaserver.callcontrol.controlled import ControlledCall
 from mediaserver.callcontrol.service import CallControl, DialRequest, dial
 from mediaserver.media.pcm import Pcm
@@ -439,7 +439,7 @@ async def record_start(request: Request, id: ConferenceId, body: ConferenceRecor
         )
     conf = _conference(request, id)
     try:
-        _service(request).record_start(
+        _service(request).recordings.start(
             conf,
             base_url=str(request.base_url),
             fmt=body.format,
@@ -456,7 +456,7 @@ async def record_start(request: Request, id: ConferenceId, body: ConferenceRecor
 async def record_stop(request: Request, id: ConferenceId, body: ParticipantsIn) -> Any:
     conf = _conference(request, id)
     try:
-        await _service(request).record_stop(conf)
+        await _service(request).recordings.stop(conf)
     except ConferenceRefused as exc:
         raise _refused(exc) from None
     return OK

@@ -77,7 +77,7 @@ def _record(request: Request, stored: StoredRecording) -> dict[str, Any]:
         "download_urls": {stored.format: f"{base}/api/recordings/{stored.id}/file"},
     }
     if stored.kind == "conference":
-        conference_id = _conferences(request).conference_of_recording(stored.id)
+        conference_id = _conferences(request).recordings.conference_of(stored.id)
         if conference_id is not None:
             record["conference_id"] = conference_id
     if stored.call_id is not None:
@@ -106,7 +106,7 @@ async def list_recordings(
     store = store_of(request)
     if conference_id is not None:
         found = []
-        for rid in _conferences(request).recordings_of(conference_id):
+        for rid in _conferences(request).recordings.of_conference(conference_id):
             stored = await store.recordings.get(rid)
             if stored is None or stored.status != "ready":
                 continue
