@@ -75,10 +75,28 @@ class CallPlacer(Protocol):
     ) -> OutboundCall: ...
 
 
+def _then_back_to_application(run: RunFactory) -> RunFactory:
+    """``run``, after which a call under Call Control is its application's again (it
+    waits for commands) rather than hung up."""
+
+    async def handed_back(call: Call) -> RunOutcome:
+        outcome = await run(call)
+        if not call.ended:
+            log.info("call handed back to its call control application", call_id=call.id)
+            await asyncio.shield(call.ended_future)
+        return outcome
+
+    return handed_back
+
+
 class CallParker(Protocol):
     """Serves a call routed to ``call-control:TARGET`` (Call Control)."""
 
     async def serve_parked(self, call: Call, target: str) -> None: ...
+
+    def controls(self, call_id: str) -> bool:
+        """Whether the call is under Call Control (its application takes it back)."""
+        ...
 
 
 class Runs:
@@ -352,7 +370,10 @@ class Runs:
         scenario = load_scenario_text(text, f"inject-{call.id}.yaml")
         run_id = f"inject:{new_call_id()}"
 
-        if not call.inject(self._inbound_run(scenario, run_id)):
+        run = self._inbound_run(scenario, run_id)
+        if self._parker is not None and self._parker.controls(call.id):
+            run = _then_back_to_application(run)
+        if not call.inject(run):
             raise RunRefused("call", f"call {call_id!r} has no running scenario to replace")
         return run_id
 

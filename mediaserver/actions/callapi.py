@@ -257,6 +257,11 @@ class CallApi(Protocol):
         frame the caller sends from now on (answering first if needed), until it
         returns True or ``seconds`` pass (detect@v1)."""
 
+    async def listen_frames(self, seconds: float, listener: Callable[[Pcm], bool]) -> None:
+        """Feed ``listener`` each decoded 20 ms frame the caller sends from now on
+        (answering first if needed), until it returns True or ``seconds`` pass
+        (answering-machine detection). The frame is shared: read it, never change it."""
+
 
 class PromptAudio(Protocol):
     """Where actions get audio from: speech, files and named tones.

@@ -134,6 +134,7 @@ class Run:
                 "$digits": None,
                 "$recording": None,
                 "$dial": None,
+                "$detection": None,
                 "$run": {"id": run_id, "scenario": scenario.name, "branch": branch_name},
             }
         )

@@ -30,6 +30,7 @@ BUILTINS: Mapping[str, str] = {
     "$digits": "the digits of the last gather@v1",
     "$recording": "the last recording: id, path, duration",
     "$dial": "the last dial@v1: status, duration, target",
+    "$detection": "the last detect@v1: result, reason, greeting, beep_hz",
     "$now": "the current time in epoch milliseconds",
     "$run": "this run: id, scenario, branch",
 }

@@ -54,6 +54,7 @@ from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
+from mediaserver.api.telnyx.errors import RESPONSES as TELNYX_RESPONSES
 from mediaserver.api.telnyx.errors import TelnyxError, from_validation, status_error
 from mediaserver.api.telnyx.routers import ROUTERS as TELNYX_ROUTERS
 from mediaserver.log import get_logger
@@ -214,7 +215,12 @@ def create_app(server: Server) -> FastAPI:
     for router in (system, scenarios_router, calls_router, recordings_router, webhooks_router):
         app.include_router(router, **keyed)
     for router in TELNYX_ROUTERS:
-        app.include_router(router, prefix=TELNYX_PREFIX, dependencies=[Depends(require_key)])
+        app.include_router(
+            router,
+            prefix=TELNYX_PREFIX,
+            dependencies=[Depends(require_key)],
+            responses=TELNYX_RESPONSES,
+        )
     app.include_router(events_router)  # a WebSocket: authenticates its own handshake
     add_docs(app)
     generate = app.openapi

@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mediaserver.actions.callapi import CallEnded, MediaError, RecordOptions
 from mediaserver.callcontrol.controlled import ControlledCall
-from mediaserver.callcontrol.service import CallControl
+from mediaserver.callcontrol.service import CallControl, DialRequest, dial
+from mediaserver.calls.transfer import refer
 from mediaserver.log import get_logger
+from mediaserver.sip.uac import TargetError
 from mediaserver.yamlsource import ProblemsError
 
 log = get_logger("callcontrol")
@@ -333,3 +335,53 @@ def bridge(control: CallControl, a: ControlledCall, b: ControlledCall, park_afte
     task = asyncio.get_running_loop().create_task(joined())
     a.bridge = b.bridge = task
     control.keep(task)
+
+
+# -- handing the call on -----------------------------------------------------------------------
+
+
+async def transfer(control: CallControl, cc: ControlledCall, request: DialRequest) -> None:
+    """Call ``request.to`` and, once it answers, bridge it with ``cc`` (answering ``cc``
+    first if it is still parked). When nobody answers, the new leg's ``call.hangup`` says
+    so and ``cc`` stays as it was, ready for other commands."""
+
+    async def connect(leg: ControlledCall) -> None:
+        if not cc.alive:
+            await leg.call.hangup("normal_clearing")
+            return
+        if not cc.call.answered:
+            await cc.call.answer()
+            control.post(cc, "call.answered", state="answered")
+        bridge(control, cc, leg, park_after=False)
+
+    try:
+        await dial(control, control.dialer, replace(request, on_answer=connect))
+    except TargetError as exc:
+        message = str(exc)
+        field = "custom_headers" if message.startswith("header ") else "to"
+        raise CommandRefused(field, message) from None
+
+
+def refer_call(
+    control: CallControl, cc: ControlledCall, target: str, headers: list[tuple[str, str]]
+) -> None:
+    """Ask the peer to call ``target`` (SIP REFER); ``call.refer.started``, then
+    ``call.refer.completed`` or ``call.refer.failed`` with the NOTIFY's status."""
+    _answered(cc)
+    final: list[int] = []
+
+    def told(status: int) -> None:
+        # Posted as the NOTIFYs come: a completed transfer hangs the call up at once.
+        if status < 200:
+            control.post(cc, "call.refer.started", sip_notify_response=status)
+            return
+        final.append(status)
+        event = "call.refer.completed" if 200 <= status < 300 else "call.refer.failed"
+        control.post(cc, event, sip_notify_response=status)
+
+    async def work() -> None:
+        await refer(cc.call, target, headers, told)
+        if not final:  # no final NOTIFY in time
+            control.post(cc, "call.refer.failed", sip_notify_response=0)
+
+    _start(control, cc, "media", work)

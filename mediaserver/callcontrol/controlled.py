@@ -70,6 +70,8 @@ class ControlledCall:
         return False
 
     def cancel_tasks(self) -> None:
-        for task in (self.media, self.gather, self.bridge):
+        """Stop the prompts and gather of a call that ended (a bridge ends by itself,
+        hanging up the other call)."""
+        for task in (self.media, self.gather):
             if task is not None and not task.done():
                 task.cancel()

@@ -17,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mediaserver.actions.amd import MachineDetection, follows_greeting, reports_greeting_end
+from mediaserver.actions.callapi import CallEnded
 from mediaserver.actions.runner import RunOutcome
 from mediaserver.callcontrol.controlled import ControlledCall, Direction, Webhook
 from mediaserver.callcontrol.payloads import call_payload, hangup_cause, hangup_source
 from mediaserver.calls.outbound import OutboundCall
 from mediaserver.log import get_logger
+from mediaserver.media.amd import AmdConfig
 
 if TYPE_CHECKING:
     from mediaserver.actions.model import Scenario
@@ -107,6 +110,9 @@ class CallControl:
     def find(self, call_control_id: str) -> ControlledCall | None:
         """A controlled call, live or recently ended."""
         return self._live.get(call_control_id) or self._ended.get(call_control_id)
+
+    def controls(self, call_id: str) -> bool:
+        return call_id in self._live
 
     def live(self) -> list[ControlledCall]:
         return list(self._live.values())
@@ -230,11 +236,48 @@ class DialRequest:
     headers: Mapping[str, str]
     client_state: str | None
     session_id: str | None = None
+    credentials: tuple[str, str] | None = None
+    """``sip_auth_username``/``password``: answer the callee's digest challenge."""
+    display_name: str | None = None
+    machine_detection: MachineDetectionRequest | None = None
+    on_answer: Callable[[ControlledCall], Awaitable[None]] | None = None
+    """What happens once the callee answers (a transfer bridges it), beside the event."""
+
+
+@dataclass(frozen=True)
+class MachineDetectionRequest:
+    """``answering_machine_detection`` (a mode other than ``disabled``) and its config."""
+
+    mode: str
+    config: AmdConfig
+
+
+async def _detect_machine(
+    control: CallControl, cc: ControlledCall, request: MachineDetectionRequest
+) -> None:
+    """Listen to the callee from the answer: ``call.machine.detection.ended``, then for
+    the modes that follow the greeting, ``call.machine.greeting.ended``."""
+    follow = follows_greeting(request.mode)
+    try:
+        async with MachineDetection(cc.call, request.config, follow_greeting=follow) as amd:
+            detection = await amd.detection()
+            control.post(cc, "call.machine.detection.ended", result=detection.result)
+            greeting = await amd.greeting_end()
+            if greeting is not None and reports_greeting_end(request.mode, greeting):
+                control.post(cc, "call.machine.greeting.ended", result=greeting.result)
+    except CallEnded:
+        pass
 
 
 class CallPlacer(Protocol):
     async def originate(
-        self, target: str, *, caller_id: str, headers: Mapping[str, str]
+        self,
+        target: str,
+        *,
+        caller_id: str,
+        headers: Mapping[str, str],
+        credentials: tuple[str, str] | None = None,
+        display_name: str | None = None,
     ) -> OutboundCall: ...
 
 
@@ -252,6 +295,11 @@ async def _place_and_hold(control: CallControl, cc: ControlledCall, request: Dia
         call.finish()
         return
     control.post(cc, "call.answered", state="answered")
+    if request.machine_detection is not None:
+        detecting = _detect_machine(control, cc, request.machine_detection)
+        control.keep(asyncio.get_running_loop().create_task(detecting))
+    if request.on_answer is not None:
+        await request.on_answer(cc)
 
     async def held(_: Call) -> RunOutcome:
         try:
@@ -267,7 +315,13 @@ async def dial(control: CallControl, dialer: CallPlacer, request: DialRequest) -
     """Place a call for the application (``POST /calls``): returns at once with the
     controlled call; ``call.initiated``, then ``call.answered`` or ``call.hangup``
     follow. TargetError when ``to`` cannot be called."""
-    call = await dialer.originate(request.to, caller_id=request.from_, headers=request.headers)
+    call = await dialer.originate(
+        request.to,
+        caller_id=request.from_,
+        headers=request.headers,
+        credentials=request.credentials,
+        display_name=request.display_name,
+    )
     cc = control.adopt(
         call,
         direction="outgoing",

@@ -425,6 +425,9 @@ class Call:
     async def listen_levels(self, seconds: float, listener: Callable[[float], bool]) -> None:
         await self.media.listen_levels(seconds, listener)
 
+    async def listen_frames(self, seconds: float, listener: Callable[[Pcm], bool]) -> None:
+        await self.media.listen_frames(seconds, listener)
+
     # == end of decoded media =======================================================
 
     # -- ending --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from mediaserver.journal import CallJournal, RunStart
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort
 from mediaserver.sip.access import AccessPolicy
+from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.message import Request, new_call_id, new_tag
 from mediaserver.sip.offer_answer import make_offer
 from mediaserver.sip.registrar import Registrar
@@ -70,11 +71,15 @@ class Dialer:
         headers: Mapping[str, str],
         parent: Call | None = None,
         run: RunStart | None = None,
+        credentials: tuple[str, str] | None = None,
+        display_name: str | None = None,
     ) -> OutboundCall:
         """Prepare (not yet place) a call: ``target`` is a SIP URI, the name of a
         registered user, or a number for the first trunk; ``run``, the run the call
-        is placed for, which its record names from the start. TargetError when it
-        cannot be called."""
+        is placed for, which its record names from the start; ``credentials``
+        (user, password) answer a digest challenge instead of the trunk's;
+        ``display_name``, the caller's name in From. TargetError when it cannot be
+        called."""
         extra = []
         for name, value in headers.items():
             if not is_token(name) or name.lower() in RESERVED_HEADERS:
@@ -93,8 +98,10 @@ class Dialer:
         except NoFreePort as exc:
             raise TargetError(f"{target}: {exc}") from None
         try:
+            auth = ClientAuthState(*credentials) if credentials is not None else None
             return self._outbound_call(leg, target, uri, peer, trunk, caller_id, from_host,
-                                       local_host, extra, parent, run)  # fmt: skip
+                                       local_host, extra, parent, run, auth,
+                                       display_name)  # fmt: skip
         except BaseException:
             self.live.legs.release(leg)  # the call never existed: nobody else gives the port back
             raise
@@ -112,6 +119,8 @@ class Dialer:
         extra: list[tuple[str, str]],
         parent: Call | None,
         run: RunStart | None,
+        auth: ClientAuthState | None = None,
+        display_name: str | None = None,
     ) -> OutboundCall:
         offer = make_offer(
             codecs=self.media.codecs,
@@ -128,7 +137,7 @@ class Dialer:
             InviteParams(
                 target=uri,
                 from_uri=f"sip:{caller_id}@{from_host or host}",
-                from_display=None,
+                from_display=display_name,
                 contact=f"<sip:mediaserver@{host}:{sip_port}{suffix}>",
                 via=self.endpoint.new_via(peer.transport, local_host),
                 user_agent=self.user_agent,
@@ -147,7 +156,7 @@ class Dialer:
             offer=offer,
             target=target,
             on_finished=self.live.finished,
-            auth=trunk.auth if trunk is not None else None,
+            auth=auth or (trunk.auth if trunk is not None else None),
         )
         self.live.add(call, call.local_tag)
         call.codecs = self.media.codecs

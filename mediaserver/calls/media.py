@@ -5,7 +5,8 @@ media clock beyond its own playback, and implements the media half of
 :class:`~mediaserver.actions.callapi.CallApi` for :class:`Call`
 (``send_dtmf``, ``start_recording``/``stop_recording``/``pause_recording``,
 ``voicemail``, ``conference``, ``play_background``/``stop_audio``, and
-``listen_levels``: the level of each frame the caller sends, for ``detect@v1``).
+``listen_frames``: each decoded frame the caller sends, for answering-machine
+detection, and ``listen_levels``, their levels).
 
 Recordings. Each recording gets an 8-character id; its file is
 ``<recordings_dir>/<id>.<format>``, written on the clock while the call runs
@@ -421,29 +422,32 @@ class CallMedia:
             stopped = True
         return stopped
 
-    # -- levels of what the caller sends (detect@v1) ------------------------------------
+    # -- what the caller sends, frame by frame (answering-machine detection) ----------
 
     async def listen_levels(self, seconds: float, listener: Callable[[float], bool]) -> None:
+        await self.listen_frames(seconds, lambda frame: listener(frame_dbfs(frame)))
+
+    async def listen_frames(self, seconds: float, listener: Callable[[Pcm], bool]) -> None:
         call = self.call
         await call._ensure_media()
-        meter = _LevelMeter(call.leg, listener)
-        call.leg.listen(meter)
-        call.leg.clock.add(meter)
+        tap = _FrameTap(call.leg, listener)
+        call.leg.listen(tap)
+        call.leg.clock.add(tap)
         try:
-            await call.wait_any([meter.done], seconds, wake_on_digit=False)
+            await call.wait_any([tap.done], seconds, wake_on_digit=False)
         finally:
-            call.leg.clock.remove(meter)
-            call.leg.unlisten(meter)
-        error = meter.done.exception() if meter.done.done() else None
+            call.leg.clock.remove(tap)
+            call.leg.unlisten(tap)
+        error = tap.done.exception() if tap.done.done() else None
         call.check()
         if error is not None:
             raise error  # the listener's own failure fails the action
 
 
-class _LevelMeter:
-    """A media-clock member handing each decoded frame's level to a listener."""
+class _FrameTap:
+    """A media-clock member handing each decoded frame the caller sends to a listener."""
 
-    def __init__(self, leg: RtpLeg, listener: Callable[[float], bool]) -> None:
+    def __init__(self, leg: RtpLeg, listener: Callable[[Pcm], bool]) -> None:
         self.leg = leg
         self.listener = listener
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -452,7 +456,7 @@ class _LevelMeter:
         if self.done.done():
             return
         try:
-            if self.listener(frame_dbfs(self.leg.received_frame())):
+            if self.listener(self.leg.received_frame()):
                 self.done.set_result(None)
         except Exception as exc:  # the clock would drop us; the action should fail instead
             self.done.set_exception(exc)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mediaserver.log import get_logger
@@ -45,18 +46,30 @@ def sipfrag_status(request: Request) -> int | None:
     return int(m.group(1)) if m else None
 
 
-async def refer(call: Call, target: str) -> str:
-    """Ask the peer to call ``target`` (REFER), then follow its NOTIFYs:
-    ``transferred`` (the call is then hung up) or ``failed`` (the call goes on)."""
+async def refer(
+    call: Call,
+    target: str,
+    headers: Sequence[tuple[str, str]] = (),
+    on_status: Callable[[int], None] | None = None,
+) -> str:
+    """Ask the peer to call ``target`` (REFER, with ``headers`` besides), then follow
+    its NOTIFYs (each status told to ``on_status``): ``transferred`` (the call is then
+    hung up) or ``failed`` (the call goes on)."""
     call.check()
     assert call.dialog is not None
-    headers = [("Refer-To", f"<{target}>"), ("Referred-By", f"<sip:mediaserver@{call.local_host}>")]
+    refer_headers = [
+        ("Refer-To", f"<{target}>"),
+        ("Referred-By", f"<sip:mediaserver@{call.local_host}>"),
+        *headers,
+    ]
     updates: asyncio.Queue[int] = asyncio.Queue()
     call.refer_updates = updates
     try:
-        response = await call.channel.request("REFER", headers)
+        response = await call.channel.request("REFER", refer_headers)
         if response is None or not 200 <= response.status < 300:
             log.info("REFER refused", status=response.status if response else None, call_id=call.id)
+            if on_status is not None:
+                on_status(response.status if response is not None else 408)
             return "failed"
         status = 100
         deadline = asyncio.get_running_loop().time() + REFER_TIMEOUT
@@ -70,6 +83,8 @@ async def refer(call: Call, target: str) -> str:
                 log.info("no final NOTIFY for our REFER", call_id=call.id)
                 return "failed"
             status = update.result()
+            if on_status is not None:
+                on_status(status)
     finally:
         call.refer_updates = None
     if not 200 <= status < 300:

@@ -10,8 +10,6 @@ REGISTER and verifies the digests we answer with.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from tests.integration.conftest import ServerProcess, start_server
 from tests.support import audio
 from tests.support.baresip import Baresip, BaresipError
 from tests.support.rawsip import SipProbe, sdp_offer
-from tests.support.sipp import SippBackground
+from tests.support.sipp import SippBackground, assert_digest_is_right
 
 pytestmark = pytest.mark.integration
 
@@ -206,19 +204,6 @@ trunks:
     assert server.log_records("trunk registered")
     assert server.log_records("dial result answered +33199001234")
     assert_digest_is_right((tmp_path / "trunk" / "messages.log").read_text(), "secret")
-
-
-def assert_digest_is_right(messages: str, password: str) -> None:
-    """Recompute the Proxy-Authorization response sipp received (RFC 2617 3.2.2)."""
-    line = next(ln for ln in messages.splitlines() if ln.startswith("Proxy-Authorization:"))
-    fields = dict(re.findall(r'(\w+)="?([^",]+)"?', line.split("Digest", 1)[1]))
-    md5 = lambda text: hashlib.md5(text.encode()).hexdigest()  # noqa: E731
-    ha1 = md5(f"{fields['username']}:{fields['realm']}:{password}")
-    ha2 = md5(f"INVITE:{fields['uri']}")
-    expected = md5(
-        f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:{fields['qop']}:{ha2}"
-    )
-    assert fields["response"] == expected, line
 
 
 def test_trunk_keepalive_notices_the_carrier(tmp_path: Path) -> None:

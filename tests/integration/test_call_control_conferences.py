@@ -181,7 +181,12 @@ def tone_wav(path: Path, hz: float, seconds: float) -> bytes:
 def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
     server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tmp_path: Path
 ) -> None:
-    hooks.answer("/played.wav", 200, tone_wav(tmp_path / "played.wav", PLAYED_HZ, 1.5))
+    hooks.answer(
+        "/played.wav",
+        200,
+        tone_wav(tmp_path / "played.wav", PLAYED_HZ, 1.5),
+        content_type="audio/wav",
+    )
     phones: dict[str, Baresip] = {}
     ids: dict[str, str] = {}
     try:

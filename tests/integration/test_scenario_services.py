@@ -105,6 +105,50 @@ branches:
       - action: hangup@v1
 """
 
+DETECT_GREETING_END = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: detect@v1
+        params: {timeout: 6, greeting_end: true, greeting_timeout: 15}
+        result: $who
+      - action: log@v1
+        params:
+          message: "amd: ${who} ${detection.reason} ${detection.greeting} ${detection.beep_hz}"
+      - action: hangup@v1
+"""
+
+MAILBOX = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: pause@v1
+        params: {seconds: 0.3}
+      - action: say@v1
+        params:
+          text: "Hi, you have reached the voicemail of John Smith. I cannot take your call
+            right now. Please leave a message after the tone."
+      - action: play@v1
+        params: {tone: beep}
+      - action: pause@v1
+        params: {seconds: 10}
+      - action: hangup@v1
+"""
+
+OUTBOUND_DETECT = """\
+branches:
+  api-initiated:
+    actions:
+      - action: detect@v1
+        params: {timeout: 6, greeting_end: true, greeting_timeout: 15}
+        result: $who
+      - action: log@v1
+        params: {message: "outbound amd: ${who} ${detection.greeting} ${detection.beep_hz}"}
+      - action: hangup@v1
+"""
+
 SMS_REPLY = """\
 branches:
   inbound-message:
@@ -150,6 +194,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, web: WebPeer) -> Iterator[S
     (scenarios / "fetch.yaml").write_text(FETCH.format(web=web.url("").rstrip("/"), dead=dead))
     (scenarios / "hook.yaml").write_text(WEBHOOK.format(web=web.url("").rstrip("/")))
     (scenarios / "amd.yaml").write_text(DETECT)
+    (scenarios / "amd-greeting.yaml").write_text(DETECT_GREETING_END)
+    (scenarios / "mailbox.yaml").write_text(MAILBOX)
+    (scenarios / "amd-outbound.yaml").write_text(OUTBOUND_DETECT)
     hooks = f"""\
 webhooks:
   - url: {web.url("/events")}
@@ -158,7 +205,13 @@ webhooks:
 """
     proc = start_server(
         tmp / "server",
-        routes={"fetch": "fetch", "hook": "hook", "amd": "amd"},
+        routes={
+            "fetch": "fetch",
+            "hook": "hook",
+            "amd": "amd",
+            "greeting": "amd-greeting",
+            "mailbox": "mailbox",
+        },
         scenarios=scenarios,
         extra_config=hooks,
     )
@@ -318,6 +371,12 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         samples, rate = audio.read_mono(path)
         out[name] = audio.write_wav(folder / f"{name}.wav", [*lead, *samples], rate)
     out["tone"] = audio.make_tone_wav(folder / "tone.wav", 800, 5.0, lead_s=0.4, amplitude=0.4)
+    # The greeting, a pause, then the voicemail's "record after the tone" beep.
+    samples, rate = audio.read_mono(out["greeting"])
+    beep = audio.tone(1400, 0.5, rate=rate, amplitude=0.3)
+    out["greeting-beep"] = audio.write_wav(
+        folder / "greeting-beep.wav", [*samples, *audio.silence(0.6, rate), *beep], rate
+    )
     out["silence"] = audio.make_silence_wav(folder / "silence.wav", 1.0)
     return out
 
@@ -349,3 +408,54 @@ def test_detect_tells_a_person_from_a_machine(
         assert listened == pytest.approx(6, abs=0.3)  # the whole timeout
     else:
         assert listened < 5.5, detections[-1]  # decided before the timeout
+
+
+@pytest.mark.parametrize(
+    ("voice", "logged"),
+    [
+        ("greeting-beep", "amd: machine greeting_duration beep_detected 1400"),
+        ("greeting", "amd: machine greeting_duration ended null"),
+        ("hello", "amd: human after_greeting_silence null null"),
+    ],
+)
+def test_detect_waits_for_the_end_of_a_machines_greeting(
+    server: ServerProcess, voices: dict[str, Path], voice: str, logged: str
+) -> None:
+    before = len(server.scenario_logs("amd:"))
+    with Baresip(user=f"greeting-{voice}", input_wav=voices[voice], max_call_s=30) as phone:
+        phone.dial(server.uri("greeting"))
+        phone.wait_established(timeout=10)
+        assert phone.wait_closed(timeout=25) == "Connection reset by peer"
+    found = wait_logs(server, "amd:", count=before + 1)
+    assert found[before] == logged
+    if voice == "hello":
+        return
+    (ended,) = [
+        r
+        for r in server.log_records()
+        if r.get("event") == "answering machine greeting ended"
+        and r.get("scenario") == "amd-greeting"
+    ][-1:]
+    listened = float(ended["listened"])
+    samples, rate = audio.read_mono(voices["greeting"])
+    file_seconds = len(samples) / rate  # the greeting, then espeak-ng's trailing silence
+    last_voice = audio.active_intervals(samples, rate)[-1][1]
+    # Counted in audio heard since the listening began, about when the peer's file began.
+    if voice == "greeting-beep":  # heard at the beep's end, not before
+        assert listened == pytest.approx(file_seconds + 0.6 + 0.5, abs=0.3), ended
+    else:  # 1.5 s of silence after the greeting's last word
+        assert listened == pytest.approx(last_voice + 1.5, abs=0.3), ended
+
+
+def test_an_outbound_call_waits_for_the_servers_own_beep(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    """The server calls itself: one run speaks a voicemail greeting then plays the
+    ``beep`` tone (1000 Hz, 0.25 s); the outbound run hears both through RTP."""
+    before = len(server.scenario_logs("outbound amd:"))
+    hits = api.get("/api/scenarios", params={"name": "amd-outbound", "origin": "file"}).json()
+    sid = next(h["sid"] for h in hits["hits"] if h["name"] == "amd-outbound")
+    started = api.post(f"/api/scenarios/{sid}/start", json={"to": server.uri("mailbox")})
+    assert started.status_code == 201, started.text
+    found = wait_logs(server, "outbound amd:", count=before + 1, timeout=30)
+    assert found[before] == "outbound amd: machine beep_detected 1000"

@@ -82,10 +82,13 @@ class WebPeer:
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def answer(self, path: str, status: int, body: Any, *, delay: float = 0.0) -> None:
-        """What ``path`` answers: a str is text/plain, bytes audio/wav, anything else JSON."""
+    def answer(
+        self, path: str, status: int, body: Any, *, delay: float = 0.0, content_type: str = ""
+    ) -> None:
+        """What ``path`` answers: bytes as they are (``content_type``), a str is
+        text/plain, anything else JSON."""
         if isinstance(body, bytes):
-            answer = _Answer(status, "audio/wav", body, delay)
+            answer = _Answer(status, content_type or "application/octet-stream", body, delay)
         elif isinstance(body, str):
             answer = _Answer(status, "text/plain; charset=utf-8", body.encode(), delay)
         else:

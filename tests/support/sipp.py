@@ -28,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import hashlib
 import io
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -650,3 +652,16 @@ class SippBackground(PeerProcess):
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
+
+
+def assert_digest_is_right(messages: str, password: str) -> None:
+    """Recompute the Proxy-Authorization response sipp received (RFC 2617 3.2.2)."""
+    line = next(ln for ln in messages.splitlines() if ln.startswith("Proxy-Authorization:"))
+    fields = dict(re.findall(r'(\w+)="?([^",]+)"?', line.split("Digest", 1)[1]))
+    md5 = lambda text: hashlib.md5(text.encode()).hexdigest()  # noqa: E731
+    ha1 = md5(f"{fields['username']}:{fields['realm']}:{password}")
+    ha2 = md5(f"INVITE:{fields['uri']}")
+    expected = md5(
+        f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:{fields['qop']}:{ha2}"
+    )
+    assert fields["response"] == expected, line

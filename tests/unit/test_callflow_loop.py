@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from test_amd import word
 from test_callflow_fakes import EPOCH, FLOW, URL, FlowApp, json_answer, run_flow
 from test_callflow_fakes import clock as clock  # the fixture, used by pytestmark
 from test_runner_fakes import FakeCall, FakePrompts, run_actions
@@ -503,7 +504,7 @@ async def test_stop_stops_background_audio() -> None:
 
 async def test_detect_runs_the_handler_of_its_verdict() -> None:
     call = FakeCall(FakePrompts())
-    call.levels = [-10.0] * 200  # four seconds of speech: a machine's greeting
+    call.sent_audio = word(4.0)  # four seconds of speech: a machine's greeting
     detect = {
         "type": "DETECT",
         "params": {"trigger_live_in_ms": 6000},

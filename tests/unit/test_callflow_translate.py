@@ -287,7 +287,7 @@ def test_hangup_stop_detect_sms() -> None:
     detect = only({"type": "DETECT", "params": {"trigger_live_in_ms": 4500}})
     assert (detect.key, params(detect), detect.result) == (
         "detect@v1",
-        {"timeout": 4.5},
+        {"timeout": 4.5, "greeting_end": False, "greeting_timeout": 20.0},
         "$callflowResult",
     )
     sms = only({"type": "SMS", "params": {"message": "Hi"}})

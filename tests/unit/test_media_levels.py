@@ -6,6 +6,7 @@ import asyncio
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 from media_fakes import ManualClock, RtpSource, frames, make_leg, sine
 
@@ -113,4 +114,25 @@ async def test_the_call_ending_ends_the_listening() -> None:
     call.ended_future.set_result(None)
     with pytest.raises(CallEnded):
         await asyncio.wait_for(task, 1)
+    assert not leg.decoding and clock.members() == []
+
+
+async def test_frames_are_the_decoded_audio_the_caller_sends() -> None:
+    clock = ManualClock()
+    leg, _, _ = make_leg(clock)
+    media = CallMedia(LevelCall(leg))  # type: ignore[arg-type]
+    heard: list[Any] = []
+
+    def listener(frame: Any) -> bool:
+        heard.append(frame.copy())
+        return bool(abs(frame.astype(int)).mean() > 1000)
+
+    task = asyncio.create_task(media.listen_frames(5.0, listener))
+    await asyncio.sleep(0)
+    await feed(clock, leg, task, 2.0)
+    await asyncio.wait_for(task, 1)
+    assert all(frame.dtype == np.int16 and len(frame) == 160 for frame in heard)
+    # The first loud frame is the tone sent, through G.711 (within its quantisation).
+    sent = abs(sine(1000, 0.02).astype(int)).mean()
+    assert abs(heard[-1].astype(int)).mean() == pytest.approx(sent, rel=0.02)
     assert not leg.decoding and clock.members() == []

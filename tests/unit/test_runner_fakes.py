@@ -125,9 +125,12 @@ class FakeCall:
         self.recordings: list[RecordingResult] = []
         self.recording: tuple[str, float, RecordOptions] | None = None
         self.background: str | None = None
-        # detect@v1: the level (dBFS) of each 20 ms frame the caller sends; then silence.
+        # listen_levels: the level (dBFS) of each 20 ms frame the caller sends; then silence.
         self.levels: list[float] = []
         self._level_at = 0
+        # listen_frames (detect@v1): the audio the caller sends; then silence.
+        self.sent_audio: Pcm = np.zeros(0, np.int16)
+        self._sent_at = 0
         self.conference_size = 0  # others in every room the fake joins
         # Transfers and queues: what the far side does.
         self.transfer_outcome = "transferred"
@@ -421,6 +424,24 @@ class FakeCall:
             at = self._level_at
             self._level_at += 1
             if listener(self.levels[at] if at < len(self.levels) else SILENT_DBFS):
+                return
+        self.now = start + seconds
+
+    async def listen_frames(self, seconds: float, listener: Callable[[Pcm], bool]) -> None:
+        """Feed ``sent_audio`` (silence after it) in 20 ms frames, one per virtual 20 ms."""
+        await self._alive()
+        await self.answer()
+        self.events.append((self.now, f"listen:{seconds:g}"))
+        start = self.now
+        size = round(SAMPLE_RATE * FRAME_SECONDS)
+        for frame in range(round(seconds / FRAME_SECONDS)):
+            self.now = start + (frame + 1) * FRAME_SECONDS
+            if self.hangup_at is not None and self.hangup_at <= self.now:
+                self._hang_up_now()
+            audio = self.sent_audio[self._sent_at : self._sent_at + size]
+            self._sent_at += size
+            audio = np.concatenate([audio, np.zeros(size - len(audio), np.int16)])
+            if listener(audio):
                 return
         self.now = start + seconds
 

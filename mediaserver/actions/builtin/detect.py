@@ -1,116 +1,80 @@
-"""``detect@v1``: answering-machine detection from the speech/silence pattern.
+"""``detect@v1``: answering-machine detection, and optionally the end of a machine's greeting.
 
 Who answered an outbound call can be told, most of the time, by how the
 first seconds sound: a person says a short "Hello?" and waits for an answer;
-a machine plays a greeting of several seconds ("Hi, you have reached...");
-nobody says anything when the line is dead or the person waits for us.
+a machine plays a greeting of several seconds ("Hi, you have reached..."),
+then a beep.
 
-The call measures the level of each 20 ms frame the other side sends
-(:meth:`CallApi.listen_levels`, decoded audio, dBFS) and feeds it to a
-:class:`GreetingClassifier` until it decides or ``timeout`` passes:
+The action runs the detector that Call Control's ``answering_machine_detection``
+uses (:mod:`mediaserver.media.amd`, through :class:`MachineDetection`), with the
+thresholds :data:`DETECT_CONFIG` sets: those ``detect@v1`` has always had (a machine
+after 2.4 s of speech, a person after 1.2 s of silence that follows speech, from
+Twilio's AMD defaults) and the seed's for the rest. Two differences from Call
+Control's defaults keep the action's results what they were: a line that stays
+silent is ``unknown`` rather than a machine, and the analysis lasts ``timeout``.
 
-- a frame at or above :data:`SPEECH_DBFS` is *voice*, anything quieter is
-  silence; voice counts as the start of speech after :data:`MIN_SPEECH`
-  seconds in a row, so clicks and line noise do not;
-- ``machine`` as soon as the speech, from its start to its latest voice,
-  lasts more than :data:`MACHINE_SPEECH` seconds (pauses shorter than
-  :data:`END_SILENCE` do not end it: a greeting has pauses between phrases);
-- ``human`` when speech of at most that length is followed by
-  :data:`END_SILENCE` seconds of silence;
-- ``unknown`` when ``timeout`` passes first: no speech at all, or speech
-  still going on without having been long enough for a machine.
-
-The thresholds are the defaults of widely used detectors: Twilio's AMD
-(``MachineDetectionSpeechThreshold`` 2400 ms of speech for a machine,
-``MachineDetectionSpeechEndThreshold`` 1200 ms of silence to end the speech)
-and Asterisk's ``app_amd`` (``min_word_length`` 100 ms of voice; its
-``silence_threshold`` of 256, an average amplitude of 256/32768, is about
--42 dBFS). Detection starts when the action runs, so it belongs right after
-the answer: the first seconds are what tells.
+With ``greeting_end: true``, after a ``machine`` verdict the action goes on
+listening until the greeting ends (a beep, or silence) or ``greeting_timeout``
+passes, so that what the scenario plays next lands on the message. The result is
+the verdict (``human``, ``machine`` or ``unknown``) either way; ``$detection``
+holds the details: ``result``, ``reason``, ``greeting`` (``beep_detected``,
+``ended``, ``not_sure``, or null) and ``beep_hz``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
+from mediaserver.actions.amd import detect_machine
 from mediaserver.actions.definition import ActionContext, ActionDefinition
 from mediaserver.actions.params import Param, ParamType
+from mediaserver.media.amd import AmdConfig
 
-Verdict = Literal["human", "machine", "unknown"]
+DETECT_CONFIG = AmdConfig(
+    greeting_duration_millis=2400,
+    after_greeting_silence_millis=1200,
+    initial_silence_millis=None,
+)
+"""detect@v1's thresholds (module docstring); the analysis times come from the params."""
 
-FRAME_SECONDS = 0.020
-SPEECH_DBFS = -42.0
-MIN_SPEECH = 0.100
-MACHINE_SPEECH = 2.4
-END_SILENCE = 1.2
-_EPSILON = FRAME_SECONDS / 2  # sums of 0.02 are not exact in binary
-
-
-class GreetingClassifier:
-    """Classifies the first seconds of a call from frame levels; pure (module docstring)."""
-
-    def __init__(
-        self,
-        *,
-        speech_dbfs: float = SPEECH_DBFS,
-        min_speech: float = MIN_SPEECH,
-        machine_speech: float = MACHINE_SPEECH,
-        end_silence: float = END_SILENCE,
-        frame_seconds: float = FRAME_SECONDS,
-    ) -> None:
-        self.speech_dbfs = speech_dbfs
-        self.min_speech = min_speech
-        self.machine_speech = machine_speech
-        self.end_silence = end_silence
-        self.frame_seconds = frame_seconds
-        self.elapsed = 0.0
-        self.speech_started: float | None = None  # seconds from the start
-        self.verdict: Verdict | None = None
-        self._voiced = 0.0  # voice in a row before speech started
-        self._quiet = 0.0  # silence in a row
-
-    @property
-    def speech_seconds(self) -> float:
-        """From the start of speech to its latest voice (0 before any speech)."""
-        if self.speech_started is None:
-            return 0.0
-        return max(0.0, self.elapsed - self._quiet - self.speech_started)
-
-    def feed(self, level_dbfs: float) -> bool:
-        """Take one frame's level; True once decided (:attr:`verdict` is set)."""
-        if self.verdict is not None:
-            return True
-        self.elapsed += self.frame_seconds
-        if level_dbfs >= self.speech_dbfs:
-            self._quiet = 0.0
-            self._voiced += self.frame_seconds
-            if self.speech_started is None and self._voiced >= self.min_speech - _EPSILON:
-                self.speech_started = self.elapsed - self._voiced
-        else:
-            self._quiet += self.frame_seconds
-            self._voiced = 0.0
-        if self.speech_started is not None:
-            if self.speech_seconds > self.machine_speech + _EPSILON:
-                self.verdict = "machine"
-            elif self._quiet >= self.end_silence - _EPSILON:
-                self.verdict = "human"
-        return self.verdict is not None
-
-    def result(self) -> Verdict:
-        """The verdict, ``unknown`` when undecided (the timeout came first)."""
-        return self.verdict or "unknown"
+_VERDICTS = {"human": "human", "machine": "machine", "not_sure": "unknown"}
 
 
 async def detect(context: ActionContext, params: Mapping[str, Any]) -> str:
-    classifier = GreetingClassifier()
-    await context.call.listen_levels(params["timeout"], classifier.feed)
-    verdict = classifier.result()
+    config = dataclasses.replace(
+        DETECT_CONFIG,
+        total_analysis_time_millis=round(params["timeout"] * 1000),
+        greeting_total_analysis_time_millis=round(params["greeting_timeout"] * 1000),
+    )
+    detection, greeting = await detect_machine(
+        context.call, config, follow_greeting=params["greeting_end"]
+    )
+    verdict = _VERDICTS[detection.result]
     context.log.info(
         "answering machine detection",
         result=verdict,
-        speech=round(classifier.speech_seconds, 2),
-        listened=round(classifier.elapsed, 2),
+        reason=detection.reason,
+        words=detection.words,
+        speech=detection.greeting_seconds,
+        listened=detection.at,
+    )
+    if greeting is not None:
+        context.log.info(
+            "answering machine greeting ended",
+            result=greeting.result,
+            beep_hz=greeting.beep_hz,
+            listened=greeting.at,
+        )
+    context.set_builtin(
+        "$detection",
+        {
+            "result": verdict,
+            "reason": detection.reason,
+            "greeting": None if greeting is None else greeting.result,
+            "beep_hz": None if greeting is None else greeting.beep_hz,
+        },
     )
     return verdict
 
@@ -119,7 +83,7 @@ DETECT = ActionDefinition(
     name="detect",
     version=1,
     summary="Tell a person from an answering machine by the speech/silence pattern of the "
-    "first seconds.",
+    "first seconds, and optionally wait for the end of a machine's greeting (its beep).",
     params=(
         Param(
             "timeout",
@@ -129,9 +93,23 @@ DETECT = ActionDefinition(
             minimum=1,
             maximum=30,
         ),
+        Param(
+            "greeting_end",
+            ParamType.BOOLEAN,
+            "after a machine verdict, listen on until its greeting ends: a beep, or silence",
+            default=False,
+        ),
+        Param(
+            "greeting_timeout",
+            ParamType.SECONDS,
+            "greeting_end: seconds after the verdict to wait at most for the greeting's end",
+            default=20.0,
+            minimum=1,
+            maximum=120,
+        ),
     ),
     run=detect,
-    result="human, machine or unknown",
+    result="human, machine or unknown (details in $detection)",
 )
 
 ACTIONS = (DETECT,)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DTMF = r"^[0-9A-Da-d*#wW]+$"
 KEYS = r"^[0-9A-D*#]+$"
+DISPLAY_NAME = r"^[^\x00-\x1f\x7f]*$"  # a SIP display name: no control characters
 LANGUAGE = r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*$"
 
 
@@ -48,21 +49,6 @@ class CustomHeader(BaseModel):
     value: str = Field(max_length=1024)
 
 
-class AmdConfig(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    after_greeting_silence_millis: int = Field(default=800, ge=0, le=60000)
-    between_words_silence_millis: int = Field(default=50, ge=0, le=60000)
-    greeting_duration_millis: int = Field(default=3500, ge=0, le=60000)
-    greeting_silence_duration_millis: int = Field(default=1500, ge=0, le=60000)
-    greeting_total_analysis_time_millis: int = Field(default=5000, ge=0, le=60000)
-    initial_silence_millis: int = Field(default=3500, ge=0, le=60000)
-    maximum_number_of_words: int = Field(default=5, ge=0, le=1000)
-    maximum_word_length_millis: int = Field(default=3500, ge=0, le=60000)
-    silence_threshold: int = Field(default=256, ge=0, le=32767)
-    total_analysis_time_millis: int = Field(default=3500, ge=0, le=60000)
-
-
 AmdMode = Literal["detect", "detect_beep", "detect_words", "greeting_end", "disabled", "premium"]
 
 
@@ -72,11 +58,11 @@ class DialIn(WithWebhook):
     to: str = Field(min_length=1, max_length=512)
     from_: str = Field(alias="from", min_length=1, max_length=256)
     connection_id: str = Field(min_length=1, max_length=128)
-    from_display_name: str | None = Field(default=None, max_length=128)
+    from_display_name: str | None = Field(default=None, max_length=128, pattern=DISPLAY_NAME)
     timeout_secs: int = Field(default=30, ge=5, le=600)
     time_limit_secs: int = Field(default=14400, ge=30, le=14400)
     answering_machine_detection: AmdMode = "disabled"
-    answering_machine_detection_config: AmdConfig | None = None
+    answering_machine_detection_config: dict[str, int] | None = None
     custom_headers: list[CustomHeader] = Field(default_factory=list, max_length=32)
     sip_auth_username: str | None = Field(default=None, max_length=256)
     sip_auth_password: str | None = Field(default=None, max_length=256)
@@ -158,21 +144,32 @@ class RecordStartIn(Command):
 
 
 class BridgeIn(Command):
-    call_control_id: str = Field(min_length=1, max_length=128)
+    """The other call is ``call_control_id`` (the seed) or ``call_control_id_to_bridge_with``
+    (what today's SDK sends)."""
+
+    call_control_id: str | None = Field(default=None, min_length=1, max_length=128)
+    call_control_id_to_bridge_with: str | None = Field(default=None, min_length=1, max_length=128)
     park_after_unbridge: str | None = None
     queue: str | None = None
+
+    @property
+    def other(self) -> str | None:
+        return self.call_control_id or self.call_control_id_to_bridge_with
 
 
 class TransferIn(WithWebhook):
     to: str = Field(min_length=1, max_length=512)
     from_: str | None = Field(default=None, alias="from", max_length=256)
-    from_display_name: str | None = None
+    from_display_name: str | None = Field(default=None, max_length=128, pattern=DISPLAY_NAME)
     timeout_secs: int = Field(default=30, ge=5, le=600)
     time_limit_secs: int = Field(default=14400, ge=30, le=14400)
     custom_headers: list[CustomHeader] = Field(default_factory=list, max_length=32)
     audio_url: str | None = None
     target_leg_client_state: str | None = None
     answering_machine_detection: AmdMode = "disabled"
+    answering_machine_detection_config: dict[str, int] | None = None
+    sip_auth_username: str | None = Field(default=None, max_length=256)
+    sip_auth_password: str | None = Field(default=None, max_length=256)
 
 
 class ReferIn(Command):

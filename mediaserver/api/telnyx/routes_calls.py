@@ -11,11 +11,19 @@ event of the call.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from mediaserver.api.telnyx.errors import TelnyxError, call_ended, invalid, not_found, wrong_state
+from mediaserver.api.telnyx.errors import (
+    MISSING,
+    TelnyxError,
+    call_ended,
+    invalid,
+    not_found,
+    wrong_state,
+)
 from mediaserver.api.telnyx.models import (
     BridgeIn,
     Command,
@@ -25,15 +33,23 @@ from mediaserver.api.telnyx.models import (
     PlaybackIn,
     PlaybackStopIn,
     RecordStartIn,
+    ReferIn,
     RejectIn,
     SendDtmfIn,
     SpeakIn,
+    TransferIn,
     WithWebhook,
 )
 from mediaserver.callcontrol import commands
 from mediaserver.callcontrol.commands import INFINITE_LOOP, CommandRefused, Gather, Speech
 from mediaserver.callcontrol.controlled import ControlledCall, Webhook
-from mediaserver.callcontrol.service import CallControl, DialRequest, dial
+from mediaserver.callcontrol.service import (
+    CallControl,
+    DialRequest,
+    MachineDetectionRequest,
+    dial,
+)
+from mediaserver.media.amd import config_from
 from mediaserver.sip.uac import TargetError
 
 router = APIRouter(tags=["Call Commands"])
@@ -79,6 +95,42 @@ def _command(request: Request, call_control_id: str, body: Command) -> Controlle
     return cc
 
 
+def _play_on_answer(control: CallControl, url: str) -> Callable[[ControlledCall], Awaitable[None]]:
+    """``audio_url`` of a dial: played to the callee once it answers."""
+
+    async def play(leg: ControlledCall) -> None:
+        commands.playback_start(control, leg, url, 1)
+
+    return play
+
+
+def _machine_detection(body: DialIn | TransferIn) -> MachineDetectionRequest | None:
+    """The dial's answering-machine detection, its config checked (the field named)."""
+    if body.answering_machine_detection == "disabled":
+        return None
+    try:
+        config = config_from(body.answering_machine_detection_config or {})
+    except ValueError as exc:
+        message = str(exc)
+        raise invalid(message.split(":", 1)[0].split(" ", 1)[0], message) from None
+    return MachineDetectionRequest(body.answering_machine_detection, config)
+
+
+def _credentials(username: str | None, password: str | None) -> tuple[str, str] | None:
+    if username is None and password is None:
+        return None
+    if not username or password is None:
+        missing = "sip_auth_password" if username else "sip_auth_username"
+        raise invalid(missing, "sip_auth_username and sip_auth_password go together.")
+    return username, password
+
+
+def _target_error(exc: TargetError) -> TelnyxError:
+    """A refused ``to`` or custom header, naming the field."""
+    message = str(exc)
+    return invalid("custom_headers" if message.startswith("header ") else "to", message)
+
+
 def _voice(voice: str) -> str | None:
     """Our voice for a seed ``voice``: ``male``/``female``; None (the default) for a
     provider's voice name."""
@@ -110,10 +162,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         if linked is None:
             raise invalid("link_to", f"No call {body.link_to!r} to link to.")
         session_id = linked.call_session_id
-    if body.answering_machine_detection not in ("disabled",):
-        raise invalid(
-            "answering_machine_detection", "Answering machine detection is not available yet."
-        )
+    detection = _machine_detection(body)
     dial_request = DialRequest(
         to=body.to,
         from_=body.from_,
@@ -124,11 +173,15 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         headers={h.name: h.value for h in body.custom_headers},
         client_state=body.client_state,
         session_id=session_id,
+        credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
+        display_name=body.from_display_name,
+        machine_detection=detection,
+        on_answer=_play_on_answer(control, body.audio_url) if body.audio_url else None,
     )
     try:
         cc = await dial(control, control.dialer, dial_request)
     except TargetError as exc:
-        raise invalid("to", str(exc)) from None
+        raise _target_error(exc) from None
     record = _call_record(cc)
     record["is_alive"] = False  # the seed: dialling is asynchronous
     return {"data": record}
@@ -344,11 +397,20 @@ async def record_resume(request: Request, call_control_id: CallControlId, body: 
 @router.post("/calls/{call_control_id}/actions/bridge", summary="Bridge calls")
 async def bridge(request: Request, call_control_id: CallControlId, body: BridgeIn) -> Any:
     control = _control(request)
-    other = control.find(body.call_control_id)
+    other_id = body.other
+    if other_id is None:
+        raise TelnyxError(
+            422,
+            MISSING,
+            "Missing required parameter",
+            "The 'call_control_id' parameter is required: the call to bridge with.",
+            pointer="/call_control_id",
+        )
+    other = control.find(other_id)
     if other is None:
-        raise invalid("call_control_id", f"No call {body.call_control_id!r} to bridge with.")
+        raise invalid("call_control_id", f"No call {other_id!r} to bridge with.")
     if not other.alive:
-        raise invalid("call_control_id", f"Call {body.call_control_id!r} has already ended.")
+        raise invalid("call_control_id", f"Call {other_id!r} has already ended.")
     cc = _command(request, call_control_id, body)
     if cc is not None:
         try:
@@ -378,3 +440,45 @@ async def transcription_stop(
         "transcription_engine",
         "No speech recogniser is configured on this server: transcription is not available.",
     )
+
+
+@router.post("/calls/{call_control_id}/actions/transfer", summary="Transfer call")
+async def transfer(request: Request, call_control_id: CallControlId, body: TransferIn) -> Any:
+    detection = _machine_detection(body)
+    control = _control(request)
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        webhook = cc.webhook
+        if body.webhook_url is not None:
+            webhook = Webhook(body.webhook_url, webhook.failover_url, webhook.timeout)
+        leg = DialRequest(
+            to=body.to,
+            from_=body.from_ or cc.from_,
+            connection_id=cc.connection_id,
+            webhook=webhook,
+            timeout=float(body.timeout_secs),
+            time_limit=float(body.time_limit_secs),
+            headers={h.name: h.value for h in body.custom_headers},
+            client_state=body.target_leg_client_state,
+            session_id=cc.call_session_id,
+            credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
+            display_name=body.from_display_name,
+            machine_detection=detection,
+        )
+        try:
+            await commands.transfer(control, cc, leg)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/refer", summary="SIP Refer a call")
+async def refer(request: Request, call_control_id: CallControlId, body: ReferIn) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        headers = [(h.name, h.value) for h in body.custom_headers]
+        try:
+            commands.refer_call(_control(request), cc, body.sip_address, headers)
+        except CommandRefused as exc:
+            raise _refused(exc) from None
+    return OK
