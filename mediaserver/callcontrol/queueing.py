@@ -7,8 +7,8 @@ Theory of operation. A controlled call waits in the same
 wait in the background (hold audio looped, when the server has some). The
 wait ends when
 
-* an agent takes the call (a scenario's ``queue@v1`` ``bridge_next``):
-  reason ``bridged``;
+* an agent takes the call (a scenario's ``queue@v1`` ``bridge_next``, or a
+  ``bridge`` command naming the queue): reason ``bridged``;
 * the application sends ``leave_queue``: ``leave``;
 * ``max_wait_time_secs`` pass: ``timeout``;
 * the call ends: ``hangup``;
@@ -69,6 +69,8 @@ class Queued:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     """Set with the reason when the application or the time limit takes the call out."""
+    told: bool = False
+    """``call.left.queue`` is posted already (a bridge took the call)."""
 
 
 class QueueService:
@@ -136,6 +138,25 @@ class QueueService:
             raise QueueRefused(None, "the call is in no queue")
         queued.left.set_result("leave")
 
+    def take(self, name: str) -> ControlledCall | None:
+        """The controlled call that has waited longest in ``name``, taken out of it
+        for a ``bridge`` (reason ``bridged``); None when none waits. Callers of a
+        scenario's ``queue@v1`` are left for its agents."""
+        info = self.info(name)
+        if info is None:
+            return None
+        for waiter in self.waiting(info):
+            queued = next((q for q in self._queued.values() if q.waiter is waiter), None)
+            if queued is not None:
+                waiter.taken.set_result(None)
+                waiter.released.set_result(None)  # the bridge is the application's to end
+                queued.cc.call.leg.stop_playback()
+                # Told now, before the bridge's own events.
+                self._post(queued, "call.left.queue", reason="bridged")
+                queued.told = True
+                return queued.cc
+        return None
+
     def position(self, queued: Queued) -> int:
         return queued.info.queue.position(queued.waiter)
 
@@ -162,7 +183,8 @@ class QueueService:
             if reason != "bridged":
                 self._let_go(waiter)
             self.queues.drop_if_empty(queue)
-            self._post(queued, "call.left.queue", reason=reason)
+            if not queued.told:
+                self._post(queued, "call.left.queue", reason=reason)
             log.info("call control call left queue", queue=queue.name, reason=reason)
         if reason != "bridged":
             return

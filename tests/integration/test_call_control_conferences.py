@@ -422,6 +422,45 @@ def test_a_scenario_agent_takes_a_controlled_call_from_the_queue(
         agent.hangup()
 
 
+def test_bridge_with_a_queue_takes_its_first_call(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tmp_path: Path
+) -> None:
+    caller_wav = audio.make_tone_wav(tmp_path / "caller.wav", 700.0, 40.0, amplitude=0.3)
+    agent_wav = audio.make_tone_wav(tmp_path / "agent.wav", 1100.0, 40.0, amplitude=0.3)
+    with (
+        Baresip(
+            user="inline", input_wav=caller_wav, max_call_s=60, workdir=tmp_path / "c"
+        ) as caller,
+        Baresip(user="taker", input_wav=agent_wav, max_call_s=60, workdir=tmp_path / "t") as taker,
+    ):
+        waiting = park_and_answer(server, hooks, client, caller)
+        client.calls.actions.enqueue(waiting, queue_name="helpline")
+        wait_event(hooks, "call.enqueued", call_control_id=waiting, queue="helpline")
+        agent = park_and_answer(server, hooks, client, taker)
+        # The SDK wants a call id with the queue: the queue's first call is taken instead.
+        client.calls.actions.bridge(agent, call_control_id_to_bridge_with=agent, queue="helpline")
+        left = wait_event(hooks, "call.left.queue", call_control_id=waiting, queue="helpline")
+        assert left["payload"]["reason"] == "bridged"
+        wait_event(hooks, "call.bridged", call_control_id=waiting)
+        settle()
+        caller_heard, rate = caller.recorded_audio()
+        agent_heard, _ = taker.recorded_audio()
+        window = int(WINDOW_S * rate)
+        assert audio.goertzel_power(caller_heard[-window:], rate, 1100.0) > 1e-3
+        assert audio.goertzel_power(agent_heard[-window:], rate, 700.0) > 1e-3
+        kinds = [
+            e["event_type"] for e in events(hooks) if e["payload"].get("call_control_id") == waiting
+        ]
+        assert kinds.index("call.left.queue") < kinds.index("call.bridged")
+        with pytest.raises(telnyx.UnprocessableEntityError) as empty:
+            client.calls.actions.bridge(
+                agent, call_control_id_to_bridge_with=agent, queue="helpline"
+            )
+        assert empty.value.body["errors"][0]["source"]["pointer"] == "/queue"  # type: ignore[index]
+        client.calls.actions.hangup(agent)
+        wait_event(hooks, "call.hangup", call_control_id=waiting)
+
+
 def test_a_call_recording_is_listed_in_recordings(
     server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tmp_path: Path
 ) -> None:

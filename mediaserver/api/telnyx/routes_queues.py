@@ -103,6 +103,15 @@ def _queue_call(
     return record
 
 
+def take_from_queue(request: Request, name: str) -> ControlledCall:
+    """``bridge`` with ``queue``: the controlled call that has waited longest in
+    ``name``, out of the queue (422 on ``/queue`` when none waits)."""
+    cc = _service(request).take(name)
+    if cc is None:
+        raise invalid("queue", f"No call under Call Control waits in queue {name!r}.")
+    return cc
+
+
 @router.post("/calls/{call_control_id}/actions/enqueue", summary="Enqueue call")
 async def enqueue(request: Request, call_control_id: CallControlId, body: EnqueueIn) -> Any:
     cc = _command(request, call_control_id, body)
