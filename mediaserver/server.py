@@ -193,10 +193,13 @@ class Server:
             events=self.events.publish,
         )
         self.runs.park_with(self.call_control)
-        self.call_control_conferences = ConferenceService(
-            self.call_control, self.conferences, self.prompts
-        )
         self.call_control_queues = QueueService(self.call_control, self.queues)
+        self.call_control_conferences = ConferenceService(
+            self.call_control,
+            self.conferences,
+            self.prompts,
+            queued=lambda cc: self.call_control_queues.queued(cc.call_control_id) is not None,
+        )
 
     def _post_call_control(
         self, webhook: Webhook, event_type: str, payload: Mapping[str, Any], subject: str

@@ -73,8 +73,17 @@ log = get_logger("callcontrol")
 class ConferenceService:
     """The controlled conferences of the server, by id and by name."""
 
-    def __init__(self, control: CallControl, rooms: Conferences, prompts: Prompts) -> None:
+    def __init__(
+        self,
+        control: CallControl,
+        rooms: Conferences,
+        prompts: Prompts,
+        *,
+        queued: Callable[[ControlledCall], bool] = lambda _: False,
+    ) -> None:
         self.control = control
+        self.queued = queued
+        """Whether a call waits in a queue (then it cannot join)."""
         self.rooms = rooms
         self.prompts = prompts
         self._live: dict[str, ControlledConference] = {}
@@ -130,6 +139,8 @@ class ConferenceService:
             self._join(conf, cc, options)
         except ConferenceRefused:
             self._finish(conf, "all_left")
+            if not room.members:
+                self.rooms.drop(room)
             raise
         if duration_minutes is not None:
             conf.timer = self.spawn(self._time_limit(conf, duration_minutes * 60.0))
@@ -149,6 +160,10 @@ class ConferenceService:
                 "call_control_id",
                 f"Call {cc.call_control_id!r} is already in conference {current.name!r}: "
                 "leave it first.",
+            )
+        if self.queued(cc):
+            raise ConferenceRefused(
+                "call_control_id", f"Call {cc.call_control_id!r} waits in a queue: leave it first."
             )
         if cc.bridge is not None and not cc.bridge.done():
             raise ConferenceRefused(

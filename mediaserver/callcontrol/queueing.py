@@ -109,6 +109,8 @@ class QueueService:
         if cc.call_control_id in self._queued:
             current = self._queued[cc.call_control_id].info.queue.name
             raise QueueRefused(None, f"the call is in queue {current!r} already: leave it first")
+        if cc.call.leg.mixed_by is not None:
+            raise QueueRefused(None, "the call is in a conference: leave it first")
         info = self.info(name)
         if info is not None and len(self.waiting(info)) >= info.max_size:
             raise QueueRefused("queue_name", f"Queue {name!r} is full ({info.max_size} calls).")

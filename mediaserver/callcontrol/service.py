@@ -192,7 +192,8 @@ class CallControl:
         if webhook.url is not None:
             self._post(webhook, event_type, payload, subject)
         if self._events is not None:
-            self._events(event_type, dict(payload))
+            call_id = payload.get("call_control_id")  # the event stream's call_id filter
+            self._events(event_type, {**({"call_id": call_id} if call_id else {}), **payload})
 
     def _on_ended(self, cc: ControlledCall) -> None:
         cc.cancel_tasks()

@@ -369,6 +369,10 @@ def test_a_call_enqueued_listed_and_taken_out_again(
         one = client.queues.calls.retrieve(ccid, queue_name="support")
         assert one.data is not None and one.data.from_ == "waiting"
 
+        with pytest.raises(telnyx.UnprocessableEntityError) as busy:
+            client.conferences.create(call_control_id=ccid, name="while-queued")
+        assert busy.value.body["errors"][0]["source"]["pointer"] == "/call_control_id"  # type: ignore[index]
+
         client.calls.actions.leave_queue(ccid)
         left = wait_event(hooks, "call.left.queue", call_control_id=ccid)["payload"]
         assert (left["queue"], left["reason"]) == ("support", "leave")
@@ -607,6 +611,9 @@ def test_unknown_conference_is_404_and_bad_bodies_are_422_naming_the_field(
             pointer(lambda: client.conferences.actions.play(conf.id, audio_url="/etc/passwd"))
             == "/audio_url"
         )
+        with pytest.raises(telnyx.UnprocessableEntityError) as busy:
+            client.calls.actions.enqueue(ccid, queue_name="while-in-conference")
+        assert busy.value.body["errors"][0]["code"] == "90015"  # type: ignore[index]
         # By name while it is live, as by id.
         by_name = client.conferences.retrieve("errors").data
         assert by_name is not None and by_name.id == conf.id
