@@ -617,6 +617,8 @@ def test_unknown_conference_is_404_and_bad_bodies_are_422_naming_the_field(
         # By name while it is live, as by id.
         by_name = client.conferences.retrieve("errors").data
         assert by_name is not None and by_name.id == conf.id
+        named = client.conferences.list(filter={"name": "errors"}).data
+        assert [c.id for c in named] == [conf.id]
         client.calls.actions.hangup(ccid)
         wait_event(hooks, "conference.ended", conference_id=conf.id)
     with pytest.raises(telnyx.UnprocessableEntityError):
