@@ -343,6 +343,8 @@ class ConferenceService:
                 )
                 for target in legs:
                     key = None if target is None else target.call.leg
+                    if key is not None and key not in conf.room.mixer:
+                        continue  # out of the room already (its stay is winding up)
                     ident = None if target is None else target.call_control_id
                     announcement.injections[ident] = conf.room.mixer.inject(key, pcm, loop=loop > 1)
                 started = True
