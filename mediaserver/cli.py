@@ -19,6 +19,15 @@ import httpx
 from mediaserver import __version__
 from mediaserver.actions.check import check_files
 from mediaserver.api.auth import KEY_FILE, read_key_file
+from mediaserver.api.auth import key_file as api_key_file
+from mediaserver.callcontrol.keys import BANNER as SIGNING_BANNER
+from mediaserver.callcontrol.keys import KEY_FILE as SIGNING_KEY_FILE
+from mediaserver.callcontrol.keys import (
+    KeyFileError,
+    public_key_b64,
+    read_signing_key,
+)
+from mediaserver.callcontrol.keys import key_file as signing_key_file
 from mediaserver.config import Config, load_config, with_overrides
 from mediaserver.log import configure_logging, get_logger
 from mediaserver.reload import serve_reloads
@@ -81,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", help="put the data folder here instead of DIR (e.g. /var/lib/mediaserver)"
     )
 
+    keys = commands.add_parser(
+        "keys",
+        help="print the API key(s) and the public key that verifies Call Control webhooks",
+    )
+    keys.add_argument(
+        "--data-dir", help="the server's data dir (.; with --config, replaces its data_dir)"
+    )
+    keys.add_argument("--config", help="the server's config file (its http.api_keys and paths)")
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -102,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.files, args.config)
     if args.command == "init":
         return _init(Path(args.folder), args.force, args.data_dir)
+    if args.command == "keys":
+        return _keys(args.config, args.data_dir)
     if args.command in ("call", "calls"):
         try:
             return _call(args) if args.command == "call" else _calls(args)
@@ -147,6 +167,51 @@ def _init(folder: Path, force: bool, data_dir: str | None) -> int:
     print(f"made {written.data}{os.sep}")
     print(f"next: mediaserver run --config {shlex.quote(str(written.config))}")
     return 0
+
+
+def _keys(config_path: str | None, data_dir: str | None) -> int:
+    """Print what exists (`api-key KEY`, `callcontrol-public-key BASE64`); create nothing:
+    the server makes both on its first start. Exit 1 when either is missing."""
+    configured: tuple[str, ...] = ()
+    if config_path is not None:
+        try:
+            config = with_overrides(load_config(config_path), data_dir=data_dir)
+        except ProblemsError as exc:
+            print(f"mediaserver keys: the config has errors:\n{exc}", file=sys.stderr)
+            return 2
+        configured = config.http.api_keys
+        api_key_path, signing_path = api_key_file(config), signing_key_file(config)
+    else:
+        folder = Path(data_dir if data_dir is not None else ".")
+        api_key_path, signing_path = folder / KEY_FILE, folder / SIGNING_KEY_FILE
+    missing = False
+    kept = read_key_file(api_key_path)
+    api_keys = configured or ((kept,) if kept is not None else ())
+    for key in api_keys:
+        print(f"api-key {key}")
+    if not api_keys:
+        missing = True
+        print(
+            f"mediaserver keys: no API key in {api_key_path}: start the server once"
+            " (mediaserver run) to generate it, or list keys in http.api_keys"
+            " (pass that config with --config)",
+            file=sys.stderr,
+        )
+    try:
+        signing = read_signing_key(signing_path)
+    except KeyFileError as exc:
+        print(f"mediaserver keys: {exc}", file=sys.stderr)
+        return 1
+    if signing is not None:
+        print(f"{SIGNING_BANNER} {public_key_b64(signing)}")
+    else:
+        missing = True
+        print(
+            f"mediaserver keys: no Call Control key pair in {signing_path}: start the server"
+            " once (mediaserver run) with this data dir to generate it",
+            file=sys.stderr,
+        )
+    return 1 if missing else 0
 
 
 def _run(args: argparse.Namespace) -> int:

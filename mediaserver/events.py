@@ -13,9 +13,9 @@ loses its stream, never slows a call.
 Event types follow the Call Control webhook vocabulary of ``seeds/002`` where
 it has a name (``call.initiated``, ``call.answered``, ``call.hangup``,
 ``conference.participant.joined``/``left``, ``call.enqueued``,
-``call.left.queue``); runs, which it does not have, are ``run.started``,
-``run.action`` and ``run.ended``. Every payload about a call carries its
-``call_id``, the key of the ``call_id`` filter.
+``call.left.queue``, ``call.fork.started``/``stopped``); runs, which it does
+not have, are ``run.started``, ``run.action`` and ``run.ended``. Every
+payload about a call carries its ``call_id``, the key of the ``call_id`` filter.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ EVENT_TYPES = (
     "conference.participant.left",
     "call.enqueued",
     "call.left.queue",
+    "call.fork.started",
+    "call.fork.stopped",
 )
 
 

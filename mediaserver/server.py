@@ -11,7 +11,11 @@ through the protocols of :mod:`mediaserver.api.deps`.
 and runs still marked live become ``interrupted``; partial recordings are
 repaired), opens the catalog, and starts the SIP listeners, the trunks and
 the HTTP API. The :class:`~mediaserver.journal.CallJournal` records calls and
-runs and sends the webhooks, off the call path.
+runs and sends the webhooks, off the call path. Call Control applications
+(:mod:`mediaserver.callcontrol.applications`) are loaded into memory once the
+store is open, and Call Control webhooks are signed with the key pair of
+:mod:`mediaserver.callcontrol.keys`, made on the first start; each of their
+attempts is logged for ``GET /telnyx/v2/call_events``.
 
 SIGHUP reloads the scenario files, routes, users and webhooks
 (:meth:`reload`, :mod:`mediaserver.reload`): all or nothing, and live calls
@@ -33,10 +37,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mediaserver.api.http import HttpListener
+from mediaserver.callcontrol.applications import CallControlApplications, application_of
 from mediaserver.callcontrol.conferences import ConferenceService
 from mediaserver.callcontrol.controlled import Webhook
+from mediaserver.callcontrol.keys import KeyFileError, signing_key
 from mediaserver.callcontrol.queueing import QueueService
-from mediaserver.callcontrol.service import CallControl
+from mediaserver.callcontrol.service import Application, CallControl
 from mediaserver.calls import Call
 from mediaserver.calls.conferences import Conferences
 from mediaserver.calls.dialer import Dialer
@@ -65,6 +71,7 @@ from mediaserver.sip.trunks import Keepalive, Registration, Trunk
 from mediaserver.sip.ua import UserAgent
 from mediaserver.sip.uac import TargetError
 from mediaserver.store import Store
+from mediaserver.webhooks.call_events import call_event_of, is_call_control_event
 from mediaserver.webhooks.delivery import DeliveryRecord, WebhookDispatcher
 from mediaserver.webhooks.subscriptions import WebhookSubscription, targets_from_config
 
@@ -113,6 +120,8 @@ class Server:
         # Scenarios and numbers, kept in step in the library, the router and the store.
         self.catalog = Catalog(self.library, self.router, lambda: self.store)
         self.catalog.load_files()
+        # Call Control applications, read by calls from memory, changed through the API.
+        self.call_control_apps = CallControlApplications(lambda: self.store)
         self._reloading = asyncio.Lock()
         self.store: Store | None = None
         self.http: HttpListener | None = None
@@ -188,7 +197,7 @@ class Server:
         self.call_control = CallControl(
             self._post_call_control,
             self.runs,
-            applications=lambda _: None,
+            applications=self._application,
             dialer=self.dialer,
             events=self.events.publish,
         )
@@ -201,11 +210,27 @@ class Server:
             queued=lambda cc: self.call_control_queues.queued(cc.call_control_id) is not None,
         )
 
+    def _application(self, app_id: str) -> Application | None:
+        """What a call takes from the Call Control application ``app_id`` (an inactive
+        one takes no calls)."""
+        app = self.call_control_apps.get(app_id)
+        if app is None or not app.active:
+            return None
+        return application_of(app)
+
     def _post_call_control(
         self, webhook: Webhook, event_type: str, payload: Mapping[str, Any], subject: str
     ) -> None:
         if webhook.url is not None:
-            self.webhooks.publish_to(webhook.url, event_type, payload, subject_sid=subject)
+            self.webhooks.publish_to(
+                webhook.url,
+                event_type,
+                payload,
+                webhook_id=webhook.application_id,
+                subject_sid=subject,
+                failover_url=webhook.failover_url,
+                timeout=webhook.timeout,
+            )
 
     # -- start and stop --------------------------------------------------------------
 
@@ -223,9 +248,15 @@ class Server:
         config = self.config
         database = config.storage_path(config.storage.database)
         database.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Call Control webhooks are signed with it (printed on the first start).
+            self.webhooks.signing_key = signing_key(config)
+        except KeyFileError as exc:
+            raise StartError(str(exc)) from exc
         self.store = store = await Store.open(database)
         await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
+        await self.call_control_apps.load()
         self.webhook_targets = [
             *targets_from_config(config.webhooks),
             *await store.webhooks.enabled(),
@@ -352,5 +383,10 @@ class Server:
         return self.webhook_targets
 
     async def _delivered(self, record: DeliveryRecord) -> None:
-        if self.store is not None:
-            await self.store.deliveries.append(record)
+        if self.store is None:
+            return
+        await self.store.deliveries.append(record)
+        if is_call_control_event(record.event_type):
+            app = self.call_control_apps.get(record.webhook_id)
+            name = app.application_name if app is not None else ""
+            await self.store.call_events.append(call_event_of(record, name))

@@ -262,6 +262,23 @@ class CallApi(Protocol):
         (answering first if needed), until it returns True or ``seconds`` pass
         (answering-machine detection). The frame is shared: read it, never change it."""
 
+    def fork_start(
+        self,
+        *,
+        rx: str | None = None,
+        tx: str | None = None,
+        target: str | None = None,
+        stream_type: str = "raw",
+    ) -> bool:
+        """Copy the call's RTP as it flows: what the peer sends to ``rx``, what it
+        receives to ``tx``, or both to ``target`` behind a STREP header
+        (:mod:`mediaserver.media.fork`); True when it replaced a running fork.
+        ``ForkError`` (a ValueError) names the field of a bad destination."""
+        ...
+
+    def fork_stop(self) -> None:
+        """Stop forking (MediaError when the call is not forking)."""
+
 
 class PromptAudio(Protocol):
     """Where actions get audio from: speech, files and named tones.

@@ -22,6 +22,7 @@ from mediaserver.actions.builtin import (
     fetch,
     flow,
     foreach,
+    fork,
     gather,
     keys,
     message,
@@ -38,7 +39,7 @@ from mediaserver.actions.definition import ActionDefinition
 
 _MODULES = (
     call, say, play, pause, echo, gather, flow, dial, keys, record, conference, stop, queue,
-    transfer,
+    transfer, fork,
     foreach, fetch, webhook, message, detect, callflow,
 )  # fmt: skip
 

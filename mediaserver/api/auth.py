@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +33,7 @@ from fastapi.security import HTTPBasicCredentials as BasicCredentials
 from mediaserver.api.models import ApiError
 from mediaserver.config import Config
 from mediaserver.log import get_logger
+from mediaserver.private_files import write_private
 
 log = get_logger("api")
 
@@ -65,12 +65,7 @@ def api_keys(config: Config) -> tuple[str, ...]:
     if key is not None:
         return (key,)
     key = secrets.token_urlsafe(KEY_BYTES)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Created 0600 from the start: the key is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(key + "\n")
-    os.chmod(path, 0o600)  # an existing empty file may have had another mode
+    write_private(path, key + "\n")
     print(f"api-key {key}", flush=True)
     log.warning("generated an API key (printed once on stdout)", path=str(path))
     return (key,)

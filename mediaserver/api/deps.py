@@ -1,10 +1,13 @@
 """What the API's routes need of the server's services, as protocols.
 
-Routes reach runs and the scenario catalog only through these
-(:func:`runs_of`, :func:`catalog_of`), never through the user agent, the
-library, the router or the store's scenario tables; ``server.py`` composes the
-real ones (:class:`~mediaserver.runs.Runs`, :class:`~mediaserver.catalog.Catalog`),
-and a test may hand in others. The services' errors are turned into API
+Routes reach runs, the scenario catalog and the Call Control applications
+only through these (:func:`runs_of`, :func:`catalog_of`,
+:func:`applications_of`), never through the user agent, the library, the
+router or the store's scenario and application tables; ``server.py`` composes
+the real ones (:class:`~mediaserver.runs.Runs`,
+:class:`~mediaserver.catalog.Catalog`,
+:class:`~mediaserver.callcontrol.applications.CallControlApplications`), and a
+test may hand in others. The services' errors are turned into API
 answers by :func:`catalog_error`.
 """
 
@@ -15,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fastapi import Request
 
 from mediaserver.api.models import ApiError
+from mediaserver.callcontrol.applications import Change
 from mediaserver.catalog import Attached, CatalogError, NotFound, ReadOnly, Unavailable, Unfit
+from mediaserver.store import ApplicationSettings, CallControlApplication
 from mediaserver.store import Scenario as StoredScenario
 
 if TYPE_CHECKING:
@@ -59,6 +64,20 @@ class CatalogService(Protocol):
     async def detach(self, sid: str, number: str) -> None: ...
 
 
+class ApplicationService(Protocol):
+    """Call Control applications: read from memory, changed in the store then in memory."""
+
+    def get(self, app_id: str) -> CallControlApplication | None: ...
+
+    def all(self) -> list[CallControlApplication]: ...
+
+    async def create(self, settings: ApplicationSettings) -> CallControlApplication: ...
+
+    async def update(self, app_id: str, change: Change) -> CallControlApplication: ...
+
+    async def delete(self, app_id: str) -> CallControlApplication: ...
+
+
 def runs_of(request: Request) -> RunService:
     runs: RunService = request.app.state.runs
     return runs
@@ -67,6 +86,11 @@ def runs_of(request: Request) -> RunService:
 def catalog_of(request: Request) -> CatalogService:
     catalog: CatalogService = request.app.state.catalog
     return catalog
+
+
+def applications_of(request: Request) -> ApplicationService:
+    applications: ApplicationService = request.app.state.call_control_apps
+    return applications
 
 
 def catalog_error(exc: CatalogError) -> ApiError:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mediaserver.api import models as m
+from mediaserver.api.telnyx.examples import EXAMPLES as TELNYX_EXAMPLES
 
 T0 = "2024-04-24T17:42:28.000Z"
 T1 = "2024-04-24T17:42:31.250Z"
@@ -168,6 +169,9 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("DELETE", "/api/webhooks/{sid}"): (None, _ok("webhook w4h8q2z1 deleted")),
     ("GET", "/metrics"): (None, METRICS),
 }
+
+# The Call Control API's operations (``/telnyx/v2/...``) bring their own.
+EXAMPLES.update(TELNYX_EXAMPLES)
 
 
 def add_examples(document: dict[str, Any]) -> dict[str, Any]:

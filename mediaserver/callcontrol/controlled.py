@@ -23,6 +23,8 @@ class Webhook:
     url: str | None
     failover_url: str | None = None
     timeout: float | None = None
+    application_id: str = ""
+    """The application whose URLs these are (the event log names it); "" for none."""
 
 
 @dataclass

@@ -141,6 +141,8 @@ class CallControl:
         self._live[cc.call_control_id] = cc
         call.ended_future.add_done_callback(lambda _: self._on_ended(cc))
         call.digit_listeners.append(lambda key: self.post(cc, "call.dtmf.received", digit=key))
+        # The live event bus has the call's media events already: to the webhook only.
+        call.media_listeners.append(lambda kind, _: self.post(cc, kind, publish=False))
         return cc
 
     async def serve_parked(self, call: Call, target: str) -> None:
@@ -177,12 +179,15 @@ class CallControl:
 
     # -- events -----------------------------------------------------------------------------
 
-    def post(self, cc: ControlledCall, event_type: str, **fields: Any) -> None:
-        """Post ``event_type`` about ``cc`` to its webhook (and the live event bus)."""
+    def post(
+        self, cc: ControlledCall, event_type: str, *, publish: bool = True, **fields: Any
+    ) -> None:
+        """Post ``event_type`` about ``cc`` to its webhook (and, with ``publish``, on the
+        live event bus)."""
         payload = call_payload(cc, event_type, **fields)
         if cc.webhook.url is not None:
             self._post(cc.webhook, event_type, payload, cc.call_control_id)
-        if self._events is not None:
+        if publish and self._events is not None:
             self._events(event_type, {"call_id": cc.call_control_id, **payload})
 
     def post_payload(

@@ -35,6 +35,7 @@ from mediaserver.actions.callapi import (
 )
 from mediaserver.calls.causes import q850_cause
 from mediaserver.calls.channel import DialogChannel
+from mediaserver.calls.fork import start_fork, stop_fork
 from mediaserver.calls.media import CallMedia
 from mediaserver.calls.queues import CallQueues, bridge_next, enqueue
 from mediaserver.calls.session_driver import SessionDriver
@@ -150,6 +151,8 @@ class Call:
         self._digits: deque[str] = deque(maxlen=MAX_BUFFERED_DIGITS)
         # Told of every key as it arrives (Call Control's call.dtmf.received).
         self.digit_listeners: list[Callable[[str], None]] = []
+        # Told of what happens to the call's media (call.fork.started...): type, fields.
+        self.media_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._wakers: list[asyncio.Future[None]] = []
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._run_task: asyncio.Task[RunOutcome] | None = None
@@ -427,6 +430,16 @@ class Call:
 
     async def listen_frames(self, seconds: float, listener: Callable[[Pcm], bool]) -> None:
         await self.media.listen_frames(seconds, listener)
+
+    def fork_start(
+        self, *, rx: str | None = None, tx: str | None = None, target: str | None = None,
+        stream_type: str = "raw", call_leg_id: str | None = None,
+    ) -> bool:  # fmt: skip
+        return start_fork(self, rx=rx, tx=tx, target=target, stream_type=stream_type,
+                          call_leg_id=call_leg_id)  # fmt: skip
+
+    def fork_stop(self) -> None:
+        stop_fork(self)  # calls/fork.py
 
     # == end of decoded media =======================================================
 

@@ -39,6 +39,12 @@ address comparison; what it refuses is counted (``rtp_refused_source``,
 ``rtcp_refused_source``). RFC 3550 statistics (loss, jitter, round-trip
 time) are kept in :attr:`RtpLeg.rtp_stats` and reported over RTCP by the
 leg's :class:`~mediaserver.media.reports.ReportChannel`.
+
+Forking (:mod:`mediaserver.media.fork`): while :attr:`RtpLeg.fork` is set,
+each RTP packet accepted from the peer and each one sent to it is also handed
+to the fork, which copies it to its targets. A forked leg, and a leg relaying
+to one, leave the relay's fast path (as while decoding), so that path never
+checks for a fork.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ import numpy as np
 
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.dtmf import DtmfReceiver
+from mediaserver.media.fork import MediaFork
 from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.jitter import JitterBuffer
 from mediaserver.media.latching import LearnMode, SourceLatch, Verdict
@@ -181,6 +188,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._dtmf_out: deque[DtmfStep] = deque()
         self._dtmf_done: asyncio.Future[None] | None = None
         self._event_ts = 0
+        self.fork: MediaFork | None = None  # copies of our RTP (start_fork); None: no cost
 
     async def open_rtcp(self, host: str, port: int) -> bool:
         """Bind the RTCP socket (RTP port + 1); False when it is taken."""
@@ -241,7 +249,8 @@ class RtpLeg(asyncio.DatagramProtocol):
 
     def _relay_send(self, payload: bytes, now: float) -> None:
         """:meth:`_send` inlined for the relay's fast path (same header, counters
-        and sender statistics, without the calls)."""
+        and sender statistics, without the calls); never used while we are forked
+        (see :meth:`_refresh_fast_path`)."""
         transport, remote = self.transport, self.remote
         if transport is None or remote is None:
             return
@@ -287,6 +296,9 @@ class RtpLeg(asyncio.DatagramProtocol):
             self._peer = self.latch.peer
             self._remote_ssrc = packet.ssrc
             self._aim()
+        fork = self.fork
+        if fork is not None:
+            fork.received(data)
         self.packets_in += 1
         self.bytes_in += len(packet.payload)
         self.rtp_stats.on_rtp_received(packet, time.time())
@@ -327,6 +339,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._ts = (self._ts + samples) & 0xFFFFFFFF
         self.transport.sendto(data, self.remote)
         self.packets_out += 1
+        if self.fork is not None:
+            self.fork.sent(data)
 
     def send_payload(self, payload: bytes) -> None:
         """Send one 20 ms frame already encoded with our codec (a conference's mix)."""
@@ -493,6 +507,8 @@ class RtpLeg(asyncio.DatagramProtocol):
             self.transport.sendto(data, self.remote)
             self._seq = (self._seq + 1) & 0xFFFF
             self.events["dtmf_out"] += 1
+            if self.fork is not None:
+                self.fork.sent(data)
         # The media timeline goes on: audio after the event carries the time it is sent.
         self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
         return True
@@ -528,13 +544,43 @@ class RtpLeg(asyncio.DatagramProtocol):
     def _refresh_fast_path(self) -> None:
         """Whether received audio takes the relay's fast path, and through which
         translation table: decided when the relay, a codec or decoding changes,
-        not per packet."""
+        not per packet. Forking (either leg) leaves it too: the fast path checks
+        for no fork, and the slow path hands the fork each packet."""
         target = self.relay
-        if target is None or self._jitter is not None:
+        forked = self.fork is not None or (target is not None and target.fork is not None)
+        if target is None or self._jitter is not None or forked:
             self._fast_target = None
             return
         self._fast_target = target
         self._relay_table = transcode_table(self.codec, target.codec)
+
+    # -- forking ---------------------------------------------------------------
+
+    def start_fork(self, fork: MediaFork) -> MediaFork | None:
+        """Copy our RTP through ``fork`` from now on (media/fork.py), in place of the
+        fork running, which is returned stopped (``replaced``)."""
+        previous = self.stop_fork("replaced")
+        self.fork = fork
+        self._refresh_forked_paths()
+        return previous
+
+    def stop_fork(self, reason: str = "stopped") -> MediaFork | None:
+        """Stop copying; the fork that was running, its ``stop_reason`` set (its
+        copies counted in :attr:`stats` as ``forked_rx`` and ``forked_tx``), or None."""
+        fork, self.fork = self.fork, None
+        if fork is not None:
+            fork.stop_reason = reason
+            self.events["forked_rx"] += fork.received_copies
+            self.events["forked_tx"] += fork.sent_copies
+            self._refresh_forked_paths()
+        return fork
+
+    def _refresh_forked_paths(self) -> None:
+        """What we receive, and what the leg feeding us relays, take the fast path
+        only while neither leg is forked."""
+        self._refresh_fast_path()
+        if self.fed_by is not None:
+            self.fed_by._refresh_fast_path()
 
     def relay_audio(self, payload: bytes, codec: Codec) -> None:
         """Send another leg's (or our own) received payload, translated byte by
@@ -565,6 +611,8 @@ class RtpLeg(asyncio.DatagramProtocol):
             self._ts = (ours + duration) & 0xFFFFFFFF
         self.transport.sendto(data, self.remote)
         self.events["dtmf_relayed"] += 1
+        if self.fork is not None:
+            self.fork.sent(data)
 
     def update_remote(
         self,
@@ -621,6 +669,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             self.remote = None if self.latch.waits_for_source else self.latch.expected
 
     def close(self) -> None:
+        self.stop_fork("hangup")
         self.stop_playback()
         self._finish_dtmf()
         self.clock.remove(self)

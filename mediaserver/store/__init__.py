@@ -13,7 +13,8 @@ the routing table (:meth:`Numbers.all`) and synchronises the scenario files
 - :mod:`~mediaserver.store.migrations`: the versioned schema;
 - :mod:`~mediaserver.store.scenarios`, :mod:`~mediaserver.store.runs`,
   :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
-  :mod:`~mediaserver.store.webhooks`: the repositories;
+  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`:
+  the repositories;
 - :mod:`~mediaserver.store.recovery`: what a crash left in flight.
 """
 
@@ -23,6 +24,15 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from mediaserver.store.call_control import (
+    Applications,
+    ApplicationSettings,
+    CallControlApplication,
+    CallEvent,
+    CallEventFilter,
+    CallEvents,
+    NewCallEvent,
+)
 from mediaserver.store.cdrs import (
     CSV_COLUMNS,
     CallEnd,
@@ -48,7 +58,13 @@ from mediaserver.store.webhooks import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "ApplicationSettings",
+    "Applications",
+    "CallControlApplication",
     "CallEnd",
+    "CallEvent",
+    "CallEventFilter",
+    "CallEvents",
     "CallFilter",
     "CallRecord",
     "CallRecords",
@@ -58,6 +74,7 @@ __all__ = [
     "Delivery",
     "DeliveryFilter",
     "NewCall",
+    "NewCallEvent",
     "NewDelivery",
     "NewRecording",
     "NumberAttachment",
@@ -93,6 +110,8 @@ class Store:
         self.recordings = Recordings(db)
         self.webhooks = Webhooks(db)
         self.deliveries = Deliveries(db)
+        self.applications = Applications(db)
+        self.call_events = CallEvents(db)
 
     @classmethod
     async def open(

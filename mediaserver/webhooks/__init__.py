@@ -1,2 +1,3 @@
 """Webhooks: event envelopes and signatures (``envelope``), who wants which event
-(``subscriptions``) and their delivery off the call path (``delivery``)."""
+(``subscriptions``), their delivery off the call path (``delivery``, with the
+``retry`` policy) and the Call Control event log lines (``call_events``)."""

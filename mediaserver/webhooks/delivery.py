@@ -12,6 +12,11 @@ dead receiver. Pending posts wait in one FIFO lane per URL, and each lane has
 at most one post in flight, so a URL receives its events in publish order. A
 post being retried holds back the later events to its URL (strict order:
 ``...ended`` never arrives before ``...started``); other URLs are unaffected.
+A post queued with a failover URL (a Call Control application's
+``webhook_event_failover_url``) whose attempts at its URL all failed is then
+queued at the back of the failover URL's lane, where the same rules apply
+(ordered, retried, at most one in flight); its first lane moves on meanwhile,
+so each URL still receives its events in the order they reached it.
 At most ``max_concurrency`` requests are open at once across all lanes; a lane
 waiting out a back-off does not hold one of those slots.
 
@@ -23,6 +28,12 @@ are not followed) and malformed URLs fail at once. Retries wait
 step; a ``Retry-After`` on 429/503 replaces that wait (still capped at
 ``max_delay``). After ``max_attempts`` attempts the event fails. Every attempt
 is reported to ``on_delivery`` as a :class:`DeliveryRecord` (the webhook log).
+A post may carry its own ``timeout`` (the application's ``webhook_timeout_secs``).
+
+Native (``v2.*``) events are signed with the webhook's secret (HMAC); every
+other event is in the Call Control envelope and, when the dispatcher has a
+``signing_key``, carries Telnyx's two Ed25519 headers, signed per attempt
+(:func:`~mediaserver.webhooks.envelope.sign_ed25519`).
 
 When more than ``max_queue`` posts wait, the oldest waiting post of the most
 backed-up URL is dropped (logged, counted), so a dead receiver cannot starve
@@ -41,12 +52,12 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mediaserver import __version__
 from mediaserver.log import get_logger
@@ -62,49 +73,23 @@ from mediaserver.webhooks.envelope import (
     make_envelope,
     new_event_id,
     sign,
+    sign_ed25519,
 )
+from mediaserver.webhooks.retry import backoff_delay, is_retryable_status, parse_retry_after
 from mediaserver.webhooks.subscriptions import WebhookSubscription, subscription_wants
 
 log = get_logger("webhooks")
 
+__all__ = [
+    "DeliveryRecord",
+    "WebhookDispatcher",
+    "WebhookMetrics",
+    "backoff_delay",
+    "is_retryable_status",
+    "parse_retry_after",
+]
+
 Outcome = Literal["delivered", "retrying", "failed"]
-
-
-# --- retry policy ---------------------------------------------------------------------------
-
-
-def is_retryable_status(status: int) -> bool:
-    """408, 429 and 5xx are worth another try; other non-2xx statuses are final."""
-    return status in (408, 429) or status >= 500
-
-
-def backoff_delay(attempt: int, base: float, maximum: float, jitter: float, rand: float) -> float:
-    """Seconds to wait after failed ``attempt`` (from 1): capped doubling, minus jitter.
-
-    ``rand`` in [0, 1) takes off up to ``jitter`` (a fraction) of the delay.
-    """
-    nominal = min(maximum, base * 2.0 ** min(attempt - 1, 62))
-    return nominal * (1.0 - jitter * rand)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` value (RFC 9110 10.2.3), None when absent or bad.
-
-    Delay-seconds and HTTP-dates are both accepted; decimal seconds too (lenient).
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        # A date already past means "now".
-        return max(0.0, (as_utc(when) - as_utc(now)).total_seconds())
-    return seconds if seconds >= 0 else None  # also refuses NaN
 
 
 # --- dispatch -------------------------------------------------------------------------------
@@ -126,6 +111,8 @@ class DeliveryRecord:
     duration_ms: float
     at: datetime  # when the attempt started (UTC)
     retry_in: float | None = None  # seconds until the next attempt, when retrying
+    envelope: Envelope | None = None  # the body posted (parsed), for logs that keep it
+    failover: bool = False  # posted to a failover URL after the first URL failed
 
 
 @dataclass
@@ -137,6 +124,7 @@ class WebhookMetrics:
     failed: int = 0
     retried: int = 0
     dropped: int = 0
+    failed_over: int = 0  # posts sent on to their failover URL (still pending, not failed)
     # Told of every attempt as it ends (the Prometheus latency histogram listens here).
     on_attempt: list[Callable[[DeliveryRecord], None]] = field(default_factory=list)
 
@@ -153,6 +141,9 @@ class _Post:
     at: datetime
     subject_sid: str
     payload: dict[str, Any]
+    failover_url: str | None = None  # where the post goes when every attempt at url failed
+    timeout: float | None = None  # per attempt; the dispatcher's when None
+    failover: bool = False  # this is the post sent on to a failover URL
 
     def envelope(self, attempt: int) -> Envelope:
         """The body for ``attempt`` (from 1), in the envelope of the event's type."""
@@ -197,6 +188,7 @@ class WebhookDispatcher:
         max_concurrency: int = 8,
         on_delivery: DeliveryHook | None = None,
         rng: random.Random | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         if not 1 <= max_attempts <= MAX_TRY + 1:
             raise ValueError(f"max_attempts must be 1-{MAX_TRY + 1}, got {max_attempts}")
@@ -214,6 +206,8 @@ class WebhookDispatcher:
         self.timeout = timeout
         self.max_queue = max_queue
         self._on_delivery = on_delivery
+        self.signing_key = signing_key
+        """Signs Call Control posts (Ed25519); the server sets it once its key is loaded."""
         self._rng = rng if rng is not None else random.Random()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._lanes: dict[str, _Lane] = {}
@@ -272,14 +266,24 @@ class WebhookDispatcher:
         subject_sid: str = "",
         event_id: str | None = None,
         at: datetime | None = None,
+        failover_url: str | None = None,
+        timeout: float | None = None,
     ) -> str | None:
-        """Queue one event for one URL (a Call Control app's); return its id, None if refused."""
+        """Queue one event for one URL (a Call Control app's); return its id, None if refused.
+
+        ``failover_url``: where the event goes when every attempt at ``url``
+        failed; ``timeout``: seconds each attempt may take (the dispatcher's
+        own when None or not above 0)."""
         snapshot = self._snapshot(event_type, payload)
         if snapshot is None:
             return None
         event_id = event_id if event_id is not None else new_event_id(event_type)
         at = as_utc(at)
-        post = _Post(webhook_id, url, secret, event_type, event_id, at, subject_sid, snapshot)
+        post = _Post(
+            webhook_id, url, secret, event_type, event_id, at, subject_sid, snapshot,
+            failover_url=failover_url or None,
+            timeout=timeout if timeout is not None and timeout > 0 else None,
+        )  # fmt: skip
         return event_id if self._enqueue(post) else None
 
     def _snapshot(self, event_type: str, payload: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -295,6 +299,10 @@ class WebhookDispatcher:
 
     def _enqueue(self, post: _Post) -> bool:
         self.metrics.published += 1
+        return self._queue(post)
+
+    def _queue(self, post: _Post) -> bool:
+        """Put ``post`` at the back of its URL's lane (False: dropped, the dispatcher stopped)."""
         if self._state == "stopped":
             self.metrics.dropped += 1
             log.warning(
@@ -396,7 +404,8 @@ class WebhookDispatcher:
     async def _deliver(self, post: _Post) -> None:
         """All the attempts for one post, until delivered or given up."""
         for attempt in range(1, self.max_attempts + 1):
-            body = encode_body(post.envelope(attempt))
+            envelope = post.envelope(attempt)
+            body = encode_body(envelope)
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": f"mediaserver/{__version__}",
@@ -404,10 +413,15 @@ class WebhookDispatcher:
             }
             if post.secret:
                 headers[SIGNATURE_HEADER] = sign(body, post.secret)
+            if self.signing_key is not None and not is_native_event(post.event_type):
+                headers.update(sign_ed25519(body, self.signing_key))
             started_at = datetime.now(UTC)
             started = time.monotonic()
+            timeout = post.timeout if post.timeout is not None else self.timeout
             async with self._slots:
-                status, error, retry_after, final = await self._attempt(post.url, body, headers)
+                status, error, retry_after, final = await self._attempt(
+                    post.url, body, headers, timeout
+                )
             duration_ms = (time.monotonic() - started) * 1000.0
             outcome: Outcome
             retry_in: float | None = None
@@ -436,6 +450,8 @@ class WebhookDispatcher:
                 duration_ms,
                 started_at,
                 retry_in,
+                envelope,
+                post.failover,
             )
             await self._report(record)
             if outcome == "delivered":
@@ -443,6 +459,9 @@ class WebhookDispatcher:
                 log.debug("webhook delivered", **_fields(record))
                 return
             if outcome == "failed":
+                if self._fail_over(post):
+                    log.warning("webhook failed; sent on to the failover URL", **_fields(record))
+                    return
                 self.metrics.failed += 1
                 log.warning("webhook failed", **_fields(record))
                 return
@@ -450,19 +469,29 @@ class WebhookDispatcher:
             log.info("webhook attempt failed; retrying", **_fields(record))
             await asyncio.sleep(retry_in or 0.0)
 
+    def _fail_over(self, post: _Post) -> bool:
+        """Queue ``post`` for its failover URL, if it has one; whether it was."""
+        if not post.failover_url or post.failover_url == post.url or self._state == "stopped":
+            return False
+        moved = replace(post, url=post.failover_url, failover_url=None, failover=True)
+        if not self._queue(moved):
+            return False
+        self.metrics.failed_over += 1
+        return True
+
     async def _attempt(
-        self, url: str, body: bytes, headers: dict[str, str]
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float
     ) -> tuple[int | None, str | None, float | None, bool]:
         """One POST: (status, error, Retry-After seconds, whether the failure is final)."""
         assert self._client is not None, "start() creates the client"
         try:
             # A total deadline: httpx's timeout is per phase (connect, each read, ...).
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout):
                 response = await self._client.post(
-                    url, content=body, headers=headers, timeout=self.timeout
+                    url, content=body, headers=headers, timeout=timeout
                 )
         except (TimeoutError, httpx.TimeoutException):
-            return None, f"timeout after {self.timeout:g} s", None, False
+            return None, f"timeout after {timeout:g} s", None, False
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return None, f"bad URL: {exc}", None, True
         except httpx.HTTPError as exc:
@@ -490,6 +519,6 @@ class WebhookDispatcher:
 def _fields(record: DeliveryRecord) -> dict[str, Any]:
     """The record as structured-log fields."""
     fields = asdict(record)
-    del fields["outcome"], fields["at"]
+    del fields["outcome"], fields["at"], fields["envelope"]
     fields["duration_ms"] = round(record.duration_ms, 1)
     return fields

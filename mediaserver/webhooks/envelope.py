@@ -29,7 +29,14 @@ every retry (receivers deduplicate on the id); only ``try``/``meta.attempt``
 change, so the body is rebuilt and re-signed for each attempt.
 
 Every post is ``Content-Type: application/json`` with the event type in
-``X-Mediaserver-Event``. When the webhook has a secret,
+``X-Mediaserver-Event``. Call Control events are signed as Telnyx signs
+them, with the server's Ed25519 key (:mod:`mediaserver.callcontrol.keys`):
+``telnyx-timestamp`` is the Unix time in seconds of the attempt and
+``telnyx-signature-ed25519`` the base64 of the 64-byte signature of
+``b"<timestamp>|" + body`` (:func:`sign_ed25519`); receivers check it with the
+public key and refuse timestamps more than 300 s away
+(:func:`verify_ed25519`, the same rule as the Telnyx SDK's
+``webhooks.unwrap``). When the webhook has a secret,
 ``X-Mediaserver-Signature`` carries the lowercase hex HMAC-SHA256 of the exact
 body bytes, as SPEC section 5 says. There is no separate signed timestamp: the
 signed body already carries the event id and time, so a receiver rejects
@@ -39,17 +46,26 @@ replays by remembering ids (and may refuse events whose ``at`` is too old).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 SIGNATURE_HEADER = "X-Mediaserver-Signature"
 EVENT_HEADER = "X-Mediaserver-Event"
 NATIVE_PREFIX = "v2."
+TIMESTAMP_HEADER = "telnyx-timestamp"
+ED25519_HEADER = "telnyx-signature-ed25519"
+TIMESTAMP_TOLERANCE = 300  # seconds either way, as the Telnyx SDK's unwrap allows
 MAX_TRY = 10  # seeds/001: "try" is an integer in [0, 10]
 
 Envelope = dict[str, Any]
@@ -153,3 +169,32 @@ def verify_signature(body: bytes, secret: str, signature: str | None) -> bool:
     if not signature:
         return False
     return hmac.compare_digest(sign(body, secret), signature.strip().lower())
+
+
+def sign_ed25519(body: bytes, key: Ed25519PrivateKey, now: float | None = None) -> dict[str, str]:
+    """The two Telnyx signature headers for ``body`` posted at ``now`` (Unix seconds)."""
+    timestamp = str(int(time.time() if now is None else now))
+    signature = key.sign(timestamp.encode("ascii") + b"|" + body)
+    return {TIMESTAMP_HEADER: timestamp, ED25519_HEADER: base64.b64encode(signature).decode()}
+
+
+def verify_ed25519(
+    body: bytes,
+    headers: Mapping[str, str],
+    public_key: Ed25519PublicKey,
+    now: float | None = None,
+) -> bool:
+    """Whether ``headers`` sign ``body`` with ``public_key`` at a time within
+    :data:`TIMESTAMP_TOLERANCE` of ``now``; header names in any case."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    timestamp, signature = lowered.get(TIMESTAMP_HEADER), lowered.get(ED25519_HEADER)
+    if timestamp is None or signature is None or not timestamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > TIMESTAMP_TOLERANCE:
+        return False
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        public_key.verify(raw, timestamp.encode("ascii") + b"|" + body)
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True

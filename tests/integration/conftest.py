@@ -54,6 +54,7 @@ class ServerProcess:
     log_path: Path
     http_port: int = 0
     api_key: str = ""
+    public_key: str = ""  # printed on the first start in a data dir only
 
     @property
     def api_url(self) -> str:
@@ -163,15 +164,19 @@ def wait_for_banner(
     sip_host: str = "127.0.0.1",
 ) -> ServerProcess:
     """Read a starting server's stdout up to its ``listening`` line (and the
-    ``api-key`` line of a first start); the server, or a RuntimeError with its log."""
+    ``api-key`` and ``callcontrol-public-key`` lines of a first start); the server, or a
+    RuntimeError with its log."""
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     line = ""
     key = api_key
+    public_key = ""
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if line.startswith("api-key "):
             key = line.split()[1]
+        if line.startswith("callcontrol-public-key "):
+            public_key = line.split()[1]
         if line.startswith("listening ") or (not line and process.poll() is not None):
             break
     sip = re.search(rf"sip=udp:{re.escape(sip_host)}:(\d+)", line)
@@ -179,7 +184,9 @@ def wait_for_banner(
     if not sip or not http:
         process.kill()
         raise RuntimeError(f"server did not start: {line!r}\n{log_path.read_text()}")
-    return ServerProcess(process, int(sip.group(1)), data_dir, log_path, int(http.group(1)), key)
+    return ServerProcess(
+        process, int(sip.group(1)), data_dir, log_path, int(http.group(1)), key, public_key
+    )
 
 
 _next_range = [40000 + (os.getpid() % 50) * 400]

@@ -222,6 +222,7 @@ def test_openapi_document_is_what_the_server_serves(api: httpx.Client) -> None:
         (method.upper(), path)
         for path, operations in document["paths"].items()
         for method in operations
+        if not path.startswith("/telnyx/v2/")  # the Call Control API: its own tests
     }
     # Every endpoint of SPEC section 5 is documented; the one extra is a record by id.
     assert documented - SPEC_OPERATIONS == {("GET", "/api/cdrs/{callid}")}

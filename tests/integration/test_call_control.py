@@ -23,6 +23,7 @@ from tests.integration.conftest import ServerProcess, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support import audio
 from tests.support.baresip import Baresip
+from tests.support.forked import ForkReceiver, decode_pcmu
 from tests.support.sipp import SippBackground, assert_digest_is_right
 
 pytestmark = pytest.mark.integration
@@ -52,16 +53,32 @@ def client(server: ServerProcess) -> telnyx.Telnyx:
 
 
 class Events:
-    """The Call Control events one call posted to the receiver, in order."""
+    """The Call Control events posted to the receiver at ``path``, in order. Each one
+    returned has gone through the SDK's ``webhooks.unwrap`` with the server's public key:
+    signature, timestamp and the typed event model."""
 
-    def __init__(self, web: WebPeer, path: str = "/hooks") -> None:
+    def __init__(self, web: WebPeer, server: ServerProcess, path: str = "/hooks") -> None:
         self.web = web
         self.path = path
+        self.key = server.public_key
+        self.sdk = telnyx.Telnyx(api_key="unused", base_url=f"{server.api_url}/telnyx/v2")
+
+    def _data(self, request: Request) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(request.body)["data"]
+        return data
+
+    def _verified(self, request: Request) -> dict[str, Any]:
+        event = self.sdk.webhooks.unwrap(
+            request.body.decode(), headers=request.headers, key=self.key
+        )
+        data = self._data(request)
+        assert event.data is not None and event.data.event_type == data["event_type"]
+        return data
 
     def all(self, call_control_id: str | None = None) -> list[dict[str, Any]]:
         out = []
         for request in self.web.received(self.path):
-            data = json.loads(request.body)["data"]
+            data = self._data(request)
             if call_control_id is None or data["payload"].get("call_control_id") == call_control_id:
                 out.append(data)
         return out
@@ -72,34 +89,32 @@ class Events:
         def match(request: Request) -> bool:
             if request.path != self.path:
                 return False
-            data = json.loads(request.body)["data"]
+            data = self._data(request)
             ours = call_control_id is None or (
                 data["payload"].get("call_control_id") == call_control_id
             )
             return bool(data["event_type"] == event_type and ours)
 
-        found = self.web.wait_for(match, timeout=timeout)
-        data: dict[str, Any] = json.loads(found.body)["data"]
-        return data
+        return self._verified(self.web.wait_for(match, timeout=timeout))
 
     def wait_new(self, event_type: str, seen: set[str], timeout: float = 15.0) -> dict[str, Any]:
         """The first ``event_type`` about a call not in ``seen`` (a new call)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for data in self.all():
-                if (
-                    data["event_type"] == event_type
-                    and data["payload"]["call_control_id"] not in seen
-                ):
-                    return data
-            time.sleep(0.05)
-        raise AssertionError(f"no new {event_type}")
+
+        def match(request: Request) -> bool:
+            if request.path != self.path:
+                return False
+            data = self._data(request)
+            return bool(
+                data["event_type"] == event_type and data["payload"]["call_control_id"] not in seen
+            )
+
+        return self._verified(self.web.wait_for(match, timeout=timeout))
 
 
 def test_inbound_call_answered_spoken_to_gathered_and_hung_up(
     server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx
 ) -> None:
-    events = Events(hooks)
+    events = Events(hooks, server)
     seen = {e["payload"]["call_control_id"] for e in events.all()}
     with Baresip(max_call_s=40) as phone:
         phone.dial(server.uri("cc"))
@@ -211,7 +226,7 @@ def test_dialled_call_bridged_with_a_parked_one_both_hear(
 ) -> None:
     """The app answers an incoming call, dials a registered phone, bridges the two:
     each hears the other's tone, not its own; hanging one up hangs up the other."""
-    events = Events(hooks, "/users")
+    events = Events(hooks, user_server, "/users")
     client = telnyx.Telnyx(api_key=user_server.api_key, base_url=f"{user_server.api_url}/telnyx/v2")
     with _alice(user_server, tones[1100]) as alice:
         alice.wait_registered(timeout=10)
@@ -258,7 +273,7 @@ def test_dialled_call_bridged_with_a_parked_one_both_hear(
 def test_transfer_of_a_parked_call_connects_it_to_the_target(
     user_server: ServerProcess, hooks: WebPeer, tones: dict[int, Path]
 ) -> None:
-    events = Events(hooks, "/users")
+    events = Events(hooks, user_server, "/users")
     client = telnyx.Telnyx(api_key=user_server.api_key, base_url=f"{user_server.api_url}/telnyx/v2")
     with _alice(user_server, tones[1100]) as alice:
         alice.wait_registered(timeout=10)
@@ -297,7 +312,7 @@ def test_playback_heard_and_recording_saved(
     """The app records the call, plays a file from a URL the caller hears, stops the
     recording: ``call.recording.saved`` names a file holding both the caller and the file."""
     hooks.answer("/beep.wav", 200, tones[1100].read_bytes(), content_type="audio/wav")
-    events = Events(hooks)
+    events = Events(hooks, server)
     seen = {e["payload"]["call_control_id"] for e in events.all()}
     with Baresip(input_wav=tones[700], max_call_s=30) as caller:
         caller.dial(server.uri("cc"))
@@ -335,7 +350,6 @@ def test_playback_heard_and_recording_saved(
 def test_dial_through_a_trunk_that_challenges_with_407(tmp_path: Path, hooks: WebPeer) -> None:
     """A number goes out through the trunk, which wants proxy authentication: the
     trunk's credentials answer the 407; the callee answers, then hangs up."""
-    events = Events(hooks, "/trunk")
     with SippBackground(
         scenario=SIPP_DIR / "uas_trunk_auth.xml",
         variables={"hold_ms": 2000},
@@ -350,6 +364,7 @@ trunks:
     keepalive: 0
 """
         server = start_server(tmp_path / "server", extra_config=trunks)
+        events = Events(hooks, server, "/trunk")
         try:
             client = telnyx.Telnyx(api_key=server.api_key, base_url=f"{server.api_url}/telnyx/v2")
             dialled = client.calls.dial(
@@ -372,8 +387,8 @@ trunks:
 def test_dial_with_its_own_credentials_and_unanswered_cause(tmp_path: Path, hooks: WebPeer) -> None:
     """``sip_auth_username``/``password`` answer a SIP URI's challenge; a busy callee
     ends in ``call.hangup`` with ``user_busy`` and its SIP status."""
-    events = Events(hooks, "/own")
     server = start_server(tmp_path / "server")
+    events = Events(hooks, server, "/own")
     try:
         client = telnyx.Telnyx(api_key=server.api_key, base_url=f"{server.api_url}/telnyx/v2")
         with SippBackground(
@@ -416,7 +431,7 @@ def test_dial_with_its_own_credentials_and_unanswered_cause(tmp_path: Path, hook
 def test_refer_reports_the_notified_outcome(
     server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tmp_path: Path
 ) -> None:
-    events = Events(hooks)
+    events = Events(hooks, server)
     seen = {e["payload"]["call_control_id"] for e in events.all()}
     with SippBackground(
         server.target,
@@ -447,7 +462,7 @@ def test_call_handed_to_scenario_actions_and_back(
 ) -> None:
     """The native API sees a call-control call and can hand it a scenario's actions
     (``POST /api/calls/{id}/actions``); when they end the application has it again."""
-    events = Events(hooks)
+    events = Events(hooks, server)
     seen = {e["payload"]["call_control_id"] for e in events.all()}
     api = httpx.Client(base_url=server.api_url, headers={"X-API-Key": server.api_key})
     with Baresip(max_call_s=40) as phone:
@@ -505,7 +520,7 @@ def test_dial_with_answering_machine_detection(
     detected: str,
     greeting: str | None,
 ) -> None:
-    events = Events(hooks, "/users")
+    events = Events(hooks, user_server, "/users")
     client = telnyx.Telnyx(api_key=user_server.api_key, base_url=f"{user_server.api_url}/telnyx/v2")
     with _alice(user_server, greetings[voice]) as alice:
         alice.wait_registered(timeout=10)
@@ -543,3 +558,37 @@ def test_dial_refuses_a_bad_detection_config(client: telnyx.Telnyx) -> None:
         error["source"]["pointer"]
         == "/answering_machine_detection_config/total_analysis_time_millis"
     )
+
+
+def test_fork_sends_each_direction_to_its_receiver(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx, tones: dict[int, Path]
+) -> None:
+    """fork_start copies the caller's RTP to ``rx`` and what it hears to ``tx``; the test
+    decodes both: the caller's 700 Hz in rx, the spoken prompt in tx; fork_stop ends it."""
+    events = Events(hooks, server)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
+    rx, tx = ForkReceiver(), ForkReceiver()
+    try:
+        with Baresip(input_wav=tones[700], max_call_s=30, codecs=("PCMU",)) as caller:
+            caller.dial(server.uri("cc"))
+            ccid = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+            client.calls.actions.answer(ccid)
+            caller.wait_established(timeout=10)
+            client.calls.actions.start_forking(ccid, rx=rx.spec, tx=tx.spec)
+            events.wait("call.fork.started", ccid)
+            client.calls.actions.speak(ccid, payload="This call is forked.", voice="female")
+            events.wait("call.speak.ended", ccid, timeout=20)
+            client.calls.actions.stop_forking(ccid)
+            events.wait("call.fork.stopped", ccid)
+            with pytest.raises(telnyx.UnprocessableEntityError):
+                client.calls.actions.stop_forking(ccid)  # nothing forks any more
+            client.calls.actions.hangup(ccid)
+            caller.wait_closed(timeout=10)
+    finally:
+        rx.close()
+        tx.close()
+    heard_rx = decode_pcmu(rx.rtp())
+    heard_tx = decode_pcmu(tx.rtp())
+    assert audio.tone_present(heard_rx, 8000, 700, 1.0), "rx does not carry the caller"
+    assert audio.speech_seconds(heard_tx, 8000) > 0.5, "tx does not carry the speech"
+    assert not audio.tone_present(heard_tx, 8000, 700, 0.3), "tx carries the caller"

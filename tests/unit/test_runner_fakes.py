@@ -42,6 +42,7 @@ from mediaserver.actions.model import Scenario
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.media.dtmf_out import timeline_seconds
+from mediaserver.media.fork import ForkTargets, fork_targets
 
 SPEECH_SECONDS_PER_CHAR = 0.05
 FRAME_SECONDS = 0.02
@@ -136,6 +137,7 @@ class FakeCall:
         self.transfer_outcome = "transferred"
         self.queue_outcome = "bridged"  # enqueue's, or bridge_next's
         self.queue_wait = 0.0  # virtual seconds spent in a queue
+        self.forking: ForkTargets | None = None  # fork@v1's destinations while it runs
         self._info = info or {
             "id": "call0001",
             "from": "+33123456789",  # like Call.info: the user part of the From URI
@@ -444,6 +446,27 @@ class FakeCall:
             if listener(audio):
                 return
         self.now = start + seconds
+
+    def fork_start(
+        self,
+        *,
+        rx: str | None = None,
+        tx: str | None = None,
+        target: str | None = None,
+        stream_type: str = "raw",
+    ) -> bool:
+        if self._ended:
+            raise CallEnded()
+        targets = fork_targets(rx=rx, tx=tx, target=target, stream_type=stream_type)
+        replaced, self.forking = self.forking is not None, targets
+        self.events.append((self.now, f"fork:{','.join(f for f, _ in targets.addresses())}"))
+        return replaced
+
+    def fork_stop(self) -> None:
+        if self.forking is None:
+            raise MediaError("nothing to stop: the call is not forking")
+        self.forking = None
+        self.events.append((self.now, "fork-stop"))
 
     # -- internals --
 

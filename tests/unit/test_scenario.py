@@ -295,6 +295,7 @@ def test_every_registered_action_is_documented() -> None:
         "stop@v1",
         "queue@v1",
         "transfer@v1",
+        "fork@v1",
         "foreach@v1",
         "fetch@v1",
         "webhook@v1",

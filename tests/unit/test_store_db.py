@@ -37,6 +37,8 @@ TABLES = {
     "recordings",
     "webhooks",
     "webhook_deliveries",
+    "call_control_applications",
+    "call_events",
     "schema_migrations",
 }
 
@@ -141,7 +143,7 @@ async def test_migrations_build_schema_v1_on_an_empty_file(tmp_path: Path) -> No
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"calls_started", "calls_number", "recordings_created", "deliveries_at"} <= indexes
         history = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
-        assert history == [(1, "initial")]
+        assert history == [(1, "initial"), (2, "call_control")]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -153,10 +155,11 @@ async def test_reopening_is_idempotent_and_keeps_the_data(tmp_path: Path) -> Non
     for _ in range(2):
         store = await Store.open(path)
         assert await store.scenarios.get(scenario.id) == scenario
-        assert await store.db.schema_version() == 1
+        assert await store.db.schema_version() == len(MIGRATIONS)
         await store.close()
     with raw(path) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+        count = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+        assert count == len(MIGRATIONS)
 
 
 async def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
@@ -169,7 +172,7 @@ async def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) ->
     message = str(refused.value)
     assert str(path) in message
     assert "version 7" in message
-    assert "up to 1" in message
+    assert f"up to {len(MIGRATIONS)}" in message
     assert "newer mediaserver" in message
     with raw(path) as conn:  # untouched
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
@@ -182,17 +185,18 @@ async def test_pending_migrations_apply_in_order_on_an_existing_database(
     store = await Store.open(path)
     kept = await store.scenarios.create("kept", "x")
     await store.close()
-    v2 = Migration(2, "notes", ("CREATE TABLE notes (id TEXT PRIMARY KEY)",))
-    v3 = Migration(3, "notes_text", ("ALTER TABLE notes ADD COLUMN body TEXT",))
+    n = len(MIGRATIONS)
+    v2 = Migration(n + 1, "notes", ("CREATE TABLE notes (id TEXT PRIMARY KEY)",))
+    v3 = Migration(n + 2, "notes_text", ("ALTER TABLE notes ADD COLUMN body TEXT",))
     monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, v2, v3))
     store = await Store.open(path)
     try:
-        assert await store.db.schema_version() == 3
+        assert await store.db.schema_version() == n + 2
         assert await store.scenarios.get(kept.id) == kept
         async with store.db.transaction() as tx:
             await tx.execute("INSERT INTO notes (id, body) VALUES ('n', 'b')")
         rows = await store.db.fetch_all("SELECT version FROM schema_migrations ORDER BY version")
-        assert [r[0] for r in rows] == [1, 2, 3]
+        assert [r[0] for r in rows] == list(range(1, n + 3))
     finally:
         await store.close()
 
@@ -203,16 +207,19 @@ async def test_a_failing_migration_leaves_the_previous_version_whole(
     path = tmp_path / "store.db"
     await (await Database.open(path)).close()
     broken = Migration(
-        2, "broken", ("CREATE TABLE half (id TEXT)", "INSERT INTO nowhere VALUES (1)")
+        len(MIGRATIONS) + 1,
+        "broken",
+        ("CREATE TABLE half (id TEXT)", "INSERT INTO nowhere VALUES (1)"),
     )
     monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, broken))
     with pytest.raises(sqlite3.OperationalError, match="nowhere"):
         await Database.open(path)
     with raw(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "half" not in tables
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+        count = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+        assert count == len(MIGRATIONS)
 
 
 @pytest.mark.parametrize(("durability", "level"), [("normal", 1), ("full", 2)])

@@ -311,7 +311,8 @@ async def test_every_operation_has_a_request_and_an_answer_example(tmp_path: Pat
         if not path.startswith("/telnyx/")  # the Call Control API: seed 002 documents it
         for method, operation in ops.items()
     ]
-    assert len(operations) == len(EXAMPLES), "an operation without an example, or a stale one"
+    native = [key for key in EXAMPLES if not key[1].startswith("/telnyx/")]
+    assert len(operations) == len(native), "an operation without an example, or a stale one"
     for method, path, operation in operations:
         body = operation.get("requestBody")
         if body is not None:

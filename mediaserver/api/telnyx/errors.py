@@ -18,7 +18,6 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 INVALID = "10015"
 MISSING = "10004"
@@ -131,32 +130,3 @@ def from_validation(exc: RequestValidationError) -> TelnyxError:
     if where == "path":
         return TelnyxError(404 if field else 422, NOT_FOUND, "Resource not found", detail)
     return TelnyxError(422, code, title, detail, pointer=pointer_of(field) if field else "/")
-
-
-class ErrorSource(BaseModel):
-    pointer: str | None = None
-    parameter: str | None = None
-
-
-class Error(BaseModel):
-    code: str
-    title: str
-    detail: str | None = None
-    source: ErrorSource | None = None
-
-
-class Errors(BaseModel):
-    """The seed's ``Errors``: every 4xx and 5xx answer under ``/telnyx/v2``."""
-
-    errors: list[Error]
-
-
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Errors, "description": description}
-    for status, description in (
-        (401, "Unauthorized: no or a wrong API key"),
-        (404, "Resource not found"),
-        (422, "Unprocessable entity: a field named by source.pointer, or the call's state"),
-    )
-}
-"""The error answers every Call Control route documents."""

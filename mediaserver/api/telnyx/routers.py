@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mediaserver.api.telnyx import (
+    applications,
+    call_events,
     routes_calls,
     routes_conferences,
     routes_queues,
@@ -13,6 +15,8 @@ from mediaserver.api.telnyx import (
 
 ROUTERS: list[APIRouter] = [
     routes_calls.router,
+    applications.router,
+    call_events.router,
     routes_conferences.router,
     routes_queues.router,
     routes_recordings.router,

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
+from mediaserver.actions.callapi import MediaError
 from mediaserver.api.telnyx.errors import (
     MISSING,
     TelnyxError,
@@ -28,6 +30,7 @@ from mediaserver.api.telnyx.models import (
     BridgeIn,
     Command,
     DialIn,
+    ForkIn,
     GatherAudioIn,
     GatherSpeakIn,
     PlaybackIn,
@@ -51,6 +54,7 @@ from mediaserver.callcontrol.service import (
     dial,
 )
 from mediaserver.media.amd import config_from
+from mediaserver.media.fork import ForkError
 from mediaserver.sip.uac import TargetError
 
 router = APIRouter(tags=["Call Commands"])
@@ -92,7 +96,7 @@ def _command(request: Request, call_control_id: str, body: Command) -> Controlle
     if body.client_state is not None:
         cc.client_state = body.client_state
     if isinstance(body, WithWebhook) and body.webhook_url is not None:
-        cc.webhook = Webhook(body.webhook_url, cc.webhook.failover_url, cc.webhook.timeout)
+        cc.webhook = replace(cc.webhook, url=body.webhook_url)
     return cc
 
 
@@ -156,7 +160,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
         )
     webhook = app.webhook if app is not None else Webhook(body.webhook_url)
     if body.webhook_url is not None:
-        webhook = Webhook(body.webhook_url, webhook.failover_url, webhook.timeout)
+        webhook = replace(webhook, url=body.webhook_url)
     session_id = None
     if body.link_to is not None:
         linked = control.find(body.link_to)
@@ -453,7 +457,7 @@ async def transfer(request: Request, call_control_id: CallControlId, body: Trans
     if cc is not None:
         webhook = cc.webhook
         if body.webhook_url is not None:
-            webhook = Webhook(body.webhook_url, webhook.failover_url, webhook.timeout)
+            webhook = replace(webhook, url=body.webhook_url)
         leg = DialRequest(
             to=body.to,
             from_=body.from_ or cc.from_,
@@ -484,4 +488,32 @@ async def refer(request: Request, call_control_id: CallControlId, body: ReferIn)
             commands.refer_call(_control(request), cc, body.sip_address, headers)
         except CommandRefused as exc:
             raise _refused(exc) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/fork_start", summary="Forking start")
+async def fork_start(request: Request, call_control_id: CallControlId, body: ForkIn) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            cc.call.fork_start(
+                rx=body.rx or None,
+                tx=body.tx or None,
+                target=body.target or None,
+                stream_type=body.stream_type,
+                call_leg_id=cc.call_leg_id,
+            )
+        except ForkError as exc:
+            raise invalid(exc.field, str(exc)) from None
+    return OK
+
+
+@router.post("/calls/{call_control_id}/actions/fork_stop", summary="Forking stop")
+async def fork_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
+    cc = _command(request, call_control_id, body)
+    if cc is not None:
+        try:
+            cc.call.fork_stop()
+        except MediaError as exc:
+            raise wrong_state(str(exc)) from None
     return OK

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiosqlite
 
 from mediaserver.store.errors import SchemaTooNew
-from mediaserver.store.migrations import v001_initial
+from mediaserver.store.migrations import v001_initial, v002_call_control
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,10 @@ class Migration:
     statements: tuple[str, ...]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, v001_initial.NAME, v001_initial.STATEMENTS),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, v001_initial.NAME, v001_initial.STATEMENTS),
+    Migration(2, v002_call_control.NAME, v002_call_control.STATEMENTS),
+)
 
 _HISTORY_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
