@@ -44,6 +44,10 @@ SEED_FIELDS: dict[str, set[str]] = {
     | {"conference_id", "creator_call_session_id", "media_url", "occurred_at"},
     "conference.participant.playback.ended": _CALL
     | {"conference_id", "creator_call_session_id", "media_url", "occurred_at"},
+    "conference.participant.speak.started": _CALL
+    | {"conference_id", "creator_call_session_id", "occurred_at"},
+    "conference.participant.speak.ended": _CALL
+    | {"conference_id", "creator_call_session_id", "occurred_at"},
     "conference.playback.started": {
         "conference_id",
         "connection_id",
@@ -280,6 +284,18 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
         samples, rate = phones["b"].recorded_audio()
         assert audio.speech_seconds(samples[-3 * rate :], rate) > 1.0
 
+        # Speech to C alone: C hears it, A does not.
+        time.sleep(1.0)
+        client.conferences.actions.speak(
+            conf, payload="Only you can hear this.", voice="male", call_control_ids=[ids["c"]]
+        )
+        wait_event(hooks, "conference.participant.speak.started", call_control_id=ids["c"])
+        wait_event(hooks, "conference.participant.speak.ended", call_control_id=ids["c"])
+        told, rate = phones["c"].recorded_audio()
+        untold, _ = phones["a"].recorded_audio()
+        assert audio.speech_seconds(told[-2 * rate :], rate) > 0.5
+        assert audio.speech_seconds(untold[-2 * rate :], rate) < 0.1
+
         client.conferences.actions.record_stop(conf)
         saved = wait_event(hooks, "conference.recording.saved", conference_id=conf)["payload"]
 
@@ -329,6 +345,8 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
         "conference.participant.playback.ended",
         "conference.speak.started",
         "conference.speak.ended",
+        "conference.participant.speak.started",
+        "conference.participant.speak.ended",
         "conference.recording.saved",
         "conference.ended",
         "conference.floor.changed",
