@@ -235,14 +235,19 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
         muted = {p.call_control_id: p.muted for p in participants.data}
         assert muted == {ids["a"]: True, ids["b"]: False, ids["c"]: False}
 
-        # Unmuted, and B on hold: B hears nothing of the room and is not heard.
+        # Unmuted, and B on hold: B hears the hold audio, nothing of the room, and is
+        # not heard.
         client.conferences.actions.unmute(conf, call_control_ids=[ids["a"]])
-        client.conferences.actions.hold(conf, call_control_ids=[ids["b"]])
+        client.conferences.actions.hold(
+            conf, call_control_ids=[ids["b"]], audio_url=hooks.url("/played.wav")
+        )
         settle()
         powers = heard(phones)
         check(powers, "a", hears="c", silent=["a", "b"])
         check(powers, "c", hears="a", silent=["b", "c"])
         assert max(powers["b"][n] for n in TONES) < 1e-5, powers["b"]
+        assert powers["b"]["played"] > 1e-3, powers["b"]
+        assert max(powers[n]["played"] for n in "ac") < 1e-5, powers
         held = client.conferences.list_participants(conf, filter={"on_hold": True})
         assert [p.call_control_id for p in held.data] == [ids["b"]]
 
