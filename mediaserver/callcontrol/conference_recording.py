@@ -57,7 +57,9 @@ class ConferenceRecordings:
         services = conf.creator.call.services
         if services is None:
             raise ConferenceRefused(None, "Recording is not available: the server has no storage.")
-        active = record_room(services, conf.room, conf.creator.call_control_id)
+        # Dual: the seed's "first leg on channel A, the rest on channel B".
+        apart = conf.creator.call.leg if channels == "dual" else None
+        active = record_room(services, conf.room, conf.creator.call_control_id, apart=apart)
         if active is None:
             raise ConferenceRefused(None, f"Conference {conf.name!r} is being recorded already.")
         conf.recording = RoomRecording(active, now(), base_url, channels, fmt)

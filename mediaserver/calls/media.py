@@ -462,12 +462,19 @@ class _FrameTap:
             self.done.set_exception(exc)
 
 
-def record_room(services: CallServices, room: Conference, call_id: str) -> ActiveRecording | None:
+def record_room(
+    services: CallServices,
+    room: Conference,
+    call_id: str,
+    *,
+    apart: RtpLeg | None = None,
+) -> ActiveRecording | None:
     """Record the room's full mix until it empties (or :meth:`Conference.stop_recording`),
-    indexed under ``call_id``; None when the room is recorded already."""
+    indexed under ``call_id``; None when the room is recorded already. With ``apart``:
+    two channels, that leg's voice and the rest of the room."""
     if room.recording:
         return None
-    rid, recorder = _new_recorder(services, "wav", "mono")
+    rid, recorder = _new_recorder(services, "wav", "mono" if apart is None else "dual")
 
     def stop_writing() -> asyncio.Task[RecordingInfo]:
         return asyncio.get_running_loop().create_task(recorder.aclose())
@@ -475,5 +482,5 @@ def record_room(services: CallServices, room: Conference, call_id: str) -> Activ
     active = ActiveRecording(
         services, rid, recorder, kind="conference", call_id=call_id, stop_writing=stop_writing
     )
-    room.record(recorder, rid, active.stop)
+    room.record(recorder, rid, active.stop, apart=apart)
     return active

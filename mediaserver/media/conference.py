@@ -16,7 +16,7 @@ member its 160 bytes. Member legs send nothing of their own meanwhile
 sent it through :meth:`Conference.heard_by`. The mix is computed once per
 tick, lazily, so it does not matter whether the room or a recording runs
 first. A recording of the room writes the full mix (everyone who talks, plus
-beeps).
+beeps), or two channels: one member's voice apart, and the rest of the mix.
 
 Roles, per member:
 
@@ -47,6 +47,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
@@ -137,6 +139,8 @@ class Conference:
         self.on_floor: Callable[[ConferenceLeg], None] | None = None
         """Told who takes the floor (:mod:`~mediaserver.media.floor`); None: not tracked."""
         self._floor: FloorTracker[ConferenceLeg] = FloorTracker()
+        self._frames: dict[ConferenceLeg, Pcm] = {}
+        self._recorded_apart: ConferenceLeg | None = None
 
     # ------------------------------------------------------------ getters
 
@@ -248,12 +252,21 @@ class Conference:
         member.held = held
         self.mixer.set_held(leg, held or member.waiting)
 
-    def record(self, recorder: MixWriter, recording_id: str, on_done: Callable[[], object]) -> bool:
+    def record(
+        self,
+        recorder: MixWriter,
+        recording_id: str,
+        on_done: Callable[[], object],
+        *,
+        apart: ConferenceLeg | None = None,
+    ) -> bool:
         """Record the full mix from the next tick until the room empties, when
-        ``on_done`` is called; False if the room is recorded already."""
+        ``on_done`` is called; False if the room is recorded already. With ``apart``,
+        two channels: what that member says, and the rest of the mix."""
         if self._recorder is not None:
             return False
         self._recorder = recorder
+        self._recorded_apart = apart
         self.recording_id = recording_id
         self._on_recording_done = on_done
         return True
@@ -303,6 +316,7 @@ class Conference:
                 self._mixed = None
             else:
                 frames = {leg: leg.received_frame() for leg in self.members}
+                self._frames = frames
                 self._mixed = self.mixer.mix(frames)
                 if self.on_floor is not None:
                     self._track_floor(frames)
@@ -339,4 +353,18 @@ class Conference:
             for index, leg in enumerate(legs):
                 leg.send_payload(data[index * FRAME_BYTES : (index + 1) * FRAME_BYTES])
         if self._recorder is not None:
-            self._recorder.write(mixed.full_mix)
+            if self._recorded_apart is None:
+                self._recorder.write(mixed.full_mix)
+            else:
+                self._recorder.write(*self._split(mixed.full_mix, self._recorded_apart))
+
+    def _split(self, full_mix: Pcm, apart: ConferenceLeg) -> tuple[Pcm, Pcm]:
+        """``apart``'s voice (if it may be heard) and the rest of the mix."""
+        member = self.members.get(apart)
+        frame = self._frames.get(apart)
+        if member is None or frame is None or member.muted or member.held or member.waiting:
+            return SILENT_FRAME, full_mix
+        voice = np.zeros(FRAME_BYTES, np.int16)
+        voice[: min(len(frame), FRAME_BYTES)] = frame[:FRAME_BYTES]
+        rest = np.clip(full_mix.astype(np.int32) - voice, -32768, 32767).astype(np.int16)
+        return voice, rest

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 import pytest
 import telnyx
 
@@ -215,7 +218,7 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
                 conference_id=conf,
                 call_control_id=ids[name],
             )
-        client.conferences.actions.record_start(conf, format="wav", channels="single")
+        client.conferences.actions.record_start(conf, format="wav", channels="dual")
 
         # Everyone hears the two others, never itself.
         settle()
@@ -332,12 +335,16 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
     assert recording.data.duration_millis is not None and recording.data.duration_millis > 10000
     listed = client.recordings.list(filter={"conference_id": conf})
     assert [r.id for r in listed.data] == [saved["recording_id"]]
-    mix, rate = audio.read_mono(
+    assert recording.data.channels == "dual"
+    # Dual: the creator A on channel A, the rest of the room on channel B.
+    (channel_a, channel_b), rate = read_stereo(
         server.data_dir / "data" / "recordings" / f"{saved['recording_id']}.wav"
     )
-    first = mix[int(0.5 * rate) : int(2.5 * rate)]
-    for name, hz in TONES.items():
-        assert audio.goertzel_power(first, rate, hz) > 1e-4, f"{name} missing from the recording"
+    start, end = int(0.5 * rate), int(2.5 * rate)
+    on_a = {n: audio.goertzel_power(channel_a[start:end], rate, hz) for n, hz in TONES.items()}
+    on_b = {n: audio.goertzel_power(channel_b[start:end], rate, hz) for n, hz in TONES.items()}
+    assert on_a["a"] > 1e-3 and max(on_a["b"], on_a["c"]) < 1e-3 * on_a["a"], on_a
+    assert min(on_b["b"], on_b["c"]) > 1e-3 and on_b["a"] < 1e-3 * on_b["c"], on_b
 
     seen = {e["event_type"] for e in events(hooks) if e["event_type"].startswith("conference.")}
     assert seen >= {
@@ -363,6 +370,16 @@ def test_three_callers_in_a_conference_muted_held_played_to_and_recorded(
     ]
     assert floors[:2] == [ids["a"], ids["b"]]
     assert_seed_fields(hooks, server)
+
+
+def read_stereo(path: Path) -> tuple[tuple[npt.NDArray[np.float64], ...], int]:
+    """The two channels of a 16-bit stereo WAV, as floats in [-1, 1]."""
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getnchannels() == 2 and wav.getsampwidth() == 2
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        rate = wav.getframerate()
+    both = frames.reshape(-1, 2).astype(np.float64) / 32768.0
+    return (both[:, 0], both[:, 1]), rate
 
 
 def assert_seed_fields(hooks: WebPeer, server: ServerProcess) -> None:

@@ -433,10 +433,6 @@ async def stop(request: Request, id: ConferenceId, body: ParticipantsIn) -> Any:
 async def record_start(request: Request, id: ConferenceId, body: ConferenceRecordIn) -> Any:
     if body.format == "mp3":
         raise invalid("format", "mp3 recordings are not available here: use wav.")
-    if body.channels == "dual":
-        raise invalid(
-            "channels", "dual-channel conference recordings are not available here: use single."
-        )
     conf = _conference(request, id)
     try:
         _service(request).recordings.start(
