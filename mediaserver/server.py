@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import errno
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,14 +66,12 @@ from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
-from mediaserver.sip.transport import ListenError, SipEndpoint, local_address_for
-from mediaserver.sip.trunks import Keepalive, Registration, Trunk
+from mediaserver.sip.transport import ListenError, SipEndpoint
+from mediaserver.sip.trunks import Trunks
 from mediaserver.sip.ua import UserAgent
-from mediaserver.sip.uac import TargetError
 from mediaserver.store import Store
-from mediaserver.webhooks.call_events import call_event_of, is_call_control_event
-from mediaserver.webhooks.delivery import DeliveryRecord, WebhookDispatcher
-from mediaserver.webhooks.subscriptions import WebhookSubscription, targets_from_config
+from mediaserver.webhooks.delivery import WebhookDispatcher
+from mediaserver.webhooks.targets import WebhookTargets
 
 log = get_logger("server")
 
@@ -125,8 +123,13 @@ class Server:
         self._reloading = asyncio.Lock()
         self.store: Store | None = None
         self.http: HttpListener | None = None
-        self.webhook_targets: list[WebhookSubscription] = list(targets_from_config(config.webhooks))
-        self.webhooks = WebhookDispatcher(self._subscriptions, on_delivery=self._delivered)
+        # Where webhooks go (config and store), read by the dispatcher at each publish.
+        self.webhook_targets = WebhookTargets(
+            config.webhooks, lambda: self.store, self.call_control_apps.name_of
+        )
+        self.webhooks = WebhookDispatcher(
+            self.webhook_targets.subscriptions, on_delivery=self.webhook_targets.record_delivery
+        )
         self.journal = CallJournal(None, self.webhooks)
         self.events = self.journal.events  # the live event stream (GET /api/events)
         self.clock = MediaClock()
@@ -141,7 +144,13 @@ class Server:
             realm=config.sip.realm,
             algorithms=config.sip.digest_algorithms,
         )
-        self.trunks = {trunk.name: Trunk(trunk) for trunk in config.trunks}
+        self.trunks = Trunks(
+            config.trunks,
+            endpoint=self.endpoint,
+            access=self.access,
+            public_address=config.sip.public_address,
+            user_agent=config.sip.user_agent,
+        )
         self.conferences = Conferences()  # the live rooms and queues calls join by name
         self.queues = CallQueues()
         media = MediaSettings(
@@ -171,7 +180,7 @@ class Server:
             media=media,
             access=self.access,
             registrar=self.ua.registrar,
-            trunks=self.trunks,
+            trunks=self.trunks.by_name,
             user_agent=config.sip.user_agent,
             journal=self.journal,
             services=services,
@@ -257,10 +266,7 @@ class Server:
         await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
         await self.call_control_apps.load()
-        self.webhook_targets = [
-            *targets_from_config(config.webhooks),
-            *await store.webhooks.enabled(),
-        ]
+        await self.webhook_targets.refresh()
         self.journal.store = store
         self.journal.start()
         self.webhooks.start()
@@ -271,7 +277,7 @@ class Server:
             raise StartError(
                 listen_problem("SIP", address, "--sip-port", "sip.listen", exc)
             ) from exc
-        await self._start_trunks()
+        await self.trunks.start()
         from mediaserver.api.app import create_app  # the API's routes import this module
 
         self.http = HttpListener(create_app(self), config.http.host, config.http.port)
@@ -283,45 +289,6 @@ class Server:
                 listen_problem("HTTP", address, "--http-port", "http.listen", exc)
             ) from exc
         return Listening(bound, (config.rtp.port_min, config.rtp.port_max), http)
-
-    async def _start_trunks(self) -> None:
-        """Resolve each trunk (its address admits its calls) and register those
-        that ask for it. A trunk that cannot be resolved is logged, not fatal."""
-        for trunk in self.trunks.values():
-            try:
-                peer = await trunk.resolve()
-            except TargetError as exc:
-                log.warning("trunk unreachable", trunk=trunk.name, reason=str(exc))
-                continue
-            self.access.trunk_addresses[peer.host] = trunk.name
-            if trunk.config.keepalive:
-                trunk.keepalive = Keepalive(
-                    trunk,
-                    endpoint=self.endpoint,
-                    local_host=self._contact_host(peer.host),
-                    user_agent=self.config.sip.user_agent,
-                    interval=trunk.config.keepalive,
-                )
-                trunk.keepalive.start()
-            if trunk.config.register:
-                trunk.registration = Registration(
-                    trunk,
-                    endpoint=self.endpoint,
-                    local_host=self._contact_host(peer.host),
-                    contact=self._contact(peer.host, peer.transport),
-                    user_agent=self.config.sip.user_agent,
-                )
-                trunk.registration.start()
-
-    def _contact_host(self, remote_host: str) -> str:
-        return self.config.sip.public_address or local_address_for(remote_host)
-
-    def _contact(self, remote_host: str, transport: str) -> str:
-        host = self._contact_host(remote_host)
-        host = f"[{host}]" if ":" in host else host
-        port = self.endpoint.local_address(transport)[1]
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:mediaserver@{host}:{port}{suffix}>"
 
     async def shutdown(self, drain: float, force: asyncio.Event | None = None) -> None:
         """Refuse new calls, let live ones finish for up to ``drain`` seconds
@@ -340,11 +307,7 @@ class Server:
             await self.switch.hangup_all("normal_clearing")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.switch.wait_idle(), 10.0)
-        for trunk in self.trunks.values():
-            if trunk.keepalive is not None:
-                await trunk.keepalive.stop()
-            if trunk.registration is not None:
-                await trunk.registration.stop()
+        await self.trunks.stop()
         self.clock.stop()
         await self.endpoint.close()
         self.events.close()  # event-stream clients are told, so HTTP can stop at once
@@ -374,19 +337,5 @@ class Server:
             self.access.users = {user.username: user.password for user in new.users}
             self.ua.users_changed()
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)
-            self.webhook_targets = [*targets_from_config(new.webhooks), *stored_webhooks]
+            self.webhook_targets.replace(new.webhooks, stored_webhooks)
             return changes
-
-    # -- webhooks ------------------------------------------------------------------------
-
-    def _subscriptions(self) -> Iterable[WebhookSubscription]:
-        return self.webhook_targets
-
-    async def _delivered(self, record: DeliveryRecord) -> None:
-        if self.store is None:
-            return
-        await self.store.deliveries.append(record)
-        if is_call_control_event(record.event_type):
-            app = self.call_control_apps.get(record.webhook_id)
-            name = app.application_name if app is not None else ""
-            await self.store.call_events.append(call_event_of(record, name))

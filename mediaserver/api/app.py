@@ -43,7 +43,7 @@ from mediaserver.api.auth import (
     require_key,
     require_key_off_loopback,
 )
-from mediaserver.api.deps import ApplicationService, CatalogService, RunService
+from mediaserver.api.deps import ApplicationService, CatalogService, RunService, WebhookService
 from mediaserver.api.docs import add_docs
 from mediaserver.api.examples import add_examples
 from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
@@ -54,9 +54,10 @@ from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
-from mediaserver.api.telnyx.errors import TelnyxError, from_validation, status_error
+from mediaserver.api.telnyx.errors import TelnyxError, from_validation, refused, status_error
 from mediaserver.api.telnyx.responses import ERROR_RESPONSES as TELNYX_RESPONSES
 from mediaserver.api.telnyx.routers import ROUTERS as TELNYX_ROUTERS
+from mediaserver.callcontrol.commands import CommandRefused
 from mediaserver.log import get_logger
 
 if TYPE_CHECKING:
@@ -208,6 +209,8 @@ def create_app(server: Server) -> FastAPI:
     app.state.call_control = server.call_control
     applications: ApplicationService = server.call_control_apps
     app.state.call_control_apps = applications
+    webhook_targets: WebhookService = server.webhook_targets
+    app.state.webhook_targets = webhook_targets
     app.state.key_check = KeyCheck(api_keys(server.config), dict(server.config.http.key_names))
     telemetry = metrics.Telemetry(server)
     telemetry.loop_lag.start()
@@ -262,6 +265,10 @@ def create_app(server: Server) -> FastAPI:
     @app.exception_handler(TelnyxError)
     async def telnyx_error(_: Request, exc: TelnyxError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(CommandRefused)
+    async def command_refused(_: Request, exc: CommandRefused) -> JSONResponse:
+        return refused(exc).response()
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -1,11 +1,12 @@
 """What the API's routes need of the server's services, as protocols.
 
-Routes reach runs, the scenario catalog and the Call Control applications
-only through these (:func:`runs_of`, :func:`catalog_of`,
-:func:`applications_of`), never through the user agent, the library, the
-router or the store's scenario and application tables; ``server.py`` composes
-the real ones (:class:`~mediaserver.runs.Runs`,
-:class:`~mediaserver.catalog.Catalog`,
+Routes reach runs, the scenario catalog, the webhook targets and the Call
+Control applications only through these (:func:`runs_of`, :func:`catalog_of`,
+:func:`webhooks_of`, :func:`applications_of`), never through the user agent,
+the library, the router, the store's scenario and application tables or the
+server's attributes; ``server.py`` composes the real ones
+(:class:`~mediaserver.runs.Runs`, :class:`~mediaserver.catalog.Catalog`,
+:class:`~mediaserver.webhooks.targets.WebhookTargets`,
 :class:`~mediaserver.callcontrol.applications.CallControlApplications`), and a
 test may hand in others. The services' errors are turned into API
 answers by :func:`catalog_error`.
@@ -78,6 +79,12 @@ class ApplicationService(Protocol):
     async def delete(self, app_id: str) -> CallControlApplication: ...
 
 
+class WebhookService(Protocol):
+    """Where webhooks go: told when the API changed a stored webhook."""
+
+    async def refresh(self) -> None: ...
+
+
 def runs_of(request: Request) -> RunService:
     runs: RunService = request.app.state.runs
     return runs
@@ -91,6 +98,11 @@ def catalog_of(request: Request) -> CatalogService:
 def applications_of(request: Request) -> ApplicationService:
     applications: ApplicationService = request.app.state.call_control_apps
     return applications
+
+
+def webhooks_of(request: Request) -> WebhookService:
+    webhooks: WebhookService = request.app.state.webhook_targets
+    return webhooks
 
 
 def catalog_error(exc: CatalogError) -> ApiError:

@@ -1,10 +1,11 @@
 """Webhooks created through the API, and the delivery log of every webhook.
 
-Each change is stored first, then the dispatcher's target list
-(``Server.webhook_targets``: the config file's webhooks plus the enabled
-stored ones) is rebuilt from the store, so the next event already goes
-where the API says. The endpoint URL of a webhook cannot change (as in the
-Callr seed): create a new webhook instead. Secrets are never shown back;
+Each change is stored first, then the webhook targets (the config file's
+webhooks plus the enabled stored ones, :mod:`mediaserver.webhooks.targets`,
+reached through :class:`~mediaserver.api.deps.WebhookService`) are read again
+from the store, so the next event already goes where the API says. The
+endpoint URL of a webhook cannot change (as in the Callr seed): create a new
+webhook instead. Secrets are never shown back;
 ``signed`` tells whether one is set.
 """
 
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
+from mediaserver.api.deps import webhooks_of
 from mediaserver.api.models import (
     SID_PATTERN,
     Status,
@@ -33,13 +35,11 @@ from mediaserver.api.native import (
     aware,
     opt_timestamp,
     page_of,
-    server_of,
     store_of,
     timestamp,
 )
 from mediaserver.store import Delivery, DeliveryFilter
 from mediaserver.store import Webhook as StoredWebhook
-from mediaserver.webhooks.subscriptions import targets_from_config
 
 router = APIRouter(tags=["webhooks"])
 
@@ -80,9 +80,8 @@ def log_out(delivery: Delivery) -> WebhookLog:
 
 async def refresh_targets(request: Request) -> None:
     """Point the dispatcher at the config's webhooks and the enabled stored ones."""
-    server = server_of(request)
-    enabled = await store_of(request).webhooks.enabled()
-    server.webhook_targets = [*targets_from_config(server.config.webhooks), *enabled]
+    store_of(request)  # 503 while the server is starting or stopping
+    await webhooks_of(request).refresh()
 
 
 @router.get("/api/webhooks", response_model=WebhookPage, summary="Search webhooks")

@@ -61,6 +61,11 @@ class CallControlApplications:
         """The application ``app_id``, None when there is none."""
         return self._apps.get(app_id)
 
+    def name_of(self, app_id: str) -> str:
+        """The name of application ``app_id``; "" when there is none (the event log's)."""
+        app = self._apps.get(app_id)
+        return app.application_name if app is not None else ""
+
     def all(self) -> list[CallControlApplication]:
         """Every application, oldest first."""
         return sorted(self._apps.values(), key=lambda app: (app.created_at, app.id))

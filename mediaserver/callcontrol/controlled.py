@@ -71,6 +71,11 @@ class ControlledCall:
             del self._command_ids[next(iter(self._command_ids))]
         return False
 
+    def forget(self, command_id: str | None) -> None:
+        """A refused command's id may be used again."""
+        if command_id is not None:
+            self._command_ids.pop(command_id, None)
+
     def cancel_tasks(self) -> None:
         """Stop the prompts and gather of a call that ended (a bridge ends by itself,
         hanging up the other call)."""

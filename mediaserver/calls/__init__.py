@@ -1,6 +1,8 @@
 """Calls: one SIP dialog, its RTP leg and what drives them.
 
-``base.py`` holds what every call has (media, digits, BYE, the run);
+``base.py`` holds what every call is and its ``CallApi``, composed of parts
+(``channel``, ``digits``, ``playback``, ``media``, ``renegotiation``,
+``session_link``, ``run_owner``; see docs/architecture.md);
 ``inbound.py`` answers an INVITE; ``outbound.py`` places one; ``bridge.py``
 joins two calls for ``dial@v1``. ``switch.py`` is the call switch the SIP user
 agent passes calls up to (admission in ``admission.py``), ``dialer.py`` places

@@ -1,31 +1,28 @@
-"""What every call has, whichever side placed it: a dialog, an RTP leg, DTMF.
+"""A call, whichever side placed it: what it is, and the CallApi it offers its runs.
 
-:class:`Call` implements the media half of
-:class:`~mediaserver.actions.callapi.CallApi` (play, echo, digits), hanging
-up with BYE, the reaction to the peer's BYE, and :meth:`Call.serve`, which
-runs a scenario and always ends the call cleanly. The direction-specific
-parts (answering an INVITE, placing one) live in ``inbound.py`` and
-``outbound.py``.
+:class:`Call` implements :class:`~mediaserver.actions.callapi.CallApi` and
+reacts to what the user agent passes up; the work is in its parts, one concept
+each: ``channel.py`` (the dialog and every request in it), ``digits.py`` (DTMF
+type-ahead and waiting), ``playback.py`` (prompts, echo), ``media.py``
+(decoded media), ``renegotiation.py`` (the peer's re-INVITEs and UPDATEs,
+hold), ``session_link.py`` (the INVITE session core: refresh, expiry, the ACK
+of our 2xx) and ``run_owner.py`` (the runs, background tasks, the release).
+Answering an INVITE and placing one are in ``inbound.py`` and ``outbound.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import string
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
-
-import structlog
 
 from mediaserver.actions.callapi import (
     CallEnded,
     ConferenceOptions,
     ConferenceResult,
-    DialError,
     DialOptions,
     DialResult,
     Pcm,
@@ -33,30 +30,28 @@ from mediaserver.actions.callapi import (
     RecordOptions,
     VoicemailOptions,
 )
-from mediaserver.calls.causes import q850_cause
 from mediaserver.calls.channel import DialogChannel
+from mediaserver.calls.digits import DigitBuffer
 from mediaserver.calls.fork import start_fork, stop_fork
 from mediaserver.calls.media import CallMedia
+from mediaserver.calls.playback import echo, play
 from mediaserver.calls.queues import CallQueues, bridge_next, enqueue
+from mediaserver.calls.renegotiation import Renegotiation
+from mediaserver.calls.run_owner import RunOwner
 from mediaserver.calls.session_driver import SessionDriver
-from mediaserver.calls.transfer import refer
+from mediaserver.calls.session_link import SessionLink
+from mediaserver.calls.transfer import transfer
 from mediaserver.log import get_logger
-from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.invite_session import (
-    AckTimedOut,
     Event,
     InviteSession,
     ProvisionalAcknowledged,
     ProvisionalTimedOut,
-    RefreshDue,
-    RetryDue,
-    SessionExpired,
 )
-from mediaserver.sip.message import Request, Response, make_response
-from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
-from mediaserver.sip.sdp import SdpError, SessionDescription
+from mediaserver.sip.message import Request, Response
+from mediaserver.sip.sdp import SessionDescription
 from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
@@ -70,9 +65,6 @@ if TYPE_CHECKING:
     from mediaserver.journal import CallJournal
 
 log = get_logger("call")
-
-MAX_BUFFERED_DIGITS = 64
-BYE_WAIT = 5.0
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -117,14 +109,9 @@ class Call:
         self.to_user = to_user
         self.dialog_headers = dialog_headers  # Contact, Allow, Server on our dialog messages
         self.codecs: tuple[str, ...] = ("PCMU", "PCMA")  # what we accept, preferred first
-        self.on_hold = False  # the peer put us on hold (it stopped receiving)
         self.early_media_sent = False  # progress@v1 sent our SDP in a 183: media before answer
         self.session_timer: SessionTimer | None = None
         self.peer_allow: list[str] = []  # the methods the peer said it allows
-        # Our 2xx to INVITEs not acknowledged yet, by CSeq number.
-        self.awaiting_ack: dict[int, ServerTransaction] = {}
-        # The dialog's session rules (sip/invite_session.py), once there is a dialog.
-        self.session_driver: SessionDriver | None = None
         # The dialog and every request sent in it (calls/channel.py).
         self.channel = DialogChannel(
             endpoint,
@@ -141,25 +128,22 @@ class Call:
         self.hangup_cause: str | None = None
         self.hangup_source: str | None = None
         self.final_status: int | None = None
-        self.outcome: RunOutcome | None = None
         self.dial_status: str | None = None  # for a call placed by dial@v1: how it went
         self.journal: CallJournal | None = None
         self._services: CallServices | None = None
         self.bridge: Bridge | None = None  # the dial@v1 bridge this call is the callee of
         self.refer_updates: asyncio.Queue[int] | None = None  # our REFER's NOTIFY statuses
-        self._on_finished = on_finished
-        self._digits: deque[str] = deque(maxlen=MAX_BUFFERED_DIGITS)
-        # Told of every key as it arrives (Call Control's call.dtmf.received).
-        self.digit_listeners: list[Callable[[str], None]] = []
         # Told of what happens to the call's media (call.fork.started...): type, fields.
         self.media_listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self._wakers: list[asyncio.Future[None]] = []
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._run_task: asyncio.Task[RunOutcome] | None = None
-        self._injected: RunFactory | None = None
-        self._background: set[asyncio.Task[None]] = set()
-        self._finished = False
-        leg.on_digit = self._on_digit
+        self.digits = DigitBuffer(self._ended, self.id)
+        leg.on_digit = self.digits.deliver
+        # Told of every key as it arrives (Call Control's call.dtmf.received).
+        self.digit_listeners = self.digits.listeners
+        self.session_link = SessionLink(self)  # the session core, once there is a dialog
+        self.renegotiation = Renegotiation(self)
+        self._on_finished = on_finished
+        self.run_owner: RunOwner[Call] = RunOwner(self, self._released)
 
     @property
     def dialog(self) -> Dialog | None:
@@ -180,6 +164,26 @@ class Call:
         self._services = services
         if services is not None:
             self.leg.learn_sources(services.learn_source)  # rtp.learn_source
+
+    @property
+    def session_driver(self) -> SessionDriver | None:
+        """The dialog's session rules (sip/invite_session.py), once there is a dialog."""
+        return self.session_link.driver
+
+    @property
+    def awaiting_ack(self) -> dict[int, ServerTransaction]:
+        """Our 2xx to INVITEs not acknowledged yet, by CSeq number."""
+        return self.session_link.awaiting_ack
+
+    @property
+    def on_hold(self) -> bool:
+        """The peer put us on hold (it stopped receiving)."""
+        return self.renegotiation.on_hold
+
+    @property
+    def outcome(self) -> RunOutcome | None:
+        """How the call's last run ended."""
+        return self.run_owner.outcome
 
     # -- CallApi: state --------------------------------------------------------
 
@@ -258,69 +262,55 @@ class Call:
     async def _abandon(self, reason: str) -> None:
         """End a call that was never answered (a final response, or CANCEL)."""
 
-    # -- CallApi: media and digits ---------------------------------------------
-
-    async def play(self, audio: Pcm, stop_keys: str = "") -> str | None:
-        await self._ensure_media()
-        key = self._buffered_key(stop_keys)
-        if key is not None:
-            return key  # type-ahead: a key pressed before the prompt skips it
-        playback = self.leg.play(audio)
-        try:
-            while True:
-                await self.wait_any([playback.done], None)
-                self.check()
-                key = self._buffered_key(stop_keys)
-                if key is not None:
-                    return key
-                if playback.done.done():
-                    return None
-        finally:
-            if not playback.done.done():
-                self.leg.stop_playback()
-
-    async def echo(self, seconds: float | None) -> None:
-        await self._ensure_media()
-        self.leg.set_echo(True)
-        try:
-            await self.wait_any([], seconds, wake_on_digit=False)
-            self.check()
-        finally:
-            self.leg.set_echo(False)
-
-    async def next_digit(self, timeout: float | None) -> str | None:
-        self.check()
-        if not self._digits:
-            await self.wait_any([], timeout)
-            self.check()
-        return self._digits.popleft() if self._digits else None
-
-    def flush_digits(self) -> None:
-        self._digits.clear()
-
     async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
         """Call ``targets`` and bridge the first to answer (see bridge.py)."""
         raise CallEnded("this call cannot dial")
 
-    # -- transfer and queues --------------------------------------------------------
+    # -- CallApi: media and digits ---------------------------------------------
+
+    async def play(self, audio: Pcm, stop_keys: str = "") -> str | None:
+        return await play(self, audio, stop_keys)
+
+    async def echo(self, seconds: float | None) -> None:
+        await echo(self, seconds)
+
+    async def next_digit(self, timeout: float | None) -> str | None:
+        self.check()
+        if not self.digits:
+            await self.wait_any([], timeout)
+            self.check()
+        return self.digits.pop()
+
+    def flush_digits(self) -> None:
+        self.digits.clear()
+
+    async def wait_any(
+        self,
+        futures: list[asyncio.Future[Any]],
+        timeout: float | None,
+        *,
+        wake_on_digit: bool = True,
+    ) -> None:
+        """Wait until one of ``futures`` is done, a digit arrives (unless told
+        not to), the call ends, or ``timeout`` seconds pass."""
+        await self.digits.wait_any(futures, timeout, wake_on_digit=wake_on_digit)
+
+    def deliver_digit(self, key: str) -> None:
+        """A key pressed, however it arrived (RFC 4733, SIP INFO, in-band)."""
+        self.digits.deliver(key)
+
+    async def _ensure_media(self, *, early: bool = True) -> None:
+        """Media actions answer the call first when needed; after progress@v1 they
+        are early media instead, heard before the answer, unless ``early`` is False
+        (a voicemail or a conference always answers)."""
+        self.check()
+        if not self.answered and not (early and self.early_media_sent):
+            await self.answer()
+
+    # -- CallApi: transfer and queues ------------------------------------------
 
     async def transfer(self, target: str, mode: str | None) -> str:
-        self.check()
-        is_uri = target.lower().startswith(("sip:", "sips:"))
-        allows_refer = "REFER" in {m.strip().upper() for m in self.peer_allow}
-        if mode is None:
-            mode = "refer" if is_uri and allows_refer and self.answered else "bridge"
-        if mode == "refer":
-            if not is_uri:
-                raise DialError("transfer by REFER needs a SIP URI target")
-            if not self.answered:
-                await self.answer()
-            return await refer(self, target)
-        result = await self.dial([target], DialOptions())
-        if result.status != "answered":
-            return "failed"
-        await self.hangup("normal_clearing")
-        return "transferred"
+        return await transfer(self, target, mode)
 
     async def enqueue(
         self,
@@ -339,59 +329,7 @@ class Call:
         queues = self.services.queues if self.services is not None else CallQueues()
         return await bridge_next(self, queues, queue)
 
-    async def _ensure_media(self, *, early: bool = True) -> None:
-        """Media actions answer the call first when needed; after progress@v1 they
-        are early media instead, heard before the answer, unless ``early`` is False
-        (a voicemail or a conference always answers)."""
-        self.check()
-        if not self.answered and not (early and self.early_media_sent):
-            await self.answer()
-
-    def _buffered_key(self, stop_keys: str) -> str | None:
-        for key in self._digits:
-            if key in stop_keys:
-                return key
-        return None
-
-    async def wait_any(
-        self,
-        futures: list[asyncio.Future[Any]],
-        timeout: float | None,
-        *,
-        wake_on_digit: bool = True,
-    ) -> None:
-        """Wait until one of ``futures`` is done, a digit arrives (unless told
-        not to), the call ends, or ``timeout`` seconds pass."""
-        waiters: set[asyncio.Future[Any]] = {self._ended, *futures}
-        waker: asyncio.Future[None] | None = None
-        if wake_on_digit:
-            waker = asyncio.get_running_loop().create_future()
-            self._wakers.append(waker)
-            waiters.add(waker)
-        try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if waker is not None:
-                with contextlib.suppress(ValueError):
-                    self._wakers.remove(waker)
-
-    def deliver_digit(self, key: str) -> None:
-        """A key pressed, however it arrived (RFC 4733, SIP INFO, in-band)."""
-        self._on_digit(key)
-
-    def _on_digit(self, key: str) -> None:
-        # Runs in datagram_received, outside the call's task: name the call explicitly.
-        log.info("dtmf received", key=key, call_id=self.id)
-        self._digits.append(key)
-        for waker in self._wakers:
-            if not waker.done():
-                waker.set_result(None)
-        for listener in self.digit_listeners:
-            listener(key)
-
-    # == CallApi: decoded media =====================================================
-    # Keys out, recordings, voicemail, conferences and background audio; the work is
-    # in mediaserver.calls.media (CallMedia), made on first use.
+    # -- CallApi: decoded media (mediaserver.calls.media, made on first use) --------
 
     _media: CallMedia | None = None
 
@@ -441,8 +379,6 @@ class Call:
     def fork_stop(self) -> None:
         stop_fork(self)  # calls/fork.py
 
-    # == end of decoded media =======================================================
-
     # -- ending --------------------------------------------------------------------
 
     def end(self, cause: str, source: str) -> None:
@@ -460,15 +396,9 @@ class Call:
         self.leg.close()
 
     async def _send_bye(self, reason: str) -> None:
-        if self.dialog is None:
-            return
-        reason_header = ("Reason", f'Q.850;cause={q850_cause(reason)};text="{reason}"')  # RFC 3326
-        with contextlib.suppress(asyncio.TimeoutError):
-            bye = self.channel.request("BYE", [reason_header])
-            response = await asyncio.wait_for(bye, BYE_WAIT)
-            log.debug("bye answered", status=response.status if response else None)
+        await self.channel.bye(reason)
 
-    # -- events from the user agent ----------------------------------------------
+    # -- events from the user agent and the session core ----------------------------
 
     def on_remote_bye(self) -> None:
         source = "caller" if self.direction == "inbound" else "callee"
@@ -476,255 +406,64 @@ class Call:
         self.cancel_run()
 
     def on_ack(self, ack: Request) -> None:
-        """An ACK for one of our 2xx to an INVITE: it stops that 2xx's retransmission.
-        The ACK carries the CSeq number of the INVITE it acknowledges (RFC 3261
-        13.2.2.4), which tells a re-INVITE's from the first INVITE's."""
-        tx = self.awaiting_ack.pop(ack.cseq[0], None)
-        if tx is not None:
-            self.endpoint.layer.ack_received(tx, asyncio.get_running_loop().time())
-        if self.session_driver is not None:
-            session = self.session_driver.session
-            self.session_driver.apply(lambda now: session.handle_ack(ack, now))
+        """An ACK for one of our 2xx to an INVITE (session_link.py)."""
+        self.session_link.on_ack(ack)
 
     def on_reinvite(self, tx: ServerTransaction, request: Request) -> None:
-        """A re-INVITE or UPDATE in the dialog (RFC 3261 14.2, RFC 3311): a new offer
-        is negotiated on the same port, and the leg follows it (hold when the peer
-        stops receiving, resume when it comes back); no offer (a session refresh)
-        gets our current description. When the offer is unusable the call goes on
-        as it was (488, RFC 3261 14.2). The session core answers glare first (491 or
-        500, RFC 3261 14.2, RFC 3311 5.2)."""
-        driver = self.session_driver
-        if driver is not None and not driver.handle_request(tx, request):
-            return
-        if self.local_sdp is None or self.dialog is None:
-            self._answer_offer(tx, request, make_response(request, 488))
-            return
-        if request.method == "UPDATE" and not request.body:
-            # RFC 3311 / RFC 4028: an UPDATE without an offer just refreshes the session.
-            extra = [*self.dialog_headers, *self.session_timer_headers(request)]
-            ok = make_response(request, 200, to_tag=self.dialog.local_tag, extra=extra)
-            self._answer_offer(tx, request, ok)
-            return
-        if request.body:
-            try:
-                offer = SessionDescription.parse(request.body)
-                answer = negotiate_answer(
-                    offer,
-                    codecs=self._codec_preference(),
-                    local_address=self.local_host,
-                    local_port=self.leg.local_port,
-                    session_id=self.local_sdp.origin.session_id,
-                    session_version=self.local_sdp.origin.session_version,
-                    user_agent=self.user_agent,
-                )
-            except SdpError as exc:
-                status = 488 if isinstance(exc, NoAcceptableMedia) else 400
-                response = make_response(request, status, f"Bad SDP offer: {exc}"[:100])
-                self._answer_offer(tx, request, response)
-                return
-            self._apply_answer(answer)
-        extra = [*self.dialog_headers, ("Content-Type", "application/sdp")]
-        extra += self.session_timer_headers(request)
-        body = self.local_sdp.serialize().encode()
-        ok = make_response(request, 200, to_tag=self.dialog.local_tag, extra=extra, body=body)
-        if request.method == "INVITE":
-            self.awaiting_ack[request.cseq[0]] = tx
-        self._answer_offer(tx, request, ok)
-
-    def _answer_offer(self, tx: ServerTransaction, request: Request, response: Response) -> None:
-        """Send our final response to a re-INVITE or UPDATE and tell the session (its 2xx
-        refreshes the session timer, RFC 4028 10)."""
-        self.endpoint.respond(tx, response)
-        if self.session_driver is not None:
-            session = self.session_driver.session
-            self.session_driver.apply(lambda now: session.answer_offer(request, response, now))
-
-    def _codec_preference(self) -> tuple[str, ...]:
-        """The codec in use first, so a re-offer does not switch codecs needlessly."""
-        current = self.leg.codec.name
-        return (current, *(c for c in self.codecs if c != current))
-
-    def _apply_answer(self, answer: AudioAnswer) -> None:
-        """Point the leg at a renegotiated description and keep our new answer, its
-        version raised only when it differs from the last one (RFC 3264 8)."""
-        previous = self.local_sdp
-        sdp = answer.sdp
-        if previous is not None and _without_version(sdp) != _without_version(previous):
-            sdp.origin.session_version = previous.origin.session_version + 1
-        self.local_sdp = sdp
-        was_held = self.on_hold
-        self.on_hold = answer.on_hold
-        self.leg.update_remote(
-            (answer.remote_address, answer.remote_port),
-            CODECS[answer.codec],
-            answer.payload_type,
-            answer.telephone_event_pt,
-            hold=answer.on_hold,
-        )
-        if answer.on_hold != was_held:
-            log.info("call held" if answer.on_hold else "call resumed", call_id=self.id)
+        """A re-INVITE or UPDATE in the dialog (renegotiation.py)."""
+        self.renegotiation.on_reinvite(tx, request)
 
     def session_timer_headers(self, request: Request) -> list[tuple[str, str]]:
         """The session-timer headers of our 2xx to a refresh (RFC 4028 9)."""
-        return [] if self.session_timer is None else self.session_timer.headers()
-
-    # -- the session core (sip/invite_session.py) --------------------------------
+        return self.renegotiation.session_timer_headers()
 
     def attach_session(
         self, invite: Request, *, transaction: ServerTransaction | None, owns_call_id: bool
     ) -> InviteSession:
-        """Give the dialog its session core, paced by the server's configured timers;
-        the INVITE transaction resends our 2xx and times its ACK out (RFC 6026 7.1)."""
-        session = InviteSession(
-            invite,
-            timers=self.endpoint.layer.timers,
-            session_timer=self.session_timer,
-            owns_call_id=owns_call_id,
-            transaction_awaits_ack=True,
-        )
-        self.session_driver = SessionDriver(
-            session, self.endpoint, invite_transaction=transaction, on_event=self.on_session_event
-        )
-        return session
+        """Give the dialog its session core (session_link.py)."""
+        return self.session_link.attach(invite, transaction=transaction, owns_call_id=owns_call_id)
 
     def on_session_event(self, event: Event) -> None:
-        """What the session core asks of the call."""
-        if isinstance(event, RefreshDue | RetryDue):
-            self.schedule(self._refresh_session())
-        elif isinstance(event, SessionExpired) and not self.ended:
-            log.info("session expired; hanging up", call_id=self.id)
-            self.schedule(self.hangup("session_expired"))
-        elif isinstance(event, AckTimedOut):
-            self.on_ack_timeout()
-        elif isinstance(event, ProvisionalAcknowledged | ProvisionalTimedOut):
-            self.on_provisional_event(event)
+        """What the session core asks of the call (session_link.py)."""
+        self.session_link.on_event(event)
 
     def on_provisional_event(self, event: ProvisionalAcknowledged | ProvisionalTimedOut) -> None:
         """A reliable provisional was PRACKed or timed out (inbound calls)."""
 
     def on_ack_timeout(self) -> None:
         """No ACK for our 2xx: RFC 3261 13.3.1.4 says to end the dialog with BYE."""
-        if not self.ended:
-            log.info("no ACK for 200 OK; hanging up", call_id=self.id)
-            self.schedule(self.hangup("failed"))
-
-    async def _refresh_session(self) -> None:
-        """One refresh (RFC 4028 9): UPDATE without SDP when the peer allows it, else a
-        re-INVITE with our current description, acknowledged on 2xx; the session core
-        says when, and what its response means."""
-        driver = self.session_driver
-        if self.ended or self.dialog is None or driver is None or self.session_timer is None:
-            return
-        session = driver.session
-        allow = {m.strip().upper() for m in self.peer_allow}
-        method = "UPDATE" if "UPDATE" in allow else "INVITE"
-        if not driver.apply(lambda now: session.send_offer(method, now)):
-            return  # an offer is pending: its answer refreshes the session
-        headers = [
-            ("Session-Expires", f"{self.session_timer.interval};refresher=uas"),
-            ("Supported", "timer"),
-        ]
-        body = b""
-        if method == "INVITE" and self.local_sdp is not None:
-            body = self.local_sdp.serialize().encode()
-        response = await self.channel.request(method, headers, body, content_type="application/sdp")
-        if method == "INVITE" and response is not None and 200 <= response.status < 300:
-            self.channel.ack()
-        status = response.status if response is not None else None
-        if status is None or status in (408, 481):
-            log.info("session refresh failed; hanging up", call_id=self.id, status=status)
-        driver.apply(lambda now: session.handle_response(status, now))
+        self.session_link.ack_timed_out()
 
     def on_stray_response(self, response: Response) -> None:
         """A response no transaction claimed (outbound calls re-ACK a 2xx)."""
 
+    # -- the call's life (run_owner.py) ----------------------------------------------
+
     def cancel_run(self) -> None:
-        if self._run_task is not None and not self._run_task.done():
-            self._run_task.cancel()
+        self.run_owner.cancel()
 
     def schedule(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a coroutine in the background, tied to this call."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    # -- the call's life -------------------------------------------------------------
+        return self.run_owner.schedule(coro)
 
     async def serve(self, run: RunFactory) -> None:
-        """Run the scenario, then make sure the call is over and cleaned up.
-
-        A run injected meanwhile (:meth:`inject`) replaces the current one; the
-        call ends when the last run does."""
-        structlog.contextvars.bind_contextvars(call_id=self.id)
-        log.info(
-            "call started",
-            direction=self.direction,
-            sip_call_id=self.sip_call_id,
-            caller=self.from_user,
-            called=self.to_user,
-            scenario=self.scenario,
-            transport=self.peer.transport,
-        )
-        try:
-            next_run: RunFactory | None = run
-            while next_run is not None and not self.ended:
-                # The run is a child task so a hang-up or an injection can cancel it alone.
-                self._run_task = asyncio.get_running_loop().create_task(next_run(self))
-                self._injected = None
-                try:
-                    self.outcome = await self._run_task
-                except asyncio.CancelledError:
-                    if not self._run_task.cancelled():
-                        self._run_task.cancel()  # the server itself is stopping
-                        raise
-                next_run = self._injected
-            if not self.ended:
-                failed = self.outcome is not None and self.outcome.status == "failed"
-                await self.hangup("failed" if failed and not self.answered else "normal_clearing")
-        except Exception:
-            log.exception("call failed")
-            with contextlib.suppress(Exception):
-                await self.hangup("failed")
-        finally:
-            self.finish()
+        """Run the scenario, then make sure the call is over and cleaned up; a run
+        injected meanwhile (:meth:`inject`) replaces the current one."""
+        await self.run_owner.serve(run)
 
     def inject(self, run: RunFactory) -> bool:
         """Stop the current run and go on with ``run`` (the API's injected actions);
         False when the call has no run to replace."""
-        if self.ended or self._run_task is None or self._run_task.done():
-            return False
-        self._injected = run
-        self._run_task.cancel()
-        return True
+        return self.run_owner.inject(run)
 
     def finish(self) -> None:
         """The call is over for good: log its summary and release it (once)."""
-        self.end(self.hangup_cause or "normal_clearing", self.hangup_source or "server")
-        if self._finished:
-            return
-        self._finished = True
-        duration = (self.ended_at or time.time()) - (self.answered_at or 0)
-        log.info(
-            "call ended",
-            call_id=self.id,
-            direction=self.direction,
-            cause=self.hangup_cause,
-            source=self.hangup_source,
-            status=self.final_status,
-            run=self.outcome.status if self.outcome else ("hangup" if self._run_task else None),
-            duration=round(duration, 3) if self.answered_at else 0,
-            media=self.leg.snapshot(),
-        )
+        self.run_owner.finish()
+
+    def _released(self, call: Call) -> None:
         if self.journal is not None:
             self.journal.call_ended(self, dial_status=self.dial_status)
         self._on_finished(self)
-
-
-def _without_version(sdp: SessionDescription) -> str:
-    """An SDP's text with the origin's session version blanked out."""
-    lines = sdp.serialize().split("\r\n")
-    return "\r\n".join(line for line in lines if not line.startswith("o="))
 
 
 def user_of(uri: object) -> str | None:

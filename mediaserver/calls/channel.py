@@ -1,17 +1,21 @@
 """A call's dialog channel: the one way the server sends requests inside a dialog.
 
-Every in-dialog request (BYE, a session refresh and its ACK, REFER, NOTIFY, the
-ACK of an outbound call's 2xx) is made the same way: a fresh Via for a new
-client transaction, the dialog's From, To, Call-ID, CSeq and route set (RFC
-3261 12.2.1.1), our Contact on the methods that need one, and sent to the
-dialog's next hop. :class:`DialogChannel` owns that recipe; a call holds one.
+Every in-dialog request (BYE with its Q.850 Reason, a session refresh and its
+ACK, REFER, NOTIFY, the ACK of an outbound call's 2xx) is made the same way: a
+fresh Via for a new client transaction, the dialog's From, To, Call-ID, CSeq
+and route set (RFC 3261 12.2.1.1), our Contact on the methods that need one,
+and sent to the dialog's next hop. :class:`DialogChannel` owns that recipe; a call holds one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 from collections.abc import Iterable
 
+from mediaserver.calls.causes import q850_cause
+from mediaserver.log import get_logger
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
 from mediaserver.sip.transport import Peer, SipEndpoint
@@ -22,6 +26,10 @@ from mediaserver.sip.uri import SipUri
 _WITH_CONTACT = frozenset(("INVITE", "UPDATE", "REFER", "NOTIFY"))
 
 Headers = Iterable[tuple[str, str]]
+
+BYE_WAIT = 5.0  # how long a BYE's answer is waited for before the call is let go
+
+log = get_logger("call")
 
 
 class DialogChannel:
@@ -68,6 +76,16 @@ class DialogChannel:
         the transaction timed out or failed)."""
         request = self.new_request(method, headers, body, content_type=content_type)
         return await self.endpoint.request(request, self.next_hop())
+
+    async def bye(self, reason: str) -> None:
+        """End the dialog with BYE, its hang-up cause in a Q.850 ``Reason`` (RFC 3326);
+        its answer is waited for a while, then the call is let go anyway."""
+        if self.dialog is None:
+            return
+        reason_header = ("Reason", f'Q.850;cause={q850_cause(reason)};text="{reason}"')
+        with contextlib.suppress(asyncio.TimeoutError):
+            response = await asyncio.wait_for(self.request("BYE", [reason_header]), BYE_WAIT)
+            log.debug("bye answered", status=response.status if response else None)
 
     def ack(self) -> Request:
         """Send the ACK of a 2xx to our INVITE (its own transaction-less request, RFC

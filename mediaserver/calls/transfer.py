@@ -1,4 +1,4 @@
-"""Blind transfer with REFER (RFC 3515), both ways.
+"""Blind transfer: ``transfer@v1`` by bridge or by REFER (RFC 3515), and REFER both ways.
 
 As the transferor (``transfer@v1`` in ``refer`` mode) the server sends REFER
 in the call's dialog asking the peer to call the target, then follows the
@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from mediaserver.actions.callapi import DialError, DialOptions
 from mediaserver.log import get_logger
 from mediaserver.sip.message import REASON_PHRASES, Request, make_response
 from mediaserver.sip.transaction import ServerTransaction
@@ -44,6 +45,28 @@ def sipfrag_status(request: Request) -> int | None:
         return None
     m = _SIPFRAG.match(request.body.decode("utf-8", "replace").lstrip())
     return int(m.group(1)) if m else None
+
+
+async def transfer(call: Call, target: str, mode: str | None) -> str:
+    """``transfer@v1``: by REFER when asked, or by default when the target is a SIP
+    URI, the peer allows REFER and the call is answered; otherwise by bridging
+    (``dial@v1`` to the target, then this call is hung up once it answers)."""
+    call.check()
+    is_uri = target.lower().startswith(("sip:", "sips:"))
+    allows_refer = "REFER" in {m.strip().upper() for m in call.peer_allow}
+    if mode is None:
+        mode = "refer" if is_uri and allows_refer and call.answered else "bridge"
+    if mode == "refer":
+        if not is_uri:
+            raise DialError("transfer by REFER needs a SIP URI target")
+        if not call.answered:
+            await call.answer()
+        return await refer(call, target)
+    result = await call.dial([target], DialOptions())
+    if result.status != "answered":
+        return "failed"
+    await call.hangup("normal_clearing")
+    return "transferred"
 
 
 async def refer(

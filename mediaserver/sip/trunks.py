@@ -7,7 +7,9 @@ RFC 8760), and, when ``register: true``, a :class:`Registration` that sends
 REGISTER, refreshes it before it expires (RFC 3261 10.2.4) and backs off on
 failure. Its state shows in the logs and in :attr:`Registration.state`. A
 :class:`Keepalive` sends OPTIONS every 30 s and logs when the carrier stops or
-starts answering.
+starts answering. :class:`Trunks` is the set the server runs: each trunk
+resolved at start (its address then admits its calls), kept alive and
+registered when configured, and stopped at shutdown.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Iterable
 
 from mediaserver.config import TrunkConfig
 from mediaserver.log import get_logger
+from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.message import Headers, Request, Response, new_call_id, new_tag
-from mediaserver.sip.transport import Peer, SipEndpoint
-from mediaserver.sip.uac import resolve_target
+from mediaserver.sip.transport import Peer, SipEndpoint, local_address_for
+from mediaserver.sip.uac import TargetError, resolve_target
 from mediaserver.sip.uri import NameAddress, SipUri
 
 log = get_logger("trunk")
@@ -258,3 +262,72 @@ class Keepalive:
 
     def snapshot(self) -> dict[str, object]:
         return {"trunk": self.trunk.name, "state": self.state, "status": self.last_status}
+
+
+class Trunks:
+    """The configured trunks, by name, and their start and stop."""
+
+    def __init__(
+        self,
+        configs: Iterable[TrunkConfig],
+        *,
+        endpoint: SipEndpoint,
+        access: AccessPolicy,
+        public_address: str | None,
+        user_agent: str,
+    ) -> None:
+        """``access``: learns each trunk's address; ``public_address``: our host in
+        Contact and Via when set (sip.public_address), else the local address that
+        reaches the trunk."""
+        self.by_name = {config.name: Trunk(config) for config in configs}
+        self.endpoint = endpoint
+        self.access = access
+        self.public_address = public_address
+        self.user_agent = user_agent
+
+    async def start(self) -> None:
+        """Resolve each trunk (its address admits its calls) and register those
+        that ask for it. A trunk that cannot be resolved is logged, not fatal."""
+        for trunk in self.by_name.values():
+            try:
+                peer = await trunk.resolve()
+            except TargetError as exc:
+                log.warning("trunk unreachable", trunk=trunk.name, reason=str(exc))
+                continue
+            self.access.trunk_addresses[peer.host] = trunk.name
+            if trunk.config.keepalive:
+                trunk.keepalive = Keepalive(
+                    trunk,
+                    endpoint=self.endpoint,
+                    local_host=self._contact_host(peer.host),
+                    user_agent=self.user_agent,
+                    interval=trunk.config.keepalive,
+                )
+                trunk.keepalive.start()
+            if trunk.config.register:
+                trunk.registration = Registration(
+                    trunk,
+                    endpoint=self.endpoint,
+                    local_host=self._contact_host(peer.host),
+                    contact=self._contact(peer.host, peer.transport),
+                    user_agent=self.user_agent,
+                )
+                trunk.registration.start()
+
+    async def stop(self) -> None:
+        """Stop the keepalives and registrations."""
+        for trunk in self.by_name.values():
+            if trunk.keepalive is not None:
+                await trunk.keepalive.stop()
+            if trunk.registration is not None:
+                await trunk.registration.stop()
+
+    def _contact_host(self, remote_host: str) -> str:
+        return self.public_address or local_address_for(remote_host)
+
+    def _contact(self, remote_host: str, transport: str) -> str:
+        host = self._contact_host(remote_host)
+        host = f"[{host}]" if ":" in host else host
+        port = self.endpoint.local_address(transport)[1]
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"<sip:mediaserver@{host}:{port}{suffix}>"

@@ -216,3 +216,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         proc = item.funcargs.get("server") if hasattr(item, "funcargs") else None
         if isinstance(proc, ServerProcess):
             report.sections.append(("server log (tail)", proc.log_text()[-8000:]))
+
+
+def add_route(server: ServerProcess, line: str) -> None:
+    """Append a route line under ``routes:`` (the last section of the test config)."""
+    config = server.data_dir / "config.yaml"
+    config.write_text(config.read_text().rstrip("\n") + f"\n{line}\n")
+
+
+def reload(server: ServerProcess, prefix: str, timeout: float = 15.0) -> dict[str, Any]:
+    """Send SIGHUP; the server's next log record whose event starts with ``prefix``."""
+    before = len(server.log_records())
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for record in server.log_records()[before:]:
+            if str(record.get("event", "")).startswith(prefix):
+                return record
+        assert server.alive(), f"the server died on SIGHUP\n{server.log_text()[-3000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"no {prefix!r} log line after SIGHUP\n{server.log_text()[-3000:]}")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import telnyx
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import ServerProcess, add_route, reload, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support import audio
 from tests.support.baresip import Baresip
@@ -592,3 +592,69 @@ def test_fork_sends_each_direction_to_its_receiver(
     assert audio.tone_present(heard_rx, 8000, 700, 1.0), "rx does not carry the caller"
     assert audio.speech_seconds(heard_tx, 8000) > 0.5, "tx does not carry the speech"
     assert not audio.tone_present(heard_tx, 8000, 700, 0.3), "tx carries the caller"
+
+
+def test_application_route_times_out_without_a_first_command(
+    tmp_path: Path, hooks: WebPeer
+) -> None:
+    """A number routed to ``call-control:APPLICATION_ID``: events go to the application's
+    URL; with ``first_command_timeout`` on and no command, the call is refused after
+    ``first_command_timeout_secs`` (480) and ``call.hangup`` says ``timeout``."""
+    server = start_server(tmp_path / "server", routes={"echo": "echo"})
+    try:
+        client = telnyx.Telnyx(api_key=server.api_key, base_url=f"{server.api_url}/telnyx/v2")
+        app = client.call_control_applications.create(
+            application_name="patient",
+            webhook_event_url=hooks.url("/app"),
+            first_command_timeout=True,
+            first_command_timeout_secs=2,
+        )
+        assert app.data is not None
+        add_route(server, f'  "app": "call-control:{app.data.id}"')
+        reload(server, "reloaded")
+        events = Events(hooks, server, "/app")
+        with Baresip(max_call_s=20) as phone:
+            phone.dial(server.uri("app"))
+            initiated = events.wait("call.initiated")["payload"]
+            assert initiated["connection_id"] == app.data.id
+            closed = phone.wait_closed(timeout=10)
+        hangup = events.wait("call.hangup", initiated["call_control_id"])["payload"]
+        assert hangup["hangup_cause"] == "timeout"
+        assert "480" in closed, closed
+        deadline = time.monotonic() + 5
+        kinds: set[str | None] = set()
+        while time.monotonic() < deadline and "call.hangup" not in kinds:
+            logged = client.call_events.list(filter={"call_leg_id": initiated["call_leg_id"]})
+            kinds = {e.name for e in logged.data or []}
+            time.sleep(0.1)
+        assert {"call.initiated", "call.hangup"} <= kinds, kinds
+    finally:
+        server.stop()
+
+
+def test_a_refused_command_changes_nothing(
+    server: ServerProcess, hooks: WebPeer, client: telnyx.Telnyx
+) -> None:
+    """Speaking to a parked call is refused (90015); its client_state is not taken and
+    its command_id stays free; a repeated command_id is then a no-op."""
+    events = Events(hooks, server)
+    seen = {e["payload"]["call_control_id"] for e in events.all()}
+    with Baresip(max_call_s=30) as phone:
+        phone.dial(server.uri("cc"))
+        ccid = events.wait_new("call.initiated", seen)["payload"]["call_control_id"]
+        with pytest.raises(telnyx.UnprocessableEntityError) as refused:
+            client.calls.actions.speak(
+                ccid, payload="too early", voice="female", client_state="YmFk", command_id="s1"
+            )
+        assert refused.value.body["errors"][0]["code"] == "90015"  # type: ignore[index]
+        client.calls.actions.answer(ccid)
+        phone.wait_established(timeout=10)
+        assert events.wait("call.answered", ccid)["payload"]["client_state"] is None
+        client.calls.actions.speak(ccid, payload="Now it is fine.", voice="female", command_id="s1")
+        events.wait("call.speak.ended", ccid, timeout=20)
+        client.calls.actions.speak(ccid, payload="Now it is fine.", voice="female", command_id="s1")
+        time.sleep(1.0)
+        started = [e for e in events.all(ccid) if e["event_type"] == "call.speak.started"]
+        assert len(started) == 1  # the repeat was a no-op
+        client.calls.actions.hangup(ccid)
+        phone.wait_closed(timeout=10)

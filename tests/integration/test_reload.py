@@ -9,14 +9,12 @@ version; a reload with any error must change nothing.
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import ServerProcess, add_route, reload, start_server
 from tests.support import audio
 from tests.support.baresip import Baresip
 
@@ -53,26 +51,6 @@ def scenario_folder(tmp: Path) -> Path:
     audio.make_tone_wav(folder / "new.wav", NEW_HZ, 2.0, amplitude=0.4)
     (folder / "long.yaml").write_text(LONG.format(wav="old.wav"))
     return folder
-
-
-def add_route(server: ServerProcess, line: str) -> None:
-    """Append a route line under ``routes:`` (the last section of the test config)."""
-    config = server.data_dir / "config.yaml"
-    config.write_text(config.read_text().rstrip("\n") + f"\n{line}\n")
-
-
-def reload(server: ServerProcess, prefix: str, timeout: float = 15.0) -> dict[str, Any]:
-    """Send SIGHUP; the server's next log record whose event starts with ``prefix``."""
-    before = len(server.log_records())
-    server.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for record in server.log_records()[before:]:
-            if str(record.get("event", "")).startswith(prefix):
-                return record
-        assert server.alive(), f"the server died on SIGHUP\n{server.log_text()[-3000:]}"
-        time.sleep(0.1)
-    raise AssertionError(f"no {prefix!r} log line after SIGHUP\n{server.log_text()[-3000:]}")
 
 
 def heard_tone(server: ServerProcess, user: str) -> tuple[audio.Samples, int]:

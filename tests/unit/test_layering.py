@@ -133,3 +133,59 @@ def test_every_form_of_import_is_seen(tmp_path: Path) -> None:
         "mediaserver.calls",
         "mediaserver.sip.message",
     }
+
+
+# The parts of a call see it through the protocols they define (calls/base.py
+# composes them), so none may import the call classes themselves.
+CALL_PARTS = ("digits", "run_owner", "renegotiation", "session_link", "session_driver", "channel")
+CALL_CLASSES = frozenset(
+    ("mediaserver.calls", "mediaserver.calls.base", "mediaserver.calls.inbound",
+     "mediaserver.calls.outbound")
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("part", CALL_PARTS)
+def test_call_parts_do_not_import_the_call(part: str) -> None:
+    path = PACKAGE_ROOT / "calls" / f"{part}.py"
+    reached = imported_modules(path) & CALL_CLASSES
+    assert not reached, (
+        f"mediaserver/calls/{part}.py imports {', '.join(sorted(reached))}: a part of a call "
+        "names what it needs of the call in a Protocol of its own"
+    )
+
+
+def _server_attribute_assignments(path: Path) -> list[int]:
+    """Lines of ``path`` that assign an attribute of the server (``server.x = ...``,
+    ``server_of(request).x = ...``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    lines = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if not isinstance(target, ast.Attribute):
+                continue
+            owner = target.value
+            if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name):
+                owner = owner.func
+            if isinstance(owner, ast.Name) and owner.id in ("server", "server_of"):
+                lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE_ROOT / "api").glob("*.py")), ids=lambda p: p.name)
+def test_the_api_changes_the_server_only_through_its_services(path: Path) -> None:
+    lines = _server_attribute_assignments(path)
+    assert not lines, (
+        f"mediaserver/api/{path.name} lines {lines} assign an attribute of the server: reach "
+        "the service through a protocol of mediaserver/api/deps.py instead"
+    )
+
+
+def test_a_server_attribute_assignment_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / "routes.py"
+    path.write_text("server.webhook_targets = []\nserver_of(request).x += 1\nother.y = 2\n")
+    assert _server_attribute_assignments(path) == [1, 2]

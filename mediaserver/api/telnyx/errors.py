@@ -19,6 +19,8 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from mediaserver.callcontrol.commands import CommandRefused
+
 INVALID = "10015"
 MISSING = "10004"
 NOT_FOUND = "10005"
@@ -91,6 +93,13 @@ def call_ended(call_control_id: str) -> TelnyxError:
 
 def wrong_state(detail: str) -> TelnyxError:
     return TelnyxError(422, WRONG_STATE, "Invalid call state", detail)
+
+
+def refused(exc: CommandRefused) -> TelnyxError:
+    """A command that does not apply: 422 naming the field, or the call's state."""
+    if exc.field is None:
+        return wrong_state(str(exc))
+    return invalid(exc.field, str(exc))
 
 
 def pointer_of(field: str) -> str:

@@ -11,7 +11,8 @@ event of the call.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -45,7 +46,7 @@ from mediaserver.api.telnyx.models import (
 )
 from mediaserver.api.telnyx.routes_queues import take_from_queue
 from mediaserver.callcontrol import commands
-from mediaserver.callcontrol.commands import INFINITE_LOOP, CommandRefused, Gather, Speech
+from mediaserver.callcontrol.commands import INFINITE_LOOP, Gather, Speech
 from mediaserver.callcontrol.controlled import ControlledCall, Webhook
 from mediaserver.callcontrol.service import (
     CallControl,
@@ -83,21 +84,40 @@ def _call_record(cc: ControlledCall) -> dict[str, Any]:
     }
 
 
-def _command(request: Request, call_control_id: str, body: Command) -> ControlledCall | None:
-    """The live call a command is for, or None when ``command_id`` repeats one (no-op)."""
+def _live(request: Request, call_control_id: str) -> ControlledCall:
+    """The live call a command is for: 404 when there is none, the seed's "call has
+    already ended" when it is over."""
     cc = _control(request).find(call_control_id)
     if cc is None:
         raise not_found("call", call_control_id)
     if not cc.alive:
         raise call_ended(call_control_id)
+    cc.commanded.set()  # a command came, applied or not (the first-command timeout)
+    return cc
+
+
+@contextmanager
+def _commanding(
+    request: Request, call_control_id: str, body: Command
+) -> Iterator[ControlledCall | None]:
+    """The call a command applies to (None: a repeated ``command_id``, a no-op), with the
+    command's ``client_state`` and ``webhook_url`` in force while it runs (its events
+    carry them); a refused command leaves the call as it was, its id unused."""
+    cc = _live(request, call_control_id)
     if cc.seen(body.command_id):
-        return None
-    cc.commanded.set()
+        yield None
+        return
+    before = (cc.client_state, cc.webhook)
     if body.client_state is not None:
         cc.client_state = body.client_state
     if isinstance(body, WithWebhook) and body.webhook_url is not None:
         cc.webhook = replace(cc.webhook, url=body.webhook_url)
-    return cc
+    try:
+        yield cc
+    except BaseException:
+        cc.client_state, cc.webhook = before
+        cc.forget(body.command_id)
+        raise
 
 
 def _play_on_answer(control: CallControl, url: str) -> Callable[[ControlledCall], Awaitable[None]]:
@@ -141,12 +161,6 @@ def _voice(voice: str) -> str | None:
     provider's voice name."""
     lowered = voice.lower()
     return lowered if lowered in ("male", "female") else None
-
-
-def _refused(exc: CommandRefused) -> TelnyxError:
-    if exc.field is None:
-        return wrong_state(str(exc))
-    return invalid(exc.field, str(exc))
 
 
 @router.post("/calls", summary="Dial")
@@ -202,43 +216,34 @@ async def call_status(request: Request, call_control_id: CallControlId) -> dict[
 
 @router.post("/calls/{call_control_id}/actions/answer", summary="Answer call")
 async def answer(request: Request, call_control_id: CallControlId, body: WithWebhook) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             await commands.answer(_control(request), cc)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/reject", summary="Reject a call")
 async def reject(request: Request, call_control_id: CallControlId, body: RejectIn) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             await commands.reject(_control(request), cc, body.cause)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/hangup", summary="Hangup call")
 async def hangup(request: Request, call_control_id: CallControlId, body: Command) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        await commands.hangup(_control(request), cc)
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            await commands.hangup(_control(request), cc)
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/speak", summary="Speak text")
 async def speak(request: Request, call_control_id: CallControlId, body: SpeakIn) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        speech = Speech(body.payload, body.language, _voice(body.voice))
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            speech = Speech(body.payload, body.language, _voice(body.voice))
             commands.speak(_control(request), cc, speech)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
@@ -246,13 +251,10 @@ async def speak(request: Request, call_control_id: CallControlId, body: SpeakIn)
 async def playback_start(request: Request, call_control_id: CallControlId, body: PlaybackIn) -> Any:
     if body.audio_url is None:
         raise invalid("audio_url", "audio_url is required (media_name needs a media storage).")
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        loop = INFINITE_LOOP if body.loop == "infinity" else body.loop
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            loop = INFINITE_LOOP if body.loop == "infinity" else body.loop
             commands.playback_start(_control(request), cc, body.audio_url, loop)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
@@ -260,9 +262,9 @@ async def playback_start(request: Request, call_control_id: CallControlId, body:
 async def playback_stop(
     request: Request, call_control_id: CallControlId, body: PlaybackStopIn
 ) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        commands.playback_stop(_control(request), cc)
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            commands.playback_stop(_control(request), cc)
     return OK
 
 
@@ -307,12 +309,9 @@ async def gather_using_audio(
     request: Request, call_control_id: CallControlId, body: GatherAudioIn
 ) -> Any:
     spec = _gather_spec(body)
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             commands.gather(_control(request), cc, spec)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
@@ -321,35 +320,26 @@ async def gather_using_speak(
     request: Request, call_control_id: CallControlId, body: GatherSpeakIn
 ) -> Any:
     spec = _gather_spec(body)
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             commands.gather(_control(request), cc, spec)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/gather_stop", summary="Gather stop")
 async def gather_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             commands.gather_stop(_control(request), cc)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/send_dtmf", summary="Send DTMF")
 async def send_dtmf(request: Request, call_control_id: CallControlId, body: SendDtmfIn) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        digits = "".join(k for k in body.digits.upper() if k != "W")  # w/W: pauses
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            digits = "".join(k for k in body.digits.upper() if k != "W")  # w/W: pauses
             await commands.send_dtmf(_control(request), cc, digits, body.duration_millis / 1000)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
@@ -359,33 +349,24 @@ async def record_start(
 ) -> Any:
     if body.format == "mp3":
         raise invalid("format", "mp3 recordings are not available here: use wav.")
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             await commands.record_start(_control(request), cc, body.channels, body.format)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/record_stop", summary="Recording stop")
 async def record_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             await commands.record_stop(_control(request), cc, str(request.base_url))
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 async def _record_pause(request: Request, call_control_id: str, body: Command, pause: bool) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             await commands.record_pause(_control(request), cc, pause)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
@@ -418,102 +399,94 @@ async def bridge(request: Request, call_control_id: CallControlId, body: BridgeI
         raise invalid("call_control_id", f"No call {other_id!r} to bridge with.")
     if not other.alive:
         raise invalid("call_control_id", f"Call {other_id!r} has already ended.")
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
             commands.bridge(control, cc, other, body.park_after_unbridge == "self")
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
+
+
+def _no_recogniser() -> TelnyxError:
+    return invalid(
+        "transcription_engine",
+        "No speech recogniser is configured on this server: transcription is not available.",
+    )
 
 
 @router.post("/calls/{call_control_id}/actions/transcription_start", summary="Transcription start")
 async def transcription_start(
     request: Request, call_control_id: CallControlId, body: Command
 ) -> Any:
-    _command(request, call_control_id, body)
-    raise invalid(
-        "transcription_engine",
-        "No speech recogniser is configured on this server: transcription is not available.",
-    )
+    _live(request, call_control_id)  # 404 or "ended" first, as for any command
+    raise _no_recogniser()
 
 
 @router.post("/calls/{call_control_id}/actions/transcription_stop", summary="Transcription stop")
 async def transcription_stop(
     request: Request, call_control_id: CallControlId, body: Command
 ) -> Any:
-    _command(request, call_control_id, body)
-    raise invalid(
-        "transcription_engine",
-        "No speech recogniser is configured on this server: transcription is not available.",
-    )
+    _live(request, call_control_id)  # 404 or "ended" first, as for any command
+    raise _no_recogniser()
 
 
 @router.post("/calls/{call_control_id}/actions/transfer", summary="Transfer call")
 async def transfer(request: Request, call_control_id: CallControlId, body: TransferIn) -> Any:
     detection = _machine_detection(body)
     control = _control(request)
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        webhook = cc.webhook
-        if body.webhook_url is not None:
-            webhook = replace(webhook, url=body.webhook_url)
-        leg = DialRequest(
-            to=body.to,
-            from_=body.from_ or cc.from_,
-            connection_id=cc.connection_id,
-            webhook=webhook,
-            timeout=float(body.timeout_secs),
-            time_limit=float(body.time_limit_secs),
-            headers={h.name: h.value for h in body.custom_headers},
-            client_state=body.target_leg_client_state,
-            session_id=cc.call_session_id,
-            credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
-            display_name=body.from_display_name,
-            machine_detection=detection,
-        )
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            webhook = cc.webhook
+            if body.webhook_url is not None:
+                webhook = replace(webhook, url=body.webhook_url)
+            leg = DialRequest(
+                to=body.to,
+                from_=body.from_ or cc.from_,
+                connection_id=cc.connection_id,
+                webhook=webhook,
+                timeout=float(body.timeout_secs),
+                time_limit=float(body.time_limit_secs),
+                headers={h.name: h.value for h in body.custom_headers},
+                client_state=body.target_leg_client_state,
+                session_id=cc.call_session_id,
+                credentials=_credentials(body.sip_auth_username, body.sip_auth_password),
+                display_name=body.from_display_name,
+                machine_detection=detection,
+            )
             await commands.transfer(control, cc, leg)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/refer", summary="SIP Refer a call")
 async def refer(request: Request, call_control_id: CallControlId, body: ReferIn) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        headers = [(h.name, h.value) for h in body.custom_headers]
-        try:
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            headers = [(h.name, h.value) for h in body.custom_headers]
             commands.refer_call(_control(request), cc, body.sip_address, headers)
-        except CommandRefused as exc:
-            raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/fork_start", summary="Forking start")
 async def fork_start(request: Request, call_control_id: CallControlId, body: ForkIn) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
-            cc.call.fork_start(
-                rx=body.rx or None,
-                tx=body.tx or None,
-                target=body.target or None,
-                stream_type=body.stream_type,
-                call_leg_id=cc.call_leg_id,
-            )
-        except ForkError as exc:
-            raise invalid(exc.field, str(exc)) from None
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            try:
+                cc.call.fork_start(
+                    rx=body.rx or None,
+                    tx=body.tx or None,
+                    target=body.target or None,
+                    stream_type=body.stream_type,
+                    call_leg_id=cc.call_leg_id,
+                )
+            except ForkError as exc:
+                raise invalid(exc.field, str(exc)) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/fork_stop", summary="Forking stop")
 async def fork_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
-            cc.call.fork_stop()
-        except MediaError as exc:
-            raise wrong_state(str(exc)) from None
+    with _commanding(request, call_control_id, body) as cc:
+        if cc is not None:
+            try:
+                cc.call.fork_stop()
+            except MediaError as exc:
+                raise wrong_state(str(exc)) from None
     return OK
