@@ -431,13 +431,20 @@ def test_a_call_enqueued_listed_and_taken_out_again(
         timed_out = wait_event(hooks, "call.left.queue", call_control_id=ccid, queue="sales")
         assert timed_out["payload"]["reason"] == "timeout"
         with pytest.raises(telnyx.UnprocessableEntityError):
-            client.calls.actions.leave_queue(ccid)  # in no queue now
+            client.calls.actions.leave_queue(ccid, command_id="out")  # in no queue now
 
-        # A hang-up while waiting: reason hangup.
+        # The refused command's id was not used up: the same command applies later.
         client.calls.actions.enqueue(ccid, queue_name="billing")
         wait_event(hooks, "call.enqueued", call_control_id=ccid, queue="billing")
+        client.calls.actions.leave_queue(ccid, command_id="out")
+        out = wait_event(hooks, "call.left.queue", call_control_id=ccid, queue="billing")
+        assert out["payload"]["reason"] == "leave"
+
+        # A hang-up while waiting: reason hangup.
+        client.calls.actions.enqueue(ccid, queue_name="returns")
+        wait_event(hooks, "call.enqueued", call_control_id=ccid, queue="returns")
         phone.hangup()
-        gone = wait_event(hooks, "call.left.queue", call_control_id=ccid, queue="billing")
+        gone = wait_event(hooks, "call.left.queue", call_control_id=ccid, queue="returns")
         assert gone["payload"]["reason"] == "hangup"
     assert_seed_fields(hooks, server)
 

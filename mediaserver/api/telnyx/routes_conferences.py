@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from mediaserver.api.telnyx.commanding import commanding
 from mediaserver.api.telnyx.errors import TelnyxError, call_ended, invalid, not_found, wrong_state
 from mediaserver.api.telnyx.models_conferences import (
     ConferencePlayIn,
@@ -81,16 +82,6 @@ def _call(request: Request, call_control_id: str, field: str = "call_control_id"
 
 def _refused(exc: ConferenceRefused) -> TelnyxError:
     return wrong_state(str(exc)) if exc.field is None else invalid(exc.field, str(exc))
-
-
-def _commanded(cc: ControlledCall, command_id: str | None, client_state: str | None) -> bool:
-    """Note a command on ``cc``; False when ``command_id`` repeats one (a no-op)."""
-    if cc.seen(command_id):
-        return False
-    cc.commanded.set()
-    if client_state is not None:
-        cc.client_state = client_state
-    return True
 
 
 def _conference_record(conf: ControlledConference) -> dict[str, Any]:
@@ -174,23 +165,23 @@ async def create_conference(request: Request, body: CreateConferenceIn) -> dict[
     _media_name(body.hold_media_name, "hold_media_name")
     service = _service(request)
     cc = _call(request, body.call_control_id)
-    if not _commanded(cc, body.command_id, body.client_state):
+    with commanding(cc, body.command_id, body.client_state) as fresh:
         existing = next((c for c in service.all() if c.creator is cc), None)
-        if existing is not None:
+        if not fresh and existing is not None:
             return {"data": _conference_record(existing)}
-    options = JoinOptions(hold_audio_url=body.hold_audio_url)
-    try:
-        conf = service.create(
-            cc,
-            body.name,
-            beep=BEEPS[body.beep_enabled],
-            start=body.start_conference_on_create,
-            duration_minutes=body.duration_minutes,
-            max_participants=body.max_participants,
-            options=options,
-        )
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+        options = JoinOptions(hold_audio_url=body.hold_audio_url)
+        try:
+            conf = service.create(
+                cc,
+                body.name,
+                beep=BEEPS[body.beep_enabled],
+                start=body.start_conference_on_create,
+                duration_minutes=body.duration_minutes,
+                max_participants=body.max_participants,
+                options=options,
+            )
+        except ConferenceRefused as exc:
+            raise _refused(exc) from None
     return {"data": _conference_record(conf)}
 
 
@@ -231,8 +222,6 @@ async def join(request: Request, id: ConferenceId, body: JoinConferenceIn) -> An
     _media_name(body.hold_media_name, "hold_media_name")
     conf = _conference(request, id)
     cc = _call(request, body.call_control_id)
-    if not _commanded(cc, body.command_id, body.client_state):
-        return OK
     options = JoinOptions(
         mute=body.mute,
         hold=body.hold,
@@ -243,10 +232,12 @@ async def join(request: Request, id: ConferenceId, body: JoinConferenceIn) -> An
         supervisor_role=body.supervisor_role,
         hold_audio_url=body.hold_audio_url,
     )
-    try:
-        _service(request).join(conf, cc, options)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    with commanding(cc, body.command_id, body.client_state) as fresh:
+        if fresh:
+            try:
+                _service(request).join(conf, cc, options)
+            except ConferenceRefused as exc:
+                raise _refused(exc) from None
     return OK
 
 
@@ -254,13 +245,13 @@ async def join(request: Request, id: ConferenceId, body: JoinConferenceIn) -> An
 async def leave(request: Request, id: ConferenceId, body: LeaveConferenceIn) -> Any:
     conf = _conference(request, id)
     cc = _call(request, body.call_control_id)
-    if not _commanded(cc, body.command_id, None):
-        return OK
     beep = None if body.beep_enabled is None else BEEPS[body.beep_enabled]
-    try:
-        _service(request).leave(conf, cc, beep)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    with commanding(cc, body.command_id, None) as fresh:
+        if fresh:
+            try:
+                _service(request).leave(conf, cc, beep)
+            except ConferenceRefused as exc:
+                raise _refused(exc) from None
     return OK
 
 
@@ -319,12 +310,12 @@ async def update(request: Request, id: ConferenceId, body: UpdateConferenceIn) -
     _no_whisper(body.supervisor_role)
     conf = _conference(request, id)
     cc = _call(request, body.call_control_id)
-    if not _commanded(cc, body.command_id, None):
-        return OK
-    try:
-        _service(request).update(conf, cc, body.supervisor_role)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    with commanding(cc, body.command_id, None) as fresh:
+        if fresh:
+            try:
+                _service(request).update(conf, cc, body.supervisor_role)
+            except ConferenceRefused as exc:
+                raise _refused(exc) from None
     return OK
 
 

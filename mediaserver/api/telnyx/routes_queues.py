@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
+from mediaserver.api.telnyx.commanding import commanding
 from mediaserver.api.telnyx.errors import TelnyxError, call_ended, invalid, not_found, wrong_state
 from mediaserver.api.telnyx.models import Command, EnqueueIn
 from mediaserver.api.telnyx.paging import PageNumber, PageRequest, PageSize, page_of
@@ -44,17 +45,12 @@ def _refused(exc: QueueRefused) -> TelnyxError:
     return wrong_state(str(exc)) if exc.field is None else invalid(exc.field, str(exc))
 
 
-def _command(request: Request, call_control_id: str, body: Command) -> ControlledCall | None:
+def _live(request: Request, call_control_id: str) -> ControlledCall:
     cc = _control(request).find(call_control_id)
     if cc is None:
         raise not_found("call", call_control_id)
     if not cc.alive:
         raise call_ended(call_control_id)
-    if cc.seen(body.command_id):
-        return None
-    cc.commanded.set()
-    if body.client_state is not None:
-        cc.client_state = body.client_state
     return cc
 
 
@@ -114,26 +110,28 @@ def take_from_queue(request: Request, name: str) -> ControlledCall:
 
 @router.post("/calls/{call_control_id}/actions/enqueue", summary="Enqueue call")
 async def enqueue(request: Request, call_control_id: CallControlId, body: EnqueueIn) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        max_wait = None if body.max_wait_time_secs is None else float(body.max_wait_time_secs)
-        try:
-            _service(request).enqueue(
-                cc, body.queue_name, max_wait=max_wait, max_size=body.max_size
-            )
-        except QueueRefused as exc:
-            raise _refused(exc) from None
+    cc = _live(request, call_control_id)
+    max_wait = None if body.max_wait_time_secs is None else float(body.max_wait_time_secs)
+    with commanding(cc, body.command_id, body.client_state) as fresh:
+        if fresh:
+            try:
+                _service(request).enqueue(
+                    cc, body.queue_name, max_wait=max_wait, max_size=body.max_size
+                )
+            except QueueRefused as exc:
+                raise _refused(exc) from None
     return OK
 
 
 @router.post("/calls/{call_control_id}/actions/leave_queue", summary="Remove call from a queue")
 async def leave_queue(request: Request, call_control_id: CallControlId, body: Command) -> Any:
-    cc = _command(request, call_control_id, body)
-    if cc is not None:
-        try:
-            _service(request).leave(cc)
-        except QueueRefused as exc:
-            raise _refused(exc) from None
+    cc = _live(request, call_control_id)
+    with commanding(cc, body.command_id, body.client_state) as fresh:
+        if fresh:
+            try:
+                _service(request).leave(cc)
+            except QueueRefused as exc:
+                raise _refused(exc) from None
     return OK
 
 
