@@ -38,8 +38,10 @@ from typing import Any
 
 from mediaserver.api.http import HttpListener
 from mediaserver.callcontrol.applications import CallControlApplications, application_of
+from mediaserver.callcontrol.conferences import ConferenceService
 from mediaserver.callcontrol.controlled import Webhook
 from mediaserver.callcontrol.keys import KeyFileError, signing_key
+from mediaserver.callcontrol.queueing import QueueService
 from mediaserver.callcontrol.service import Application, CallControl
 from mediaserver.calls import Call
 from mediaserver.calls.conferences import Conferences
@@ -209,6 +211,13 @@ class Server:
             events=self.events.publish,
         )
         self.runs.park_with(self.call_control)
+        self.call_control_queues = QueueService(self.call_control, self.queues)
+        self.call_control_conferences = ConferenceService(
+            self.call_control,
+            self.conferences,
+            self.prompts,
+            queued=lambda cc: self.call_control_queues.queued(cc.call_control_id) is not None,
+        )
 
     def _application(self, app_id: str) -> Application | None:
         """What a call takes from the Call Control application ``app_id`` (an inactive

@@ -190,6 +190,16 @@ class CallControl:
         if publish and self._events is not None:
             self._events(event_type, {"call_id": cc.call_control_id, **payload})
 
+    def post_payload(
+        self, webhook: Webhook, event_type: str, payload: dict[str, Any], subject: str
+    ) -> None:
+        """Post an event whose payload is made already (conference and queue events)."""
+        if webhook.url is not None:
+            self._post(webhook, event_type, payload, subject)
+        if self._events is not None:
+            call_id = payload.get("call_control_id")  # the event stream's call_id filter
+            self._events(event_type, {**({"call_id": call_id} if call_id else {}), **payload})
+
     def _on_ended(self, cc: ControlledCall) -> None:
         cc.cancel_tasks()
         call = cc.call

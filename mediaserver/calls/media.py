@@ -392,24 +392,7 @@ class CallMedia:
         return True
 
     def _record_room(self, services: CallServices, room: Conference) -> ActiveRecording | None:
-        """Record the room's full mix until it empties, unless it is recorded already."""
-        if room.recording:
-            return None
-        rid, recorder = _new_recorder(services, "wav", "mono")
-
-        def stop_writing() -> asyncio.Task[RecordingInfo]:
-            return asyncio.get_running_loop().create_task(recorder.aclose())
-
-        active = ActiveRecording(
-            services,
-            rid,
-            recorder,
-            kind="conference",
-            call_id=self.call.id,
-            stop_writing=stop_writing,
-        )
-        room.record(recorder, rid, active.stop)
-        return active
+        return record_room(services, room, self.call.id)
 
     # -- background audio --------------------------------------------------------------
 
@@ -477,3 +460,27 @@ class _FrameTap:
                 self.done.set_result(None)
         except Exception as exc:  # the clock would drop us; the action should fail instead
             self.done.set_exception(exc)
+
+
+def record_room(
+    services: CallServices,
+    room: Conference,
+    call_id: str,
+    *,
+    apart: RtpLeg | None = None,
+) -> ActiveRecording | None:
+    """Record the room's full mix until it empties (or :meth:`Conference.stop_recording`),
+    indexed under ``call_id``; None when the room is recorded already. With ``apart``:
+    two channels, that leg's voice and the rest of the room."""
+    if room.recording:
+        return None
+    rid, recorder = _new_recorder(services, "wav", "mono" if apart is None else "dual")
+
+    def stop_writing() -> asyncio.Task[RecordingInfo]:
+        return asyncio.get_running_loop().create_task(recorder.aclose())
+
+    active = ActiveRecording(
+        services, rid, recorder, kind="conference", call_id=call_id, stop_writing=stop_writing
+    )
+    room.record(recorder, rid, active.stop, apart=apart)
+    return active

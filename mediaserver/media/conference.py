@@ -16,7 +16,7 @@ member its 160 bytes. Member legs send nothing of their own meanwhile
 sent it through :meth:`Conference.heard_by`. The mix is computed once per
 tick, lazily, so it does not matter whether the room or a recording runs
 first. A recording of the room writes the full mix (everyone who talks, plus
-beeps).
+beeps), or two channels: one member's voice apart, and the rest of the mix.
 
 Roles, per member:
 
@@ -29,6 +29,10 @@ Roles, per member:
   ``ended`` and the room empties.
 * ``beep_on_enter`` / ``beep_on_exit``: a short two-note beep tells the
   others.
+
+While ``on_floor`` is set, the room also tracks who has the floor (the
+loudest member who may be heard, once loudest for 300 ms:
+:class:`~mediaserver.media.floor.FloorTracker`) and tells it who takes it.
 
 The hold audio (music or a tone) plays, looped, to held members and to a
 member alone in the room. The room's hold audio is set by the first member
@@ -44,11 +48,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
+from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
+from mediaserver.media.floor import FloorTracker
 from mediaserver.media.g711 import Codec
 from mediaserver.media.leg import SILENT_FRAME
 from mediaserver.media.mixer import ConferenceFull, Mixer, MixResult, enter_beep, exit_beep
 from mediaserver.media.pcm import Pcm
+from mediaserver.media.recording import frame_dbfs
 
 __all__ = ["ROOM_CAPACITY", "Conference", "ConferenceFull", "ConferenceLeg", "Member"]
 
@@ -56,6 +65,8 @@ ROOM_CAPACITY = 1000
 """Most members one room can hold, whatever ``max_participants`` says."""
 
 FRAME_BYTES = 160  # one 20 ms G.711 frame
+
+log = get_logger("media")
 
 
 class ConferenceLeg(Protocol):
@@ -125,6 +136,11 @@ class Conference:
         self._groups: list[tuple[Codec, list[int], list[ConferenceLeg]]] = []
         self._mixed: MixResult[ConferenceLeg] | None = None
         self._mixed_tick = -1
+        self.on_floor: Callable[[ConferenceLeg], None] | None = None
+        """Told who takes the floor (:mod:`~mediaserver.media.floor`); None: not tracked."""
+        self._floor: FloorTracker[ConferenceLeg] = FloorTracker()
+        self._frames: dict[ConferenceLeg, Pcm] = {}
+        self._recorded_apart: ConferenceLeg | None = None
 
     # ------------------------------------------------------------ getters
 
@@ -197,6 +213,7 @@ class Conference:
         member = self.members.pop(leg, None)
         if member is None:
             return
+        self._floor.forget(leg)
         self.mixer.remove(leg)
         if leg.mixed_by is self:
             leg.mixed_by = None
@@ -235,15 +252,34 @@ class Conference:
         member.held = held
         self.mixer.set_held(leg, held or member.waiting)
 
-    def record(self, recorder: MixWriter, recording_id: str, on_done: Callable[[], object]) -> bool:
+    def record(
+        self,
+        recorder: MixWriter,
+        recording_id: str,
+        on_done: Callable[[], object],
+        *,
+        apart: ConferenceLeg | None = None,
+    ) -> bool:
         """Record the full mix from the next tick until the room empties, when
-        ``on_done`` is called; False if the room is recorded already."""
+        ``on_done`` is called; False if the room is recorded already. With ``apart``,
+        two channels: what that member says, and the rest of the mix."""
         if self._recorder is not None:
             return False
         self._recorder = recorder
+        self._recorded_apart = apart
         self.recording_id = recording_id
         self._on_recording_done = on_done
         return True
+
+    def stop_recording(self) -> bool:
+        """Stop recording the room now (the room goes on); False if it was not recorded."""
+        done, self._on_recording_done = self._on_recording_done, None
+        recorded = self._recorder is not None
+        self._recorder = None
+        self.recording_id = None
+        if done is not None:
+            done()
+        return recorded
 
     def _release_waiting(self) -> None:
         for leg, member in self.members.items():
@@ -280,8 +316,24 @@ class Conference:
                 self._mixed = None
             else:
                 frames = {leg: leg.received_frame() for leg in self.members}
+                self._frames = frames
                 self._mixed = self.mixer.mix(frames)
+                if self.on_floor is not None:
+                    self._track_floor(frames)
         return self._mixed
+
+    def _track_floor(self, frames: dict[ConferenceLeg, Pcm]) -> None:
+        levels = {
+            leg: frame_dbfs(pcm)
+            for leg, pcm in frames.items()
+            if not (m := self.members[leg]).muted and not m.held and not m.waiting
+        }
+        holder = self._floor.update(levels)
+        if holder is not None and self.on_floor is not None:
+            try:
+                self.on_floor(holder)
+            except Exception:  # the clock would drop the room: only the news is lost
+                log.exception("floor listener failed", conference=self.name)
 
     def heard_by(self, leg: ConferenceLeg) -> Pcm:
         """What ``leg`` hears from the room this tick."""
@@ -301,4 +353,18 @@ class Conference:
             for index, leg in enumerate(legs):
                 leg.send_payload(data[index * FRAME_BYTES : (index + 1) * FRAME_BYTES])
         if self._recorder is not None:
-            self._recorder.write(mixed.full_mix)
+            if self._recorded_apart is None:
+                self._recorder.write(mixed.full_mix)
+            else:
+                self._recorder.write(*self._split(mixed.full_mix, self._recorded_apart))
+
+    def _split(self, full_mix: Pcm, apart: ConferenceLeg) -> tuple[Pcm, Pcm]:
+        """``apart``'s voice (if it may be heard) and the rest of the mix."""
+        member = self.members.get(apart)
+        frame = self._frames.get(apart)
+        if member is None or frame is None or member.muted or member.held or member.waiting:
+            return SILENT_FRAME, full_mix
+        voice = np.zeros(FRAME_BYTES, np.int16)
+        voice[: min(len(frame), FRAME_BYTES)] = frame[:FRAME_BYTES]
+        rest = np.clip(full_mix.astype(np.int32) - voice, -32768, 32767).astype(np.int16)
+        return voice, rest

@@ -223,3 +223,52 @@ async def test_a_held_member_hears_the_hold_audio_and_is_not_heard() -> None:
     clock.step()
     assert b.last_heard()[0] == pytest.approx(5000, rel=0.03)
     assert room.snapshot()["participants"][0]["held"] is False
+
+
+async def test_the_floor_goes_to_the_loudest_member_who_may_be_heard() -> None:
+    a, b = FakeLeg("a", 1000), FakeLeg("b", 8000)
+    room, clock = await room_with(a, b)
+    floors: list[object] = []
+    room.on_floor = floors.append
+    for _ in range(20):
+        clock.step()
+    assert floors == [b]
+    room.set_muted(b, True)  # muted: no longer in the running
+    for _ in range(20):
+        clock.step()
+    assert floors == [b, a]
+
+
+async def test_a_recording_stops_while_the_room_goes_on() -> None:
+    a, b = FakeLeg("a", 1000), FakeLeg("b", 2000)
+    room, clock = await room_with(a, b)
+    recorded = Recorded()
+    done: list[bool] = []
+    assert room.record(recorded, "rec1", lambda: done.append(True))
+    clock.step()
+    assert room.stop_recording() and done == [True] and not room.recording
+    clock.step()
+    assert len(recorded.frames) == 1 and len(room) == 2
+    assert not room.stop_recording()
+
+
+class RecordedTwo:
+    def __init__(self) -> None:
+        self.frames: list[tuple[Pcm, Pcm | None]] = []
+
+    def write(self, left: Pcm, right: Pcm | None = None) -> None:
+        self.frames.append((left.copy(), None if right is None else right.copy()))
+
+
+async def test_a_two_channel_recording_has_one_member_apart_from_the_rest() -> None:
+    a, b, c = FakeLeg("a", 1000), FakeLeg("b", 2000), FakeLeg("c", 300)
+    room, clock = await room_with(a, b, c)
+    recorded = RecordedTwo()
+    assert room.record(recorded, "rec2", lambda: None, apart=a)
+    clock.step()
+    left, right = recorded.frames[-1]
+    assert left[0] == 1000 and right is not None and right[0] == 2300
+    room.set_muted(a, True)  # not heard: nothing of it on its channel
+    clock.step()
+    left, right = recorded.frames[-1]
+    assert not left.any() and right is not None and right[0] == 2300

@@ -44,6 +44,7 @@ from mediaserver.api.telnyx.models import (
     TransferIn,
     WithWebhook,
 )
+from mediaserver.api.telnyx.routes_queues import take_from_queue
 from mediaserver.callcontrol import commands
 from mediaserver.callcontrol.commands import INFINITE_LOOP, Gather, Speech
 from mediaserver.callcontrol.controlled import ControlledCall, Webhook
@@ -382,6 +383,8 @@ async def record_resume(request: Request, call_control_id: CallControlId, body: 
 @router.post("/calls/{call_control_id}/actions/bridge", summary="Bridge calls")
 async def bridge(request: Request, call_control_id: CallControlId, body: BridgeIn) -> Any:
     control = _control(request)
+    if body.queue is not None:  # the first call of the queue (the SDK sends an id too)
+        body.call_control_id = take_from_queue(request, body.queue).call_control_id
     other_id = body.other
     if other_id is None:
         raise TelnyxError(

@@ -1,0 +1,34 @@
+"""A command on a controlled call, for the conference and queue routes.
+
+As for the call commands: a repeated ``command_id`` is a no-op; the
+command's ``client_state`` is in force while it applies (its events carry
+it); a refused command leaves the call as it was and its ``command_id``
+unused, so the application may send it again once fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mediaserver.callcontrol.controlled import ControlledCall
+
+
+@contextmanager
+def commanding(
+    cc: ControlledCall, command_id: str | None, client_state: str | None
+) -> Iterator[bool]:
+    """True: apply the command; False: ``command_id`` repeats one (a no-op)."""
+    if cc.seen(command_id):
+        yield False
+        return
+    cc.commanded.set()  # a command came (the first-command timeout)
+    before = cc.client_state
+    if client_state is not None:
+        cc.client_state = client_state
+    try:
+        yield True
+    except BaseException:
+        cc.client_state = before
+        cc.forget(command_id)
+        raise
