@@ -1,4 +1,4 @@
-"""A command on a controlled call, for the conference and queue routes.
+"""A command on a controlled call (the call, conference and queue routes).
 
 As for the call commands: a repeated ``command_id`` is a no-op; the
 command's ``client_state`` is in force while it applies (its events carry
@@ -19,10 +19,10 @@ def commanding(
     cc: ControlledCall, command_id: str | None, client_state: str | None
 ) -> Iterator[bool]:
     """True: apply the command; False: ``command_id`` repeats one (a no-op)."""
+    cc.commanded.set()  # a command came, applied or not (the first-command timeout)
     if cc.seen(command_id):
         yield False
         return
-    cc.commanded.set()  # a command came (the first-command timeout)
     before = cc.client_state
     if client_state is not None:
         cc.client_state = client_state

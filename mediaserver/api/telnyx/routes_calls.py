@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from mediaserver.actions.callapi import MediaError
+from mediaserver.api.telnyx.commanding import commanding
 from mediaserver.api.telnyx.errors import (
     MISSING,
     TelnyxError,
@@ -92,7 +93,6 @@ def _live(request: Request, call_control_id: str) -> ControlledCall:
         raise not_found("call", call_control_id)
     if not cc.alive:
         raise call_ended(call_control_id)
-    cc.commanded.set()  # a command came, applied or not (the first-command timeout)
     return cc
 
 
@@ -104,20 +104,18 @@ def _commanding(
     command's ``client_state`` and ``webhook_url`` in force while it runs (its events
     carry them); a refused command leaves the call as it was, its id unused."""
     cc = _live(request, call_control_id)
-    if cc.seen(body.command_id):
-        yield None
-        return
-    before = (cc.client_state, cc.webhook)
-    if body.client_state is not None:
-        cc.client_state = body.client_state
-    if isinstance(body, WithWebhook) and body.webhook_url is not None:
-        cc.webhook = replace(cc.webhook, url=body.webhook_url)
-    try:
-        yield cc
-    except BaseException:
-        cc.client_state, cc.webhook = before
-        cc.forget(body.command_id)
-        raise
+    with commanding(cc, body.command_id, body.client_state) as applies:
+        if not applies:
+            yield None
+            return
+        webhook = cc.webhook
+        if isinstance(body, WithWebhook) and body.webhook_url is not None:
+            cc.webhook = replace(cc.webhook, url=body.webhook_url)
+        try:
+            yield cc
+        except BaseException:
+            cc.webhook = webhook
+            raise
 
 
 def _play_on_answer(control: CallControl, url: str) -> Callable[[ControlledCall], Awaitable[None]]:
