@@ -1,0 +1,158 @@
+"""The seeds' own examples, pasted as they are, run on the real server.
+
+A user coming from Callr tries the seed's sample first: the scenario of the
+Callr v2 "Create scenario" request sample (``seeds/001``), with its
+``inbound-call``, ``inbound-sms`` and ``api-initiated`` branches, created
+through the API, a number attached, then called (baresip), messaged (a bare
+SIP MESSAGE) and started. Each branch's ``log@v1`` line is read from the
+server's log, and its run from the API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import ServerProcess, start_server
+from tests.support.baresip import Baresip
+from tests.support.rawsip import SipProbe
+
+pytestmark = pytest.mark.integration
+
+# seeds/001, "Create scenario", request sample: the seed's text shows the script
+# with every run of spaces collapsed to one; this is it with YAML's indentation back.
+CALLR_SAMPLE_SCRIPT = """\
+defaults:
+  language: en-US
+
+branches:
+  inbound-call:
+    actions:
+      - action: log@v1
+        params:
+          message: Hello inbound call
+
+  inbound-sms:
+    actions:
+      - action: log@v1
+        params:
+          message: Hello inbound sms
+
+  api-initiated:
+    actions:
+      - action: log@v1
+        params:
+          message: Hello from API
+"""
+
+# seeds/001, "Attach number to scenario": one of the path parameter's examples.
+SEED_NUMBER = "+33199001234"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = start_server(tmp_path_factory.mktemp("seeds"), routes={"echo": "echo"})
+    yield proc
+    code = proc.stop()
+    assert code == 0, f"server exited with {code}\n{proc.log_text()[-5000:]}"
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    with httpx.Client(base_url=server.api_url, headers=headers, timeout=15) as client:
+        yield client
+
+
+def wait_log(server: ServerProcess, message: str, timeout: float = 15) -> dict[str, Any]:
+    """The log record ``log@v1`` wrote with ``message`` (it carries the run id)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for record in server.log_records(message):
+            if record.get("scenario_log"):
+                return record
+        time.sleep(0.1)
+    raise AssertionError(f"no {message!r} line in the server log")
+
+
+def test_the_callr_sample_scenario_runs_each_branch(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    # The seed's request body as it is: name, script and format.
+    body = {"name": "Call Forwarding", "script": CALLR_SAMPLE_SCRIPT, "format": "yaml"}
+    created = api.post("/api/scenarios", json=body)
+    assert created.status_code == 201, created.text
+    sid = created.json()["sid"]
+    attached = api.put(f"/api/scenarios/{sid}/numbers/{SEED_NUMBER}")
+    assert attached.status_code == 200, attached.text
+
+    # A call to the number runs inbound-call; the branch never answers, so the
+    # call ends unanswered once the branch is over.
+    with Baresip(user="alice", max_call_s=20) as phone:
+        phone.dial(server.uri(SEED_NUMBER))
+        wait_log(server, "Hello inbound call")
+        phone.wait_closed(timeout=15)
+    call_run = wait_log(server, "Hello inbound call")["run_id"]
+    assert call_run.startswith("inbound-call:")
+
+    # A SIP MESSAGE to the number runs inbound-sms (RFC 3428: 200 once accepted).
+    with SipProbe(server.sip_port) as probe:
+        headers = ["Content-Type: text/plain;charset=utf-8"]
+        probe.send(probe.build("MESSAGE", user=SEED_NUMBER, headers=headers, body="hi"))
+        assert probe.expect_final().status == 200
+    sms_run = wait_log(server, "Hello inbound sms")["run_id"]
+    assert sms_run.startswith("inbound-sms:")
+
+    # Start scenario: the api-initiated branch, offline.
+    started = api.post(f"/api/scenarios/{sid}/start", json={"variables": {}})
+    assert started.status_code == 201, started.text
+    api_run = started.json()["runid"]
+    assert wait_log(server, "Hello from API")["run_id"] == api_run
+
+    for runid, branch in ((call_run, "inbound-call"), (sms_run, "inbound-sms")):
+        run = wait_run_over(api, sid, runid)
+        assert run["branch"] == branch and run["status"] == "completed", run
+    assert wait_run_over(api, sid, api_run)["status"] == "completed"
+
+
+def wait_run_over(api: httpx.Client, sid: str, runid: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = api.get(f"/api/scenarios/{sid}/runs/{runid}")
+        assert got.status_code == 200, got.text
+        run: dict[str, Any] = got.json()
+        if run["status"] != "running" or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def test_a_scenario_naming_the_branch_inbound_message_still_runs_it(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    script = CALLR_SAMPLE_SCRIPT.replace("inbound-sms:", "inbound-message:").replace(
+        "Hello inbound sms", "Hello old name"
+    )
+    created = api.post("/api/scenarios", json={"name": "old-name", "script": script})
+    assert created.status_code == 201, created.text
+    number = "+33199005678"
+    attached = api.put(f"/api/scenarios/{created.json()['sid']}/numbers/{number}")
+    assert attached.status_code == 200, attached.text
+    with SipProbe(server.sip_port) as probe:
+        probe.send(
+            probe.build("MESSAGE", user=number, headers=["Content-Type: text/plain"], body="hi")
+        )
+        assert probe.expect_final().status == 200
+    assert wait_log(server, "Hello old name")["run_id"].startswith("inbound-sms:")
+
+    both = script + "  inbound-sms:\n    actions: []\n"
+    refused = api.post("/api/scenarios", json={"name": "both-names", "script": both})
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()["error"]["details"][0]
+    assert problem["message"] == (
+        "inbound-message and inbound-sms are two names of one branch; keep one of them"
+    )
+    assert problem["line"] == 22, problem
