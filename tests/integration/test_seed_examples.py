@@ -156,3 +156,74 @@ def test_a_scenario_naming_the_branch_inbound_message_still_runs_it(
         "inbound-message and inbound-sms are two names of one branch; keep one of them"
     )
     assert problem["line"] == 22, problem
+
+
+# -- ids in the seed's formats -------------------------------------------------------------
+
+IDS_SCRIPT = """\
+branches:
+  inbound-call:
+    actions:
+      - action: log@v1
+        params: {message: "ids: call"}
+      - action: hangup@v1
+  api-initiated:
+    actions:
+      - action: pause@v1
+        params: {seconds: 30}
+"""
+
+
+def status_of(response: httpx.Response, status: int, field: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    if field is not None:
+        assert response.json()["error"]["field"] == field, response.text
+
+
+def test_ids_are_taken_in_the_seeds_formats_and_any_case(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    created = api.post("/api/scenarios", json={"name": "ids", "script": IDS_SCRIPT})
+    assert created.status_code == 201, created.text
+    sid = created.json()["sid"]
+    assert api.get(f"/api/scenarios/{sid.upper()}").json()["sid"] == sid
+    status_of(api.put(f"/api/scenarios/{sid.upper()}/numbers/+33639984242"), 200)
+
+    # The seed writes run ids in capitals (api:9MNAB2H6): ours are generated lower-case
+    # and found in any case.
+    runid = api.post(f"/api/scenarios/{sid}/start", json={}).json()["runid"]
+    assert runid.startswith("api:") and runid == runid.lower()
+    assert api.get(f"/api/scenarios/{sid}/runs/{runid.upper()}").json()["runid"] == runid
+    cancelled = api.delete(f"/api/scenarios/{sid.upper()}/runs/{runid.upper()}")
+    assert cancelled.json() == {"code": "ok", "message": f"run {runid} cancelled"}
+
+    # The seed's own examples are well-formed ids, unknown here: 404 naming the field.
+    for seed_runid in ("api:9MNAB2H6", "inbound-call:240419830042", "inbound-sms:240419830042"):
+        status_of(api.get(f"/api/scenarios/{sid}/runs/{seed_runid}"), 404, "runid")
+        status_of(api.delete(f"/api/scenarios/{sid}/runs/{seed_runid}"), 404, "runid")
+    for seed_callid in ("240711945874", "210548952067"):
+        status_of(api.get(f"/api/calls/{seed_callid}"), 404, "callid")
+        status_of(api.delete(f"/api/calls/{seed_callid}"), 404, "callid")
+        status_of(api.get(f"/api/cdrs/{seed_callid}"), 404, "callid")
+        found = api.get("/api/recordings", params={"callid": seed_callid})
+        assert found.status_code == 200 and found.json()["total"] == 0, found.text
+
+    # A call's id and its run's, in capitals.
+    with Baresip(user="bob", max_call_s=20) as phone:
+        phone.dial(server.uri("+33639984242"))
+        call_run = wait_log(server, "ids: call")["run_id"]
+        phone.wait_closed(timeout=15)
+    prefix, _, callid = call_run.partition(":")
+    assert prefix == "inbound-call" and callid == callid.lower()
+    shouted = call_run.upper()
+    assert wait_run_over(api, sid, shouted)["runid"] == call_run
+    assert api.get(f"/api/cdrs/{callid.upper()}").json()["callid"] == callid
+    by_run = api.get("/api/cdrs", params={"runid": shouted}).json()
+    assert [hit["callid"] for hit in by_run["hits"]] == [callid]
+    assert api.get("/api/cdrs", params={"scenario": sid.upper()}).json()["total"] == 1
+
+    # What is not an id at all is still refused before any lookup.
+    for bad in ("api:", "api", ":9MNAB2H6", "api:9MNAB2H6.", "a" * 40 + ":" + "b" * 30):
+        status_of(api.get(f"/api/scenarios/{sid}/runs/{bad}"), 422, "runid")
+    for bad in ("0", "0123", "abc", "12345678901234567890"):
+        status_of(api.get(f"/api/calls/{bad}"), 422, "callid")
