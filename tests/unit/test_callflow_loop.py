@@ -408,6 +408,19 @@ async def test_conference_exit_key_then_the_flow_goes_on() -> None:
     assert call.heard() == ["say:You left"]
 
 
+async def test_the_seed_s_conference_keys_leave_on_pound_then_zero() -> None:
+    # seeds/003, CONFERENCE, "Example Response" params: "#0" exits, "0#" does not.
+    params = {"name": "my-conference", "mute_on_key": "1", "unmute_on_key": "3",
+              "exit_on_key": "#0"}  # fmt: skip
+    conference = {"type": "CONFERENCE", "params": params}
+    _, call, _, _ = await run_flow([conference, say("You left"), HANGUP], keys="130#0", keys_at=5)
+    assert call.heard() == ["say:You left"]
+    stays = FakeCall(FakePrompts(), hangup_at=60)
+    answer = [conference, say("You left"), HANGUP]
+    _, call, _, _ = await run_flow(answer, keys="0#", keys_at=5, call=stays)
+    assert "caller hung up" in [e for _, e in call.events] and call.heard() == []
+
+
 async def test_transfer_bridges_with_dial_and_goes_on() -> None:
     transfer = {
         "type": "TRANSFER",
