@@ -5,19 +5,28 @@ Callr v2 "Create scenario" request sample (``seeds/001``), with its
 ``inbound-call``, ``inbound-sms`` and ``api-initiated`` branches, created
 through the API, a number attached, then called (baresip), messaged (a bare
 SIP MESSAGE) and started. Each branch's ``log@v1`` line is read from the
-server's log, and its run from the API.
+server's log, and its run from the API. Ids are given in the seed's formats.
+
+A user coming from Voxology answers with the seed's CONFERENCE example
+(``seeds/003``): a local application (``FlowApp``) gives it to two baresip
+callers, each sending its own tone; what each hears is analysed while one
+mutes (``1``), unmutes (``3``), presses ``#`` alone, then leaves on ``#0``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.test_callflow_calls import FlowApp, fields
+from tests.integration.webpeer import Request
+from tests.support import audio
 from tests.support.baresip import Baresip
 from tests.support.rawsip import SipProbe
 
@@ -54,8 +63,16 @@ SEED_NUMBER = "+33199001234"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path_factory.mktemp("seeds"), routes={"echo": "echo"})
+def app() -> Iterator[FlowApp]:
+    flow_app = FlowApp()
+    yield flow_app
+    flow_app.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, app: FlowApp) -> Iterator[ServerProcess]:
+    routes = {"echo": "echo", "voxconf": f'"callflow:{app.url("/conference")}"'}
+    proc = start_server(tmp_path_factory.mktemp("seeds"), routes=routes)
     yield proc
     code = proc.stop()
     assert code == 0, f"server exited with {code}\n{proc.log_text()[-5000:]}"
@@ -227,3 +244,127 @@ def test_ids_are_taken_in_the_seeds_formats_and_any_case(
         status_of(api.get(f"/api/scenarios/{sid}/runs/{bad}"), 422, "runid")
     for bad in ("0", "0123", "abc", "12345678901234567890"):
         status_of(api.get(f"/api/calls/{bad}"), 422, "callid")
+
+
+# -- the Voxology CONFERENCE example ----------------------------------------------------------
+
+# seeds/003, CONFERENCE, "Example Response", as written.
+VOXOLOGY_CONFERENCE = {
+    "actions": [
+        {
+            "type": "CONFERENCE",
+            "params": {
+                "name": "my-conference",
+                "max_participants": 10,
+                "mute_on_key": "1",
+                "unmute_on_key": "3",
+                "exit_on_key": "#0",
+            },
+            "events": {
+                "on_enter": [
+                    {"type": "SAY", "params": {"text": "You are now joining the conference."}},
+                    {"type": "WEBHOOK", "params": {"event_name": "onEnterConference"}},
+                ],
+                "on_enter_error_max_participants": [
+                    {"type": "SAY", "params": {"text": "I'm sorry. The conference is full."}}
+                ],
+            },
+        }
+    ]
+}
+# seeds/003, "Call Flow Loop": after the CONFERENCE, "SAY a question ... SAY goodbye, HANGUP".
+AFTER_CONFERENCE = [
+    {"type": "SAY", "params": {"text": "You have left the conference. Good bye."}},
+    {"type": "HANGUP"},
+]
+TONES = {"alice": 500.0, "bob": 900.0}
+
+
+def conference_app(request: Request) -> tuple[int, Any]:
+    body = fields(request)
+    if body.get("type") == "init_call":
+        return 200, VOXOLOGY_CONFERENCE
+    if body.get("type") == "live_call" and not body.get("is_webhook"):
+        return 200, AFTER_CONFERENCE  # the CONFERENCE is over: the flow asks what next
+    return 200, {}
+
+
+def hears(phone: Baresip, who: str, seconds: float = 1.5) -> float:
+    """Power of ``who``'s tone in the last ``seconds`` ``phone`` heard."""
+    samples, rate = phone.recorded_audio()
+    return audio.goertzel_power(samples[-int(seconds * rate) :], rate, TONES[who])
+
+
+def wait_records(server: ServerProcess, event: str, count: int, timeout: float = 15) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = server.log_records(event)
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} {event!r} records: {server.log_records(event)}")
+
+
+def test_the_voxology_conference_example_mutes_unmutes_and_leaves_on_pound_zero(
+    server: ServerProcess, app: FlowApp, tmp_path: Path
+) -> None:
+    app.responders["/conference"] = conference_app
+    phones: dict[str, Baresip] = {}
+    try:
+        for count, (name, hz) in enumerate(TONES.items(), start=1):
+            wav = audio.make_tone_wav(tmp_path / f"{name}.wav", hz, 90.0, amplitude=0.3)
+            phone = Baresip(user=name, input_wav=wav, max_call_s=90, workdir=tmp_path / name)
+            phones[name] = phone.start()
+            phone.dial(server.uri("voxconf"))
+            phone.wait_established(timeout=10)
+            wait_records(server, "conference joined", count)
+        alice, bob = phones["alice"], phones["bob"]
+        time.sleep(2.5)
+        together = hears(bob, "alice")
+        assert together > 1e-3 and hears(alice, "bob") > 1e-3
+
+        alice.send_dtmf("1")  # mute_on_key
+        assert wait_records(server, "conference mute", 1)[-1]["muted"] is True
+        time.sleep(2.5)
+        muted = hears(bob, "alice")
+        assert muted < 0.01 * together, (muted, together)
+        assert hears(alice, "bob") > 1e-3  # a muted caller still hears the room
+
+        alice.send_dtmf("3")  # unmute_on_key
+        assert wait_records(server, "conference mute", 2)[-1]["muted"] is False
+        time.sleep(2.5)
+        assert hears(bob, "alice") > 0.1 * together
+
+        # "#" alone is half of "#0": alice stays in the room.
+        alice.send_dtmf("#")
+        time.sleep(4.0)
+        assert server.log_records("conference left") == []
+        assert hears(bob, "alice") > 0.1 * together
+
+        alice.send_dtmf("#0")  # exit_on_key: she leaves, and her flow goes on
+        (left,) = wait_records(server, "conference left", 1)
+        assert left["outcome"] == "key"
+        assert alice.wait_closed(timeout=20) == "Connection reset by peer"
+        heard_by_alice, rate = alice.recorded_audio()
+        time.sleep(2.5)
+        alone = hears(bob, "alice")
+        assert alone < 0.01 * together, (alone, together)  # bob hears her gone
+        bob.hangup()
+        bob.wait_closed(timeout=10)
+    finally:
+        for phone in phones.values():
+            phone.close()
+
+    outcomes = [r["outcome"] for r in wait_records(server, "conference left", 2)]
+    assert outcomes == ["key", "hangup"]
+    requests = [body for _, body in app.calls("/conference")]
+    hooks = [b for b in requests if b.get("is_webhook")]
+    assert sorted(b["caller_no"] for b in hooks) == ["alice", "bob"]
+    assert {b.get("event_name") for b in hooks} == {"onEnterConference"}
+    after = [b for b in requests if b["type"] == "live_call" and not b.get("is_webhook")]
+    assert [b["caller_no"] for b in after] == ["alice"]  # bob hung up in the room
+    ends = {b["caller_no"]: b for b in requests if b["type"] == "end_call"}
+    assert ends["alice"]["status"] == "completed" and ends["alice"]["error_code"] is None
+    # "You have left the conference. Good bye." after she left.
+    assert audio.speech_seconds(heard_by_alice[-4 * rate :], rate) > 1.0
+    assert audio.goertzel_power(heard_by_alice[-1 * rate :], rate, TONES["bob"]) < 1e-5
