@@ -120,6 +120,28 @@ async def test_session_data_set_by_the_scenario_is_the_flow_s() -> None:
     assert app.bodies("init_call")[0]["session_data"] == {"name": "Jill"}
 
 
+async def test_template_mapping_fills_the_answer_from_the_request_it_answers() -> None:
+    # seeds/003, "Example Template Mapping": {{property}} and {{property|default}}.
+    actions = "- action: set@v1\n  params: {$sessionData: \"({conferenceName: 'team-7'})\"}\n"
+    conference = {
+        "type": "CONFERENCE",
+        "params": {"name": "{{session_data.conferenceName}}", "exit_on_key": "#"},
+    }
+    answer = [
+        say("Hello, {{session_data.firstName|guest}}."),
+        conference,
+        say("{{caller_no}} after {{ duration }} ms{{nothing}}, {{session_data.nothing|}}."),
+        HANGUP,
+    ]
+    _, call, app, _ = await run_flow(answer, actions=actions + FLOW, keys="#", keys_at=5)
+    init = app.bodies("init_call")[0]
+    assert "conference:team-7" in [e for _, e in call.events]
+    assert call.heard() == [
+        "say:Hello, guest.",
+        f"say:{init['caller_no']} after {init['duration']} ms, .",
+    ]
+
+
 async def test_headers_and_method_of_the_action_are_used() -> None:
     actions = (
         "- action: callflow@v1\n"

@@ -1,8 +1,9 @@
 """Every example of the seeds is accepted by our parsers, or is listed here with why not.
 
 The Voxology seed's Call Flow answers (``seeds/003``, every JSON block that
-is one, see :mod:`seed_examples`) are parsed and translated to native items
-as the loop does when an application answers with them; the Callr seed's
+is one, see :mod:`seed_examples`) are mapped (Template Mapping), parsed and
+translated to native items as the loop does when an application answers
+with them; the Callr seed's
 scenario script (``seeds/001``, its five request and response samples hold
 the same one) is loaded as a scenario. An example that is refused must be in
 :data:`REFUSED` with the reason the parser gives, so the list stays true: a
@@ -25,6 +26,7 @@ from seed_examples import (
 
 from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.callflow.actions import ResponseError, parse_response
+from mediaserver.callflow.templates import map_templates
 from mediaserver.callflow.translate import compile_plan
 from mediaserver.yamlsource import ProblemsError
 
@@ -37,16 +39,26 @@ REFUSED = {
     1003: "actions[0] (GOTO): params.label: LABEL 'goto_here' does not exist",
     1223: "actions[0] (QUEUE): params.max_calls: not supported by this server",
     1591: "actions[0] (TRANSFER): params.async: not supported by this server",
-    7721: "actions[1] (CONFERENCE): params.name: '{{session_data.conferenceName}}' is not "
-    "letters, digits, underscores and dashes",
 }
 """Seed line of the example: the first problem our parser reports (docs/callflow.md,
 "Not supported, and why")."""
 
 
+# The flattened callback request an answer replies to, as far as the examples read it
+# (Template Mapping: "Example Template Mapping" reads the session data and duration).
+REQUEST = {
+    "type": "live_call",
+    "caller_no": "+17145551212",
+    "duration": "61000",
+    "session_data.firstName": "Jill",
+    "session_data.conferenceName": "my-conference",
+}
+
+
 def accept(answer: Any) -> None:
     """What the loop does with an application's answer, short of running it."""
-    compile_plan(parse_response(answer), "http://app.test/flow", load_scenario_data)
+    mapped = map_templates(answer, REQUEST)
+    compile_plan(parse_response(mapped), "http://app.test/flow", load_scenario_data)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"line{e['line']}" for e in EXAMPLES])
