@@ -24,7 +24,7 @@ SID_PATTERN = r"^[A-Za-z0-9]{8}$"
 CALLID_PATTERN = r"^(?:[A-Za-z0-9]{8}|[1-9][0-9]{0,18})$"
 # A run id, PREFIX:ID: ours (``api:9mnab2h6``) and the seed's ActionRunID, at most 64
 # characters (``api:9MNAB2H6``, ``inbound-call:240419830042``); the routes cap the length.
-RUNID_PATTERN = r"^[A-Za-z][A-Za-z-]{0,31}:[A-Za-z0-9]{1,32}$"
+RUNID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}:[A-Za-z0-9]{1,32}$"
 MAX_RUNID = 64
 # E.164 as in the seed, or a SIP user part as routes use them (echo, ivr, alice).
 NUMBER_PATTERN = r"^(\+[1-9][0-9]{5,32}|[A-Za-z0-9][A-Za-z0-9_.!~*'()-]{0,63})$"

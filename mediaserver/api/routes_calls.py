@@ -28,7 +28,6 @@ from mediaserver.api.deps import runs_of
 from mediaserver.api.models import (
     CALLID_PATTERN,
     MAX_RUNID,
-    RUNID_PATTERN,
     SID_PATTERN,
     ActionsIn,
     ApiError,
@@ -204,7 +203,7 @@ def call_filter(
     scenario: Annotated[
         str | None, Query(pattern=SID_PATTERN, description="scenario sid"), IdCase
     ] = None,
-    runid: Annotated[str | None, Query(pattern=RUNID_PATTERN, max_length=MAX_RUNID), IdCase] = None,
+    runid: Annotated[str | None, Query(max_length=MAX_RUNID), IdCase] = None,
     status: Annotated[Literal["live", "ended", "interrupted"] | None, Query()] = None,
     startedAfter: Annotated[datetime | None, Query(description="RFC 3339, inclusive")] = None,
     startedBefore: Annotated[datetime | None, Query(description="RFC 3339, inclusive")] = None,
