@@ -1,7 +1,7 @@
 """Scenario runs: starting, cancelling and injecting them, and the runs still going.
 
 :class:`Runs` owns every run the server starts: the ``inbound-call`` branch a
-routed call serves, the ``inbound-message`` branch a SIP MESSAGE starts, the
+routed call serves, the ``inbound-sms`` branch a SIP MESSAGE starts, the
 ``api-initiated`` branch the API starts (placing its call first when it has a
 ``to``) or an action starts with a call of its own (the Voxology DIAL), and
 the actions the API injects into a live call. Each run is journalled as it
@@ -41,7 +41,7 @@ log = get_logger("runs")
 
 INBOUND_BRANCH = "inbound-call"
 API_BRANCH = "api-initiated"
-MESSAGE_BRANCH = "inbound-message"
+MESSAGE_BRANCH = "inbound-sms"
 API_CALL_TIMEOUT = 30.0
 
 
@@ -234,7 +234,7 @@ class Runs:
         return await self._run(scenario, INBOUND_BRANCH, run_id, call, variables).execute()
 
     def serve_message(self, name: str, message: dict[str, str]) -> None:
-        """Run scenario ``name``'s inbound-message branch for a SIP MESSAGE, with the
+        """Run scenario ``name``'s inbound-sms branch for a SIP MESSAGE, with the
         message in ``$message`` (from, to, text, content_type); no call."""
         scenario = self.library.get(name)
         if scenario is None or MESSAGE_BRANCH not in scenario.branches:

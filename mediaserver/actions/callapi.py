@@ -131,8 +131,9 @@ class ConferenceOptions:
     beep: str = "both"  # enter, exit, both or none
     hold_audio: Pcm | None = None
     max_participants: int | None = None
-    exit_on_key: str | None = None
-    mute_on_key: str | None = None
+    exit_on_key: str | None = None  # a key combination, pressed in order ("#0")
+    mute_on_key: str | None = None  # toggles unless unmute_on_key differs
+    unmute_on_key: str | None = None
     record: bool = False
 
 

@@ -54,7 +54,7 @@ class ActionContext(Protocol):
 
     @property
     def has_call(self) -> bool:
-        """False in runs without a call (the ``inbound-message`` branch)."""
+        """False in runs without a call (the ``inbound-sms`` branch)."""
         ...
 
     @property

@@ -18,10 +18,14 @@ from typing import Any
 
 from mediaserver.yamlsource import Mark, Problem
 
-BRANCH_NAMES = ("inbound-call", "api-initiated", "inbound-message")
-"""Branches a scenario may define (SPEC section 3)."""
+BRANCH_NAMES = ("inbound-call", "api-initiated", "inbound-sms")
+"""Branches a scenario may define (SPEC section 3), named as in the Callr seed."""
 
-CALLLESS_BRANCHES = frozenset({"inbound-message"})
+BRANCH_ALIASES = {"inbound-message": "inbound-sms"}
+"""Other names a scenario may give a branch: ``inbound-message``, this server's
+first name for the branch a SIP MESSAGE runs, is kept for existing scenarios."""
+
+CALLLESS_BRANCHES = frozenset({"inbound-sms"})
 """Branches that run without a call, so actions needing one are refused there."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

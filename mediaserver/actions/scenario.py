@@ -35,6 +35,7 @@ from mediaserver.actions import registry
 from mediaserver.actions.definition import ActionDefinition
 from mediaserver.actions.expressions import Expression
 from mediaserver.actions.model import (
+    BRANCH_ALIASES,
     BRANCH_NAMES,
     CALLLESS_BRANCHES,
     ActionItem,
@@ -168,6 +169,7 @@ class _Validator:
         self._labels: dict[str, _Label] = {}
         self._gotos: list[_GotoReference] = []
         self._branch = ""
+        self._branch_written = ""  # as the file names it (an alias stays an alias in messages)
 
     # -- the document --
 
@@ -196,9 +198,7 @@ class _Validator:
         defaults = self._defaults(data.get("defaults"), _value_mark(data, "defaults", top))
         variables = self._variables(data.get("variables"), _value_mark(data, "variables", top))
         if "branches" not in data:
-            self.report.add(
-                top, "missing branches: (inbound-call, api-initiated or inbound-message)"
-            )
+            self.report.add(top, "missing branches: (inbound-call, api-initiated or inbound-sms)")
             return None
         branches = self._branches(data["branches"], _value_mark(data, "branches", top))
         if self.variables is not None:
@@ -260,16 +260,28 @@ class _Validator:
             self.report.add(mark, f"branches: expected a mapping, got {describe(value)}")
             return frozen_mapping()
         branches: dict[str, Branch] = {}
+        written: dict[str, str] = {}  # canonical name: the name the file uses
         for name, body in value.items():
             key_mark = _key_mark(value, name, mark)
-            if name not in BRANCH_NAMES:
+            known = (*BRANCH_NAMES, *BRANCH_ALIASES)
+            if name not in known:
                 self.report.add(
                     key_mark,
                     f"unknown branch {name!r}"
-                    f"{_did_you_mean(name, BRANCH_NAMES)}; branches are "
-                    f"{', '.join(BRANCH_NAMES)}",
+                    f"{_did_you_mean(name, known)}; branches are "
+                    f"{', '.join(BRANCH_NAMES)} (inbound-message is another name for "
+                    "inbound-sms)",
                 )
                 continue
+            canonical = BRANCH_ALIASES.get(str(name), str(name))
+            if canonical in branches:
+                first = written[canonical]
+                self.report.add(
+                    key_mark,
+                    f"{first} and {name} are two names of one branch; keep one of them",
+                )
+                continue
+            written[canonical] = name
             body_mark = _value_mark(value, name, mark)
             if not isinstance(body, dict):
                 self.report.add(
@@ -285,14 +297,15 @@ class _Validator:
             if "actions" not in body:
                 self.report.add(body_mark, f"{name}: missing actions:")
                 continue
-            self._branch = name
+            self._branch = canonical
+            self._branch_written = name
             self._labels = {}
             self._gotos = []
             actions = self._actions(
                 body["actions"], _value_mark(body, "actions", body_mark), f"{name}.actions", ()
             )
             self._check_gotos()
-            branches[name] = Branch(name, actions, key_mark)
+            branches[canonical] = Branch(canonical, actions, key_mark)
         return MappingProxyType(branches)
 
     # -- action lists and items --
@@ -359,7 +372,9 @@ class _Validator:
         if definition is not None:
             if not definition.needs_call or self._branch not in CALLLESS_BRANCHES:
                 return definition
-            self.report.add(where, f"{text} needs a call, and the {self._branch} branch has none")
+            self.report.add(
+                where, f"{text} needs a call, and the {self._branch_written} branch has none"
+            )
             return None
         existing = registry.versions(name)
         if existing:
@@ -560,7 +575,7 @@ class _Validator:
                 self.report.add(
                     goto.mark,
                     f"goto@v1: no label {goto.label!r} in the "
-                    f"{self._branch} branch"
+                    f"{self._branch_written} branch"
                     f"{_did_you_mean(goto.label, list(self._labels))}",
                 )
             elif target.list_id not in goto.lists:

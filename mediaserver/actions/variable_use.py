@@ -11,8 +11,8 @@ and ``typeof $x`` is a guard, not a read.
 
 A read of ``$x`` that nothing sets, that is no built-in (``$call``,
 ``$digits``...) and that the branch is not given (``$message`` in
-``inbound-message``) fails at run time with a ReferenceError. In
-``inbound-call`` and ``inbound-message`` branches nothing else can define it,
+``inbound-sms``) fails at run time with a ReferenceError. In
+``inbound-call`` and ``inbound-sms`` branches nothing else can define it,
 so that is an error. An ``api-initiated`` run may be started with variables
 (``POST /api/scenarios/{sid}/start``), so there it is a warning. A bare name
 in a ``${...}`` field (``${call.from}`` reads ``$call``) may also be a local
@@ -38,7 +38,7 @@ from mediaserver.yamlsource import Mark, Problem
 
 GIVEN: Mapping[str, frozenset[str]] = {
     "inbound-call": frozenset(),
-    "inbound-message": frozenset({"$message"}),
+    "inbound-sms": frozenset({"$message"}),
 }
 """What a branch's run is given besides the built-ins; a branch not named here
 (``api-initiated``) may be given anything when its run is started."""

@@ -10,14 +10,22 @@ being ignored. Times are RFC 3339 strings in UTC with milliseconds
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
-SID_PATTERN = r"^[a-z0-9]{8}$"
-RUNID_PATTERN = r"^[a-z][a-z-]{0,31}:[a-z0-9]{8}$"
+# Ids are generated in lower case (8 characters of [a-z0-9]); the Callr seed writes
+# them in capitals too (``api:9MNAB2H6``), so they are taken in any case and looked
+# up lower-cased (:func:`canonical_id`).
+SID_PATTERN = r"^[A-Za-z0-9]{8}$"
+# A call id: ours, or the seed's CallID, an int64 >= 1 (``240711945874``).
+CALLID_PATTERN = r"^(?:[A-Za-z0-9]{8}|[1-9][0-9]{0,18})$"
+# A run id, PREFIX:ID: ours (``api:9mnab2h6``) and the seed's ActionRunID, at most 64
+# characters (``api:9MNAB2H6``, ``inbound-call:240419830042``); the routes cap the length.
+RUNID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}:[A-Za-z0-9]{1,32}$"
+MAX_RUNID = 64
 # E.164 as in the seed, or a SIP user part as routes use them (echo, ivr, alice).
 NUMBER_PATTERN = r"^(\+[1-9][0-9]{5,32}|[A-Za-z0-9][A-Za-z0-9_.!~*'()-]{0,63})$"
 # A scenario name is also a route target and a file stem: no slash, no leading dot.
@@ -34,6 +42,19 @@ Timestamp = Annotated[
         description="RFC 3339, UTC",
     ),
 ]
+
+
+@overload
+def canonical_id(value: str) -> str: ...
+@overload
+def canonical_id(value: None) -> None: ...
+def canonical_id(value: str | None) -> str | None:
+    """An id as it is stored: the server generates lower case, any case finds it."""
+    return None if value is None else value.lower()
+
+
+IdCase = AfterValidator(canonical_id)
+"""Annotate a path or query id with this to look it up in any case."""
 
 
 class RequestModel(BaseModel):
@@ -192,7 +213,7 @@ class StartIn(RequestModel):
 
 
 class RunStarted(BaseModel):
-    runid: str = Field(examples=["api:9mnab2h6"])
+    runid: str = Field(examples=["api:9mnab2h6"], description="generated in lower case")
 
 
 class Run(BaseModel):

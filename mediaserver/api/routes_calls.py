@@ -26,6 +26,8 @@ from fastapi.responses import StreamingResponse
 
 from mediaserver.api.deps import runs_of
 from mediaserver.api.models import (
+    CALLID_PATTERN,
+    MAX_RUNID,
     SID_PATTERN,
     ActionsIn,
     ApiError,
@@ -33,6 +35,7 @@ from mediaserver.api.models import (
     CallRecordPage,
     ConferencePage,
     ErrorDetail,
+    IdCase,
     LiveCall,
     LiveCallPage,
     QueuePage,
@@ -63,7 +66,11 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["calls"])
 
-CallId = Annotated[str, Path(pattern=SID_PATTERN, description="call id", examples=["k3x9a0pq"])]
+CallId = Annotated[
+    str,
+    Path(pattern=CALLID_PATTERN, description="call id, any case", examples=["k3x9a0pq"]),
+    IdCase,
+]
 Number = Annotated[str | None, Query(max_length=256)]
 
 
@@ -193,8 +200,10 @@ def call_filter(
     from_: Annotated[str | None, Query(alias="from", max_length=256, description="caller")] = None,
     to: Annotated[str | None, Query(max_length=256, description="called number or user")] = None,
     number: Annotated[str | None, Query(max_length=256, description="ours: number called")] = None,
-    scenario: Annotated[str | None, Query(pattern=SID_PATTERN, description="scenario sid")] = None,
-    runid: Annotated[str | None, Query(max_length=64)] = None,
+    scenario: Annotated[
+        str | None, Query(pattern=SID_PATTERN, description="scenario sid"), IdCase
+    ] = None,
+    runid: Annotated[str | None, Query(max_length=MAX_RUNID), IdCase] = None,
     status: Annotated[Literal["live", "ended", "interrupted"] | None, Query()] = None,
     startedAfter: Annotated[datetime | None, Query(description="RFC 3339, inclusive")] = None,
     startedBefore: Annotated[datetime | None, Query(description="RFC 3339, inclusive")] = None,

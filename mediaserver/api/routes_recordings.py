@@ -25,8 +25,10 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from mediaserver.api.models import (
+    CALLID_PATTERN,
     SID_PATTERN,
     ApiError,
+    IdCase,
     Recording,
     RecordingPage,
     RecordingPatch,
@@ -53,7 +55,7 @@ from mediaserver.store.recordings import locate_recording
 
 router = APIRouter(tags=["recordings"])
 
-Sid = Annotated[str, Path(pattern=SID_PATTERN, description="recording sid")]
+Sid = Annotated[str, Path(pattern=SID_PATTERN, description="recording sid"), IdCase]
 CHUNK = 64 * 1024
 CONTENT_TYPES = {
     "wav": "audio/wav",
@@ -106,7 +108,7 @@ async def search_recordings(
     order: SortOrder = "desc",
     type: Annotated[Literal["call", "recording", "conference", "voicemail"] | None, Query()] = None,
     status: Annotated[Literal["recording", "ready", "interrupted"] | None, Query()] = None,
-    callid: Annotated[str | None, Query(pattern=SID_PATTERN)] = None,
+    callid: Annotated[str | None, Query(pattern=CALLID_PATTERN), IdCase] = None,
     caller: Annotated[str | None, Query(max_length=256)] = None,
     callee: Annotated[str | None, Query(max_length=256)] = None,
     read: Annotated[bool | None, Query()] = None,

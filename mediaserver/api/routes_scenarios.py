@@ -22,11 +22,13 @@ from fastapi import APIRouter, Path, Query, Request
 from mediaserver.actions.variables import VariableError, check_name
 from mediaserver.api.deps import catalog_error, catalog_of, runs_of
 from mediaserver.api.models import (
+    MAX_RUNID,
     NUMBER_PATTERN,
     RUNID_PATTERN,
     SID_PATTERN,
     ApiError,
     ErrorDetail,
+    IdCase,
     Run,
     RunStarted,
     Scenario,
@@ -56,8 +58,19 @@ from mediaserver.yamlsource import ProblemsError
 
 router = APIRouter(tags=["scenarios"])
 
-Sid = Annotated[str, Path(pattern=SID_PATTERN, description="scenario sid", examples=["k3x9a0pq"])]
-RunId = Annotated[str, Path(pattern=RUNID_PATTERN, description="run id", examples=["api:9mnab2h6"])]
+Sid = Annotated[
+    str, Path(pattern=SID_PATTERN, description="scenario sid", examples=["k3x9a0pq"]), IdCase
+]
+RunId = Annotated[
+    str,
+    Path(
+        pattern=RUNID_PATTERN,
+        max_length=MAX_RUNID,
+        description="run id, any case",
+        examples=["api:9mnab2h6", "api:9MNAB2H6"],
+    ),
+    IdCase,
+]
 Number = Annotated[
     str,
     Path(pattern=NUMBER_PATTERN, description="E.164 number or SIP user", examples=["+33199001234"]),

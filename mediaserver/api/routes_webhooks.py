@@ -19,6 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from mediaserver.api.deps import webhooks_of
 from mediaserver.api.models import (
     SID_PATTERN,
+    IdCase,
     Status,
     Webhook,
     WebhookIn,
@@ -43,7 +44,7 @@ from mediaserver.store import Webhook as StoredWebhook
 
 router = APIRouter(tags=["webhooks"])
 
-Sid = Annotated[str, Path(pattern=SID_PATTERN, description="webhook sid")]
+Sid = Annotated[str, Path(pattern=SID_PATTERN, description="webhook sid"), IdCase]
 
 
 def webhook_out(hook: StoredWebhook) -> Webhook:
@@ -115,7 +116,9 @@ async def search_logs(
     offset: Offset = 0,
     limit: Limit = 10,
     order: SortOrder = "desc",
-    sid: Annotated[str | None, Query(pattern=SID_PATTERN, description="webhook sid")] = None,
+    sid: Annotated[
+        str | None, Query(pattern=SID_PATTERN, description="webhook sid"), IdCase
+    ] = None,
     endpoint: Annotated[str | None, Query(max_length=2048)] = None,
     id: Annotated[str | None, Query(max_length=64, description="event id")] = None,
     type: Annotated[str | None, Query(max_length=100, description="event type")] = None,

@@ -25,6 +25,7 @@ from mediaserver.callflow import model as m
 DTMF_NAMES = {"pound": "#", "star": "*", "hash": "#"}
 """Key names the seed's examples use (``"finish_on_key": "pound"``) for ``#`` and ``*``."""
 _KEYS = "0123456789#*"
+_MAX_COMBINATION = 8
 NAME = r"[A-Za-z0-9_-]{1,128}"
 """Seed: names of conferences, queues and labels are "alpha-numeric, underscores, and dashes"."""
 NAME_HINT = "letters, digits, underscores and dashes"
@@ -172,6 +173,27 @@ class Fields:
         accepted = ", ".join(("0-9", "#", "*", "pound", "star", *words))
         self.add(key, f"expected one key ({accepted}), got {shown(value)}")
         return default
+
+    def combination(self, key: str) -> str | None:
+        """Keys pressed in order (seed, CONFERENCE: "which key combination", ``"#0"``):
+        ``0-9``, ``#``, ``*``; ``pound``/``star`` alone; ``off`` (or nothing) gives None."""
+        value = self._take(key)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            value = str(value)
+        if isinstance(value, str):
+            text = DTMF_NAMES.get(value.lower(), value)
+            if value.lower() == "off":
+                return None
+            if re.fullmatch(f"[{re.escape(_KEYS)}]{{1,{_MAX_COMBINATION}}}", text):
+                return text
+        self.add(
+            key,
+            f"expected keys pressed in order (1 to {_MAX_COMBINATION} of 0-9, #, *, e.g. "
+            f'"#0"), pound, star or off, got {shown(value)}',
+        )
+        return None
 
     def mapping(self, key: str) -> dict[str, Any] | None:
         value = self._take(key)

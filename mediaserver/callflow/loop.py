@@ -73,6 +73,7 @@ from mediaserver.callflow.requests import (
     with_query,
 )
 from mediaserver.callflow.steps import HANDLERS
+from mediaserver.callflow.templates import map_templates
 from mediaserver.callflow.translate import (
     ANSWERED,
     RUN,
@@ -276,7 +277,7 @@ class CallFlow:
             raise self.error("too_big", f"the answer is {size} bytes, over the 81 KB limit")
         if size > errors.SOFT_LIMIT_BYTES:
             self.log.warning("call flow answer over the soft limit", bytes=size)
-        return data
+        return map_templates(data, dict(query_items(body)))
 
     def error(self, failure: errors.Failure, message: str, *, first: bool = False) -> Exception:
         connected = self.context.has_call and self.context.call.answered

@@ -92,7 +92,8 @@ class Conference(Action):
     join_muted: bool = False
     max_participants: int | None = None
     beep: bool = False
-    mute_on_key: str | None = None
+    mute_on_key: str | None = None  # keys pressed in order ("#0"), as exit_on_key
+    unmute_on_key: str | None = None  # None: mute_on_key toggles
     exit_on_key: str | None = None
     hold_on_join: bool = False
     start_on_join: bool = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from mediaserver.actions.key_combinations import combination_problem
 from mediaserver.callflow import model as m
 from mediaserver.callflow.fields import NAME, NAME_HINT, ActionReader, Fields
 from mediaserver.media.conference import ROOM_CAPACITY
@@ -123,14 +124,12 @@ _CONFERENCE_LATER = "the server tells a caller nothing about the room before the
 def _conference(a: ActionReader) -> m.Conference:
     p = a.params
     room = p.string("name", required=True, pattern=NAME, hint=NAME_HINT, template=True)
-    mute = p.key("mute_on_key", None)
-    unmute = p.key("unmute_on_key", None)
-    if unmute is not None and unmute != mute:
-        p.add("unmute_on_key", "not supported by this server unless it is mute_on_key "
-              "(that key mutes and unmutes)")  # fmt: skip
-    exit_key = p.key("exit_on_key", None)
-    if exit_key is not None and exit_key == mute:
-        p.add("exit_on_key", "is the same key as mute_on_key")
+    mute = p.combination("mute_on_key")
+    unmute = p.combination("unmute_on_key")
+    exit_key = p.combination("exit_on_key")
+    problem = combination_problem(exit_key, mute, unmute)
+    if problem is not None:
+        p.add(*problem)
     announce = p.string("announce_on_join", choices=("beep",))
     p.boolean("auto_hold", False)  # hold_audio plays whenever the caller is alone
     p.unsupported("hold_on_exit", "a participant leaving holds nobody", harmless=(False,))
@@ -145,6 +144,7 @@ def _conference(a: ActionReader) -> m.Conference:
         max_participants=_optional_int(p, "max_participants", 1, ROOM_CAPACITY),
         beep=announce == "beep",
         mute_on_key=mute,
+        unmute_on_key=unmute,
         exit_on_key=exit_key,
         hold_on_join=p.boolean("hold_on_join", False),
         start_on_join=p.boolean("start_on_join", True),

@@ -214,6 +214,7 @@ def _conference(action: m.Conference, base: str) -> Entry:
         "max_participants": action.max_participants,
         "exit_on_key": _key(action.exit_on_key),
         "mute_on_key": _key(action.mute_on_key),
+        "unmute_on_key": _key(action.unmute_on_key),
     }
     return _entry("conference@v1", params, RESULT)
 

@@ -41,6 +41,7 @@ from mediaserver.actions.callapi import (
     RecordOptions,
     VoicemailOptions,
 )
+from mediaserver.actions.key_combinations import KeyCombinations, commands
 from mediaserver.log import get_logger
 from mediaserver.media.conference import Conference, ConferenceFull, Member
 from mediaserver.media.dtmf_out import check_keys, event_steps, inband_audio
@@ -369,6 +370,10 @@ class CallMedia:
 
     async def _stay(self, room: Conference, member: Member, options: ConferenceOptions) -> str:
         call = self.call
+        keys = KeyCombinations(
+            commands(options.exit_on_key, options.mute_on_key, options.unmute_on_key)
+        )
+        loop = asyncio.get_running_loop()
         while True:
             await call.wait_any([member.outcome], None)
             if member.outcome.done():
@@ -376,10 +381,12 @@ class CallMedia:
             if call.ended:
                 return "hangup"
             while (key := await call.next_digit(0)) is not None:
-                if key == options.exit_on_key:
+                command = keys.press(key, loop.time())
+                if command == "exit":
                     return "key"
-                if key == options.mute_on_key and call.leg in room:
-                    room.set_muted(call.leg, not member.muted)
+                if command is not None and call.leg in room:
+                    muted = not member.muted if command == "toggle" else command == "mute"
+                    room.set_muted(call.leg, muted)
                     log.info("conference mute", conference=room.name, muted=member.muted)
 
     def leave_conference(self) -> bool:

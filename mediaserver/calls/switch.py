@@ -6,7 +6,7 @@ a refusal is answered and told to :class:`~mediaserver.calls.refusals.Refusals`;
 an admitted call leases an RTP leg for exactly the time it is set up and served,
 becomes an :class:`~mediaserver.calls.inbound.InboundCall` and is handed to
 ``serve_call`` (which runs its scenario). A MESSAGE is admitted and routed like a
-call, then handed to the scenario's ``inbound-message`` branch. Requests inside
+call, then handed to the scenario's ``inbound-sms`` branch. Requests inside
 a call's dialog go to the call.
 """
 
@@ -47,7 +47,7 @@ CallServer = Callable[[Call], Awaitable[None]]
 """Runs a new call's scenario (returns when the call is over)."""
 
 MessageServer = Callable[[str, dict[str, str]], None]
-"""Runs a scenario's ``inbound-message`` branch for a SIP MESSAGE (scenario, message)."""
+"""Runs a scenario's ``inbound-sms`` branch for a SIP MESSAGE (scenario, message)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class CallSwitch:
 
     def on_message(self, tx: ServerTransaction, request: Request, source: Peer) -> None:
         """A SIP MESSAGE (RFC 3428), the SMS of SIP: admitted and routed like a call,
-        answered 200 once accepted, handed to the scenario's inbound-message branch."""
+        answered 200 once accepted, handed to the scenario's inbound-sms branch."""
         if request.to.tag:
             self.ua.respond(tx, request, 200)  # inside a call: accepted, nothing runs
             return

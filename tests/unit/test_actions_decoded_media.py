@@ -192,7 +192,7 @@ async def test_conference_hold_audio_from_a_file_that_is_missing_fails() -> None
 def test_conference_keys_must_differ() -> None:
     assert problems(
         "- {action: conference@v1, params: {name: r, exit_on_key: '#', mute_on_key: '#'}}"
-    ) == ["conference@v1: mute_on_key and exit_on_key are the same key"]
+    ) == ["conference@v1: mute_on_key and exit_on_key are the same keys ('#')"]
 
 
 # -- background play and stop@v1 ----------------------------------------------------------------

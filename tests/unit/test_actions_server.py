@@ -25,14 +25,14 @@ def problems(actions: str, branch: str = "inbound-call") -> list[str]:
 async def run_offline(
     actions: str, server: FakeServer, variables: dict[str, Any] | None = None
 ) -> Any:
-    """Run an inbound-message branch: no call, like the server does for a SIP MESSAGE."""
+    """Run an inbound-sms branch: no call, like the server does for a SIP MESSAGE."""
     scenario = load_scenario_text(scenario_text(actions, branch="inbound-message"), "m.yaml")
     run = Run(
         scenario,
-        "inbound-message",
+        "inbound-sms",
         call=None,
         prompts=FakePrompts(),
-        run_id="inbound-message:m1",
+        run_id="inbound-sms:m1",
         server=server,
         variables=variables,
     )
@@ -307,7 +307,7 @@ async def test_webhook_to_a_url_with_its_own_event_and_any_data() -> None:
     ((url, event, payload),) = server.webhooks
     assert (url, event) == ("http://hooks.test/sms", "v2.scenario.sms-received")
     assert payload["data"] == {"from": "alice", "to": "sms", "text": "hi"}
-    assert payload["callid"] is None and payload["branch"] == "inbound-message"
+    assert payload["callid"] is None and payload["branch"] == "inbound-sms"
 
 
 async def test_webhook_url_that_is_not_http_after_interpolation_fails() -> None:

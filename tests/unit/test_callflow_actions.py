@@ -311,8 +311,9 @@ def test_conference_params_and_events() -> None:
     assert conference.events.get("on_enter")[1].path == "actions[0].events.on_enter[1]"
 
 
-def test_the_seed_s_conference_example_says_what_is_not_supported() -> None:
-    found = problems(
+def test_the_seed_s_conference_example_is_accepted() -> None:
+    # seeds/003, CONFERENCE, "Example Response", as written.
+    conference = one(
         {
             "type": "CONFERENCE",
             "params": {
@@ -322,17 +323,20 @@ def test_the_seed_s_conference_example_says_what_is_not_supported() -> None:
                 "unmute_on_key": "3",
                 "exit_on_key": "#0",
             },
-            "events": {"on_enter_alone": []},
+            "events": {
+                "on_enter": [
+                    {"type": "SAY", "params": {"text": "You are now joining the conference."}},
+                    {"type": "WEBHOOK", "params": {"event_name": "onEnterConference"}},
+                ],
+                "on_enter_error_max_participants": [
+                    {"type": "SAY", "params": {"text": "I'm sorry. The conference is full."}}
+                ],
+            },
         }
     )
-    assert found == [
-        "actions[0] (CONFERENCE): params.unmute_on_key: not supported by this server unless it "
-        "is mute_on_key (that key mutes and unmutes)",
-        "actions[0] (CONFERENCE): params.exit_on_key: expected one key (0-9, #, *, pound, star, "
-        "off), got '#0'",
-        "actions[0] (CONFERENCE): events.on_enter_alone: not supported by this server: the "
-        "server tells a caller nothing about the room before they join",
-    ]
+    keys = (conference.mute_on_key, conference.unmute_on_key, conference.exit_on_key)
+    assert keys == ("1", "3", "#0")
+    assert conference.events.names() == ("on_enter", "on_enter_error_max_participants")
 
 
 @pytest.mark.parametrize(
@@ -341,14 +345,29 @@ def test_the_seed_s_conference_example_says_what_is_not_supported() -> None:
         ({}, "params.name: required"),
         ({"name": "a b"}, "params.name: 'a b' is not letters, digits, underscores and dashes"),
         ({"name": "c", "max_participants": 0}, "params.max_participants: must be 1 to"),
-        ({"name": "c", "mute_on_key": "1", "exit_on_key": "1"}, "exit_on_key: is the same key"),
+        (
+            {"name": "c", "mute_on_key": "1", "exit_on_key": "1"},
+            "params.mute_on_key: mute_on_key and exit_on_key are the same keys ('1')",
+        ),
+        (
+            {"name": "c", "mute_on_key": "#", "exit_on_key": "#0"},
+            "params.mute_on_key: mute_on_key ('#') would act in the middle of exit_on_key ('#0')",
+        ),
+        (
+            {"name": "c", "exit_on_key": "#x"},
+            'params.exit_on_key: expected keys pressed in order (1 to 8 of 0-9, #, *, e.g. "#0"),'
+            " pound, star or off, got '#x'",
+        ),
+        ({"name": "c", "exit_on_key": "123456789"}, "params.exit_on_key: expected keys"),
+        ({"name": "c", "events": {"on_enter_alone": []}}, "events.on_enter_alone: not supported"),
         ({"name": "c", "hold_on_exit": True}, "params.hold_on_exit: not supported"),
         ({"name": "c", "receive_dtmf": True}, "params.receive_dtmf: not supported"),
         ({"name": "c", "announce_on_join": "tone"}, "params.announce_on_join: must be one of beep"),
     ],
 )
 def test_conference_mistakes(params: dict[str, Any], message: str) -> None:
-    found = problems({"type": "CONFERENCE", "params": params})
+    events = params.pop("events", None)
+    found = problems({"type": "CONFERENCE", "params": params, "events": events or {}})
     assert any(message in p for p in found), found
 
 

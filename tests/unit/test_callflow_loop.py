@@ -120,6 +120,28 @@ async def test_session_data_set_by_the_scenario_is_the_flow_s() -> None:
     assert app.bodies("init_call")[0]["session_data"] == {"name": "Jill"}
 
 
+async def test_template_mapping_fills_the_answer_from_the_request_it_answers() -> None:
+    # seeds/003, "Example Template Mapping": {{property}} and {{property|default}}.
+    actions = "- action: set@v1\n  params: {$sessionData: \"({conferenceName: 'team-7'})\"}\n"
+    conference = {
+        "type": "CONFERENCE",
+        "params": {"name": "{{session_data.conferenceName}}", "exit_on_key": "#"},
+    }
+    answer = [
+        say("Hello, {{session_data.firstName|guest}}."),
+        conference,
+        say("{{caller_no}} after {{ duration }} ms{{nothing}}, {{session_data.nothing|}}."),
+        HANGUP,
+    ]
+    _, call, app, _ = await run_flow(answer, actions=actions + FLOW, keys="#", keys_at=5)
+    init = app.bodies("init_call")[0]
+    assert "conference:team-7" in [e for _, e in call.events]
+    assert call.heard() == [
+        "say:Hello, guest.",
+        f"say:{init['caller_no']} after {init['duration']} ms, .",
+    ]
+
+
 async def test_headers_and_method_of_the_action_are_used() -> None:
     actions = (
         "- action: callflow@v1\n"
@@ -406,6 +428,19 @@ async def test_conference_exit_key_then_the_flow_goes_on() -> None:
     conference = {"type": "CONFERENCE", "params": {"name": "c1", "exit_on_key": "pound"}}
     _, call, _, _ = await run_flow([conference, say("You left"), HANGUP], keys="#", keys_at=5)
     assert call.heard() == ["say:You left"]
+
+
+async def test_the_seed_s_conference_keys_leave_on_pound_then_zero() -> None:
+    # seeds/003, CONFERENCE, "Example Response" params: "#0" exits, "0#" does not.
+    params = {"name": "my-conference", "mute_on_key": "1", "unmute_on_key": "3",
+              "exit_on_key": "#0"}  # fmt: skip
+    conference = {"type": "CONFERENCE", "params": params}
+    _, call, _, _ = await run_flow([conference, say("You left"), HANGUP], keys="130#0", keys_at=5)
+    assert call.heard() == ["say:You left"]
+    stays = FakeCall(FakePrompts(), hangup_at=60)
+    answer = [conference, say("You left"), HANGUP]
+    _, call, _, _ = await run_flow(answer, keys="0#", keys_at=5, call=stays)
+    assert "caller hung up" in [e for _, e in call.events] and call.heard() == []
 
 
 async def test_transfer_bridges_with_dial_and_goes_on() -> None:

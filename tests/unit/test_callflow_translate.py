@@ -221,6 +221,7 @@ def test_conference_becomes_conference_at_v1() -> None:
         "max_participants": 5,
         "exit_on_key": "#",
         "mute_on_key": "1",
+        "unmute_on_key": "none",
         "record": False,
     }
     quiet = params(only({"type": "CONFERENCE", "params": {"name": "c"}}))

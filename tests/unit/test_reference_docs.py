@@ -40,7 +40,7 @@ FRAGMENT_HEADER = "branches:\n  inbound-call:\n    actions:\n"
 FRAGMENT_INDENT = " " * 6
 REFRESH = "python -m mediaserver.actions.reference --write docs/scenarios.md"
 MESSAGE = {"from": "alice", "to": "sms", "text": "hello", "content_type": "text/plain"}
-"""What ``$message`` holds in an ``inbound-message`` run, as the server gives it."""
+"""What ``$message`` holds in an ``inbound-sms`` run, as the server gives it."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ async def test_example_runs_without_failing(fence: Fence) -> None:
     scenario = load_example(fence)
     for branch in scenario.branches:
         prompts = FakePrompts()
-        call = None if branch == "inbound-message" else FakeCall(prompts, hangup_at=3600)
+        call = None if branch == "inbound-sms" else FakeCall(prompts, hangup_at=3600)
         run = Run(
             scenario,
             branch,
@@ -192,7 +192,7 @@ async def test_example_runs_without_failing(fence: Fence) -> None:
             prompts=prompts,
             run_id=f"doc-{fence.line}",
             server=FakeServer(),
-            variables={"$message": MESSAGE} if branch == "inbound-message" else None,
+            variables={"$message": MESSAGE} if branch == "inbound-sms" else None,
         )
         outcome = await asyncio.wait_for(run.execute(), 10)
         assert outcome.status in ("completed", "hangup"), (

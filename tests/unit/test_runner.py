@@ -365,7 +365,7 @@ async def test_run_without_call() -> None:
         "      - {action: log@v1, params: {message: 'got ${x}'}}\n",
         "m.yaml",
     )
-    run = Run(scenario, "inbound-message", call=None, prompts=FakePrompts(), run_id="m1")
+    run = Run(scenario, "inbound-sms", call=None, prompts=FakePrompts(), run_id="m1")
     with capture_logs() as logs:
         outcome = await run.execute()
     assert outcome.status == "completed" and outcome.variables["$x"] is True

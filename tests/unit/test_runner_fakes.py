@@ -38,6 +38,7 @@ from mediaserver.actions.callapi import (
     RecordOptions,
     VoicemailOptions,
 )
+from mediaserver.actions.key_combinations import KeyCombinations, commands
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
@@ -345,7 +346,7 @@ class FakeCall:
         return RecordingResult(made.id, made.path, 0.0)
 
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
-        """The caller stays until exit_on_key or the hang-up; keys are the room's."""
+        """The caller stays until it presses exit_on_key or hangs up; keys are the room's."""
         await self._alive()
         await self.answer()
         self.events.append((self.now, f"conference:{options.name}"))
@@ -355,12 +356,15 @@ class FakeCall:
         ):
             return ConferenceResult("full")
         recording = self._new_recording() if options.record else None
+        keys = KeyCombinations(
+            commands(options.exit_on_key, options.mute_on_key, options.unmute_on_key)
+        )
         for at, key in list(self._scheduled):
             if self.hangup_at is not None and self.hangup_at <= at:
                 break
             self._arrive(at)
             self._buffer.remove(key)
-            if key == options.exit_on_key:
+            if keys.press(key, at) == "exit":
                 return ConferenceResult("key", recording)
         if self.hangup_at is None:
             raise AssertionError("in the conference forever: the fake caller never hangs up")

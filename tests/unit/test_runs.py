@@ -162,6 +162,6 @@ async def test_a_message_run_is_kept_while_it_goes(server: Server) -> None:
     runs.serve_message("message", {"from": "alice", "to": "bob", "text": "hi"})
     runs.serve_message("inbound", {"from": "alice", "to": "bob", "text": "hi"})  # no branch
     live = runs.live()
-    assert len(live) == 1 and live[0].startswith("inbound-message:")
+    assert len(live) == 1 and live[0].startswith("inbound-sms:")
     assert runs.cancel_run(live[0])
     await finished(runs, live[0])

@@ -33,7 +33,7 @@ EXPECTED_PROBLEMS = [
     (9, 3, "invalid variable name 'count'"),
     (10, 3, "$call is a read-only built-in variable"),
     (11, 1, "unknown top-level key 'colour'"),
-    (13, 3, "unknown branch 'inbound-sms' (did you mean inbound-message?)"),
+    (13, 3, "unknown branch 'inbound-smss' (did you mean inbound-sms?)"),
     (19, 17, "answer@v1: ring: must be at least 0, got -1"),
     (20, 17, "unknown action 'sya@v1' (did you mean say@v1?)"),
     (21, 17, "say@v2 does not exist; available: say@v1"),
@@ -364,14 +364,38 @@ def test_labels_are_unique_per_branch_but_may_repeat_across_branches() -> None:
     assert set(load_scenario_text(text, "t.yaml").branches) == {"inbound-call", "api-initiated"}
 
 
-def test_inbound_message_branch_allows_call_free_actions() -> None:
+@pytest.mark.parametrize("written", ["inbound-sms", "inbound-message"])
+def test_inbound_sms_branch_allows_call_free_actions(written: str) -> None:
     text = (
-        "branches:\n  inbound-message:\n    actions:\n"
+        f"branches:\n  {written}:\n    actions:\n"
         "      - {action: log@v1, params: {message: hi}}\n"
         "      - {action: set@v1, params: {$a: '1'}}\n"
         "      - {action: pause@v1, params: {seconds: 0}}\n"
+        "      - {action: log@v1, params: {message: '${message.text}'}}\n"
     )
-    assert "inbound-message" in load_scenario_text(text, "t.yaml").branches
+    # inbound-message, this server's first name for it, is the seed's inbound-sms.
+    branch = load_scenario_text(text, "t.yaml").branches["inbound-sms"]
+    assert branch.name == "inbound-sms" and len(branch.actions) == 4
+
+
+def test_the_inbound_message_alias_names_itself_in_messages_and_cannot_double() -> None:
+    refused = "branches:\n  inbound-message:\n    actions:\n      - {action: answer@v1}\n"
+    assert problems_of(refused) == [
+        "t.yaml:4:18: answer@v1 needs a call, and the inbound-message branch has none"
+    ]
+    both = (
+        "branches:\n"
+        "  inbound-sms:\n    actions:\n      - {action: log@v1, params: {message: a}}\n"
+        "  inbound-message:\n    actions:\n      - {action: log@v1, params: {message: b}}\n"
+    )
+    assert problems_of(both) == [
+        "t.yaml:5:3: inbound-sms and inbound-message are two names of one branch; keep one of them"
+    ]
+    assert problems_of("branches:\n  inbound-smss:\n    actions: []\n") == [
+        "t.yaml:2:3: unknown branch 'inbound-smss' (did you mean inbound-sms?); branches are"
+        " inbound-call, api-initiated, inbound-sms (inbound-message is another name for"
+        " inbound-sms)"
+    ]
 
 
 def test_set_keeps_order_and_literals() -> None:

@@ -13,7 +13,10 @@ ended:
 * ``left``: the server took the caller out (the API);
 * ``hangup``: the caller hung up (the run then ends).
 
-``muted`` callers are heard by nobody; ``mute_on_key`` toggles it.
+``muted`` callers are heard by nobody; ``mute_on_key`` toggles it, or mutes
+when ``unmute_on_key`` names other keys. Each ``*_on_key`` is a key
+combination: one key or several pressed in order (``"#0"``, the Voxology
+seed's CONFERENCE), see :mod:`mediaserver.actions.key_combinations`.
 ``wait_for_moderator`` callers hear ``hold_audio`` (a named tone, or a sound
 file or URL, looped) until a ``moderator`` joins; a caller alone in the room
 hears it too. ``beep`` says whose arrival or departure the others hear as a
@@ -27,14 +30,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mediaserver.actions.callapi import DTMF_KEYS, ConferenceOptions, MediaError
+from mediaserver.actions.callapi import ConferenceOptions, MediaError
 from mediaserver.actions.definition import ActionContext, ActionDefinition, ActionFailed
+from mediaserver.actions.key_combinations import (
+    COMBINATION_PATTERN,
+    MAX_COMBINATION,
+    combination_problem,
+)
 from mediaserver.actions.params import Param, ParamType
 from mediaserver.actions.prompt import tone_or_sound
 from mediaserver.media.conference import ROOM_CAPACITY
 
 BEEPS = ("enter", "exit", "both", "none")
-KEY_CHOICES = (*DTMF_KEYS, "none")
+KEYS_PATTERN = f"{COMBINATION_PATTERN}|none"
+KEYS_HINT = f"1 to {MAX_COMBINATION} keys pressed in order (0-9, *, #, A-D, e.g. #0) or none"
 
 
 async def conference(context: ActionContext, params: Mapping[str, Any]) -> str:
@@ -52,6 +61,7 @@ async def conference(context: ActionContext, params: Mapping[str, Any]) -> str:
         max_participants=params["max_participants"],
         exit_on_key=_key(params["exit_on_key"]),
         mute_on_key=_key(params["mute_on_key"]),
+        unmute_on_key=_key(params["unmute_on_key"]),
         record=params["record"],
     )
     try:
@@ -69,10 +79,10 @@ def _key(value: str | None) -> str | None:
 
 
 def _distinct_keys(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    exit_key, mute_key = _key(params["exit_on_key"]), _key(params["mute_on_key"])
-    if exit_key is not None and exit_key == mute_key:
-        return [("mute_on_key", "conference@v1: mute_on_key and exit_on_key are the same key")]
-    return []
+    problem = combination_problem(
+        _key(params["exit_on_key"]), _key(params["mute_on_key"]), _key(params["unmute_on_key"])
+    )
+    return [] if problem is None else [(problem[0], f"conference@v1: {problem[1]}")]
 
 
 CONFERENCE = ActionDefinition(
@@ -131,16 +141,26 @@ CONFERENCE = ActionDefinition(
         Param(
             "exit_on_key",
             ParamType.STRING,
-            "key that takes the caller out of the room (result: key)",
+            "keys that take the caller out of the room (result: key)",
             default="none",
-            choices=KEY_CHOICES,
+            pattern=KEYS_PATTERN,
+            pattern_hint=KEYS_HINT,
         ),
         Param(
             "mute_on_key",
             ParamType.STRING,
-            "key that mutes and unmutes the caller",
+            "keys that mute the caller, and unmute them unless unmute_on_key is given",
             default="none",
-            choices=KEY_CHOICES,
+            pattern=KEYS_PATTERN,
+            pattern_hint=KEYS_HINT,
+        ),
+        Param(
+            "unmute_on_key",
+            ParamType.STRING,
+            "keys that unmute the caller (then mute_on_key only mutes)",
+            default="none",
+            pattern=KEYS_PATTERN,
+            pattern_hint=KEYS_HINT,
         ),
         Param(
             "record",

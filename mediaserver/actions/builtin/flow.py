@@ -1,6 +1,6 @@
 """Flow control and variables: ``set@v1``, ``if@v1``, ``switch@v1``, ``goto@v1``, ``log@v1``.
 
-None of these needs a call, so they also run in ``inbound-message``.
+None of these needs a call, so they also run in ``inbound-sms``.
 
 - ``set@v1``: ``$target: expression`` pairs, assigned in the order written;
   a target may be a path (``$obj.key``, ``$list[0]``); a non-string YAML
