@@ -57,7 +57,7 @@ from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
 from mediaserver.api.telnyx.errors import TelnyxError, from_validation, refused, status_error
 from mediaserver.api.telnyx.responses import ERROR_RESPONSES as TELNYX_RESPONSES
 from mediaserver.api.telnyx.routers import ROUTERS as TELNYX_ROUTERS
-from mediaserver.callcontrol.commands import CommandRefused
+from mediaserver.callcontrol.controlled import CommandRefused
 from mediaserver.log import get_logger
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mediaserver.actions.callapi import CallEnded, MediaError, RecordOptions
-from mediaserver.callcontrol.controlled import ControlledCall
+from mediaserver.callcontrol.controlled import CommandRefused, ControlledCall
 from mediaserver.callcontrol.service import CallControl, DialRequest, dial
 from mediaserver.calls.transfer import refer
 from mediaserver.log import get_logger
@@ -30,14 +30,6 @@ log = get_logger("callcontrol")
 
 INFINITE_LOOP = 1000
 """``loop: "infinity"``: repeats (a playback_stop or a hang-up ends it first)."""
-
-
-class CommandRefused(ValueError):
-    """A command that cannot apply; ``field``: the body field at fault (None: the state)."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def _answered(cc: ControlledCall) -> None:

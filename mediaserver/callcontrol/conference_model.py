@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from mediaserver.callcontrol.controlled import ControlledCall
+from mediaserver.callcontrol.controlled import CommandRefused, ControlledCall
 from mediaserver.calls.media import ActiveRecording
 from mediaserver.media.conference import Conference, Member
 from mediaserver.media.mixer import Injection
@@ -32,12 +32,8 @@ MAX_PARTICIPANTS = 800
 EndReason = Literal["all_left", "ended_via_api", "host_left", "time_exceeded"]
 
 
-class ConferenceRefused(ValueError):
+class ConferenceRefused(CommandRefused):
     """A conference command that cannot apply; ``field``: the body field at fault."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def now() -> datetime:

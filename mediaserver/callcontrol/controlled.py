@@ -16,6 +16,14 @@ MAX_COMMAND_IDS = 1000
 """The ``command_id`` values remembered per call (the oldest are forgotten first)."""
 
 
+class CommandRefused(ValueError):
+    """A command that cannot apply; ``field``: the body field at fault (None: the state)."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class Webhook:
     """Where a call's events go: its ``webhook_url`` or its application's URLs."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mediaserver.callcontrol.controlled import ControlledCall
+from mediaserver.callcontrol.controlled import CommandRefused, ControlledCall
 from mediaserver.calls.queues import CallQueue, CallQueues, Waiter
 from mediaserver.log import get_logger
 from mediaserver.media.pcm import Pcm
@@ -38,12 +38,8 @@ if TYPE_CHECKING:
 log = get_logger("callcontrol")
 
 
-class QueueRefused(ValueError):
+class QueueRefused(CommandRefused):
     """An enqueue or leave_queue that cannot apply; ``field``: the body field at fault."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass

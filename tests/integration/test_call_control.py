@@ -8,7 +8,6 @@ application would: wait for an event, send a command, check what follows.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import telnyx
 
+from tests.integration.callcontrol_events import event_of, verified, wait_request
 from tests.integration.conftest import ServerProcess, add_route, reload, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support import audio
@@ -54,48 +54,26 @@ def client(server: ServerProcess) -> telnyx.Telnyx:
 
 class Events:
     """The Call Control events posted to the receiver at ``path``, in order. Each one
-    returned has gone through the SDK's ``webhooks.unwrap`` with the server's public key:
-    signature, timestamp and the typed event model."""
+    waited for has gone through the SDK's ``webhooks.unwrap`` with the server's public
+    key: signature, timestamp and the typed event model."""
 
     def __init__(self, web: WebPeer, server: ServerProcess, path: str = "/hooks") -> None:
         self.web = web
+        self.server = server
         self.path = path
-        self.key = server.public_key
-        self.sdk = telnyx.Telnyx(api_key="unused", base_url=f"{server.api_url}/telnyx/v2")
-
-    def _data(self, request: Request) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(request.body)["data"]
-        return data
-
-    def _verified(self, request: Request) -> dict[str, Any]:
-        event = self.sdk.webhooks.unwrap(
-            request.body.decode(), headers=request.headers, key=self.key
-        )
-        data = self._data(request)
-        assert event.data is not None and event.data.event_type == data["event_type"]
-        return data
 
     def all(self, call_control_id: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for request in self.web.received(self.path):
-            data = self._data(request)
-            if call_control_id is None or data["payload"].get("call_control_id") == call_control_id:
-                out.append(data)
-        return out
+        events = [event_of(request) for request in self.web.received(self.path)]
+        if call_control_id is None:
+            return events
+        return [e for e in events if e["payload"].get("call_control_id") == call_control_id]
 
     def wait(
         self, event_type: str, call_control_id: str | None = None, timeout: float = 15.0
     ) -> dict[str, Any]:
-        def match(request: Request) -> bool:
-            if request.path != self.path:
-                return False
-            data = self._data(request)
-            ours = call_control_id is None or (
-                data["payload"].get("call_control_id") == call_control_id
-            )
-            return bool(data["event_type"] == event_type and ours)
-
-        return self._verified(self.web.wait_for(match, timeout=timeout))
+        ours = {} if call_control_id is None else {"call_control_id": call_control_id}
+        found = wait_request(self.web, event_type, path=self.path, timeout=timeout, **ours)
+        return verified(found, self.server)
 
     def wait_new(self, event_type: str, seen: set[str], timeout: float = 15.0) -> dict[str, Any]:
         """The first ``event_type`` about a call not in ``seen`` (a new call)."""
@@ -103,12 +81,12 @@ class Events:
         def match(request: Request) -> bool:
             if request.path != self.path:
                 return False
-            data = self._data(request)
+            data = event_of(request)
             return bool(
                 data["event_type"] == event_type and data["payload"]["call_control_id"] not in seen
             )
 
-        return self._verified(self.web.wait_for(match, timeout=timeout))
+        return verified(self.web.wait_for(match, timeout=timeout), self.server)
 
 
 def test_inbound_call_answered_spoken_to_gathered_and_hung_up(

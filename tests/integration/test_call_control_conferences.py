@@ -9,7 +9,6 @@ others' and not its own, nor a muted or held one's.
 
 from __future__ import annotations
 
-import json
 import time
 import wave
 from collections.abc import Callable, Iterator
@@ -22,8 +21,9 @@ import numpy.typing as npt
 import pytest
 import telnyx
 
+from tests.integration.callcontrol_events import event_of, verified, wait_event
 from tests.integration.conftest import ServerProcess, start_server
-from tests.integration.webpeer import Request, WebPeer
+from tests.integration.webpeer import WebPeer
 from tests.support import audio
 from tests.support.baresip import Baresip
 
@@ -116,28 +116,7 @@ def client(server: ServerProcess) -> telnyx.Telnyx:
 
 
 def events(web: WebPeer) -> list[dict[str, Any]]:
-    return [json.loads(r.body)["data"] for r in web.received("/hooks")]
-
-
-def wait_event(
-    web: WebPeer,
-    event_type: str,
-    timeout: float = 15.0,
-    **fields: Any,
-) -> dict[str, Any]:
-    """The first ``event_type`` event whose payload has ``fields``."""
-
-    def match(request: Request) -> bool:
-        if request.path != "/hooks":
-            return False
-        data = json.loads(request.body)["data"]
-        payload = data["payload"]
-        return bool(
-            data["event_type"] == event_type and all(payload.get(k) == v for k, v in fields.items())
-        )
-
-    data: dict[str, Any] = json.loads(web.wait_for(match, timeout=timeout).body)["data"]
-    return data
+    return [event_of(r) for r in web.received("/hooks")]
 
 
 def park_and_answer(
@@ -385,13 +364,8 @@ def read_stereo(path: Path) -> tuple[tuple[npt.NDArray[np.float64], ...], int]:
 def assert_seed_fields(hooks: WebPeer, server: ServerProcess) -> None:
     """Every event the receiver got is signed (the SDK's ``webhooks.unwrap`` with the
     server's public key takes it) and has its payload fields of the seed."""
-    sdk = telnyx.Telnyx(api_key="unused", base_url=f"{server.api_url}/telnyx/v2")
     for request in hooks.received("/hooks"):
-        unwrapped = sdk.webhooks.unwrap(
-            request.body.decode(), headers=request.headers, key=server.public_key
-        )
-        event = json.loads(request.body)["data"]
-        assert unwrapped.data is not None and unwrapped.data.event_type == event["event_type"]
+        event = verified(request, server)
         wanted = SEED_FIELDS.get(event["event_type"])
         if wanted is not None:
             missing = wanted - set(event["payload"])

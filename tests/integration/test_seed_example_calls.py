@@ -29,34 +29,10 @@ from tests.integration.webpeer import Request
 from tests.support import audio
 from tests.support.baresip import Baresip
 from tests.support.rawsip import SipProbe
+from tests.unit.seed_examples import CALLR_SCRIPT
 
 pytestmark = pytest.mark.integration
 
-# seeds/001, "Create scenario", request sample: the seed's text shows the script
-# with every run of spaces collapsed to one; this is it with YAML's indentation back.
-CALLR_SAMPLE_SCRIPT = """\
-defaults:
-  language: en-US
-
-branches:
-  inbound-call:
-    actions:
-      - action: log@v1
-        params:
-          message: Hello inbound call
-
-  inbound-sms:
-    actions:
-      - action: log@v1
-        params:
-          message: Hello inbound sms
-
-  api-initiated:
-    actions:
-      - action: log@v1
-        params:
-          message: Hello from API
-"""
 
 # seeds/001, "Attach number to scenario": one of the path parameter's examples.
 SEED_NUMBER = "+33199001234"
@@ -100,7 +76,7 @@ def test_the_callr_sample_scenario_runs_each_branch(
     server: ServerProcess, api: httpx.Client
 ) -> None:
     # The seed's request body as it is: name, script and format.
-    body = {"name": "Call Forwarding", "script": CALLR_SAMPLE_SCRIPT, "format": "yaml"}
+    body = {"name": "Call Forwarding", "script": CALLR_SCRIPT, "format": "yaml"}
     created = api.post("/api/scenarios", json=body)
     assert created.status_code == 201, created.text
     sid = created.json()["sid"]
@@ -150,7 +126,7 @@ def wait_run_over(api: httpx.Client, sid: str, runid: str, timeout: float = 10) 
 def test_a_scenario_naming_the_branch_inbound_message_still_runs_it(
     server: ServerProcess, api: httpx.Client
 ) -> None:
-    script = CALLR_SAMPLE_SCRIPT.replace("inbound-sms:", "inbound-message:").replace(
+    script = CALLR_SCRIPT.replace("inbound-sms:", "inbound-message:").replace(
         "Hello inbound sms", "Hello old name"
     )
     created = api.post("/api/scenarios", json={"name": "old-name", "script": script})

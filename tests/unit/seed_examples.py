@@ -33,6 +33,40 @@ ACTION_TYPES = frozenset(
 _MAX_BLOCK_LINES = 400
 
 
+# seeds/001, "Create scenario" (and the other scenario samples): the script as the seed's
+# text shows it, every run of spaces collapsed to one. As printed it is not the YAML it
+# was (two "actions:" at one level), so it is read with its indentation back.
+CALLR_SCRIPT_AS_PRINTED = (
+    "defaults:\n language: en-US\n\nbranches:\n inbound-call:\n actions:\n - action: log@v1\n"
+    " params:\n message: Hello inbound call\n\n inbound-sms:\n actions:\n - action: log@v1\n"
+    " params:\n message: Hello inbound sms\n\n api-initiated:\n actions:\n - action: log@v1\n"
+    " params:\n message: Hello from API\n"
+)
+CALLR_SCRIPT = """\
+defaults:
+  language: en-US
+
+branches:
+  inbound-call:
+    actions:
+      - action: log@v1
+        params:
+          message: Hello inbound call
+
+  inbound-sms:
+    actions:
+      - action: log@v1
+        params:
+          message: Hello inbound sms
+
+  api-initiated:
+    actions:
+      - action: log@v1
+        params:
+          message: Hello from API
+"""
+
+
 def seed_file(prefix: str) -> Path | None:
     """The seed whose name starts with ``prefix`` (``003_``), when it is reachable."""
     for folder in SEED_DIRS:

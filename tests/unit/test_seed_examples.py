@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from seed_examples import (
     CALLFLOW_FILE,
+    CALLR_SCRIPT,
+    CALLR_SCRIPT_AS_PRINTED,
     callflow_examples,
     load_callflow_examples,
     seed_file,
@@ -87,40 +89,6 @@ def test_the_kept_examples_are_the_seed_s() -> None:
         pytest.skip("seeds/003 is not beside this checkout")
     found = callflow_examples(seed.read_text(encoding="utf-8"))
     assert found == EXAMPLES, f"rebuild {CALLFLOW_FILE}: python tests/unit/seed_examples.py"
-
-
-# seeds/001, "Create scenario" (and the other scenario samples): the script as the seed's
-# text shows it, every run of spaces collapsed to one. As printed it is not the YAML it
-# was (two "actions:" at one level), so it is read with its indentation back.
-CALLR_SCRIPT_AS_PRINTED = (
-    "defaults:\n language: en-US\n\nbranches:\n inbound-call:\n actions:\n - action: log@v1\n"
-    " params:\n message: Hello inbound call\n\n inbound-sms:\n actions:\n - action: log@v1\n"
-    " params:\n message: Hello inbound sms\n\n api-initiated:\n actions:\n - action: log@v1\n"
-    " params:\n message: Hello from API\n"
-)
-CALLR_SCRIPT = """\
-defaults:
-  language: en-US
-
-branches:
-  inbound-call:
-    actions:
-      - action: log@v1
-        params:
-          message: Hello inbound call
-
-  inbound-sms:
-    actions:
-      - action: log@v1
-        params:
-          message: Hello inbound sms
-
-  api-initiated:
-    actions:
-      - action: log@v1
-        params:
-          message: Hello from API
-"""
 
 
 def test_the_callr_sample_script_is_a_scenario() -> None:

@@ -10,8 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from fastapi import Request
 
 from mediaserver.callcontrol.controlled import ControlledCall
+from mediaserver.callcontrol.service import CallControl
+
+OK: dict[str, Any] = {"data": {"result": "ok"}}
+"""The answer to an applied (or started) command, as the seed gives it."""
+
+
+def control_of(request: Request) -> CallControl:
+    """The server's Call Control service."""
+    control: CallControl = request.app.state.call_control
+    return control
 
 
 @contextmanager

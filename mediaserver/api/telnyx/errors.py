@@ -19,7 +19,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from mediaserver.callcontrol.commands import CommandRefused
+from mediaserver.callcontrol.controlled import CommandRefused
 
 INVALID = "10015"
 MISSING = "10004"

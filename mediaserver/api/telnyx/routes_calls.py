@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from mediaserver.actions.callapi import MediaError
-from mediaserver.api.telnyx.commanding import commanding
+from mediaserver.api.telnyx.commanding import OK, commanding, control_of
 from mediaserver.api.telnyx.errors import (
     MISSING,
     TelnyxError,
@@ -62,12 +62,6 @@ from mediaserver.sip.uac import TargetError
 router = APIRouter(tags=["Call Commands"])
 
 CallControlId = Annotated[str, Path(min_length=1, max_length=128)]
-OK: dict[str, Any] = {"data": {"result": "ok"}}
-
-
-def _control(request: Request) -> CallControl:
-    control: CallControl = request.app.state.call_control
-    return control
 
 
 def _call_record(cc: ControlledCall) -> dict[str, Any]:
@@ -88,7 +82,7 @@ def _call_record(cc: ControlledCall) -> dict[str, Any]:
 def _live(request: Request, call_control_id: str) -> ControlledCall:
     """The live call a command is for: 404 when there is none, the seed's "call has
     already ended" when it is over."""
-    cc = _control(request).find(call_control_id)
+    cc = control_of(request).find(call_control_id)
     if cc is None:
         raise not_found("call", call_control_id)
     if not cc.alive:
@@ -163,7 +157,7 @@ def _voice(voice: str) -> str | None:
 
 @router.post("/calls", summary="Dial")
 async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
-    control = _control(request)
+    control = control_of(request)
     app = control.application(body.connection_id)
     if app is None and body.webhook_url is None:
         raise invalid(
@@ -206,7 +200,7 @@ async def dial_call(request: Request, body: DialIn) -> dict[str, Any]:
 
 @router.get("/calls/{call_control_id}", summary="Retrieve a call status")
 async def call_status(request: Request, call_control_id: CallControlId) -> dict[str, Any]:
-    cc = _control(request).find(call_control_id)
+    cc = control_of(request).find(call_control_id)
     if cc is None:
         raise not_found("call", call_control_id)
     return {"data": _call_record(cc)}
@@ -216,7 +210,7 @@ async def call_status(request: Request, call_control_id: CallControlId) -> dict[
 async def answer(request: Request, call_control_id: CallControlId, body: WithWebhook) -> Any:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            await commands.answer(_control(request), cc)
+            await commands.answer(control_of(request), cc)
     return OK
 
 
@@ -224,7 +218,7 @@ async def answer(request: Request, call_control_id: CallControlId, body: WithWeb
 async def reject(request: Request, call_control_id: CallControlId, body: RejectIn) -> Any:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            await commands.reject(_control(request), cc, body.cause)
+            await commands.reject(control_of(request), cc, body.cause)
     return OK
 
 
@@ -232,7 +226,7 @@ async def reject(request: Request, call_control_id: CallControlId, body: RejectI
 async def hangup(request: Request, call_control_id: CallControlId, body: Command) -> Any:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            await commands.hangup(_control(request), cc)
+            await commands.hangup(control_of(request), cc)
     return OK
 
 
@@ -241,7 +235,7 @@ async def speak(request: Request, call_control_id: CallControlId, body: SpeakIn)
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
             speech = Speech(body.payload, body.language, _voice(body.voice))
-            commands.speak(_control(request), cc, speech)
+            commands.speak(control_of(request), cc, speech)
     return OK
 
 
@@ -252,7 +246,7 @@ async def playback_start(request: Request, call_control_id: CallControlId, body:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
             loop = INFINITE_LOOP if body.loop == "infinity" else body.loop
-            commands.playback_start(_control(request), cc, body.audio_url, loop)
+            commands.playback_start(control_of(request), cc, body.audio_url, loop)
     return OK
 
 
@@ -262,7 +256,7 @@ async def playback_stop(
 ) -> Any:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            commands.playback_stop(_control(request), cc)
+            commands.playback_stop(control_of(request), cc)
     return OK
 
 
@@ -309,7 +303,7 @@ async def gather_using_audio(
     spec = _gather_spec(body)
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            commands.gather(_control(request), cc, spec)
+            commands.gather(control_of(request), cc, spec)
     return OK
 
 
@@ -320,7 +314,7 @@ async def gather_using_speak(
     spec = _gather_spec(body)
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            commands.gather(_control(request), cc, spec)
+            commands.gather(control_of(request), cc, spec)
     return OK
 
 
@@ -328,7 +322,7 @@ async def gather_using_speak(
 async def gather_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            commands.gather_stop(_control(request), cc)
+            commands.gather_stop(control_of(request), cc)
     return OK
 
 
@@ -337,7 +331,7 @@ async def send_dtmf(request: Request, call_control_id: CallControlId, body: Send
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
             digits = "".join(k for k in body.digits.upper() if k != "W")  # w/W: pauses
-            await commands.send_dtmf(_control(request), cc, digits, body.duration_millis / 1000)
+            await commands.send_dtmf(control_of(request), cc, digits, body.duration_millis / 1000)
     return OK
 
 
@@ -349,7 +343,7 @@ async def record_start(
         raise invalid("format", "mp3 recordings are not available here: use wav.")
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            await commands.record_start(_control(request), cc, body.channels, body.format)
+            await commands.record_start(control_of(request), cc, body.channels, body.format)
     return OK
 
 
@@ -357,14 +351,14 @@ async def record_start(
 async def record_stop(request: Request, call_control_id: CallControlId, body: Command) -> Any:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            await commands.record_stop(_control(request), cc, str(request.base_url))
+            await commands.record_stop(control_of(request), cc, str(request.base_url))
     return OK
 
 
 async def _record_pause(request: Request, call_control_id: str, body: Command, pause: bool) -> Any:
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
-            await commands.record_pause(_control(request), cc, pause)
+            await commands.record_pause(control_of(request), cc, pause)
     return OK
 
 
@@ -380,7 +374,7 @@ async def record_resume(request: Request, call_control_id: CallControlId, body: 
 
 @router.post("/calls/{call_control_id}/actions/bridge", summary="Bridge calls")
 async def bridge(request: Request, call_control_id: CallControlId, body: BridgeIn) -> Any:
-    control = _control(request)
+    control = control_of(request)
     if body.queue is not None:  # the first call of the queue (the SDK sends an id too)
         body.call_control_id = take_from_queue(request, body.queue).call_control_id
     other_id = body.other
@@ -429,7 +423,7 @@ async def transcription_stop(
 @router.post("/calls/{call_control_id}/actions/transfer", summary="Transfer call")
 async def transfer(request: Request, call_control_id: CallControlId, body: TransferIn) -> Any:
     detection = _machine_detection(body)
-    control = _control(request)
+    control = control_of(request)
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
             webhook = cc.webhook
@@ -458,7 +452,7 @@ async def refer(request: Request, call_control_id: CallControlId, body: ReferIn)
     with _commanding(request, call_control_id, body) as cc:
         if cc is not None:
             headers = [(h.name, h.value) for h in body.custom_headers]
-            commands.refer_call(_control(request), cc, body.sip_address, headers)
+            commands.refer_call(control_of(request), cc, body.sip_address, headers)
     return OK
 
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from mediaserver.api.telnyx.commanding import commanding
-from mediaserver.api.telnyx.errors import TelnyxError, call_ended, invalid, not_found, wrong_state
+from mediaserver.api.telnyx.commanding import OK, commanding, control_of
+from mediaserver.api.telnyx.errors import call_ended, invalid, not_found, wrong_state
 from mediaserver.api.telnyx.models_conferences import (
     ConferencePlayIn,
     ConferenceRecordIn,
@@ -40,7 +40,7 @@ from mediaserver.callcontrol.conference_model import (
 )
 from mediaserver.callcontrol.conferences import ConferenceService
 from mediaserver.callcontrol.controlled import ControlledCall
-from mediaserver.callcontrol.service import CallControl, DialRequest, dial
+from mediaserver.callcontrol.service import DialRequest, dial
 from mediaserver.media.pcm import Pcm
 from mediaserver.sip.uac import TargetError
 from mediaserver.webhooks.envelope import format_occurred_at
@@ -48,7 +48,6 @@ from mediaserver.webhooks.envelope import format_occurred_at
 router = APIRouter(tags=["Conference Commands"])
 
 ConferenceId = Annotated[str, Path(min_length=1, max_length=256)]
-OK: dict[str, Any] = {"data": {"result": "ok"}}
 DIAL_ANSWER_POLL = 0.05
 """Seconds between looks at a dialled participant's call while it rings."""
 
@@ -56,11 +55,6 @@ DIAL_ANSWER_POLL = 0.05
 def _service(request: Request) -> ConferenceService:
     service: ConferenceService = request.app.state.server.call_control_conferences
     return service
-
-
-def _control(request: Request) -> CallControl:
-    control: CallControl = request.app.state.call_control
-    return control
 
 
 def _conference(request: Request, ident: str) -> ControlledConference:
@@ -72,16 +66,12 @@ def _conference(request: Request, ident: str) -> ControlledConference:
 
 def _call(request: Request, call_control_id: str, field: str = "call_control_id") -> ControlledCall:
     """The live controlled call a body names (422 on ``field`` when there is none)."""
-    cc = _control(request).find(call_control_id)
+    cc = control_of(request).find(call_control_id)
     if cc is None:
         raise invalid(field, f"No call {call_control_id!r} under Call Control.")
     if not cc.alive:
         raise call_ended(call_control_id)
     return cc
-
-
-def _refused(exc: ConferenceRefused) -> TelnyxError:
-    return wrong_state(str(exc)) if exc.field is None else invalid(exc.field, str(exc))
 
 
 def _conference_record(conf: ControlledConference) -> dict[str, Any]:
@@ -170,18 +160,15 @@ async def create_conference(request: Request, body: CreateConferenceIn) -> dict[
         if not fresh and existing is not None:
             return {"data": _conference_record(existing)}
         options = JoinOptions(hold_audio_url=body.hold_audio_url)
-        try:
-            conf = service.create(
-                cc,
-                body.name,
-                beep=BEEPS[body.beep_enabled],
-                start=body.start_conference_on_create,
-                duration_minutes=body.duration_minutes,
-                max_participants=body.max_participants,
-                options=options,
-            )
-        except ConferenceRefused as exc:
-            raise _refused(exc) from None
+        conf = service.create(
+            cc,
+            body.name,
+            beep=BEEPS[body.beep_enabled],
+            start=body.start_conference_on_create,
+            duration_minutes=body.duration_minutes,
+            max_participants=body.max_participants,
+            options=options,
+        )
     return {"data": _conference_record(conf)}
 
 
@@ -234,10 +221,7 @@ async def join(request: Request, id: ConferenceId, body: JoinConferenceIn) -> An
     )
     with commanding(cc, body.command_id, body.client_state) as fresh:
         if fresh:
-            try:
-                _service(request).join(conf, cc, options)
-            except ConferenceRefused as exc:
-                raise _refused(exc) from None
+            _service(request).join(conf, cc, options)
     return OK
 
 
@@ -248,10 +232,7 @@ async def leave(request: Request, id: ConferenceId, body: LeaveConferenceIn) -> 
     beep = None if body.beep_enabled is None else BEEPS[body.beep_enabled]
     with commanding(cc, body.command_id, None) as fresh:
         if fresh:
-            try:
-                _service(request).leave(conf, cc, beep)
-            except ConferenceRefused as exc:
-                raise _refused(exc) from None
+            _service(request).leave(conf, cc, beep)
     return OK
 
 
@@ -262,7 +243,7 @@ async def dial_participant(request: Request, id: ConferenceId, body: DialPartici
     conf = _conference(request, id)
     if conf.ended:
         raise wrong_state(f"Conference {conf.id!r} has ended.")
-    control = _control(request)
+    control = control_of(request)
     creator = conf.creator
     dial_request = DialRequest(
         to=body.to,
@@ -312,10 +293,7 @@ async def update(request: Request, id: ConferenceId, body: UpdateConferenceIn) -
     cc = _call(request, body.call_control_id)
     with commanding(cc, body.command_id, None) as fresh:
         if fresh:
-            try:
-                _service(request).update(conf, cc, body.supervisor_role)
-            except ConferenceRefused as exc:
-                raise _refused(exc) from None
+            _service(request).update(conf, cc, body.supervisor_role)
     return OK
 
 
@@ -324,10 +302,7 @@ async def update(request: Request, id: ConferenceId, body: UpdateConferenceIn) -
 
 def _mute(request: Request, ident: str, body: ParticipantsIn, muted: bool) -> Any:
     conf = _conference(request, ident)
-    try:
-        _service(request).mute(conf, body.call_control_ids, muted)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    _service(request).mute(conf, body.call_control_ids, muted)
     return OK
 
 
@@ -346,10 +321,7 @@ async def hold(request: Request, id: ConferenceId, body: HoldIn) -> Any:
     _http_url(body.audio_url, "audio_url")
     _media_name(body.media_name, "media_name")
     conf = _conference(request, id)
-    try:
-        _service(request).hold(conf, body.call_control_ids, True, body.audio_url)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    _service(request).hold(conf, body.call_control_ids, True, body.audio_url)
     return OK
 
 
@@ -358,10 +330,7 @@ async def unhold(request: Request, id: ConferenceId, body: ParticipantsIn) -> An
     conf = _conference(request, id)
     if not body.call_control_ids:
         raise invalid("call_control_ids", "call_control_ids is required: the calls to unhold.")
-    try:
-        _service(request).hold(conf, body.call_control_ids, False, None)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    _service(request).hold(conf, body.call_control_ids, False, None)
     return OK
 
 
@@ -382,10 +351,7 @@ async def play(request: Request, id: ConferenceId, body: ConferencePlayIn) -> An
     async def audio() -> Pcm:
         return await service.prompts.file(url)
 
-    try:
-        service.play(conf, audio, body.call_control_ids, loop, "playback", {"media_url": url})
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    service.play(conf, audio, body.call_control_ids, loop, "playback", {"media_url": url})
     return OK
 
 
@@ -400,20 +366,14 @@ async def speak(request: Request, id: ConferenceId, body: ConferenceSpeakIn) -> 
     async def audio() -> Pcm:
         return await service.prompts.speech(text, language=language, voice=voice)
 
-    try:
-        service.play(conf, audio, body.call_control_ids, 1, "speak", {})
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    service.play(conf, audio, body.call_control_ids, 1, "speak", {})
     return OK
 
 
 @router.post("/conferences/{id}/actions/stop", summary="Stop audio being played on the conference")
 async def stop(request: Request, id: ConferenceId, body: ParticipantsIn) -> Any:
     conf = _conference(request, id)
-    try:
-        _service(request).stop(conf, body.call_control_ids)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    _service(request).stop(conf, body.call_control_ids)
     return OK
 
 
@@ -425,25 +385,19 @@ async def record_start(request: Request, id: ConferenceId, body: ConferenceRecor
     if body.format == "mp3":
         raise invalid("format", "mp3 recordings are not available here: use wav.")
     conf = _conference(request, id)
-    try:
-        _service(request).recordings.start(
-            conf,
-            base_url=str(request.base_url),
-            fmt=body.format,
-            channels=body.channels,
-            max_length=body.max_length,
-            play_beep=body.play_beep,
-        )
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    _service(request).recordings.start(
+        conf,
+        base_url=str(request.base_url),
+        fmt=body.format,
+        channels=body.channels,
+        max_length=body.max_length,
+        play_beep=body.play_beep,
+    )
     return OK
 
 
 @router.post("/conferences/{id}/actions/record_stop", summary="Conference recording stop")
 async def record_stop(request: Request, id: ConferenceId, body: ParticipantsIn) -> Any:
     conf = _conference(request, id)
-    try:
-        await _service(request).recordings.stop(conf)
-    except ConferenceRefused as exc:
-        raise _refused(exc) from None
+    await _service(request).recordings.stop(conf)
     return OK

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from mediaserver.api.telnyx.commanding import commanding
-from mediaserver.api.telnyx.errors import TelnyxError, call_ended, invalid, not_found, wrong_state
+from mediaserver.api.telnyx.commanding import OK, commanding, control_of
+from mediaserver.api.telnyx.errors import call_ended, invalid, not_found
 from mediaserver.api.telnyx.models import Command, EnqueueIn
 from mediaserver.api.telnyx.paging import PageNumber, PageRequest, PageSize, page_of
 from mediaserver.callcontrol.controlled import ControlledCall
-from mediaserver.callcontrol.queueing import QueueInfo, QueueRefused, QueueService, wait_seconds
+from mediaserver.callcontrol.queueing import QueueInfo, QueueService, wait_seconds
 from mediaserver.callcontrol.service import CallControl
 from mediaserver.calls.queues import Waiter
 from mediaserver.webhooks.envelope import format_occurred_at
@@ -28,7 +28,6 @@ router = APIRouter(tags=["Queue Commands"])
 
 CallControlId = Annotated[str, Path(min_length=1, max_length=128)]
 QueueName = Annotated[str, Path(min_length=1, max_length=128)]
-OK: dict[str, Any] = {"data": {"result": "ok"}}
 
 
 def _service(request: Request) -> QueueService:
@@ -36,17 +35,8 @@ def _service(request: Request) -> QueueService:
     return service
 
 
-def _control(request: Request) -> CallControl:
-    control: CallControl = request.app.state.call_control
-    return control
-
-
-def _refused(exc: QueueRefused) -> TelnyxError:
-    return wrong_state(str(exc)) if exc.field is None else invalid(exc.field, str(exc))
-
-
 def _live(request: Request, call_control_id: str) -> ControlledCall:
-    cc = _control(request).find(call_control_id)
+    cc = control_of(request).find(call_control_id)
     if cc is None:
         raise not_found("call", call_control_id)
     if not cc.alive:
@@ -114,12 +104,9 @@ async def enqueue(request: Request, call_control_id: CallControlId, body: Enqueu
     max_wait = None if body.max_wait_time_secs is None else float(body.max_wait_time_secs)
     with commanding(cc, body.command_id, body.client_state) as fresh:
         if fresh:
-            try:
-                _service(request).enqueue(
-                    cc, body.queue_name, max_wait=max_wait, max_size=body.max_size
-                )
-            except QueueRefused as exc:
-                raise _refused(exc) from None
+            _service(request).enqueue(
+                cc, body.queue_name, max_wait=max_wait, max_size=body.max_size
+            )
     return OK
 
 
@@ -128,10 +115,7 @@ async def leave_queue(request: Request, call_control_id: CallControlId, body: Co
     cc = _live(request, call_control_id)
     with commanding(cc, body.command_id, body.client_state) as fresh:
         if fresh:
-            try:
-                _service(request).leave(cc)
-            except QueueRefused as exc:
-                raise _refused(exc) from None
+            _service(request).leave(cc)
     return OK
 
 
@@ -147,7 +131,7 @@ async def list_queue_calls(
 ) -> dict[str, Any]:
     service = _service(request)
     info = _queue(request, queue_name)
-    control = _control(request)
+    control = control_of(request)
     calls = [
         _queue_call(control, info, waiter, position)
         for position, waiter in enumerate(service.waiting(info), start=1)
@@ -163,5 +147,5 @@ async def retrieve_queue_call(
     info = _queue(request, queue_name)
     for position, waiter in enumerate(service.waiting(info), start=1):
         if waiter.call.id == call_control_id:
-            return {"data": _queue_call(_control(request), info, waiter, position)}
+            return {"data": _queue_call(control_of(request), info, waiter, position)}
     raise not_found("call in this queue", call_control_id)

@@ -17,10 +17,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from mediaserver.api.native import store_of
+from mediaserver.api.telnyx.commanding import control_of
 from mediaserver.api.telnyx.errors import TelnyxError, not_found
 from mediaserver.api.telnyx.paging import PageNumber, PageRequest, PageSize, meta
 from mediaserver.callcontrol.conferences import ConferenceService
-from mediaserver.callcontrol.service import CallControl
 from mediaserver.store import Recording as StoredRecording
 from mediaserver.store import RecordingFilter
 from mediaserver.webhooks.envelope import format_occurred_at
@@ -34,11 +34,6 @@ Moment = Annotated[str | None, Query(max_length=64)]
 def _conferences(request: Request) -> ConferenceService:
     service: ConferenceService = request.app.state.server.call_control_conferences
     return service
-
-
-def _control(request: Request) -> CallControl:
-    control: CallControl = request.app.state.call_control
-    return control
 
 
 def _moment(value: str | None, parameter: str) -> datetime | None:
@@ -82,7 +77,7 @@ def _record(request: Request, stored: StoredRecording) -> dict[str, Any]:
             record["conference_id"] = conference_id
     if stored.call_id is not None:
         record["call_control_id"] = stored.call_id
-        cc = _control(request).find(stored.call_id)
+        cc = control_of(request).find(stored.call_id)
         if cc is not None:
             record["call_leg_id"] = cc.call_leg_id
             record["call_session_id"] = cc.call_session_id
