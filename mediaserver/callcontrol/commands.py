@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mediaserver.actions.callapi import CallEnded, MediaError, RecordOptions
+from mediaserver.actions.model import Scenario
 from mediaserver.callcontrol.controlled import CommandRefused, ControlledCall
 from mediaserver.callcontrol.service import CallControl, DialRequest, dial
 from mediaserver.calls.transfer import refer
@@ -69,7 +70,7 @@ def _item(action: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"action": f"{action}@v1", "params": params}
 
 
-def _compile(control: CallControl, items: list[Any], label: str) -> Any:
+def _compile(control: CallControl, items: list[Any], label: str) -> Scenario:
     try:
         return control.runner.compile_items(items, label)
     except ProblemsError as exc:
