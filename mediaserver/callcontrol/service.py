@@ -15,7 +15,6 @@ scenario actions of the same name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -168,10 +167,14 @@ class CallControl:
         await call.ring()
         self.post(cc, "call.initiated", state="parked")
         if timeout is not None:
-            waiting = asyncio.ensure_future(cc.commanded.wait())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(waiting), timeout)
-            waiting.cancel()
+            # asyncio.wait, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that comes as the command does, and the run would not give way to actions
+            # injected then (POST /api/calls/{id}/actions).
+            waiting: asyncio.Future[Any] = asyncio.ensure_future(cc.commanded.wait())
+            try:
+                await asyncio.wait({waiting, call.ended_future}, timeout=timeout)
+            finally:
+                waiting.cancel()
             if not cc.commanded.is_set() and not call.ended:
                 log.info("no first command in time", call_id=call.id, seconds=timeout)
                 await call.hangup("timeout")
@@ -308,9 +311,9 @@ async def _place_and_hold(control: CallControl, cc: ControlledCall, request: Dia
         await request.on_answer(cc)
 
     async def held(_: Call) -> RunOutcome:
-        try:
-            await asyncio.wait_for(asyncio.shield(call.ended_future), request.time_limit)
-        except TimeoutError:
+        # asyncio.wait leaves the future alone on timeout and never swallows a cancel.
+        ended, _pending = await asyncio.wait({call.ended_future}, timeout=request.time_limit)
+        if not ended:
             await call.hangup("time_limit")
         return RunOutcome("hangup", None, 0, {})
 
