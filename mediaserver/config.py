@@ -45,12 +45,21 @@ class LearnMode(StrEnum):
 
 @dataclass(frozen=True)
 class ListenAddress:
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp" or "tls"
     host: str
     port: int
 
     def __str__(self) -> str:
         return f"{self.transport}:{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """``sip.tls``: what ``tls:`` listeners present, and the CAs peers are checked against."""
+
+    certificate: Path | None = None  # None: a self-signed one kept in the data folder
+    key: Path | None = None
+    ca_file: Path | None = None  # None: the system's CA store
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class SipConfig:
     # Offered in this order; one challenge per algorithm (RFC 8760). MD5 alone by
     # default: some softphones (baresip 1.0) fail when a SHA-256 challenge is present.
     digest_algorithms: tuple[str, ...] = ("MD5",)
+    tls: TlsConfig = TlsConfig()
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,10 @@ class TrunkConfig:
     register: bool = False
     from_user: str | None = None
     keepalive: float = 30.0  # seconds between OPTIONS probes; 0: none
+    # Over TLS (a sips: URI or transport=tls): how the trunk's certificate is checked.
+    tls_verify: bool = True  # against tls_ca_file (else sip.tls.ca_file, else the system's)
+    tls_ca_file: Path | None = None
+    tls_fingerprint: str | None = None  # pinned SHA-256 of its certificate, instead of a CA
 
 
 @dataclass(frozen=True)
@@ -240,7 +254,7 @@ def _host(text: str) -> str:
 
 def _listen(value: Any) -> ListenAddress:
     text = _string(value)
-    m = re.fullmatch(r"(udp|tcp):(.+):(\d+)", text.strip(), re.I)
+    m = re.fullmatch(r"(udp|tcp|tls):(.+):(\d+)", text.strip(), re.I)
     if not m:
         raise ValueError(f"expected TRANSPORT:HOST:PORT such as udp:0.0.0.0:5060, got {text!r}")
     return ListenAddress(m.group(1).lower(), _host(m.group(2).strip("[]")), _port(int(m.group(3))))
@@ -315,6 +329,7 @@ def load_config(path: str | Path) -> Config:
         "trusted_networks",
         "realm",
         "digest_algorithms",
+        "tls",
     }
     if (s := c.section(doc, "sip", sip_keys, "sip")) is not None:
         listen: tuple[ListenAddress, ...] = sip.listen
@@ -340,6 +355,7 @@ def load_config(path: str | Path) -> Config:
             digest_algorithms=c.get(
                 s, "digest_algorithms", "sip.digest_algorithms", _algorithms, sip.digest_algorithms
             ),
+            tls=_tls(c, s, path.parent),
         )
 
     rtp = RtpConfig()
@@ -384,7 +400,9 @@ def load_config(path: str | Path) -> Config:
         if str(storage.database).startswith("postgresql:"):
             c.error(st.value_mark("database"), "storage.database: PostgreSQL is not supported yet")
 
-    trunks = _read_list(c, doc, "trunks", _trunk)
+    trunks = _read_list(
+        c, doc, "trunks", lambda c, item, where: _trunk(c, item, where, path.parent)
+    )
     users = _read_list(c, doc, "users", _user)
     webhooks = _read_list(c, doc, "webhooks", _webhook)
     _check_unique(c, doc, "trunks", "name", "trunk name")
@@ -604,11 +622,12 @@ def _unknown_keys(c: _Checker, item: LocatedDict, allowed: set[str], path: str) 
             )
 
 
-def _trunk(c: _Checker, item: LocatedDict, path: str) -> TrunkConfig | None:
+def _trunk(c: _Checker, item: LocatedDict, path: str, folder: Path) -> TrunkConfig | None:
     _unknown_keys(
         c,
         item,
-        {"name", "uri", "username", "password", "register", "from_user", "keepalive"},
+        {"name", "uri", "username", "password", "register", "from_user", "keepalive"}
+        | {"tls_verify", "tls_ca_file", "tls_fingerprint"},
         path,
     )
     name = _require(c, item, "name", path)
@@ -631,7 +650,50 @@ def _trunk(c: _Checker, item: LocatedDict, path: str) -> TrunkConfig | None:
         register=register,
         from_user=c.get(item, "from_user", f"{path}.from_user", _string, None),
         keepalive=c.get(item, "keepalive", f"{path}.keepalive", _keepalive, 30.0),
+        tls_verify=c.get(item, "tls_verify", f"{path}.tls_verify", _bool, True),
+        tls_ca_file=_existing_file(c, item, "tls_ca_file", f"{path}.tls_ca_file", folder),
+        tls_fingerprint=c.get(
+            item, "tls_fingerprint", f"{path}.tls_fingerprint", _fingerprint, None
+        ),
     )
+
+
+def _tls(c: _Checker, sip: LocatedDict, folder: Path) -> TlsConfig:
+    """``sip.tls``; paths relative to the config file's folder, checked to exist."""
+    t = c.section(sip, "tls", {"certificate", "key", "ca_file"}, "sip.tls")
+    if t is None:
+        return TlsConfig()
+    paths = {
+        name: _existing_file(c, t, name, f"sip.tls.{name}", folder)
+        for name in ("certificate", "key", "ca_file")
+    }
+    if ("certificate" in t) != ("key" in t):
+        given = "certificate" if "certificate" in t else "key"
+        c.error(t.key_mark(given), "sip.tls: certificate and key go together (or none)")
+    return TlsConfig(paths["certificate"], paths["key"], paths["ca_file"])
+
+
+def _existing_file(
+    c: _Checker, section: LocatedDict, key: str, where: str, folder: Path
+) -> Path | None:
+    value = c.get(section, key, where, _optional_path, None)
+    if value is None:
+        return None
+    path = folder / value
+    if not path.is_file():
+        c.error(section.value_mark(key), f"{where}: no file {path}")
+    return path
+
+
+def _fingerprint(value: Any) -> str:
+    """``AB:CD:...`` or ``abcd...``: a SHA-256 fingerprint, as lower-case hex."""
+    text = _string(value)
+    digits = text.replace(":", "").strip().lower()
+    if len(digits) != 64 or any(ch not in "0123456789abcdef" for ch in digits):
+        raise ValueError(
+            f"expected a SHA-256 fingerprint (64 hex digits, colons allowed), got {text!r}"
+        )
+    return digits
 
 
 def _keepalive(value: Any) -> float:
@@ -766,7 +828,14 @@ def with_overrides(
     sip, rtp, http = config.sip, config.rtp, config.http
     if sip_port is not None:
         _port(sip_port)
-        sip = replace(sip, listen=tuple(replace(a, port=sip_port) for a in sip.listen))
+        # TLS cannot share TCP's port: it takes the next one (5060 and 5061, RFC 3261 19.1.2).
+        tls_port = _port(sip_port + 1) if sip_port else 0
+        sip = replace(
+            sip,
+            listen=tuple(
+                replace(a, port=tls_port if a.transport == "tls" else sip_port) for a in sip.listen
+            ),
+        )
     if http_port is not None:
         http = replace(http, port=_port(http_port))
     if rtp_ports is not None:

@@ -66,6 +66,7 @@ from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
+from mediaserver.sip.tls import TlsConfigError, file_fingerprint, listener_context
 from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Trunks
 from mediaserver.sip.ua import UserAgent
@@ -253,6 +254,32 @@ class Server:
                 await self.shutdown(0.0)
             raise
 
+    def _prepare_tls(self) -> None:
+        """The certificate ``tls:`` listeners present (made once when none is
+        configured: its fingerprint is logged for softphones to pin)."""
+        sip = self.config.sip
+        self.endpoint.tls_ca_file = sip.tls.ca_file
+        hosts = [address.host for address in sip.listen if address.transport == "tls"]
+        if not hosts:
+            return
+        named = [
+            h
+            for h in [*hosts, sip.public_address or "", "127.0.0.1"]
+            if h not in ("", "0.0.0.0", "::")
+        ]
+        try:
+            context, certificate, created = listener_context(
+                sip.tls.certificate, sip.tls.key, self.config.data_dir, named
+            )
+        except (TlsConfigError, OSError) as exc:
+            raise StartError(f"sip.tls: {exc}") from exc
+        self.endpoint.tls_server = context
+        shown = {"path": str(certificate), "sha256": file_fingerprint(certificate)}
+        if created:
+            log.warning("made a self-signed SIP TLS certificate", **shown)
+        else:
+            log.info("SIP TLS certificate", **shown)
+
     async def _start(self) -> Listening:
         config = self.config
         database = config.storage_path(config.storage.database)
@@ -270,6 +297,7 @@ class Server:
         self.journal.store = store
         self.journal.start()
         self.webhooks.start()
+        self._prepare_tls()
         try:
             bound = await self.endpoint.start()
         except ListenError as exc:

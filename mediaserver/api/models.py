@@ -180,6 +180,10 @@ class Scenario(BaseModel):
     name: str
     script: str
     format: Literal["yaml"] = "yaml"
+    version: Literal["1.0"] = Field(
+        default="1.0",
+        description="the version of the scenario language of the script (Callr Actions 1.0)",
+    )
     origin: Literal["file", "api"] = Field(
         description="file: from scenarios_dir, read-only here; api: created through the API"
     )

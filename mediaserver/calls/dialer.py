@@ -29,7 +29,7 @@ from mediaserver.sip.registrar import Registrar
 from mediaserver.sip.transport import Peer, SipEndpoint, local_address_for
 from mediaserver.sip.trunks import Trunk
 from mediaserver.sip.uac import InviteParams, TargetError, build_invite, resolve_target
-from mediaserver.sip.uri import SipSyntaxError, SipUri, is_token
+from mediaserver.sip.uri import SipSyntaxError, SipUri, contact_transport, is_token
 
 NUMBER = re.compile(r"\+?[0-9A-Za-z*#._-]{1,64}")
 # Headers a scenario may not set on an outbound INVITE: the dialog and transport own them.
@@ -132,7 +132,7 @@ class Dialer:
         )
         host = f"[{local_host}]" if ":" in local_host else local_host
         sip_port = self.endpoint.local_address(peer.transport)[1]
-        suffix = ";transport=tcp" if peer.transport == "tcp" else ""
+        suffix = contact_transport(peer.transport)
         invite = build_invite(
             InviteParams(
                 target=uri,

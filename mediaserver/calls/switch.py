@@ -38,6 +38,7 @@ from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotia
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, local_address_for
 from mediaserver.sip.ua import DIALOG_ALLOW, UserAgent
+from mediaserver.sip.uri import contact_transport
 
 log = get_logger("ua")
 
@@ -306,7 +307,7 @@ class CallSwitch:
             return None
         transport = invite.source.transport
         contact_port = self.endpoint.local_address(transport)[1]
-        suffix = ";transport=tcp" if transport == "tcp" else ""
+        suffix = contact_transport(transport)
         host = f"[{local_host}]" if ":" in local_host else local_host
         return CallSetup(
             endpoint=self.endpoint,
@@ -317,7 +318,8 @@ class CallSwitch:
             leg=leg,
             local_host=local_host,
             dialog_headers=[
-                ("Contact", f"<sip:{host}:{contact_port}{suffix}>"),
+                # RFC 5630 3.1.3: a dialog set up with a sips: URI keeps sips: Contacts.
+                ("Contact", f"<{_scheme(request.uri)}:{host}:{contact_port}{suffix}>"),
                 ("Allow", DIALOG_ALLOW),
                 ("Server", self.user_agent),
             ],
@@ -328,6 +330,10 @@ class CallSwitch:
             dialer=self.dialer,
             session_timer=invite.admitted.session_timer,
         )
+
+
+def _scheme(uri: str) -> str:
+    return "sips" if uri[:5].lower() == "sips:" else "sip"
 
 
 def dtmf_from_info(request: Request) -> str | None:

@@ -1,7 +1,9 @@
 """The asyncio side of SIP: sockets in, the sans-I/O cores in the middle.
 
-:class:`SipEndpoint` owns the UDP sockets and TCP listeners. Bytes that
-arrive are framed (TCP), parsed and checked; a request gets the ``received``
+:class:`SipEndpoint` owns the UDP sockets and the TCP and TLS listeners
+(TLS is TCP with :mod:`ssl` underneath: the same framing, limits and idle
+timeout; certificates in :mod:`mediaserver.sip.tls`). Bytes that arrive
+are framed (TCP, TLS), parsed and checked; a request gets the ``received``
 and ``rport`` parameters of RFC 3261 18.2.1 and RFC 3581, then goes to the
 :class:`~mediaserver.sip.transaction.TransactionLayer`. Whatever the layer
 then wants sent is sent, its events are delivered, and a single loop timer is
@@ -21,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Protocol, cast
 
 from mediaserver.config import ListenAddress
@@ -42,6 +46,7 @@ from mediaserver.sip.message import (
 )
 from mediaserver.sip.ratelimit import Verdict
 from mediaserver.sip.timers import TimerConfig
+from mediaserver.sip.tls import ClientPolicy, client_policy
 from mediaserver.sip.transaction import (
     Absorbed,
     ClientTransaction,
@@ -61,6 +66,7 @@ from mediaserver.sip.uri import SipSyntaxError, Via
 log = get_logger("sip")
 
 TCP_IDLE_TIMEOUT = 600.0
+TLS_HANDSHAKE_TIMEOUT = 10.0
 UDP_SIZE_LIMIT = 1300  # RFC 3261 18.1.1
 
 
@@ -77,9 +83,9 @@ class ListenError(OSError):
 
 @dataclass(frozen=True)
 class Peer:
-    """Where a message came from or goes to. For TCP it names the connection."""
+    """Where a message came from or goes to. For TCP and TLS it names the connection."""
 
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp" or "tls"
     host: str
     port: int
 
@@ -121,8 +127,11 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    def __init__(self, endpoint: SipEndpoint) -> None:
+    """One TCP or TLS connection, accepted or opened."""
+
+    def __init__(self, endpoint: SipEndpoint, transport_name: str = "tcp") -> None:
         self.endpoint = endpoint
+        self.transport_name = transport_name
         self.framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
@@ -131,7 +140,7 @@ class _TcpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         host, port = transport.get_extra_info("peername")[:2]
-        self.peer = Peer("tcp", host, port)
+        self.peer = Peer(self.transport_name, host, port)
         self.endpoint.connections[self.peer] = self
         self._touch()
 
@@ -148,7 +157,7 @@ class _TcpConnection(asyncio.Protocol):
             items = self.framer.feed(data)
         except FramingError as exc:
             self.endpoint.stats["malformed"] += 1
-            log.info("closing tcp connection", peer=str(self.peer), reason=str(exc))
+            log.info("closing connection", peer=str(self.peer), reason=str(exc))
             self.close()
             return
         for item in items:
@@ -173,7 +182,7 @@ class _TcpConnection(asyncio.Protocol):
 
 
 class SipEndpoint:
-    """SIP over UDP and TCP, feeding a transaction layer and a request handler.
+    """SIP over UDP, TCP and TLS, feeding a transaction layer and a request handler.
 
     ``max_transactions`` bounds memory, not call rate: over UDP a finished
     transaction lingers 32 s to absorb retransmissions (Timers J and L), so
@@ -186,8 +195,16 @@ class SipEndpoint:
         *,
         timers: TimerConfig | None = None,
         max_transactions: int = 100_000,
+        tls_server: ssl.SSLContext | None = None,
+        tls_ca_file: Path | None = None,
     ) -> None:
+        """``tls_server``: what ``tls:`` listeners present; ``tls_ca_file``: the CAs
+        a TLS peer with no policy of its own is checked against (else the system's)."""
         self.listen = list(listen)
+        self.tls_server = tls_server
+        self.tls_ca_file = tls_ca_file
+        self.tls_policies: dict[tuple[str, int], ClientPolicy] = {}
+        """How to check the server of each TLS address we connect to (trunks' own)."""
         self.layer = TransactionLayer(timers or TimerConfig(), max_transactions=max_transactions)
         self.handler: RequestHandler | None = None
         self.screen: Screen | None = None
@@ -211,8 +228,9 @@ class SipEndpoint:
         loop = self._loop = asyncio.get_running_loop()
         for address in self.listen:
             port = address.port
-            if port == 0 and self.bound:
-                port = self.bound[0].port  # "pick a free one": same port for UDP and TCP
+            shared = [a for a in self.bound if a.transport in ("udp", "tcp")]
+            if port == 0 and shared and address.transport != "tls":
+                port = shared[0].port  # "pick a free one": same port for UDP and TCP
             try:
                 if address.transport == "udp":
                     transport, protocol = await loop.create_datagram_endpoint(
@@ -222,7 +240,14 @@ class SipEndpoint:
                     self._udp[address.host] = protocol
                 else:
                     server = await loop.create_server(
-                        lambda: _TcpConnection(self), address.host, port, reuse_address=True
+                        lambda name=address.transport: _TcpConnection(self, name),
+                        address.host,
+                        port,
+                        reuse_address=True,
+                        ssl=self._server_context(address),
+                        ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+                        if address.transport == "tls"
+                        else None,
                     )
                     port = server.sockets[0].getsockname()[1]
                     self._servers.append(server)
@@ -232,6 +257,13 @@ class SipEndpoint:
                 ) from exc
             self.bound.append(ListenAddress(address.transport, address.host, port))
         return self.bound
+
+    def _server_context(self, address: ListenAddress) -> ssl.SSLContext | None:
+        if address.transport != "tls":
+            return None
+        if self.tls_server is None:
+            raise ListenError(address, OSError(0, "no certificate for a tls: listener"))
+        return self.tls_server
 
     async def close(self) -> None:
         if self._timer:
@@ -397,8 +429,8 @@ class SipEndpoint:
     def send(
         self, message: Request | Response, peer: Peer, transaction: Transaction | None = None
     ) -> None:
-        """Send a message; a TCP connection is opened when there is none to ``peer``,
-        and a failure to connect is reported to ``transaction``."""
+        """Send a message; a TCP or TLS connection is opened when there is none to
+        ``peer``, and a failure to connect is reported to ``transaction``."""
         data = message.encode()
         if isinstance(message, Request):
             self.stats[f"out.{message.method}"] += 1
@@ -428,10 +460,27 @@ class SipEndpoint:
         self, peer: Peer, data: bytes, transaction: Transaction | None
     ) -> None:
         loop = asyncio.get_running_loop()
+        policy = self._client_policy(peer) if peer.transport == "tls" else None
         try:
-            await loop.create_connection(lambda: _TcpConnection(self), peer.host, peer.port)
+            if policy is None:
+                await loop.create_connection(lambda: _TcpConnection(self), peer.host, peer.port)
+            else:
+                transport, _ = await loop.create_connection(
+                    lambda: _TcpConnection(self, "tls"),
+                    peer.host,
+                    peer.port,
+                    ssl=policy.context,
+                    server_hostname=policy.server_hostname or peer.host,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                )
+                presented = transport.get_extra_info("ssl_object")
+                if not policy.accepts(presented.getpeercert(binary_form=True)):
+                    transport.close()
+                    raise ssl.SSLError(f"{peer.host}:{peer.port}: certificate fingerprint mismatch")
         except OSError as exc:
-            log.info("tcp connect failed", peer=f"{peer.host}:{peer.port}", error=str(exc))
+            log.info(
+                f"{peer.transport} connect failed", peer=f"{peer.host}:{peer.port}", error=str(exc)
+            )
             if transaction is not None:
                 self.layer.handle_transport_error(transaction, self._now())
                 self._flush()
@@ -439,6 +488,15 @@ class SipEndpoint:
         conn = self.connections.get(peer)
         if conn is not None:
             conn.write(data)
+
+    def _client_policy(self, peer: Peer) -> ClientPolicy:
+        """A trunk's own policy, else the certificate checked against the CA file
+        (or the system's CAs) for the address we connect to."""
+        policy = self.tls_policies.get((peer.host, peer.port))
+        if policy is None:
+            policy = client_policy(peer.host, ca_file=self.tls_ca_file)
+            self.tls_policies[(peer.host, peer.port)] = policy
+        return policy
 
     def respond(self, tx: ServerTransaction, response: Response) -> None:
         """Send a response within a server transaction."""

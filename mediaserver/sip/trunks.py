@@ -25,9 +25,10 @@ from mediaserver.log import get_logger
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.message import Headers, Request, Response, new_call_id, new_tag
+from mediaserver.sip.tls import TlsConfigError, client_policy
 from mediaserver.sip.transport import Peer, SipEndpoint, local_address_for
 from mediaserver.sip.uac import TargetError, resolve_target
-from mediaserver.sip.uri import NameAddress, SipUri
+from mediaserver.sip.uri import NameAddress, SipUri, contact_transport
 
 log = get_logger("trunk")
 
@@ -294,6 +295,8 @@ class Trunks:
             except TargetError as exc:
                 log.warning("trunk unreachable", trunk=trunk.name, reason=str(exc))
                 continue
+            if peer.transport == "tls" and not self._check_tls(trunk, peer):
+                continue
             self.access.trunk_addresses[peer.host] = trunk.name
             if trunk.config.keepalive:
                 trunk.keepalive = Keepalive(
@@ -314,6 +317,25 @@ class Trunks:
                 )
                 trunk.registration.start()
 
+    def _check_tls(self, trunk: Trunk, peer: Peer) -> bool:
+        """Tell the endpoint how to check this trunk's certificate: its pinned
+        fingerprint, or its URI's host name against its CAs (RFC 5922 7.2)."""
+        config = trunk.config
+        if not config.tls_verify and config.tls_fingerprint is None:
+            log.warning("trunk certificate not checked (tls_verify: false)", trunk=trunk.name)
+        try:
+            policy = client_policy(
+                trunk.uri.host.strip("[]"),
+                ca_file=config.tls_ca_file or self.endpoint.tls_ca_file,
+                verify=config.tls_verify,
+                pinned=config.tls_fingerprint,
+            )
+        except TlsConfigError as exc:
+            log.warning("trunk unusable", trunk=trunk.name, reason=str(exc))
+            return False
+        self.endpoint.tls_policies[(peer.host, peer.port)] = policy
+        return True
+
     async def stop(self) -> None:
         """Stop the keepalives and registrations."""
         for trunk in self.by_name.values():
@@ -329,5 +351,5 @@ class Trunks:
         host = self._contact_host(remote_host)
         host = f"[{host}]" if ":" in host else host
         port = self.endpoint.local_address(transport)[1]
-        suffix = ";transport=tcp" if transport == "tcp" else ""
+        suffix = contact_transport(transport)
         return f"<sip:mediaserver@{host}:{port}{suffix}>"

@@ -81,9 +81,9 @@ async def resolve_target(uri: SipUri) -> Peer:
     """The transport address to send a request for ``uri`` to. Hostnames are
     resolved with the system resolver (no SRV/NAPTR lookups yet)."""
     transport = uri.transport
-    if transport not in ("udp", "tcp"):
-        raise TargetError(f"{uri}: transport {transport} is not supported")
-    port = uri.port or 5060
+    if transport not in ("udp", "tcp", "tls"):
+        raise TargetError(f"{uri}: transport {transport} is not supported (udp, tcp, tls)")
+    port = uri.port or (5061 if transport == "tls" else 5060)  # RFC 3261 19.1.2
     host = uri.host.strip("[]")
     try:
         ipaddress.ip_address(host)

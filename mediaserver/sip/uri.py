@@ -154,7 +154,11 @@ class SipUri:
 
     @property
     def transport(self) -> str:
-        """The ``transport`` parameter, lower-cased; ``udp`` when absent."""
+        """How to reach the URI: ``tls`` for a ``sips:`` URI (RFC 5630 3.1.3: TLS
+        whatever its ``transport`` says) or ``transport=tls``; otherwise the
+        ``transport`` parameter, lower-cased, ``udp`` when absent."""
+        if self.scheme == "sips":
+            return "tls"
         value = self.params.get("transport")
         return value.lower() if value else "udp"
 
@@ -326,3 +330,9 @@ class Via:
             f"SIP/{self.version}/{self.transport} {format_hostport(self.host, self.port)}"
             + format_params(self.params)
         )
+
+
+def contact_transport(transport: str) -> str:
+    """The URI parameter that makes a Contact reached over ``transport``
+    (RFC 3261 19.1.1: none for UDP, the default)."""
+    return "" if transport == "udp" else f";transport={transport}"

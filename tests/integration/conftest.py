@@ -29,7 +29,7 @@ SCENARIOS = REPO / "configs" / "scenarios"
 
 CONFIG_TEMPLATE = """\
 sip:
-  listen: ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
+  listen: {listen}
   user_agent: mediaserver-test
   trusted_networks: {trusted}
 rtp:
@@ -55,14 +55,16 @@ class ServerProcess:
     http_port: int = 0
     api_key: str = ""
     public_key: str = ""  # printed on the first start in a data dir only
+    tls_port: int = 0  # when the config listens on tls:127.0.0.1:0
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def uri(self, user: str, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"sip:{user}@127.0.0.1:{self.sip_port}{suffix}"
+        suffix = "" if transport == "udp" else f";transport={transport}"
+        port = self.tls_port if transport == "tls" else self.sip_port
+        return f"sip:{user}@127.0.0.1:{port}{suffix}"
 
     @property
     def target(self) -> str:
@@ -119,9 +121,11 @@ def start_server(
     extra_config: str = "",
     api_key: str | None = TEST_API_KEY,
     http_extra: str = "",
+    listen: str = '["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]',
 ) -> ServerProcess:
     """Start a server with its own config and data folder under ``tmp``;
-    ``http_extra``: more lines of the ``http`` section (indented two spaces)."""
+    ``http_extra``: more lines of the ``http`` section (indented two spaces);
+    ``listen``: ``sip.listen`` (a YAML list)."""
     tmp.mkdir(parents=True, exist_ok=True)
     low, high = rtp_range or _rtp_range()
     route_lines = "\n".join(f'  "{k}": {v}' for k, v in (routes or DEFAULT_ROUTES).items())
@@ -135,6 +139,7 @@ def start_server(
             routes=route_lines,
             api_keys=f'["{api_key}"]' if api_key is not None else "[]",
             http_extra=http_extra,
+            listen=listen,
             trusted="["
             + ", ".join(f'"{n}"' for n in (["127.0.0.0/8"] if trusted is None else trusted))
             + "]",
@@ -184,8 +189,16 @@ def wait_for_banner(
     if not sip or not http:
         process.kill()
         raise RuntimeError(f"server did not start: {line!r}\n{log_path.read_text()}")
+    tls = re.search(rf"tls:{re.escape(sip_host)}:(\d+)", line)
     return ServerProcess(
-        process, int(sip.group(1)), data_dir, log_path, int(http.group(1)), key, public_key
+        process,
+        int(sip.group(1)),
+        data_dir,
+        log_path,
+        int(http.group(1)),
+        key,
+        public_key,
+        int(tls.group(1)) if tls else 0,
     )
 
 

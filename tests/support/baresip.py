@@ -88,7 +88,8 @@ class Baresip(PeerProcess):
             None: a local account that does not register.
         password / auth_user: digest credentials for the registrar/proxy.
         regint: registration interval (s) when ``registrar`` is given.
-        transport: SIP transport of the account (``udp`` or ``tcp``).
+        transport: SIP transport of the account (``udp``, ``tcp`` or ``tls``; for
+            ``tls`` give ``sip_cafile`` in ``extra_config``).
         workdir: folder for config, log and recordings (kept); None: a
             temporary folder removed when the phone is closed.
         extra_config: more ``config`` lines (key -> value), override ours.
@@ -109,7 +110,7 @@ class Baresip(PeerProcess):
         password: str | None = None,
         auth_user: str | None = None,
         regint: int = 60,
-        transport: Literal["udp", "tcp"] = "udp",
+        transport: Literal["udp", "tcp", "tls"] = "udp",
         display_name: str | None = None,
         workdir: str | Path | None = None,
         extra_config: Mapping[str, str] | None = None,
@@ -179,7 +180,7 @@ class Baresip(PeerProcess):
     @property
     def sip_uri(self) -> str:
         """Where to reach this phone directly (no registration needed)."""
-        suffix = ";transport=tcp" if self.transport == "tcp" else ""
+        suffix = "" if self.transport == "udp" else f";transport={self.transport}"
         return f"sip:{self.user}@{HOST}:{self.sip_port}{suffix}"
 
     @property
@@ -232,7 +233,7 @@ class Baresip(PeerProcess):
         return "# written by tests/support/baresip.py\n" + "\n".join(text) + "\n"
 
     def _account_line(self) -> str:
-        uri_params = ";transport=tcp" if self.transport == "tcp" else ""
+        uri_params = "" if self.transport == "udp" else f";transport={self.transport}"
         params = [
             f"answermode={'auto' if self.auto_answer else 'manual'}",
             f"audio_codecs={','.join(self.codecs)}",

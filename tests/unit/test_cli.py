@@ -114,7 +114,7 @@ def test_check_config_reports_config_problems_and_extra_files(
     assert capsys.readouterr().out.splitlines() == [
         f"{config}:2:3: unknown key sip.colour "
         "(known: digest_algorithms, listen, public_address, realm, "
-        "trusted_networks, user_agent)",
+        "tls, trusted_networks, user_agent)",
         f"{bad}:5:17: unknown action 'nosuch@v1'",
         f"{bad}:7:18: answer@v1 has no parameter 'colour'; it takes ring",
     ]

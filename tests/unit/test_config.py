@@ -223,7 +223,7 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
             "sip:\n  colour: red\n",
             "F:2:3: unknown key sip.colour "
             "(known: digest_algorithms, listen, public_address, realm, "
-            "trusted_networks, user_agent)",
+            "tls, trusted_networks, user_agent)",
         ),
         (
             "rtp:\n  colour: red\n",
@@ -240,7 +240,7 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         (
             "trunks:\n  - {name: a, uri: 'sip:a', colour: red}\n",
             "F:2:29: unknown key trunks[0].colour (known: from_user, keepalive, name, password, "
-            "register, uri, username)",
+            "register, tls_ca_file, tls_fingerprint, tls_verify, uri, username)",
         ),
         (
             "users:\n  - {username: a, password: b, colour: red}\n",
@@ -317,9 +317,9 @@ def test_wrong_types_and_values(tmp_path: Path, text: str, message: str) -> None
             "got 'udp:0.0.0.0'",
         ),
         (
-            "tls:0.0.0.0:5061",
+            "sctp:0.0.0.0:5061",
             "sip.listen[0]: expected TRANSPORT:HOST:PORT such as udp:0.0.0.0:5060, "
-            "got 'tls:0.0.0.0:5061'",
+            "got 'sctp:0.0.0.0:5061'",
         ),
         ("udp:0.0.0.0:65536", "sip.listen[0]: expected a port number 0-65535, got 65536"),
         ("udp:bad host:5060", "sip.listen[0]: bad host 'bad host'"),
@@ -563,7 +563,7 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         "got 'udp:0.0.0.0'",
         "F:3:3: unknown key sip.colour "
         "(known: digest_algorithms, listen, public_address, realm, "
-        "trusted_networks, user_agent)",
+        "tls, trusted_networks, user_agent)",
         "F:5:10: rtp.ports: range 40000-30000 must lie within 1024-65535, low below high",
         "F:6:11: rtp.codecs: unknown codec 'opus' (supported: PCMU, PCMA)",
         "F:8:11: http.listen: expected a port number 0-65535, got 99999",

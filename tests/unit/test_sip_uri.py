@@ -110,7 +110,7 @@ def test_sip_uri_all_parts() -> None:
     assert uri.host == "atlanta.example.com"
     assert uri.port == 5061
     assert uri.params == {"transport": "TCP", "lr": None}
-    assert uri.transport == "tcp"
+    assert uri.transport == "tls"  # sips: is TLS over TCP (RFC 5630 3.1.3)
     assert uri.headers == "subject=x&p=1"
     assert str(uri) == "sips:alice:secret@atlanta.example.com:5061;transport=TCP;lr?subject=x&p=1"
 

@@ -1,0 +1,215 @@
+"""SIP over TLS (RFC 3261 26.2) with real peers: baresip registers and calls
+over TLS, is called back over the connection it registered on, and the
+server dials a TLS peer whose certificate it checks (CA file or pinned
+fingerprint), refusing one that does not match.
+
+The server's certificate is the self-signed one it makes on first start
+(``DATA/tls/sip-tls.crt``), which baresip is given as its CA file; the
+called peer's is made here with the cryptography package.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mediaserver.sip.tls import file_fingerprint
+from tests.integration.conftest import ServerProcess, start_server
+from tests.support import audio
+from tests.support.baresip import Baresip
+
+pytestmark = pytest.mark.integration
+
+TLS_LISTEN = '["udp:127.0.0.1:0", "tcp:127.0.0.1:0", "tls:127.0.0.1:0"]'
+USERS = """
+users:
+  - {username: alice, password: wonderland}
+  - {username: bob, password: builder}
+"""
+DIAL = """\
+branches:
+  inbound-call:
+    actions:
+      - action: dial@v1
+        params: {{targets: ["{target}"], timeout: 15}}
+      - action: hangup@v1
+"""
+
+
+def peer_certificate(folder: Path, name: str = "peer") -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and baresip's PEM (key and certificate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    certificate = folder / f"{name}.crt"
+    certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    combined = folder / f"{name}.pem"
+    combined.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    return certificate, combined
+
+
+def tls_phone(server: ServerProcess, **options: object) -> Baresip:
+    """A baresip account over TLS that trusts the server's certificate."""
+    cafile = server.data_dir / "tls" / "sip-tls.crt"
+    return Baresip(transport="tls", extra_config={"sip_cafile": str(cafile)}, **options)  # type: ignore[arg-type]
+
+
+def test_calls_over_tls_to_echo(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "server", listen=TLS_LISTEN)
+    tone = tmp_path / "tone.wav"
+    audio.make_tone_wav(tone, 700, 4.0, lead_s=0.5, amplitude=0.4)
+    try:
+        assert server.tls_port, "the banner does not show the tls listener"
+        made = server.log_records("made a self-signed SIP TLS certificate")
+        assert made and made[0]["sha256"], "the certificate's fingerprint was not logged"
+        with tls_phone(server, input_wav=tone, max_call_s=20) as phone:
+            phone.dial(server.uri("echo", "tls"))
+            phone.wait_established(timeout=10)
+            time.sleep(4)
+            heard, rate = phone.recorded_audio()
+            phone.hangup()
+            phone.wait_closed(timeout=10)
+    finally:
+        assert server.stop() == 0
+    assert [r["transport"] for r in server.log_records("call started")] == ["tls"]
+    assert audio.tone_present(heard, rate, 700, 2.0), "the caller's 700 Hz did not come back"
+
+
+def test_a_phone_registered_over_tls_is_called_on_its_connection(tmp_path: Path) -> None:
+    """alice registers over TLS and listens on no TLS port of her own (baresip
+    without a certificate): the INVITE reaches her only over the connection
+    she registered on (RFC 5923's reuse, as RFC 5626 outbound phones expect)."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "dialalice.yaml").write_text(DIAL.format(target="alice"))
+    server = start_server(
+        tmp_path / "server",
+        listen=TLS_LISTEN,
+        scenarios=scenarios,
+        routes={"dialalice": "dialalice"},
+        trusted=[],
+        extra_config=USERS,
+    )
+    tone_a, tone_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    audio.make_tone_wav(tone_a, 700, 8.0, amplitude=0.4)
+    audio.make_tone_wav(tone_b, 1100, 8.0, amplitude=0.4)
+    registrar = f"127.0.0.1:{server.tls_port}"
+    try:
+        with (
+            tls_phone(server, user="alice", registrar=registrar, password="wonderland",
+                      auto_answer=True, input_wav=tone_a, max_call_s=30) as alice,
+            tls_phone(server, user="bob", registrar=registrar, password="builder",
+                      input_wav=tone_b, max_call_s=30) as bob,
+        ):  # fmt: skip
+            alice.wait_registered(timeout=10)
+            bob.wait_registered(timeout=10)
+            bob.dial(server.uri("dialalice", "tls"))
+            bob.wait_established(timeout=15)
+            alice.wait_established(timeout=10)
+            time.sleep(3)
+            heard_bob, rate_bob = bob.recorded_audio()
+            heard_alice, rate_alice = alice.recorded_audio()
+            bob.hangup()
+            alice.wait_closed(timeout=10)
+    finally:
+        assert server.stop() == 0
+    assert {r["user"]: r["status"] for r in server.log_records("register")} == {
+        "alice": 200,
+        "bob": 200,
+    }
+    assert audio.tone_present(heard_bob, rate_bob, 700, 1.5), "bob did not hear alice"
+    assert audio.tone_present(heard_alice, rate_alice, 1100, 1.5), "alice did not hear bob"
+
+
+def trunk_server(tmp_path: Path, trunk: str) -> ServerProcess:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir(parents=True)
+    (scenarios / "out.yaml").write_text(DIAL.format(target="100"))
+    return start_server(
+        tmp_path / "server",
+        scenarios=scenarios,
+        routes={"out": "out"},
+        extra_config=f"trunks:\n  - {trunk}\n",
+    )
+
+
+@pytest.mark.parametrize("check", ["tls_fingerprint", "tls_ca_file"])
+def test_a_tls_trunk_whose_certificate_matches_is_called(tmp_path: Path, check: str) -> None:
+    certificate, combined = peer_certificate(tmp_path / "peer")
+    with Baresip(
+        user="100", extra_config={"sip_certificate": str(combined)}, auto_answer=True, max_call_s=30
+    ) as carrier:
+        port = carrier.sip_port + 1  # baresip listens for TLS on the port after its own
+        value = file_fingerprint(certificate) if check == "tls_fingerprint" else str(certificate)
+        server = trunk_server(
+            tmp_path,
+            f'{{name: carrier, uri: "sip:127.0.0.1:{port};transport=tls", {check}: "{value}"}}',
+        )
+        try:
+            with Baresip(max_call_s=30) as caller:
+                caller.dial(server.uri("out"))
+                caller.wait_established(timeout=15)
+                carrier.wait_established(timeout=10)
+                caller.hangup()
+                carrier.wait_closed(timeout=10)
+        finally:
+            assert server.stop() == 0
+
+
+@pytest.mark.parametrize("check", ["tls_fingerprint", "tls_ca_file"])
+def test_a_tls_trunk_with_another_certificate_is_not_called(tmp_path: Path, check: str) -> None:
+    _, combined = peer_certificate(tmp_path / "peer")
+    other, _ = peer_certificate(tmp_path / "other", "other")
+    with Baresip(
+        user="100", extra_config={"sip_certificate": str(combined)}, auto_answer=True, max_call_s=30
+    ) as carrier:
+        port = carrier.sip_port + 1
+        value = file_fingerprint(other) if check == "tls_fingerprint" else str(other)
+        server = trunk_server(
+            tmp_path,
+            f'{{name: carrier, uri: "sip:127.0.0.1:{port};transport=tls", {check}: "{value}"}}',
+        )
+        try:
+            with Baresip(max_call_s=30) as caller:
+                caller.dial(server.uri("out"))
+                # The dial fails at once (503 from the transport error): the run hangs up.
+                closed = caller.wait_closed(timeout=20)
+        finally:
+            assert server.stop() == 0
+        assert "incoming" not in " ".join(carrier.event_types()).lower()
+    assert closed
+    failures = server.log_records("tls connect failed")
+    assert failures, "the server did not report the refused certificate"
+    expected = "fingerprint mismatch" if check == "tls_fingerprint" else "CERTIFICATE_VERIFY_FAILED"
+    assert expected in failures[0]["error"]
