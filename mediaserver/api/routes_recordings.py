@@ -117,12 +117,14 @@ def sids_of(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
     if len(values) > MAX_SIDS:
-        raise ApiError(422, "invalid", f"at most {MAX_SIDS} sid values, got {len(values)}", "sid")
+        raise ApiError(
+            422, "invalid_request", f"at most {MAX_SIDS} sid values, got {len(values)}", "sid"
+        )
     for value in values:
         if not SID_RE.fullmatch(value.lower()):
             raise ApiError(
                 422,
-                "invalid",
+                "invalid_request",
                 f"sid {value!r} is not a recording sid (8 of a-z, 0-9); to mean every"
                 " recording, leave sid out",
                 "sid",

@@ -120,10 +120,10 @@ async def export_calls_task(
     since, until = aware(from_, "from"), aware(to, "to")
     assert since is not None and until is not None
     if until < since:
-        raise ApiError(422, "invalid", "to is before from: give from <= to", "to")
+        raise ApiError(422, "invalid_request", "to is before from: give from <= to", "to")
     if until - since > timedelta(days=MAX_DAYS):
         raise ApiError(
-            422, "invalid", f"at most {MAX_DAYS} days at once (as the seed says): split the"
+            422, "invalid_request", f"at most {MAX_DAYS} days at once (as the seed says): split the"
             " export in several requests", "to",
         )  # fmt: skip
     filters = CallFilter(

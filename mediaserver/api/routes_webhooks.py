@@ -119,7 +119,7 @@ async def search_webhooks(
     if status in ("disabled-admin", "disabled-system"):
         return page_of([], 0, offset)  # never set on one's own server (module doc)
     if type is not None and event is not None and type != event:
-        raise ApiError(422, "invalid", "give type or event, not both", "type")
+        raise ApiError(422, "invalid_request", "give type or event, not both", "type")
     enabled = None if status is None else status == "enabled"
     page = await store_of(request).webhooks.search(
         event=type or event, enabled=enabled, sid=sid, order=order, limit=limit, offset=offset
@@ -131,18 +131,20 @@ def _creation(body: WebhookIn, type: str | None) -> tuple[list[str], str | None,
     """The event patterns, secret and HMAC algorithm a creation asks for (module doc)."""
     if type is not None and body.type is not None and type != body.type:
         raise ApiError(
-            422, "invalid", f"?type={type} and the body's type {body.type} differ", "type"
+            422, "invalid_request", f"?type={type} and the body's type {body.type} differ", "type"
         )
     one = type or body.type
     if one is not None and body.events is not None:
         raise ApiError(
-            422, "invalid", "give type (one event) or events (patterns), not both", "events"
+            422, "invalid_request", "give type (one event) or events (patterns), not both", "events"
         )
     options = body.options
     secret = body.secret
     if options is not None and options.hmac_secret is not None:
         if secret is not None:
-            raise ApiError(422, "invalid", "give options.hmac_secret or secret, not both", "secret")
+            raise ApiError(
+                422, "invalid_request", "give options.hmac_secret or secret, not both", "secret"
+            )
         secret = options.hmac_secret
     algo = options.hmac_algo if options is not None else "SHA256"
     events = [one] if one is not None else (body.events or ["*"])
