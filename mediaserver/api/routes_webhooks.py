@@ -68,7 +68,9 @@ def webhook_out(hook: StoredWebhook) -> Webhook:
         endpoint=hook.url,
         events=list(hook.events),
         status="enabled" if hook.enabled else "disabled",
-        options=WebhookOptionsOut(hmac_algo=hook.hmac_algo if hook.secret else None),  # type: ignore[arg-type]
+        options=WebhookOptionsOut.model_validate(
+            {"hmac_algo": hook.hmac_algo if hook.secret else None}
+        ),
         signed=bool(hook.secret),
         failed=hook.failed,
         lastfailed=opt_timestamp(hook.last_failed_at),
