@@ -216,9 +216,12 @@ class CallJournal:
         store = self.store
 
         async def write() -> None:
+            nonlocal payload
             if store is not None:
                 created = await store.calls.create(record)
-                payload["record"] = created.as_record()  # as GET /api/cdrs/{callid} shows it
+                # The seed's CDR object (Callr v1 CDR.In/CDR.Out, as .ended carries it),
+                # and the record as GET /api/cdrs/{callid} shows it.
+                payload = {**created.as_cdr(), "record": created.as_record()}
             if self.webhooks is not None:
                 self.webhooks.publish(event, call.id, payload)
 

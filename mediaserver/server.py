@@ -57,6 +57,7 @@ from mediaserver.journal import CallJournal
 from mediaserver.library import Router, ScenarioLibrary
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
+from mediaserver.media.mp3 import Mp3Renditions
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
 from mediaserver.media.tts import SpeechSynthesizer
@@ -71,6 +72,7 @@ from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Trunks
 from mediaserver.sip.ua import UserAgent
 from mediaserver.store import Store
+from mediaserver.tasks import Tasks
 from mediaserver.webhooks.delivery import WebhookDispatcher
 from mediaserver.webhooks.targets import WebhookTargets
 
@@ -132,6 +134,9 @@ class Server:
             self.webhook_targets.subscriptions, on_delivery=self.webhook_targets.record_delivery
         )
         self.journal = CallJournal(None, self.webhooks)
+        # API work done in the background (exports, bulk changes), v2.task.updated on each step.
+        self.tasks = Tasks(self.webhooks.publish)
+        self.mp3 = Mp3Renditions()  # recordings' MP3, encoded on first request
         self.events = self.journal.events  # the live event stream (GET /api/events)
         self.clock = MediaClock()
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
@@ -342,6 +347,7 @@ class Server:
         if self.http is not None:
             await self.http.stop()  # after the calls: the API served them while they drained
         await flush_recordings()  # recordings stopped by the hang-ups are finished and indexed
+        await self.tasks.stop()
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)

@@ -52,6 +52,7 @@ from mediaserver.api.routes_calls import router as calls_router
 from mediaserver.api.routes_events import router as events_router
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
+from mediaserver.api.routes_tasks import router as tasks_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
 from mediaserver.api.telnyx.errors import TelnyxError, from_validation, refused, status_error
@@ -217,7 +218,9 @@ def create_app(server: Server) -> FastAPI:
     app.state.telemetry = telemetry
 
     keyed: dict[str, Any] = {"dependencies": [Depends(require_key)], "responses": ERROR_RESPONSES}
-    for router in (system, scenarios_router, calls_router, recordings_router, webhooks_router):
+    for router in (
+        system, scenarios_router, calls_router, recordings_router, webhooks_router, tasks_router,
+    ):  # fmt: skip
         app.include_router(router, **keyed)
     for router in TELNYX_ROUTERS:
         app.include_router(

@@ -41,8 +41,8 @@ MEDIA = {
 }  # fmt: skip
 
 
-def _dump(model: BaseModel) -> Any:
-    return model.model_dump(mode="json", by_alias=True)
+def _dump(model: BaseModel, exclude_none: bool = False) -> Any:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=exclude_none)
 
 
 def _page(hits: list[Any]) -> dict[str, Any]:
@@ -79,10 +79,21 @@ _recording = m.Recording(
     sid="r7k2m9x0", type="voicemail", status="ready", callid=CALL, caller="alice",
     callee="voicemail", scenario=m.ScenarioRef(sid=SID, name="voicemail"), created=T1,
     read=True, readAt=T2, duration=12.48, size=199724, format="wav", channels=1,
+    options=m.RecordingOptions(format="wav", channels=1),
+    url="http://127.0.0.1:8080/api/recordings/r7k2m9x0/file",
+    url_mp3="http://127.0.0.1:8080/api/recordings/r7k2m9x0/file.mp3",
+)  # fmt: skip
+TASK = "0f8e6a3c9b2d4e5f8a7b6c5d4e3f2a1b"
+_task = m.TaskOut(
+    id=TASK, type="calls.export", status="done", percent=100, created=T0, ended=T1,
+    result={"url": f"http://127.0.0.1:8080/api/tasks/{TASK}/file", "rows": 1, "format": "csv"},
+    error=None,
 )  # fmt: skip
 _webhook = m.Webhook(
-    sid="w4h8q2z1", endpoint="https://example.com/hooks", events=["v2.call.*"],
-    status="enabled", signed=True, failed=0, lastfailed=None, created=T0, updated=T0,
+    sid="w4h8q2z1", type="v2.call.inbound.ended", endpoint="https://example.com/hooks",
+    events=["v2.call.inbound.ended"], status="enabled",
+    options=m.WebhookOptionsOut(hmac_algo="SHA512"), signed=True, failed=0, lastfailed=None,
+    created=T0, updated=T0,
 )  # fmt: skip
 _webhook_log = m.WebhookLog.model_validate(
     {"id": "0f8e6a3c9b2d4e5f8a7b6c5d4e3f2a1b", "sid": "w4h8q2z1",
@@ -155,9 +166,23 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("DELETE", "/api/recordings/{sid}"): (None, _ok("recording r7k2m9x0 deleted")),
     # Audio bytes: the example is the first bytes of a WAV file, as text.
     ("GET", "/api/recordings/{sid}/file"): (None, "RIFF....WAVEfmt "),
+    ("GET", "/api/recordings/{sid}/file.mp3"): (None, "ID3..."),
+    ("PATCH", "/api/recordings"): (_dump(m.RecordingsPatch(read=True)), TASK),
+    ("DELETE", "/api/recordings"): (None, TASK),
+    ("POST", "/api/calls/export"): (None, TASK),
+    ("GET", "/api/tasks/{taskid}"): (None, _dump(_task)),
+    ("DELETE", "/api/tasks/{taskid}"): (None, _ok(f"task {TASK} cancelled")),
+    ("GET", "/api/tasks/{taskid}/file"): (None, CSV),
     ("GET", "/api/webhooks"): (None, _page([_dump(_webhook)])),
     ("POST", "/api/webhooks"): (
-        _dump(m.WebhookIn(endpoint="https://example.com/hooks", secret="shared-secret")),
+        _dump(
+            m.WebhookIn(
+                endpoint="https://example.com/hooks",
+                type="v2.call.inbound.ended",
+                options=m.WebhookOptions(hmac_algo="SHA512", hmac_secret="shared-secret"),
+            ),
+            exclude_none=True,
+        ),
         _dump(_webhook),
     ),
     ("GET", "/api/webhooks/logs"): (None, _page([_dump(_webhook_log)])),

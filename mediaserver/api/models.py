@@ -334,6 +334,13 @@ class CallRecordPage(Page[CallRecord]):
 # --- recordings --------------------------------------------------------------------------------
 
 
+class RecordingOptions(BaseModel):
+    """How it was recorded (Callr's recording ``options``)."""
+
+    format: str
+    channels: int
+
+
 class Recording(BaseModel):
     sid: str
     type: Literal["call", "recording", "conference", "voicemail"]
@@ -349,6 +356,10 @@ class Recording(BaseModel):
     size: int = Field(description="bytes")
     format: str
     channels: int
+    options: RecordingOptions
+    transcription: None = Field(default=None, description="always null: no transcription here")
+    url: str = Field(description="the audio as recorded")
+    url_mp3: str = Field(description="the audio as MP3 (encoded on its first request)")
 
 
 class RecordingPage(Page[Recording]):
@@ -357,6 +368,31 @@ class RecordingPage(Page[Recording]):
 
 class RecordingPatch(RequestModel):
     read: bool | None = None
+
+
+class RecordingsPatch(RequestModel):
+    """The seed's bulk update: the read status of the given recordings (or all)."""
+
+    read: bool
+
+
+TASK_ID_PATTERN = r"^[a-zA-Z0-9]{32,256}$"
+"""The seed's TaskID."""
+
+
+class TaskOut(BaseModel):
+    """The seed's Task (``type`` and ``created`` are ours)."""
+
+    id: str
+    type: str = Field(description="calls.export, recordings.update or recordings.delete")
+    status: Literal["pending", "running", "done", "error", "cancelled"]
+    percent: int = Field(ge=0, le=100)
+    created: Timestamp
+    ended: Timestamp | None
+    result: dict[str, Any] | None = Field(
+        description="when done: what it did; an export's file is at result.url"
+    )
+    error: str | None
 
 
 # --- webhooks ----------------------------------------------------------------------------------
@@ -375,11 +411,42 @@ Endpoint = Annotated[
 Secret = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+WebhookType = Literal[
+    "v2.billing.credit.topup", "v2.billing.credit.warning", "v2.billing.credit.shutdown",
+    "v2.call.inbound.started", "v2.call.inbound.ended", "v2.call.outbound.started",
+    "v2.call.outbound.ended", "v2.number.assigned", "v2.number.unassigned", "v2.task.updated",
+    "v2.audio-file.updated", "v2.recording.updated", "v2.sms.inbound.received",
+    "v2.sms.outbound.updated",
+]  # fmt: skip
+"""The seed's WebhookType (seeds/001 "Create webhook")."""
+HmacAlgo = Literal["MD5", "SHA1", "SHA256", "SHA512"]
+
+
+class WebhookOptions(RequestModel):
+    """The seed's Webhook.Options (seeds/000): how posts are encoded and signed."""
+
+    format: Literal["JSON"] = "JSON"
+    hmac_algo: HmacAlgo = Field(default="SHA256", description="the hash of the HMAC signature")
+    hmac_secret: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=1024,
+        description="signs each post (never shown back)",
+    )
+
+
 class WebhookIn(RequestModel):
     endpoint: Endpoint
-    events: list[EventPattern] = Field(default_factory=lambda: ["*"], min_length=1, max_length=50)
+    type: WebhookType | None = Field(
+        default=None, description="the seed's way: one event type (or give it as ?type=)"
+    )
+    options: WebhookOptions | None = None
+    events: list[EventPattern] | None = Field(
+        default=None, min_length=1, max_length=50, description="patterns (default: every event)"
+    )
     secret: Secret | None = Field(
-        None, description="signs each post: X-Mediaserver-Signature = hex HMAC-SHA256 of the body"
+        default=None,
+        description="signs each post: X-Mediaserver-Signature = hex HMAC-SHA256 of the body",
     )
     status: Literal["enabled", "disabled"] = "enabled"
 
@@ -390,11 +457,18 @@ class WebhookPatch(RequestModel):
     secret: Secret | None = Field(default=None, description="a new secret; null stops signing")
 
 
+class WebhookOptionsOut(BaseModel):
+    format: Literal["JSON"] = "JSON"
+    hmac_algo: HmacAlgo | None = Field(description="null when posts are not signed")
+
+
 class Webhook(BaseModel):
     sid: str
+    type: str | None = Field(description="the one event type it takes; null for patterns")
     endpoint: str
     events: list[str]
-    status: Literal["enabled", "disabled"]
+    status: Literal["enabled", "disabled", "disabled-admin", "disabled-system"]
+    options: WebhookOptionsOut
     signed: bool = Field(description="whether posts carry X-Mediaserver-Signature")
     failed: int = Field(description="consecutive failed attempts")
     lastfailed: Timestamp | None

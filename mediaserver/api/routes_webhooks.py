@@ -7,6 +7,16 @@ from the store, so the next event already goes where the API says. The
 endpoint URL of a webhook cannot change (as in the Callr seed): create a new
 webhook instead. Secrets are never shown back;
 ``signed`` tells whether one is set.
+
+Two ways to create one. The seed's: ``type`` (one event type, in the query
+as the seed has it, or in the body) and ``options``
+(``{"hmac_algo": "SHA512", "hmac_secret": "..."}``, seeds/000
+Webhook.Options); the native one: ``events`` (patterns) and ``secret``
+(HMAC-SHA256). A body mixing both ways for the same thing (``type`` and
+``events``, ``options.hmac_secret`` and ``secret``) is refused, naming the two
+fields. The seed's statuses ``disabled-admin`` and ``disabled-system`` can be
+searched for but are never set here: no administrator or billing system
+disables a webhook on one's own server.
 """
 
 from __future__ import annotations
@@ -19,14 +29,17 @@ from fastapi import APIRouter, Path, Query, Request
 from mediaserver.api.deps import webhooks_of
 from mediaserver.api.models import (
     SID_PATTERN,
+    ApiError,
     IdCase,
     Status,
     Webhook,
     WebhookIn,
     WebhookLog,
     WebhookLogPage,
+    WebhookOptionsOut,
     WebhookPage,
     WebhookPatch,
+    WebhookType,
     not_found,
 )
 from mediaserver.api.native import (
@@ -48,11 +61,16 @@ Sid = Annotated[str, Path(pattern=SID_PATTERN, description="webhook sid"), IdCas
 
 
 def webhook_out(hook: StoredWebhook) -> Webhook:
+    single = hook.events[0] if len(hook.events) == 1 else None
     return Webhook(
         sid=hook.id,
+        type=single if single is not None and "*" not in single else None,
         endpoint=hook.url,
         events=list(hook.events),
         status="enabled" if hook.enabled else "disabled",
+        options=WebhookOptionsOut.model_validate(
+            {"hmac_algo": hook.hmac_algo if hook.secret else None}
+        ),
         signed=bool(hook.secret),
         failed=hook.failed,
         lastfailed=opt_timestamp(hook.last_failed_at),
@@ -91,20 +109,59 @@ async def search_webhooks(
     offset: Offset = 0,
     limit: Limit = 10,
     order: SortOrder = "desc",
-    status: Annotated[Literal["enabled", "disabled"] | None, Query()] = None,
+    status: Annotated[
+        Literal["enabled", "disabled", "disabled-admin", "disabled-system"] | None, Query()
+    ] = None,
     event: Annotated[str | None, Query(max_length=100, description="an exact pattern")] = None,
+    sid: Annotated[
+        str | None, Query(pattern=SID_PATTERN, description="webhook sid"), IdCase
+    ] = None,
+    type: Annotated[WebhookType | None, Query(description="the one event type it takes")] = None,
 ) -> dict[str, Any]:
+    if status in ("disabled-admin", "disabled-system"):
+        return page_of([], 0, offset)  # never set on one's own server (module doc)
+    if type is not None and event is not None and type != event:
+        raise ApiError(422, "invalid_request", "give type or event, not both", "type")
     enabled = None if status is None else status == "enabled"
     page = await store_of(request).webhooks.search(
-        event=event, enabled=enabled, order=order, limit=limit, offset=offset
+        event=type or event, enabled=enabled, sid=sid, order=order, limit=limit, offset=offset
     )
     return page_of([webhook_out(w) for w in page.hits], page.total, offset)
 
 
+def _creation(body: WebhookIn, type: str | None) -> tuple[list[str], str | None, str]:
+    """The event patterns, secret and HMAC algorithm a creation asks for (module doc)."""
+    if type is not None and body.type is not None and type != body.type:
+        raise ApiError(
+            422, "invalid_request", f"?type={type} and the body's type {body.type} differ", "type"
+        )
+    one = type or body.type
+    if one is not None and body.events is not None:
+        raise ApiError(
+            422, "invalid_request", "give type (one event) or events (patterns), not both", "events"
+        )
+    options = body.options
+    secret = body.secret
+    if options is not None and options.hmac_secret is not None:
+        if secret is not None:
+            raise ApiError(
+                422, "invalid_request", "give options.hmac_secret or secret, not both", "secret"
+            )
+        secret = options.hmac_secret
+    algo = options.hmac_algo if options is not None else "SHA256"
+    events = [one] if one is not None else (body.events or ["*"])
+    return events, secret, algo
+
+
 @router.post("/api/webhooks", response_model=Webhook, status_code=201, summary="Create a webhook")
-async def create_webhook(request: Request, body: WebhookIn) -> Webhook:
+async def create_webhook(
+    request: Request,
+    body: WebhookIn,
+    type: Annotated[WebhookType | None, Query(description="the seed's place for the type")] = None,
+) -> Webhook:
+    events, secret, algo = _creation(body, type)
     hook = await store_of(request).webhooks.create(
-        body.endpoint, body.events, secret=body.secret, enabled=body.status == "enabled"
+        body.endpoint, events, secret=secret, enabled=body.status == "enabled", hmac_algo=algo
     )
     await refresh_targets(request)
     return webhook_out(hook)

@@ -118,6 +118,8 @@ class Recording:
 class RecordingFilter:
     """Search filters; None means any. Time ranges are inclusive."""
 
+    ids: Sequence[str] | None = None
+    """Any of these recordings (Callr's ``sid``, one or several)."""
     kind: RecordingKind | None = None
     status: RecordingStatus | None = None
     call_id: str | None = None
@@ -132,6 +134,8 @@ class RecordingFilter:
 
     def where(self) -> Where:
         where = Where()
+        if self.ids is not None:
+            where.add(f"r.id IN ({', '.join('?' * len(self.ids))})" if self.ids else "0", *self.ids)
         where.equal("r.kind", self.kind)
         where.equal("r.status", self.status)
         where.equal("r.call_id", self.call_id)
@@ -261,6 +265,16 @@ class Recordings:
             rows = await tx.fetch_all(f"SELECT path FROM recordings{where.sql}", where.params)
             await tx.execute(f"DELETE FROM recordings{where.sql}", where.params)
             return [str(row[0]) for row in rows]
+
+    async def delete_finished(self, ids: Sequence[str] | None) -> list[tuple[str, str]]:
+        """Remove the given rows (None: all) except those still being recorded; the
+        ``(id, path)`` of each removed, for the caller to delete the files."""
+        where = _ids_where(ids)
+        where.add("status != 'recording'")
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch_all(f"SELECT id, path FROM recordings{where.sql}", where.params)
+            await tx.execute(f"DELETE FROM recordings{where.sql}", where.params)
+            return [(str(row[0]), str(row[1])) for row in rows]
 
     async def _set_read(self, tx: Transaction, read: bool, ids: Sequence[str] | None) -> int:
         where = _ids_where(ids)

@@ -42,7 +42,9 @@ from mediaserver.store.db import (
 
 Outcome = Literal["delivered", "retrying", "failed"]
 
-_COLUMNS = "id, url, events, secret, enabled, failed, last_failed_at, created_at, updated_at"
+_COLUMNS = (
+    "id, url, events, secret, enabled, failed, last_failed_at, created_at, updated_at, hmac_algo"
+)
 _DELIVERY_COLUMNS = (
     "id, webhook_id, url, event_id, event_type, subject_sid, attempt, outcome, status_code,"
     " error, duration_ms, payload, at"
@@ -61,6 +63,8 @@ class Webhook:
     last_failed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    hmac_algo: str = "SHA256"
+    """The hash of the signature's HMAC: MD5, SHA1, SHA256 or SHA512."""
 
 
 class DeliveryAttempt(Protocol):
@@ -165,14 +169,15 @@ class Webhooks:
         *,
         secret: str | None = None,
         enabled: bool = True,
+        hmac_algo: str = "SHA256",
     ) -> Webhook:
         encoded = _events_json(events)
         async with self.db.transaction() as tx:
             wid = await tx.unique_id("webhooks")
             now = to_ms(self.db.now())
             await tx.execute(
-                f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, NULL, ?, ?)",
-                (wid, url, encoded, secret, int(enabled), now, now),
+                f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, NULL, ?, ?, ?)",
+                (wid, url, encoded, secret, int(enabled), now, now, hmac_algo),
             )
             return await _load(tx, wid)
 
@@ -189,6 +194,7 @@ class Webhooks:
         secret: str | None = None,
         clear_secret: bool = False,
         enabled: bool | None = None,
+        hmac_algo: str | None = None,
     ) -> Webhook | None:
         """Change the given fields (None: unchanged; ``clear_secret`` stops signing)."""
         if clear_secret and secret is not None:
@@ -198,13 +204,15 @@ class Webhooks:
             changed = await tx.execute(
                 "UPDATE webhooks SET url = coalesce(?, url), events = coalesce(?, events),"
                 " secret = CASE WHEN ? THEN NULL ELSE coalesce(?, secret) END,"
-                " enabled = coalesce(?, enabled), updated_at = ? WHERE id = ?",
+                " enabled = coalesce(?, enabled), hmac_algo = coalesce(?, hmac_algo),"
+                " updated_at = ? WHERE id = ?",
                 (
                     url,
                     encoded,
                     int(clear_secret),
                     secret,
                     None if enabled is None else int(enabled),
+                    hmac_algo,
                     to_ms(self.db.now()),
                     wid,
                 ),
@@ -221,12 +229,14 @@ class Webhooks:
         *,
         event: str | None = None,
         enabled: bool | None = None,
+        sid: str | None = None,
         order: Order = "desc",
         limit: int = 10,
         offset: int = 0,
     ) -> Page[Webhook]:
         """Webhooks by creation time; ``event`` keeps those listing that exact pattern."""
         where = Where()
+        where.equal("id", sid)
         if event is not None:
             where.add("EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?)", event)
         where.equal("enabled", None if enabled is None else int(enabled))
@@ -344,6 +354,7 @@ def _webhook(row: sqlite3.Row) -> Webhook:
         last_failed_at=opt_from_ms(row["last_failed_at"]),
         created_at=from_ms(row["created_at"]),
         updated_at=from_ms(row["updated_at"]),
+        hmac_algo=row["hmac_algo"],
     )
 
 

@@ -62,6 +62,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mediaserver import __version__
 from mediaserver.log import get_logger
 from mediaserver.webhooks.envelope import (
+    ALGORITHM_HEADER,
+    DEFAULT_HMAC_ALGO,
     EVENT_HEADER,
     MAX_TRY,
     SIGNATURE_HEADER,
@@ -144,6 +146,7 @@ class _Post:
     failover_url: str | None = None  # where the post goes when every attempt at url failed
     timeout: float | None = None  # per attempt; the dispatcher's when None
     failover: bool = False  # this is the post sent on to a failover URL
+    hmac_algo: str = DEFAULT_HMAC_ALGO  # the hash of the secret's HMAC
 
     def envelope(self, attempt: int) -> Envelope:
         """The body for ``attempt`` (from 1), in the envelope of the event's type."""
@@ -251,7 +254,10 @@ class WebhookDispatcher:
         at = as_utc(at)
         queued = 0
         for t in targets:
-            post = _Post(t.id, t.url, t.secret, event_type, event_id, at, subject_sid, snapshot)
+            post = _Post(
+                t.id, t.url, t.secret, event_type, event_id, at, subject_sid, snapshot,
+                hmac_algo=t.hmac_algo,
+            )  # fmt: skip
             queued += self._enqueue(post)
         return queued
 
@@ -412,7 +418,8 @@ class WebhookDispatcher:
                 EVENT_HEADER: post.event_type,
             }
             if post.secret:
-                headers[SIGNATURE_HEADER] = sign(body, post.secret)
+                headers[SIGNATURE_HEADER] = sign(body, post.secret, post.hmac_algo)
+                headers[ALGORITHM_HEADER] = post.hmac_algo
             if self.signing_key is not None and not is_native_event(post.event_type):
                 headers.update(sign_ed25519(body, self.signing_key))
             started_at = datetime.now(UTC)

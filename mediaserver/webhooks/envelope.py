@@ -61,6 +61,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 SIGNATURE_HEADER = "X-Mediaserver-Signature"
+ALGORITHM_HEADER = "X-Mediaserver-Signature-Algorithm"
+HMAC_ALGOS = {"MD5": hashlib.md5, "SHA1": hashlib.sha1, "SHA256": hashlib.sha256,
+              "SHA512": hashlib.sha512}  # fmt: skip
+DEFAULT_HMAC_ALGO = "SHA256"  # SPEC section 5
 EVENT_HEADER = "X-Mediaserver-Event"
 NATIVE_PREFIX = "v2."
 TIMESTAMP_HEADER = "telnyx-timestamp"
@@ -159,16 +163,19 @@ def encode_body(envelope: Envelope) -> bytes:
 # --- signatures -----------------------------------------------------------------------------
 
 
-def sign(body: bytes, secret: str) -> str:
-    """Lowercase hex HMAC-SHA256 of ``body`` keyed with ``secret`` (SPEC section 5)."""
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, algo: str = DEFAULT_HMAC_ALGO) -> str:
+    """Lowercase hex HMAC of ``body`` keyed with ``secret``, SHA-256 unless ``algo``
+    names another of :data:`HMAC_ALGOS` (SPEC section 5)."""
+    return hmac.new(secret.encode("utf-8"), body, HMAC_ALGOS[algo]).hexdigest()
 
 
-def verify_signature(body: bytes, secret: str, signature: str | None) -> bool:
+def verify_signature(
+    body: bytes, secret: str, signature: str | None, algo: str = DEFAULT_HMAC_ALGO
+) -> bool:
     """Whether ``signature`` (the header value) signs ``body``; constant-time compare."""
     if not signature:
         return False
-    return hmac.compare_digest(sign(body, secret), signature.strip().lower())
+    return hmac.compare_digest(sign(body, secret, algo), signature.strip().lower())
 
 
 def sign_ed25519(body: bytes, key: Ed25519PrivateKey, now: float | None = None) -> dict[str, str]:

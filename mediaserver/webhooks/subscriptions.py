@@ -31,6 +31,10 @@ class WebhookSubscription(Protocol):
     def events(self) -> Sequence[str]: ...
     @property
     def secret(self) -> str | None: ...
+    @property
+    def hmac_algo(self) -> str:
+        """The HMAC's hash: MD5, SHA1, SHA256 or SHA512."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class WebhookTarget:
     url: str
     events: tuple[str, ...] = ("*",)
     secret: str | None = None
+    hmac_algo: str = "SHA256"
 
 
 def webhook_sid(*parts: str) -> str:

@@ -331,11 +331,13 @@ async def test_service_built_through_the_api_end_to_end(
             assert body["sid"] == hook_sid and body["try"] == 0
             assert request.headers["x-mediaserver-event"] == body["type"]
         assert bodies[0]["payload"]["callid"] == live["id"]
-        assert bodies[0]["payload"]["scenario"] == "e2e"
+        assert bodies[0]["payload"]["scenario_name"] == "e2e"
         assert bodies[1]["payload"]["callid"] == live["id"]
         # The webhooks carry the record in /api/cdrs's words and times, next to Callr's CDR.
         started = bodies[0]["payload"]
-        assert started["start"] == record["started"]
+        assert started["start"] == record["started"][:19].replace("T", " ")  # the CDR's own
+        assert (started["cli_number"], started["did_intl_number"]) == ("sipp", number)
+        assert started["answer"] is None and started["hangup"] is None
         assert started["record"]["started"] == record["started"]
         assert (started["record"]["status"], started["record"]["number"]) == ("live", number)
         assert bodies[1]["payload"]["record"] == record

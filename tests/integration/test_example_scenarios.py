@@ -350,7 +350,8 @@ def test_api_started_call_record_names_its_scenario_and_run(tmp_path: Path, web:
     assert [c["callid"] for c in by_run["hits"]] == [record["callid"]]
     # The call webhooks name the scenario too, and the ended one carries the record.
     started = web.wait_for(lambda r: b"v2.call.outbound.started" in r.body).json()["payload"]
-    assert started["scenario"] == "reminder"
+    assert started["scenario_name"] == "reminder"  # the seed's CDR.Out, as .ended
+    assert started["number"] == "alice" and started["hangup"] is None
     # The record names its run and scenario from the start, in call.started already.
     assert started["record"]["scenario"] == {"sid": sid, "name": "reminder"}
     assert started["record"]["runid"] == runid
