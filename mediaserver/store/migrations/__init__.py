@@ -30,7 +30,7 @@ from pathlib import Path
 import aiosqlite
 
 from mediaserver.store.errors import SchemaTooNew
-from mediaserver.store.migrations import v001_initial, v002_call_control, v005_webhook_hmac
+from mediaserver.store.migrations import v001_initial, v002_call_control, v003_webhook_hmac
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, v001_initial.NAME, v001_initial.STATEMENTS),
     Migration(2, v002_call_control.NAME, v002_call_control.STATEMENTS),
-    # v005 on this branch, numbered after the migrations merged before it.
-    Migration(3, v005_webhook_hmac.NAME, v005_webhook_hmac.STATEMENTS),
+    Migration(3, v003_webhook_hmac.NAME, v003_webhook_hmac.STATEMENTS),
 )
 
 _HISTORY_TABLE = """
