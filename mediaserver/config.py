@@ -86,6 +86,7 @@ class RtpConfig:
     codecs: tuple[str, ...] = SUPPORTED_CODECS
     jitter_buffer_ms: int = 60
     learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg latches onto
+    srtp: str = "optional"  # off | optional | required: SRTP (SDES) on the calls we answer
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ def load_config(path: str | Path) -> Config:
         )
 
     rtp = RtpConfig()
-    rtp_keys = {"ports", "codecs", "jitter_buffer_ms", "learn_source"}
+    rtp_keys = {"ports", "codecs", "jitter_buffer_ms", "learn_source", "srtp"}
     if (r := c.section(doc, "rtp", rtp_keys, "rtp")) is not None:
         low, high = c.get(
             r, "ports", "rtp.ports", lambda v: parse_port_range(_string(v)), (20000, 29999)
@@ -367,7 +368,8 @@ def load_config(path: str | Path) -> Config:
         codecs = c.get(r, "codecs", "rtp.codecs", _codec_list, rtp.codecs)
         jitter = c.get(r, "jitter_buffer_ms", "rtp.jitter_buffer_ms", _jitter, 60)
         learn = c.get(r, "learn_source", "rtp.learn_source", _learn_mode, rtp.learn_source)
-        rtp = RtpConfig(low, high, codecs, jitter, learn)
+        srtp = c.get(r, "srtp", "rtp.srtp", _srtp_mode, rtp.srtp)
+        rtp = RtpConfig(low, high, codecs, jitter, learn, srtp)
 
     limits = _limits(c, doc)
 
@@ -694,6 +696,16 @@ def _fingerprint(value: Any) -> str:
             f"expected a SHA-256 fingerprint (64 hex digits, colons allowed), got {text!r}"
         )
     return digits
+
+
+SRTP_MODES = ("off", "optional", "required")
+
+
+def _srtp_mode(value: Any) -> str:
+    text = _string(value).lower()
+    if text not in SRTP_MODES:
+        raise ValueError(f"expected one of {', '.join(SRTP_MODES)}, got {value!r}")
+    return text
 
 
 def _keepalive(value: Any) -> float:

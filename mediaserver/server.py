@@ -164,6 +164,7 @@ class Server:
             config.sip.listen[0].host,
             config.sip.public_address,
             config.sip.trusted_networks,
+            config.rtp.srtp,
         )
         services = CallServices(
             recordings_dir=config.storage_path(config.storage.recordings),

@@ -109,6 +109,7 @@ class Call:
         self.to_user = to_user
         self.dialog_headers = dialog_headers  # Contact, Allow, Server on our dialog messages
         self.codecs: tuple[str, ...] = ("PCMU", "PCMA")  # what we accept, preferred first
+        self.srtp = "optional"  # what a re-offer may use (rtp.srtp; sip/offer_answer.py)
         self.early_media_sent = False  # progress@v1 sent our SDP in a 183: media before answer
         self.session_timer: SessionTimer | None = None
         self.peer_allow: list[str] = []  # the methods the peer said it allows

@@ -63,6 +63,7 @@ class CallSetup:
     scenario: str
     dialer: Dialer | None
     session_timer: SessionTimer | None = None
+    srtp: str = "optional"  # rtp.srtp, for the call's re-offers
 
 
 class InboundCall(Call):
@@ -88,6 +89,7 @@ class InboundCall(Call):
         self.dialog = setup.dialog
         self.scenario = setup.scenario
         self.codecs = setup.codecs
+        self.srtp = setup.srtp
         self.session_timer = setup.session_timer
         # A malformed Allow is ignored: it only says which methods the caller takes.
         self.peer_allow = invite.headers.get_list("Allow", lenient=True)

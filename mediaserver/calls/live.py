@@ -30,6 +30,7 @@ class MediaSettings:
     rtp_host: str  # where RTP sockets bind
     public_address: str | None  # written in SDP and Contact; None: work it out per peer
     trusted_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    srtp: str = "optional"  # rtp.srtp: what the calls we answer accept
 
 
 class RtpLegs:

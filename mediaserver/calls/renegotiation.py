@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from mediaserver.log import get_logger
 from mediaserver.media.g711 import CODECS
+from mediaserver.media.srtp import srtp_channel, srtp_keys
 from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
 from mediaserver.sip.sdp import SdpError, SessionDescription
@@ -39,6 +40,7 @@ class RenegotiatedCall(Protocol):
     local_host: str
     user_agent: str
     codecs: tuple[str, ...]  # what we accept, preferred first
+    srtp: str  # rtp.srtp: off, optional or required
     dialog_headers: list[tuple[str, str]]
     local_sdp: SessionDescription | None  # what we last told the peer
 
@@ -89,6 +91,8 @@ class Renegotiation:
                     session_id=call.local_sdp.origin.session_id,
                     session_version=call.local_sdp.origin.session_version,
                     user_agent=call.user_agent,
+                    srtp=call.srtp,
+                    current_keys=srtp_keys(call.leg.srtp),
                 )
             except SdpError as exc:
                 status = 488 if isinstance(exc, NoAcceptableMedia) else 400
@@ -142,6 +146,7 @@ class Renegotiation:
             answer.telephone_event_pt,
             hold=answer.on_hold,
         )
+        call.leg.secure(srtp_channel(answer.srtp))
         if answer.on_hold != was_held:
             log.info("call held" if answer.on_hold else "call resumed", call_id=call.id)
 

@@ -32,6 +32,7 @@ from mediaserver.log import get_logger
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort
+from mediaserver.media.srtp import srtp_channel
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response, new_tag
 from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
@@ -290,6 +291,7 @@ class CallSwitch:
                     session_id=secrets.randbits(31),
                     session_version=1,
                     user_agent=self.user_agent,
+                    srtp=self.media.srtp,
                 )
             except NoAcceptableMedia as exc:
                 warning = f'{exc.warning_code} {local_host} "{exc}"'
@@ -303,6 +305,7 @@ class CallSwitch:
                 answer.payload_type,
                 answer.telephone_event_pt,
             )
+            leg.secure(srtp_channel(answer.srtp))
         if tx in self._cancelled:
             return None
         transport = invite.source.transport
@@ -325,6 +328,7 @@ class CallSwitch:
             ],
             answer_sdp=answer.sdp if answer else None,
             codecs=self.media.codecs,
+            srtp=self.media.srtp,
             user_agent=self.user_agent,
             scenario=invite.admitted.scenario,
             dialer=self.dialer,

@@ -69,6 +69,7 @@ from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
 from mediaserver.media.reports import ReportChannel
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_rtp
 from mediaserver.media.scanner import scanner_for
+from mediaserver.media.srtp import SecureTransport, SrtpChannel
 from mediaserver.media.stats import LegStats
 
 CNAME = "mediaserver"
@@ -189,6 +190,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._dtmf_done: asyncio.Future[None] | None = None
         self._event_ts = 0
         self.fork: MediaFork | None = None  # copies of our RTP (start_fork); None: no cost
+        self.srtp: SrtpChannel | None = None  # SRTP keys (secure); None: plain RTP
+        self._socket: asyncio.DatagramTransport | None = None  # under a SecureTransport
 
     async def open_rtcp(self, host: str, port: int) -> bool:
         """Bind the RTCP socket (RTP port + 1); False when it is taken."""
@@ -198,7 +201,22 @@ class RtpLeg(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check.
-        self.transport = cast(asyncio.DatagramTransport, transport)
+        self.transport = self._socket = cast(asyncio.DatagramTransport, transport)
+
+    def secure(self, channel: SrtpChannel | None) -> None:
+        """Send and receive SRTP with ``channel``'s keys from now on (None: plain
+        RTP again). Everything sent goes through the channel: relayed audio,
+        playback, DTMF, RTCP; what arrives is authenticated and decrypted first,
+        so a packet that is not the peer's is dropped before it can latch."""
+        current = self.srtp
+        if channel is not None and current is not None and current.same_keys(channel):
+            return  # a re-INVITE kept the keys: keep the sessions (and their replay windows)
+        self.srtp = channel
+        if self._socket is not None:
+            self.transport = (
+                self._socket if channel is None else SecureTransport(self._socket, channel)
+            )
+        self.reports.secure(channel)
 
     @property
     def stats(self) -> Counter[str]:
@@ -218,6 +236,12 @@ class RtpLeg(asyncio.DatagramProtocol):
         return counts
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.srtp is not None and not is_stun(data):
+            plain = self.srtp.unprotect(data)
+            if plain is None:
+                self.events["srtp_refused"] += 1
+                return
+            data = plain
         # Fast path, the bulk of a bridge's traffic: a plain audio packet (RTP
         # version 2, no padding, extension or CSRC: first byte 0x80, RFC 3550 5.1)
         # from the latched peer, relayed without decoding. One header unpack, no

@@ -26,6 +26,7 @@ from typing import cast
 
 from mediaserver.media.rtcp import RtcpError, build_compound, parse_compound
 from mediaserver.media.rtp import is_stun
+from mediaserver.media.srtp import SecureTransport, SrtpChannel
 from mediaserver.media.stats import LegStats
 
 REPORT_INTERVAL = 5.0  # RFC 3550 6.2: the minimum interval, the usual one for a call
@@ -48,6 +49,8 @@ class ReportChannel(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self.malformed = 0
         self.stun = 0  # STUN keep-alives on the RTCP port, ignored
+        self._srtp: SrtpChannel | None = None  # SRTCP (RFC 3711 3.4) when the leg is secure
+        self._socket: asyncio.DatagramTransport | None = None
 
     # -- socket -------------------------------------------------------------------
 
@@ -63,9 +66,23 @@ class ReportChannel(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check.
-        self.transport = cast(asyncio.DatagramTransport, transport)
+        self.transport = self._socket = cast(asyncio.DatagramTransport, transport)
+
+    def secure(self, channel: SrtpChannel | None) -> None:
+        """Send and receive SRTCP with the leg's keys (None: plain RTCP)."""
+        self._srtp = channel
+        if self._socket is not None and self.transport is not None:
+            self.transport = (
+                self._socket if channel is None else SecureTransport(self._socket, channel)
+            )
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self._srtp is not None and not is_stun(data):
+            plain = self._srtp.unprotect(data)
+            if plain is None:
+                self.malformed += 1
+                return
+            data = plain
         source = (addr[0], addr[1])
         if source != self._latched:
             if not self._accepts(source):
@@ -121,4 +138,4 @@ class ReportChannel(asyncio.DatagramProtocol):
             self._send(build_compound(self.stats.goodbye_report(time.time(), self.cname, reason)))
         if self.transport is not None:
             self.transport.close()
-            self.transport = None
+            self.transport = self._socket = None

@@ -12,13 +12,21 @@ calls where we make the offer. Both sides yield an :class:`AudioAnswer`: what
 the RTP layer needs (codec, payload types, where to send, our direction).
 When nothing is usable, :class:`NoAcceptableMedia` carries the RFC 3261 20.43
 warning code for the 488 response.
+
+SRTP keys travel as SDES ``a=crypto`` lines (:mod:`mediaserver.sip.sdes`):
+an RTP/SAVP offer needs a usable one; an RTP/AVP offer that carries one
+anyway (a softphone's "SRTP if possible") is answered with ours too, so the
+media is encrypted whenever both ends can. ``srtp`` says what we accept:
+``off`` (plain RTP only), ``optional`` (the default), ``required``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mediaserver.sip.sdes import SUITES, CryptoLine, SrtpKeys, answer_crypto
 from mediaserver.sip.sdp import (
     DIRECTIONS,
     Attribute,
@@ -32,7 +40,9 @@ from mediaserver.sip.sdp import (
 )
 
 SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}  # RFC 3551 6: static payload types
-RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")  # plain RTP only: no SRTP, no DTLS yet
+RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")
+SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by SDES (RFC 4568); DTLS not yet
+SRTP_MODES = ("off", "optional", "required")
 DEFAULT_PTIME = 20
 DEFAULT_TELEPHONE_EVENTS = "0-16"  # RFC 4733 2.4.1: DTMF digits and flash
 
@@ -79,6 +89,7 @@ class AudioAnswer:
     direction: str
     on_hold: bool
     ptime: int
+    srtp: SrtpKeys | None = None  # the SRTP keys agreed; None: plain RTP
 
 
 def _allowed(codecs: Sequence[str]) -> list[str]:
@@ -140,22 +151,64 @@ def _offered_codecs(m: MediaDescription) -> str:
     return ", ".join(dict.fromkeys(names)) or "none"
 
 
+@dataclass(frozen=True)
+class _Chosen:
+    index: int
+    codec: str
+    payload_type: int
+    telephone_event_pt: int | None
+    crypto: tuple[CryptoLine, SrtpKeys] | None
+
+
+def _profiles(srtp: str) -> tuple[str, ...]:
+    return {"off": RTP_PROFILES, "required": SECURE_PROFILES}.get(
+        srtp, RTP_PROFILES + SECURE_PROFILES
+    )
+
+
+def _security(
+    m: MediaDescription, srtp: str, new_key: Callable[[int], bytes], current: SrtpKeys | None
+) -> tuple[tuple[CryptoLine, SrtpKeys] | None, NoAcceptableMedia | None]:
+    """The crypto we answer a stream with, or why the stream cannot be taken."""
+    profile = m.protocol.upper()
+    if profile not in RTP_PROFILES + SECURE_PROFILES:
+        allowed = ", ".join(_profiles(srtp))
+        reason = (
+            "no offered audio stream uses an allowed transport "
+            f"(offered {m.protocol}; allowed {allowed})"
+        )
+        return None, NoAcceptableMedia(reason, 302)
+    if srtp == "off":
+        if profile in SECURE_PROFILES:
+            return None, NoAcceptableMedia(f"{m.protocol} offered, but SRTP is off here", 302)
+        return None, None
+    offered = [a.value or "" for a in m.attributes if a.name == "crypto"]
+    crypto = answer_crypto(offered, new_key, current) if offered else None
+    if crypto is None and (profile in SECURE_PROFILES or srtp == "required"):
+        what = (
+            f"no usable a=crypto (suites: {', '.join(SUITES)}; an inline key, no MKI)"
+            if offered
+            else "no a=crypto"
+        )
+        return None, NoAcceptableMedia(f"{m.protocol} stream with {what}; SRTP is {srtp}", 302)
+    return crypto, None
+
+
 def _choose_stream(
-    offer: SessionDescription, allowed: Sequence[str]
-) -> tuple[int, str, int, int | None]:
-    """The index, codec, payload type and telephone-event PT of the stream we take."""
+    offer: SessionDescription,
+    allowed: Sequence[str],
+    srtp: str = "optional",
+    new_key: Callable[[int], bytes] = secrets.token_bytes,
+    current: SrtpKeys | None = None,
+) -> _Chosen:
+    """The stream we take: its index, codec, payload types and SRTP keys."""
     problems: list[NoAcceptableMedia] = []
     for index, m in enumerate(offer.media):
         if m.media != "audio" or m.port == 0:
             continue
-        if m.protocol.upper() not in RTP_PROFILES:
-            problems.append(
-                NoAcceptableMedia(
-                    f"no offered audio stream uses an allowed transport (offered {m.protocol}; "
-                    f"allowed {', '.join(RTP_PROFILES)})",
-                    302,
-                )
-            )
+        crypto, problem = _security(m, srtp, new_key, current)
+        if problem is not None:
+            problems.append(problem)
             continue
         chosen = _pick_codec(m, allowed)
         if chosen is None:
@@ -167,7 +220,7 @@ def _choose_stream(
                 )
             )
             continue
-        return index, chosen[0], chosen[1], _telephone_event(m)
+        return _Chosen(index, chosen[0], chosen[1], _telephone_event(m), crypto)
     # the most specific reason: a codec mismatch beats a transport mismatch
     for code in (305, 302):
         for problem in problems:
@@ -228,8 +281,10 @@ def _audio_stream(
     te_pt: int | None,
     te_events: str,
     direction: str,
+    crypto: Sequence[CryptoLine] = (),
 ) -> MediaDescription:
-    """An m=audio section with an rtpmap for every format, ptime 20 and a direction."""
+    """An m=audio section with an rtpmap for every format, ptime 20, a direction
+    and the SDES keys when the stream is SRTP."""
     pts = [(pt, f"{name}/8000") for pt, name in codecs]
     if te_pt is not None:
         pts.append((te_pt, "telephone-event/8000"))
@@ -237,6 +292,7 @@ def _audio_stream(
     if te_pt is not None:
         attributes.append(Attribute("fmtp", f"{te_pt} {te_events}"))
     attributes += [Attribute("ptime", str(DEFAULT_PTIME)), Attribute(direction)]
+    attributes += [Attribute("crypto", str(line)) for line in crypto]
     return MediaDescription(
         "audio", port, protocol, [str(pt) for pt, _ in pts], attributes=attributes
     )
@@ -256,17 +312,38 @@ def negotiate_answer(
     session_id: int,
     session_version: int,
     user_agent: str = "mediaserver",
+    srtp: str = "optional",
+    new_key: Callable[[int], bytes] = secrets.token_bytes,
+    current_keys: SrtpKeys | None = None,
 ) -> AudioAnswer:
-    """Answer a remote offer (RFC 3264 6), or raise NoAcceptableMedia for a 488."""
+    """Answer a remote offer (RFC 3264 6), or raise NoAcceptableMedia for a 488.
+    ``current_keys``: the SRTP keys in use, kept when a re-offer repeats its own."""
     _check_port(local_port)
-    index, codec, pt, te_pt = _choose_stream(offer, _allowed(codecs))
+    if srtp not in SRTP_MODES:
+        raise ValueError(f"srtp {srtp!r} is not one of {', '.join(SRTP_MODES)}")
+    chosen = _choose_stream(offer, _allowed(codecs), srtp, new_key, current_keys)
+    index, codec, pt, te_pt = (
+        chosen.index,
+        chosen.codec,
+        chosen.payload_type,
+        chosen.telephone_event_pt,
+    )
+    crypto = chosen.crypto
     offered = offer.media[index]
     remote_address, remote_rtcp = _remote(offer, offered)
     holds = remote_address in _HOLD_ADDRESSES
     direction = _our_direction(offered.direction, holds)
     te_events = (offered.fmtp(te_pt) if te_pt is not None else None) or DEFAULT_TELEPHONE_EVENTS
     streams = [
-        _audio_stream(local_port, m.protocol, [(pt, codec)], te_pt, te_events, direction)
+        _audio_stream(
+            local_port,
+            m.protocol,
+            [(pt, codec)],
+            te_pt,
+            te_events,
+            direction,
+            [crypto[0]] if crypto else (),
+        )
         if i == index
         # RFC 3264 6: a rejected stream keeps its m= line, with port 0 and the offered formats
         else MediaDescription(m.media, 0, m.protocol, list(m.formats))
@@ -292,6 +369,7 @@ def negotiate_answer(
         direction=direction,
         on_hold=holds or offered.direction in ("sendonly", "inactive"),
         ptime=offered.ptime or DEFAULT_PTIME,
+        srtp=crypto[1] if crypto else None,
     )
 
 

@@ -213,3 +213,62 @@ def test_a_tls_trunk_with_another_certificate_is_not_called(tmp_path: Path, chec
     assert failures, "the server did not report the refused certificate"
     expected = "fingerprint mismatch" if check == "tls_fingerprint" else "CERTIFICATE_VERIFY_FAILED"
     assert expected in failures[0]["error"]
+
+
+@pytest.mark.parametrize("mode", ["srtp-mand", "srtp"])
+def test_srtp_call_over_tls_hears_its_echo(tmp_path: Path, mode: str) -> None:
+    """SDES (RFC 4568) keys over TLS, media in SRTP both ways: baresip's tone
+    comes back through the server's SRTP, whether baresip required SRTP
+    (RTP/SAVP) or only offered keys on RTP/AVP."""
+    server = start_server(tmp_path / "server", listen=TLS_LISTEN)
+    tone = tmp_path / "tone.wav"
+    audio.make_tone_wav(tone, 700, 4.0, lead_s=0.5, amplitude=0.4)
+    try:
+        with tls_phone(server, input_wav=tone, max_call_s=20, media_encryption=mode) as phone:
+            phone.dial(server.uri("echo", "tls"))
+            phone.wait_established(timeout=10)
+            time.sleep(4)
+            heard, rate = phone.recorded_audio()
+            phone.hangup()
+            phone.wait_closed(timeout=10)
+            log = phone.log()
+    finally:
+        assert server.stop() == 0
+    assert audio.tone_present(heard, rate, 700, 2.0), "the caller's 700 Hz did not come back"
+    # baresip authenticates and decrypts what it hears with the key of our a=crypto:
+    # the tone coming back means the server's packets were SRTP with that key, and
+    # that the server decrypted baresip's (the echo sends what it received).
+    assert "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)" in log
+    ended = server.log_records("call ended")
+    assert ended and ended[0]["media"]["packets_in"] > 100
+
+
+def test_an_srtp_caller_bridged_to_a_plain_rtp_callee(tmp_path: Path) -> None:
+    """The relay decrypts what the SRTP leg sends before relaying it in clear to
+    the plain leg, and encrypts the other way."""
+    tone_a, tone_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    audio.make_tone_wav(tone_a, 700, 8.0, amplitude=0.4)
+    audio.make_tone_wav(tone_b, 1100, 8.0, amplitude=0.4)
+    with Baresip(input_wav=tone_b, auto_answer=True, max_call_s=30) as plain:
+        scenarios = tmp_path / "scenarios"
+        scenarios.mkdir()
+        (scenarios / "bridge.yaml").write_text(DIAL.format(target=plain.sip_uri))
+        server = start_server(
+            tmp_path / "server", listen=TLS_LISTEN, scenarios=scenarios, routes={"bridge": "bridge"}
+        )
+        try:
+            with tls_phone(
+                server, input_wav=tone_a, max_call_s=30, media_encryption="srtp-mand"
+            ) as secure:
+                secure.dial(server.uri("bridge", "tls"))
+                secure.wait_established(timeout=15)
+                plain.wait_established(timeout=10)
+                time.sleep(3)
+                heard_secure, rate_secure = secure.recorded_audio()
+                heard_plain, rate_plain = plain.recorded_audio()
+                secure.hangup()
+                plain.wait_closed(timeout=10)
+        finally:
+            assert server.stop() == 0
+    assert audio.tone_present(heard_secure, rate_secure, 1100, 1.5), "the SRTP side did not hear"
+    assert audio.tone_present(heard_plain, rate_plain, 700, 1.5), "the plain side did not hear"

@@ -84,6 +84,9 @@ class Baresip(PeerProcess):
         auto_answer: answer incoming calls at once (``answermode=auto``);
             otherwise incoming calls ring until :meth:`accept`.
         codecs: audio codecs offered/accepted, in order (``PCMU``, ``PCMA``).
+        media_encryption: the account's ``mediaenc``: ``srtp`` (SDES when the
+            other end takes it), ``srtp-mand`` (RTP/SAVP, SDES or no call),
+            ``dtls_srtp``.
         registrar: ``host:port`` to REGISTER with (the account's domain);
             None: a local account that does not register.
         password / auth_user: digest credentials for the registrar/proxy.
@@ -116,6 +119,7 @@ class Baresip(PeerProcess):
         extra_config: Mapping[str, str] | None = None,
         start_timeout: float = 5.0,
         lifetime_s: int = 900,
+        media_encryption: Literal["srtp", "srtp-mand", "dtls_srtp"] | None = None,
     ) -> None:
         self.user = user
         self.input_wav = Path(input_wav) if input_wav is not None else None
@@ -131,6 +135,7 @@ class Baresip(PeerProcess):
         self.extra_config = dict(extra_config or {})
         self.start_timeout = start_timeout
         self.lifetime_s = lifetime_s
+        self.media_encryption = media_encryption
 
         self._given_workdir = Path(workdir) if workdir is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -224,6 +229,8 @@ class Baresip(PeerProcess):
             ("module", "sndfile.so"),
             ("module", "aufile.so"),
             ("module", "aubridge.so"),
+            *([("module", "srtp.so")] if self.media_encryption in ("srtp", "srtp-mand") else []),
+            *([("module", "dtls_srtp.so")] if self.media_encryption == "dtls_srtp" else []),
             ("module_tmp", "account.so"),
             ("module_app", "menu.so"),
             ("module_app", "ctrl_tcp.so"),
@@ -239,6 +246,8 @@ class Baresip(PeerProcess):
             f"audio_codecs={','.join(self.codecs)}",
             "ptime=20",
         ]
+        if self.media_encryption is not None:
+            params.append(f"mediaenc={self.media_encryption}")
         if self.registrar:
             params.append(f"regint={self.regint}")
         else:

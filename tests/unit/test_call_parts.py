@@ -229,6 +229,10 @@ class RecordingLeg:
         self.codec = CODECS["PCMA"]
         self.local_port = 40000
         self.remotes: list[tuple[tuple[str, int], str, bool]] = []
+        self.srtp: Any = None
+
+    def secure(self, channel: Any) -> None:
+        self.srtp = channel
 
     def update_remote(
         self, address: tuple[str, int], codec: Any, pt: int, te: int | None, *, hold: bool
@@ -250,6 +254,7 @@ class RenegotiatingCall:
         self.local_host = "127.0.0.1"
         self.user_agent = "mediaserver-test"
         self.codecs = ("PCMU", "PCMA")
+        self.srtp = "optional"
         self.dialog_headers = [("Contact", "<sip:ms@127.0.0.1>")]
         self.local_sdp: SessionDescription | None = make_offer(
             codecs=("PCMA",), local_address="127.0.0.1", local_port=40000,
@@ -301,6 +306,22 @@ def test_hold_and_resume_follow_the_offer() -> None:
     assert parts.on_hold and call.leg.remotes[-1][2] is True
     parts.on_reinvite(TX, reinvite(sdp_offer(port=5004, codecs="8"), cseq=3))
     assert not parts.on_hold and call.leg.remotes[-1][2] is False
+
+
+def test_a_reoffer_keeps_the_srtp_keys_it_repeats_and_takes_new_ones() -> None:
+    call = RenegotiatingCall()
+    parts = Renegotiation(cast(RenegotiatedCall, call))
+    theirs = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + "QUJD" * 10 + "\r\n"
+    parts.on_reinvite(TX, reinvite(sdp_offer(port=5004, codecs="8") + theirs))
+    first = call.leg.srtp
+    assert first is not None and first.remote == b"ABC" * 10
+    parts.on_reinvite(TX, reinvite(sdp_offer(port=5004, codecs="8") + theirs, cseq=3))
+    assert call.leg.srtp.local == first.local  # RFC 4568 7.1.4: unchanged keys stay
+    other = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + "WFla" * 10 + "\r\n"
+    parts.on_reinvite(TX, reinvite(sdp_offer(port=5004, codecs="8") + other, cseq=4))
+    assert call.leg.srtp.remote == b"XYZ" * 10 and call.leg.srtp.local != first.local
+    parts.on_reinvite(TX, reinvite(sdp_offer(port=5004, codecs="8"), cseq=5))
+    assert call.leg.srtp is None  # optional: a plain re-offer goes back to RTP
 
 
 def test_an_unusable_offer_leaves_the_call_as_it_was() -> None:

@@ -227,7 +227,8 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         ),
         (
             "rtp:\n  colour: red\n",
-            "F:2:3: unknown key rtp.colour (known: codecs, jitter_buffer_ms, learn_source, ports)",
+            "F:2:3: unknown key rtp.colour "
+            "(known: codecs, jitter_buffer_ms, learn_source, ports, srtp)",
         ),
         (
             "http:\n  colour: red\n",

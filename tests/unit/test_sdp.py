@@ -776,12 +776,19 @@ def test_no_media_at_all_is_a_304() -> None:
     assert err.value.warning_code == 304
 
 
-def test_only_srtp_is_a_302() -> None:
+def test_srtp_without_keys_is_a_302() -> None:
     with pytest.raises(NoAcceptableMedia) as err:
         answer(offer_with("m=audio 5000 RTP/SAVP 0"))
     assert err.value.warning_code == 302
     assert err.value.warning_text == "Incompatible transport protocol"
-    assert "offered RTP/SAVP" in err.value.reason
+    assert "RTP/SAVP stream with no a=crypto" in err.value.reason
+
+
+def test_an_unknown_transport_is_a_302() -> None:
+    with pytest.raises(NoAcceptableMedia) as err:
+        answer(offer_with("m=audio 5000 UDP/TLS/RTP/SAVP 0"))
+    assert err.value.warning_code == 302
+    assert "offered UDP/TLS/RTP/SAVP" in err.value.reason
 
 
 def test_codec_mismatch_is_reported_before_transport_mismatch() -> None:
