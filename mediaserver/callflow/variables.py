@@ -24,6 +24,8 @@ CALL_TIME = "$callTime"
 SESSION_DATA = "$sessionData"
 WEBHOOK_DATA = "$webhookData"
 PARENT_CALL_ID = "$parentCallID"
+NUM_CONFERENCE_PARTICIPANTS = "$numConferenceParticipants"
+"""Set by CONFERENCE (a string, as the seed types it); undefined before the first."""
 RESULT = "$callflowResult"
 """Where the loop keeps the result of the native action it just ran (a conference's
 outcome, a detection's verdict); not part of the dialect."""
@@ -41,7 +43,7 @@ NATIVE_CONSTANTS = frozenset(
         "$now",
         CALL_TIME,
         "$startTime",
-        "$numConferenceParticipants",
+        NUM_CONFERENCE_PARTICIPANTS,
         "$callId",
         PARENT_CALL_ID,
         "$appId",
@@ -60,8 +62,8 @@ def constants(
 ) -> dict[str, Any]:
     """The native constants that do not change during the call.
 
-    ``$numConferenceParticipants`` is not defined (the server does not tell
-    a call how many are in its room); ``$lastQueuePollConnectCall`` is null
+    ``$numConferenceParticipants`` is set by CONFERENCE (the seed: "Do not use
+    before a conference has been accessed"); ``$lastQueuePollConnectCall`` is null
     (``queue@v1`` does not say whom it bridged).
     """
     values: dict[str, Any] = {

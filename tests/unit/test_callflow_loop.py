@@ -416,12 +416,62 @@ async def test_conference_events_when_full() -> None:
         },
     }
     _, call, _, _ = await run_flow([conference, HANGUP], call=call)
-    assert "conference:room-call0001" in [e for _, e in call.events]
-    assert call.heard() == [
-        "say:You are now joining the conference.",
-        "say:I'm sorry. The conference is full.",
-        "say:error",
-    ]
+    # The room is seen full before joining: on_enter does not run, nor the join.
+    assert not [e for _, e in call.events if e.startswith("conference:")]
+    assert call.heard() == ["say:I'm sorry. The conference is full.", "say:error"]
+
+
+async def test_conference_enter_events_in_the_seed_s_order_with_the_participant_count() -> None:
+    hook = {
+        "type": "WEBHOOK",
+        "params": {"event_name": "n", "webhook_data": "({n: $numConferenceParticipants})"},
+    }
+    events = {name: [say(name)] for name in ("on_enter_started", "on_enter_waiting",
+                                             "on_enter_alone", "on_enter_error_ended")}  # fmt: skip
+    events["on_enter"] = [say("on_enter"), hook]
+    conference = {"type": "CONFERENCE", "params": {"name": "c", "exit_on_key": "#"},
+                  "events": events}  # fmt: skip
+    _, call, app, _ = await run_flow([conference, HANGUP], keys="#", keys_at=30)
+    assert call.heard()[:3] == ["say:on_enter_started", "say:on_enter_alone", "say:on_enter"]
+    (body,) = app.bodies("live_call")
+    assert body["webhook_data"] == {"n": "1"}  # a string, the caller counted
+
+    busy = FakeCall(FakePrompts(), hangup_at=60)
+    busy.conference_size = 2
+    waiting = {"type": "CONFERENCE", "events": events,
+               "params": {"name": "c", "hold_on_join": True, "start_on_join": False}}  # fmt: skip
+    _, busy, app, _ = await run_flow([waiting, HANGUP], call=busy)
+    assert busy.heard()[:2] == ["say:on_enter_waiting", "say:on_enter"]
+    assert app.bodies("live_call")[0]["webhook_data"] == {"n": "3"}
+
+
+async def test_a_full_queue_runs_on_enter_error_max_calls_not_on_enter() -> None:
+    call = FakeCall(FakePrompts())
+    call.queue_length = 10
+    queue = {
+        "type": "QUEUE",
+        "params": {"name": "low-priority", "event": "offer", "max_calls": 10},
+        "events": {
+            "on_enter": [say("You are now entering the queue.")],
+            "on_enter_error_max_calls": [say("I'm sorry. The queue is full.")],
+            "on_enter_error": [say("error")],
+        },
+    }
+    _, call, _, _ = await run_flow([queue, HANGUP], call=call)
+    assert call.heard() == ["say:I'm sorry. The queue is full.", "say:error"]
+    assert not [e for _, e in call.events if e.startswith("enqueue:")]
+
+
+async def test_an_async_offer_goes_on_and_poll_and_remove_run() -> None:
+    call = FakeCall(FakePrompts())
+    offer = {"type": "QUEUE", "params": {"name": "q", "async": True},
+             "events": {"on_enter": [say("queued")]}}  # fmt: skip
+    poll = {"type": "QUEUE", "params": {"name": "q", "event": "poll"},
+            "events": {"on_enter_error": [say("nobody")]}}  # fmt: skip
+    remove = {"type": "QUEUE", "params": {"name": "q", "event": "remove"}}
+    _, call, _, _ = await run_flow([offer, say("meanwhile"), remove, poll, HANGUP], call=call)
+    assert call.heard() == ["say:queued", "say:meanwhile", "say:nobody"]
+    assert [e for _, e in call.events if ":q" in e] == ["offer:q", "leave:q", "release-next:q"]
 
 
 async def test_conference_exit_key_then_the_flow_goes_on() -> None:
