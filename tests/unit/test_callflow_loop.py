@@ -142,6 +142,15 @@ async def test_template_mapping_fills_the_answer_from_the_request_it_answers() -
     ]
 
 
+async def test_is_template_false_leaves_the_answer_as_written() -> None:
+    # seeds/003, "is_template": "If true, Template Mapping. will be found and replaced".
+    flow = f"- action: callflow@v1\n  params: {{url: '{URL}', is_template: false}}"
+    answer = [say("Hello, {{session_data.firstName|guest}}."), HANGUP]
+    _, call, app, _ = await run_flow(answer, actions=flow)
+    assert call.heard() == ["say:Hello, {{session_data.firstName|guest}}."]
+    assert app.bodies("init_call")[0]["session_data"] == {}
+
+
 async def test_headers_and_method_of_the_action_are_used() -> None:
     actions = (
         "- action: callflow@v1\n"
