@@ -64,13 +64,14 @@ class DialOptions:
     max_duration: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     record: bool = False  # record the bridged call: caller left, callee right
+    wait: bool = True  # False: dial in the background (stop_dial ends it); result "started"
 
 
 @dataclass(frozen=True)
 class DialResult:
     """What ``$dial`` holds after dial@v1."""
 
-    status: str  # answered, busy, no-answer, failed, canceled
+    status: str  # answered, busy, no-answer, failed, canceled; started (wait: false)
     duration: float  # seconds the bridge lasted
     target: str | None  # who answered, or the last target tried
     sip_status: int | None = None
@@ -243,6 +244,11 @@ class CallApi(Protocol):
         """Ring ``targets`` at once and bridge the call to the first that answers;
         return when the bridge ends (or nobody answered). Raises DialError when
         dialling is not allowed for this call."""
+        ...
+
+    async def stop_dial(self) -> bool:
+        """Hang up the call(s) of a dial started with ``wait: false`` (ringing or
+        bridged); False when none is under way."""
         ...
 
     # -- decoded media: keys out, recordings, conferences, background audio --------

@@ -109,6 +109,8 @@ class Transfer(Action):
     TYPE: ClassVar[str] = "TRANSFER"
     number: str = ""
     caller_id: str | None = None
+    event: str = "start"  # start, or stop: hang up an async TRANSFER's call
+    is_async: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,8 +32,8 @@ LANGUAGES = {
 """SAY ``language`` names (seed) -> language tags; a tag such as ``fr-CA`` is taken too."""
 _LANGUAGE_TAG = r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*"
 _MAX_REPEAT = 100
-_MAX_MS = 600_000
-"""COLLECT's longest timeout: gather@v1's 600 seconds."""
+_MAX_MS = 3_600_000
+"""COLLECT's longest timeout: gather@v1's hour (the seed's async TRANSFER waits an hour)."""
 _MAX_QUEUE = 1_000_000
 """The largest QUEUE ``max_calls`` taken (the seed's default is "infinity")."""
 
@@ -169,13 +169,20 @@ def _conference(a: ActionReader) -> m.Conference:
 
 def _transfer(a: ActionReader) -> m.Transfer:
     p = a.params
-    p.string("event", choices=("start",))  # "stop" needs an async TRANSFER
-    p.unsupported("async", "a TRANSFER blocks until the transferred call ends", harmless=(False,))
+    event = p.string("event", default="start", choices=("start", "stop")) or "start"
+    is_async = p.boolean("async", False)
+    # Seed: "The stop event will disconnect the transfer": it needs no number.
+    number = p.string("no", required=event == "start", template=True)
+    caller_id = p.string("caller_id_no", template=True)
+    if event == "stop" and is_async:
+        p.add("async", "a TRANSFER stop does not wait for anything: leave async out")
     action = m.Transfer(
         a.path,
         a.name,
-        number=p.string("no", required=True, template=True) or "",
-        caller_id=p.string("caller_id_no", template=True),
+        number=number or "",
+        caller_id=caller_id,
+        event=event,
+        is_async=is_async,
     )
     a.finish()
     return action

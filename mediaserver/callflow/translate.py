@@ -146,8 +146,7 @@ def entries(action: m.Action, base: str) -> dict[str, list[Entry]] | None:
     if isinstance(action, m.Conference):
         return {RUN: [_conference(action, base)]}
     if isinstance(action, m.Transfer):
-        return {RUN: [_entry("dial@v1", {"targets": [sip_target(action.number)],
-                                         "caller_id": action.caller_id})]}  # fmt: skip
+        return {RUN: [_transfer(action)]}
     if isinstance(action, m.Queue):
         return {RUN: [_queue(action)]}
     if isinstance(action, m.Record):
@@ -236,6 +235,18 @@ def _queue(action: m.Queue) -> Entry:
         params["max_calls"] = action.max_calls
         params["wait"] = not action.is_async
     return _entry("queue@v1", params, RESULT)
+
+
+def _transfer(action: m.Transfer) -> Entry:
+    """Seed, TRANSFER: ``start`` bridges the caller to ``no`` (dial@v1), ``async``
+    without waiting and without ringback (the flow's own audio plays meanwhile);
+    ``stop`` hangs up the call of an async TRANSFER (stop@v1 ``dial``)."""
+    if action.event == "stop":
+        return _entry("stop@v1", {"dial": True})
+    params: dict[str, Any] = {"targets": [sip_target(action.number)], "caller_id": action.caller_id}
+    if action.is_async:
+        params.update(wait=False, ringback="none")
+    return _entry("dial@v1", params)
 
 
 def _record_message(action: m.RecordMessage) -> dict[str, list[Entry]] | None:

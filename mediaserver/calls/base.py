@@ -274,6 +274,9 @@ class Call:
         """Call ``targets`` and bridge the first to answer (see bridge.py)."""
         raise CallEnded("this call cannot dial")
 
+    async def stop_dial(self) -> bool:
+        return False  # only an inbound call dials (InboundCall)
+
     # -- CallApi: media and digits ---------------------------------------------
 
     async def play(self, audio: Pcm, stop_keys: str = "") -> str | None:

@@ -483,6 +483,23 @@ async def test_an_async_offer_goes_on_and_poll_and_remove_run() -> None:
     assert [e for _, e in call.events if ":q" in e] == ["offer:q", "leave:q", "release-next:q"]
 
 
+async def test_the_seed_s_async_transfer_goes_on_and_stop_hangs_up() -> None:
+    # seeds/003, TRANSFER, "Example Response // Async Transfer", as written.
+    answer = [
+        {"type": "TRANSFER", "params": {"no": "+17145551212", "async": True}},
+        {
+            "type": "COLLECT",
+            "params": {"num_digits": 1, "timeout": 3600000},
+            "actions": [{"type": "SAY", "params": {"text": "Press any key to end the call."}}],
+        },
+        {"type": "TRANSFER", "params": {"event": "stop"}},
+    ]
+    _, call, _, _ = await run_flow(answer, [HANGUP], keys="5", keys_at=3)
+    events = [e for _, e in call.events]
+    assert events.index("dial:+17145551212") < events.index("stop-dial")
+    assert not call.dialling
+
+
 async def test_conference_exit_key_then_the_flow_goes_on() -> None:
     conference = {"type": "CONFERENCE", "params": {"name": "c1", "exit_on_key": "pound"}}
     _, call, _, _ = await run_flow([conference, say("You left"), HANGUP], keys="#", keys_at=5)

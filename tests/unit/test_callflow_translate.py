@@ -245,6 +245,15 @@ def test_transfer_becomes_a_dial_bridge() -> None:
     assert params(item)["caller_id"] == "+1"
 
 
+def test_async_transfer_dials_without_waiting_and_stop_hangs_it_up() -> None:
+    started = only({"type": "TRANSFER", "params": {"no": "+17145551212", "async": True}})
+    assert started.key == "dial@v1"
+    assert (params(started)["wait"], params(started)["ringback"]) == (False, "none")
+    assert params(only({"type": "TRANSFER", "params": {"no": "+1"}}))["wait"] is True
+    stop = only({"type": "TRANSFER", "params": {"event": "stop"}})
+    assert (stop.key, params(stop)) == ("stop@v1", {"dial": True})
+
+
 def test_queue_offer_and_poll_connect() -> None:
     offer = only({"type": "QUEUE", "params": {"name": "sales"}})
     assert (offer.key, params(offer)["command"], params(offer)["name"]) == (

@@ -140,6 +140,7 @@ class FakeCall:
         self.queue_outcome = "bridged"  # enqueue's, or bridge_next's
         self.queue_wait = 0.0  # virtual seconds spent in a queue
         self.queue_length = 0  # callers already waiting in every queue the fake offers to
+        self.dialling = False  # a dial with wait: false under way
         self.forking: ForkTargets | None = None  # fork@v1's destinations while it runs
         self._info = info or {
             "id": "call0001",
@@ -191,8 +192,16 @@ class FakeCall:
         """Nobody answers: every target rings until the timeout."""
         await self._alive()
         self.events.append((self.now, f"dial:{','.join(targets)}"))
+        if not options.wait:
+            self.dialling = True
+            return DialResult("started", 0.0, targets[0])
         self.now += options.timeout
         return DialResult("no-answer", 0.0, targets[-1])
+
+    async def stop_dial(self) -> bool:
+        self.events.append((self.now, "stop-dial"))
+        stopped, self.dialling = self.dialling, False
+        return stopped
 
     async def answer(self) -> None:
         await self._alive()
