@@ -8,6 +8,9 @@ what they hear (and the keys they receive) is checked.
   ``hold_on_exit`` putting those left on hold (they stop hearing each other).
 * QUEUE: ``max_calls`` full running ``on_enter_error_max_calls``, and
   ``poll`` releasing the waiting caller, whose flow goes on.
+* TRANSFER: the seed's "Async Transfer" example: the caller is bridged to
+  the target while its COLLECT waits; the key ends the COLLECT and
+  ``event: stop`` hangs the target up; the flow goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import ServerProcess, start_server
-from tests.integration.test_callflow_calls import FlowApp, fields
+from tests.integration.test_callflow_calls import FlowApp, by_type, fields
 from tests.integration.webpeer import Request
 from tests.support import audio
 from tests.support.baresip import Baresip
@@ -42,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, app: FlowApp) -> Iterator[S
     routes = {
         "voxroom": f'"callflow:{app.url("/room")}"',
         "voxqueue": f'"callflow:{app.url("/queue")}"',
+        "voxtransfer": f'"callflow:{app.url("/transfer")}"',
     }
     proc = start_server(tmp_path_factory.mktemp("rooms"), routes=routes)
     yield proc
@@ -231,3 +235,52 @@ def test_a_full_queue_refuses_the_second_caller_and_a_poll_releases_the_first(
         assert hooks(app, "/queue", "nobody") == []
         dave.hangup()
         dave.wait_closed(timeout=10)
+
+
+# -- TRANSFER -----------------------------------------------------------------------------------
+
+
+def async_transfer(target: str) -> list[dict[str, Any]]:
+    """seeds/003, TRANSFER, "Example Response // Async Transfer", to ``target``."""
+    return [
+        {"type": "TRANSFER", "params": {"no": target, "async": True}},
+        {
+            "type": "COLLECT",
+            "params": {"num_digits": 1, "timeout": 3600000},
+            "actions": [{"type": "SAY", "params": {"text": "Press any key to end the call."}}],
+        },
+        {"type": "TRANSFER", "params": {"event": "stop"}},
+    ]
+
+
+def test_the_seed_s_async_transfer_bridges_while_the_flow_collects_then_stops(
+    server: ServerProcess, app: FlowApp, tmp_path: Path
+) -> None:
+    wav = audio.make_tone_wav(tmp_path / "bob.wav", TONES["bob"], 90.0, amplitude=0.3)
+    bob = Baresip(user="bob", input_wav=wav, auto_answer=True, max_call_s=60,
+                  workdir=tmp_path / "bob")  # fmt: skip
+    after = [{"type": "SAY", "params": {"text": "The transfer has ended. Good bye."}},
+             {"type": "HANGUP"}]  # fmt: skip
+    with bob, phone(tmp_path, "alice") as alice:
+        app.responders["/transfer"] = by_type(init_call=async_transfer(bob.sip_uri),
+                                              live_call=after)  # fmt: skip
+        alice.dial(server.uri("voxtransfer"))
+        alice.wait_established(timeout=10)
+        bob.wait_established(timeout=15)
+        time.sleep(2.5)
+        # Bridged while the flow's COLLECT waits: each hears the other.
+        bridged = hears(alice, "bob")
+        assert bridged > 1e-3 and hears(bob, "alice") > 1e-3
+        assert [b["type"] for _, b in app.calls("/transfer")] == ["init_call"]
+
+        alice.send_dtmf("5")  # ends the COLLECT; TRANSFER stop hangs bob up
+        assert bob.wait_closed(timeout=15) == "Connection reset by peer"
+        live = app.wait_for("/transfer", "live_call")
+        assert live["key_presses"][0]["digits"] == "5"
+        assert alice.wait_closed(timeout=20) == "Connection reset by peer"
+        heard, rate = alice.recorded_audio()
+    assert server.log_records("dial stopped")
+    # "The transfer has ended. Good bye." after the bridge, without bob.
+    assert audio.speech_seconds(heard[-4 * rate :], rate) > 1.0
+    bob_after = audio.goertzel_power(heard[-1 * rate :], rate, TONES["bob"])
+    assert bob_after < 0.01 * bridged, (bob_after, bridged)
