@@ -235,9 +235,12 @@ class CallApi(Protocol):
         """Take this call out of ``queue``'s line: ``removed``, or ``absent``."""
         ...
 
-    async def bridge_next(self, queue: str) -> str:
+    async def bridge_next(
+        self, queue: str, on_taken: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
         """Take the caller who has waited longest in ``queue`` and join them to this
-        call: ``bridged`` when that bridge ends, ``empty`` when nobody waits."""
+        call: ``bridged`` when that bridge ends, ``empty`` when nobody waits.
+        ``on_taken`` gets that caller's ``info`` as soon as it is taken."""
         ...
 
     async def dial(self, targets: list[str], options: DialOptions) -> DialResult:

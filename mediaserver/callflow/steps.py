@@ -33,6 +33,7 @@ from mediaserver.callflow.translate import (
 from mediaserver.callflow.variables import (
     COLLECT_ATTEMPT,
     KEY_PRESSES,
+    LAST_QUEUE_POLL_CONNECT_CALL,
     NUM_CONFERENCE_PARTICIPANTS,
     PARENT_CALL_ID,
     SESSION_DATA,
@@ -173,12 +174,28 @@ async def run_queue(flow: CallFlow, action: m.Queue) -> None:
     ok, outcome = await flow.guarded(action, variants.get(RUN, ()), "on_enter_error")
     if not ok:
         return
+    if action.event == "poll_connect":
+        _remember_poll_connect(flow)
     if outcome == "full":
         await _queue_full(flow, action)
     elif outcome == "queued":
         await flow.run_list(action.events.get("on_enter"))
     elif outcome == "empty":
         await flow.run_list(action.events.get("on_enter_error"))
+
+
+def _remember_poll_connect(flow: CallFlow) -> None:
+    """Seed: ``$lastQueuePollConnectCall`` and ``last_queue_poll_connect_call``, "the
+    last call bridged with a QUEUE poll_connect", with its ``id`` and ``no`` (its far
+    end, as ``caller_no`` would be in its own requests)."""
+    queue = flow.context.sandbox.get("$queue")
+    caller = queue.get("caller") if isinstance(queue, dict) else None
+    if not isinstance(caller, dict):
+        return
+    outbound = caller.get("direction") == "outbound"
+    bridged = {"id": caller.get("id"), "no": caller.get("to" if outbound else "from")}
+    flow.state.last_queue_poll_connect_call = bridged
+    flow.context.sandbox.assign(LAST_QUEUE_POLL_CONNECT_CALL, bridged)
 
 
 async def _queue_full(flow: CallFlow, action: m.Queue) -> None:

@@ -24,6 +24,8 @@ CALL_TIME = "$callTime"
 SESSION_DATA = "$sessionData"
 WEBHOOK_DATA = "$webhookData"
 PARENT_CALL_ID = "$parentCallID"
+LAST_QUEUE_POLL_CONNECT_CALL = "$lastQueuePollConnectCall"
+"""Set by a QUEUE poll_connect that bridged a call: ``{id, no}``; null before."""
 NUM_CONFERENCE_PARTICIPANTS = "$numConferenceParticipants"
 """Set by CONFERENCE (a string, as the seed types it); undefined before the first."""
 RESULT = "$callflowResult"
@@ -37,7 +39,7 @@ assert len(_GEO) == len(GEO_FIELDS)
 NATIVE_CONSTANTS = frozenset(
     {
         "$config",
-        "$lastQueuePollConnectCall",
+        LAST_QUEUE_POLL_CONNECT_CALL,
         "$direction",
         KEY_PRESSES,
         "$now",
@@ -64,11 +66,11 @@ def constants(
 
     ``$numConferenceParticipants`` is set by CONFERENCE (the seed: "Do not use
     before a conference has been accessed"); ``$lastQueuePollConnectCall`` is null
-    (``queue@v1`` does not say whom it bridged).
+    until a QUEUE poll_connect bridges a call.
     """
     values: dict[str, Any] = {
         "$config": config,
-        "$lastQueuePollConnectCall": None,
+        LAST_QUEUE_POLL_CONNECT_CALL: None,
         "$direction": facts.direction.upper(),
         "$startTime": facts.started_ms,
         "$callId": facts.call_id,

@@ -347,8 +347,14 @@ class Call:
             max_calls=max_calls,
         )
 
-    async def bridge_next(self, queue: str) -> str:
-        return await bridge_next(self, self._queues, queue)
+    async def bridge_next(
+        self, queue: str, on_taken: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
+        def taken(caller: Call) -> None:
+            if on_taken is not None:
+                on_taken(caller.info)
+
+        return await bridge_next(self, self._queues, queue, taken)
 
     def release_next(self, queue: str) -> str:
         return release_next(self._queues, queue)

@@ -248,9 +248,12 @@ def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-async def bridge_next(agent: Call, queues: CallQueues, name: str) -> str:
+async def bridge_next(
+    agent: Call, queues: CallQueues, name: str, on_taken: Callable[[Call], None] | None = None
+) -> str:
     """Join ``agent`` to the caller who has waited longest in the queue ``name``:
-    ``bridged`` when that bridge ends, ``empty`` when nobody waits."""
+    ``bridged`` when that bridge ends, ``empty`` when nobody waits. ``on_taken``
+    is told which caller it took, as soon as it does."""
     if not agent.answered:
         await agent.answer()
     agent.check()
@@ -260,6 +263,8 @@ async def bridge_next(agent: Call, queues: CallQueues, name: str) -> str:
         return "empty"
     caller = waiter.call
     log.info("queue call taken", queue=name, caller=caller.id, agent=agent.id)
+    if on_taken is not None:
+        on_taken(caller)
     if queue is not None and not waiter.waits:  # an offer: no enqueue tells or tidies up
         _publish(caller, "call.left.queue", queue=name, reason="bridged")
         queues.drop_if_empty(queue)

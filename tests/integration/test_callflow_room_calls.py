@@ -8,6 +8,8 @@ what they hear (and the keys they receive) is checked.
   ``hold_on_exit`` putting those left on hold (they stop hearing each other).
 * QUEUE: ``max_calls`` full running ``on_enter_error_max_calls``, and
   ``poll`` releasing the waiting caller, whose flow goes on.
+* QUEUE ``async``: an offer that lets the flow go on (a PAUSE), taken by an
+  agent's ``poll_connect``, whose next request tells whom it bridged.
 * TRANSFER: the seed's "Async Transfer" example: the caller is bridged to
   the target while its COLLECT waits; the key ends the COLLECT and
   ``event: stop`` hangs the target up; the flow goes on.
@@ -46,6 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, app: FlowApp) -> Iterator[S
         "voxroom": f'"callflow:{app.url("/room")}"',
         "voxqueue": f'"callflow:{app.url("/queue")}"',
         "voxtransfer": f'"callflow:{app.url("/transfer")}"',
+        "voxagent": f'"callflow:{app.url("/agent")}"',
     }
     proc = start_server(tmp_path_factory.mktemp("rooms"), routes=routes)
     yield proc
@@ -235,6 +238,49 @@ def test_a_full_queue_refuses_the_second_caller_and_a_poll_releases_the_first(
         assert hooks(app, "/queue", "nobody") == []
         dave.hangup()
         dave.wait_closed(timeout=10)
+
+
+def agent_app(request: Request) -> tuple[int, Any]:
+    body = fields(request)
+    kind, who = body.get("type"), body.get("caller_no")
+    if kind == "init_call" and who == "alice":  # the caller: in line, and on with her flow
+        offer = {"type": "QUEUE", "params": {"name": "support", "async": True},
+                 "events": {"on_enter": [webhook("queued")]}}  # fmt: skip
+        return 200, [offer, webhook("after offer"), {"type": "PAUSE", "params": {"seconds": 60}}]
+    if kind == "init_call":  # the agent
+        take = {"type": "QUEUE", "params": {"name": "support", "event": "poll_connect"},
+                "events": {"on_enter_error": [webhook("nobody")]}}  # fmt: skip
+        return 200, [take]
+    if kind == "live_call" and not body.get("is_webhook"):
+        return 200, [{"type": "HANGUP"}]
+    return 200, {}
+
+
+def test_an_async_offer_goes_on_until_an_agent_s_poll_connect_takes_it(
+    server: ServerProcess, app: FlowApp, tmp_path: Path
+) -> None:
+    app.responders["/agent"] = agent_app
+    with phone(tmp_path, "alice") as alice, phone(tmp_path, "dave") as dave:
+        alice.dial(server.uri("voxagent"))
+        alice.wait_established(timeout=10)
+        wait_hooks(app, "/agent", "queued", 1)
+        wait_hooks(app, "/agent", "after offer", 1)  # async: her flow went on
+
+        dave.dial(server.uri("voxagent"))
+        dave.wait_established(timeout=10)
+        wait_records(server, "queue call taken", 1)
+        time.sleep(2.5)
+        assert hears(alice, "dave") > 1e-3 and hears(dave, "alice") > 1e-3
+        alice.hangup()  # the bridge ends: the agent's flow goes on
+        alice.wait_closed(timeout=10)
+        assert dave.wait_closed(timeout=20) == "Connection reset by peer"
+    (live,) = [b for _, b in app.calls("/agent")
+               if b["type"] == "live_call" and not b["is_webhook"]]  # fmt: skip
+    assert live["caller_no"] == "dave"
+    (alice_init,) = [b for _, b in app.calls("/agent")
+                     if b["type"] == "init_call" and b["caller_no"] == "alice"]  # fmt: skip
+    assert live["last_queue_poll_connect_call"] == {"id": alice_init["call_id"], "no": "alice"}
+    assert hooks(app, "/agent", "nobody") == []
 
 
 # -- TRANSFER -----------------------------------------------------------------------------------

@@ -500,6 +500,16 @@ async def test_the_seed_s_async_transfer_goes_on_and_stop_hangs_up() -> None:
     assert not call.dialling
 
 
+async def test_poll_connect_tells_whom_it_bridged() -> None:
+    poll = {"type": "QUEUE", "params": {"name": "support", "event": "poll_connect"}}
+    check = {"type": "IF", "condition": "$lastQueuePollConnectCall.no == '+33987654321'",
+             "then": [say("bridged")]}  # fmt: skip
+    _, call, app, _ = await run_flow([poll, check], [HANGUP])
+    assert call.heard() == ["say:bridged"]
+    live = app.bodies("live_call")[0]
+    assert live["last_queue_poll_connect_call"] == {"id": "caller01", "no": "+33987654321"}
+
+
 async def test_conference_exit_key_then_the_flow_goes_on() -> None:
     conference = {"type": "CONFERENCE", "params": {"name": "c1", "exit_on_key": "pound"}}
     _, call, _, _ = await run_flow([conference, say("You left"), HANGUP], keys="#", keys_at=5)

@@ -436,9 +436,14 @@ class FakeCall:
         self.now += self.queue_wait
         return self.queue_outcome
 
-    async def bridge_next(self, queue: str) -> str:
+    async def bridge_next(
+        self, queue: str, on_taken: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
         await self._alive()
         self.events.append((self.now, f"bridge-next:{queue}"))
+        if self.queue_outcome == "bridged" and on_taken is not None:
+            on_taken({"id": "caller01", "from": "+33987654321", "to": "support",
+                      "direction": "inbound"})  # fmt: skip
         return self.queue_outcome
 
     def queue_size(self, queue: str) -> int:

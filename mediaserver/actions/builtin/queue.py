@@ -13,7 +13,8 @@ what it plays) while the caller keeps its place.
 
 ``command: bridge-next`` runs in an agent's call: it joins the agent to the
 caller who has waited longest and returns when they are done (``bridged``),
-or at once when nobody waits (``empty``). ``release-next`` lets that caller
+or at once when nobody waits (``empty``); ``$queue.caller`` says whom it
+took (``id``, ``from``, ``to``, ``direction``). ``release-next`` lets that caller
 out of the queue without bridging it: its own ``enqueue`` returns
 ``released`` and its scenario goes on (``released``, or ``empty``).
 ``leave`` takes this call out of the line it joined with ``wait: false``
@@ -37,8 +38,14 @@ async def queue(context: ActionContext, params: Mapping[str, Any]) -> str:
     name = context.sandbox.interpolate(params["name"])
     call = context.call
     command = params["command"]
+    taken: dict[str, Any] = {}
+
+    def on_taken(info: dict[str, Any]) -> None:
+        taken.update({key: info.get(key) for key in ("id", "from", "to", "direction")})
+        context.set_builtin("$queue", _queue_variable(name, command, None, taken))
+
     if command == "bridge-next":
-        outcome = await call.bridge_next(name)
+        outcome = await call.bridge_next(name, on_taken)
     elif command == "release-next":
         outcome = call.release_next(name)
     elif command == "leave":
@@ -61,8 +68,17 @@ async def queue(context: ActionContext, params: Mapping[str, Any]) -> str:
             max_calls=params["max_calls"],
             wait=params["wait"],
         )
-    context.log.info("queue action ended", queue=name, command=params["command"], outcome=outcome)
+    context.set_builtin("$queue", _queue_variable(name, command, outcome, taken))
+    context.log.info("queue action ended", queue=name, command=command, outcome=outcome)
     return outcome
+
+
+def _queue_variable(
+    name: str, command: str, result: str | None, caller: dict[str, Any]
+) -> dict[str, Any]:
+    """``$queue``: the last queue@v1, and the caller a bridge-next took (set as soon
+    as it is taken, with ``result`` null until the bridge ends)."""
+    return {"name": name, "command": command, "result": result, "caller": caller or None}
 
 
 def _enqueue_only(params: Mapping[str, Any]) -> list[tuple[str, str]]:
