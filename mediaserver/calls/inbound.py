@@ -237,10 +237,11 @@ class InboundCall(Call):
     async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
         from mediaserver.calls.bridge import dial
 
+        if self._background_dial is not None and self._background_dial.running:
+            # Two bridges would fight over the caller's audio.
+            raise DialError("a dial with wait: false is under way (stop it first)")
         if options.wait:
             return await dial(self, targets, options)
-        if self._background_dial is not None and self._background_dial.running:
-            raise DialError("a dial with wait: false is under way already (stop it first)")
         self._background_dial = BackgroundDial(self, targets, options)
         return DialResult("started", 0.0, targets[0] if targets else None)
 
