@@ -234,6 +234,7 @@ def release_next(queues: CallQueues, name: str) -> str:
     if not waiter.waits:  # an offer: it just leaves the line
         _out_of_line(queues, queue, waiter, "released")
         return "released"
+    waiter.call.leg.stop_playback()  # the hold audio: its run plays what comes next
     waiter.taken.set_result(None)
     waiter.released.set_result(None)
     return "released"
