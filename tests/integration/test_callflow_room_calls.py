@@ -29,8 +29,11 @@ from tests.integration.test_callflow_calls import FlowApp, by_type, fields
 from tests.integration.webpeer import Request
 from tests.support import audio
 from tests.support.baresip import Baresip
+from tests.support.sipp import SippBackground
 
 pytestmark = pytest.mark.integration
+
+SIPP_DIR = Path(__file__).parent / "sipp"
 
 TONES = {"alice": 500.0, "bob": 900.0, "carol": 1300.0, "dave": 700.0}
 
@@ -49,6 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, app: FlowApp) -> Iterator[S
         "voxqueue": f'"callflow:{app.url("/queue")}"',
         "voxtransfer": f'"callflow:{app.url("/transfer")}"',
         "voxagent": f'"callflow:{app.url("/agent")}"',
+        "voxringing": f'"callflow:{app.url("/ringing")}"',
     }
     proc = start_server(tmp_path_factory.mktemp("rooms"), routes=routes)
     yield proc
@@ -330,3 +334,32 @@ def test_the_seed_s_async_transfer_bridges_while_the_flow_collects_then_stops(
     assert audio.speech_seconds(heard[-4 * rate :], rate) > 1.0
     bob_after = audio.goertzel_power(heard[-1 * rate :], rate, TONES["bob"])
     assert bob_after < 0.01 * bridged, (bob_after, bridged)
+
+
+def test_a_transfer_stop_cancels_an_async_transfer_still_ringing(
+    server: ServerProcess, app: FlowApp, tmp_path: Path
+) -> None:
+    # The module's server logs the other tests' dials too: count from here.
+    stopped_before = len(server.log_records("dial stopped"))
+    ended_before = len(server.log_records("background dial ended"))
+    with SippBackground(
+        scenario=SIPP_DIR / "uas_ring_forever.xml", workdir=tmp_path / "uas"
+    ) as uas:
+        answer = [
+            {"type": "TRANSFER", "params": {"no": uas.uri, "async": True}},
+            {"type": "PAUSE", "params": {"seconds": 2}},
+            {"type": "TRANSFER", "params": {"event": "stop"}},
+            webhook("stopped"),
+            {"type": "HANGUP"},
+        ]
+        app.responders["/ringing"] = by_type(init_call=answer)
+        with phone(tmp_path, "carol") as carol:
+            carol.dial(server.uri("voxringing"))
+            carol.wait_established(timeout=10)
+            wait_hooks(app, "/ringing", "stopped", 1)
+            assert carol.wait_closed(timeout=20) == "Connection reset by peer"
+        # The target rang until the stop: it got our CANCEL (its scenario requires it).
+        uas.wait(timeout=15).assert_ok(calls=1)
+    assert len(server.log_records("dial stopped")) == stopped_before + 1
+    ended = wait_records(server, "background dial ended", ended_before + 1)[-1]
+    assert ended["status"] != "answered", ended
