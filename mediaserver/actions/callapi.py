@@ -64,13 +64,14 @@ class DialOptions:
     max_duration: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     record: bool = False  # record the bridged call: caller left, callee right
+    wait: bool = True  # False: dial in the background (stop_dial ends it); result "started"
 
 
 @dataclass(frozen=True)
 class DialResult:
     """What ``$dial`` holds after dial@v1."""
 
-    status: str  # answered, busy, no-answer, failed, canceled
+    status: str  # answered, busy, no-answer, failed, canceled; started (wait: false)
     duration: float  # seconds the bridge lasted
     target: str | None  # who answered, or the last target tried
     sip_status: int | None = None
@@ -135,6 +136,18 @@ class ConferenceOptions:
     mute_on_key: str | None = None  # toggles unless unmute_on_key differs
     unmute_on_key: str | None = None
     record: bool = False
+    hold_on_exit: bool = False  # leaving puts everyone else on hold until a moderator joins
+    send_dtmf: bool = False  # keys pressed are passed on to the members who receive_dtmf
+    receive_dtmf: bool = False
+
+
+@dataclass(frozen=True)
+class ConferenceEntry:
+    """What a caller joining a room now would find: how many are in it, and
+    whether the caller would wait on hold (for a moderator, or a room on hold)."""
+
+    participants: int
+    waiting: bool
 
 
 class CallApi(Protocol):
@@ -200,20 +213,45 @@ class CallApi(Protocol):
         hold_audio: Pcm,
         max_wait: float | None,
         announce: Callable[[int], Awaitable[Pcm]] | None,
+        max_calls: int | None = None,
+        wait: bool = True,
     ) -> str:
         """Wait in a call queue until an agent takes the call (``bridged``, once that
-        bridge ends) or ``max_wait`` passes (``timeout``)."""
+        bridge ends), it is released (``released``) or ``max_wait`` passes
+        (``timeout``); ``full`` at once when ``max_calls`` wait already. Without
+        ``wait``, join the line and return at once (``queued``)."""
         ...
 
-    async def bridge_next(self, queue: str) -> str:
+    def release_next(self, queue: str) -> str:
+        """Let the longest-waiting caller out of ``queue`` without bridging it
+        (``released``), or ``empty``."""
+        ...
+
+    def queue_size(self, queue: str) -> int:
+        """How many callers wait in ``queue`` now (0 when there is no such queue)."""
+        ...
+
+    def leave_queue(self, queue: str) -> str:
+        """Take this call out of ``queue``'s line: ``removed``, or ``absent``."""
+        ...
+
+    async def bridge_next(
+        self, queue: str, on_taken: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
         """Take the caller who has waited longest in ``queue`` and join them to this
-        call: ``bridged`` when that bridge ends, ``empty`` when nobody waits."""
+        call: ``bridged`` when that bridge ends, ``empty`` when nobody waits.
+        ``on_taken`` gets that caller's ``info`` as soon as it is taken."""
         ...
 
     async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
         """Ring ``targets`` at once and bridge the call to the first that answers;
         return when the bridge ends (or nobody answered). Raises DialError when
         dialling is not allowed for this call."""
+        ...
+
+    async def stop_dial(self) -> bool:
+        """Hang up the call(s) of a dial started with ``wait: false`` (ringing or
+        bridged); False when none is under way."""
         ...
 
     # -- decoded media: keys out, recordings, conferences, background audio --------
@@ -243,6 +281,13 @@ class CallApi(Protocol):
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         """Join a conference until the caller leaves; how it ended: ``key``,
         ``ended``, ``full``, ``left`` or ``hangup``."""
+        ...
+
+    def conference_entry(
+        self, name: str, *, moderator: bool, wait_for_moderator: bool
+    ) -> ConferenceEntry:
+        """The room ``name`` as a caller joining it now with these roles would
+        find it (0 participants when there is no such room)."""
         ...
 
     async def play_background(self, audio: Pcm, repeat: int) -> None:

@@ -31,6 +31,7 @@ BUILTINS: Mapping[str, str] = {
     "$recording": "the last recording: id, path, duration",
     "$dial": "the last dial@v1: status, duration, target",
     "$detection": "the last detect@v1: result, reason, greeting, beep_hz",
+    "$queue": "the last queue@v1: name, command, result, caller a bridge-next took",
     "$now": "the current time in epoch milliseconds",
     "$run": "this run: id, scenario, branch",
 }

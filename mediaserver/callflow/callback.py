@@ -28,6 +28,7 @@ class Callback:
     method: str = "POST"
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 5.0
+    is_template: bool = True  # seed, "is_template": map {{property}} in answers (default true)
 
     def config(self) -> dict[str, Any]:
         """``$config``."""
@@ -37,6 +38,7 @@ class Callback:
             "headers": dict(self.headers),
             "content_type": "application/json",
             "timeout": self.timeout,
+            "is_template": self.is_template,
         }
 
 

@@ -277,6 +277,8 @@ class CallFlow:
             raise self.error("too_big", f"the answer is {size} bytes, over the 81 KB limit")
         if size > errors.SOFT_LIMIT_BYTES:
             self.log.warning("call flow answer over the soft limit", bytes=size)
+        if not self.callback.is_template:
+            return data
         return map_templates(data, dict(query_items(body)))
 
     def error(self, failure: errors.Failure, message: str, *, first: bool = False) -> Exception:

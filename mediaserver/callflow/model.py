@@ -98,6 +98,9 @@ class Conference(Action):
     hold_on_join: bool = False
     start_on_join: bool = True
     end_on_exit: bool = False
+    hold_on_exit: bool = False
+    send_dtmf: bool = False
+    receive_dtmf: bool = False
     events: Events = Events()
 
 
@@ -106,6 +109,8 @@ class Transfer(Action):
     TYPE: ClassVar[str] = "TRANSFER"
     number: str = ""
     caller_id: str | None = None
+    event: str = "start"  # start, or stop: hang up an async TRANSFER's call
+    is_async: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +127,9 @@ class Dial(Action):
 class Queue(Action):
     TYPE: ClassVar[str] = "QUEUE"
     queue: str = ""
-    event: str = "offer"  # offer or poll_connect
+    event: str = "offer"  # offer, poll, poll_connect or remove
+    is_async: bool = False  # an offer that does not block
+    max_calls: int | None = None
     events: Events = Events()
 
 

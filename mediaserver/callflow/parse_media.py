@@ -32,8 +32,10 @@ LANGUAGES = {
 """SAY ``language`` names (seed) -> language tags; a tag such as ``fr-CA`` is taken too."""
 _LANGUAGE_TAG = r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{1,8})*"
 _MAX_REPEAT = 100
-_MAX_MS = 600_000
-"""COLLECT's longest timeout: gather@v1's 600 seconds."""
+_MAX_MS = 3_600_000
+"""COLLECT's longest timeout: gather@v1's hour (the seed's async TRANSFER waits an hour)."""
+_MAX_QUEUE = 1_000_000
+"""The largest QUEUE ``max_calls`` taken (the seed's default is "infinity")."""
 
 
 def _say(a: ActionReader) -> m.Say:
@@ -118,7 +120,17 @@ def _collect(a: ActionReader) -> m.Collect:
     return action
 
 
-_CONFERENCE_LATER = "the server tells a caller nothing about the room before they join"
+CONFERENCE_EVENTS = (
+    "on_enter_started",
+    "on_enter_waiting",
+    "on_enter_alone",
+    "on_enter",
+    "on_enter_error_max_participants",
+    "on_enter_error_ended",
+    "on_enter_error",
+)
+"""Seed, CONFERENCE "Events" (``on_enter_error_ended`` never runs here: a room that
+ended is forgotten, and the next caller giving its name starts a new one)."""
 
 
 def _conference(a: ActionReader) -> m.Conference:
@@ -132,9 +144,6 @@ def _conference(a: ActionReader) -> m.Conference:
         p.add(*problem)
     announce = p.string("announce_on_join", choices=("beep",))
     p.boolean("auto_hold", False)  # hold_audio plays whenever the caller is alone
-    p.unsupported("hold_on_exit", "a participant leaving holds nobody", harmless=(False,))
-    p.unsupported("send_dtmf", "conferences do not pass keys on", harmless=(False,))
-    p.unsupported("receive_dtmf", "conferences do not pass keys on", harmless=(False,))
     action = m.Conference(
         a.path,
         a.name,
@@ -149,15 +158,10 @@ def _conference(a: ActionReader) -> m.Conference:
         hold_on_join=p.boolean("hold_on_join", False),
         start_on_join=p.boolean("start_on_join", True),
         end_on_exit=p.boolean("end_on_exit", False),
-        events=a.events(
-            ("on_enter", "on_enter_error_max_participants", "on_enter_error"),
-            {
-                "on_enter_started": _CONFERENCE_LATER,
-                "on_enter_waiting": _CONFERENCE_LATER,
-                "on_enter_alone": _CONFERENCE_LATER,
-                "on_enter_error_ended": _CONFERENCE_LATER,
-            },
-        ),
+        hold_on_exit=p.boolean("hold_on_exit", False),
+        send_dtmf=p.boolean("send_dtmf", False),
+        receive_dtmf=p.boolean("receive_dtmf", False),
+        events=a.events(CONFERENCE_EVENTS),
     )
     a.finish("events")
     return action
@@ -165,13 +169,20 @@ def _conference(a: ActionReader) -> m.Conference:
 
 def _transfer(a: ActionReader) -> m.Transfer:
     p = a.params
-    p.string("event", choices=("start",))  # "stop" needs an async TRANSFER
-    p.unsupported("async", "a TRANSFER blocks until the transferred call ends", harmless=(False,))
+    event = p.string("event", default="start", choices=("start", "stop")) or "start"
+    is_async = p.boolean("async", False)
+    # Seed: "The stop event will disconnect the transfer": it needs no number.
+    number = p.string("no", required=event == "start", template=True)
+    caller_id = p.string("caller_id_no", template=True)
+    if event == "stop" and is_async:
+        p.add("async", "a TRANSFER stop does not wait for anything: leave async out")
     action = m.Transfer(
         a.path,
         a.name,
-        number=p.string("no", required=True, template=True) or "",
-        caller_id=p.string("caller_id_no", template=True),
+        number=number or "",
+        caller_id=caller_id,
+        event=event,
+        is_async=is_async,
     )
     a.finish()
     return action
@@ -205,15 +216,19 @@ def _dial(a: ActionReader) -> m.Dial:
 def _queue(a: ActionReader) -> m.Queue:
     p = a.params
     event = p.string("event", default="offer", choices=("offer", "poll", "poll_connect", "remove"))
-    if event in ("poll", "remove"):
-        p.add("event", f"{event!r} is not supported by this server (offer and poll_connect are)")
-    p.unsupported("async", "an offer blocks until the call leaves the queue", harmless=(False,))
-    p.unsupported("max_calls", "queues have no length limit here")
+    is_async = p.boolean("async", False)
+    if is_async and event != "offer":
+        p.add("async", f"only offer can be asynchronous (seed), not {event!r}")
+    max_calls = _optional_int(p, "max_calls", 1, _MAX_QUEUE)
+    if max_calls is not None and event != "offer":
+        p.add("max_calls", f"max_calls applies to offer, not {event!r}")
     action = m.Queue(
         a.path,
         a.name,
         queue=p.string("name", required=True, pattern=NAME, hint=NAME_HINT, template=True) or "",
-        event=event if event in ("offer", "poll_connect") else "offer",
+        event=event or "offer",
+        is_async=is_async,
+        max_calls=max_calls,
         events=a.events(("on_enter", "on_enter_error_max_calls", "on_enter_error")),
     )
     a.finish("events")

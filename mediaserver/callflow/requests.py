@@ -101,6 +101,7 @@ class FlowState:
     recordings: list[tuple[str | None, str]] = field(default_factory=list)
     detection: str | None = None
     parent_call_id: str | None = None
+    last_queue_poll_connect_call: dict[str, Any] | None = None  # {id, no}
     error_code: int | None = None
     error: str | None = None
 
@@ -180,7 +181,7 @@ def request_body(
             for k in state.key_presses
         ]
         body["recordings"] = [{"name": name, "id": rid} for name, rid in state.recordings]
-        body["last_queue_poll_connect_call"] = None
+        body["last_queue_poll_connect_call"] = state.last_queue_poll_connect_call
     body["custom_data"] = None
     body["session_data"] = session_data
     if webhook is not None:

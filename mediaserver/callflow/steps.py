@@ -33,6 +33,8 @@ from mediaserver.callflow.translate import (
 from mediaserver.callflow.variables import (
     COLLECT_ATTEMPT,
     KEY_PRESSES,
+    LAST_QUEUE_POLL_CONNECT_CALL,
+    NUM_CONFERENCE_PARTICIPANTS,
     PARENT_CALL_ID,
     SESSION_DATA,
     WEBHOOK_DATA,
@@ -126,23 +128,80 @@ async def run_collect(flow: CallFlow, action: m.Collect) -> None:
 
 
 async def run_conference(flow: CallFlow, action: m.Conference) -> None:
-    """``on_enter`` runs as the caller enters (before joining: the room cannot run
-    actions for one participant); the error handlers when the room is full."""
-    await flow.run_list(action.events.get("on_enter"))
-    variants = flow.plan.variants(action) or {}
-    ok, outcome = await flow.guarded(action, variants.get(RUN, ()), "on_enter_error")
-    if ok and outcome == "full":
-        await flow.run_list(action.events.get("on_enter_error_max_participants"))
-        await flow.run_list(action.events.get("on_enter_error"))
+    """Seed, CONFERENCE "Events": as the caller enters (before joining: the room
+    cannot run actions for one participant), ``on_enter_waiting`` (the room is on
+    hold for this caller) or ``on_enter_started``, ``on_enter_alone`` (nobody else
+    is in), then the catch-all ``on_enter`` last; the error handlers instead when
+    the room is full. ``$numConferenceParticipants`` counts the room as the caller
+    enters (the caller included) and again once the caller left."""
+    name = flow.text(action, action.room).strip()
+    call = flow.context.call
+    entry = call.conference_entry(
+        name, moderator=action.start_on_join, wait_for_moderator=action.hold_on_join
+    )
+    full = action.max_participants is not None and entry.participants >= action.max_participants
+    flow.context.sandbox.assign(
+        NUM_CONFERENCE_PARTICIPANTS, str(entry.participants + (0 if full else 1))
+    )
+    if not full:
+        await flow.run_list(action.events.get("on_enter_waiting" if entry.waiting
+                                              else "on_enter_started"))  # fmt: skip
+        if entry.participants == 0:
+            await flow.run_list(action.events.get("on_enter_alone"))
+        await flow.run_list(action.events.get("on_enter"))
+        variants = flow.plan.variants(action) or {}
+        ok, outcome = await flow.guarded(action, variants.get(RUN, ()), "on_enter_error")
+        left = call.conference_entry(name, moderator=True, wait_for_moderator=False)
+        flow.context.sandbox.assign(NUM_CONFERENCE_PARTICIPANTS, str(left.participants))
+        if not ok or outcome != "full":
+            return
+    await flow.run_list(action.events.get("on_enter_error_max_participants"))
+    await flow.run_list(action.events.get("on_enter_error"))
 
 
 async def run_queue(flow: CallFlow, action: m.Queue) -> None:
+    """Seed, QUEUE: ``on_enter`` when an offer is accepted (before it waits),
+    ``on_enter_error_max_calls`` then ``on_enter_error`` when the queue already has
+    ``max_calls``; ``on_enter_error`` when a poll or poll_connect finds it empty."""
     variants = flow.plan.variants(action) or {}
     if action.event == "offer":
-        await flow.run_list(action.events.get("on_enter"))
+        size = flow.context.call.queue_size(flow.text(action, action.queue).strip())
+        if action.max_calls is not None and size >= action.max_calls:
+            await _queue_full(flow, action)
+            return
+        if not action.is_async:
+            await flow.run_list(action.events.get("on_enter"))
     ok, outcome = await flow.guarded(action, variants.get(RUN, ()), "on_enter_error")
-    if ok and action.event == "poll_connect" and outcome == "empty":
+    if not ok:
+        return
+    if action.event == "poll_connect":
+        _remember_poll_connect(flow)
+    if outcome == "full":
+        await _queue_full(flow, action)
+    elif outcome == "queued":
+        await flow.run_list(action.events.get("on_enter"))
+    elif outcome == "empty":
         await flow.run_list(action.events.get("on_enter_error"))
+
+
+def _remember_poll_connect(flow: CallFlow) -> None:
+    """Seed: ``$lastQueuePollConnectCall`` and ``last_queue_poll_connect_call``, "the
+    last call bridged with a QUEUE poll_connect", with its ``id`` and ``no`` (its far
+    end, as ``caller_no`` would be in its own requests)."""
+    queue = flow.context.sandbox.get("$queue")
+    caller = queue.get("caller") if isinstance(queue, dict) else None
+    if not isinstance(caller, dict):
+        return
+    outbound = caller.get("direction") == "outbound"
+    bridged = {"id": caller.get("id"), "no": caller.get("to" if outbound else "from")}
+    flow.state.last_queue_poll_connect_call = bridged
+    flow.context.sandbox.assign(LAST_QUEUE_POLL_CONNECT_CALL, bridged)
+
+
+async def _queue_full(flow: CallFlow, action: m.Queue) -> None:
+    flow.log.info("call flow queue full", path=action.path, max_calls=action.max_calls)
+    await flow.run_list(action.events.get("on_enter_error_max_calls"))
+    await flow.run_list(action.events.get("on_enter_error"))
 
 
 async def run_record(flow: CallFlow, action: m.Record) -> None:

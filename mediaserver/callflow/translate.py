@@ -146,11 +146,9 @@ def entries(action: m.Action, base: str) -> dict[str, list[Entry]] | None:
     if isinstance(action, m.Conference):
         return {RUN: [_conference(action, base)]}
     if isinstance(action, m.Transfer):
-        return {RUN: [_entry("dial@v1", {"targets": [sip_target(action.number)],
-                                         "caller_id": action.caller_id})]}  # fmt: skip
+        return {RUN: [_transfer(action)]}
     if isinstance(action, m.Queue):
-        command = "bridge-next" if action.event == "poll_connect" else "enqueue"
-        return {RUN: [_entry("queue@v1", {"name": action.queue, "command": command}, RESULT)]}
+        return {RUN: [_queue(action)]}
     if isinstance(action, m.Record):
         return {RUN: [_entry("record@v1", {"command": action.command})]}
     if isinstance(action, m.RecordMessage):
@@ -215,8 +213,40 @@ def _conference(action: m.Conference, base: str) -> Entry:
         "exit_on_key": _key(action.exit_on_key),
         "mute_on_key": _key(action.mute_on_key),
         "unmute_on_key": _key(action.unmute_on_key),
+        "hold_on_exit": action.hold_on_exit,
+        "send_dtmf": action.send_dtmf,
+        "receive_dtmf": action.receive_dtmf,
     }
     return _entry("conference@v1", params, RESULT)
+
+
+QUEUE_COMMANDS = {
+    "offer": "enqueue",
+    "poll": "release-next",
+    "poll_connect": "bridge-next",
+    "remove": "leave",
+}
+"""Seed, QUEUE ``event`` -> queue@v1 ``command``."""
+
+
+def _queue(action: m.Queue) -> Entry:
+    params: dict[str, Any] = {"name": action.queue, "command": QUEUE_COMMANDS[action.event]}
+    if action.event == "offer":
+        params["max_calls"] = action.max_calls
+        params["wait"] = not action.is_async
+    return _entry("queue@v1", params, RESULT)
+
+
+def _transfer(action: m.Transfer) -> Entry:
+    """Seed, TRANSFER: ``start`` bridges the caller to ``no`` (dial@v1), ``async``
+    without waiting and without ringback (the flow's own audio plays meanwhile);
+    ``stop`` hangs up the call of an async TRANSFER (stop@v1 ``dial``)."""
+    if action.event == "stop":
+        return _entry("stop@v1", {"dial": True})
+    params: dict[str, Any] = {"targets": [sip_target(action.number)], "caller_id": action.caller_id}
+    if action.is_async:
+        params.update(wait=False, ringback="none")
+    return _entry("dial@v1", params)
 
 
 def _record_message(action: m.RecordMessage) -> dict[str, list[Entry]] | None:

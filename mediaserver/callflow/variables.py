@@ -24,6 +24,10 @@ CALL_TIME = "$callTime"
 SESSION_DATA = "$sessionData"
 WEBHOOK_DATA = "$webhookData"
 PARENT_CALL_ID = "$parentCallID"
+LAST_QUEUE_POLL_CONNECT_CALL = "$lastQueuePollConnectCall"
+"""Set by a QUEUE poll_connect that bridged a call: ``{id, no}``; null before."""
+NUM_CONFERENCE_PARTICIPANTS = "$numConferenceParticipants"
+"""Set by CONFERENCE (a string, as the seed types it); undefined before the first."""
 RESULT = "$callflowResult"
 """Where the loop keeps the result of the native action it just ran (a conference's
 outcome, a detection's verdict); not part of the dialect."""
@@ -35,13 +39,13 @@ assert len(_GEO) == len(GEO_FIELDS)
 NATIVE_CONSTANTS = frozenset(
     {
         "$config",
-        "$lastQueuePollConnectCall",
+        LAST_QUEUE_POLL_CONNECT_CALL,
         "$direction",
         KEY_PRESSES,
         "$now",
         CALL_TIME,
         "$startTime",
-        "$numConferenceParticipants",
+        NUM_CONFERENCE_PARTICIPANTS,
         "$callId",
         PARENT_CALL_ID,
         "$appId",
@@ -60,13 +64,13 @@ def constants(
 ) -> dict[str, Any]:
     """The native constants that do not change during the call.
 
-    ``$numConferenceParticipants`` is not defined (the server does not tell
-    a call how many are in its room); ``$lastQueuePollConnectCall`` is null
-    (``queue@v1`` does not say whom it bridged).
+    ``$numConferenceParticipants`` is set by CONFERENCE (the seed: "Do not use
+    before a conference has been accessed"); ``$lastQueuePollConnectCall`` is null
+    until a QUEUE poll_connect bridges a call.
     """
     values: dict[str, Any] = {
         "$config": config,
-        "$lastQueuePollConnectCall": None,
+        LAST_QUEUE_POLL_CONNECT_CALL: None,
         "$direction": facts.direction.upper(),
         "$startTime": facts.started_ms,
         "$callId": facts.call_id,

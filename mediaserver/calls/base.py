@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mediaserver.actions.callapi import (
     CallEnded,
+    ConferenceEntry,
     ConferenceOptions,
     ConferenceResult,
     DialOptions,
@@ -35,7 +36,14 @@ from mediaserver.calls.digits import DigitBuffer
 from mediaserver.calls.fork import start_fork, stop_fork
 from mediaserver.calls.media import CallMedia
 from mediaserver.calls.playback import echo, play
-from mediaserver.calls.queues import CallQueues, bridge_next, enqueue
+from mediaserver.calls.queues import (
+    CallQueues,
+    bridge_next,
+    enqueue,
+    leave,
+    offer,
+    release_next,
+)
 from mediaserver.calls.renegotiation import Renegotiation
 from mediaserver.calls.run_owner import RunOwner
 from mediaserver.calls.session_driver import SessionDriver
@@ -267,6 +275,9 @@ class Call:
         """Call ``targets`` and bridge the first to answer (see bridge.py)."""
         raise CallEnded("this call cannot dial")
 
+    async def stop_dial(self) -> bool:
+        return False  # only an inbound call dials (InboundCall)
+
     # -- CallApi: media and digits ---------------------------------------------
 
     async def play(self, audio: Pcm, stop_keys: str = "") -> str | None:
@@ -320,15 +331,46 @@ class Call:
         hold_audio: Pcm,
         max_wait: float | None,
         announce: Callable[[int], Awaitable[Pcm]] | None,
+        max_calls: int | None = None,
+        wait: bool = True,
     ) -> str:
-        queues = self.services.queues if self.services is not None else CallQueues()
+        if not wait:
+            if not self.answered:
+                await self.answer()
+            return offer(self, self._queues, queue, max_calls=max_calls)
         return await enqueue(
-            self, queues, queue, hold_audio=hold_audio, max_wait=max_wait, announce=announce
+            self,
+            self._queues,
+            queue,
+            hold_audio=hold_audio,
+            max_wait=max_wait,
+            announce=announce,
+            max_calls=max_calls,
         )
 
-    async def bridge_next(self, queue: str) -> str:
-        queues = self.services.queues if self.services is not None else CallQueues()
-        return await bridge_next(self, queues, queue)
+    async def bridge_next(
+        self, queue: str, on_taken: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
+        def taken(caller: Call) -> None:
+            if on_taken is not None:
+                on_taken(caller.info)
+
+        return await bridge_next(self, self._queues, queue, taken)
+
+    def release_next(self, queue: str) -> str:
+        return release_next(self._queues, queue)
+
+    def queue_size(self, queue: str) -> int:
+        found = self._queues.get(queue)
+        return 0 if found is None else found.size()
+
+    def leave_queue(self, queue: str) -> str:
+        return leave(self, self._queues, queue)
+
+    @property
+    def _queues(self) -> CallQueues:
+        # A call without services (a unit test's) has a queue of its own.
+        return self.services.queues if self.services is not None else CallQueues()
 
     # -- CallApi: decoded media (mediaserver.calls.media, made on first use) --------
 
@@ -357,6 +399,13 @@ class Call:
 
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         return await self.media.conference(options)
+
+    def conference_entry(
+        self, name: str, *, moderator: bool, wait_for_moderator: bool
+    ) -> ConferenceEntry:
+        return self.media.conference_entry(
+            name, moderator=moderator, wait_for_moderator=wait_for_moderator
+        )
 
     async def play_background(self, audio: Pcm, repeat: int) -> None:
         await self.media.play_background(audio, repeat)

@@ -64,7 +64,15 @@ class Dialer(Protocol):
     ) -> OutboundCall: ...
 
 
-async def dial(call: InboundCall, targets: list[str], options: DialOptions) -> DialResult:
+async def dial(
+    call: InboundCall,
+    targets: list[str],
+    options: DialOptions,
+    *,
+    placed: list[OutboundCall] | None = None,
+) -> DialResult:
+    """Ring ``targets``, bridge the first to answer until the bridge ends; every
+    call placed is also added to ``placed`` (so that a holder can hang them up)."""
     call.check()
     dialer = call.setup.dialer
     if dialer is None:
@@ -86,6 +94,8 @@ async def dial(call: InboundCall, targets: list[str], options: DialOptions) -> D
             statuses.append("failed")
             continue
         legs.append(leg)
+        if placed is not None:
+            placed.append(leg)
     if not legs:
         return DialResult("failed", 0.0, targets[-1] if targets else None)
 

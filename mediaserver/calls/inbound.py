@@ -14,7 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mediaserver.actions.callapi import DialOptions, DialResult
+from mediaserver.actions.callapi import DialError, DialOptions, DialResult
+from mediaserver.calls.background_dial import BackgroundDial
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
@@ -233,10 +234,22 @@ class InboundCall(Call):
         if self.session_driver is not None:  # the final stops 1xx retransmission
             self.session_driver.apply(lambda now: self.session.send_final(response, now))
 
+    _background_dial: BackgroundDial | None = None
+
     async def dial(self, targets: list[str], options: DialOptions) -> DialResult:
         from mediaserver.calls.bridge import dial
 
-        return await dial(self, targets, options)
+        if self._background_dial is not None and self._background_dial.running:
+            # Two bridges would fight over the caller's audio.
+            raise DialError("a dial with wait: false is under way (stop it first)")
+        if options.wait:
+            return await dial(self, targets, options)
+        self._background_dial = BackgroundDial(self, targets, options)
+        return DialResult("started", 0.0, targets[0] if targets else None)
+
+    async def stop_dial(self) -> bool:
+        background, self._background_dial = self._background_dial, None
+        return background is not None and await background.stop()
 
     # -- events from the user agent --------------------------------------------
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from mediaserver.actions.callapi import (
+    ConferenceEntry,
     ConferenceOptions,
     ConferenceResult,
     MediaError,
@@ -60,6 +61,9 @@ if TYPE_CHECKING:
     from mediaserver.calls.base import Call
     from mediaserver.calls.services import CallServices
     from mediaserver.store.recordings import RecordingKind
+
+KEY_PASSED_SECONDS = 0.1
+"""How long a key passed on to other conference members sounds."""
 
 log = get_logger("media")
 
@@ -320,6 +324,9 @@ class CallMedia:
             moderator=options.moderator,
             wait_for_moderator=options.wait_for_moderator,
             end_on_exit=options.end_on_exit,
+            hold_on_exit=options.hold_on_exit,
+            send_dtmf=options.send_dtmf,
+            receive_dtmf=options.receive_dtmf,
             beep_on_enter=options.beep in ("enter", "both"),
             beep_on_exit=options.beep in ("exit", "both"),
             muted=options.muted,
@@ -381,6 +388,7 @@ class CallMedia:
             if call.ended:
                 return "hangup"
             while (key := await call.next_digit(0)) is not None:
+                self._pass_key(room, key)
                 command = keys.press(key, loop.time())
                 if command == "exit":
                     return "key"
@@ -388,6 +396,23 @@ class CallMedia:
                     muted = not member.muted if command == "toggle" else command == "mute"
                     room.set_muted(call.leg, muted)
                     log.info("conference mute", conference=room.name, muted=member.muted)
+
+    def _pass_key(self, room: Conference, key: str) -> None:
+        """Voxology ``send_dtmf``/``receive_dtmf``: a key this member presses goes to
+        every member who receives keys, as a telephone-event (RFC 4733); a member
+        whose peer did not negotiate telephone-event gets nothing."""
+        for leg in room.dtmf_receivers(self.call.leg):
+            if isinstance(leg, RtpLeg) and leg.telephone_event_pt is not None:
+                leg.send_dtmf(event_steps(key, KEY_PASSED_SECONDS))
+                log.info("conference key passed on", conference=room.name, key=key)
+
+    def conference_entry(
+        self, name: str, *, moderator: bool, wait_for_moderator: bool
+    ) -> ConferenceEntry:
+        room = self.call.services.conferences.get(name) if self.call.services else None
+        if room is None:
+            return ConferenceEntry(0, wait_for_moderator and not moderator)
+        return ConferenceEntry(len(room), room.would_wait(moderator, wait_for_moderator))
 
     def leave_conference(self) -> bool:
         """Take the call out of its conference (the API's ``leave``): the action's

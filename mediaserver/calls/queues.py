@@ -9,6 +9,13 @@ takes the caller who has waited longest and joins the two legs as
 ``dial@v1`` does (packets relayed, translated between PCMU and PCMA); both
 runs go on when that bridge ends, the caller's ``enqueue`` returning
 ``bridged`` and the agent's ``bridge_next`` too.
+
+``max_calls`` refuses an offer (``full``) when that many callers already
+wait. :func:`offer` queues a caller without waiting (Voxology's ``async``):
+its run goes on while it is in line, and :func:`leave` takes it out again;
+an agent who takes it bridges to it as to any other. :func:`release_next`
+(Voxology's ``poll``) lets the longest-waiting caller out of the queue
+without bridging it: its ``enqueue`` returns ``released``.
 """
 
 from __future__ import annotations
@@ -44,12 +51,23 @@ class Waiter:
     released: asyncio.Future[None] = field(default_factory=_future)
     # Set when the caller's enqueue ends, however (hang-up, a new run on the call).
     left: asyncio.Future[None] = field(default_factory=_future)
+    # What the caller's enqueue returns once taken: bridged, or released (release_next).
+    taken_as: str = "bridged"
+    waits: bool = True  # False: an offer (async): no enqueue waits for the futures
 
 
 class CallQueue:
     def __init__(self, name: str) -> None:
         self.name = name
         self.waiting: deque[Waiter] = deque()
+
+    def size(self) -> int:
+        """How many callers are in line (not those who hung up or left meanwhile)."""
+        return sum(1 for w in self.waiting if not w.call.ended and not w.left.done())
+
+    def full(self, max_calls: int | None) -> bool:
+        """Whether ``max_calls`` callers (or more) wait already."""
+        return max_calls is not None and self.size() >= max_calls
 
     def position(self, waiter: Waiter) -> int:
         """1 for the next caller to be taken."""
@@ -103,12 +121,19 @@ async def enqueue(
     hold_audio: Pcm,
     max_wait: float | None,
     announce: Announce | None = None,
+    max_calls: int | None = None,
 ) -> str:
     """Wait in the queue ``name``: ``bridged`` once an agent took the call and that
-    bridge ended, ``timeout`` after ``max_wait`` seconds; CallEnded if the caller
-    hangs up. The queue exists in ``queues`` while someone waits in it."""
+    bridge ended, ``released`` when :func:`release_next` let it out, ``timeout``
+    after ``max_wait`` seconds, ``full`` (at once) when ``max_calls`` wait already;
+    CallEnded if the caller hangs up. The queue exists in ``queues`` while someone
+    waits in it."""
     if not call.answered:
         await call.answer()
+    existing = queues.get(name)
+    if existing is not None and existing.full(max_calls):
+        log.info("queue full", queue=name, max_calls=max_calls, call_id=call.id)
+        return "full"
     queue = queues.join(name)
     waiter = Waiter(call)
     queue.waiting.append(waiter)
@@ -136,11 +161,11 @@ async def enqueue(
                 wait = ANNOUNCE_EVERY if wait is None else min(wait, ANNOUNCE_EVERY)
             await call.wait_any([waiter.taken], wait, wake_on_digit=False)
         # An agent has us: out of the queue; the bridge is theirs to run; wait for it to end.
-        _publish(call, "call.left.queue", queue=queue.name, reason="bridged")
+        _publish(call, "call.left.queue", queue=queue.name, reason=waiter.taken_as)
         outcome = ""
         await call.wait_any([waiter.released], None, wake_on_digit=False)
         call.check()
-        return "bridged"
+        return waiter.taken_as
     finally:
         if outcome:  # told already when an agent took the call
             _publish(call, "call.left.queue", queue=queue.name, reason=outcome)
@@ -152,6 +177,69 @@ async def enqueue(
             call.leg.stop_playback()
 
 
+def offer(call: Call, queues: CallQueues, name: str, *, max_calls: int | None = None) -> str:
+    """Put the call in the queue ``name`` without waiting (Voxology's ``async``
+    offer): ``queued``, or ``full`` when ``max_calls`` wait already. It stays in
+    line, hearing whatever its run plays, until an agent takes it, :func:`leave`,
+    :func:`release_next`, or it hangs up."""
+    existing = queues.get(name)
+    if existing is not None and existing.full(max_calls):
+        log.info("queue full", queue=name, max_calls=max_calls, call_id=call.id)
+        return "full"
+    queue = queues.join(name)
+    waiter = Waiter(call, waits=False)
+    queue.waiting.append(waiter)
+    log.info("queued", queue=queue.name, position=len(queue.waiting), call_id=call.id, wait=False)
+    _publish(call, "call.enqueued", queue=queue.name, position=len(queue.waiting))
+
+    def hung_up(_: object) -> None:
+        _out_of_line(queues, queue, waiter, "hangup")
+
+    call.ended_future.add_done_callback(hung_up)
+    return "queued"
+
+
+def leave(call: Call, queues: CallQueues, name: str) -> str:
+    """Take the call out of the queue ``name`` wherever it is in line (Voxology's
+    ``remove``): ``removed``, or ``absent`` when it was not in line (never
+    offered, or taken already)."""
+    queue = queues.get(name)
+    found = None if queue is None else next((w for w in queue.waiting if w.call is call), None)
+    if queue is None or found is None:
+        return "absent"
+    _out_of_line(queues, queue, found, "removed")
+    return "removed"
+
+
+def _out_of_line(queues: CallQueues, queue: CallQueue, waiter: Waiter, reason: str) -> None:
+    """An offered (not waiting) caller leaves the line."""
+    if waiter.left.done():
+        return
+    if waiter in queue.waiting:
+        queue.waiting.remove(waiter)
+    queues.drop_if_empty(queue)
+    waiter.left.set_result(None)
+    _publish(waiter.call, "call.left.queue", queue=queue.name, reason=reason)
+
+
+def release_next(queues: CallQueues, name: str) -> str:
+    """Let the longest-waiting caller of ``name`` out of the queue without bridging
+    it (Voxology's ``poll``): its run goes on. ``released``, or ``empty``."""
+    queue = queues.get(name)
+    waiter = _next_waiter(queue) if queue is not None else None
+    if queue is None or waiter is None:
+        return "empty"
+    log.info("queue call released", queue=name, caller=waiter.call.id)
+    waiter.taken_as = "released"
+    if not waiter.waits:  # an offer: it just leaves the line
+        _out_of_line(queues, queue, waiter, "released")
+        return "released"
+    waiter.call.leg.stop_playback()  # the hold audio: its run plays what comes next
+    waiter.taken.set_result(None)
+    waiter.released.set_result(None)
+    return "released"
+
+
 def _publish(call: Call, event_type: str, **fields: Any) -> None:
     if call.journal is not None:
         call.journal.events.publish(event_type, {"call_id": call.id, **fields})
@@ -161,9 +249,12 @@ def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-async def bridge_next(agent: Call, queues: CallQueues, name: str) -> str:
+async def bridge_next(
+    agent: Call, queues: CallQueues, name: str, on_taken: Callable[[Call], None] | None = None
+) -> str:
     """Join ``agent`` to the caller who has waited longest in the queue ``name``:
-    ``bridged`` when that bridge ends, ``empty`` when nobody waits."""
+    ``bridged`` when that bridge ends, ``empty`` when nobody waits. ``on_taken``
+    is told which caller it took, as soon as it does."""
     if not agent.answered:
         await agent.answer()
     agent.check()
@@ -173,6 +264,11 @@ async def bridge_next(agent: Call, queues: CallQueues, name: str) -> str:
         return "empty"
     caller = waiter.call
     log.info("queue call taken", queue=name, caller=caller.id, agent=agent.id)
+    if on_taken is not None:
+        on_taken(caller)
+    if queue is not None and not waiter.waits:  # an offer: no enqueue tells or tidies up
+        _publish(caller, "call.left.queue", queue=name, reason="bridged")
+        queues.drop_if_empty(queue)
     caller.leg.stop_playback()
     agent.leg.stop_playback()
     caller.leg.relay_to(agent.leg)

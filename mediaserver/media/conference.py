@@ -27,6 +27,10 @@ Roles, per member:
   neither heard nor hearing, it gets the hold audio.
 * ``end_on_exit``: when this member leaves, every other member's outcome is
   ``ended`` and the room empties.
+* ``hold_on_exit``: when this member leaves, the room goes *on hold*: every
+  member left waits (as for a moderator) until a moderator joins.
+* ``send_dtmf`` / ``receive_dtmf``: keys a sender presses are passed on to
+  every receiver (:meth:`Conference.dtmf_receivers`; the call sends them).
 * ``beep_on_enter`` / ``beep_on_exit``: a short two-note beep tells the
   others.
 
@@ -103,6 +107,9 @@ class Member:
     moderator: bool = False
     wait_for_moderator: bool = False
     end_on_exit: bool = False
+    hold_on_exit: bool = False
+    send_dtmf: bool = False
+    receive_dtmf: bool = False
     beep_on_enter: bool = True
     beep_on_exit: bool = True
     muted: bool = False
@@ -141,6 +148,8 @@ class Conference:
         self._floor: FloorTracker[ConferenceLeg] = FloorTracker()
         self._frames: dict[ConferenceLeg, Pcm] = {}
         self._recorded_apart: ConferenceLeg | None = None
+        self.on_hold = False
+        """Put on hold by a ``hold_on_exit`` member leaving, until a moderator joins."""
 
     # ------------------------------------------------------------ getters
 
@@ -153,6 +162,20 @@ class Conference:
     @property
     def moderator_present(self) -> bool:
         return any(member.moderator for member in self.members.values())
+
+    def would_wait(self, moderator: bool, wait_for_moderator: bool) -> bool:
+        """Whether a member joining now with these roles would wait on hold."""
+        if moderator:
+            return False
+        return self.on_hold or (wait_for_moderator and not self.moderator_present)
+
+    def dtmf_receivers(self, leg: ConferenceLeg) -> list[ConferenceLeg]:
+        """The members a key pressed by ``leg`` goes to: none unless ``leg`` sends
+        keys, else every other member who receives them."""
+        sender = self.members.get(leg)
+        if sender is None or not sender.send_dtmf:
+            return []
+        return [other for other, m in self.members.items() if other is not leg and m.receive_dtmf]
 
     @property
     def recording(self) -> bool:
@@ -192,15 +215,14 @@ class Conference:
             raise ValueError(f"this call is already in conference {self.name!r}")
         if hold_audio is not None and self.mixer.hold_audio is None:
             self.mixer.hold_audio = hold_audio
-        member.waiting = (
-            member.wait_for_moderator and not member.moderator and not self.moderator_present
-        )
+        member.waiting = self.would_wait(member.moderator, member.wait_for_moderator)
         leg.stop_playback()
         leg.listen(self)
         leg.mixed_by = self
         self.mixer.add(leg, muted=member.muted, held=member.waiting)
         self.members[leg] = member
         if member.moderator:
+            self.on_hold = False
             self._release_waiting()
         if member.beep_on_enter:
             self.mixer.inject(None, enter_beep())
@@ -227,6 +249,8 @@ class Conference:
             self.end("ended")
         elif not self.members:
             self._emptied()
+        elif member.hold_on_exit:
+            self._hold_everyone()
 
     def end(self, outcome: str = "ended") -> None:
         """Everyone leaves with ``outcome``."""
@@ -280,6 +304,15 @@ class Conference:
         if done is not None:
             done()
         return recorded
+
+    def _hold_everyone(self) -> None:
+        """Voxology ``hold_on_exit``: "all other participants will be put on hold",
+        waiting as for a moderator (a ``start_on_join`` participant) to join."""
+        self.on_hold = True
+        for leg, member in self.members.items():
+            member.waiting = True
+            self.mixer.set_held(leg, True)
+        log.info("conference on hold", conference=self.name, participants=len(self.members))
 
     def _release_waiting(self) -> None:
         for leg, member in self.members.items():

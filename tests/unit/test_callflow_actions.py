@@ -107,7 +107,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert found == [
         "actions[0] (SAY): params.text: required",
         "actions[1] (COLLECT): params.num_digits: must be 1 to 128, got 0",
-        "actions[1] (COLLECT): params.timeout: must be 0 to 600000 milliseconds, got -1",
+        "actions[1] (COLLECT): params.timeout: must be 0 to 3600000 milliseconds, got -1",
         "actions[2] (IF): condition: invalid expression '$x >': SyntaxError: unexpected token "
         "in expression: ')'",
         "actions[2].then[0] (PAUSE): params.seconds: expected a number of seconds, got '1'",
@@ -255,7 +255,7 @@ def test_collect_defaults() -> None:
             {"type": "COLLECT", "params": {"finish_on_key": "##"}},
             "params.finish_on_key: expected one key",
         ),
-        ({"type": "COLLECT", "params": {"timeout": 3600000}}, "must be 0 to 600000 milliseconds"),
+        ({"type": "COLLECT", "params": {"timeout": 3600001}}, "must be 0 to 3600000 millisecon"),
         (
             {"type": "COLLECT", "actions": [{"type": "HANGUP"}]},
             "actions[0].actions[0] (HANGUP): a COLLECT's actions are SAY, PLAY (url) and PAUSE",
@@ -291,7 +291,9 @@ def test_conference_params_and_events() -> None:
                 "start_on_join": False,
                 "end_on_exit": True,
                 "auto_hold": True,
-                "send_dtmf": False,
+                "send_dtmf": True,
+                "receive_dtmf": True,
+                "hold_on_exit": True,
             },
             "events": {
                 "on_enter": [
@@ -307,8 +309,26 @@ def test_conference_params_and_events() -> None:
     assert conference.join_muted and conference.beep and conference.end_on_exit
     assert conference.hold_on_join and not conference.start_on_join
     assert conference.hold_audio == "hold.wav"
+    assert conference.send_dtmf and conference.receive_dtmf and conference.hold_on_exit
     assert conference.events.names() == ("on_enter", "on_enter_error_max_participants")
     assert conference.events.get("on_enter")[1].path == "actions[0].events.on_enter[1]"
+
+
+def test_every_conference_event_of_the_seed_is_taken() -> None:
+    names = (
+        "on_enter_started",
+        "on_enter_waiting",
+        "on_enter_alone",
+        "on_enter",
+        "on_enter_error_max_participants",
+        "on_enter_error_ended",
+        "on_enter_error",
+    )
+    say = [{"type": "SAY", "params": {"text": "x"}}]
+    conference = one(
+        {"type": "CONFERENCE", "params": {"name": "c"}, "events": dict.fromkeys(names, say)}
+    )
+    assert conference.events.names() == names
 
 
 def test_the_seed_s_conference_example_is_accepted() -> None:
@@ -359,9 +379,8 @@ def test_the_seed_s_conference_example_is_accepted() -> None:
             " pound, star or off, got '#x'",
         ),
         ({"name": "c", "exit_on_key": "123456789"}, "params.exit_on_key: expected keys"),
-        ({"name": "c", "events": {"on_enter_alone": []}}, "events.on_enter_alone: not supported"),
-        ({"name": "c", "hold_on_exit": True}, "params.hold_on_exit: not supported"),
-        ({"name": "c", "receive_dtmf": True}, "params.receive_dtmf: not supported"),
+        ({"name": "c", "hold_on_exit": "yes"}, "params.hold_on_exit: expected true or false"),
+        ({"name": "c", "receive_dtmf": 1}, "params.receive_dtmf: expected true or false"),
         ({"name": "c", "announce_on_join": "tone"}, "params.announce_on_join: must be one of beep"),
     ],
 )
@@ -375,7 +394,8 @@ def test_unknown_event_names_are_named() -> None:
     found = problems({"type": "CONFERENCE", "params": {"name": "c"}, "events": {"on_entr": []}})
     assert found == [
         "actions[0] (CONFERENCE): events.on_entr: unknown event (did you mean 'on_enter'?); "
-        "CONFERENCE has on_enter, on_enter_error_max_participants, on_enter_error"
+        "CONFERENCE has on_enter_started, on_enter_waiting, on_enter_alone, on_enter, "
+        "on_enter_error_max_participants, on_enter_error_ended, on_enter_error"
     ]
 
 
@@ -441,16 +461,17 @@ def test_transfer() -> None:
     assert (transfer.number, transfer.caller_id) == ("abc123@sip.mypbx.com", "+17145552222")
 
 
-def test_the_seed_s_async_transfer_example_is_refused() -> None:
-    found = problems(
-        {"type": "TRANSFER", "params": {"no": "+17145551212", "async": True}},
-        {"type": "TRANSFER", "params": {"event": "stop"}},
-    )
-    assert found == [
-        "actions[0] (TRANSFER): params.async: not supported by this server: a TRANSFER blocks "
-        "until the transferred call ends",
-        "actions[1] (TRANSFER): params.event: must be one of start; got 'stop'",
-        "actions[1] (TRANSFER): params.no: required",
+def test_async_transfer_and_stop() -> None:
+    started = one({"type": "TRANSFER", "params": {"no": "+17145551212", "async": True}})
+    assert (started.number, started.event, started.is_async) == ("+17145551212", "start", True)
+    stop = one({"type": "TRANSFER", "params": {"event": "stop"}})
+    assert (stop.event, stop.number) == ("stop", "")
+    assert problems({"type": "TRANSFER", "params": {"event": "stop", "async": True}}) == [
+        "actions[0] (TRANSFER): params.async: a TRANSFER stop does not wait for anything: "
+        "leave async out"
+    ]
+    assert problems({"type": "TRANSFER", "params": {"async": True}}) == [
+        "actions[0] (TRANSFER): params.no: required"
     ]
 
 
@@ -467,26 +488,37 @@ def test_queue_offer_and_poll_connect() -> None:
     assert poll.event == "poll_connect" and poll.events.names() == ("on_enter_error",)
 
 
-def test_the_seed_s_advanced_queue_example_is_refused_for_max_calls() -> None:
-    found = problems(
+def test_the_seed_s_advanced_queue_example_has_max_calls() -> None:
+    queue = one(
         {
             "type": "QUEUE",
             "params": {"name": "low-priority", "event": "offer", "max_calls": 10},
             "events": {"on_enter": [], "on_enter_error_max_calls": []},
         }
     )
-    assert found == [
-        "actions[0] (QUEUE): params.max_calls: not supported by this server: queues have no "
-        "length limit here"
-    ]
+    assert (queue.event, queue.max_calls, queue.is_async) == ("offer", 10, False)
 
 
-@pytest.mark.parametrize("event", ["poll", "remove"])
-def test_queue_poll_and_remove_are_refused(event: str) -> None:
-    assert problems({"type": "QUEUE", "params": {"name": "q", "event": event}}) == [
-        f"actions[0] (QUEUE): params.event: {event!r} is not supported by this server "
-        "(offer and poll_connect are)"
-    ]
+def test_queue_poll_remove_and_async_offer() -> None:
+    poll = one({"type": "QUEUE", "params": {"name": "q", "event": "poll"}})
+    remove = one({"type": "QUEUE", "params": {"name": "q", "event": "remove"}})
+    offer = one({"type": "QUEUE", "params": {"name": "q", "async": True}})
+    assert (poll.event, remove.event) == ("poll", "remove")
+    assert offer.event == "offer" and offer.is_async
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"event": "poll", "async": True}, "params.async: only offer can be asynchronous"),
+        ({"event": "remove", "max_calls": 3}, "params.max_calls: max_calls applies to offer"),
+        ({"max_calls": 0}, "params.max_calls: must be 1 to 1000000, got 0"),
+        ({"event": "peek"}, "params.event: must be one of offer, poll, poll_connect, remove"),
+    ],
+)
+def test_queue_mistakes(params: dict[str, Any], message: str) -> None:
+    found = problems({"type": "QUEUE", "params": {"name": "q", **params}})
+    assert any(message in p for p in found), found
 
 
 # -- RECORD, RECORDMESSAGE -----------------------------------------------------------------

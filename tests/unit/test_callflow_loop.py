@@ -142,6 +142,15 @@ async def test_template_mapping_fills_the_answer_from_the_request_it_answers() -
     ]
 
 
+async def test_is_template_false_leaves_the_answer_as_written() -> None:
+    # seeds/003, "is_template": "If true, Template Mapping. will be found and replaced".
+    flow = f"- action: callflow@v1\n  params: {{url: '{URL}', is_template: false}}"
+    answer = [say("Hello, {{session_data.firstName|guest}}."), HANGUP]
+    _, call, app, _ = await run_flow(answer, actions=flow)
+    assert call.heard() == ["say:Hello, {{session_data.firstName|guest}}."]
+    assert app.bodies("init_call")[0]["session_data"] == {}
+
+
 async def test_headers_and_method_of_the_action_are_used() -> None:
     actions = (
         "- action: callflow@v1\n"
@@ -416,12 +425,89 @@ async def test_conference_events_when_full() -> None:
         },
     }
     _, call, _, _ = await run_flow([conference, HANGUP], call=call)
-    assert "conference:room-call0001" in [e for _, e in call.events]
-    assert call.heard() == [
-        "say:You are now joining the conference.",
-        "say:I'm sorry. The conference is full.",
-        "say:error",
+    # The room is seen full before joining: on_enter does not run, nor the join.
+    assert not [e for _, e in call.events if e.startswith("conference:")]
+    assert call.heard() == ["say:I'm sorry. The conference is full.", "say:error"]
+
+
+async def test_conference_enter_events_in_the_seed_s_order_with_the_participant_count() -> None:
+    hook = {
+        "type": "WEBHOOK",
+        "params": {"event_name": "n", "webhook_data": "({n: $numConferenceParticipants})"},
+    }
+    events = {name: [say(name)] for name in ("on_enter_started", "on_enter_waiting",
+                                             "on_enter_alone", "on_enter_error_ended")}  # fmt: skip
+    events["on_enter"] = [say("on_enter"), hook]
+    conference = {"type": "CONFERENCE", "params": {"name": "c", "exit_on_key": "#"},
+                  "events": events}  # fmt: skip
+    _, call, app, _ = await run_flow([conference, HANGUP], keys="#", keys_at=30)
+    assert call.heard()[:3] == ["say:on_enter_started", "say:on_enter_alone", "say:on_enter"]
+    (body,) = app.bodies("live_call")
+    assert body["webhook_data"] == {"n": "1"}  # a string, the caller counted
+
+    busy = FakeCall(FakePrompts(), hangup_at=60)
+    busy.conference_size = 2
+    waiting = {"type": "CONFERENCE", "events": events,
+               "params": {"name": "c", "hold_on_join": True, "start_on_join": False}}  # fmt: skip
+    _, busy, app, _ = await run_flow([waiting, HANGUP], call=busy)
+    assert busy.heard()[:2] == ["say:on_enter_waiting", "say:on_enter"]
+    assert app.bodies("live_call")[0]["webhook_data"] == {"n": "3"}
+
+
+async def test_a_full_queue_runs_on_enter_error_max_calls_not_on_enter() -> None:
+    call = FakeCall(FakePrompts())
+    call.queue_length = 10
+    queue = {
+        "type": "QUEUE",
+        "params": {"name": "low-priority", "event": "offer", "max_calls": 10},
+        "events": {
+            "on_enter": [say("You are now entering the queue.")],
+            "on_enter_error_max_calls": [say("I'm sorry. The queue is full.")],
+            "on_enter_error": [say("error")],
+        },
+    }
+    _, call, _, _ = await run_flow([queue, HANGUP], call=call)
+    assert call.heard() == ["say:I'm sorry. The queue is full.", "say:error"]
+    assert not [e for _, e in call.events if e.startswith("enqueue:")]
+
+
+async def test_an_async_offer_goes_on_and_poll_and_remove_run() -> None:
+    call = FakeCall(FakePrompts())
+    offer = {"type": "QUEUE", "params": {"name": "q", "async": True},
+             "events": {"on_enter": [say("queued")]}}  # fmt: skip
+    poll = {"type": "QUEUE", "params": {"name": "q", "event": "poll"},
+            "events": {"on_enter_error": [say("nobody")]}}  # fmt: skip
+    remove = {"type": "QUEUE", "params": {"name": "q", "event": "remove"}}
+    _, call, _, _ = await run_flow([offer, say("meanwhile"), remove, poll, HANGUP], call=call)
+    assert call.heard() == ["say:queued", "say:meanwhile", "say:nobody"]
+    assert [e for _, e in call.events if ":q" in e] == ["offer:q", "leave:q", "release-next:q"]
+
+
+async def test_the_seed_s_async_transfer_goes_on_and_stop_hangs_up() -> None:
+    # seeds/003, TRANSFER, "Example Response // Async Transfer", as written.
+    answer = [
+        {"type": "TRANSFER", "params": {"no": "+17145551212", "async": True}},
+        {
+            "type": "COLLECT",
+            "params": {"num_digits": 1, "timeout": 3600000},
+            "actions": [{"type": "SAY", "params": {"text": "Press any key to end the call."}}],
+        },
+        {"type": "TRANSFER", "params": {"event": "stop"}},
     ]
+    _, call, _, _ = await run_flow(answer, [HANGUP], keys="5", keys_at=3)
+    events = [e for _, e in call.events]
+    assert events.index("dial:+17145551212") < events.index("stop-dial")
+    assert not call.dialling
+
+
+async def test_poll_connect_tells_whom_it_bridged() -> None:
+    poll = {"type": "QUEUE", "params": {"name": "support", "event": "poll_connect"}}
+    check = {"type": "IF", "condition": "$lastQueuePollConnectCall.no == '+33987654321'",
+             "then": [say("bridged")]}  # fmt: skip
+    _, call, app, _ = await run_flow([poll, check], [HANGUP])
+    assert call.heard() == ["say:bridged"]
+    live = app.bodies("live_call")[0]
+    assert live["last_queue_poll_connect_call"] == {"id": "caller01", "no": "+33987654321"}
 
 
 async def test_conference_exit_key_then_the_flow_goes_on() -> None:

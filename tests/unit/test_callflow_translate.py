@@ -206,6 +206,8 @@ def test_conference_becomes_conference_at_v1() -> None:
                 "hold_on_join": True,
                 "start_on_join": False,
                 "end_on_exit": True,
+                "hold_on_exit": True,
+                "send_dtmf": True,
             },
         }
     )
@@ -223,6 +225,9 @@ def test_conference_becomes_conference_at_v1() -> None:
         "mute_on_key": "1",
         "unmute_on_key": "none",
         "record": False,
+        "hold_on_exit": True,
+        "send_dtmf": True,
+        "receive_dtmf": False,
     }
     quiet = params(only({"type": "CONFERENCE", "params": {"name": "c"}}))
     assert (quiet["beep"], quiet["moderator"], quiet["exit_on_key"], quiet["hold_audio"]) == (
@@ -240,6 +245,15 @@ def test_transfer_becomes_a_dial_bridge() -> None:
     assert params(item)["caller_id"] == "+1"
 
 
+def test_async_transfer_dials_without_waiting_and_stop_hangs_it_up() -> None:
+    started = only({"type": "TRANSFER", "params": {"no": "+17145551212", "async": True}})
+    assert started.key == "dial@v1"
+    assert (params(started)["wait"], params(started)["ringback"]) == (False, "none")
+    assert params(only({"type": "TRANSFER", "params": {"no": "+1"}}))["wait"] is True
+    stop = only({"type": "TRANSFER", "params": {"event": "stop"}})
+    assert (stop.key, params(stop)) == ("stop@v1", {"dial": True})
+
+
 def test_queue_offer_and_poll_connect() -> None:
     offer = only({"type": "QUEUE", "params": {"name": "sales"}})
     assert (offer.key, params(offer)["command"], params(offer)["name"]) == (
@@ -247,8 +261,19 @@ def test_queue_offer_and_poll_connect() -> None:
         "enqueue",
         "sales",
     )
+    assert (params(offer)["wait"], params(offer)["max_calls"]) == (True, None)
     poll = only({"type": "QUEUE", "params": {"name": "sales", "event": "poll_connect"}})
     assert params(poll)["command"] == "bridge-next" and poll.result == "$callflowResult"
+
+
+def test_queue_max_calls_async_poll_and_remove() -> None:
+    full = params(only({"type": "QUEUE", "params": {"name": "q", "max_calls": 10}}))
+    assert (full["command"], full["max_calls"], full["wait"]) == ("enqueue", 10, True)
+    offer = params(only({"type": "QUEUE", "params": {"name": "q", "async": True}}))
+    assert (offer["command"], offer["wait"]) == ("enqueue", False)
+    for event, command in (("poll", "release-next"), ("remove", "leave")):
+        item = params(only({"type": "QUEUE", "params": {"name": "q", "event": event}}))
+        assert (item["command"], item["wait"], item["max_calls"]) == (command, True, None)
 
 
 def test_record_and_recordmessage() -> None:

@@ -272,3 +272,39 @@ async def test_a_two_channel_recording_has_one_member_apart_from_the_rest() -> N
     clock.step()
     left, right = recorded.frames[-1]
     assert not left.any() and right is not None and right[0] == 2300
+
+
+async def test_hold_on_exit_holds_everyone_left_until_a_moderator_joins() -> None:
+    music = np.full(800, 300, np.int16)
+    clock = ManualClock()
+    room = Conference("hold", clock)
+    a, b, c, m = (FakeLeg(name, level) for name, level in (("a", 1000), ("b", 2000),
+                                                         ("c", 4000), ("m", 500)))  # fmt: skip
+    room.join(Member(a, "a", hold_on_exit=True, beep_on_enter=False, beep_on_exit=False),
+              hold_audio=music)  # fmt: skip
+    for leg in (b, c):
+        room.join(Member(leg, leg.name, beep_on_enter=False, beep_on_exit=False))
+    clock.step()
+    assert b.last_heard()[0] == pytest.approx(5000, rel=0.03)
+    room.leave(a, "key")
+    assert room.on_hold and room.members[b].waiting and room.members[c].waiting
+    assert room.would_wait(False, False) and not room.would_wait(True, False)
+    clock.step()
+    for leg in (b, c):  # on hold: the hold audio, not each other
+        assert leg.last_heard()[0] == pytest.approx(300, abs=8)
+    room.join(Member(m, "m", moderator=True, beep_on_enter=False))
+    assert not room.on_hold and not room.members[b].waiting
+    clock.step()
+    assert b.last_heard()[0] == pytest.approx(4500, rel=0.03)
+
+
+async def test_keys_go_from_senders_to_receivers_only() -> None:
+    a, b, c = FakeLeg("a", 1), FakeLeg("b", 2), FakeLeg("c", 3)
+    clock = ManualClock()
+    room = Conference("keys", clock)
+    room.join(Member(a, "a", send_dtmf=True, receive_dtmf=True))
+    room.join(Member(b, "b", receive_dtmf=True))
+    room.join(Member(c, "c", send_dtmf=True))
+    assert room.dtmf_receivers(a) == [b]  # not a itself, not c (does not receive)
+    assert room.dtmf_receivers(b) == []  # b does not send
+    assert room.dtmf_receivers(c) == [a, b]

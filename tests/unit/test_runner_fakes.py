@@ -26,6 +26,7 @@ from mediaserver.actions.callapi import (
     SAMPLE_RATE,
     AudioError,
     CallEnded,
+    ConferenceEntry,
     ConferenceOptions,
     ConferenceResult,
     DialOptions,
@@ -138,6 +139,8 @@ class FakeCall:
         self.transfer_outcome = "transferred"
         self.queue_outcome = "bridged"  # enqueue's, or bridge_next's
         self.queue_wait = 0.0  # virtual seconds spent in a queue
+        self.queue_length = 0  # callers already waiting in every queue the fake offers to
+        self.dialling = False  # a dial with wait: false under way
         self.forking: ForkTargets | None = None  # fork@v1's destinations while it runs
         self._info = info or {
             "id": "call0001",
@@ -189,8 +192,16 @@ class FakeCall:
         """Nobody answers: every target rings until the timeout."""
         await self._alive()
         self.events.append((self.now, f"dial:{','.join(targets)}"))
+        if not options.wait:
+            self.dialling = True
+            return DialResult("started", 0.0, targets[0])
         self.now += options.timeout
         return DialResult("no-answer", 0.0, targets[-1])
+
+    async def stop_dial(self) -> bool:
+        self.events.append((self.now, "stop-dial"))
+        stopped, self.dialling = self.dialling, False
+        return stopped
 
     async def answer(self) -> None:
         await self._alive()
@@ -345,6 +356,11 @@ class FakeCall:
         self.events.append((start, "voicemail"))
         return RecordingResult(made.id, made.path, 0.0)
 
+    def conference_entry(
+        self, name: str, *, moderator: bool, wait_for_moderator: bool
+    ) -> ConferenceEntry:
+        return ConferenceEntry(self.conference_size, wait_for_moderator and not moderator)
+
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         """The caller stays until it presses exit_on_key or hangs up; keys are the room's."""
         await self._alive()
@@ -398,9 +414,17 @@ class FakeCall:
         hold_audio: Pcm,
         max_wait: float | None,
         announce: Callable[[int], Awaitable[Pcm]] | None,
+        max_calls: int | None = None,
+        wait: bool = True,
     ) -> str:
         await self._alive()
         await self.answer()
+        if max_calls is not None and self.queue_length >= max_calls:
+            self.events.append((self.now, f"queue-full:{queue}"))
+            return "full"
+        if not wait:
+            self.events.append((self.now, f"offer:{queue}"))
+            return "queued"
         hold = self.prompts.label(hold_audio)
         self.events.append((self.now, f"enqueue:{queue}:{hold}"))
         if announce is not None:
@@ -412,10 +436,26 @@ class FakeCall:
         self.now += self.queue_wait
         return self.queue_outcome
 
-    async def bridge_next(self, queue: str) -> str:
+    async def bridge_next(
+        self, queue: str, on_taken: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
         await self._alive()
         self.events.append((self.now, f"bridge-next:{queue}"))
+        if self.queue_outcome == "bridged" and on_taken is not None:
+            on_taken({"id": "caller01", "from": "+33987654321", "to": "support",
+                      "direction": "inbound"})  # fmt: skip
         return self.queue_outcome
+
+    def queue_size(self, queue: str) -> int:
+        return self.queue_length
+
+    def release_next(self, queue: str) -> str:
+        self.events.append((self.now, f"release-next:{queue}"))
+        return "released" if self.queue_length else "empty"
+
+    def leave_queue(self, queue: str) -> str:
+        self.events.append((self.now, f"leave:{queue}"))
+        return "removed"
 
     async def listen_levels(self, seconds: float, listener: Callable[[float], bool]) -> None:
         """Feed the scripted ``levels`` (silence after them), one per virtual 20 ms."""

@@ -39,8 +39,6 @@ REFUSED = {
     # The seed itself: "The call flow will fail if the specified LABEL does not exist
     # within the same callback response"; the example is a GOTO alone.
     1003: "actions[0] (GOTO): params.label: LABEL 'goto_here' does not exist",
-    1223: "actions[0] (QUEUE): params.max_calls: not supported by this server",
-    1591: "actions[0] (TRANSFER): params.async: not supported by this server",
 }
 """Seed line of the example: the first problem our parser reports (docs/callflow.md,
 "Not supported, and why")."""

@@ -41,7 +41,7 @@ async def callflow(context: ActionContext, params: Mapping[str, Any]) -> None:
     if not url.lower().startswith(("http://", "https://")):
         raise ActionFailed(f"url: {url!r} is not {URL_HINT}")
     headers = tuple((name, sandbox.interpolate(value)) for name, value in params["headers"].items())
-    callback = Callback(url, params["method"], headers, params["timeout"])
+    callback = Callback(url, params["method"], headers, params["timeout"], params["is_template"])
     # The compiler comes from the server's services: callflow does not import it.
     flow = CallFlow(context, callback, compile_scenario=context.server.compile_scenario)
     if not context.has_call:
@@ -86,6 +86,13 @@ CALLFLOW = ActionDefinition(
             default=5.0,
             minimum=1,
             maximum=15,
+        ),
+        Param(
+            "is_template",
+            ParamType.BOOLEAN,
+            "replace {{property}} and {{property|default}} in answers with the request's "
+            "fields (Voxology Template Mapping); false leaves them as written",
+            default=True,
         ),
     ),
     run=callflow,

@@ -19,7 +19,10 @@ combination: one key or several pressed in order (``"#0"``, the Voxology
 seed's CONFERENCE), see :mod:`mediaserver.actions.key_combinations`.
 ``wait_for_moderator`` callers hear ``hold_audio`` (a named tone, or a sound
 file or URL, looped) until a ``moderator`` joins; a caller alone in the room
-hears it too. ``beep`` says whose arrival or departure the others hear as a
+hears it too. ``hold_on_exit`` puts the room on hold when this caller leaves: everyone
+left waits, as for a moderator, until one joins. Keys pressed by a
+``send_dtmf`` caller are sent on to every ``receive_dtmf`` caller.
+``beep`` says whose arrival or departure the others hear as a
 short beep. ``record`` records the room's mix until the room empties;
 ``$recording`` then holds its id and path (and its duration if the room
 ended with this caller's stay).
@@ -63,6 +66,9 @@ async def conference(context: ActionContext, params: Mapping[str, Any]) -> str:
         mute_on_key=_key(params["mute_on_key"]),
         unmute_on_key=_key(params["unmute_on_key"]),
         record=params["record"],
+        hold_on_exit=params["hold_on_exit"],
+        send_dtmf=params["send_dtmf"],
+        receive_dtmf=params["receive_dtmf"],
     )
     try:
         result = await context.call.conference(options)
@@ -167,6 +173,25 @@ CONFERENCE = ActionDefinition(
             ParamType.BOOLEAN,
             "record the room's mix until it empties (unless it is recorded already); "
             "$recording gets its id",
+            default=False,
+        ),
+        Param(
+            "hold_on_exit",
+            ParamType.BOOLEAN,
+            "when this caller leaves, everyone left waits on hold (hearing hold_audio) "
+            "until a moderator joins",
+            default=False,
+        ),
+        Param(
+            "send_dtmf",
+            ParamType.BOOLEAN,
+            "keys this caller presses are passed on to the participants with receive_dtmf",
+            default=False,
+        ),
+        Param(
+            "receive_dtmf",
+            ParamType.BOOLEAN,
+            "hear (as RFC 4733 telephone-events) the keys of participants with send_dtmf",
             default=False,
         ),
     ),

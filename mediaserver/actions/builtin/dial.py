@@ -35,6 +35,7 @@ async def dial(context: ActionContext, params: Mapping[str, Any]) -> dict[str, o
         max_duration=params["max_duration"],
         headers={name: interpolate(value) for name, value in params["headers"].items()},
         record=params["record"],
+        wait=params["wait"],
     )
     try:
         result = await context.call.dial(targets, options)
@@ -44,7 +45,7 @@ async def dial(context: ActionContext, params: Mapping[str, Any]) -> dict[str, o
     context.set_builtin("$dial", value)
     if result.recording is not None:
         context.set_builtin("$recording", result.recording.as_variable())
-    context.log.info("dial ended", **value)
+    context.log.info("dial ended" if options.wait else "dial started", **value)
     return value
 
 
@@ -101,10 +102,18 @@ DIAL = ActionDefinition(
             default={},
             interpolated=True,
         ),
+        Param(
+            "wait",
+            ParamType.BOOLEAN,
+            "false: ring and bridge in the background, the scenario goes on at once "
+            "(result status: started; the callee is heard instead of the scenario's audio "
+            "while bridged); stop@v1 with dial: true hangs it up",
+            default=True,
+        ),
     ),
     run=dial,
-    result="an object: status (answered, busy, no-answer, failed, canceled), duration "
-    "(seconds bridged), target; also in $dial",
+    result="an object: status (answered, busy, no-answer, failed, canceled; started with "
+    "wait: false), duration (seconds bridged), target; also in $dial",
 )
 
 ACTIONS = (DIAL,)

@@ -127,7 +127,7 @@ GATHER = ActionDefinition(
             "seconds to wait for the first key after the prompt",
             default=5.0,
             minimum=0,
-            maximum=600,
+            maximum=3600,
         ),
         Param(
             "inter_digit_timeout",
@@ -135,7 +135,7 @@ GATHER = ActionDefinition(
             "seconds to wait for each further key",
             default=3.0,
             minimum=0,
-            maximum=600,
+            maximum=3600,
         ),
         Param(
             "finish_on_key",
