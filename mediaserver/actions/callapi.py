@@ -152,6 +152,9 @@ class CallApi(Protocol):
     @property
     def ended(self) -> bool: ...
 
+    def set_customer_field(self, value: str | None) -> None:
+        """The ``customer_field`` the call's record gets (actions/cdr_field.py)."""
+
     async def ring(self) -> None:
         """Send 180 Ringing (no effect once answered)."""
 

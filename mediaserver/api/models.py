@@ -321,6 +321,12 @@ class CallRecord(BaseModel):
     sipStatus: int | None
     dialStatus: str | None
     media: dict[str, Any] = Field(description="per leg: packets, bytes, loss, jitter...")
+    cliPres: str | None = Field(
+        None, description="allowed_passed_screen or prohib_passed_screen (Callr's cli_pres)"
+    )
+    customerField: str | None = Field(
+        None, description="the run's customer_field variable (Callr's customer_field)"
+    )
 
 
 class CallRecordPage(Page[CallRecord]):

@@ -164,6 +164,7 @@ class Dialer:
         call.services = self.services
         if run is not None:
             call.scenario = run.scenario_name
+        call.cdr_parent = parent
         if self.journal is not None:
             self.journal.call_started(call, number=caller_id, parent=parent, run=run)
         return call

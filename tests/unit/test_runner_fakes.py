@@ -127,6 +127,7 @@ class FakeCall:
         self.recordings: list[RecordingResult] = []
         self.recording: tuple[str, float, RecordOptions] | None = None
         self.background: str | None = None
+        self.customer_field: str | None = None  # what the run hands over for the record
         # listen_levels: the level (dBFS) of each 20 ms frame the caller sends; then silence.
         self.levels: list[float] = []
         self._level_at = 0
@@ -320,6 +321,9 @@ class FakeCall:
         rid, _, options = self.recording
         self.events.append((self.now, "record:pause" if paused else "record:resume"))
         return RecordingResult(rid, f"/data/recordings/{rid}.{options.format}")
+
+    def set_customer_field(self, value: str | None) -> None:
+        self.customer_field = value
 
     async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
         """The fake caller says nothing: the message ends at the silence timeout

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiosqlite
 
 from mediaserver.store.errors import SchemaTooNew
-from mediaserver.store.migrations import v001_initial, v002_call_control
+from mediaserver.store.migrations import v001_initial, v002_call_control, v006_callr_cdr
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, v001_initial.NAME, v001_initial.STATEMENTS),
     Migration(2, v002_call_control.NAME, v002_call_control.STATEMENTS),
+    # Numbered v006 for the merge of parallel branches (the lead renumbers).
+    Migration(3, v006_callr_cdr.NAME, v006_callr_cdr.STATEMENTS),
 )
 
 _HISTORY_TABLE = """
