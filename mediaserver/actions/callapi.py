@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mediaserver.actions.vms_detect import VmsDetect, VmsVerdict
 from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class DialOptions:
     max_duration: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     record: bool = False  # record the bridged call: caller left, callee right
+    vms_detect: VmsDetect | None = None  # Callr's voicemail detection on the callee
+    vms_media: Pcm | None = None  # its prompt, decoded
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,17 @@ class DialResult:
     target: str | None  # who answered, or the last target tried
     sip_status: int | None = None
     recording: RecordingResult | None = None  # with DialOptions.record, once answered
+    detection: VmsVerdict | None = None  # with DialOptions.vms_detect, once answered
 
     def as_variable(self) -> dict[str, object]:
-        return {"status": self.status, "duration": round(self.duration, 3), "target": self.target}
+        value: dict[str, object] = {
+            "status": self.status,
+            "duration": round(self.duration, 3),
+            "target": self.target,
+        }
+        if self.detection is not None:
+            value["detection"] = self.detection.as_variable()
+        return value
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,16 @@ class ScenarioPage(Page[Scenario]):
     pass
 
 
+class StartOptions(RequestModel):
+    vms_detect: dict[str, Any] | None = Field(
+        default=None,
+        description="Callr's outbound voicemail detection on the call placed to `to` "
+        "(App.Param.VmsDetect: method DTMF or SILENCE and their parameters); a voicemail "
+        "is hung up and the branch runs without the call, $dial.status voicemail",
+        examples=[{"method": "DTMF", "dtmf_timeout": 3, "dtmf_media": "press-a-key.wav"}],
+    )
+
+
 class StartIn(RequestModel):
     to: str | None = Field(
         default=None,
@@ -209,6 +219,9 @@ class StartIn(RequestModel):
         max_length=64,
         description="initial $variables (names: ^\\$[a-zA-Z][a-zA-Z0-9_]{0,254}$)",
         examples=[{"$customer": "ACME"}],
+    )
+    options: StartOptions = Field(
+        default_factory=StartOptions, description="how the call to `to` is placed"
     )
 
 
