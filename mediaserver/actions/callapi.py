@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mediaserver.actions.vms_detect import VmsDetect, VmsVerdict
@@ -330,8 +331,16 @@ class FetchError(Exception):
     """The request could not be made or answered (timeout, refused, bad URL)."""
 
 
+class MailUnavailable(Exception):
+    """The server has no ``smtp:`` section: it cannot send e-mail."""
+
+
 class ServerApi(Protocol):
     """What actions may ask of the server itself, with or without a call."""
+
+    def send_mail(self, message: EmailMessage, what: str) -> None:
+        """Queue an e-mail to the configured SMTP server (never waits for it);
+        MailUnavailable without one. ``what`` names it in the log."""
 
     async def fetch(
         self,

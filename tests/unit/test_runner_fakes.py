@@ -17,6 +17,7 @@ import asyncio
 import textwrap
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from mediaserver.actions.callapi import (
     DialResult,
     FetchError,
     FetchResult,
+    MailUnavailable,
     MediaError,
     Pcm,
     RecordingResult,
@@ -523,6 +525,13 @@ class FakeServer:
         self.webhooks: list[tuple[str | None, str, dict[str, Any]]] = []
         self.message_status: dict[str, int | None] = {}
         self.messages: list[tuple[str, str, str | None]] = []
+        self.mails: list[tuple[EmailMessage, str]] = []  # None: no smtp section
+        self.smtp = True
+
+    def send_mail(self, message: EmailMessage, what: str) -> None:
+        if not self.smtp:
+            raise MailUnavailable("this server sends no e-mail: add an smtp: section")
+        self.mails.append((message, what))
 
     async def fetch(
         self,
