@@ -155,7 +155,9 @@ async def _mail(
     try:
         attachment = await asyncio.to_thread(encode, message.path, fmt)
     except (OSError, RuntimeError) as exc:
-        raise ActionFailed(f"cannot attach recording {result.id}: {exc}") from None
+        # The message itself is kept and indexed: the run goes on, the log tells.
+        context.log.error("voicemail not mailed", recording_id=result.id, reason=str(exc))
+        return
     name = attachment_name(params["file_name"], message, tz, fmt)
     mail = voicemail_email(message, recipients, attachment, name, fmt, tz)
     try:
