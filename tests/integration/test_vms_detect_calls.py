@@ -165,12 +165,20 @@ def test_api_started_call_with_vms_detect(tmp_path: Path) -> None:
             assert bad.json()["error"]["field"] == "options.vms_detect.dtmf_timeout"
             started = api.post(
                 f"/api/scenarios/{sid['sid']}/start",
-                json={"to": b.sip_uri, "options": {"vms_detect": {"method": "DTMF",
-                                                                  "dtmf_timeout": 1}}},
+                json={"to": b.sip_uri, "variables": {"$customer_field": "CAMPAIGN7"},
+                      "options": {"vms_detect": {"method": "DTMF", "dtmf_timeout": 1}}},
             )  # fmt: skip
             assert started.status_code == 201, started.text
             b.wait_established(timeout=10)
             assert b.wait_closed(timeout=15) == "Connection reset by peer"
             wait_record(server, "api call voicemail voicemail")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                (record,) = api.get("/api/cdrs").json()["hits"]
+                if record["status"] == "ended":
+                    break
+                time.sleep(0.1)
+            # The call's record has the run's customer field, though the run never had the call.
+            assert (record["status"], record["customerField"]) == ("ended", "CAMPAIGN7")
     finally:
         server.stop()
