@@ -155,6 +155,22 @@ class WebhookConfig:
     secret: str | None = None
 
 
+SMTP_SECURITY = ("none", "starttls", "tls")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The ``smtp:`` section: the server that delivers voicemail e-mails."""
+
+    host: str
+    sender: str  # the From address (``from:``)
+    port: int = 587
+    security: str = "starttls"  # none, starttls (RFC 3207) or tls (implicit, port 465)
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -169,6 +185,7 @@ class Config:
     scenarios_dir: Path = Path("scenarios")
     routes: dict[str, str] = field(default_factory=dict)
     data_dir: Path = Path(".")
+    smtp: SmtpConfig | None = None  # None: no e-mail delivery
 
     def storage_path(self, path: Path) -> Path:
         """A storage path, relative ones resolved against the data folder."""
@@ -317,7 +334,7 @@ def load_config(path: str | Path) -> Config:
         raise ProblemsError([Problem(file, Mark(1, 1), "the config must be a YAML mapping")])
     c = _Checker(file)
     top = {"sip", "rtp", "http", "storage", "trunks", "users", "scenarios_dir", "routes"}
-    top |= {"webhooks", "data_dir", "limits"}
+    top |= {"webhooks", "data_dir", "limits", "smtp"}
     for key in doc:
         if key not in top:
             c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
@@ -372,6 +389,7 @@ def load_config(path: str | Path) -> Config:
         rtp = RtpConfig(low, high, codecs, jitter, learn, srtp)
 
     limits = _limits(c, doc)
+    smtp = _smtp(c, doc)
 
     http = HttpConfig()
     if (h := c.section(doc, "http", {"listen", "api_keys", "access_log"}, "http")) is not None:
@@ -437,7 +455,45 @@ def load_config(path: str | Path) -> Config:
         scenarios_dir=scenarios_dir,
         routes=routes,
         data_dir=data_dir,
+        smtp=smtp,
     )
+
+
+SMTP_KEYS = {"host", "port", "security", "username", "password", "from", "timeout"}
+
+
+def _smtp(c: _Checker, doc: LocatedDict) -> SmtpConfig | None:
+    """The ``smtp:`` section; None when absent. ``host`` and ``from`` are required."""
+    s = c.section(doc, "smtp", SMTP_KEYS, "smtp")
+    if s is None:
+        return None
+    host = _require(c, s, "host", "smtp")
+    sender = _require(c, s, "from", "smtp")
+    if sender is not None and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", sender):
+        c.error(s.value_mark("from"), f"smtp.from: expected an address such as "
+                f"voicemail@example.com, got {sender!r}")  # fmt: skip
+    security = c.get(s, "security", "smtp.security", _smtp_security, "starttls")
+    port = c.get(s, "port", "smtp.port", _port, 465 if security == "tls" else 587)
+    username = c.get(s, "username", "smtp.username", _string, None)
+    password = c.get(s, "password", "smtp.password", _string, None)
+    if (username is None) != (password is None):
+        c.error(s.mark, "smtp: username and password go together (give both, or neither)")
+    timeout = c.get(s, "timeout", "smtp.timeout", _smtp_timeout, 30.0)
+    if host is None or sender is None:
+        return None
+    return SmtpConfig(host, sender, port, security, username, password, timeout)
+
+
+def _smtp_security(value: Any) -> str:
+    if value not in SMTP_SECURITY:
+        raise ValueError(f"expected none, starttls or tls, got {value!r}")
+    return str(value)
+
+
+def _smtp_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 300:
+        raise ValueError(f"expected 1 to 300 seconds, got {value!r}")
+    return float(value)
 
 
 LIMIT_KEYS = {"per_source", "per_user", "global_invites", "block_after", "block_seconds",

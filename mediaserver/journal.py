@@ -192,6 +192,8 @@ class CallJournal:
             run_id=run_id if scenario_id is not None else None,
             parent_call_id=parent.id if parent is not None else None,
             sip_call_id=call.sip_call_id,
+            from_name=call.from_name,
+            cli_pres=call.cli_pres,
         )
         self.events.publish(
             "call.initiated",
@@ -255,6 +257,7 @@ class CallJournal:
             sip_status=call.final_status,
             dial_status=dial_status,
             media_stats={"a": call.leg.snapshot()},
+            customer_field=call.cdr_customer_field,
         )
         direction = call.direction
         self.events.publish(

@@ -23,10 +23,12 @@ from typing import Any, Protocol
 
 import structlog
 
-from mediaserver.actions.callapi import ServerApi
+from mediaserver.actions.callapi import CallEnded, ServerApi
 from mediaserver.actions.model import Scenario
+from mediaserver.actions.params import TONES
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
+from mediaserver.actions.vms_detect import VmsDetect, detect_voicemail
 from mediaserver.callcontrol.service import route_target as call_control_target
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
@@ -34,6 +36,7 @@ from mediaserver.calls.base import RunFactory
 from mediaserver.journal import CallJournal, RunStart
 from mediaserver.library import ScenarioLibrary
 from mediaserver.log import get_logger
+from mediaserver.media.pcm import AudioError, Pcm
 from mediaserver.media.prompts import Prompts
 from mediaserver.sip.uac import TargetError
 
@@ -259,17 +262,23 @@ class Runs:
         to: str | None = None,
         variables: dict[str, object] | None = None,
         caller_id: str | None = None,
+        vms_detect: VmsDetect | None = None,
     ) -> str:
         """Start the ``api-initiated`` branch of scenario ``name``; the run id.
 
         With ``to``, the server calls it first and runs the branch once the call
         is answered, or without a call when it is not, ``$dial`` telling why (the
-        Callr seed's runs); without ``to`` the branch runs offline."""
+        Callr seed's runs); without ``to`` the branch runs offline. With
+        ``vms_detect`` (Callr's voicemail detection), an answer by a voicemail
+        is hung up and ``$dial.status`` is ``voicemail``."""
         scenario = self.library.get(name)
         if scenario is None:
             raise RunRefused("scenario", f"no scenario {name!r}")
         if API_BRANCH not in scenario.branches:
             raise RunRefused("scenario", f"scenario {name!r} has no {API_BRANCH} branch")
+        detection: _Detection | None = None
+        if vms_detect is not None and vms_detect.active:
+            detection = (vms_detect, await self._vms_media(vms_detect))
         return await self._start_api_run(
             scenario,
             self.library.store_id(name),
@@ -277,7 +286,20 @@ class Runs:
             variables=variables,
             caller_id=caller_id,
             ring_timeout=API_CALL_TIMEOUT,
+            detection=detection,
         )
+
+    async def _vms_media(self, settings: VmsDetect) -> Pcm | None:
+        """The detection's prompt, loaded before the call is placed so that a bad one is
+        the request's error (RunRefused naming the field)."""
+        media = settings.media
+        if media is None:
+            return None
+        try:
+            return self.prompts.tone(media) if media in TONES else await self.prompts.file(media)
+        except AudioError as exc:
+            field = f"options.vms_detect.{settings.method.lower()}_media"
+            raise RunRefused(field, str(exc)) from None
 
     async def start_scenario_call(
         self,
@@ -303,6 +325,7 @@ class Runs:
         variables: dict[str, object] | None,
         caller_id: str | None,
         ring_timeout: float,
+        detection: _Detection | None = None,
     ) -> str:
         run_id = f"api:{new_call_id()}"
         try:
@@ -322,13 +345,18 @@ class Runs:
         else:
             self.journal.run_started(run_id, scenario_id, API_BRANCH, start.variables)
         task = asyncio.get_running_loop().create_task(
-            self._api_run(run, call, run_id, ring_timeout)
+            self._api_run(run, call, run_id, ring_timeout, detection)
         )
         self._keep(run_id, task)
         return run_id
 
     async def _api_run(
-        self, run: Run, call: OutboundCall | None, run_id: str, ring_timeout: float
+        self,
+        run: Run,
+        call: OutboundCall | None,
+        run_id: str,
+        ring_timeout: float,
+        detection: _Detection | None = None,
     ) -> None:
         structlog.contextvars.bind_contextvars(run_id=run_id)
         outcome: RunOutcome | None = None
@@ -337,10 +365,11 @@ class Runs:
                 outcome = await run.execute()
                 return
             status = await call.place(ring_timeout)
-            duration = 0.0
-            run.sandbox.define_builtin(
-                "$dial", {"status": status, "duration": duration, "target": call.target}
-            )
+            dial: dict[str, object] = {"status": status, "duration": 0.0, "target": call.target}
+            if status == "answered" and detection is not None:
+                status, verdict = await _detect_voicemail(call, *detection)
+                dial.update(status=status, detection=verdict)
+            run.sandbox.define_builtin("$dial", dial)
             if status != "answered":
                 call.finish()
                 outcome = await run.execute()  # the branch runs without a call
@@ -384,3 +413,22 @@ class Runs:
             return False
         task.cancel()
         return True
+
+
+_Detection = tuple[VmsDetect, Pcm | None]
+"""Callr's voicemail detection for an API-started call, and its prompt decoded."""
+
+
+async def _detect_voicemail(
+    call: OutboundCall, settings: VmsDetect, media: Pcm | None
+) -> tuple[str, dict[str, object] | None]:
+    """Ask who answered; a voicemail is hung up. The dial status and the verdict."""
+    try:
+        verdict = await detect_voicemail(call, settings, media)
+    except CallEnded:
+        return "no-answer", None  # the callee hung up while being asked
+    if verdict.result == "voicemail":
+        log.info("voicemail detected, hanging up", call_id=call.id, reason=verdict.reason)
+        await call.hangup("normal_clearing")
+        return "voicemail", verdict.as_variable()
+    return "answered", verdict.as_variable()

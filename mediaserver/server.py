@@ -56,6 +56,7 @@ from mediaserver.config import Config, ListenAddress
 from mediaserver.journal import CallJournal
 from mediaserver.library import Router, ScenarioLibrary
 from mediaserver.log import get_logger
+from mediaserver.mail import Mailer
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.mp3 import Mp3Renditions
 from mediaserver.media.ports import PortAllocator
@@ -207,6 +208,7 @@ class Server:
         self.actions = ServerActions(
             self.dialer, self.webhooks, config.sip.user_agent,
             start_call=self.runs.start_scenario_call,
+            mailer=Mailer(config.smtp) if config.smtp is not None else None,
         )  # fmt: skip
         self.runs.connect(self.switch, self.dialer, self.actions)
         # Call Control (SPEC section 5): calls driven by REST commands, events posted.

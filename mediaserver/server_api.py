@@ -12,13 +12,15 @@ dispatcher, so a run never waits for a receiver.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from email.message import EmailMessage
 from typing import Any
 
-from mediaserver.actions.callapi import FetchResult
+from mediaserver.actions.callapi import FetchResult, MailUnavailable
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.scenario import load_scenario_data
 from mediaserver.calls.dialer import Dialer
 from mediaserver.fetch import HttpFetcher
+from mediaserver.mail import Mailer
 from mediaserver.webhooks.delivery import WebhookDispatcher
 
 CallStarter = Callable[..., Awaitable[str]]
@@ -32,14 +34,26 @@ class ServerActions:
         webhooks: WebhookDispatcher,
         user_agent: str,
         start_call: CallStarter | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.dialer = dialer
         self.webhooks = webhooks
         self._fetcher = HttpFetcher(user_agent)
         self._start_call = start_call
+        self._mailer = mailer
 
     async def close(self) -> None:
         await self._fetcher.close()
+        if self._mailer is not None:
+            await self._mailer.close()
+
+    def send_mail(self, message: EmailMessage, what: str) -> None:
+        if self._mailer is None:
+            raise MailUnavailable(
+                "this server sends no e-mail: add an smtp: section (host, from) to the "
+                "config file (docs/configuration.md)"
+            )
+        self._mailer.post(message, what)
 
     async def fetch(
         self,

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mediaserver.actions.vms_detect import VmsDetect, VmsVerdict
 from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
 
 if TYPE_CHECKING:
@@ -65,6 +67,8 @@ class DialOptions:
     headers: Mapping[str, str] = field(default_factory=dict)
     record: bool = False  # record the bridged call: caller left, callee right
     wait: bool = True  # False: dial in the background (stop_dial ends it); result "started"
+    vms_detect: VmsDetect | None = None  # Callr's voicemail detection on the callee
+    vms_media: Pcm | None = None  # its prompt, decoded
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,17 @@ class DialResult:
     target: str | None  # who answered, or the last target tried
     sip_status: int | None = None
     recording: RecordingResult | None = None  # with DialOptions.record, once answered
+    detection: VmsVerdict | None = None  # with DialOptions.vms_detect, once answered
 
     def as_variable(self) -> dict[str, object]:
-        return {"status": self.status, "duration": round(self.duration, 3), "target": self.target}
+        value: dict[str, object] = {
+            "status": self.status,
+            "duration": round(self.duration, 3),
+            "target": self.target,
+        }
+        if self.detection is not None:
+            value["detection"] = self.detection.as_variable()
+        return value
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,9 @@ class CallApi(Protocol):
 
     @property
     def ended(self) -> bool: ...
+
+    def set_customer_field(self, value: str | None) -> None:
+        """The ``customer_field`` the call's record gets (actions/cdr_field.py)."""
 
     async def ring(self) -> None:
         """Send 180 Ringing (no effect once answered)."""
@@ -361,8 +376,16 @@ class FetchError(Exception):
     """The request could not be made or answered (timeout, refused, bad URL)."""
 
 
+class MailUnavailable(Exception):
+    """The server has no ``smtp:`` section: it cannot send e-mail."""
+
+
 class ServerApi(Protocol):
     """What actions may ask of the server itself, with or without a call."""
+
+    def send_mail(self, message: EmailMessage, what: str) -> None:
+        """Queue an e-mail to the configured SMTP server (never waits for it);
+        MailUnavailable without one. ``what`` names it in the log."""
 
     async def fetch(
         self,

@@ -45,6 +45,7 @@ import structlog
 
 from mediaserver.actions import registry
 from mediaserver.actions.callapi import AudioError, CallApi, CallEnded, PromptAudio, ServerApi
+from mediaserver.actions.cdr_field import CUSTOMER_FIELD, customer_field
 from mediaserver.actions.definition import ActionFailed, EndRun
 from mediaserver.actions.expressions import ExpressionError, Sandbox
 from mediaserver.actions.interpreter import MAX_STEPS, Interpreter, Jump
@@ -150,6 +151,7 @@ class Run:
         if self._started:
             raise RuntimeError("a Run executes only once")
         self._started = True
+        self._refresh_call()
         self.log.info("run started", file=self.scenario.file)
         self._publish("run.started", scenario=self.scenario.name, branch=self._branch_name)
         status: RunStatus = "completed"
@@ -246,6 +248,10 @@ class Run:
             if info != self._call_info:
                 self._call_info = info
                 self.sandbox.define_builtin("$call", info)
+            # The record's customer_field follows the variable (actions/cdr_field.py).
+            field = customer_field(self.sandbox.get(CUSTOMER_FIELD))
+            if field is not None:
+                self._call.set_customer_field(field)
 
 
 class _Step:

@@ -25,6 +25,7 @@ from mediaserver.store import ApplicationSettings, CallControlApplication
 from mediaserver.store import Scenario as StoredScenario
 
 if TYPE_CHECKING:
+    from mediaserver.actions.vms_detect import VmsDetect
     from mediaserver.calls import Call
 
 
@@ -38,6 +39,7 @@ class RunService(Protocol):
         to: str | None = None,
         variables: dict[str, object] | None = None,
         caller_id: str | None = None,
+        vms_detect: VmsDetect | None = None,
     ) -> str: ...
 
     def cancel_run(self, run_id: str) -> bool: ...

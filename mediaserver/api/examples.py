@@ -73,7 +73,8 @@ _cdr = m.CallRecord.model_validate(
      "parentCallid": None, "sipCallId": "3848276298220188511@127.0.0.1", "started": T0,
      "answered": T1, "ended": T2, "duration": 94.9, "durationAnswered": 91.65,
      "hangupCause": "normal_clearing", "hangupCauseCode": 16, "hangupSource": "caller",
-     "sipStatus": 200, "dialStatus": None, "media": MEDIA}
+     "sipStatus": 200, "dialStatus": None, "media": MEDIA,
+     "cliPres": "allowed_passed_screen", "customerField": "ACME42"}
 )  # fmt: skip
 _recording = m.Recording(
     sid="r7k2m9x0", type="voicemail", status="ready", callid=CALL, caller="alice",

@@ -197,6 +197,16 @@ class ScenarioPage(Page[Scenario]):
     pass
 
 
+class StartOptions(RequestModel):
+    vms_detect: dict[str, Any] | None = Field(
+        default=None,
+        description="Callr's outbound voicemail detection on the call placed to `to` "
+        "(App.Param.VmsDetect: method DTMF or SILENCE and their parameters); a voicemail "
+        "is hung up and the branch runs without the call, $dial.status voicemail",
+        examples=[{"method": "DTMF", "dtmf_timeout": 3, "dtmf_media": "press-a-key.wav"}],
+    )
+
+
 class StartIn(RequestModel):
     to: str | None = Field(
         default=None,
@@ -213,6 +223,9 @@ class StartIn(RequestModel):
         max_length=64,
         description="initial $variables (names: ^\\$[a-zA-Z][a-zA-Z0-9_]{0,254}$)",
         examples=[{"$customer": "ACME"}],
+    )
+    options: StartOptions = Field(
+        default_factory=StartOptions, description="how the call to `to` is placed"
     )
 
 
@@ -325,6 +338,12 @@ class CallRecord(BaseModel):
     sipStatus: int | None
     dialStatus: str | None
     media: dict[str, Any] = Field(description="per leg: packets, bytes, loss, jitter...")
+    cliPres: str | None = Field(
+        None, description="allowed_passed_screen or prohib_passed_screen (Callr's cli_pres)"
+    )
+    customerField: str | None = Field(
+        None, description="the run's customer_field variable (Callr's customer_field)"
+    )
 
 
 class CallRecordPage(Page[CallRecord]):

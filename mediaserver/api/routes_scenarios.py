@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from mediaserver.actions.variables import VariableError, check_name
+from mediaserver.actions.vms_detect import VmsDetectError, vms_detect_from
 from mediaserver.api.deps import catalog_error, catalog_of, runs_of
 from mediaserver.api.models import (
     MAX_RUNID,
@@ -219,8 +220,16 @@ async def start_scenario(request: Request, sid: Sid, body: StartIn) -> RunStarte
             check_name(key)
         except VariableError as exc:
             raise ApiError(422, "invalid_request", str(exc), f"variables.{key}") from None
+    vms_detect = None
+    if body.options.vms_detect is not None:
+        try:
+            vms_detect = vms_detect_from(body.options.vms_detect, "options.vms_detect")
+        except VmsDetectError as exc:
+            raise ApiError(422, "invalid_request", str(exc), exc.field) from None
     try:
-        runid = await runs_of(request).start_run(record.name, to=body.to, variables=body.variables)
+        runid = await runs_of(request).start_run(
+            record.name, to=body.to, variables=body.variables, vms_detect=vms_detect
+        )
     except RunRefused as exc:
         if exc.field == "scenario":  # no api-initiated branch: the scenario, not the request
             raise ApiError(409, "conflict", str(exc), "sid") from None

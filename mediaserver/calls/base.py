@@ -138,6 +138,11 @@ class Call:
         self.hangup_source: str | None = None
         self.final_status: int | None = None
         self.dial_status: str | None = None  # for a call placed by dial@v1: how it went
+        self.from_name: str | None = None  # the From display name
+        self.cli_pres: str | None = None  # Callr's cli_pres (sip/presentation.py)
+        # The run's customer_field variable (Callr's CDR field), kept by the run.
+        self.customer_field: str | None = None
+        self.cdr_parent: Call | None = None  # the call that dialled this one, for its field
         self.journal: CallJournal | None = None
         self._services: CallServices | None = None
         self.bridge: Bridge | None = None  # the dial@v1 bridge this call is the callee of
@@ -509,6 +514,16 @@ class Call:
     def finish(self) -> None:
         """The call is over for good: log its summary and release it (once)."""
         self.run_owner.finish()
+
+    def set_customer_field(self, value: str | None) -> None:
+        self.customer_field = value
+
+    @property
+    def cdr_customer_field(self) -> str | None:
+        """The field this call's record gets: its own run's, else its dialler's."""
+        if self.customer_field is not None or self.cdr_parent is None:
+            return self.customer_field
+        return self.cdr_parent.customer_field
 
     def _released(self, call: Call) -> None:
         if self.journal is not None:

@@ -23,6 +23,7 @@ caller never makes the server dial out (SPEC section 2).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +36,7 @@ from mediaserver.actions.callapi import (
     MediaError,
     RecordOptions,
 )
+from mediaserver.actions.vms_detect import VmsVerdict, detect_voicemail
 from mediaserver.calls.base import Call, log
 from mediaserver.calls.outbound import OutboundCall
 from mediaserver.media.leg import Playback
@@ -116,7 +118,41 @@ async def dial(
         status = next((s for s in STATUS_PRIORITY if s in statuses), "failed")
         last = legs[-1]
         return DialResult(status, 0.0, last.target, last.final_status)
-    return await _bridge(call, winner, options)
+    if options.vms_detect is None:
+        return await _bridge(call, winner, options)
+    verdict = await _detect_voicemail(call, winner, options)
+    if verdict is None:  # the callee hung up while being asked
+        await _drop(winner)
+        return DialResult("no-answer", 0.0, winner.target, winner.final_status)
+    if verdict.result == "voicemail":
+        log.info("voicemail detected, hanging up", callee=winner.target, reason=verdict.reason)
+        await _drop(winner)
+        return DialResult("voicemail", 0.0, winner.target, winner.final_status, detection=verdict)
+    return dataclasses.replace(await _bridge(call, winner, options), detection=verdict)
+
+
+async def _detect_voicemail(
+    call: InboundCall, leg: OutboundCall, options: DialOptions
+) -> VmsVerdict | None:
+    """Callr's voicemail detection on the callee before the bridge; None when the callee
+    hung up meanwhile. The caller hanging up stops it (CallEnded)."""
+    assert options.vms_detect is not None
+    loop = asyncio.get_running_loop()
+    asking = loop.create_task(detect_voicemail(leg, options.vms_detect, options.vms_media))
+    try:
+        waiters: set[asyncio.Future[Any]] = {asking, call.ended_future}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not asking.done():
+            asking.cancel()
+            await asyncio.gather(asking, return_exceptions=True)
+    if call.ended:
+        await _drop(leg)
+        raise CallEnded(call.hangup_cause or "caller hung up")
+    try:
+        return asking.result()
+    except CallEnded:
+        return None
 
 
 async def _first_answer(

@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Mapping
 
+from mediaserver.actions.cdr_field import CUSTOMER_FIELD, customer_field
 from mediaserver.calls.base import Call
 from mediaserver.calls.live import LiveCalls, MediaSettings
 from mediaserver.calls.outbound import OutboundCall
@@ -164,6 +165,9 @@ class Dialer:
         call.services = self.services
         if run is not None:
             call.scenario = run.scenario_name
+            # The record has the run's field even if the call is never answered.
+            call.customer_field = customer_field(run.variables.get(CUSTOMER_FIELD))
+        call.cdr_parent = parent
         if self.journal is not None:
             self.journal.call_started(call, number=caller_id, parent=parent, run=run)
         return call

@@ -23,6 +23,7 @@ from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.invite_session import ProvisionalAcknowledged, ProvisionalTimedOut
 from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.offer_answer import accept_answer, make_offer
+from mediaserver.sip.presentation import cli_presentation
 from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.session_timer import SessionTimer
 from mediaserver.sip.transaction import ServerTransaction
@@ -86,6 +87,8 @@ class InboundCall(Call):
         )
         self.setup = setup
         self.invite = invite
+        self.from_name = invite.from_.display_name
+        self.cli_pres = cli_presentation(invite)
         self.transaction = setup.transaction
         self.dialog = setup.dialog
         self.scenario = setup.scenario

@@ -22,6 +22,7 @@ from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
 from mediaserver.sip.offer_answer import accept_answer
+from mediaserver.sip.presentation import cli_presentation
 from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.transport import Peer, SipEndpoint
 from mediaserver.sip.uac import build_cancel
@@ -80,6 +81,8 @@ class OutboundCall(Call):
             on_finished=on_finished,
         )
         self.invite = invite
+        self.from_name = invite.from_.display_name
+        self.cli_pres = cli_presentation(invite)
         self.offer = offer
         self.local_sdp = offer
         self.target = target

@@ -38,13 +38,23 @@ Callr field                here
 ``dialstatus`` (Out)       ``dial_status``
 ``scenario_hash``          ``scenario_id``
 ``scenario_name``          ``scenario_name``
+``cli_pres``               ``cli_pres``: from the INVITE's Privacy, From and
+                           P-Asserted-Identity (:mod:`mediaserver.sip.presentation`)
+``customer_field``         ``customer_field``: the run's ``customer_field``
+                           variable when the call ended (32 characters at most)
+``cli_country_code`` (In)  the country of ``from_number`` (:mod:`mediaserver.numbering`)
+``cli_number_type`` (In)   the type of ``from_number`` (``MOBILE``, ``FIXED``...)
+``number_country_code``    the country of ``to_number`` (Out)
+``number_type`` (Out)      the type of ``to_number``
+``did_hash`` (In)          :func:`did_hash` of ``number``
 =========================  =======================================================
 
+The number facts are derived when the record is read (an E.164 number, ``+``
+first; a SIP user name tells nothing: ``None``). ``dialstatus`` is the
+Asterisk-style upper-case status Callr prints (:data:`CALLR_DIAL_STATUS`).
+
 Not kept: the ``billing_*`` money fields, ``duration_billed`` and
-``package_name`` (no billing here), ``cli_country_code``,
-``cli_number_type``, ``number_country_code`` and ``number_type`` (no
-numbering-plan database), ``cli_pres``, ``did_hash`` (numbers are their own
-key) and ``customer_field``. Added: ``direction``, ``status``,
+``package_name`` (no billing here). Added: ``direction``, ``status``,
 ``to_number`` (inbound: the To user), ``hangup_cause`` (the cause by name,
 as Call Control's ``hangup_cause``), ``sip_status`` (the final SIP status,
 Call Control's ``sip_hangup_cause``), ``sip_call_id``, ``run_id`` and
@@ -54,6 +64,7 @@ Call Control's ``sip_hangup_cause``), ``sip_call_id``, ``run_id`` and
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import sqlite3
@@ -63,6 +74,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from mediaserver.numbering import number_facts
 from mediaserver.store.db import (
     Database,
     Order,
@@ -84,7 +96,7 @@ _COLUMNS = (
     "id, direction, status, from_number, from_name, to_number, number, scenario_id,"
     " scenario_name, run_id, parent_call_id, sip_call_id, started_at, answered_at, ended_at,"
     " duration_ms, duration_answered_ms, hangup_cause, hangup_cause_code, hangup_source,"
-    " sip_status, dial_status, media_stats"
+    " sip_status, dial_status, media_stats, cli_pres, customer_field"
 )
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -111,6 +123,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "sip_status",
     "dial_status",
     "media_stats",
+    "cli_pres",
+    "customer_field",
 )
 """The header of :meth:`CallRecords.export_rows`; times RFC 3339, durations in seconds."""
 
@@ -133,6 +147,8 @@ class NewCall:
     run_id: str | None = None
     parent_call_id: str | None = None
     sip_call_id: str | None = None
+    cli_pres: str | None = None
+    """Callr's ``allowed_passed_screen`` or ``prohib_passed_screen``."""
     id: str | None = None
     """None: the store picks a fresh, unused id (preferred)."""
 
@@ -151,6 +167,7 @@ class CallEnd:
     sip_status: int | None = None
     dial_status: str | None = None
     media_stats: dict[str, Any] = field(default_factory=dict)
+    customer_field: str | None = None
     """Per leg (``{"a": {...}, "b": {...}}``): the legs' statistics snapshots."""
 
 
@@ -181,6 +198,8 @@ class CallRecord:
     sip_status: int | None
     dial_status: str | None
     media_stats: dict[str, Any]
+    cli_pres: str | None = None
+    customer_field: str | None = None
 
     def as_cdr(self) -> dict[str, Any]:
         """The Callr v1 ``CDR.In`` or ``CDR.Out`` object (mapping in the module doc)."""
@@ -197,13 +216,22 @@ class CallRecord:
             "cli_name": self.from_name,
             "scenario_hash": self.scenario_id,
             "scenario_name": self.scenario_name,
+            "cli_pres": self.cli_pres,
+            "customer_field": self.customer_field,
         }
         if self.direction == "inbound":
+            caller = number_facts(self.from_number)
+            cdr["cli_country_code"] = caller.country
+            cdr["cli_number_type"] = caller.number_type
             cdr["did_intl_number"] = self.number
+            cdr["did_hash"] = did_hash(self.number) if self.number else None
         else:
+            called = number_facts(self.to_number)
             cdr["callid_in"] = self.parent_call_id
             cdr["number"] = self.to_number
-            cdr["dialstatus"] = self.dial_status
+            cdr["number_country_code"] = called.country
+            cdr["number_type"] = called.number_type
+            cdr["dialstatus"] = CALLR_DIAL_STATUS.get(self.dial_status or "", self.dial_status)
         return cdr
 
     def as_record(self) -> dict[str, Any]:
@@ -235,6 +263,8 @@ class CallRecord:
             "sipStatus": self.sip_status,
             "dialStatus": self.dial_status,
             "media": self.media_stats,
+            "cliPres": self.cli_pres,
+            "customerField": self.customer_field,
         }
 
     def csv_row(self) -> list[str]:
@@ -263,6 +293,8 @@ class CallRecord:
             self.sip_status,
             self.dial_status,
             dump_json(self.media_stats) if self.media_stats else None,
+            self.cli_pres,
+            self.customer_field,
         ]
         return ["" if value is None else str(value) for value in values]
 
@@ -316,7 +348,7 @@ class CallRecords:
             await tx.execute(
                 "INSERT INTO calls (id, direction, status, from_number, from_name, to_number,"
                 " number, scenario_id, scenario_name, run_id, parent_call_id, sip_call_id,"
-                " started_at) VALUES (?, ?, 'live', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, cli_pres) VALUES (?, ?, 'live', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     call_id,
                     call.direction,
@@ -330,6 +362,7 @@ class CallRecords:
                     call.parent_call_id,
                     call.sip_call_id,
                     to_ms(call.started_at),
+                    call.cli_pres,
                 ),
             )
             return await _load(tx, call_id)
@@ -355,7 +388,7 @@ class CallRecords:
             changed = await tx.execute(
                 "UPDATE calls SET status = 'ended', ended_at = ?, hangup_cause = ?,"
                 " hangup_cause_code = ?, hangup_source = ?, sip_status = ?, dial_status = ?,"
-                " media_stats = ? WHERE id = ? AND status = 'live'",
+                " media_stats = ?, customer_field = ? WHERE id = ? AND status = 'live'",
                 (
                     to_ms(end.ended_at),
                     end.hangup_cause,
@@ -364,6 +397,7 @@ class CallRecords:
                     end.sip_status,
                     end.dial_status,
                     stats,
+                    end.customer_field,
                     call_id,
                 ),
             )
@@ -442,6 +476,23 @@ class CallRecords:
                 buffer.truncate()
 
 
+CALLR_DIAL_STATUS: dict[str, str] = {
+    "answered": "ANSWER",
+    "busy": "BUSY",
+    "no-answer": "NOANSWER",
+    "canceled": "CANCEL",
+    "failed": "CHANUNAVAIL",
+}
+"""dial@v1's statuses as Callr's ``dialstatus`` prints them (the seed's ``"BUSY"``:
+Asterisk's ``DIALSTATUS`` names, which Callr's platform reports)."""
+
+
+def did_hash(number: str) -> str:
+    """A stable id of a called number (Callr's ``did_hash``): the same number gives
+    the same 8 characters on every server and after every restart."""
+    return hashlib.sha256(f"did:{number}".encode()).hexdigest()[:8]
+
+
 def rfc3339(moment: datetime | None) -> str | None:
     """``2024-04-24T17:42:28.123Z`` (UTC, milliseconds), or None."""
     if moment is None:
@@ -505,4 +556,6 @@ def _record(row: sqlite3.Row) -> CallRecord:
         sip_status=row["sip_status"],
         dial_status=row["dial_status"],
         media_stats=json.loads(row["media_stats"]),
+        cli_pres=row["cli_pres"],
+        customer_field=row["customer_field"],
     )

@@ -263,7 +263,9 @@ async def test_detect_in_a_branch_without_a_call_is_refused() -> None:
         ("{greeting_timeout: 121}", "detect@v1: greeting_timeout: must be at most 120, got 121"),
         (
             "{wait: 3}",
-            "detect@v1 has no parameter 'wait'; it takes timeout, greeting_end, greeting_timeout",
+            "detect@v1 has no parameter 'wait'; it takes timeout, greeting_end, greeting_timeout, "
+            "method, dtmf_iterations, dtmf_timeout, dtmf_media, silence_iterations, silence_ms, "
+            "silence_timeout, silence_media",
         ),
     ],
 )

@@ -10,6 +10,7 @@ from mediaserver.config import (
     Config,
     LimitsConfig,
     ListenAddress,
+    SmtpConfig,
     StorageConfig,
     load_config,
     parse_port_range,
@@ -212,7 +213,7 @@ routes:
 def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "sip: {}\ncolour: red\n") == [
         "F:2:1: unknown key colour (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
-        "sip, storage, trunks, users, webhooks)"
+        "sip, smtp, storage, trunks, users, webhooks)"
     ]
 
 
@@ -577,7 +578,7 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         "F:20:7: routes.cc: call-control: needs an http:// or https:// URL or a Call Control "
         "application id, got 'ftp://x'",
         "F:21:1: unknown key extra (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
-        "sip, storage, trunks, users, webhooks)",
+        "sip, smtp, storage, trunks, users, webhooks)",
     ]
 
 
@@ -709,3 +710,53 @@ def test_data_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
 
 def test_a_bad_data_dir_is_named(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "data_dir: [a]\n") == ["F:1:11: data_dir: expected a string"]
+
+
+# -- smtp ----------------------------------------------------------------------------------
+
+
+def test_smtp_section(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "smtp:\n  host: mail.example.com\n  from: voicemail@example.com\n"
+        "  username: vm\n  password: secret\n"
+    )
+    smtp = load_config(path).smtp
+    assert smtp == SmtpConfig(
+        "mail.example.com", "voicemail@example.com", 587, "starttls", "vm", "secret", 30.0
+    )
+    path.write_text("smtp: {host: mail.example.com, from: a@b.c, security: tls}\n")
+    tls = load_config(path).smtp
+    assert tls is not None and (tls.port, tls.security) == (465, "tls")
+    path.write_text("sip: {}\n")
+    assert load_config(path).smtp is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("smtp: {from: a@b.c}\n", ["F:1:7: smtp: missing required key host"]),
+        ("smtp: {host: h}\n", ["F:1:7: smtp: missing required key from"]),
+        ("smtp: {host: h, from: nobody}\n", [
+            "F:1:23: smtp.from: expected an address such as voicemail@example.com, got 'nobody'"
+        ]),
+        ("smtp: {host: h, from: a@b.c, port: 70000}\n", [
+            "F:1:36: smtp.port: expected a port number 0-65535, got 70000"
+        ]),
+        ("smtp: {host: h, from: a@b.c, security: ssl}\n", [
+            "F:1:40: smtp.security: expected none, starttls or tls, got 'ssl'"
+        ]),
+        ("smtp: {host: h, from: a@b.c, username: u}\n", [
+            "F:1:7: smtp: username and password go together (give both, or neither)"
+        ]),
+        ("smtp: {host: h, from: a@b.c, timeout: 0}\n", [
+            "F:1:39: smtp.timeout: expected 1 to 300 seconds, got 0"
+        ]),
+        ("smtp: {host: h, from: a@b.c, tls: true}\n", [
+            "F:1:30: unknown key smtp.tls (known: from, host, password, port, security, "
+            "timeout, username)"
+        ]),
+    ],
+)  # fmt: skip
+def test_smtp_mistakes_name_the_field(tmp_path: Path, text: str, expected: list[str]) -> None:
+    assert problems_of(tmp_path, text) == expected

@@ -17,6 +17,7 @@ import asyncio
 import textwrap
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from mediaserver.actions.callapi import (
     DialResult,
     FetchError,
     FetchResult,
+    MailUnavailable,
     MediaError,
     Pcm,
     RecordingResult,
@@ -128,6 +130,7 @@ class FakeCall:
         self.recordings: list[RecordingResult] = []
         self.recording: tuple[str, float, RecordOptions] | None = None
         self.background: str | None = None
+        self.customer_field: str | None = None  # what the run hands over for the record
         # listen_levels: the level (dBFS) of each 20 ms frame the caller sends; then silence.
         self.levels: list[float] = []
         self._level_at = 0
@@ -331,6 +334,9 @@ class FakeCall:
         rid, _, options = self.recording
         self.events.append((self.now, "record:pause" if paused else "record:resume"))
         return RecordingResult(rid, f"/data/recordings/{rid}.{options.format}")
+
+    def set_customer_field(self, value: str | None) -> None:
+        self.customer_field = value
 
     async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
         """The fake caller says nothing: the message ends at the silence timeout
@@ -559,6 +565,13 @@ class FakeServer:
         self.webhooks: list[tuple[str | None, str, dict[str, Any]]] = []
         self.message_status: dict[str, int | None] = {}
         self.messages: list[tuple[str, str, str | None]] = []
+        self.mails: list[tuple[EmailMessage, str]] = []  # None: no smtp section
+        self.smtp = True
+
+    def send_mail(self, message: EmailMessage, what: str) -> None:
+        if not self.smtp:
+            raise MailUnavailable("this server sends no e-mail: add an smtp: section")
+        self.mails.append((message, what))
 
     async def fetch(
         self,

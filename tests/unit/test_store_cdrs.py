@@ -26,6 +26,7 @@ from mediaserver.store import (
     Store,
     UnknownReference,
 )
+from mediaserver.store.cdrs import did_hash
 
 T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
 
@@ -167,12 +168,15 @@ async def test_inbound_record_as_a_callr_cdr_in(store: Store) -> None:
             number="+33612345678",
             scenario_id=scenario.id,
             scenario_name="ivr",
+            cli_pres="prohib_passed_screen",
         )
     )
     await store.calls.answered(live.id, at(2))
     record = await store.calls.finish(
         live.id,
-        CallEnd(at(62.6), "normal_clearing", "caller", hangup_cause_code=16),
+        CallEnd(
+            at(62.6), "normal_clearing", "caller", hangup_cause_code=16, customer_field="ACME42"
+        ),
     )
     assert record is not None
     assert record.as_cdr() == {
@@ -186,10 +190,19 @@ async def test_inbound_record_as_a_callr_cdr_in(store: Store) -> None:
         "hangupsource": "CALLER",
         "cli_number": "+447890123456",
         "cli_name": "Bob",
+        "cli_pres": "prohib_passed_screen",
+        "cli_country_code": "GB",
+        "cli_number_type": "MOBILE",
+        "customer_field": "ACME42",
         "did_intl_number": "+33612345678",
+        "did_hash": did_hash("+33612345678"),
         "scenario_hash": scenario.id,
         "scenario_name": "ivr",
     }
+    assert (record.as_record()["cliPres"], record.as_record()["customerField"]) == (
+        "prohib_passed_screen",
+        "ACME42",
+    )
 
 
 async def test_outbound_record_as_a_callr_cdr_out(store: Store) -> None:
@@ -199,7 +212,7 @@ async def test_outbound_record_as_a_callr_cdr_out(store: Store) -> None:
     )
     record = await store.calls.finish(
         live.id,
-        CallEnd(at(31), "busy", "callee", hangup_cause_code=17, sip_status=486, dial_status="BUSY"),
+        CallEnd(at(31), "busy", "callee", hangup_cause_code=17, sip_status=486, dial_status="busy"),
     )
     assert record is not None
     cdr = record.as_cdr()

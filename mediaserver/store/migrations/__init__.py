@@ -30,7 +30,12 @@ from pathlib import Path
 import aiosqlite
 
 from mediaserver.store.errors import SchemaTooNew
-from mediaserver.store.migrations import v001_initial, v002_call_control, v003_webhook_hmac
+from mediaserver.store.migrations import (
+    v001_initial,
+    v002_call_control,
+    v003_webhook_hmac,
+    v004_callr_cdr,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, v001_initial.NAME, v001_initial.STATEMENTS),
     Migration(2, v002_call_control.NAME, v002_call_control.STATEMENTS),
     Migration(3, v003_webhook_hmac.NAME, v003_webhook_hmac.STATEMENTS),
+    Migration(4, v004_callr_cdr.NAME, v004_callr_cdr.STATEMENTS),
 )
 
 _HISTORY_TABLE = """
