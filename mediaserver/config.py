@@ -114,6 +114,7 @@ class StorageConfig:
     database: Path = Path("data/mediaserver.db")
     recordings: Path = Path("data/recordings")
     cache: Path = Path("data/cache")
+    audio_files: Path = Path("data/audio-files")
 
 
 @dataclass(frozen=True)
@@ -370,7 +371,7 @@ def load_config(path: str | Path) -> Config:
         )
 
     storage = StorageConfig()
-    st = c.section(doc, "storage", {"database", "recordings", "cache"}, "storage")
+    st = c.section(doc, "storage", {"database", "recordings", "cache", "audio_files"}, "storage")
     if st is not None:
         storage = StorageConfig(
             database=Path(
@@ -380,6 +381,9 @@ def load_config(path: str | Path) -> Config:
                 c.get(st, "recordings", "storage.recordings", _string, "data/recordings")
             ),
             cache=Path(c.get(st, "cache", "storage.cache", _string, "data/cache")),
+            audio_files=Path(
+                c.get(st, "audio_files", "storage.audio_files", _string, "data/audio-files")
+            ),
         )
         if str(storage.database).startswith("postgresql:"):
             c.error(st.value_mark("database"), "storage.database: PostgreSQL is not supported yet")
