@@ -38,6 +38,8 @@ AudioFileSource = Literal["phone-record", "system", "file-upload"]
 AudioFileName = Annotated[
     str, Field(min_length=1, max_length=64, examples=["My Audio File"], description="1 to 64")
 ]
+# A urlencoded form cannot carry a file: taken so that its missing file is named.
+FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 UPLOAD_LIMIT = MAX_UPLOAD_BYTES + 64 * 1024
 """The body limit of the upload routes: the file and the multipart framing around it."""
 
@@ -136,7 +138,12 @@ def _writable(record: StoredAudioFile) -> None:
         raise ApiError(403, "forbidden", f"audio file {record.id} is read-only", "sid")
 
 
-@router.get("/api/audio-files", response_model=AudioFilePage, summary="Search audio files")
+@router.get(
+    "/api/audio-files",
+    response_model=AudioFilePage,
+    response_model_exclude_none=True,
+    summary="Search audio files",
+)
 async def search_audio_files(
     request: Request,
     name: Annotated[
@@ -163,6 +170,7 @@ async def search_audio_files(
 @router.post(
     "/api/audio-files",
     response_model=AudioFile,
+    response_model_exclude_none=True,
     status_code=201,
     responses=TOO_LARGE,
     openapi_extra=UPLOAD_BODY,
@@ -174,7 +182,7 @@ async def upload_audio_file(request: Request) -> AudioFile:
     if media == "application/json":
         body = _json_body(await request.body())
         return audio_file_out(await service.create_empty(body.name))
-    if media != "multipart/form-data":
+    if media not in FORMS:
         raise _unsupported_body(media, "multipart/form-data or application/json")
     async with request.form(max_files=1, max_fields=4) as form:
         _only_fields(form, ("name", "file"))
@@ -183,7 +191,12 @@ async def upload_audio_file(request: Request) -> AudioFile:
     return audio_file_out(await service.upload(name, data, format))
 
 
-@router.get("/api/audio-files/{sid}", response_model=AudioFile, summary="Get an audio file")
+@router.get(
+    "/api/audio-files/{sid}",
+    response_model=AudioFile,
+    response_model_exclude_none=True,
+    summary="Get an audio file",
+)
 async def get_audio_file(request: Request, sid: Sid) -> AudioFile:
     return audio_file_out(await _existing(request, sid))
 
@@ -191,6 +204,7 @@ async def get_audio_file(request: Request, sid: Sid) -> AudioFile:
 @router.patch(
     "/api/audio-files/{sid}",
     response_model=AudioFile,
+    response_model_exclude_none=True,
     summary="Rename an audio file (the name is the only property that changes)",
 )
 async def update_audio_file(request: Request, sid: Sid, body: AudioFileNameBody) -> AudioFile:
@@ -214,6 +228,7 @@ async def delete_audio_file(request: Request, sid: Sid) -> Status:
 @router.post(
     "/api/audio-files/{sid}/file",
     response_model=AudioFile,
+    response_model_exclude_none=True,
     responses={**TOO_LARGE, **CONFLICT},
     openapi_extra=CONTENT_BODY,
     summary="Upload new content for an audio file (converted in the background)",
@@ -222,7 +237,7 @@ async def upload_audio_file_content(request: Request, sid: Sid) -> AudioFile:
     service = audio_files_of(request)
     _writable(await _existing(request, sid))
     media = _media_type(request)
-    if media != "multipart/form-data":
+    if media not in FORMS:
         raise _unsupported_body(media, "multipart/form-data")
     async with request.form(max_files=1, max_fields=2) as form:
         _only_fields(form, ("file",))

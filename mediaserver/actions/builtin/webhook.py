@@ -10,8 +10,8 @@ goes to that URL only, unsigned (no secret belongs to it).
 The type of the event is ``event``: a native ``v2.`` type, so it travels in
 the Callr v2 envelope (``id``, ``at``, ``sid``, ``type``, ``try``,
 ``payload``) like ``v2.call.inbound.started``; ``v2.call.*``,
-``v2.recording.*`` and ``v2.audio-file.*`` are the server's own and refused. The payload says where it
-comes from, and carries ``data`` rendered as for ``fetch@v1``'s body::
+``v2.recording.*`` and ``v2.audio-file.*`` are the server's own and refused.
+The payload says where it comes from, and carries ``data`` rendered as for ``fetch@v1``'s body::
 
     {"scenario": "reminder", "runid": "api:k3x9a0pq", "branch": "api-initiated",
      "callid": "p0ab12cd", "from": "mediaserver", "to": "alice", "data": {...}}
