@@ -210,6 +210,12 @@ SPEC_OPERATIONS = {
     ("PATCH", "/api/webhooks/{sid}"),
     ("DELETE", "/api/webhooks/{sid}"),
     ("GET", "/api/webhooks/logs"),
+    ("GET", "/api/audio-files"),
+    ("POST", "/api/audio-files"),
+    ("GET", "/api/audio-files/{sid}"),
+    ("PATCH", "/api/audio-files/{sid}"),
+    ("DELETE", "/api/audio-files/{sid}"),
+    ("POST", "/api/audio-files/{sid}/file"),
     ("GET", "/metrics"),
 }
 EXAMPLE_PARAMS = {"sid": "abcdefgh", "callid": "abcdefgh", "runid": "api:abcdefgh",
