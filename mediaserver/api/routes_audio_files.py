@@ -72,6 +72,7 @@ TOO_LARGE: dict[int | str, dict[str, Any]] = {
     415: {"description": "not an audio type this server converts; names it"},
 }
 _NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64}
+_EXAMPLE_FILE = "ID3....(the audio file's bytes)"
 _FILE_SCHEMA = {"type": "string", "format": "binary"}
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -82,7 +83,8 @@ UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["name", "file"],
                     "properties": {"name": _NAME_SCHEMA, "file": _FILE_SCHEMA},
-                }
+                },
+                "example": {"name": "Welcome", "file": _EXAMPLE_FILE},
             },
             "application/json": {
                 "schema": {
@@ -90,7 +92,8 @@ UPLOAD_BODY: dict[str, Any] = {
                     "required": ["name"],
                     "properties": {"name": _NAME_SCHEMA},
                     "additionalProperties": False,
-                }
+                },
+                "example": {"name": "Opening hours"},
             },
         },
     }
@@ -104,10 +107,41 @@ CONTENT_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {"file": _FILE_SCHEMA},
-                }
+                },
+                "example": {"file": _EXAMPLE_FILE},
             }
         },
     }
+}
+
+
+_EXAMPLE = AudioFile(
+    sid="k3x9a0pq",
+    name="Welcome",
+    duration=4.25,
+    source="file-upload",
+    readonly=False,
+    status="ready",
+    created="2024-04-24T17:42:28.000Z",
+    updated="2024-04-24T17:42:31.250Z",
+).model_dump(mode="json", exclude_none=True)
+_CONVERTING = {**_EXAMPLE, "duration": 0.0, "status": "pending-conversion"}
+
+# (method, path) -> (request body or None, the 2xx answer), for mediaserver.api.examples;
+# the request bodies are in UPLOAD_BODY and CONTENT_BODY, one per media type.
+EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
+    ("GET", "/api/audio-files"): (
+        None,
+        {"offset": 0, "total": 1, "hasMore": False, "hits": [_EXAMPLE]},
+    ),
+    ("POST", "/api/audio-files"): (None, _CONVERTING),
+    ("GET", "/api/audio-files/{sid}"): (None, _EXAMPLE),
+    ("PATCH", "/api/audio-files/{sid}"): ({"name": "Welcome"}, _EXAMPLE),
+    ("DELETE", "/api/audio-files/{sid}"): (
+        None,
+        {"code": "ok", "message": "audio file k3x9a0pq deleted"},
+    ),
+    ("POST", "/api/audio-files/{sid}/file"): (None, _CONVERTING),
 }
 
 
