@@ -123,23 +123,27 @@ class AudioFiles:
         return record
 
     async def replace_content(self, sid: str, data: bytes, format: str) -> AudioFile:
-        """New content for ``sid``: converted again; the old audio plays until it is ready."""
-        current = await self.store.audio_files.get(sid)
-        if current is None:
-            raise AudioFileGone(sid)
-        if current.status in ("pending-conversion", "processing"):
-            raise AudioFileBusy(
-                f"audio file {sid} is {current.status}: wait for it to be ready or error"
-            )
-        await asyncio.to_thread(self._write_upload, sid, data)
-        record = await self.store.audio_files.set_status(
+        """New content for ``sid``, queued for conversion; not playable until it is ready."""
+        index = self.store.audio_files
+        # The status moves first, so two uploads at once cannot both pass (the second is busy).
+        record = await index.set_status(
             sid,
             "pending-conversion",
             format=format,
             only_from=("pending-content", "ready", "error"),
         )
         if record is None:
-            raise AudioFileGone(sid)
+            current = await index.get(sid)
+            if current is None:
+                raise AudioFileGone(sid)
+            raise AudioFileBusy(
+                f"audio file {sid} is {current.status}: wait for it to be ready or error"
+            )
+        try:
+            await asyncio.to_thread(self._write_upload, sid, data)
+        except OSError as exc:
+            await index.set_status(sid, "error", reason="the upload could not be stored")
+            raise RuntimeError(f"cannot store the upload of {sid}: {exc}") from exc
         self._publish(record)
         self._start(sid)
         return record

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 log = get_logger("api")
 
 MAX_BODY = 1024 * 1024
-# Paths whose bodies may be larger (uploads), each with its own limit.
+# Paths whose POST bodies may be larger (uploads), each with its own limit.
 LARGE_BODIES: tuple[tuple[str, int], ...] = (("/api/audio-files", UPLOAD_LIMIT),)
 
 DESCRIPTION = """\
@@ -145,17 +145,18 @@ class BodyLimit:
         self.default_limit = limit
         self.limit = limit
 
-    def limit_for(self, path: str) -> int:
-        for prefix, limit in LARGE_BODIES:
-            if path == prefix or path.startswith(prefix + "/"):
-                return max(limit, self.default_limit)
+    def limit_for(self, method: str, path: str) -> int:
+        if method == "POST":  # uploads; other methods on those paths take small JSON
+            for prefix, limit in LARGE_BODIES:
+                if path == prefix or path.startswith(prefix + "/"):
+                    return max(limit, self.default_limit)
         return self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(str(scope.get("path", "")))
+        limit = self.limit_for(str(scope.get("method", "")), str(scope.get("path", "")))
         for name, value in scope.get("headers", []):
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
                 body = ErrorBody(

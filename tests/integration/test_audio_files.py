@@ -214,6 +214,20 @@ def test_bad_inputs_are_refused_or_end_in_error(tmp_path: Path, hook_url: str) -
             error_of(api.post("/api/audio-files", data={"name": "no file"}), 422, "file")
             error_of(api.get("/api/audio-files", params={"status": "lost"}), 422, "status")
             error_of(api.get("/api/audio-files/zzzzzzzz"), 404, "sid")
+            # Uploads may be larger than the 1 MiB of the rest of the API, up to 20 MiB.
+            big = ("long.wav", tone_bytes(tmp_path, "WAV", 150.0, 8000), "audio/wav")
+            assert len(big[1]) > 2 * 1024 * 1024
+            response = api.post("/api/audio-files", data={"name": "Long"}, files={"file": big})
+            assert response.status_code == 201, response.text
+            long = wait_status(api, response.json()["sid"], {"ready", "error"})
+            assert long["status"] == "ready" and long["duration"] == 150.0
+            huge = ("huge.wav", b"RIFF" + bytes(21 * 1024 * 1024), "audio/wav")
+            error_of(
+                api.post("/api/audio-files", data={"name": "Huge"}, files={"file": huge}),
+                413,
+                "body",
+            )
+            assert api.delete(f"/api/audio-files/{long['sid']}").status_code == 200
             # Corrupt content of a supported type: accepted, then error with the reason.
             response = api.post(
                 "/api/audio-files",

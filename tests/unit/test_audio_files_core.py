@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mediaserver.audio_files import AudioFiles, audio_file_view
+from mediaserver.audio_files import AudioFileBusy, AudioFileGone, AudioFiles, audio_file_view
 from mediaserver.media.conversion import UnsupportedAudio, convert, upload_format
 from mediaserver.media.pcm import AudioError
 from mediaserver.media.prompts import Prompts, audio_file_sid
@@ -149,6 +149,20 @@ async def test_upload_converts_and_plays_by_sid(store: Store, tmp_path: Path) ->
     assert not files.upload_path(record.id).exists()
     await files.delete(record.id)
     assert not files.content_path(record.id).exists()
+
+
+async def test_new_content_waits_for_the_conversion_under_way(store: Store, tmp_path: Path) -> None:
+    files = AudioFiles(lambda: store, tmp_path / "audio-files")
+    data = tone(tmp_path / "t.wav", format="WAV").read_bytes()
+    record = await files.upload("Tone", data, "wav")
+    with pytest.raises(AudioFileBusy, match="is pending-conversion"):
+        await files.replace_content(record.id, data, "wav")
+    await files.idle()
+    again = await files.replace_content(record.id, data, "wav")
+    assert again.status == "pending-conversion"
+    await files.idle()
+    with pytest.raises(AudioFileGone):
+        await files.replace_content("zzzzzzzz", data, "wav")
 
 
 async def test_playing_what_is_not_ready_names_the_sid(store: Store, tmp_path: Path) -> None:
