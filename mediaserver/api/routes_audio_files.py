@@ -21,6 +21,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediaserver.api.models import SID_PATTERN, ApiError, IdCase, Page, RequestModel, Status
 from mediaserver.api.models import Timestamp as TimestampField
@@ -218,10 +219,13 @@ async def upload_audio_file(request: Request) -> AudioFile:
         return audio_file_out(await service.create_empty(body.name))
     if media not in FORMS:
         raise _unsupported_body(media, "multipart/form-data or application/json")
-    async with request.form(max_files=1, max_fields=4) as form:
+    form = await _form(request, max_fields=4)
+    try:
         _only_fields(form, ("name", "file"))
         name = _form_name(form)
         data, format = await _form_file(form)
+    finally:
+        await form.close()
     return audio_file_out(await service.upload(name, data, format))
 
 
@@ -273,9 +277,12 @@ async def upload_audio_file_content(request: Request, sid: Sid) -> AudioFile:
     media = _media_type(request)
     if media not in FORMS:
         raise _unsupported_body(media, "multipart/form-data")
-    async with request.form(max_files=1, max_fields=2) as form:
+    form = await _form(request, max_fields=2)
+    try:
         _only_fields(form, ("file",))
         data, format = await _form_file(form)
+    finally:
+        await form.close()
     try:
         return audio_file_out(await service.replace_content(sid, data, format))
     except AudioFileGone:
@@ -296,6 +303,22 @@ def _unsupported_body(media: str, wanted: str) -> ApiError:
     return ApiError(
         415, "unsupported_media_type", f"Content-Type: {given}; send {wanted}", "Content-Type"
     )
+
+
+async def _form(request: Request, max_fields: int) -> FormData:
+    """The form, one file at most; a malformed one is 400 naming what is wrong."""
+    try:
+        return await request.form(max_files=1, max_fields=max_fields)
+    except StarletteHTTPException as exc:
+        if exc.status_code != 400:
+            raise
+        field = "file" if "files" in str(exc.detail) else "body"
+        raise ApiError(
+            400,
+            "bad_request",
+            f"{field}: {exc.detail} Send multipart/form-data with one file part named file",
+            field,
+        ) from None
 
 
 def _json_body(raw: bytes) -> AudioFileNameBody:

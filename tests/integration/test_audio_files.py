@@ -200,6 +200,14 @@ def test_bad_inputs_are_refused_or_end_in_error(tmp_path: Path, hook_url: str) -
                 415,
                 "Content-Type",
             )
+            # Malformed forms: 400 naming the body, or the file part that is one too many.
+            unbounded = {"Content-Type": "multipart/form-data"}
+            error = error_of(
+                api.post("/api/audio-files", content=b"x", headers=unbounded), 400, "body"
+            )
+            assert "boundary" in error["message"]
+            two = [("file", tone), ("file", tone)]
+            error_of(api.post("/api/audio-files", data={"name": "x"}, files=two), 400, "file")
             # The name: required, 1 to 64 characters, in either body.
             error_of(api.post("/api/audio-files", files={"file": tone}), 422, "name")
             error_of(
