@@ -125,6 +125,7 @@ class StorageConfig:
     database: Path = Path("data/mediaserver.db")
     recordings: Path = Path("data/recordings")
     cache: Path = Path("data/cache")
+    audio_files: Path = Path("data/audio-files")
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,7 @@ def load_config(path: str | Path) -> Config:
         )
 
     storage = StorageConfig()
-    st = c.section(doc, "storage", {"database", "recordings", "cache"}, "storage")
+    st = c.section(doc, "storage", {"database", "recordings", "cache", "audio_files"}, "storage")
     if st is not None:
         storage = StorageConfig(
             database=Path(
@@ -416,6 +417,9 @@ def load_config(path: str | Path) -> Config:
                 c.get(st, "recordings", "storage.recordings", _string, "data/recordings")
             ),
             cache=Path(c.get(st, "cache", "storage.cache", _string, "data/cache")),
+            audio_files=Path(
+                c.get(st, "audio_files", "storage.audio_files", _string, "data/audio-files")
+            ),
         )
         if str(storage.database).startswith("postgresql:"):
             c.error(st.value_mark("database"), "storage.database: PostgreSQL is not supported yet")

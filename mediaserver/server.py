@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mediaserver.api.http import HttpListener
+from mediaserver.audio_files import AudioFiles
 from mediaserver.callcontrol.applications import CallControlApplications, application_of
 from mediaserver.callcontrol.conferences import ConferenceService
 from mediaserver.callcontrol.controlled import Webhook
@@ -143,6 +144,11 @@ class Server:
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
         cache = config.storage_path(config.storage.cache)
         self.prompts = Prompts(SpeechSynthesizer(cache / "tts"), config.scenarios_dir)
+        # Uploaded audio files (/api/audio-files), played as audio-file:SID.
+        self.audio_files = AudioFiles(
+            lambda: self.store, config.storage_path(config.storage.audio_files), self.webhooks
+        )
+        self.prompts.audio_files = self.audio_files
         self.runs = Runs(self.library, self.journal, self.prompts)
         self.endpoint = SipEndpoint(config.sip.listen, timers=timers)
         self.access = AccessPolicy(
@@ -306,6 +312,7 @@ class Server:
         self.journal.start()
         self.webhooks.start()
         self._prepare_tls()
+        await self.audio_files.resume()
         try:
             bound = await self.endpoint.start()
         except ListenError as exc:
@@ -351,6 +358,7 @@ class Server:
             await self.http.stop()  # after the calls: the API served them while they drained
         await flush_recordings()  # recordings stopped by the hang-ups are finished and indexed
         await self.tasks.stop()
+        await self.audio_files.stop()  # conversions cut short are resumed at the next start
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)

@@ -50,7 +50,8 @@ TEXT = Param(
 URL = Param(
     "url",
     ParamType.STRING,
-    "sound file to play (path or http(s) URL); ${...} is interpolated",
+    "sound file to play (path, http(s) URL, or audio-file:SID for an uploaded audio file); "
+    "${...} is interpolated",
     interpolated=True,
 )
 TONE = Param("tone", ParamType.STRING, "named tone to play", choices=TONES)

@@ -48,6 +48,8 @@ from mediaserver.api.docs import add_docs
 from mediaserver.api.examples import add_examples
 from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
 from mediaserver.api.native import ERROR_RESPONSES, JSON_ERROR_RESPONSES, system
+from mediaserver.api.routes_audio_files import UPLOAD_LIMIT
+from mediaserver.api.routes_audio_files import router as audio_files_router
 from mediaserver.api.routes_calls import router as calls_router
 from mediaserver.api.routes_events import router as events_router
 from mediaserver.api.routes_recordings import router as recordings_router
@@ -67,6 +69,8 @@ if TYPE_CHECKING:
 log = get_logger("api")
 
 MAX_BODY = 1024 * 1024
+# Paths whose POST bodies may be larger (uploads), each with its own limit.
+LARGE_BODIES: tuple[tuple[str, int], ...] = (("/api/audio-files", UPLOAD_LIMIT),)
 
 DESCRIPTION = """\
 The native API of mediaserver (shapes from the Callr v2 API). Authenticate with one of
@@ -129,27 +133,37 @@ def validation_error(exc: RequestValidationError) -> tuple[int, ErrorBody]:
 
 
 class BodyTooLarge(StarletteHTTPException):
-    def __init__(self) -> None:
-        super().__init__(413, f"the request body is over {MAX_BODY} bytes")
+    def __init__(self, limit: int = MAX_BODY) -> None:
+        super().__init__(413, f"the request body is over {limit} bytes")
 
 
 class BodyLimit:
-    """Refuses bodies over ``limit`` bytes: by Content-Length up front, else while reading."""
+    """Refuses bodies over ``limit`` bytes (those of :data:`LARGE_BODIES` paths over
+    theirs): by Content-Length up front, else while reading."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
+        self.default_limit = limit
         self.limit = limit
+
+    def limit_for(self, method: str, path: str) -> int:
+        if method == "POST":  # uploads; other methods on those paths take small JSON
+            for prefix, limit in LARGE_BODIES:
+                if path == prefix or path.startswith(prefix + "/"):
+                    return max(limit, self.default_limit)
+        return self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(str(scope.get("method", "")), str(scope.get("path", "")))
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
                 body = ErrorBody(
                     error=ErrorInfo(
                         code="too_large" if value.isdigit() else "bad_request",
-                        message=f"the request body is over {self.limit} bytes"
+                        message=f"the request body is over {limit} bytes"
                         if value.isdigit()
                         else "Content-Length is not a number",
                         field="body",
@@ -165,9 +179,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     # Raised inside the route's body read: the error handlers answer 413.
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, limited, send)
@@ -219,8 +233,14 @@ def create_app(server: Server) -> FastAPI:
 
     keyed: dict[str, Any] = {"dependencies": [Depends(require_key)], "responses": ERROR_RESPONSES}
     for router in (
-        system, scenarios_router, calls_router, recordings_router, webhooks_router, tasks_router,
-    ):  # fmt: skip
+        system,
+        scenarios_router,
+        calls_router,
+        recordings_router,
+        webhooks_router,
+        tasks_router,
+        audio_files_router,
+    ):
         app.include_router(router, **keyed)
     for router in TELNYX_ROUTERS:
         app.include_router(

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mediaserver.api import models as m
+from mediaserver.api.routes_audio_files import EXAMPLES as AUDIO_FILE_EXAMPLES
 from mediaserver.api.telnyx.examples import EXAMPLES as TELNYX_EXAMPLES
 
 T0 = "2024-04-24T17:42:28.000Z"
@@ -198,6 +199,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
 
 # The Call Control API's operations (``/telnyx/v2/...``) bring their own.
 EXAMPLES.update(TELNYX_EXAMPLES)
+EXAMPLES.update(AUDIO_FILE_EXAMPLES)
 
 
 def add_examples(document: dict[str, Any]) -> dict[str, Any]:

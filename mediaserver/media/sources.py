@@ -25,7 +25,7 @@ import asyncio
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, Iterator
 from typing import Any
 
 import numpy as np
@@ -81,7 +81,7 @@ def _decode(audio: sf.SoundFile) -> Pcm:
         else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY)
     )
     pieces: list[Pcm] = []
-    for block in audio.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
+    for block in _blocks(audio, channels):
         mono = np.ascontiguousarray(block.mean(axis=1, dtype=np.float32))
         if resampler is not None:
             mono = resampler.resample_chunk(mono)
@@ -92,6 +92,26 @@ def _decode(audio: sf.SoundFile) -> Pcm:
     if not pieces:
         return np.zeros(0, dtype=np.int16)
     return np.concatenate(pieces)
+
+
+def _blocks(audio: sf.SoundFile, channels: int) -> Iterator[npt.NDArray[np.float32]]:
+    """The file's frames, :data:`BLOCK_FRAMES` at a time, read strictly in sequence.
+
+    ``SoundFile.read`` and ``blocks`` seek to where each read ended; libsndfile
+    1.2's MP3 decoder restarts on any seek and loses thousands of samples at
+    every block boundary (silence, then misaligned audio), so the blocks are
+    read with ``sf_readf_float`` itself, which never seeks.
+    """
+    while True:
+        block = np.empty((BLOCK_FRAMES, channels), dtype=np.float32)
+        pointer = sf._ffi.cast("float *", sf._ffi.from_buffer(block))
+        read = int(sf._snd.sf_readf_float(audio._file, pointer, BLOCK_FRAMES))
+        if read <= 0:
+            error = sf._snd.sf_error(audio._file)
+            if error:
+                raise sf.LibsndfileError(error)
+            return
+        yield block[:read]
 
 
 def to_pcm(samples: npt.NDArray[np.floating[Any]]) -> Pcm:

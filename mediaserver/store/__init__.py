@@ -13,7 +13,8 @@ the routing table (:meth:`Numbers.all`) and synchronises the scenario files
 - :mod:`~mediaserver.store.migrations`: the versioned schema;
 - :mod:`~mediaserver.store.scenarios`, :mod:`~mediaserver.store.runs`,
   :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
-  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`:
+  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`,
+  :mod:`~mediaserver.store.audio_files`:
   the repositories;
 - :mod:`~mediaserver.store.recovery`: what a crash left in flight.
 """
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from mediaserver.store.audio_files import AudioFile, AudioFileFilter, AudioFilesIndex
 from mediaserver.store.call_control import (
     Applications,
     ApplicationSettings,
@@ -60,6 +62,9 @@ __all__ = [
     "CSV_COLUMNS",
     "ApplicationSettings",
     "Applications",
+    "AudioFile",
+    "AudioFileFilter",
+    "AudioFilesIndex",
     "CallControlApplication",
     "CallEnd",
     "CallEvent",
@@ -112,6 +117,7 @@ class Store:
         self.deliveries = Deliveries(db)
         self.applications = Applications(db)
         self.call_events = CallEvents(db)
+        self.audio_files = AudioFilesIndex(db)
 
     @classmethod
     async def open(

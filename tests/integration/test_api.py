@@ -210,6 +210,12 @@ SPEC_OPERATIONS = {
     ("PATCH", "/api/webhooks/{sid}"),
     ("DELETE", "/api/webhooks/{sid}"),
     ("GET", "/api/webhooks/logs"),
+    ("GET", "/api/audio-files"),
+    ("POST", "/api/audio-files"),
+    ("GET", "/api/audio-files/{sid}"),
+    ("PATCH", "/api/audio-files/{sid}"),
+    ("DELETE", "/api/audio-files/{sid}"),
+    ("POST", "/api/audio-files/{sid}/file"),
     ("GET", "/metrics"),
 }
 # The Callr v2 operations beyond SPEC section 5 (issue 12): tasks, recordings in bulk, MP3.

@@ -338,6 +338,7 @@ async def test_a_failing_data_field_is_named_as_written() -> None:
     [
         ("{event: v2.call.inbound.started}", "webhook@v1: event: 'v2.call.inbound.started' is not"),
         ("{event: v2.recording.updated}", "webhook@v1: event: 'v2.recording.updated' is not"),
+        ("{event: v2.audio-file.updated}", "webhook@v1: event: 'v2.audio-file.updated' is not"),
         ("{event: call.hangup}", "webhook@v1: event: 'call.hangup' is not an event type"),
         ("{event: 'v2.a b'}", "webhook@v1: event: 'v2.a b' is not"),
         ("{url: 'file:///etc'}", "webhook@v1: url: 'file:///etc' is not an http"),

@@ -16,6 +16,7 @@ from mediaserver.api import metrics
 from mediaserver.api.app import create_app
 from mediaserver.api.auth import KeyCheck, api_keys, is_loopback, key_file
 from mediaserver.api.native import system
+from mediaserver.api.routes_audio_files import router as audio_files_router
 from mediaserver.api.routes_calls import router as calls_router
 from mediaserver.api.routes_recordings import RangeNotSatisfiable, byte_range
 from mediaserver.api.routes_recordings import router as recordings_router
@@ -198,6 +199,7 @@ async def test_openapi_document_lists_exactly_the_routes_built(tmp_path: Path) -
             recordings_router,
             webhooks_router,
             tasks_router,
+            audio_files_router,
         )
         for route in router.routes
         if isinstance(route, APIRoute)

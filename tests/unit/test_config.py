@@ -237,7 +237,7 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         ),
         (
             "storage:\n  colour: red\n",
-            "F:2:3: unknown key storage.colour (known: cache, database, recordings)",
+            "F:2:3: unknown key storage.colour (known: audio_files, cache, database, recordings)",
         ),
         (
             "trunks:\n  - {name: a, uri: 'sip:a', colour: red}\n",

@@ -130,6 +130,21 @@ def test_long_file_crosses_read_blocks_cleanly(tmp_path: Path) -> None:
     assert power_near(pcm, 1000.0) > 0.999
 
 
+def test_long_mp3_crosses_read_blocks_without_gaps(tmp_path: Path) -> None:
+    """libsndfile's MP3 decoder restarts when soundfile seeks after each read: the
+    blocks must be read in sequence, or ~0.3 s after every block boundary is lost."""
+    seconds = 2 * sources.BLOCK_FRAMES / 44100 + 0.5
+    path = write(
+        tmp_path / "long.mp3", sine(700.0, seconds, 44100)[:, None], 44100, "MP3", "MPEG_LAYER_III"
+    )
+    pcm = decode_file(path)
+    assert abs(len(pcm) - round(seconds * 8000)) <= 400
+    windows = pcm[: len(pcm) // 400 * 400].astype(np.float64).reshape(-1, 400)[1:-1]
+    quietest = float(np.sqrt(np.mean(windows**2, axis=1)).min())
+    assert quietest > 0.4 * 0.5 * 32768, f"a 50 ms gap in the tone (rms {quietest:.0f})"
+    assert power_near(pcm, 700.0) > 0.99
+
+
 def test_float_overrange_is_clipped_not_wrapped(tmp_path: Path) -> None:
     pcm = decode_file(
         write(tmp_path / "loud.wav", sine(500.0, 1.0, 8000, amplitude=3.0), 8000, "WAV", "FLOAT")

@@ -9,9 +9,9 @@ goes to that URL only, unsigned (no secret belongs to it).
 
 The type of the event is ``event``: a native ``v2.`` type, so it travels in
 the Callr v2 envelope (``id``, ``at``, ``sid``, ``type``, ``try``,
-``payload``) like ``v2.call.inbound.started``; ``v2.call.*`` and
-``v2.recording.*`` are the server's own and refused. The payload says where it
-comes from, and carries ``data`` rendered as for ``fetch@v1``'s body::
+``payload``) like ``v2.call.inbound.started``; ``v2.call.*``,
+``v2.recording.*`` and ``v2.audio-file.*`` are the server's own and refused.
+The payload says where it comes from, and carries ``data`` rendered as for ``fetch@v1``'s body::
 
     {"scenario": "reminder", "runid": "api:k3x9a0pq", "branch": "api-initiated",
      "callid": "p0ab12cd", "from": "mediaserver", "to": "alice", "data": {...}}
@@ -30,7 +30,7 @@ from mediaserver.actions.definition import ActionContext, ActionDefinition, Acti
 from mediaserver.actions.params import Param, ParamType
 
 DEFAULT_EVENT = "v2.scenario.event"
-EVENT_PATTERN = r"(?!v2\.(?:call|recording)\.)v2(?:\.[A-Za-z0-9_-]{1,40}){1,6}"
+EVENT_PATTERN = r"(?!v2\.(?:call|recording|audio-file)\.)v2(?:\.[A-Za-z0-9_-]{1,40}){1,6}"
 
 
 async def webhook(context: ActionContext, params: Mapping[str, Any]) -> None:
@@ -75,7 +75,7 @@ WEBHOOK = ActionDefinition(
             default=DEFAULT_EVENT,
             pattern=EVENT_PATTERN,
             pattern_hint="an event type: v2. then dot-separated words of letters, digits, "
-            "_ and - (v2.call.* and v2.recording.* are the server's own)",
+            "_ and - (v2.call.*, v2.recording.* and v2.audio-file.* are the server's own)",
         ),
         Param(
             "data",

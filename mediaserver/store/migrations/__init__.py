@@ -35,6 +35,7 @@ from mediaserver.store.migrations import (
     v002_call_control,
     v003_webhook_hmac,
     v004_callr_cdr,
+    v005_audio_files,
 )
 
 
@@ -50,6 +51,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, v002_call_control.NAME, v002_call_control.STATEMENTS),
     Migration(3, v003_webhook_hmac.NAME, v003_webhook_hmac.STATEMENTS),
     Migration(4, v004_callr_cdr.NAME, v004_callr_cdr.STATEMENTS),
+    Migration(5, v005_audio_files.NAME, v005_audio_files.STATEMENTS),
 )
 
 _HISTORY_TABLE = """
