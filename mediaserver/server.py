@@ -60,6 +60,7 @@ from mediaserver.media.clock import MediaClock
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.numbers import NumberDirectory
 from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.runs import Runs
@@ -69,6 +70,7 @@ from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Trunks
 from mediaserver.sip.ua import UserAgent
+from mediaserver.sms.service import SmsService
 from mediaserver.store import Store
 from mediaserver.webhooks.delivery import WebhookDispatcher
 from mediaserver.webhooks.targets import WebhookTargets
@@ -131,6 +133,9 @@ class Server:
             self.webhook_targets.subscriptions, on_delivery=self.webhook_targets.record_delivery
         )
         self.journal = CallJournal(None, self.webhooks)
+        # The numbers answered (routes and attachments) and their v2.number.* webhooks.
+        self.numbers = NumberDirectory(self.router, self.library, lambda: self.store, self.webhooks)
+        self.catalog.number_listeners.append(self.numbers.changed)
         self.events = self.journal.events  # the live event stream (GET /api/events)
         self.clock = MediaClock()
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
@@ -195,8 +200,10 @@ class Server:
             user_agent=config.sip.user_agent,
             journal=self.journal,
             services=services,
-            serve_message=self.runs.serve_message,
+            serve_message=self._message_in,
         )
+        # SMS as SIP MESSAGE: sent through the dialer, stored, told to the webhooks.
+        self.sms = SmsService(lambda: self.store, self.dialer, self.webhooks)
         self.actions = ServerActions(
             self.dialer, self.webhooks, config.sip.user_agent,
             start_call=self.runs.start_scenario_call,
@@ -218,6 +225,11 @@ class Server:
             self.prompts,
             queued=lambda cc: self.call_control_queues.queued(cc.call_control_id) is not None,
         )
+
+    def _message_in(self, scenario: str, message: dict[str, str]) -> None:
+        """A MESSAGE the switch accepted: stored as an inbound SMS, then its scenario's
+        inbound-sms branch runs with the SMS's sid in ``$message.sid``."""
+        self.runs.serve_message(scenario, {**message, "sid": self.sms.received(message)})
 
     def _application(self, app_id: str) -> Application | None:
         """What a call takes from the Call Control application ``app_id`` (an inactive
@@ -270,6 +282,7 @@ class Server:
         self.journal.store = store
         self.journal.start()
         self.webhooks.start()
+        await self.sms.start()
         try:
             bound = await self.endpoint.start()
         except ListenError as exc:
@@ -314,6 +327,7 @@ class Server:
         if self.http is not None:
             await self.http.stop()  # after the calls: the API served them while they drained
         await flush_recordings()  # recordings stopped by the hang-ups are finished and indexed
+        await self.sms.close()
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
@@ -334,6 +348,7 @@ class Server:
             changes = compare(old, new, self.catalog.file_sources(), files.files.sources)
             # From here on no await: a call routed now sees all of the old or all of the new.
             self.catalog.apply_reload(files)
+            self.numbers.routes_loaded(new.routes)
             self.access.users = {user.username: user.password for user in new.users}
             self.ua.users_changed()
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)

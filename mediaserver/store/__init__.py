@@ -13,7 +13,8 @@ the routing table (:meth:`Numbers.all`) and synchronises the scenario files
 - :mod:`~mediaserver.store.migrations`: the versioned schema;
 - :mod:`~mediaserver.store.scenarios`, :mod:`~mediaserver.store.runs`,
   :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
-  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`:
+  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`,
+  :mod:`~mediaserver.store.sms`:
   the repositories;
 - :mod:`~mediaserver.store.recovery`: what a crash left in flight.
 """
@@ -47,6 +48,7 @@ from mediaserver.store.recordings import NewRecording, Recording, RecordingFilte
 from mediaserver.store.recovery import Recovery, mark_interrupted_calls
 from mediaserver.store.runs import RunRecord, Runs
 from mediaserver.store.scenarios import NumberAttachment, Numbers, Scenario, Scenarios
+from mediaserver.store.sms import NewSms, SmsFilter, SmsMessages, SmsRecord
 from mediaserver.store.webhooks import (
     Deliveries,
     Delivery,
@@ -77,6 +79,7 @@ __all__ = [
     "NewCallEvent",
     "NewDelivery",
     "NewRecording",
+    "NewSms",
     "NumberAttachment",
     "Numbers",
     "Page",
@@ -89,6 +92,9 @@ __all__ = [
     "Scenario",
     "Scenarios",
     "SchemaTooNew",
+    "SmsFilter",
+    "SmsMessages",
+    "SmsRecord",
     "Store",
     "StoreError",
     "UnknownReference",
@@ -112,6 +118,7 @@ class Store:
         self.deliveries = Deliveries(db)
         self.applications = Applications(db)
         self.call_events = CallEvents(db)
+        self.sms = SmsMessages(db)
 
     @classmethod
     async def open(

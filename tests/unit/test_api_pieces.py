@@ -17,9 +17,11 @@ from mediaserver.api.app import create_app
 from mediaserver.api.auth import KeyCheck, api_keys, is_loopback, key_file
 from mediaserver.api.native import system
 from mediaserver.api.routes_calls import router as calls_router
+from mediaserver.api.routes_numbers import router as numbers_router
 from mediaserver.api.routes_recordings import RangeNotSatisfiable, byte_range
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
+from mediaserver.api.routes_sms import router as sms_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
 from mediaserver.api.telnyx.routers import ROUTERS as TELNYX_ROUTERS
@@ -190,7 +192,15 @@ async def test_openapi_document_lists_exactly_the_routes_built(tmp_path: Path) -
     document = app.openapi()
     built = {
         (method, route.path)
-        for router in (system, scenarios_router, calls_router, recordings_router, webhooks_router)
+        for router in (
+            system,
+            scenarios_router,
+            calls_router,
+            recordings_router,
+            webhooks_router,
+            numbers_router,
+            sms_router,
+        )  # fmt: skip
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods

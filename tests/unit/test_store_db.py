@@ -143,7 +143,7 @@ async def test_migrations_build_schema_v1_on_an_empty_file(tmp_path: Path) -> No
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"calls_started", "calls_number", "recordings_created", "deliveries_at"} <= indexes
         history = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
-        assert history == [(1, "initial"), (2, "call_control")]
+        assert history == [(1, "initial"), (2, "call_control"), (3, "sms")]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiosqlite
 
 from mediaserver.store.errors import SchemaTooNew
-from mediaserver.store.migrations import v001_initial, v002_call_control
+from mediaserver.store.migrations import v001_initial, v002_call_control, v004_sms
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, v001_initial.NAME, v001_initial.STATEMENTS),
     Migration(2, v002_call_control.NAME, v002_call_control.STATEMENTS),
+    Migration(3, v004_sms.NAME, v004_sms.STATEMENTS),  # v004 once v003 is merged
 )
 
 _HISTORY_TABLE = """
