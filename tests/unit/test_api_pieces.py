@@ -200,7 +200,7 @@ async def test_openapi_document_lists_exactly_the_routes_built(tmp_path: Path) -
             webhooks_router,
             numbers_router,
             sms_router,
-        )  # fmt: skip
+        )
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
