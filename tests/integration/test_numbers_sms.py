@@ -25,6 +25,7 @@ import pytest
 from tests.integration.conftest import TEST_API_KEY, ServerProcess, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support.rawsip import SipProbe, digest_authorization
+from tests.support.sipp import SippBackground
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,28 @@ PHONE = "+15551230000"  # a user: the registered phone's name
 PASSWORD = "phone-secret-42"
 MOBILE = "+33612345678"  # a French mobile number, attached through the API
 HOOKS = "/hooks"
+
+# sipp's out-of-call scenario (-oocsf): answer a MESSAGE (RFC 3428)
+# (sipp reads the status code when it loads the file, so it is written per test).
+OOC_REFUSE = """\
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="answer a MESSAGE">
+  <recv request="MESSAGE" />
+  <send>
+    <![CDATA[
+
+      SIP/2.0 {answer} {reason}
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
 
 SMS_SCENARIO = """\
 branches:
@@ -57,6 +80,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, web: WebPeer) -> Iterator[S
     extra = f"""\
 users:
   - username: "{PHONE}"
+    password: {PASSWORD}
+  - username: "+15551230200"
+    password: {PASSWORD}
+  - username: "+15551230404"
+    password: {PASSWORD}
+  - username: "+15551230488"
     password: {PASSWORD}
 webhooks:
   - url: {web.url(HOOKS)}
@@ -282,6 +311,62 @@ def test_an_sms_the_phone_refuses_fails(
     assert failed["delivered"] is None
     hook(web, "v2.sms.outbound.updated", {"sid": sms["sid"], "status": "failed"})
     assert api.get("/api/sms", params={"status": "failed"}).json()["total"] >= 1
+
+
+def wait_registered(server: ServerProcess, user: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(
+            r.get("user") == user and r.get("status") == 200 for r in server.log_records("register")
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{user} never registered")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason", "status"),
+    [
+        (200, "OK", "delivered"),
+        (404, "Not Found", "failed"),
+        (488, "Not Acceptable Here", "failed"),
+    ],
+)
+def test_an_sms_to_a_sipp_phone_takes_the_status_of_its_answer(
+    server: ServerProcess,
+    api: httpx.Client,
+    web: WebPeer,
+    answer: int,
+    reason: str,
+    status: str,
+    tmp_path: Path,
+) -> None:
+    user = f"+1555123{answer:04d}"  # a user of its own: no other registration mixes in
+    answering = tmp_path / "answer.xml"
+    answering.write_text(OOC_REFUSE.format(answer=answer, reason=reason))
+    with SippBackground(
+        server.target,
+        scenario="uac_register_then_wait",
+        service=user,
+        calls=1,
+        duration_ms=8000,
+        extra=["-ap", PASSWORD, "-oocsf", str(answering)],
+        timeout=30,
+    ) as phone:
+        wait_registered(server, user)
+        text = f"Answer me {answer}"
+        sent = api.post("/api/sms", json={"to": user, "from": "+33199001234", "text": text})
+        assert sent.status_code == 201, sent.text
+        sid = sent.json()["sid"]
+        final = wait_status(api, sid, status)
+        result = phone.wait(timeout=30)
+    assert final["sipStatus"] == answer
+    assert final["error"] is None if answer == 200 else str(answer) in final["error"]
+    # What the phone received: the MESSAGE, from the sender, with the text.
+    assert f"MESSAGE sip:{user}@127.0.0.1:{phone.local_port}" in result.messages, result.describe()
+    assert "From: <sip:+33199001234@" in result.messages
+    assert text in result.messages
+    hook(web, "v2.sms.outbound.updated", {"sid": sid, "status": status})
 
 
 def test_an_sms_nobody_can_take_is_an_error(api: httpx.Client) -> None:
