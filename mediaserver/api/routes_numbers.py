@@ -89,8 +89,10 @@ class NumberUpdate(RequestModel):
     enduser: str | None = Field(default=None, pattern=SID_PATTERN)
 
 
-def not_applicable(what: str, why: str) -> ApiError:
-    return ApiError(501, "not_applicable", f"{what} does not apply to a self-hosted server: {why}")
+def not_applicable(what: str, why: str, field: str | None = None) -> ApiError:
+    return ApiError(
+        501, "not_applicable", f"{what}: not applicable to a self-hosted server; {why}", field
+    )
 
 
 async def _served(request: Request, number: str) -> ServedNumber:
@@ -116,7 +118,7 @@ _NO_STORE = "numbers are not bought here; route your own numbers (config routes 
     "/api/numbers/store", responses=NOT_APPLICABLE, summary="Reserve numbers (not applicable)"
 )
 async def reserve_numbers() -> None:
-    raise not_applicable("the number store", _NO_STORE)
+    raise not_applicable("Reserving numbers", _NO_STORE)
 
 
 @router.get(
@@ -125,7 +127,7 @@ async def reserve_numbers() -> None:
     summary="Reserve numbers, as a GET (not applicable)",
 )
 async def reserve_numbers_get() -> None:
-    raise not_applicable("the number store", _NO_STORE)
+    raise not_applicable("Reserving numbers", _NO_STORE)
 
 
 @router.get(
@@ -134,7 +136,7 @@ async def reserve_numbers_get() -> None:
     summary="List available countries (not applicable)",
 )
 async def store_countries() -> None:
-    raise not_applicable("the number store's countries", _NO_STORE)
+    raise not_applicable("Listing the number store's countries", _NO_STORE)
 
 
 @router.get(
@@ -143,7 +145,7 @@ async def store_countries() -> None:
     summary="List available number types (not applicable)",
 )
 async def store_types() -> None:
-    raise not_applicable("the number store's types", _NO_STORE)
+    raise not_applicable("Listing the number store's types", _NO_STORE)
 
 
 @router.get(
@@ -152,7 +154,7 @@ async def store_types() -> None:
     summary="List available prefixes (not applicable)",
 )
 async def store_prefixes() -> None:
-    raise not_applicable("the number store's prefixes", _NO_STORE)
+    raise not_applicable("Listing the number store's prefixes", _NO_STORE)
 
 
 @router.post(
@@ -161,7 +163,7 @@ async def store_prefixes() -> None:
     summary="Buy phone numbers (not applicable)",
 )
 async def buy_numbers(token: str) -> None:
-    raise not_applicable("buying numbers", _NO_STORE)
+    raise not_applicable("Buying numbers", _NO_STORE)
 
 
 @router.get(
@@ -170,7 +172,7 @@ async def buy_numbers(token: str) -> None:
     summary="Get reservation status (not applicable)",
 )
 async def reservation_status(token: str) -> None:
-    raise not_applicable("number reservations", _NO_STORE)
+    raise not_applicable("Number reservations", _NO_STORE)
 
 
 @router.delete(
@@ -179,7 +181,7 @@ async def reservation_status(token: str) -> None:
     summary="Cancel reservation (not applicable)",
 )
 async def cancel_reservation(token: str) -> None:
-    raise not_applicable("number reservations", _NO_STORE)
+    raise not_applicable("Number reservations", _NO_STORE)
 
 
 # --- the numbers answered here ---------------------------------------------------------------
@@ -248,7 +250,8 @@ async def _attach(request: Request, sid: str, number: str) -> Status:
 )
 async def update_number(request: Request, number: PhoneNumberPath, body: NumberUpdate) -> Status:
     if body.enduser is not None:
-        raise not_applicable("enduser", "there are no end users on one's own server")
+        why = "there are no end users on one's own server"
+        raise not_applicable("Assigning an end user", why, "enduser")
     if body.scenario is None:
         raise ApiError(
             422, "invalid_request", "scenario: the scenario sid to attach to", "scenario"
@@ -298,7 +301,7 @@ async def detach_from_scenario(request: Request, number: PhoneNumberPath) -> Sta
 )
 async def remove_number(number: PhoneNumberPath) -> None:
     raise not_applicable(
-        "removing a number", "there is no subscription to end; detach it or remove its route"
+        "Removing a number", "there is no subscription to end; detach it or remove its route"
     )
 
 
@@ -308,4 +311,4 @@ async def remove_number(number: PhoneNumberPath) -> None:
     summary="Assign phone number to end user (not applicable)",
 )
 async def assign_to_enduser(number: PhoneNumberPath, sid: ScenarioSid) -> None:
-    raise not_applicable("assigning an end user", "there are no end users on one's own server")
+    raise not_applicable("Assigning an end user", "there are no end users on one's own server")
