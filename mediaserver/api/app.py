@@ -50,6 +50,7 @@ from mediaserver.api.models import ApiError, ErrorBody, ErrorDetail, ErrorInfo
 from mediaserver.api.native import ERROR_RESPONSES, JSON_ERROR_RESPONSES, system
 from mediaserver.api.routes_calls import router as calls_router
 from mediaserver.api.routes_events import router as events_router
+from mediaserver.api.routes_numbers import not_applicable_router
 from mediaserver.api.routes_numbers import router as numbers_router
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
@@ -220,7 +221,7 @@ def create_app(server: Server) -> FastAPI:
 
     keyed: dict[str, Any] = {"dependencies": [Depends(require_key)], "responses": ERROR_RESPONSES}
     for router in (system, scenarios_router, calls_router, recordings_router, webhooks_router,
-                   numbers_router, sms_router):  # fmt: skip
+                   not_applicable_router, numbers_router, sms_router):  # fmt: skip
         app.include_router(router, **keyed)
     for router in TELNYX_ROUTERS:
         app.include_router(

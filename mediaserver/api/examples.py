@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mediaserver.api import models as m
+from mediaserver.api.examples_numbers_sms import EXAMPLES as NUMBERS_SMS_EXAMPLES
 from mediaserver.api.telnyx.examples import EXAMPLES as TELNYX_EXAMPLES
 
 T0 = "2024-04-24T17:42:28.000Z"
@@ -172,6 +173,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
 
 # The Call Control API's operations (``/telnyx/v2/...``) bring their own.
 EXAMPLES.update(TELNYX_EXAMPLES)
+EXAMPLES.update(NUMBERS_SMS_EXAMPLES)
 
 
 def add_examples(document: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,10 @@ from mediaserver.numbers import NumberType, ServedNumber, seed_type
 from mediaserver.store import Conflict
 
 router = APIRouter(tags=["numbers"])
+# The seed's operations with no meaning here: each answers 501 saying why. Left out of the
+# OpenAPI document (they have no answer to show; docs/api.md lists them), and included
+# before ``router``, whose /api/numbers/{number} would take "store" for a number.
+not_applicable_router = APIRouter(tags=["numbers"], include_in_schema=False)
 
 E164_PATTERN = r"^\+[1-9][0-9]{5,32}$"
 PhoneNumberPath = Annotated[
@@ -106,82 +110,6 @@ async def _served(request: Request, number: str) -> ServedNumber:
             "number",
         )
     return served
-
-
-# --- the number store: not applicable (registered first: /api/numbers/{number} would
-# take "store" as a number)
-
-_NO_STORE = "numbers are not bought here; route your own numbers (config routes or attach)"
-
-
-@router.post(
-    "/api/numbers/store", responses=NOT_APPLICABLE, summary="Reserve numbers (not applicable)"
-)
-async def reserve_numbers() -> None:
-    raise not_applicable("Reserving numbers", _NO_STORE)
-
-
-@router.get(
-    "/api/numbers/store",
-    responses=NOT_APPLICABLE,
-    summary="Reserve numbers, as a GET (not applicable)",
-)
-async def reserve_numbers_get() -> None:
-    raise not_applicable("Reserving numbers", _NO_STORE)
-
-
-@router.get(
-    "/api/numbers/store/countries",
-    responses=NOT_APPLICABLE,
-    summary="List available countries (not applicable)",
-)
-async def store_countries() -> None:
-    raise not_applicable("Listing the number store's countries", _NO_STORE)
-
-
-@router.get(
-    "/api/numbers/store/types",
-    responses=NOT_APPLICABLE,
-    summary="List available number types (not applicable)",
-)
-async def store_types() -> None:
-    raise not_applicable("Listing the number store's types", _NO_STORE)
-
-
-@router.get(
-    "/api/numbers/store/prefixes",
-    responses=NOT_APPLICABLE,
-    summary="List available prefixes (not applicable)",
-)
-async def store_prefixes() -> None:
-    raise not_applicable("Listing the number store's prefixes", _NO_STORE)
-
-
-@router.post(
-    "/api/numbers/store/{token}",
-    responses=NOT_APPLICABLE,
-    summary="Buy phone numbers (not applicable)",
-)
-async def buy_numbers(token: str) -> None:
-    raise not_applicable("Buying numbers", _NO_STORE)
-
-
-@router.get(
-    "/api/numbers/store/{token}",
-    responses=NOT_APPLICABLE,
-    summary="Get reservation status (not applicable)",
-)
-async def reservation_status(token: str) -> None:
-    raise not_applicable("Number reservations", _NO_STORE)
-
-
-@router.delete(
-    "/api/numbers/store/{token}",
-    responses=NOT_APPLICABLE,
-    summary="Cancel reservation (not applicable)",
-)
-async def cancel_reservation(token: str) -> None:
-    raise not_applicable("Number reservations", _NO_STORE)
 
 
 # --- the numbers answered here ---------------------------------------------------------------
@@ -291,10 +219,85 @@ async def detach_from_scenario(request: Request, number: PhoneNumberPath) -> Sta
     return Status(code="ok", message=f"{number} detached from scenario {served.scenario_sid}")
 
 
+# --- the number store: not applicable (literal paths before {token})
+
+_NO_STORE = "numbers are not bought here; route your own numbers (config routes or attach)"
+
+
+@not_applicable_router.post(
+    "/api/numbers/store", responses=NOT_APPLICABLE, summary="Reserve numbers (not applicable)"
+)
+async def reserve_numbers() -> None:
+    raise not_applicable("Reserving numbers", _NO_STORE)
+
+
+@not_applicable_router.get(
+    "/api/numbers/store",
+    responses=NOT_APPLICABLE,
+    summary="Reserve numbers, as a GET (not applicable)",
+)
+async def reserve_numbers_get() -> None:
+    raise not_applicable("Reserving numbers", _NO_STORE)
+
+
+@not_applicable_router.get(
+    "/api/numbers/store/countries",
+    responses=NOT_APPLICABLE,
+    summary="List available countries (not applicable)",
+)
+async def store_countries() -> None:
+    raise not_applicable("Listing the number store's countries", _NO_STORE)
+
+
+@not_applicable_router.get(
+    "/api/numbers/store/types",
+    responses=NOT_APPLICABLE,
+    summary="List available number types (not applicable)",
+)
+async def store_types() -> None:
+    raise not_applicable("Listing the number store's types", _NO_STORE)
+
+
+@not_applicable_router.get(
+    "/api/numbers/store/prefixes",
+    responses=NOT_APPLICABLE,
+    summary="List available prefixes (not applicable)",
+)
+async def store_prefixes() -> None:
+    raise not_applicable("Listing the number store's prefixes", _NO_STORE)
+
+
+@not_applicable_router.post(
+    "/api/numbers/store/{token}",
+    responses=NOT_APPLICABLE,
+    summary="Buy phone numbers (not applicable)",
+)
+async def buy_numbers(token: str) -> None:
+    raise not_applicable("Buying numbers", _NO_STORE)
+
+
+@not_applicable_router.get(
+    "/api/numbers/store/{token}",
+    responses=NOT_APPLICABLE,
+    summary="Get reservation status (not applicable)",
+)
+async def reservation_status(token: str) -> None:
+    raise not_applicable("Number reservations", _NO_STORE)
+
+
+@not_applicable_router.delete(
+    "/api/numbers/store/{token}",
+    responses=NOT_APPLICABLE,
+    summary="Cancel reservation (not applicable)",
+)
+async def cancel_reservation(token: str) -> None:
+    raise not_applicable("Number reservations", _NO_STORE)
+
+
 # --- what a carrier account does: not applicable ------------------------------------------------
 
 
-@router.delete(
+@not_applicable_router.delete(
     "/api/numbers/{number}",
     responses=NOT_APPLICABLE,
     summary="Remove phone number from your account (not applicable)",
@@ -305,7 +308,7 @@ async def remove_number(number: PhoneNumberPath) -> None:
     )
 
 
-@router.put(
+@not_applicable_router.put(
     "/api/numbers/{number}/enduser/{sid}",
     responses=NOT_APPLICABLE,
     summary="Assign phone number to end user (not applicable)",
