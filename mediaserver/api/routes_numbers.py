@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from mediaserver.api.deps import catalog_error, catalog_of
 from mediaserver.api.models import (
@@ -90,7 +91,9 @@ class PhoneNumberPage(Page[PhoneNumber]):
 
 class NumberUpdate(RequestModel):
     scenario: str | None = Field(default=None, pattern=SID_PATTERN, examples=["k3x9a0pq"])
-    enduser: str | None = Field(default=None, pattern=SID_PATTERN)
+    # The seed's end user: taken so it can be refused with why (501), but not offered
+    # in the OpenAPI document, as it never works here.
+    enduser: SkipJsonSchema[str | None] = Field(default=None, pattern=SID_PATTERN)
 
 
 def not_applicable(what: str, why: str, field: str | None = None) -> ApiError:
@@ -200,6 +203,7 @@ async def attach_to_scenario(request: Request, number: PhoneNumberPath, sid: Sce
 @router.delete(
     "/api/numbers/{number}/scenario",
     response_model=Status,
+    responses=CONFLICT,
     summary="Detach phone number from scenario",
 )
 async def detach_from_scenario(request: Request, number: PhoneNumberPath) -> Status:
