@@ -142,7 +142,8 @@ class NumberDirectory:
         self._store_now = store
         self._webhooks = webhooks
         self._now = clock
-        self._route_since: dict[str, datetime] = {}
+        self._route_since: dict[str, datetime] = {}  # a route's number: since when
+        self._route_targets: dict[str, str] = {}  # ...and where it led at the last load
         self.routes_loaded(router.routes, publish=False)
 
     def routes_loaded(self, routes: Mapping[str, str], *, publish: bool = True) -> None:
@@ -153,9 +154,11 @@ class NumberDirectory:
         gone = [n for n in self._route_since if n not in numbers]
         for number in gone:
             del self._route_since[number]
+            old_target = self._route_targets.pop(number, "")
             if publish and number not in self._router.numbers:
-                self._publish(UNASSIGNED, self._route_number(number, routes.get(number, ""), now))
+                self._publish(UNASSIGNED, self._route_number(number, old_target, now))
         for number, target in numbers.items():
+            self._route_targets[number] = target
             if number not in self._route_since:
                 self._route_since[number] = now
                 if publish and number not in self._router.numbers:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import TEST_API_KEY, ServerProcess, start_server
+from tests.integration.conftest import TEST_API_KEY, ServerProcess, reload, start_server
 from tests.integration.webpeer import Request, WebPeer
 from tests.support.rawsip import SipProbe, digest_authorization
 from tests.support.sipp import SippBackground
@@ -229,6 +229,23 @@ def test_numbers_are_the_routes_and_the_attachments(
     assert api.get(f"/api/numbers/{MOBILE}").json()["scenario"]["sid"] == sid
     refused = api.delete(f"/api/numbers/{ROUTED}/scenario")
     assert refused.status_code == 409 and "routes" in refused.json()["error"]["message"]
+
+
+def test_a_reload_assigns_and_unassigns_route_numbers(server: ServerProcess, web: WebPeer) -> None:
+    added = "+33145678901"
+    config = server.data_dir / "config.yaml"
+    before = config.read_text()
+    config.write_text(before.replace("routes:\n", f'routes:\n  "{added}": echo\n', 1))
+    try:
+        reload(server, "reloaded")
+        assigned = hook(web, "v2.number.assigned", {"e164": added})
+        assert assigned["payload"]["origin"] == "config"
+        assert assigned["payload"]["scenario"]["name"] == "echo"
+    finally:
+        config.write_text(before)
+        reload(server, "reloaded")
+    gone = hook(web, "v2.number.unassigned", {"e164": added})
+    assert gone["payload"]["route"] == "echo"
 
 
 def test_what_a_carrier_account_does_is_not_applicable(api: httpx.Client) -> None:
