@@ -320,6 +320,7 @@ class Server:
             await self.switch.hangup_all("normal_clearing")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.switch.wait_idle(), 10.0)
+        await self.sms.close()  # SMS on their way: while their answers can still arrive
         await self.trunks.stop()
         self.clock.stop()
         await self.endpoint.close()
@@ -327,7 +328,6 @@ class Server:
         if self.http is not None:
             await self.http.stop()  # after the calls: the API served them while they drained
         await flush_recordings()  # recordings stopped by the hang-ups are finished and indexed
-        await self.sms.close()
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)

@@ -68,21 +68,29 @@ class SmsService:
         return store
 
     async def start(self) -> None:
-        """An outbound SMS a stop left on its way will never get its answer: expired."""
-        store = self._store()
-        for sid in await store.sms.expire_unfinished(INTERRUPTED):
-            record = await store.sms.get(sid)
-            if record is not None:
-                self._publish(OUTBOUND_UPDATED, record)
+        """An outbound SMS a crash left on its way will never get its answer: expired."""
+        await self._expire_unfinished(self._store())
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Let SMS on their way finish (up to ``timeout`` seconds), then stop them."""
+        """Let SMS on their way get their answer (up to ``timeout`` seconds), then stop
+        them and mark them expired. Called before the SIP endpoint closes, so an answer
+        can still arrive."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        store = self._store_now()
+        if store is not None:
+            with contextlib.suppress(StoreError):
+                await self._expire_unfinished(store)
+
+    async def _expire_unfinished(self, store: Store) -> None:
+        for sid in await store.sms.expire_unfinished(INTERRUPTED):
+            record = await store.sms.get(sid)
+            if record is not None:
+                self._publish(OUTBOUND_UPDATED, record)
 
     # -- outbound --------------------------------------------------------------------
 

@@ -4,9 +4,9 @@ An outbound SMS is created ``created`` and moved through the seed's statuses
 by :meth:`SmsMessages.set_status`, which appends to its history and stamps
 ``sent`` and ``delivered`` as they happen; an inbound one is created
 ``delivered`` (it reached us). An outbound SMS still on its way when the
-server stopped (``created``, ``pending``, ``sent``) is marked ``expired`` at
-the next start by :meth:`SmsMessages.expire_unfinished`: nobody waits for
-its answer any more.
+server stops (``created``, ``pending``, ``sent``), or found so at the next
+start after a crash, is marked ``expired`` by
+:meth:`SmsMessages.expire_unfinished`: nobody waits for its answer any more.
 """
 
 from __future__ import annotations

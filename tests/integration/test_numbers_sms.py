@@ -448,17 +448,29 @@ def test_unknown_sms_is_404(api: httpx.Client) -> None:
 
 def test_sms_survive_a_restart(tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {TEST_API_KEY}"}
-    first = start_server(tmp_path, routes={"echo": "echo"})
+    users = f'users:\n  - username: "{PHONE}"\n    password: {PASSWORD}\n'
+    first = start_server(tmp_path, routes={"echo": "echo"}, extra_config=users)
     try:
         with httpx.Client(base_url=first.api_url, headers=headers, timeout=10) as api:
             sid = api.post("/api/sms", json={"to": MOBILE, "text": "kept"}).json()["sid"]
             wait_status(api, sid, "error")
+            # A MESSAGE the phone never answers is still on its way when the server stops.
+            with SipProbe(first.sip_port) as phone:
+                register(phone, PHONE, PASSWORD)
+                waiting = api.post("/api/sms", json={"to": PHONE, "text": "unanswered"})
+                assert phone.recv_request(timeout=10) is not None
+                wait_status(api, waiting.json()["sid"], "sent")
+                assert first.stop() == 0
     finally:
-        assert first.stop() == 0
-    second = start_server(tmp_path, routes={"echo": "echo"})
+        first.stop()
+    second = start_server(tmp_path, routes={"echo": "echo"}, extra_config=users)
     try:
         with httpx.Client(base_url=second.api_url, headers=headers, timeout=10) as api:
             sms = api.get(f"/api/sms/{sid}").json()
             assert (sms["status"], sms["body"]["text"]) == ("error", "kept")
+            stopped = api.get(f"/api/sms/{waiting.json()['sid']}").json()
+            assert stopped["status"] == "expired", stopped
+            assert "stopped" in stopped["error"]
+            assert [h["status"] for h in stopped["statusHistory"]][-2:] == ["sent", "expired"]
     finally:
         assert second.stop() == 0
