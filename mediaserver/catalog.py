@@ -23,6 +23,7 @@ from mediaserver.actions.model import Scenario
 from mediaserver.callflow.route import route_url
 from mediaserver.config import scenario_file
 from mediaserver.library import Router, ScenarioFiles, ScenarioLibrary, read_scenario_files
+from mediaserver.numbers import NumberChange
 from mediaserver.runs import INBOUND_BRANCH
 from mediaserver.store import Conflict, Store, UnknownReference
 from mediaserver.store import Scenario as StoredScenario
@@ -78,6 +79,13 @@ class Catalog:
         self.library = library
         self.router = router
         self._store_now = store
+        # Told of every number attached or detached (the number webhooks), after the change.
+        self.number_listeners: list[Callable[[NumberChange], None]] = []
+
+    def _numbers_changed(self, changes: list[NumberChange]) -> None:
+        for change in changes:
+            for listener in self.number_listeners:
+                listener(change)
 
     def _store(self) -> Store:
         store = self._store_now()
@@ -207,6 +215,7 @@ class Catalog:
             raise NotFound("sid", f"no scenario {sid!r}")
         self.library.remove(record.name)
         self.router.forget(record.name)
+        self._numbers_changed([NumberChange(n, sid, record.name, False) for n in record.numbers])
         return record
 
     async def attach(self, sid: str, number: str) -> Attached:
@@ -222,14 +231,16 @@ class Catalog:
         except UnknownReference:
             raise NotFound("sid", f"no scenario {sid!r}") from None
         self.router.attach(number, record.name)
+        self._numbers_changed([NumberChange(number, sid, record.name, True)])
         return Attached(number, previous if previous not in (None, sid) else None)
 
     async def detach(self, sid: str, number: str) -> None:
         """Stop routing ``number`` to the scenario; live at once."""
-        await self.get(sid)
+        record = await self.get(sid)
         if not await self._store().numbers.detach(number, sid):
             raise NotFound("number", f"{number} is not attached to scenario {sid}")
         self.router.detach(number)
+        self._numbers_changed([NumberChange(number, sid, record.name, False)])
 
 
 def _writable(record: StoredScenario) -> None:

@@ -63,6 +63,7 @@ from mediaserver.media.mp3 import Mp3Renditions
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.numbers import NumberDirectory
 from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.runs import Runs
@@ -73,6 +74,7 @@ from mediaserver.sip.tls import TlsConfigError, file_fingerprint, listener_conte
 from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Trunks
 from mediaserver.sip.ua import UserAgent
+from mediaserver.sms.service import SmsService
 from mediaserver.store import Store
 from mediaserver.tasks import Tasks
 from mediaserver.webhooks.delivery import WebhookDispatcher
@@ -139,6 +141,9 @@ class Server:
         # API work done in the background (exports, bulk changes), v2.task.updated on each step.
         self.tasks = Tasks(self.webhooks.publish)
         self.mp3 = Mp3Renditions()  # recordings' MP3, encoded on first request
+        # The numbers answered (routes and attachments) and their v2.number.* webhooks.
+        self.numbers = NumberDirectory(self.router, self.library, lambda: self.store, self.webhooks)
+        self.catalog.number_listeners.append(self.numbers.changed)
         self.events = self.journal.events  # the live event stream (GET /api/events)
         self.clock = MediaClock()
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
@@ -209,8 +214,10 @@ class Server:
             user_agent=config.sip.user_agent,
             journal=self.journal,
             services=services,
-            serve_message=self.runs.serve_message,
+            serve_message=self._message_in,
         )
+        # SMS as SIP MESSAGE: sent through the dialer, stored, told to the webhooks.
+        self.sms = SmsService(lambda: self.store, self.dialer, self.webhooks)
         self.actions = ServerActions(
             self.dialer, self.webhooks, config.sip.user_agent,
             start_call=self.runs.start_scenario_call,
@@ -233,6 +240,11 @@ class Server:
             self.prompts,
             queued=lambda cc: self.call_control_queues.queued(cc.call_control_id) is not None,
         )
+
+    def _message_in(self, scenario: str, message: dict[str, str]) -> None:
+        """A MESSAGE the switch accepted: stored as an inbound SMS, then its scenario's
+        inbound-sms branch runs with the SMS's sid in ``$message.sid``."""
+        self.runs.serve_message(scenario, {**message, "sid": self.sms.received(message)})
 
     def _application(self, app_id: str) -> Application | None:
         """What a call takes from the Call Control application ``app_id`` (an inactive
@@ -313,6 +325,7 @@ class Server:
         self.webhooks.start()
         self._prepare_tls()
         await self.audio_files.resume()
+        await self.sms.start()
         try:
             bound = await self.endpoint.start()
         except ListenError as exc:
@@ -350,6 +363,7 @@ class Server:
             await self.switch.hangup_all("normal_clearing")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.switch.wait_idle(), 10.0)
+        await self.sms.close()  # SMS on their way: while their answers can still arrive
         await self.trunks.stop()
         self.clock.stop()
         await self.endpoint.close()
@@ -379,6 +393,7 @@ class Server:
             changes = compare(old, new, self.catalog.file_sources(), files.files.sources)
             # From here on no await: a call routed now sees all of the old or all of the new.
             self.catalog.apply_reload(files)
+            self.numbers.routes_loaded(new.routes)
             self.access.users = {user.username: user.password for user in new.users}
             self.ua.users_changed()
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)

@@ -52,8 +52,11 @@ from mediaserver.api.routes_audio_files import UPLOAD_LIMIT
 from mediaserver.api.routes_audio_files import router as audio_files_router
 from mediaserver.api.routes_calls import router as calls_router
 from mediaserver.api.routes_events import router as events_router
+from mediaserver.api.routes_numbers import not_applicable_router
+from mediaserver.api.routes_numbers import router as numbers_router
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
+from mediaserver.api.routes_sms import router as sms_router
 from mediaserver.api.routes_tasks import router as tasks_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
@@ -240,6 +243,9 @@ def create_app(server: Server) -> FastAPI:
         webhooks_router,
         tasks_router,
         audio_files_router,
+        not_applicable_router,
+        numbers_router,
+        sms_router,
     ):
         app.include_router(router, **keyed)
     for router in TELNYX_ROUTERS:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mediaserver.api import models as m
+from mediaserver.api.examples_numbers_sms import EXAMPLES as NUMBERS_SMS_EXAMPLES
 from mediaserver.api.routes_audio_files import EXAMPLES as AUDIO_FILE_EXAMPLES
 from mediaserver.api.telnyx.examples import EXAMPLES as TELNYX_EXAMPLES
 
@@ -200,6 +201,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
 # The Call Control API's operations (``/telnyx/v2/...``) bring their own.
 EXAMPLES.update(TELNYX_EXAMPLES)
 EXAMPLES.update(AUDIO_FILE_EXAMPLES)
+EXAMPLES.update(NUMBERS_SMS_EXAMPLES)
 
 
 def add_examples(document: dict[str, Any]) -> dict[str, Any]:

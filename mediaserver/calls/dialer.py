@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from mediaserver.actions.cdr_field import CUSTOMER_FIELD, customer_field
 from mediaserver.calls.base import Call
@@ -172,10 +172,13 @@ class Dialer:
             self.journal.call_started(call, number=caller_id, parent=parent, run=run)
         return call
 
-    async def send_message(self, to: str, text: str, *, sender: str) -> int | None:
+    async def send_message(
+        self, to: str, text: str, *, sender: str, on_sent: Callable[[], None] | None = None
+    ) -> int | None:
         """Send a SIP MESSAGE (RFC 3428) to a SIP URI, a registered user or a number
         (through the first trunk, answering its challenge once); the final status,
-        None when nobody answered. TargetError when ``to`` cannot be reached."""
+        None when nobody answered. TargetError when ``to`` cannot be reached;
+        ``on_sent`` is called once the MESSAGE is routed and handed to the transport."""
         uri, peer, trunk = await self._route_out(to)
         local_host = self.media.public_address or local_address_for(peer.host)
         if trunk is not None:
@@ -198,6 +201,8 @@ class Dialer:
             request.body = text.encode()
             if trunk is not None and trunk.auth is not None:
                 trunk.auth.authorize(request)
+            if on_sent is not None and cseq == 1:
+                on_sent()
             response = await self.endpoint.request(request, peer)
             if response is None:
                 return None

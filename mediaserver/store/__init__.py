@@ -15,6 +15,7 @@ the routing table (:meth:`Numbers.all`) and synchronises the scenario files
   :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
   :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`,
   :mod:`~mediaserver.store.audio_files`:
+  :mod:`~mediaserver.store.sms`:
   the repositories;
 - :mod:`~mediaserver.store.recovery`: what a crash left in flight.
 """
@@ -49,6 +50,7 @@ from mediaserver.store.recordings import NewRecording, Recording, RecordingFilte
 from mediaserver.store.recovery import Recovery, mark_interrupted_calls
 from mediaserver.store.runs import RunRecord, Runs
 from mediaserver.store.scenarios import NumberAttachment, Numbers, Scenario, Scenarios
+from mediaserver.store.sms import NewSms, SmsFilter, SmsMessages, SmsRecord
 from mediaserver.store.webhooks import (
     Deliveries,
     Delivery,
@@ -82,6 +84,7 @@ __all__ = [
     "NewCallEvent",
     "NewDelivery",
     "NewRecording",
+    "NewSms",
     "NumberAttachment",
     "Numbers",
     "Page",
@@ -94,6 +97,9 @@ __all__ = [
     "Scenario",
     "Scenarios",
     "SchemaTooNew",
+    "SmsFilter",
+    "SmsMessages",
+    "SmsRecord",
     "Store",
     "StoreError",
     "UnknownReference",
@@ -118,6 +124,7 @@ class Store:
         self.applications = Applications(db)
         self.call_events = CallEvents(db)
         self.audio_files = AudioFilesIndex(db)
+        self.sms = SmsMessages(db)
 
     @classmethod
     async def open(

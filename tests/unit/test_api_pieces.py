@@ -18,9 +18,11 @@ from mediaserver.api.auth import KeyCheck, api_keys, is_loopback, key_file
 from mediaserver.api.native import system
 from mediaserver.api.routes_audio_files import router as audio_files_router
 from mediaserver.api.routes_calls import router as calls_router
+from mediaserver.api.routes_numbers import router as numbers_router
 from mediaserver.api.routes_recordings import RangeNotSatisfiable, byte_range
 from mediaserver.api.routes_recordings import router as recordings_router
 from mediaserver.api.routes_scenarios import router as scenarios_router
+from mediaserver.api.routes_sms import router as sms_router
 from mediaserver.api.routes_tasks import router as tasks_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
@@ -200,6 +202,8 @@ async def test_openapi_document_lists_exactly_the_routes_built(tmp_path: Path) -
             webhooks_router,
             tasks_router,
             audio_files_router,
+            numbers_router,
+            sms_router,
         )
         for route in router.routes
         if isinstance(route, APIRoute)

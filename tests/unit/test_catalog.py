@@ -15,6 +15,7 @@ import pytest
 
 from mediaserver.catalog import Catalog, NotFound, ReadOnly, Unavailable, Unfit
 from mediaserver.library import Router, ScenarioLibrary
+from mediaserver.numbers import NumberChange
 from mediaserver.store import Conflict, Store
 from mediaserver.yamlsource import ProblemsError
 
@@ -214,3 +215,21 @@ async def test_without_a_store_the_catalog_says_so(tmp_path: Path) -> None:
     catalog = Catalog(ScenarioLibrary(tmp_path), Router({}), lambda: None)
     with pytest.raises(Unavailable):
         await catalog.get("k3x9a0pq")
+
+
+async def test_listeners_hear_each_number_attached_and_detached(catalog: Catalog) -> None:
+    heard: list[NumberChange] = []
+    catalog.number_listeners.append(heard.append)
+    record = await catalog.create("bye", BYE)
+    await catalog.attach(record.id, "+331")
+    await catalog.attach(record.id, "+332")
+    await catalog.detach(record.id, "+331")
+    with pytest.raises(NotFound):
+        await catalog.detach(record.id, "+331")  # refused: nothing to tell
+    await catalog.delete(record.id)  # its remaining number goes with it
+    assert heard == [
+        NumberChange("+331", record.id, "bye", attached=True),
+        NumberChange("+332", record.id, "bye", attached=True),
+        NumberChange("+331", record.id, "bye", attached=False),
+        NumberChange("+332", record.id, "bye", attached=False),
+    ]

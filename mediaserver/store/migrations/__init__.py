@@ -36,6 +36,7 @@ from mediaserver.store.migrations import (
     v003_webhook_hmac,
     v004_callr_cdr,
     v005_audio_files,
+    v006_sms,
 )
 
 
@@ -52,6 +53,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, v003_webhook_hmac.NAME, v003_webhook_hmac.STATEMENTS),
     Migration(4, v004_callr_cdr.NAME, v004_callr_cdr.STATEMENTS),
     Migration(5, v005_audio_files.NAME, v005_audio_files.STATEMENTS),
+    Migration(6, v006_sms.NAME, v006_sms.STATEMENTS),
 )
 
 _HISTORY_TABLE = """
