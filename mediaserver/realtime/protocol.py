@@ -27,6 +27,8 @@ UP = "UP"
 HANGUP = "HANGUP"
 """``call_status``: the seed's sample shows ``UP`` for a call in progress."""
 
+RESULT = "$realtimeResult"
+"""Where a command's native item leaves its result (read, record, dialout)."""
 RESPONSE_SECONDS = 5.0
 """Seed, RT.Response: "You have to send it within 5 seconds"."""
 
@@ -134,10 +136,12 @@ def parse_response(data: Any) -> Command:
             f"RT.Response.command: {_shown(name)} is not a command; use one of "
             + ", ".join(COMMANDS)
         )
-    params = data.get("params") or {}
+    params = data.get("params")
+    params = {} if params is None else params
     if not isinstance(params, dict):
         raise CommandError(f"RT.Response.params: expected an object, got {_shown(params)}")
-    variables = data.get("variables") or {}
+    variables = data.get("variables")
+    variables = {} if variables is None else variables
     if not isinstance(variables, dict):
         raise CommandError(f"RT.Response.variables: expected an object, got {_shown(variables)}")
     return Command(name, data.get("command_id"), params, variables)
@@ -173,7 +177,7 @@ def native_entries(command: Command) -> list[Entry]:
             "finish_on_key": "any",
         }
         reader.finish()
-        return [_entry("voicemail@v1", params)]
+        return [_entry("voicemail@v1", params, RESULT)]
     if name == "dialout":
         return [_dialout(reader)]
     if name == "send_dtmf":
@@ -219,7 +223,7 @@ def _read(reader: _Params) -> Entry:
         "finish_on_key": reader.string("finish_on_key") or "#",
     }
     reader.finish()
-    return _entry("gather@v1", params)
+    return _entry("gather@v1", params, RESULT)
 
 
 def _dialout(reader: _Params) -> Entry:
@@ -247,7 +251,7 @@ def _dialout(reader: _Params) -> Entry:
         "ringback": "tone" if reader.string("ringtone") in (None, "RING") else "early-media",
     }
     reader.finish()
-    return _entry("dial@v1", params, "$result")
+    return _entry("dial@v1", params, RESULT)
 
 
 def _sip_target(number: str) -> str:
@@ -267,7 +271,7 @@ def result_text(command: str, value: Any) -> str:
     return str(value)
 
 
-def _entry(action: str, params: Mapping[str, Any], result: str | None = "$result") -> Entry:
+def _entry(action: str, params: Mapping[str, Any], result: str | None = None) -> Entry:
     entry: Entry = {"action": action, "params": {k: v for k, v in params.items() if v is not None}}
     if result is not None:
         entry["result"] = result

@@ -39,6 +39,7 @@ from mediaserver.callflow.translate import TranslationError, build_items
 from mediaserver.realtime.protocol import (
     HANGUP,
     RESPONSE_SECONDS,
+    RESULT,
     UP,
     CallFacts,
     Command,
@@ -54,8 +55,6 @@ from mediaserver.realtime.protocol import (
 
 MAX_REFUSED = 3
 """Invalid RT.Responses in a row after which the call is hung up (a loop guard)."""
-RESULT = "$realtimeResult"
-"""Where a command's native item leaves its result."""
 
 
 class RealtimeFailure(Exception):
