@@ -199,7 +199,7 @@ class Server:
         )
         self.actions = ServerActions(
             self.dialer, self.webhooks, config.sip.user_agent,
-            start_call=self.runs.start_scenario_call,
+            start_call=self.runs.start_scenario_call, router=self.router,
         )  # fmt: skip
         self.runs.connect(self.switch, self.dialer, self.actions)
         # Call Control (SPEC section 5): calls driven by REST commands, events posted.

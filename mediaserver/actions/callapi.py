@@ -345,6 +345,12 @@ class ServerApi(Protocol):
         each mistake. The Call Flow Loop translates its JSON actions through it."""
         ...
 
+    def route_of(self, number: str) -> str | None:
+        """Where a call to ``number`` would go: the route target the attached numbers
+        or the config's ``routes`` give it (``callflow:URL``, a scenario name...), None
+        when nothing routes it (the Voxology DIAL's ``override_callback_config``)."""
+        ...
+
     async def start_call(
         self,
         to: str,

@@ -28,6 +28,16 @@ class Callback:
     method: str = "POST"
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 5.0
+    failover: tuple[str, str] | None = None
+    """Seed, ``callback_failover``: the URL and method "a second request attempt will be
+    made to" when a request fails; same headers and timeout."""
+
+    def failover_callback(self) -> Callback | None:
+        """Where a failed request is sent again, None without ``callback_failover``."""
+        if self.failover is None:
+            return None
+        url, method = self.failover
+        return Callback(url, method, self.headers, self.timeout)
 
     def config(self) -> dict[str, Any]:
         """``$config``."""

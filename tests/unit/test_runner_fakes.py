@@ -519,6 +519,7 @@ class FakeServer:
         self.webhooks: list[tuple[str | None, str, dict[str, Any]]] = []
         self.message_status: dict[str, int | None] = {}
         self.messages: list[tuple[str, str, str | None]] = []
+        self.routes: dict[str, str] = {}
 
     async def fetch(
         self,
@@ -550,6 +551,9 @@ class FakeServer:
 
     def compile_scenario(self, data: Any, filename: str) -> Scenario:
         return load_scenario_data(data, filename)
+
+    def route_of(self, number: str) -> str | None:
+        return self.routes.get(number)
 
     async def start_call(
         self,
