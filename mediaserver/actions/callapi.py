@@ -240,6 +240,12 @@ class CallApi(Protocol):
         ``max_length`` or a hang-up; return it finished (even after a hang-up)."""
         ...
 
+    async def discard_recording(self, recording_id: str) -> bool:
+        """Delete a message this call recorded with :meth:`voicemail`: its file and its
+        index (the Voxology RECORDMESSAGE ``discard``); False if the call made none
+        by that id."""
+        ...
+
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         """Join a conference until the caller leaves; how it ended: ``key``,
         ``ended``, ``full``, ``left`` or ``hangup``."""

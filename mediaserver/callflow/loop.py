@@ -158,6 +158,7 @@ class CallFlow:
         self._answer_items: tuple[ActionItem, ...] = ()
         self.attempts: dict[object, int] = {}
         self.message_path: str | None = None
+        self.message_id: str | None = None
         self._rejected: str | None = None
 
     # -- the loop ----------------------------------------------------------------------------

@@ -120,6 +120,10 @@ class FlowState:
         if (name, recording_id) not in self.recordings:
             self.recordings.append((name, recording_id))
 
+    def discarded(self, recording_id: str) -> None:
+        """RECORDMESSAGE ``discard`` deleted recording ``recording_id``."""
+        self.recordings = [entry for entry in self.recordings if entry[1] != recording_id]
+
 
 @dataclass(frozen=True)
 class Webhook:

@@ -163,6 +163,9 @@ async def run_record_message(flow: CallFlow, action: m.RecordMessage) -> None:
         # Messages are kept as soon as they are recorded: saving is running on_save.
         await flow.run_list(action.events.get("on_save"))
         return
+    if action.command == "discard":
+        await _discard(flow, action)
+        return
     if action.command == "play":
         path = flow.message_path
         if path is None:
@@ -176,6 +179,21 @@ async def run_record_message(flow: CallFlow, action: m.RecordMessage) -> None:
     if ok and isinstance(recording, dict):
         flow.state.recorded(action.name, str(recording.get("id")))
         flow.message_path = str(recording.get("path"))
+        flow.message_id = str(recording.get("id"))
+
+
+async def _discard(flow: CallFlow, action: m.RecordMessage) -> None:
+    """Seed, RECORDMESSAGE: recordings are saved "by ending the call before a
+    RECORDMESSAGE with discard": discard deletes the last message (file and index) and
+    takes it out of ``recordings``; with no message, ``on_error`` or the error."""
+    rid = flow.message_id
+    if rid is None or not await flow.context.call.discard_recording(rid):
+        if action.events.get("on_error"):
+            await flow.run_list(action.events.get("on_error"))
+            return
+        raise flow.error("no_actions", f"{action.where}: no message recorded to discard")
+    flow.state.discarded(rid)
+    flow.message_id = flow.message_path = None
 
 
 async def run_detect(flow: CallFlow, action: m.Detect) -> None:

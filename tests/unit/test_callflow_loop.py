@@ -504,10 +504,24 @@ async def test_recordmessage_start_play_and_save() -> None:
         },
     ]
     _, call, app, _ = await run_flow(answer, [HANGUP], keys="5", keys_at=1)
-    assert call.heard() == ["file:/data/recordings/rec00001.wav"]
-    assert call.played[0].start == pytest.approx(1)  # the key ended it (finish_on_key any)
+    # The beep tells the caller when to speak (a voicemail-type system), then the message.
+    assert call.heard() == ["tone:beep", "file:/data/recordings/rec00001.wav"]
+    assert call.played[-1].start == pytest.approx(1)  # the key ended it (finish_on_key any)
     assert "webhook:saved" in app.types()  # sent in the background: in any order
     assert app.bodies("live_call")[0]["recordings"] == [{"name": "vm", "id": "rec00001"}]
+
+
+async def test_recordmessage_discard_deletes_the_message() -> None:
+    answer = [
+        {"type": "RECORDMESSAGE", "name": "vm", "params": {"timeout": 2}},
+        {"type": "RECORDMESSAGE", "params": {"action": "discard"}},
+    ]
+    _, call, app, _ = await run_flow(answer, [HANGUP])
+    assert "discard:rec00001" in [event for _, event in call.events], call.events
+    assert app.bodies("live_call")[0]["recordings"] == []  # gone from the requests too
+    # Nothing left to discard: the error (or on_error, when there is one).
+    outcome, _, _, _ = await run_flow([{"type": "RECORDMESSAGE", "params": {"action": "discard"}}])
+    assert "no message recorded to discard" in str(outcome.error)
 
 
 async def test_recordmessage_play_before_any_message_is_an_error() -> None:

@@ -257,7 +257,7 @@ def test_record_and_recordmessage() -> None:
     message = only({"type": "RECORDMESSAGE", "params": {"max_recording_time": 45, "timeout": 3}})
     assert message.key == "voicemail@v1"
     assert params(message) == {
-        "beep": False,
+        "beep": True,
         "max_length": 45.0,
         "silence_timeout": 3.0,
         "finish_on_key": "any",

@@ -345,6 +345,10 @@ class FakeCall:
         self.events.append((start, "voicemail"))
         return RecordingResult(made.id, made.path, 0.0)
 
+    async def discard_recording(self, recording_id: str) -> bool:
+        self.events.append((self.now, f"discard:{recording_id}"))
+        return True
+
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         """The caller stays until it presses exit_on_key or hangs up; keys are the room's."""
         await self._alive()
