@@ -659,6 +659,52 @@ async def test_dial_places_an_independent_call_running_this_flow() -> None:
     assert call.heard() == ["say:dialled"]
 
 
+async def test_dial_detection_max_call_time_and_override_config_reach_the_new_call() -> None:
+    dial = {
+        "type": "DIAL",
+        "params": {
+            "no": "+19495551111",
+            "detection": "full",
+            "max_call_time": 120,
+            "override_callback_config": "+17145553333",
+        },
+    }
+    app = FlowApp([dial, HANGUP])
+    app.routes["+17145553333"] = "callflow:http://other.test/flow"
+    await run_flow(app=app)
+    (started,) = app.started
+    (item,) = started["scenario"].branches["api-initiated"].actions
+    assert item.params["url"].constant == "http://other.test/flow"
+    assert (item.params["detection"], item.params["max_call_time"]) == ("full", 120)
+
+
+async def test_an_override_config_without_a_callflow_route_runs_on_error() -> None:
+    dial = {
+        "type": "DIAL",
+        "params": {"no": "+19495551111", "override_callback_config": "+17145553333"},
+        "events": {"on_error": [say("No such line.")]},
+    }
+    app = FlowApp([dial, HANGUP])
+    app.routes["+17145553333"] = "ivr"
+    _, call, app, _ = await run_flow(app=app)
+    assert app.started == [] and call.heard() == ["say:No such line."]
+    outcome, _, _, _ = await run_flow([{**dial, "events": {}}])
+    assert "'+17145553333' is not routed to a callflow: URL (route: none)" in str(outcome.error)
+
+
+async def test_a_failed_request_goes_to_the_failover_url() -> None:
+    flow = (
+        f"- action: callflow@v1\n"
+        f"  params: {{url: '{URL}', failover_url: 'http://failover.test/f.json', "
+        f"failover_method: GET}}"
+    )
+    _, call, app, _ = await run_flow(500, [say("from the failover"), HANGUP], actions=flow)
+    assert call.heard() == ["say:from the failover"]
+    first, second = app.requests[:2]
+    assert (first.url, first.method) == (URL, "POST")
+    assert second.url.startswith("http://failover.test/f.json?") and second.method == "GET"
+
+
 async def test_a_dial_that_cannot_be_placed_runs_on_error() -> None:
     app = FlowApp(
         [
