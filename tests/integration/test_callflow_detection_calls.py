@@ -257,3 +257,28 @@ def test_recordmessage_beeps_then_discard_deletes_the_message(
     assert found["hits"] == [], found
     assert not list((server.data_dir / "recordings").glob("*.wav"))
     assert "voicemail discarded" in server.log_text()
+
+
+def test_dial_max_call_time_hangs_up_the_dialled_call(server: ServerProcess, app: FlowApp) -> None:
+    """Seed, DIAL ``max_call_time`` (60 at least): the dialled call's flow pauses for
+    two minutes, the call ends at one (the seed's range makes this test last a minute)."""
+    app.requests.clear()
+    with Baresip(user="callee-long", auto_answer=True, max_call_s=150) as callee:
+        dial = {"type": "DIAL", "params": {"no": callee.sip_uri, "max_call_time": 60}}
+
+        def flow(body: dict[str, Any]) -> Any:
+            if body["direction"] == "inbound":
+                return [dial, {"type": "HANGUP"}]
+            return [{"type": "PAUSE", "params": {"seconds": 120}}, {"type": "HANGUP"}]
+
+        app.responders["/dialer"] = by_type(init_call=flow)
+        with Baresip(user="caller-long", max_call_s=30) as caller:
+            caller.dial(server.uri("dialer"))
+            callee.wait_established(timeout=10)
+            caller.wait_closed(timeout=15)  # the parent ends; the dialled call goes on alone
+        assert callee.wait_closed(timeout=90) == PEER_HUNG_UP
+    ends = [b for _, b in app.calls("/dialer") if b["type"] == "end_call"]
+    (child,) = [b for b in ends if b["direction"] == "outbound"]
+    assert child["status"] == "completed" and child["error_code"] is None
+    assert 59 <= child["connect_time_sec"] < 110, child  # ended by the limit, not the PAUSE
+    assert "max_call_time reached" in server.log_text()
