@@ -52,6 +52,7 @@ from mediaserver.realtime.protocol import (
     result_text,
     seed_datetime,
 )
+from mediaserver.sip.uri import NameAddress, SipSyntaxError
 
 MAX_REFUSED = 3
 """Invalid RT.Responses in a row after which the call is hung up (a loop guard)."""
@@ -218,8 +219,21 @@ def _facts(context: ActionContext, url: str) -> CallFacts:
         app=app_hash(url),
         callid=call_id(str(info.get("id") or "")),
         cli_number=str(info.get("from") or ""),
-        cli_name="",
+        cli_name=_display_name(info.get("headers")),
         number=str(info.get("to") or ""),
         date_started=seed_datetime(int(info.get("started_at") or 0)),
         request_hash=str(run_id) if outbound and run_id else "",
     )
+
+
+def _display_name(headers: object) -> str:
+    """``cli_name``: the display name of the call's From (RFC 3261 20.20), "" without one."""
+    if not isinstance(headers, dict):
+        return ""
+    value = next((v for k, v in headers.items() if str(k).lower() in ("from", "f")), None)
+    if not isinstance(value, str):
+        return ""
+    try:
+        return NameAddress.parse(value).display_name or ""
+    except SipSyntaxError:
+        return ""

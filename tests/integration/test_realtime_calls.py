@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.conftest import ServerProcess, start_server
@@ -57,6 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, app: FlowApp) -> Iterator[S
         "wrong": f'"realtime:{app.url("/wrong")}"',
         "secured": f'"realtime:{secured}"',
         "dialer": f'"realtime:{app.url("/dialer")}"',
+        "recorder": f'"realtime:{app.url("/recorder")}"',
     }
     proc = start_server(tmp / "server", routes=routes)
     yield proc
@@ -168,13 +170,39 @@ def test_login_and_password_in_the_route_url_are_sent_as_basic_auth(
     server: ServerProcess, app: FlowApp
 ) -> None:
     app.responders["/secured"] = lambda request: (200, {"command": "hangup"})
-    with Baresip(user="dave", max_call_s=20) as phone:
+    with Baresip(user="dave", display_name="Dave Bowman", max_call_s=20) as phone:
         phone.dial(server.uri("secured"))
         assert phone.wait_closed(timeout=15) == PEER_HUNG_UP
     wait_hangup(app, "/secured")
-    (request, _), *_ = app.calls("/secured")
+    (request, body), *_ = app.calls("/secured")
     expected = base64.b64encode(b"rt-user:s3cret").decode()
     assert request.headers["authorization"] == f"Basic {expected}"
+    assert body["cli_name"] == "Dave Bowman" and body["cli_number"] == "dave"
+
+
+def test_record_gives_the_recording_s_id(server: ServerProcess, app: FlowApp) -> None:
+    def respond(request: Request) -> tuple[int, Any]:
+        body = request.json()
+        if body["command"] == "":
+            params = {"max_duration": 10, "silence": 1}
+            return 200, {"command": "record", "command_id": "r", "params": params}
+        return 200, {"command": "hangup"}
+
+    app.responders["/recorder"] = respond
+    with Baresip(user="erin", max_call_s=20) as phone:
+        phone.dial(server.uri("recorder"))
+        phone.wait_established(timeout=10)
+        assert phone.wait_closed(timeout=20) == PEER_HUNG_UP
+        heard, rate = phone.recorded_audio()
+    wait_hangup(app, "/recorder")
+    second = bodies(app, "/recorder")[1]
+    assert (second["command"], second["command_error"]) == ("record", "")
+    rid = second["command_result"]
+    assert len(rid) == 8, second
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    found = httpx.get(f"{server.api_url}/api/recordings/{rid}", headers=headers, timeout=10)
+    assert found.status_code == 200, found.text
+    assert audio.tone_present(heard, rate, 1000, 0.15), "no beep before recording"
 
 
 def test_dialout_bridges_and_reports_the_dial_status(server: ServerProcess, app: FlowApp) -> None:
