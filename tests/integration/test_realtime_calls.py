@@ -59,6 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, app: FlowApp) -> Iterator[S
         "secured": f'"realtime:{secured}"',
         "dialer": f'"realtime:{app.url("/dialer")}"',
         "recorder": f'"realtime:{app.url("/recorder")}"',
+        "wrong-media": f'"realtime:{app.url("/wrong-media")}"',
     }
     proc = start_server(tmp / "server", routes=routes)
     yield proc
@@ -164,6 +165,36 @@ def test_an_invalid_command_is_reported_and_the_app_answers_again(
     assert second["command"] == "dance" and second["command_id"] == "d1"
     assert "'dance' is not a command" in second["command_error"]
     assert "hangup" in second["command_error"]  # the list of commands, as the fix
+
+
+def test_a_command_that_fails_is_reported_and_the_dialogue_goes_on(
+    server: ServerProcess, app: FlowApp
+) -> None:
+    missing = app.url("/no-such.wav")
+
+    def respond(request: Request) -> tuple[int, Any]:
+        body = request.json()
+        if body["command"] == "":
+            return 200, {"command": "play", "command_id": 1, "params": {"media_id": missing}}
+        if body["command"] == "play":
+            return 200, {
+                "command": "say",
+                "command_id": 2,
+                "params": {"text": "Sorry, that sound could not be played."},
+            }
+        return 200, {"command": "hangup", "command_id": 3}
+
+    app.responders["/wrong-media"] = respond
+    with Baresip(user="fred", max_call_s=20) as phone:
+        phone.dial(server.uri("wrong-media"))
+        assert phone.wait_closed(timeout=15) == PEER_HUNG_UP
+        heard, rate = phone.recorded_audio()
+    wait_hangup(app, "/wrong-media")
+    played, said = bodies(app, "/wrong-media")[1:3]
+    assert played["command"] == "play" and played["command_result"] == ""
+    assert "404" in played["command_error"], played
+    assert (said["command"], said["command_error"]) == ("say", "")
+    assert audio.speech_seconds(heard, rate) > 1.0  # "Sorry, that sound could not..."
 
 
 def test_login_and_password_in_the_route_url_are_sent_as_basic_auth(
