@@ -293,6 +293,10 @@ async def run_dial(flow: CallFlow, action: m.Dial) -> None:
     cb: Callback | None = flow.callback
     if action.override_config is not None:
         cb = _override_config(flow, action, flow.text(action, action.override_config))
+    elif caller_id:
+        # Seed: the new call runs "the given CallFlow config, based on the caller_id_no":
+        # that number's callflow: route when it has one, else this flow's.
+        cb = _number_config(flow, caller_id) or cb
     if cb is None:
         await flow.run_list(action.events.get("on_error"))
         return
@@ -322,15 +326,22 @@ async def run_dial(flow: CallFlow, action: m.Dial) -> None:
     flow.log.info("call flow dialled", number=number, run_id=run_id)
 
 
+def _number_config(flow: CallFlow, number: str) -> Callback | None:
+    """A number's Callback Config: its ``callflow:URL`` route (POST, no headers, this
+    flow's timeout); None when it is routed elsewhere or not at all."""
+    url = route_url(flow.context.server.route_of(number) or "")
+    return None if url is None else Callback(url, "POST", (), flow.callback.timeout)
+
+
 def _override_config(flow: CallFlow, action: m.Dial, number: str) -> Callback | None:
     """Seed, DIAL ``override_callback_config``: "this number will be used to load a
     Callback Config": here the ``callflow:URL`` route of that number (POST, no headers,
     this flow's timeout). None, logged, when the number has no such route (on_error runs);
     the call flow error when there is no on_error."""
+    found = _number_config(flow, number)
+    if found is not None:
+        return found
     target = flow.context.server.route_of(number) or ""
-    url = route_url(target)
-    if url is not None:
-        return Callback(url, "POST", (), flow.callback.timeout)
     reason = (
         f"{action.where}: params.override_callback_config: {number!r} is not routed to a "
         f"callflow: URL (route: {target or 'none'}); route it to callflow:URL in the config"

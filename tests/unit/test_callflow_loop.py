@@ -678,6 +678,15 @@ async def test_dial_detection_max_call_time_and_override_config_reach_the_new_ca
     assert (item.params["detection"], item.params["max_call_time"]) == ("full", 120)
 
 
+async def test_the_dialled_call_runs_the_flow_of_its_caller_id_s_route() -> None:
+    dial = {"type": "DIAL", "params": {"no": "+19495551111", "caller_id_no": "+17145552222"}}
+    app = FlowApp([dial, HANGUP])
+    app.routes["+17145552222"] = "callflow:http://caller-id.test/flow"
+    await run_flow(app=app)
+    (item,) = app.started[0]["scenario"].branches["api-initiated"].actions
+    assert item.params["url"].constant == "http://caller-id.test/flow"
+
+
 async def test_an_override_config_without_a_callflow_route_runs_on_error() -> None:
     dial = {
         "type": "DIAL",
