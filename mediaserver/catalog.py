@@ -24,6 +24,7 @@ from mediaserver.callflow.route import route_url
 from mediaserver.config import scenario_file
 from mediaserver.library import Router, ScenarioFiles, ScenarioLibrary, read_scenario_files
 from mediaserver.numbers import NumberChange
+from mediaserver.realtime.route import route_url as realtime_route_url
 from mediaserver.runs import INBOUND_BRANCH
 from mediaserver.store import Conflict, Store, UnknownReference
 from mediaserver.store import Scenario as StoredScenario
@@ -126,7 +127,8 @@ class Catalog:
         for key, target in routes.items():
             # A file with errors is among files.problems already; a missing one is not.
             parked = target.startswith("call-control:")  # no scenario: Call Control's
-            if route_url(target) is None and not parked and scenario_file(folder, target) is None:
+            url = route_url(target) or realtime_route_url(target)
+            if url is None and not parked and scenario_file(folder, target) is None:
                 message = f"routes.{key}: no scenario {target!r} in {folder}"
                 problems.append(Problem(str(config_file), Mark(1, 1), message))
         for name in sorted(self.library.api_names() & set(files.sources)):

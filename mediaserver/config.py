@@ -859,6 +859,16 @@ def _routes(
                 continue
             out[key] = f"callflow:{url.strip()}"
             continue
+        if prefix == "realtime" and url:
+            # Callr v1 REALTIME10: an app drives the call command by command (mediaserver.realtime).
+            if not CALLFLOW_URL.fullmatch(url.strip()):
+                c.error(
+                    routes.value_mark(item),
+                    f"routes.{key}: realtime: needs an http:// or https:// URL, got {url!r}",
+                )
+                continue
+            out[key] = f"realtime:{url.strip()}"
+            continue
         if prefix == "call-control" and url:
             # SPEC section 5: park for a Call Control application (mediaserver.callcontrol).
             target_text = url.strip()

@@ -347,6 +347,17 @@ class CallJournal:
 
         self._add(write)
 
+    def recording_discarded(self, rid: str) -> None:
+        """A recording deleted by its call (RECORDMESSAGE ``discard``): its row goes."""
+        store = self.store
+        if store is None:
+            return
+
+        async def write() -> None:
+            await store.recordings.delete(rid)
+
+        self._add(write)
+
     def recording_saved(self, rid: str, *, call_id: str, info: RecordingInfo) -> None:
         """A recording is finished: mark it ``ready`` and publish ``v2.recording.updated``."""
         store = self.store

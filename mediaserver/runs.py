@@ -38,6 +38,8 @@ from mediaserver.library import ScenarioLibrary
 from mediaserver.log import get_logger
 from mediaserver.media.pcm import AudioError, Pcm
 from mediaserver.media.prompts import Prompts
+from mediaserver.realtime.route import realtime_scenario
+from mediaserver.realtime.route import route_url as realtime_route_url
 from mediaserver.sip.uac import TargetError
 
 log = get_logger("runs")
@@ -194,6 +196,9 @@ class Runs:
         url = route_url(name)
         if scenario is None and url is not None:
             scenario = callflow_scenario(load_scenario_data, url)
+        realtime_url = realtime_route_url(name)
+        if scenario is None and realtime_url is not None:
+            scenario = realtime_scenario(load_scenario_data, realtime_url)
         if scenario is None:  # removed through the API since routing picked it
             call.end("not_found", "server")
             call.finish()

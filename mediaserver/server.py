@@ -222,6 +222,7 @@ class Server:
             self.dialer, self.webhooks, config.sip.user_agent,
             start_call=self.runs.start_scenario_call,
             mailer=Mailer(config.smtp) if config.smtp is not None else None,
+            router=self.router,
         )  # fmt: skip
         self.runs.connect(self.switch, self.dialer, self.actions)
         # Call Control (SPEC section 5): calls driven by REST commands, events posted.

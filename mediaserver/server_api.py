@@ -35,12 +35,17 @@ class ServerActions:
         user_agent: str,
         start_call: CallStarter | None = None,
         mailer: Mailer | None = None,
+        router: Callable[[str], str | None] | None = None,
     ) -> None:
         self.dialer = dialer
         self.webhooks = webhooks
         self._fetcher = HttpFetcher(user_agent)
         self._start_call = start_call
         self._mailer = mailer
+        self._router = router
+
+    def route_of(self, number: str) -> str | None:
+        return None if self._router is None else self._router(number)
 
     async def close(self) -> None:
         await self._fetcher.close()

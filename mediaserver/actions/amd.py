@@ -42,6 +42,15 @@ from mediaserver.media.amd import (
 CALL_CONTROL_MODES = ("detect", "detect_beep", "detect_words", "greeting_end", "premium")
 """The seed's ``answering_machine_detection`` values that run a detection (not ``disabled``)."""
 
+DETECT_CONFIG = AmdConfig(
+    greeting_duration_millis=2400,
+    after_greeting_silence_millis=1200,
+    initial_silence_millis=None,
+)
+"""The thresholds of ``detect@v1`` and the Voxology DETECT (a machine after 2.4 s of
+speech, a person after 1.2 s of silence that follows speech, from Twilio's AMD
+defaults; a silent line is not a machine); the analysis times are the action's."""
+
 SLACK_SECONDS = 2.0
 """Wall-clock margin over the analysis times: the jitter buffer's delay, a late clock."""
 

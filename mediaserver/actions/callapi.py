@@ -293,6 +293,12 @@ class CallApi(Protocol):
         ``max_length`` or a hang-up; return it finished (even after a hang-up)."""
         ...
 
+    async def discard_recording(self, recording_id: str) -> bool:
+        """Delete a message this call recorded with :meth:`voicemail`: its file and its
+        index (the Voxology RECORDMESSAGE ``discard``); False if the call made none
+        by that id."""
+        ...
+
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         """Join a conference until the caller leaves; how it ended: ``key``,
         ``ended``, ``full``, ``left`` or ``hangup``."""
@@ -411,6 +417,12 @@ class ServerApi(Protocol):
         """The server's scenario compiler (a :data:`~mediaserver.actions.model.ScenarioCompiler`):
         ``data`` checked against every action the server knows; ProblemsError naming
         each mistake. The Call Flow Loop translates its JSON actions through it."""
+        ...
+
+    def route_of(self, number: str) -> str | None:
+        """Where a call to ``number`` would go: the route target the attached numbers
+        or the config's ``routes`` give it (``callflow:URL``, a scenario name...), None
+        when nothing routes it (the Voxology DIAL's ``override_callback_config``)."""
         ...
 
     async def start_call(

@@ -29,6 +29,7 @@ from mediaserver.actions.builtin import (
     pause,
     play,
     queue,
+    realtime,
     record,
     say,
     stop,
@@ -40,7 +41,7 @@ from mediaserver.actions.definition import ActionDefinition
 _MODULES = (
     call, say, play, pause, echo, gather, flow, dial, keys, record, conference, stop, queue,
     transfer, fork,
-    foreach, fetch, webhook, message, detect, callflow,
+    foreach, fetch, webhook, message, detect, callflow, realtime,
 )  # fmt: skip
 
 ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(

@@ -29,6 +29,16 @@ class Callback:
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 5.0
     is_template: bool = True  # seed, "is_template": map {{property}} in answers (default true)
+    failover: tuple[str, str] | None = None
+    """Seed, ``callback_failover``: the URL and method "a second request attempt will be
+    made to" when a request fails; same headers and timeout."""
+
+    def failover_callback(self) -> Callback | None:
+        """Where a failed request is sent again, None without ``callback_failover``."""
+        if self.failover is None:
+            return None
+        url, method = self.failover
+        return Callback(url, method, self.headers, self.timeout, self.is_template)
 
     def config(self) -> dict[str, Any]:
         """``$config``."""

@@ -102,6 +102,26 @@ does anything but REJECT (seed, REJECT: "If REJECT is the first action in the
 callflow, any inbound call will be rejected with a connect time of 0")."""
 
 
+RING_SECONDS = 6
+"""One ring of the North American ringing cadence (2 s on, 4 s off; ANSI T1.401),
+the unit of ``answer_on_ring``."""
+DETECTION_SECONDS = 4.0
+"""How long DIAL ``detection`` listens for a verdict at most (detect@v1's default)."""
+DETECTIONS = {"human": "live_person", "machine": "voicemail", "unknown": "unknown"}
+"""detect@v1's verdicts as the seed's ``detection`` codes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowOptions:
+    """What a flow's configuration adds to its callback: the seed's ``answer_on_ring``
+    (callback config), and a DIAL's ``detection`` and ``max_call_time`` for the call it
+    places."""
+
+    answer_on_ring: int = 1
+    detection: str = "none"
+    max_call_time: float | None = None
+
+
 def wall_clock() -> float:
     """Seconds since the epoch: what request times are taken from (tests replace it)."""
     return time.time()
@@ -117,11 +137,13 @@ class CallFlow:
         *,
         compile_scenario: ScenarioCompiler,
         clock: Callable[[], float] | None = None,
+        options: FlowOptions | None = None,
     ) -> None:
         """``compile_scenario``: the server's scenario compiler, which turns the
         translated actions into native items (handed in: callflow never imports it)."""
         self.context = context
         self.callback = callback
+        self.options = options or FlowOptions()
         self.compile = compile_scenario
         self.state = FlowState()
         self.clock = clock
@@ -136,6 +158,7 @@ class CallFlow:
         self._answer_items: tuple[ActionItem, ...] = ()
         self.attempts: dict[object, int] = {}
         self.message_path: str | None = None
+        self.message_id: str | None = None
         self._rejected: str | None = None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -146,7 +169,9 @@ class CallFlow:
         call = self.context.call
         self.facts = CallFacts.from_call_info(call.info)
         self._setup_variables()
+        limit = asyncio.get_running_loop().create_task(self._time_limit())
         try:
+            await self._detect_first()
             await self._loop()
             await call.hangup()
         except errors.CallflowError as error:
@@ -157,7 +182,41 @@ class CallFlow:
         except BaseException:
             await self._end_call()
             raise
+        finally:
+            limit.cancel()
         await self._end_call()
+
+    async def _detect_first(self) -> None:
+        """Seed, DIAL ``detection``: ``preconnect`` tells a person from a machine as the
+        call is answered, before ``init_call`` (which carries ``detection``); ``full``
+        also waits for a machine's greeting to end (its beep), so that the flow's first
+        action lands on the recording. Runs detect@v1 (the shared detector)."""
+        mode = self.options.detection
+        if mode == "none" or not self.context.call.answered:
+            return
+        params = {"timeout": DETECTION_SECONDS, "greeting_end": mode == "full"}
+        items = build_items(
+            [{"action": "detect@v1", "params": params, "result": RESULT}], self.compile
+        )
+        self.context.sandbox.assign(RESULT, None)
+        await self.context.run_actions(items)
+        verdict = self.context.sandbox.get(RESULT)
+        self.state.detection = DETECTIONS.get(str(verdict), "unknown")
+        self.log.info("call flow detection", detection=self.state.detection, mode=mode)
+
+    async def _time_limit(self) -> None:
+        """Seed, DIAL ``max_call_time``: "The maximum length of the call in seconds",
+        counted from the answer; then the call is hung up (and end_call goes out)."""
+        seconds = self.options.max_call_time
+        if seconds is None:
+            return
+        call = self.context.call
+        while not call.answered:
+            await asyncio.sleep(0.2)
+        answered = (call.info.get("answered_at") or self._now()) / 1000
+        await asyncio.sleep(max(0.0, answered + seconds - (self.clock or wall_clock)()))
+        self.log.info("call flow max_call_time reached, hanging up", seconds=seconds)
+        await call.hangup()
 
     async def failed_call(self, dial: Mapping[str, Any] | None) -> None:
         """Seed, DIAL: "You will receive a failed_call callback ... if the DIAL action
@@ -253,18 +312,39 @@ class CallFlow:
         )
         return response
 
+    async def send_with_failover(self, body: Any) -> tuple[FetchResult, Callback]:
+        """Send ``body`` to the callback URL; seed, ``callback_failover``: "Any non-2xx
+        HTTP status code will trigger a request to the callback_failover endpoint" (a
+        timeout or no answer too: "If the callback request fails"). The answer, and
+        where it came from; HttpFailure when no answer came."""
+        target = self.callback
+        failover = target.failover_callback()
+        try:
+            response = await self.send(body, target)
+        except HttpFailure as failure:
+            if failover is None:
+                raise
+            reason = failure.message
+        else:
+            if 200 <= response.status < 300 or failover is None:
+                return response, target
+            reason = f"{target.method} {target.url} answered {response.status}"
+        self.log.info("call flow request failed, trying callback_failover",
+                      reason=reason, failover=failover.url)  # fmt: skip
+        return await self.send(body, failover), failover
+
     async def _request(self, kind: RequestType) -> Any:
         """Ask the callback URL; the parsed answer, None for 204."""
         body = self.body(kind, self.live_status())
         try:
-            response = await self.send(body, self.callback)
+            response, target = await self.send_with_failover(body)
         except HttpFailure as failure:
             raise self.error(failure.kind, failure.message, first=kind == "init_call") from None
         self.responses += 1
         if response.status == 204:
             return None
         if not 200 <= response.status < 300:
-            message = f"{self.callback.method} {self.callback.url} answered {response.status}"
+            message = f"{target.method} {target.url} answered {response.status}"
             raise self.error("status", message, first=kind == "init_call")
         data = response.body
         if isinstance(data, str):
@@ -295,7 +375,7 @@ class CallFlow:
         """Send an end_call or failed_call; a failure is logged, nothing more."""
         body = self.body(kind, status)
         try:
-            await self.send(body, self.callback)
+            await self.send_with_failover(body)
         except HttpFailure as failure:
             self.log.warning(f"call flow {kind} not delivered", reason=failure.message)
 
@@ -405,9 +485,8 @@ class CallFlow:
 
     async def _native(self, action: m.Action, items: tuple[ActionItem, ...]) -> Any:
         """Run native items for ``action``; their result (``$callflowResult``)."""
-        call = self.context.call
-        if isinstance(action, _ANSWERS) and not call.answered:
-            await self.context.run_actions(self._answer())
+        if isinstance(action, _ANSWERS):
+            await self.answer()
         sandbox = self.context.sandbox
         sandbox.assign(RESULT, None)
         try:
@@ -461,6 +540,25 @@ class CallFlow:
             return build_items(make(), self.compile)
         except TranslationError as exc:
             raise self.error("no_actions", f"{action.where}: {exc}") from None
+
+    async def answer(self) -> None:
+        """Answer the call if it is not yet (after ``answer_on_ring`` rings)."""
+        if not self.context.call.answered:
+            await self._ring()
+            await self.context.run_actions(self._answer())
+
+    async def _ring(self) -> None:
+        """Seed, ``answer_on_ring``: "The number of allowed rings before the call is
+        answered": the answer waits until that many rings (:data:`RING_SECONDS` each)
+        have passed since the call arrived."""
+        rings = self.options.answer_on_ring
+        if rings <= 1:
+            return
+        due = self.facts.started_ms + (rings - 1) * RING_SECONDS * 1000
+        wait = (due - self._now()) / 1000
+        if wait > 0:
+            self.log.info("call flow answering after rings", rings=rings, seconds=wait)
+            await asyncio.sleep(wait)
 
     def _answer(self) -> tuple[ActionItem, ...]:
         if not self._answer_items:

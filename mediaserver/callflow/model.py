@@ -120,6 +120,9 @@ class Dial(Action):
     caller_id: str | None = None
     timeout: float = 50.0
     session_data: Any = None  # an object, or a string: a JavaScript expression
+    detection: str = "none"  # none, preconnect or full
+    max_call_time: float | None = None  # seconds; None: the seed's default, 86400
+    override_config: str | None = None  # a number whose callflow: route the call uses
     events: Events = Events()
 
 
@@ -143,7 +146,7 @@ class Record(Action):
 @dataclass(frozen=True, eq=False)
 class RecordMessage(Action):
     TYPE: ClassVar[str] = "RECORDMESSAGE"
-    command: str = "start"  # start, play or save
+    command: str = "start"  # start, play, discard or save
     finish_on_key: str | None = "any"  # a key, "any" or None
     group: str | None = None
     max_seconds: float = 30.0

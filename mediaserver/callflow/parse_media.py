@@ -188,13 +188,13 @@ def _transfer(a: ActionReader) -> m.Transfer:
     return action
 
 
+DETECTIONS = ("none", "preconnect", "full")
+"""Seed, DIAL ``detection``: "How to identify a connection"."""
+
+
 def _dial(a: ActionReader) -> m.Dial:
     p = a.params
     p.string("inbound_api", choices=("CallFlows",))
-    p.unsupported("detection", "use a DETECT action in the dialled call's flow",
-                  harmless=("none",))  # fmt: skip
-    p.unsupported("override_callback_config", "the dialled call's flow uses this flow's URL")
-    p.unsupported("max_call_time", "calls have no time limit here", harmless=(86400,))
     data = a.top.data("session_data")
     if p.has("session_data"):
         if a.top.has("session_data"):
@@ -207,6 +207,9 @@ def _dial(a: ActionReader) -> m.Dial:
         caller_id=p.string("caller_id_no", template=True),
         timeout=p.number("timeout", 50.0, 20, 240, "seconds"),
         session_data=data,
+        detection=p.string("detection", default="none", choices=DETECTIONS) or "none",
+        max_call_time=p.number("max_call_time", 86400.0, 60, 172_800, "seconds"),
+        override_config=p.string("override_callback_config", template=True),
         events=a.events(("on_error",)),
     )
     a.finish("events", "session_data")
@@ -251,12 +254,10 @@ def _record(a: ActionReader) -> m.Record:
 def _record_message(a: ActionReader) -> m.RecordMessage:
     p = a.params
     command = p.string("action", default="start", choices=("start", "play", "discard", "save"))
-    if command == "discard":
-        p.add("action", "'discard' is not supported by this server: messages are always kept")
     action = m.RecordMessage(
         a.path,
         a.name,
-        command=command if command in ("start", "play", "save") else "start",
+        command=command or "start",
         finish_on_key=p.key("finish_on_key", "any", others=("any", "off")),
         group=p.string("group"),
         max_seconds=p.number("max_recording_time", 30.0, 1, 3600, "seconds"),

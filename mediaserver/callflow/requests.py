@@ -14,13 +14,13 @@ whole seconds, times as ISO 8601 UTC with milliseconds
 (``2016-09-20T21:32:28.471Z``).
 
 Decisions where the seed is silent: the numbers are the user parts of the
-SIP URIs (``caller_no`` the far end, ``api_no`` ours); the geographic fields
-(``caller_no_city``...) are present and null, since a SIP server does not
-know them; ``app_id`` is ``mediaserver``, ``subaccount_id`` 0, ``custom_data``
-null; ``sip_domain`` is the host the caller addressed (the To URI) and
-``sip_forwarded_for`` the address the INVITE came from (the top Via's
-``received``, else its host); a WEBHOOK request has ``type`` ``live_call``
-and ``is_webhook`` true.
+SIP URIs (``caller_no`` the far end, ``api_no`` ours); of the geographic
+fields, city, region, country and time zone come from the number itself (an
+E.164 number, :func:`location_fields`), the others are null; ``app_id`` is
+``mediaserver``, ``subaccount_id`` 0, ``custom_data`` null; ``sip_domain``
+is the host the caller addressed (the To URI) and ``sip_forwarded_for`` the
+address the INVITE came from (the top Via's ``received``, else its host); a
+WEBHOOK request has ``type`` ``live_call`` and ``is_webhook`` true.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from mediaserver.numbering import number_facts
 
 RequestType = Literal["init_call", "live_call", "end_call", "failed_call"]
 
@@ -48,7 +50,7 @@ GEO_FIELDS = (
     "country",
     "timezone",
 )
-"""Suffixes of ``caller_no_*`` and ``api_no_*``: "Possibly null", and always null here."""
+"""Suffixes of ``caller_no_*`` and ``api_no_*``: "Possibly null"."""
 
 _LIVE_OR_END = ("live_call", "end_call", "failed_call")
 
@@ -119,6 +121,10 @@ class FlowState:
         if (name, recording_id) not in self.recordings:
             self.recordings.append((name, recording_id))
 
+    def discarded(self, recording_id: str) -> None:
+        """RECORDMESSAGE ``discard`` deleted recording ``recording_id``."""
+        self.recordings = [entry for entry in self.recordings if entry[1] != recording_id]
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -137,6 +143,20 @@ def iso_time(epoch_ms: int) -> str:
 def live_status(answered: bool) -> str:
     """The seed's "Call Status" while the call is up."""
     return "live-in-progress" if answered else "live-ringing"
+
+
+def location_fields(prefix: str, number: str | None) -> dict[str, str | None]:
+    """``{prefix}_city``, ``_region``, ``_country``, ``_timezone`` from what the number
+    itself tells (:mod:`mediaserver.numbering`, E.164 numbers only); the fields a
+    numbering plan does not give (latitude, postal code, rate center, LATA) are null."""
+    facts = number_facts(number or "")
+    known = {
+        "city": facts.city,
+        "region": facts.region,
+        "country": facts.country,
+        "timezone": facts.timezone,
+    }
+    return {f"{prefix}_{suffix}": known.get(suffix) for suffix in GEO_FIELDS}
 
 
 def request_body(
@@ -173,8 +193,7 @@ def request_body(
     body["detection"] = detection if detection is not None else state.detection
     for prefix, number in (("caller_no", facts.caller_no), ("api_no", facts.api_no)):
         body[prefix] = number
-        for suffix in GEO_FIELDS:
-            body[f"{prefix}_{suffix}"] = None
+        body.update(location_fields(prefix, number))
     if kind in _LIVE_OR_END:
         body["key_presses"] = [
             {"name": k.name, "digits": k.digits, "history": list(k.history)}

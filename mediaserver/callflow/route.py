@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 from mediaserver.actions.model import Scenario, ScenarioCompiler
 
@@ -43,16 +44,25 @@ def callflow_scenario(
     method: str = "POST",
     headers: tuple[tuple[str, str], ...] = (),
     timeout: float = 5.0,
+    *,
+    failover: tuple[str, str] | None = None,
+    detection: str = "none",
+    max_call_time: float | None = None,
 ) -> Scenario:
     """The scenario whose ``inbound-call`` and ``api-initiated`` branches are
     ``callflow@v1`` with these parameters, compiled by ``compile_scenario`` (the
     server's scenario compiler; ``ProblemsError`` if the parameters are invalid)."""
-    params = {
+    params: dict[str, Any] = {
         "url": _literal(url),
         "method": method,
         "headers": {name: _literal(value) for name, value in headers},
         "timeout": timeout,
+        "detection": detection,
     }
+    if failover is not None:
+        params["failover_url"], params["failover_method"] = _literal(failover[0]), failover[1]
+    if max_call_time is not None:
+        params["max_call_time"] = max_call_time
     actions = [{"action": "callflow@v1", "params": params}]
     data = {
         "branches": {

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from mediaserver.actions.amd import DETECT_CONFIG, MachineDetection
+from mediaserver.actions.callapi import CallEnded
 from mediaserver.actions.expressions import ExpressionError
 from mediaserver.actions.interpreter import Jump, entries
 from mediaserver.callflow import model as m
 from mediaserver.callflow.callback import Callback, HttpFailure, Redirected, background
 from mediaserver.callflow.requests import Webhook
-from mediaserver.callflow.route import callflow_scenario
+from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.callflow.translate import (
     RUN,
     TranslationError,
@@ -45,7 +47,10 @@ if TYPE_CHECKING:
 
 _WEBHOOK_TIMEOUT = 30.0
 """Seed, WEBHOOK: "The request timeout is 30 seconds" (when nothing waits for it)."""
-_DETECTION = {"human": "live_person", "machine": "voicemail", "unknown": "unknown"}
+T = TypeVar("T")
+_DETECTION = {"human": "live_person", "machine": "voicemail", "not_sure": "unknown"}
+GREETING_SECONDS = 20.0
+"""How long DETECT waits at most for a machine's greeting to end (detect@v1's default)."""
 
 
 async def run_if(flow: CallFlow, action: m.If) -> None:
@@ -217,6 +222,9 @@ async def run_record_message(flow: CallFlow, action: m.RecordMessage) -> None:
         # Messages are kept as soon as they are recorded: saving is running on_save.
         await flow.run_list(action.events.get("on_save"))
         return
+    if action.command == "discard":
+        await _discard(flow, action)
+        return
     if action.command == "play":
         path = flow.message_path
         if path is None:
@@ -230,21 +238,60 @@ async def run_record_message(flow: CallFlow, action: m.RecordMessage) -> None:
     if ok and isinstance(recording, dict):
         flow.state.recorded(action.name, str(recording.get("id")))
         flow.message_path = str(recording.get("path"))
+        flow.message_id = str(recording.get("id"))
+
+
+async def _discard(flow: CallFlow, action: m.RecordMessage) -> None:
+    """Seed, RECORDMESSAGE: recordings are saved "by ending the call before a
+    RECORDMESSAGE with discard": discard deletes the last message (file and index) and
+    takes it out of ``recordings``; with no message, ``on_error`` or the error."""
+    rid = flow.message_id
+    if rid is None or not await flow.context.call.discard_recording(rid):
+        if action.events.get("on_error"):
+            await flow.run_list(action.events.get("on_error"))
+            return
+        raise flow.error("no_actions", f"{action.where}: no message recorded to discard")
+    flow.state.discarded(rid)
+    flow.message_id = flow.message_path = None
 
 
 async def run_detect(flow: CallFlow, action: m.Detect) -> None:
-    """Seed, DETECT: ``on_live_person`` for a person (or no verdict in time),
-    ``on_voicemail_early`` then ``on_voicemail`` for a machine."""
-    variants = flow.plan.variants(action) or {}
-    ok, verdict = await flow.guarded(action, variants.get(RUN, ()))
-    if not ok:
-        return
-    flow.state.detection = _DETECTION.get(str(verdict), "unknown")
-    if verdict == "machine":
-        await flow.run_list(action.events.get("on_voicemail_early"))
+    """Seed, DETECT: ``on_live_person`` for a person (or no verdict within
+    ``trigger_live_in_ms``); for a machine, ``on_voicemail_early`` "as soon as a
+    voicemail system is detected", then ``on_voicemail`` once it "indicates that it is
+    ready to record a voice message (for example, after the 'beep')": the shared
+    detector goes on listening while the early handler runs, until the greeting ends
+    (a beep, or silence) or :data:`GREETING_SECONDS` pass."""
+    await flow.answer()
+    config = dataclasses.replace(
+        DETECT_CONFIG,
+        total_analysis_time_millis=round(action.trigger_seconds * 1000),
+        greeting_total_analysis_time_millis=round(GREETING_SECONDS * 1000),
+    )
+    async with MachineDetection(flow.context.call, config, follow_greeting=True) as amd:
+        detection = await _heard(flow, action, amd.detection())
+        flow.state.detection = _DETECTION.get(detection.result, "unknown")
+        flow.log.info("call flow detection", detection=flow.state.detection,
+                      reason=detection.reason)  # fmt: skip
+        if detection.result == "machine":
+            await flow.run_list(action.events.get("on_voicemail_early"))
+            greeting = await _heard(flow, action, amd.greeting_end())
+            flow.log.info("call flow voicemail greeting ended",
+                          result=None if greeting is None else greeting.result)  # fmt: skip
+    if detection.result == "machine":
         await flow.run_list(action.events.get("on_voicemail"))
     else:
         await flow.run_list(action.events.get("on_live_person"))
+
+
+async def _heard(flow: CallFlow, action: m.Detect, result: Awaitable[T]) -> T:
+    """A detector's result; the call flow error when the listening failed."""
+    try:
+        return await result
+    except CallEnded:
+        raise
+    except Exception as exc:
+        raise flow.error("no_actions", f"{action.where}: detection failed: {exc}") from None
 
 
 async def run_webhook(flow: CallFlow, action: m.Webhook) -> None:
@@ -302,8 +349,26 @@ async def run_dial(flow: CallFlow, action: m.Dial) -> None:
         data = flow.evaluate(action, data)
     if data is not None and not isinstance(data, dict):
         raise flow.error("no_actions", f"{action.where}: session_data is not an object")
-    cb = flow.callback
-    scenario = callflow_scenario(flow.compile, cb.url, cb.method, cb.headers, cb.timeout)
+    cb: Callback | None = flow.callback
+    if action.override_config is not None:
+        cb = _override_config(flow, action, flow.text(action, action.override_config))
+    elif caller_id:
+        # Seed: the new call runs "the given CallFlow config, based on the caller_id_no":
+        # that number's callflow: route when it has one, else this flow's.
+        cb = _number_config(flow, caller_id) or cb
+    if cb is None:
+        await flow.run_list(action.events.get("on_error"))
+        return
+    scenario = callflow_scenario(
+        flow.compile,
+        cb.url,
+        cb.method,
+        cb.headers,
+        cb.timeout,
+        failover=cb.failover,
+        detection=action.detection,
+        max_call_time=action.max_call_time,
+    )
     variables = {SESSION_DATA: data or {}, PARENT_CALL_ID: flow.facts.call_id}
     try:
         run_id = await flow.context.server.start_call(
@@ -318,6 +383,32 @@ async def run_dial(flow: CallFlow, action: m.Dial) -> None:
         await flow.run_list(action.events.get("on_error"))
         return
     flow.log.info("call flow dialled", number=number, run_id=run_id)
+
+
+def _number_config(flow: CallFlow, number: str) -> Callback | None:
+    """A number's Callback Config: its ``callflow:URL`` route (POST, no headers, this
+    flow's timeout); None when it is routed elsewhere or not at all."""
+    url = route_url(flow.context.server.route_of(number) or "")
+    return None if url is None else Callback(url, "POST", (), flow.callback.timeout)
+
+
+def _override_config(flow: CallFlow, action: m.Dial, number: str) -> Callback | None:
+    """Seed, DIAL ``override_callback_config``: "this number will be used to load a
+    Callback Config": here the ``callflow:URL`` route of that number (POST, no headers,
+    this flow's timeout). None, logged, when the number has no such route (on_error runs);
+    the call flow error when there is no on_error."""
+    found = _number_config(flow, number)
+    if found is not None:
+        return found
+    target = flow.context.server.route_of(number) or ""
+    reason = (
+        f"{action.where}: params.override_callback_config: {number!r} is not routed to a "
+        f"callflow: URL (route: {target or 'none'}); route it to callflow:URL in the config"
+    )
+    if action.events.get("on_error"):
+        flow.log.info("call flow dial failed", reason=reason)
+        return None
+    raise flow.error("no_actions", reason)
 
 
 Handler = Callable[["CallFlow", Any], Awaitable[None]]

@@ -250,12 +250,12 @@ def _transfer(action: m.Transfer) -> Entry:
 
 
 def _record_message(action: m.RecordMessage) -> dict[str, list[Entry]] | None:
-    if action.command == "save":
+    if action.command in ("save", "discard"):
         return {RUN: []}
     if action.command == "play":
         return None
     params = {
-        "beep": False,
+        "beep": True,  # a voicemail-type system: the caller is told when to speak
         "max_length": action.max_seconds,
         "silence_timeout": action.silence_seconds,
         "finish_on_key": _key(action.finish_on_key),

@@ -402,6 +402,9 @@ class Call:
     async def voicemail(self, options: VoicemailOptions) -> RecordingResult:
         return await self.media.voicemail(options)
 
+    async def discard_recording(self, recording_id: str) -> bool:
+        return await self.media.discard_recording(recording_id)
+
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         return await self.media.conference(options)
 

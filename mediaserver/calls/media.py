@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from mediaserver.actions.callapi import (
@@ -187,6 +188,7 @@ class CallMedia:
         self.call = call
         self.recording: ActiveRecording | None = None  # record@v1's
         self._active: set[ActiveRecording] = set()
+        self._messages: dict[str, str] = {}  # voicemail id -> file, until discarded
         self._background: asyncio.Task[None] | None = None
         self._background_playback: Playback | None = None
         if call.services is not None:
@@ -296,7 +298,20 @@ class CallMedia:
             self._active.discard(active)
         result = await asyncio.shield(finishing)
         log.info("voicemail recorded", recording_id=rid, ended_by=reason, duration=result.duration)
+        self._messages[rid] = result.path
         return result
+
+    async def discard_recording(self, recording_id: str) -> bool:
+        path = self._messages.pop(recording_id, None)
+        if path is None:
+            return False
+        services = self._services()
+        if services.journal is not None:
+            # The index row goes through the journal, after the writes that made it.
+            services.journal.recording_discarded(recording_id)
+        await asyncio.to_thread(Path(path).unlink, missing_ok=True)
+        log.info("voicemail discarded", recording_id=recording_id)
+        return True
 
     async def _message_end(self, writer: MessageRecording, finish_on_key: str | None) -> str:
         """Why the message ended: silence, max_length, key or hangup."""

@@ -434,12 +434,30 @@ def test_the_seed_s_dial_examples() -> None:
     assert len(on_error.events.get("on_error")) == 1
 
 
+def test_dial_detection_max_call_time_and_override_config() -> None:
+    plain = one({"type": "DIAL", "params": {"no": "+1"}})
+    assert (plain.detection, plain.max_call_time, plain.override_config) == ("none", 86400, None)
+    dial = one(
+        {
+            "type": "DIAL",
+            "params": {
+                "no": "+1",
+                "detection": "full",
+                "max_call_time": 120,
+                "override_callback_config": "${sessionData.line}",
+            },
+        }
+    )
+    assert (dial.detection, dial.max_call_time) == ("full", 120)
+    assert dial.override_config == "${sessionData.line}"
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"no": "+1", "detection": "preconnect"}, "params.detection: not supported by this server"),
-        ({"no": "+1", "max_call_time": 60}, "params.max_call_time: not supported"),
-        ({"no": "+1", "override_callback_config": "+1"}, "override_callback_config: not supported"),
+        ({"no": "+1", "detection": "early"}, "params.detection: must be one of none, preconnect"),
+        ({"no": "+1", "max_call_time": 59}, "params.max_call_time: must be 60 to 172800 seconds"),
+        ({"no": "+1", "override_callback_config": []}, "override_callback_config: expected"),
         ({"no": "+1", "timeout": 10}, "params.timeout: must be 20 to 240 seconds, got 10"),
         ({"no": "+1", "inbound_api": "Parking"}, "params.inbound_api: must be one of CallFlows"),
         ({"no": "+1", "session_data": 5}, "params.session_data: expected an object or an expr"),
@@ -558,7 +576,6 @@ def test_recordmessage() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"action": "discard"}, "'discard' is not supported by this server: messages are always"),
         ({"max_recording_time": 0}, "params.max_recording_time: must be 1 to 3600 seconds"),
         ({"timeout": 61}, "params.timeout: must be 1 to 60 seconds, got 61"),
         ({"finish_on_key": "none"}, "params.finish_on_key: expected one key"),

@@ -590,10 +590,24 @@ async def test_recordmessage_start_play_and_save() -> None:
         },
     ]
     _, call, app, _ = await run_flow(answer, [HANGUP], keys="5", keys_at=1)
-    assert call.heard() == ["file:/data/recordings/rec00001.wav"]
-    assert call.played[0].start == pytest.approx(1)  # the key ended it (finish_on_key any)
+    # The beep tells the caller when to speak (a voicemail-type system), then the message.
+    assert call.heard() == ["tone:beep", "file:/data/recordings/rec00001.wav"]
+    assert call.played[-1].start == pytest.approx(1)  # the key ended it (finish_on_key any)
     assert "webhook:saved" in app.types()  # sent in the background: in any order
     assert app.bodies("live_call")[0]["recordings"] == [{"name": "vm", "id": "rec00001"}]
+
+
+async def test_recordmessage_discard_deletes_the_message() -> None:
+    answer = [
+        {"type": "RECORDMESSAGE", "name": "vm", "params": {"timeout": 2}},
+        {"type": "RECORDMESSAGE", "params": {"action": "discard"}},
+    ]
+    _, call, app, _ = await run_flow(answer, [HANGUP])
+    assert "discard:rec00001" in [event for _, event in call.events], call.events
+    assert app.bodies("live_call")[0]["recordings"] == []  # gone from the requests too
+    # Nothing left to discard: the error (or on_error, when there is one).
+    outcome, _, _, _ = await run_flow([{"type": "RECORDMESSAGE", "params": {"action": "discard"}}])
+    assert "no message recorded to discard" in str(outcome.error)
 
 
 async def test_recordmessage_play_before_any_message_is_an_error() -> None:
@@ -729,6 +743,61 @@ async def test_dial_places_an_independent_call_running_this_flow() -> None:
     branch = started["scenario"].branches["api-initiated"].actions[0]
     assert branch.key == "callflow@v1"
     assert call.heard() == ["say:dialled"]
+
+
+async def test_dial_detection_max_call_time_and_override_config_reach_the_new_call() -> None:
+    dial = {
+        "type": "DIAL",
+        "params": {
+            "no": "+19495551111",
+            "detection": "full",
+            "max_call_time": 120,
+            "override_callback_config": "+17145553333",
+        },
+    }
+    app = FlowApp([dial, HANGUP])
+    app.routes["+17145553333"] = "callflow:http://other.test/flow"
+    await run_flow(app=app)
+    (started,) = app.started
+    (item,) = started["scenario"].branches["api-initiated"].actions
+    assert item.params["url"].constant == "http://other.test/flow"
+    assert (item.params["detection"], item.params["max_call_time"]) == ("full", 120)
+
+
+async def test_the_dialled_call_runs_the_flow_of_its_caller_id_s_route() -> None:
+    dial = {"type": "DIAL", "params": {"no": "+19495551111", "caller_id_no": "+17145552222"}}
+    app = FlowApp([dial, HANGUP])
+    app.routes["+17145552222"] = "callflow:http://caller-id.test/flow"
+    await run_flow(app=app)
+    (item,) = app.started[0]["scenario"].branches["api-initiated"].actions
+    assert item.params["url"].constant == "http://caller-id.test/flow"
+
+
+async def test_an_override_config_without_a_callflow_route_runs_on_error() -> None:
+    dial = {
+        "type": "DIAL",
+        "params": {"no": "+19495551111", "override_callback_config": "+17145553333"},
+        "events": {"on_error": [say("No such line.")]},
+    }
+    app = FlowApp([dial, HANGUP])
+    app.routes["+17145553333"] = "ivr"
+    _, call, app, _ = await run_flow(app=app)
+    assert app.started == [] and call.heard() == ["say:No such line."]
+    outcome, _, _, _ = await run_flow([{**dial, "events": {}}])
+    assert "'+17145553333' is not routed to a callflow: URL (route: none)" in str(outcome.error)
+
+
+async def test_a_failed_request_goes_to_the_failover_url() -> None:
+    flow = (
+        f"- action: callflow@v1\n"
+        f"  params: {{url: '{URL}', failover_url: 'http://failover.test/f.json', "
+        f"failover_method: GET}}"
+    )
+    _, call, app, _ = await run_flow(500, [say("from the failover"), HANGUP], actions=flow)
+    assert call.heard() == ["say:from the failover"]
+    first, second = app.requests[:2]
+    assert (first.url, first.method) == (URL, "POST")
+    assert second.url.startswith("http://failover.test/f.json?") and second.method == "GET"
 
 
 async def test_a_dial_that_cannot_be_placed_runs_on_error() -> None:

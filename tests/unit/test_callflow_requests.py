@@ -13,6 +13,7 @@ from mediaserver.callflow.requests import (
     Webhook,
     iso_time,
     live_status,
+    location_fields,
     minimised_size,
     query_items,
     request_body,
@@ -91,10 +92,26 @@ def test_init_call_has_the_fields_sent_on_every_request() -> None:
     assert init["start_time"] == "2016-09-20T21:32:28.471Z"
     assert init["duration"] == 9_763  # milliseconds
     assert init["caller_no"] == "+19495551212" and init["api_no"] == "+17145551212"
-    assert all(init[f"caller_no_{s}"] is None for s in GEO_FIELDS)
+    # Seed, "Callback Request": the location fields, here from the numbers themselves.
+    assert (init["caller_no_country"], init["caller_no_timezone"]) == ("US", "America/Los_Angeles")
+    assert (init["api_no_country"], init["api_no_timezone"]) == ("US", "America/Los_Angeles")
+    unknown = ("latitude", "longitude", "postal_code", "rate_center", "lata")
+    assert all(init[f"caller_no_{s}"] is None for s in unknown)
+    assert set(GEO_FIELDS) >= set(unknown)
     assert init["session_data"] == {"name": "Bob"}
     assert init["sip_domain"] == "sip.example.net"
     assert init["sip_forwarded_for"] == "192.168.1.1"
+
+
+def test_location_fields_come_from_the_number() -> None:
+    fields = location_fields("caller_no", "+14155552671")
+    assert fields["caller_no_city"] == "San Francisco" and fields["caller_no_region"] == "CA"
+    assert fields["caller_no_country"] == "US"
+    assert fields["caller_no_timezone"] == "America/Los_Angeles"
+    assert location_fields("api_no", "+33142685300")["api_no_country"] == "FR"
+    # A SIP user name tells nothing: every field is present and null.
+    assert set(location_fields("api_no", "alice").values()) == {None}
+    assert len(location_fields("api_no", None)) == len(GEO_FIELDS)
 
 
 def test_live_call_adds_connect_time_key_presses_and_recordings() -> None:

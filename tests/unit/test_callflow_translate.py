@@ -287,7 +287,7 @@ def test_record_and_recordmessage() -> None:
     assert {
         name: value for name, value in params(message).items() if name in RECORDMESSAGE_PARAMS
     } == {
-        "beep": False,
+        "beep": True,
         "max_length": 45.0,
         "silence_timeout": 3.0,
         "finish_on_key": "any",

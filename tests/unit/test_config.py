@@ -492,6 +492,16 @@ def test_callflow_routes_take_an_http_url(tmp_path: Path) -> None:
     ]
 
 
+def test_realtime_routes_take_an_http_url(tmp_path: Path) -> None:
+    text = 'routes:\n  rt: "realtime:https://user:pw@app.example.com/rt"\n'
+    config = loads(tmp_path, text, scenarios=())
+    assert config.routes == {"rt": "realtime:https://user:pw@app.example.com/rt"}
+    bad = 'routes:\n  a: "realtime:ftp://x/rt"\n'
+    assert problems_of(tmp_path, bad) == [
+        "F:2:6: routes.a: realtime: needs an http:// or https:// URL, got 'ftp://x/rt'",
+    ]
+
+
 def test_a_route_written_twice_as_number_and_string_is_a_duplicate(tmp_path: Path) -> None:
     text = 'routes:\n  1001: echo\n  "1001": echo\n'
     assert problems_of(tmp_path, text) == ["F:3:3: routes.1001: duplicate route (first at line 2)"]

@@ -367,6 +367,10 @@ class FakeCall:
     ) -> ConferenceEntry:
         return ConferenceEntry(self.conference_size, wait_for_moderator and not moderator)
 
+    async def discard_recording(self, recording_id: str) -> bool:
+        self.events.append((self.now, f"discard:{recording_id}"))
+        return True
+
     async def conference(self, options: ConferenceOptions) -> ConferenceResult:
         """The caller stays until it presses exit_on_key or hangs up; keys are the room's."""
         await self._alive()
@@ -567,6 +571,7 @@ class FakeServer:
         self.messages: list[tuple[str, str, str | None]] = []
         self.mails: list[tuple[EmailMessage, str]] = []  # None: no smtp section
         self.smtp = True
+        self.routes: dict[str, str] = {}
 
     def send_mail(self, message: EmailMessage, what: str) -> None:
         if not self.smtp:
@@ -603,6 +608,9 @@ class FakeServer:
 
     def compile_scenario(self, data: Any, filename: str) -> Scenario:
         return load_scenario_data(data, filename)
+
+    def route_of(self, number: str) -> str | None:
+        return self.routes.get(number)
 
     async def start_call(
         self,

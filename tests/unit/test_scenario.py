@@ -302,6 +302,7 @@ def test_every_registered_action_is_documented() -> None:
         "message@v1",
         "detect@v1",
         "callflow@v1",
+        "realtime@v1",
     } == set(ACTIONS)
     for definition in ACTIONS.values():
         assert definition.summary

@@ -35,7 +35,6 @@ from mediaserver.yamlsource import ProblemsError
 EXAMPLES = load_callflow_examples()
 
 REFUSED = {
-    853: "actions[1] (DIAL): params.detection: not supported by this server",
     # The seed itself: "The call flow will fail if the specified LABEL does not exist
     # within the same callback response"; the example is a GOTO alone.
     1003: "actions[0] (GOTO): params.label: LABEL 'goto_here' does not exist",

@@ -30,7 +30,7 @@ from mediaserver.actions.builtin.fetch import URL_HINT, URL_PATTERN
 from mediaserver.actions.definition import ActionContext, ActionDefinition, ActionFailed, EndRun
 from mediaserver.actions.params import Param, ParamType
 from mediaserver.callflow.callback import Callback
-from mediaserver.callflow.loop import CallFlow
+from mediaserver.callflow.loop import CallFlow, FlowOptions
 
 METHODS = ("POST", "GET", "PUT")
 
@@ -41,9 +41,29 @@ async def callflow(context: ActionContext, params: Mapping[str, Any]) -> None:
     if not url.lower().startswith(("http://", "https://")):
         raise ActionFailed(f"url: {url!r} is not {URL_HINT}")
     headers = tuple((name, sandbox.interpolate(value)) for name, value in params["headers"].items())
-    callback = Callback(url, params["method"], headers, params["timeout"], params["is_template"])
+    failover = None
+    if params["failover_url"] is not None:
+        failover_url = sandbox.interpolate(params["failover_url"]).strip()
+        if not failover_url.lower().startswith(("http://", "https://")):
+            raise ActionFailed(f"failover_url: {failover_url!r} is not {URL_HINT}")
+        failover = (failover_url, params["failover_method"] or params["method"])
+    callback = Callback(
+        url,
+        params["method"],
+        headers,
+        params["timeout"],
+        is_template=params["is_template"],
+        failover=failover,
+    )
+    options = FlowOptions(
+        answer_on_ring=params["answer_on_ring"],
+        detection=params["detection"],
+        max_call_time=params["max_call_time"],
+    )
     # The compiler comes from the server's services: callflow does not import it.
-    flow = CallFlow(context, callback, compile_scenario=context.server.compile_scenario)
+    flow = CallFlow(
+        context, callback, compile_scenario=context.server.compile_scenario, options=options
+    )
     if not context.has_call:
         await flow.failed_call(sandbox.get("$dial"))
         return
@@ -93,6 +113,44 @@ CALLFLOW = ActionDefinition(
             "replace {{property}} and {{property|default}} in answers with the request's "
             "fields (Voxology Template Mapping); false leaves them as written",
             default=True,
+        ),
+        Param(
+            "failover_url",
+            ParamType.STRING,
+            "the seed's callback_failover: where a request that failed (no answer, non-2xx) "
+            "is sent again, with the same headers and timeout; ${...} is interpolated",
+            interpolated=True,
+            pattern=URL_PATTERN,
+            pattern_hint=URL_HINT,
+        ),
+        Param(
+            "failover_method",
+            ParamType.STRING,
+            "the failover's method; default: method",
+            choices=METHODS,
+        ),
+        Param(
+            "answer_on_ring",
+            ParamType.INTEGER,
+            "the seed's answer_on_ring: rings (6 s each) before the call is answered",
+            default=1,
+            minimum=1,
+            maximum=10,
+        ),
+        Param(
+            "detection",
+            ParamType.STRING,
+            "the seed's DIAL detection: preconnect tells a person from a machine before "
+            "init_call; full also waits for a machine's beep",
+            default="none",
+            choices=("none", "preconnect", "full"),
+        ),
+        Param(
+            "max_call_time",
+            ParamType.SECONDS,
+            "the seed's DIAL max_call_time: hang up this many seconds after the answer",
+            minimum=1,
+            maximum=172_800,
         ),
     ),
     run=callflow,

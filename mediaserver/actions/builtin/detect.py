@@ -32,19 +32,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from mediaserver.actions.amd import detect_machine
+from mediaserver.actions.amd import DETECT_CONFIG, detect_machine
 from mediaserver.actions.definition import ActionContext, ActionDefinition
 from mediaserver.actions.params import Param, ParamType
 from mediaserver.actions.prompt import tone_or_sound
 from mediaserver.actions.vms_detect import VmsDetect, detect_voicemail
-from mediaserver.media.amd import AmdConfig
-
-DETECT_CONFIG = AmdConfig(
-    greeting_duration_millis=2400,
-    after_greeting_silence_millis=1200,
-    initial_silence_millis=None,
-)
-"""detect@v1's thresholds (module docstring); the analysis times come from the params."""
 
 _VERDICTS = {"human": "human", "machine": "machine", "not_sure": "unknown"}
 
