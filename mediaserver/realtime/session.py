@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mediaserver.actions.callapi import CallEnded, FetchError
+from mediaserver.actions.cdr_field import CUSTOMER_FIELD, customer_field
 from mediaserver.actions.definition import ActionContext, ActionFailed
 from mediaserver.actions.model import ActionItem, ScenarioCompiler
 from mediaserver.callflow.callback import background
@@ -223,6 +224,8 @@ def _facts(context: ActionContext, url: str) -> CallFacts:
         number=str(info.get("to") or ""),
         date_started=seed_datetime(int(info.get("started_at") or 0)),
         request_hash=str(run_id) if outbound and run_id else "",
+        # REALTIME10.Call.Options cdr_field: the run's customer field (actions/cdr_field.py).
+        cdr_field=customer_field(context.sandbox.get(CUSTOMER_FIELD)) or "",
     )
 
 

@@ -71,3 +71,13 @@ async def test_a_non_2xx_answer_hangs_up() -> None:
     assert outcome.status == "failed" and f"POST {URL} answered 503" in str(outcome.error)
     assert call.ended and call.heard() == []
     assert [b["call_status"] for b in app.bodies()] == ["UP", "HANGUP"]
+
+
+async def test_the_cdr_field_is_the_runs_customer_field() -> None:
+    """REALTIME10.Call.Options ``cdr_field``: the start variable of an API-started call."""
+    app = ScriptedApp({"command": "hangup"})
+    await run_actions(ACTION, server=app, variables={"$customer_field": "order-42"})
+    assert {body["cdr_field"] for body in app.bodies()} == {"order-42"}
+    plain = ScriptedApp({"command": "hangup"})
+    await run_actions(ACTION, server=plain)
+    assert {body["cdr_field"] for body in plain.bodies()} == {""}
