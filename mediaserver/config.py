@@ -141,12 +141,14 @@ class TrunkConfig:
     tls_verify: bool = True  # against tls_ca_file (else sip.tls.ca_file, else the system's)
     tls_ca_file: Path | None = None
     tls_fingerprint: str | None = None  # pinned SHA-256 of its certificate, instead of a CA
+    srtp: str | None = None  # off | optional | required, both ways; None: rtp.srtp in, off out
 
 
 @dataclass(frozen=True)
 class UserConfig:
     username: str
     password: str
+    srtp: str | None = None  # off | optional | required, both ways; None: rtp.srtp in, off out
 
 
 @dataclass(frozen=True)
@@ -689,7 +691,7 @@ def _trunk(c: _Checker, item: LocatedDict, path: str, folder: Path) -> TrunkConf
         c,
         item,
         {"name", "uri", "username", "password", "register", "from_user", "keepalive"}
-        | {"tls_verify", "tls_ca_file", "tls_fingerprint"},
+        | {"tls_verify", "tls_ca_file", "tls_fingerprint", "srtp"},
         path,
     )
     name = _require(c, item, "name", path)
@@ -717,6 +719,7 @@ def _trunk(c: _Checker, item: LocatedDict, path: str, folder: Path) -> TrunkConf
         tls_fingerprint=c.get(
             item, "tls_fingerprint", f"{path}.tls_fingerprint", _fingerprint, None
         ),
+        srtp=c.get(item, "srtp", f"{path}.srtp", _srtp_mode, None),
     )
 
 
@@ -777,12 +780,13 @@ def _keepalive(value: Any) -> float:
 
 
 def _user(c: _Checker, item: LocatedDict, path: str) -> UserConfig | None:
-    _unknown_keys(c, item, {"username", "password"}, path)
+    _unknown_keys(c, item, {"username", "password", "srtp"}, path)
     username = _require(c, item, "username", path)
     password = _require(c, item, "password", path)
+    srtp = c.get(item, "srtp", f"{path}.srtp", _srtp_mode, None)
     if username is None or password is None:
         return None
-    return UserConfig(username, password)
+    return UserConfig(username, password, srtp)
 
 
 def _webhook(c: _Checker, item: LocatedDict, path: str) -> WebhookConfig | None:

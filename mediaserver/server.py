@@ -51,6 +51,7 @@ from mediaserver.calls.live import LiveCalls, MediaSettings, RtpLegs
 from mediaserver.calls.media import flush_recordings
 from mediaserver.calls.queues import CallQueues
 from mediaserver.calls.services import CallServices
+from mediaserver.calls.srtp_policy import SrtpPolicy
 from mediaserver.calls.switch import CallSwitch
 from mediaserver.catalog import Catalog
 from mediaserver.config import Config, ListenAddress
@@ -171,12 +172,14 @@ class Server:
         )
         self.conferences = Conferences()  # the live rooms and queues calls join by name
         self.queues = CallQueues()
+        # Whether media is SRTP, per trunk and user (their modes change on reload).
+        self.srtp = SrtpPolicy(config.rtp.srtp, config.trunks, config.users)
         media = MediaSettings(
             config.rtp.codecs,
             config.sip.listen[0].host,
             config.sip.public_address,
             config.sip.trusted_networks,
-            config.rtp.srtp,
+            self.srtp,
         )
         services = CallServices(
             recordings_dir=config.storage_path(config.storage.recordings),
@@ -396,6 +399,7 @@ class Server:
             self.catalog.apply_reload(files)
             self.numbers.routes_loaded(new.routes)
             self.access.users = {user.username: user.password for user in new.users}
+            self.srtp.set_users(new.users)
             self.ua.users_changed()
             self.config = replace(old, routes=new.routes, users=new.users, webhooks=new.webhooks)
             self.webhook_targets.replace(new.webhooks, stored_webhooks)

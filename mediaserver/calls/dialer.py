@@ -123,7 +123,12 @@ class Dialer:
         auth: ClientAuthState | None = None,
         display_name: str | None = None,
     ) -> OutboundCall:
+        srtp = self.media.srtp.offering(
+            trunk=trunk.name if trunk is not None else None,
+            user=target if target in self.access.users else None,
+        )
         offer = make_offer(
+            srtp=srtp,
             codecs=self.media.codecs,
             local_address=local_host,
             local_port=leg.local_port,
@@ -161,6 +166,7 @@ class Dialer:
         )
         self.live.add(call, call.local_tag)
         call.codecs = self.media.codecs
+        call.srtp = srtp  # what the callee's re-offers may use
         call.journal = self.journal
         call.services = self.services
         if run is not None:

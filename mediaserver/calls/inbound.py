@@ -19,6 +19,7 @@ from mediaserver.calls.background_dial import BackgroundDial
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
+from mediaserver.media.srtp import srtp_channel
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.invite_session import ProvisionalAcknowledged, ProvisionalTimedOut
 from mediaserver.sip.message import Request, Response, make_response
@@ -194,6 +195,8 @@ class InboundCall(Call):
                 session_id=secrets.randbits(31),
                 session_version=1,
                 user_agent=self.user_agent,
+                # Keys go only to a caller that must use them (calls/srtp_policy.py).
+                srtp="required" if self.srtp == "required" else "off",
             )
             self.local_sdp = self._offer
             body = self._offer.serialize().encode()
@@ -274,6 +277,7 @@ class InboundCall(Call):
                 answer.payload_type,
                 answer.telephone_event_pt,
             )
+            self.leg.secure(srtp_channel(answer.srtp))
             self.leg.start()
         if not self._acked.done():
             self._acked.set_result(None)

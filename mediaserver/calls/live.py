@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
 from mediaserver.calls.base import Call
 from mediaserver.calls.services import CallServices
+from mediaserver.calls.srtp_policy import SrtpPolicy
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.g711 import CODECS
@@ -30,7 +31,7 @@ class MediaSettings:
     rtp_host: str  # where RTP sockets bind
     public_address: str | None  # written in SDP and Contact; None: work it out per peer
     trusted_networks: tuple[IPv4Network | IPv6Network, ...] = ()
-    srtp: str = "optional"  # rtp.srtp: what the calls we answer accept
+    srtp: SrtpPolicy = field(default_factory=SrtpPolicy)  # SRTP of the calls in and out
 
 
 class RtpLegs:

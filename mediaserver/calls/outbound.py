@@ -18,6 +18,7 @@ from collections.abc import Callable
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
+from mediaserver.media.srtp import srtp_channel
 from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
@@ -261,6 +262,7 @@ class OutboundCall(Call):
             answer.payload_type,
             answer.telephone_event_pt,
         )
+        self.leg.secure(srtp_channel(answer.srtp))
         return True
 
     def on_stray_response(self, response: Response) -> None:

@@ -291,7 +291,7 @@ class CallSwitch:
                     session_id=secrets.randbits(31),
                     session_version=1,
                     user_agent=self.user_agent,
-                    srtp=self.media.srtp,
+                    srtp=self.media.srtp.answering(invite.admitted.admission),
                 )
             except NoAcceptableMedia as exc:
                 warning = f'{exc.warning_code} {local_host} "{exc}"'
@@ -328,7 +328,7 @@ class CallSwitch:
             ],
             answer_sdp=answer.sdp if answer else None,
             codecs=self.media.codecs,
-            srtp=self.media.srtp,
+            srtp=self.media.srtp.answering(invite.admitted.admission),
             user_agent=self.user_agent,
             scenario=invite.admitted.scenario,
             dialer=self.dialer,

@@ -26,7 +26,15 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mediaserver.sip.sdes import SUITES, CryptoLine, SrtpKeys, answer_crypto
+from mediaserver.sip.sdes import (
+    SUITES,
+    CryptoLine,
+    SrtpKeys,
+    accept_crypto,
+    answer_crypto,
+    offer_crypto,
+    parse_crypto,
+)
 from mediaserver.sip.sdp import (
     DIRECTIONS,
     Attribute,
@@ -383,8 +391,14 @@ def make_offer(
     telephone_event_pt: int | None = 101,
     direction: str = "sendrecv",
     user_agent: str = "mediaserver",
+    srtp: str = "off",
+    new_key: Callable[[int], bytes] = secrets.token_bytes,
 ) -> SessionDescription:
-    """Our offer: G.711 with static payload types in preference order, plus telephone-event."""
+    """Our offer: G.711 with static payload types in preference order, plus
+    telephone-event; with ``srtp`` optional, SDES keys on RTP/AVP (taken if the
+    answer has one), required, RTP/SAVP with them."""
+    if srtp not in SRTP_MODES:
+        raise ValueError(f"srtp {srtp!r} is not one of {', '.join(SRTP_MODES)}")
     allowed = _allowed(codecs)
     if not allowed:
         raise ValueError("an offer needs at least one codec")
@@ -396,7 +410,13 @@ def make_offer(
         raise ValueError(f"telephone-event payload type {telephone_event_pt} is not in 96-127")
     codec_pts = [(SUPPORTED_CODECS[name], name) for name in dict.fromkeys(allowed)]
     stream = _audio_stream(
-        local_port, "RTP/AVP", codec_pts, telephone_event_pt, DEFAULT_TELEPHONE_EVENTS, direction
+        local_port,
+        "RTP/SAVP" if srtp == "required" else "RTP/AVP",
+        codec_pts,
+        telephone_event_pt,
+        DEFAULT_TELEPHONE_EVENTS,
+        direction,
+        offer_crypto(new_key) if srtp != "off" else (),
     )
     return _session(
         [stream],
@@ -430,6 +450,7 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
                 f"offered {', '.join(offered) or 'none'})",
                 305,
             )
+        keys = _answered_keys(ours, theirs)
         remote_address, remote_rtcp = _remote(answer, theirs)
         holds = remote_address in _HOLD_ADDRESSES
         return AudioAnswer(
@@ -443,5 +464,19 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
             direction=_our_direction(theirs.direction, holds, ours.direction),
             on_hold=holds or theirs.direction in ("sendonly", "inactive"),
             ptime=theirs.ptime or DEFAULT_PTIME,
+            srtp=keys,
         )
     raise NoAcceptableMedia("the answer rejected every offered audio stream", 304)
+
+
+def _answered_keys(ours: MediaDescription, theirs: MediaDescription) -> SrtpKeys | None:
+    """The SRTP keys of an answer to our offer; None for plain RTP (an RTP/AVP
+    offer's keys were only a proposal). RTP/SAVP without usable keys is refused."""
+    lines = [parse_crypto(a.value or "") for a in ours.attributes if a.name == "crypto"]
+    offered = [line for line in lines if line is not None]
+    if not offered:
+        return None
+    keys = accept_crypto(offered, [a.value or "" for a in theirs.attributes if a.name == "crypto"])
+    if keys is None and ours.protocol.upper() in SECURE_PROFILES:
+        raise NoAcceptableMedia(f"the {ours.protocol} answer has no a=crypto for our keys", 302)
+    return keys

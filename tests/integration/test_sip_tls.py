@@ -21,10 +21,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mediaserver.media.g711 import ulaw_decode
 from mediaserver.sip.tls import file_fingerprint
 from tests.integration.conftest import ServerProcess, start_server
 from tests.support import audio
 from tests.support.baresip import Baresip
+from tests.support.capture import UdpCapture
 
 pytestmark = pytest.mark.integration
 
@@ -272,3 +274,66 @@ def test_an_srtp_caller_bridged_to_a_plain_rtp_callee(tmp_path: Path) -> None:
             assert server.stop() == 0
     assert audio.tone_present(heard_secure, rate_secure, 1100, 1.5), "the SRTP side did not hear"
     assert audio.tone_present(heard_plain, rate_plain, 700, 1.5), "the plain side did not hear"
+
+
+def _pcmu_audio(payloads: list[bytes]) -> tuple[object, int]:
+    """The RTP payloads (12-byte header, PT 0) of a capture decoded as PCMU."""
+    frames = [p[12:] for p in payloads if len(p) > 12 and p[1] & 0x7F == 0]
+    return ulaw_decode(b"".join(frames)), 8000
+
+
+def test_a_user_configured_for_srtp_is_called_with_keys_and_nothing_goes_in_clear(
+    tmp_path: Path,
+) -> None:
+    """``srtp: required`` on a user: ``dial@v1`` offers RTP/SAVP with SDES keys over
+    the TLS connection alice registered on. A capture of what reached alice's
+    RTP ports holds no trace of the caller's tone, while the same capture of
+    the plain caller's ports does hear alice's: the media was encrypted."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "dialalice.yaml").write_text(DIAL.format(target="alice"))
+    server = start_server(
+        tmp_path / "server",
+        listen=TLS_LISTEN,
+        scenarios=scenarios,
+        routes={"dialalice": "dialalice"},
+        extra_config="""
+users:
+  - {username: alice, password: wonderland, srtp: required}
+""",
+    )
+    tone_a, tone_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    audio.make_tone_wav(tone_a, 700, 8.0, amplitude=0.4)
+    audio.make_tone_wav(tone_b, 1100, 8.0, amplitude=0.4)
+    registrar = f"127.0.0.1:{server.tls_port}"
+    try:
+        with (
+            tls_phone(server, user="alice", registrar=registrar, password="wonderland",
+                      auto_answer=True, input_wav=tone_b, max_call_s=30,
+                      media_encryption="srtp-mand") as alice,
+            Baresip(input_wav=tone_a, max_call_s=30) as caller,
+        ):  # fmt: skip
+            alice.wait_registered(timeout=10)
+            with (
+                UdpCapture(*alice.rtp_ports) as to_alice,
+                UdpCapture(*caller.rtp_ports) as to_caller,
+            ):
+                caller.dial(server.uri("dialalice"))
+                caller.wait_established(timeout=15)
+                alice.wait_established(timeout=10)
+                time.sleep(3)
+            heard_alice, rate_alice = alice.recorded_audio()
+            heard_caller, rate_caller = caller.recorded_audio()
+            caller.hangup()
+            alice.wait_closed(timeout=10)
+            log = alice.log()
+    finally:
+        assert server.stop() == 0
+    assert "SRTP is Enabled" in log
+    assert audio.tone_present(heard_alice, rate_alice, 700, 1.5), "alice did not hear the caller"
+    assert audio.tone_present(heard_caller, rate_caller, 1100, 1.5), "the caller did not hear alice"
+    assert len(to_alice.payloads) > 100 and len(to_caller.payloads) > 100
+    clear, rate = _pcmu_audio(to_caller.payloads)
+    assert audio.tone_present(clear, rate, 1100, 1.5), "the capture misses plain RTP"
+    wire, rate = _pcmu_audio(to_alice.payloads)
+    assert not audio.tone_present(wire, rate, 700, 0.2), "the caller's tone went to alice in clear"

@@ -242,11 +242,11 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         (
             "trunks:\n  - {name: a, uri: 'sip:a', colour: red}\n",
             "F:2:29: unknown key trunks[0].colour (known: from_user, keepalive, name, password, "
-            "register, tls_ca_file, tls_fingerprint, tls_verify, uri, username)",
+            "register, srtp, tls_ca_file, tls_fingerprint, tls_verify, uri, username)",
         ),
         (
             "users:\n  - {username: a, password: b, colour: red}\n",
-            "F:2:32: unknown key users[0].colour (known: password, username)",
+            "F:2:32: unknown key users[0].colour (known: password, srtp, username)",
         ),
         (
             "webhooks:\n  - {url: 'http://x', colour: red}\n",

@@ -1,5 +1,7 @@
 """SDES key exchange (RFC 4568, mediaserver/sip/sdes.py), its place in
-offer/answer, and the SRTP channel of a leg (mediaserver/media/srtp.py)."""
+offer/answer both ways, the SRTP modes per trunk and user
+(mediaserver/calls/srtp_policy.py), and the SRTP channel of a leg
+(mediaserver/media/srtp.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,17 @@ import base64
 
 import pytest
 
+from mediaserver.calls.srtp_policy import SrtpPolicy
+from mediaserver.config import TrunkConfig, UserConfig
 from mediaserver.media.rtp import build_rtp, parse_rtp
 from mediaserver.media.srtp import SrtpChannel
-from mediaserver.sip.offer_answer import NoAcceptableMedia, negotiate_answer
+from mediaserver.sip.access import Admission
+from mediaserver.sip.offer_answer import (
+    NoAcceptableMedia,
+    accept_answer,
+    make_offer,
+    negotiate_answer,
+)
 from mediaserver.sip.sdes import (
     SUITES,
     CryptoLine,
@@ -161,3 +171,65 @@ def test_two_channels_with_crossed_keys_talk(suite: str) -> None:
     secured = a.protect(rtcp)
     assert secured is not None and len(secured) > len(rtcp)
     assert b.unprotect(secured) == rtcp
+
+
+def our_offer(srtp: str) -> SessionDescription:
+    return make_offer(
+        codecs=["PCMU"],
+        local_address="192.0.2.50",
+        local_port=20000,
+        session_id=1,
+        session_version=1,
+        srtp=srtp,
+        new_key=fixed_key,
+    )
+
+
+def their_answer(offer_sdp: SessionDescription, crypto: str = "") -> SessionDescription:
+    m = offer_sdp.media[0]
+    lines = f"a=crypto:{crypto}\n" if crypto else ""
+    return SessionDescription.parse(
+        "v=0\no=- 2 2 IN IP4 192.0.2.9\ns=-\nc=IN IP4 192.0.2.9\nt=0 0\n"
+        f"m=audio 7000 {m.protocol} 0\n{lines}"
+    )
+
+
+@pytest.mark.parametrize(("srtp", "protocol", "lines"), [
+    ("off", "RTP/AVP", 0), ("optional", "RTP/AVP", 3), ("required", "RTP/SAVP", 3),
+])  # fmt: skip
+def test_our_offer_carries_keys_as_configured(srtp: str, protocol: str, lines: int) -> None:
+    stream = our_offer(srtp).media[0]
+    assert stream.protocol == protocol
+    assert len([a for a in stream.attributes if a.name == "crypto"]) == lines
+
+
+def test_the_answer_to_our_keys_gives_the_srtp_keys() -> None:
+    offer_sdp = our_offer("required")
+    agreed = accept_answer(offer_sdp, their_answer(offer_sdp, f"2 {SHA32} inline:{INLINE30}"))
+    assert agreed.srtp == SrtpKeys(SHA32, local=fixed_key(30), remote=KEY30)
+
+
+def test_a_plain_answer_to_optional_keys_is_plain_rtp_and_to_required_ones_a_302() -> None:
+    optional = our_offer("optional")
+    assert accept_answer(optional, their_answer(optional)).srtp is None
+    required = our_offer("required")
+    with pytest.raises(NoAcceptableMedia) as err:
+        accept_answer(required, their_answer(required))
+    assert err.value.warning_code == 302
+
+
+def test_the_policy_per_trunk_and_user() -> None:
+    policy = SrtpPolicy(
+        "optional",
+        trunks=[TrunkConfig("carrier", "sips:c.example", srtp="required")],
+        users=[UserConfig("alice", "pw", "off"), UserConfig("bob", "pw")],
+    )
+    assert policy.answering(Admission("trunk", "carrier")) == "required"
+    assert policy.answering(Admission("user", "alice")) == "off"
+    assert policy.answering(Admission("user", "bob")) == "optional"  # rtp.srtp
+    assert policy.answering(Admission("network")) == "optional"
+    assert policy.offering(trunk="carrier") == "required"
+    assert policy.offering(user="bob") == "off"  # keys only to who is set up for them
+    assert policy.offering() == "off"
+    policy.set_users([UserConfig("bob", "pw", "required")])  # a reload
+    assert policy.offering(user="bob") == "required" and policy.offering(user="alice") == "off"

@@ -154,3 +154,24 @@ async def test_a_peer_is_checked_by_ca_file_or_by_pinned_fingerprint(tmp_path: P
     assert await _handshake(server, {"verify": False}) == der
     with pytest.raises(ssl.SSLCertVerificationError):
         await _handshake(server, {"ca_file": other})
+
+
+def test_srtp_modes_are_read_for_rtp_trunks_and_users(tmp_path: Path) -> None:
+    config = loads(
+        tmp_path,
+        """\
+rtp: {srtp: Required}
+trunks:
+  - {name: a, uri: "sips:sip.example.net", srtp: optional}
+users:
+  - {username: alice, password: pw, srtp: "off"}
+  - {username: bob, password: pw}
+""",
+    )
+    assert config.rtp.srtp == "required"
+    assert config.trunks[0].srtp == "optional"
+    assert [u.srtp for u in config.users] == ["off", None]
+    problems = problems_of(tmp_path, "users:\n  - {username: a, password: b, srtp: maybe}\n")
+    assert problems == [
+        "F:2:38: users[0].srtp: expected one of off, optional, required, got 'maybe'"
+    ]
