@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from mediaserver.actions.callapi import DialError, DialOptions, DialResult
 from mediaserver.calls.background_dial import BackgroundDial
 from mediaserver.calls.base import Call, log, user_of
+from mediaserver.calls.security import secure_media
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
-from mediaserver.media.srtp import srtp_channel
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.invite_session import ProvisionalAcknowledged, ProvisionalTimedOut
 from mediaserver.sip.message import Request, Response, make_response
@@ -277,7 +277,7 @@ class InboundCall(Call):
                 answer.payload_type,
                 answer.telephone_event_pt,
             )
-            self.leg.secure(srtp_channel(answer.srtp))
+            secure_media(self.leg, answer)
             self.leg.start()
         if not self._acked.done():
             self._acked.set_result(None)

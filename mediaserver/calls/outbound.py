@@ -16,9 +16,9 @@ import contextlib
 from collections.abc import Callable
 
 from mediaserver.calls.base import Call, log, user_of
+from mediaserver.calls.security import secure_media
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
-from mediaserver.media.srtp import srtp_channel
 from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response
@@ -262,7 +262,7 @@ class OutboundCall(Call):
             answer.payload_type,
             answer.telephone_event_pt,
         )
-        self.leg.secure(srtp_channel(answer.srtp))
+        secure_media(self.leg, answer)
         return True
 
     def on_stray_response(self, response: Response) -> None:

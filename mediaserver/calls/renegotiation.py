@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from mediaserver.calls.security import secure_media
 from mediaserver.log import get_logger
+from mediaserver.media.dtls import dtls_identity
 from mediaserver.media.g711 import CODECS
-from mediaserver.media.srtp import srtp_channel, srtp_keys
+from mediaserver.media.srtp import srtp_keys
 from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
 from mediaserver.sip.sdp import SdpError, SessionDescription
@@ -93,6 +95,7 @@ class Renegotiation:
                     user_agent=call.user_agent,
                     srtp=call.srtp,
                     current_keys=srtp_keys(call.leg.srtp),
+                    dtls_fingerprint=dtls_identity().fingerprint,
                 )
             except SdpError as exc:
                 status = 488 if isinstance(exc, NoAcceptableMedia) else 400
@@ -146,7 +149,7 @@ class Renegotiation:
             answer.telephone_event_pt,
             hold=answer.on_hold,
         )
-        call.leg.secure(srtp_channel(answer.srtp))
+        secure_media(call.leg, answer)
         if answer.on_hold != was_held:
             log.info("call held" if answer.on_hold else "call resumed", call_id=call.id)
 

@@ -26,13 +26,14 @@ from mediaserver.calls.dialer import Dialer
 from mediaserver.calls.inbound import CallSetup, InboundCall
 from mediaserver.calls.live import LiveCalls, MediaSettings
 from mediaserver.calls.refusals import Refusals
+from mediaserver.calls.security import secure_media
 from mediaserver.calls.services import CallServices
 from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
+from mediaserver.media.dtls import dtls_identity
 from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort
-from mediaserver.media.srtp import srtp_channel
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response, new_tag
 from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
@@ -292,6 +293,7 @@ class CallSwitch:
                     session_version=1,
                     user_agent=self.user_agent,
                     srtp=self.media.srtp.answering(invite.admitted.admission),
+                    dtls_fingerprint=dtls_identity().fingerprint,
                 )
             except NoAcceptableMedia as exc:
                 warning = f'{exc.warning_code} {local_host} "{exc}"'
@@ -305,7 +307,7 @@ class CallSwitch:
                 answer.payload_type,
                 answer.telephone_event_pt,
             )
-            leg.secure(srtp_channel(answer.srtp))
+            secure_media(leg, answer)
         if tx in self._cancelled:
             return None
         transport = invite.source.transport

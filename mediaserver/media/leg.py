@@ -60,6 +60,14 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from mediaserver.media.clock import MediaClock
+from mediaserver.media.dtls import (
+    DtlsHandshake,
+    DtlsSession,
+    SilentTransport,
+    digest_of,
+    dtls_identity,
+    is_dtls,
+)
 from mediaserver.media.dtmf import DtmfReceiver
 from mediaserver.media.fork import MediaFork
 from mediaserver.media.g711 import Codec, silence_payload, transcode_table
@@ -191,6 +199,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._event_ts = 0
         self.fork: MediaFork | None = None  # copies of our RTP (start_fork); None: no cost
         self.srtp: SrtpChannel | None = None  # SRTP keys (secure); None: plain RTP
+        self.dtls: DtlsSession | None = None  # a DTLS-SRTP handshake (start_dtls)
+        self.dtls_failure: str | None = None  # why it failed: the leg stays silent
         self._socket: asyncio.DatagramTransport | None = None  # under a SecureTransport
 
     async def open_rtcp(self, host: str, port: int) -> bool:
@@ -211,12 +221,59 @@ class RtpLeg(asyncio.DatagramProtocol):
         current = self.srtp
         if channel is not None and current is not None and current.same_keys(channel):
             return  # a re-INVITE kept the keys: keep the sessions (and their replay windows)
+        if channel is None and self.dtls is not None:
+            self.dtls.close()  # renegotiated to plain RTP: the handshake is over
+            self.dtls = None
         self.srtp = channel
         if self._socket is not None:
             self.transport = (
                 self._socket if channel is None else SecureTransport(self._socket, channel)
             )
         self.reports.secure(channel)
+
+    def start_dtls(self, *, active: bool, peer_fingerprint: str) -> None:
+        """Agree SRTP keys by DTLS on this leg's socket (RFC 5764): nothing is sent
+        or heard until the handshake gives them; a failure silences the leg for
+        good (counted in ``dtls_failed``). A renegotiation naming the same peer
+        certificate keeps the association."""
+        current = self.dtls
+        if current is not None and current.handshake.peer_digest == digest_of(peer_fingerprint):
+            return
+        if current is not None:
+            current.close()
+        if self._socket is None:
+            return
+        socket = self._socket
+        self.srtp = None
+        self.transport = SilentTransport(socket)
+        self.reports.silence()
+
+        def send(datagram: bytes) -> None:
+            if self.remote is not None:
+                socket.sendto(datagram, self.remote)
+
+        handshake = DtlsHandshake(dtls_identity(), active=active, peer_fingerprint=peer_fingerprint)
+        self.dtls = DtlsSession(handshake, send, self._dtls_keys, self._dtls_failed)
+        self.dtls.start()
+
+    def _dtls_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        dtls = self.dtls
+        assert dtls is not None
+        if not is_dtls(data):
+            self.events["dtls_pending_drop"] += 1  # media before the keys: not heard
+            return
+        if self.remote is None or (not dtls.done and addr != self.remote):
+            # The passive side answers where the handshake comes from (symmetric RTP).
+            self.remote = addr
+        dtls.receive(data)
+
+    def _dtls_keys(self, suite: str, local: bytes, remote: bytes) -> None:
+        self.events["dtls_done"] += 1
+        self.secure(SrtpChannel(suite, local=local, remote=remote))
+
+    def _dtls_failed(self, reason: str) -> None:
+        self.events["dtls_failed"] += 1
+        self.dtls_failure = reason
 
     @property
     def stats(self) -> Counter[str]:
@@ -236,6 +293,9 @@ class RtpLeg(asyncio.DatagramProtocol):
         return counts
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.dtls is not None and (is_dtls(data) or self.srtp is None):
+            self._dtls_datagram(data, addr)
+            return
         if self.srtp is not None and not is_stun(data):
             plain = self.srtp.unprotect(data)
             if plain is None:
@@ -705,6 +765,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         if self.fed_by is not None and self.fed_by.relay is self:
             self.fed_by.relay_to(None)
         self.reports.close()
+        if self.dtls is not None:
+            self.dtls.close()
         if self.transport is not None:
             self.transport.close()
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from mediaserver.media.dtls import SilentTransport
 from mediaserver.media.rtcp import RtcpError, build_compound, parse_compound
 from mediaserver.media.rtp import is_stun
 from mediaserver.media.srtp import SecureTransport, SrtpChannel
@@ -67,6 +68,11 @@ class ReportChannel(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check.
         self.transport = self._socket = cast(asyncio.DatagramTransport, transport)
+
+    def silence(self) -> None:
+        """Send nothing until :meth:`secure` gives keys (a DTLS handshake is under way)."""
+        if self._socket is not None and self.transport is not None:
+            self.transport = SilentTransport(self._socket)
 
     def secure(self, channel: SrtpChannel | None) -> None:
         """Send and receive SRTCP with the leg's keys (None: plain RTCP)."""

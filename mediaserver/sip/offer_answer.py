@@ -49,7 +49,8 @@ from mediaserver.sip.sdp import (
 
 SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}  # RFC 3551 6: static payload types
 RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")
-SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by SDES (RFC 4568); DTLS not yet
+SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by SDES (RFC 4568)
+DTLS_PROFILES = ("UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")  # SRTP keyed by DTLS (RFC 5764)
 SRTP_MODES = ("off", "optional", "required")
 DEFAULT_PTIME = 20
 DEFAULT_TELEPHONE_EVENTS = "0-16"  # RFC 4733 2.4.1: DTMF digits and flash
@@ -98,6 +99,17 @@ class AudioAnswer:
     on_hold: bool
     ptime: int
     srtp: SrtpKeys | None = None  # the SRTP keys agreed; None: plain RTP
+    dtls: DtlsTerms | None = None  # SRTP keys to agree by a DTLS handshake on the media path
+
+
+@dataclass(frozen=True)
+class DtlsTerms:
+    """What the SDP says of a DTLS-SRTP handshake (RFC 5763 5): whether we are
+    its client (``a=setup:active``) and the certificate fingerprint the peer
+    must present (``a=fingerprint``, RFC 8122 5)."""
+
+    active: bool
+    peer_fingerprint: str
 
 
 def _allowed(codecs: Sequence[str]) -> list[str]:
@@ -166,21 +178,41 @@ class _Chosen:
     payload_type: int
     telephone_event_pt: int | None
     crypto: tuple[CryptoLine, SrtpKeys] | None
+    dtls: DtlsTerms | None = None
 
 
-def _profiles(srtp: str) -> tuple[str, ...]:
-    return {"off": RTP_PROFILES, "required": SECURE_PROFILES}.get(
-        srtp, RTP_PROFILES + SECURE_PROFILES
-    )
+def _profiles(srtp: str, dtls: bool) -> tuple[str, ...]:
+    secure = SECURE_PROFILES + (DTLS_PROFILES if dtls else ())
+    return {"off": RTP_PROFILES, "required": secure}.get(srtp, RTP_PROFILES + secure)
+
+
+def _dtls_terms(m: MediaDescription) -> tuple[DtlsTerms | None, NoAcceptableMedia | None]:
+    """The DTLS terms of a UDP/TLS/RTP/SAVP stream (its or the session's attributes)."""
+    found = {a.name: a.value or "" for a in (*m.session_attributes, *m.attributes)}
+    fingerprint = found.get("fingerprint", "").strip()
+    if " " not in fingerprint:
+        return None, NoAcceptableMedia(f"{m.protocol} stream without a=fingerprint", 302)
+    # RFC 5763 5: the offerer says actpass; an answerer should take the active role.
+    setup = found.get("setup", "actpass").strip().lower()
+    if setup not in ("actpass", "active", "passive"):
+        return None, NoAcceptableMedia(f"{m.protocol} stream with a=setup:{setup}", 302)
+    return DtlsTerms(active=setup != "active", peer_fingerprint=fingerprint), None
 
 
 def _security(
-    m: MediaDescription, srtp: str, new_key: Callable[[int], bytes], current: SrtpKeys | None
-) -> tuple[tuple[CryptoLine, SrtpKeys] | None, NoAcceptableMedia | None]:
-    """The crypto we answer a stream with, or why the stream cannot be taken."""
+    m: MediaDescription,
+    srtp: str,
+    new_key: Callable[[int], bytes],
+    current: SrtpKeys | None,
+    dtls: bool = False,
+) -> tuple[tuple[CryptoLine, SrtpKeys] | DtlsTerms | None, NoAcceptableMedia | None]:
+    """The crypto (SDES) or DTLS terms we answer a stream with, or why the stream
+    cannot be taken; ``dtls``: whether we have a DTLS certificate to offer."""
     profile = m.protocol.upper()
+    if profile in DTLS_PROFILES and dtls and srtp != "off":
+        return _dtls_terms(m)
     if profile not in RTP_PROFILES + SECURE_PROFILES:
-        allowed = ", ".join(_profiles(srtp))
+        allowed = ", ".join(_profiles(srtp, dtls))
         reason = (
             "no offered audio stream uses an allowed transport "
             f"(offered {m.protocol}; allowed {allowed})"
@@ -208,13 +240,14 @@ def _choose_stream(
     srtp: str = "optional",
     new_key: Callable[[int], bytes] = secrets.token_bytes,
     current: SrtpKeys | None = None,
+    dtls: bool = False,
 ) -> _Chosen:
     """The stream we take: its index, codec, payload types and SRTP keys."""
     problems: list[NoAcceptableMedia] = []
     for index, m in enumerate(offer.media):
         if m.media != "audio" or m.port == 0:
             continue
-        crypto, problem = _security(m, srtp, new_key, current)
+        security, problem = _security(m, srtp, new_key, current, dtls)
         if problem is not None:
             problems.append(problem)
             continue
@@ -228,7 +261,9 @@ def _choose_stream(
                 )
             )
             continue
-        return _Chosen(index, chosen[0], chosen[1], _telephone_event(m), crypto)
+        if isinstance(security, DtlsTerms):
+            return _Chosen(index, chosen[0], chosen[1], _telephone_event(m), None, security)
+        return _Chosen(index, chosen[0], chosen[1], _telephone_event(m), security)
     # the most specific reason: a codec mismatch beats a transport mismatch
     for code in (305, 302):
         for problem in problems:
@@ -290,9 +325,10 @@ def _audio_stream(
     te_events: str,
     direction: str,
     crypto: Sequence[CryptoLine] = (),
+    security: Sequence[Attribute] = (),
 ) -> MediaDescription:
     """An m=audio section with an rtpmap for every format, ptime 20, a direction
-    and the SDES keys when the stream is SRTP."""
+    and the SDES keys (or the DTLS ``security`` attributes) when it is SRTP."""
     pts = [(pt, f"{name}/8000") for pt, name in codecs]
     if te_pt is not None:
         pts.append((te_pt, "telephone-event/8000"))
@@ -301,6 +337,7 @@ def _audio_stream(
         attributes.append(Attribute("fmtp", f"{te_pt} {te_events}"))
     attributes += [Attribute("ptime", str(DEFAULT_PTIME)), Attribute(direction)]
     attributes += [Attribute("crypto", str(line)) for line in crypto]
+    attributes += security
     return MediaDescription(
         "audio", port, protocol, [str(pt) for pt, _ in pts], attributes=attributes
     )
@@ -323,13 +360,18 @@ def negotiate_answer(
     srtp: str = "optional",
     new_key: Callable[[int], bytes] = secrets.token_bytes,
     current_keys: SrtpKeys | None = None,
+    dtls_fingerprint: str | None = None,
 ) -> AudioAnswer:
     """Answer a remote offer (RFC 3264 6), or raise NoAcceptableMedia for a 488.
-    ``current_keys``: the SRTP keys in use, kept when a re-offer repeats its own."""
+    ``current_keys``: the SRTP keys in use, kept when a re-offer repeats its own;
+    ``dtls_fingerprint``: our DTLS certificate's (``sha-256 AB:...``), without
+    which DTLS-SRTP offers are refused."""
     _check_port(local_port)
     if srtp not in SRTP_MODES:
         raise ValueError(f"srtp {srtp!r} is not one of {', '.join(SRTP_MODES)}")
-    chosen = _choose_stream(offer, _allowed(codecs), srtp, new_key, current_keys)
+    chosen = _choose_stream(
+        offer, _allowed(codecs), srtp, new_key, current_keys, dtls_fingerprint is not None
+    )
     index, codec, pt, te_pt = (
         chosen.index,
         chosen.codec,
@@ -351,6 +393,7 @@ def negotiate_answer(
             te_events,
             direction,
             [crypto[0]] if crypto else (),
+            _dtls_attributes(chosen.dtls, dtls_fingerprint),
         )
         if i == index
         # RFC 3264 6: a rejected stream keeps its m= line, with port 0 and the offered formats
@@ -378,7 +421,18 @@ def negotiate_answer(
         on_hold=holds or offered.direction in ("sendonly", "inactive"),
         ptime=offered.ptime or DEFAULT_PTIME,
         srtp=crypto[1] if crypto else None,
+        dtls=chosen.dtls,
     )
+
+
+def _dtls_attributes(terms: DtlsTerms | None, fingerprint: str | None) -> list[Attribute]:
+    """Our side of a DTLS-SRTP answer (RFC 5763 5): our role and fingerprint."""
+    if terms is None or fingerprint is None:
+        return []
+    return [
+        Attribute("setup", "active" if terms.active else "passive"),
+        Attribute("fingerprint", fingerprint),
+    ]
 
 
 def make_offer(

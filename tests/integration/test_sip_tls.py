@@ -217,16 +217,19 @@ def test_a_tls_trunk_with_another_certificate_is_not_called(tmp_path: Path, chec
     assert expected in failures[0]["error"]
 
 
-@pytest.mark.parametrize("mode", ["srtp-mand", "srtp"])
+@pytest.mark.parametrize("mode", ["srtp-mand", "srtp", "dtls_srtp"])
 def test_srtp_call_over_tls_hears_its_echo(tmp_path: Path, mode: str) -> None:
-    """SDES (RFC 4568) keys over TLS, media in SRTP both ways: baresip's tone
-    comes back through the server's SRTP, whether baresip required SRTP
-    (RTP/SAVP) or only offered keys on RTP/AVP."""
+    """SRTP both ways over TLS: baresip's tone comes back through the server's
+    SRTP, whether baresip required SDES keys (RTP/SAVP, RFC 4568), only offered
+    them on RTP/AVP, or offered DTLS-SRTP (UDP/TLS/RTP/SAVP, RFC 5763/5764)."""
     server = start_server(tmp_path / "server", listen=TLS_LISTEN)
     tone = tmp_path / "tone.wav"
     audio.make_tone_wav(tone, 700, 4.0, lead_s=0.5, amplitude=0.4)
     try:
-        with tls_phone(server, input_wav=tone, max_call_s=20, media_encryption=mode) as phone:
+        with (
+            tls_phone(server, input_wav=tone, max_call_s=20, media_encryption=mode) as phone,
+            UdpCapture(*phone.rtp_ports) as to_phone,
+        ):
             phone.dial(server.uri("echo", "tls"))
             phone.wait_established(timeout=10)
             time.sleep(4)
@@ -237,10 +240,19 @@ def test_srtp_call_over_tls_hears_its_echo(tmp_path: Path, mode: str) -> None:
     finally:
         assert server.stop() == 0
     assert audio.tone_present(heard, rate, 700, 2.0), "the caller's 700 Hz did not come back"
-    # baresip authenticates and decrypts what it hears with the key of our a=crypto:
-    # the tone coming back means the server's packets were SRTP with that key, and
+    wire, wire_rate = _pcmu_audio(to_phone.payloads)
+    assert len(to_phone.payloads) > 100
+    assert not audio.tone_present(wire, wire_rate, 700, 0.2), "the echo went back in clear"
+    # baresip authenticates and decrypts what it hears with the keys agreed: the
+    # tone coming back means the server's packets were SRTP with those keys, and
     # that the server decrypted baresip's (the echo sends what it received).
-    assert "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)" in log
+    if mode == "dtls_srtp":
+        # RFC 5763: we are the DTLS client; baresip checked our certificate
+        # against the fingerprint of our answer.
+        assert "verified sha-256 fingerprint OK" in log
+        assert "DTLS-SRTP complete (audio/RTP) Profile=AES_CM_128_HMAC_SHA1_80" in log
+    else:
+        assert "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)" in log
     ended = server.log_records("call ended")
     assert ended and ended[0]["media"]["packets_in"] > 100
 
