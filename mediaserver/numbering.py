@@ -1,13 +1,17 @@
 """What a phone number itself tells: its country, its type, where it is.
 
 Call records (Callr v1 ``cli_country_code``, ``cli_number_type``,
-``number_country_code``) and Call Flow requests (Voxology ``caller_no_city``,
-``caller_no_region``, ``caller_no_country``, ``caller_no_timezone``) carry
-facts a hosted platform reads from its carrier data. A self-hosted server
-knows only the number, so they come from the numbering plans of Google's
-libphonenumber (the ``phonenumbers`` package): exact for the country and
-usually for the type, approximate for the place. Anything the plans do not
-say is ``None`` (the seeds' "possibly null").
+``number_country_code``) and Call Flow requests (Voxology ``caller_no_country``,
+``caller_no_timezone``) carry facts a hosted platform reads from its carrier
+data. A self-hosted server knows only the number, so they come from the
+numbering plans of Google's libphonenumber (the ``phonenumbers`` package):
+exact for the country and usually for the type and time zone. Anything the
+plans do not say is ``None`` (the seeds' "possibly null").
+
+The place (city, state) is left out on purpose: libphonenumber's geocoder
+loads its whole prefix table at import, about 100 MB in every server process,
+for a guess ("San Francisco, CA" for a US area code) the seeds allow to be
+null.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, geocoder, timezone
+from phonenumbers import PhoneNumberType, timezone
 
 _TYPE_NAMES: dict[int, str] = {
     PhoneNumberType.FIXED_LINE: "FIXED",
@@ -44,9 +48,6 @@ class NumberFacts:
     country: str | None
     """ISO 3166-1 alpha-2 (``"US"``)."""
     number_type: str | None
-    city: str | None
-    region: str | None
-    """The state or province code when the plan's place reads ``"City, ST"``."""
     timezone: str | None
 
     @property
@@ -54,7 +55,7 @@ class NumberFacts:
         return self.e164 is not None
 
 
-NOTHING_KNOWN = NumberFacts(None, None, None, None, None, None)
+NOTHING_KNOWN = NumberFacts(None, None, None, None)
 
 
 @lru_cache(maxsize=4096)
@@ -70,23 +71,10 @@ def number_facts(number: str) -> NumberFacts:
     if not phonenumbers.is_valid_number(parsed):
         return NOTHING_KNOWN
     country = phonenumbers.region_code_for_number(parsed)
-    place = geocoder.description_for_number(parsed, "en") or ""
-    city, region = _split_place(place, country)
     zones = [zone for zone in timezone.time_zones_for_number(parsed) if zone != _UNKNOWN_ZONE]
     return NumberFacts(
         e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
         country=country,
         number_type=_TYPE_NAMES.get(phonenumbers.number_type(parsed)),
-        city=city,
-        region=region,
         timezone=zones[0] if len(zones) == 1 else None,
     )
-
-
-def _split_place(place: str, country: str | None) -> tuple[str | None, str | None]:
-    """``"San Francisco, CA"`` is a city and a region; a bare country or
-    state name (``"California"``, ``"France"``) is no city."""
-    if ", " in place:
-        city, _, region = place.rpartition(", ")
-        return city, region if len(region) == 2 else None
-    return None, None

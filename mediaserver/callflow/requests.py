@@ -146,13 +146,11 @@ def live_status(answered: bool) -> str:
 
 
 def location_fields(prefix: str, number: str | None) -> dict[str, str | None]:
-    """``{prefix}_city``, ``_region``, ``_country``, ``_timezone`` from what the number
-    itself tells (:mod:`mediaserver.numbering`, E.164 numbers only); the fields a
-    numbering plan does not give (latitude, postal code, rate center, LATA) are null."""
+    """``{prefix}_country`` and ``_timezone`` from what the number itself tells
+    (:mod:`mediaserver.numbering`, E.164 numbers only); the place (city, region,
+    latitude, postal code, rate center, LATA) is null."""
     facts = number_facts(number or "")
     known = {
-        "city": facts.city,
-        "region": facts.region,
         "country": facts.country,
         "timezone": facts.timezone,
     }

@@ -156,7 +156,7 @@ async def test_new_content_waits_for_the_conversion_under_way(store: Store, tmp_
     data = tone(tmp_path / "t.wav", format="WAV").read_bytes()
     record = await files.upload("Tone", data, "wav")
     # Still queued, or already being converted when the machine is busy: either way busy.
-    with pytest.raises(AudioFileBusy, match="is (pending-conversion|processing)"):
+    with pytest.raises(AudioFileBusy, match=r"is (pending-conversion|processing)"):
         await files.replace_content(record.id, data, "wav")
     await files.idle()
     again = await files.replace_content(record.id, data, "wav")
