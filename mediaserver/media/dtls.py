@@ -22,7 +22,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -245,24 +244,3 @@ class DtlsSession:
     def _on_timer(self) -> None:
         self._timer = None
         self._flush(self.handshake.on_timeout())
-
-
-class SilentTransport(asyncio.DatagramTransport):
-    """Stands in for a leg's socket while its keys are being agreed: media is
-    never sent in clear on a call that asked for SRTP."""
-
-    def __init__(self, inner: asyncio.DatagramTransport) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
-        return None
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def is_closing(self) -> bool:
-        return self.inner.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.inner.get_extra_info(name, default)

@@ -63,7 +63,6 @@ from mediaserver.media.clock import MediaClock
 from mediaserver.media.dtls import (
     DtlsHandshake,
     DtlsSession,
-    SilentTransport,
     digest_of,
     dtls_identity,
     is_dtls,
@@ -77,7 +76,7 @@ from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
 from mediaserver.media.reports import ReportChannel
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_rtp
 from mediaserver.media.scanner import scanner_for
-from mediaserver.media.srtp import SecureTransport, SrtpChannel
+from mediaserver.media.srtp import SecureTransport, SilentTransport, SrtpChannel
 from mediaserver.media.stats import LegStats
 
 CNAME = "mediaserver"

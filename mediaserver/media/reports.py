@@ -24,10 +24,9 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from mediaserver.media.dtls import SilentTransport
 from mediaserver.media.rtcp import RtcpError, build_compound, parse_compound
 from mediaserver.media.rtp import is_stun
-from mediaserver.media.srtp import SecureTransport, SrtpChannel
+from mediaserver.media.srtp import SecureTransport, SilentTransport, SrtpChannel
 from mediaserver.media.stats import LegStats
 
 REPORT_INTERVAL = 5.0  # RFC 3550 6.2: the minimum interval, the usual one for a call

@@ -65,18 +65,12 @@ class SrtpChannel:
         return (other.suite, other.local, other.remote) == (self.suite, self.local, self.remote)
 
 
-class SecureTransport(asyncio.DatagramTransport):
-    """A datagram transport whose ``sendto`` protects each packet first."""
+class _OverSocket(asyncio.DatagramTransport):
+    """Stands in for a leg's socket, changing what ``sendto`` does to each packet."""
 
-    def __init__(self, inner: asyncio.DatagramTransport, channel: SrtpChannel) -> None:
+    def __init__(self, inner: asyncio.DatagramTransport) -> None:
         super().__init__()
         self.inner = inner
-        self.channel = channel
-
-    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
-        protected = self.channel.protect(bytes(data))
-        if protected is not None:
-            self.inner.sendto(protected, addr)
 
     def close(self) -> None:
         self.inner.close()
@@ -86,6 +80,27 @@ class SecureTransport(asyncio.DatagramTransport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.inner.get_extra_info(name, default)
+
+
+class SecureTransport(_OverSocket):
+    """A datagram transport whose ``sendto`` protects each packet first."""
+
+    def __init__(self, inner: asyncio.DatagramTransport, channel: SrtpChannel) -> None:
+        super().__init__(inner)
+        self.channel = channel
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        protected = self.channel.protect(bytes(data))
+        if protected is not None:
+            self.inner.sendto(protected, addr)
+
+
+class SilentTransport(_OverSocket):
+    """Sends nothing, while a leg's keys are being agreed (DTLS-SRTP): media is
+    never sent in clear on a call that asked for SRTP."""
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        return None
 
 
 def srtp_channel(keys: SrtpKeys | None) -> SrtpChannel | None:

@@ -25,6 +25,7 @@ from mediaserver.media.g711 import ulaw_decode
 from mediaserver.sip.tls import file_fingerprint
 from tests.integration.conftest import ServerProcess, start_server
 from tests.support import audio
+from tests.support.audio import Samples
 from tests.support.baresip import Baresip
 from tests.support.capture import UdpCapture
 
@@ -36,6 +37,7 @@ users:
   - {username: alice, password: wonderland}
   - {username: bob, password: builder}
 """
+Heard = tuple[Samples, int]
 DIAL = """\
 branches:
   inbound-call:
@@ -87,6 +89,19 @@ def tls_phone(server: ServerProcess, **options: object) -> Baresip:
     return Baresip(transport="tls", extra_config={"sip_cafile": str(cafile)}, **options)  # type: ignore[arg-type]
 
 
+def converse(caller: Baresip, callee: Baresip, uri: str) -> tuple[Heard, Heard]:
+    """``caller`` dials ``uri``, which rings ``callee`` (auto-answering); 3 s of
+    conversation; what each heard; the caller hangs up."""
+    caller.dial(uri)
+    caller.wait_established(timeout=15)
+    callee.wait_established(timeout=10)
+    time.sleep(3)
+    heard = caller.recorded_audio(), callee.recorded_audio()
+    caller.hangup()
+    callee.wait_closed(timeout=10)
+    return heard
+
+
 def test_calls_over_tls_to_echo(tmp_path: Path) -> None:
     server = start_server(tmp_path / "server", listen=TLS_LISTEN)
     tone = tmp_path / "tone.wav"
@@ -136,14 +151,9 @@ def test_a_phone_registered_over_tls_is_called_on_its_connection(tmp_path: Path)
         ):  # fmt: skip
             alice.wait_registered(timeout=10)
             bob.wait_registered(timeout=10)
-            bob.dial(server.uri("dialalice", "tls"))
-            bob.wait_established(timeout=15)
-            alice.wait_established(timeout=10)
-            time.sleep(3)
-            heard_bob, rate_bob = bob.recorded_audio()
-            heard_alice, rate_alice = alice.recorded_audio()
-            bob.hangup()
-            alice.wait_closed(timeout=10)
+            (heard_bob, rate_bob), (heard_alice, rate_alice) = converse(
+                bob, alice, server.uri("dialalice", "tls")
+            )
     finally:
         assert server.stop() == 0
     assert {r["user"]: r["status"] for r in server.log_records("register")} == {
@@ -274,14 +284,9 @@ def test_an_srtp_caller_bridged_to_a_plain_rtp_callee(tmp_path: Path) -> None:
             with tls_phone(
                 server, input_wav=tone_a, max_call_s=30, media_encryption="srtp-mand"
             ) as secure:
-                secure.dial(server.uri("bridge", "tls"))
-                secure.wait_established(timeout=15)
-                plain.wait_established(timeout=10)
-                time.sleep(3)
-                heard_secure, rate_secure = secure.recorded_audio()
-                heard_plain, rate_plain = plain.recorded_audio()
-                secure.hangup()
-                plain.wait_closed(timeout=10)
+                (heard_secure, rate_secure), (heard_plain, rate_plain) = converse(
+                    secure, plain, server.uri("bridge", "tls")
+                )
         finally:
             assert server.stop() == 0
     assert audio.tone_present(heard_secure, rate_secure, 1100, 1.5), "the SRTP side did not hear"
@@ -330,14 +335,9 @@ users:
                 UdpCapture(*alice.rtp_ports) as to_alice,
                 UdpCapture(*caller.rtp_ports) as to_caller,
             ):
-                caller.dial(server.uri("dialalice"))
-                caller.wait_established(timeout=15)
-                alice.wait_established(timeout=10)
-                time.sleep(3)
-            heard_alice, rate_alice = alice.recorded_audio()
-            heard_caller, rate_caller = caller.recorded_audio()
-            caller.hangup()
-            alice.wait_closed(timeout=10)
+                (heard_caller, rate_caller), (heard_alice, rate_alice) = converse(
+                    caller, alice, server.uri("dialalice")
+                )
             log = alice.log()
     finally:
         assert server.stop() == 0
