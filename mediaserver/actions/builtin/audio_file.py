@@ -72,6 +72,7 @@ AUDIO_FILE = ActionDefinition(
     run=audio_file,
     result='check-code: the audio file\'s sid, "" for a code that is not live; '
     "save: the audio file's sid",
+    needs_call=False,
 )
 
 ACTIONS = (AUDIO_FILE,)
