@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import ServerProcess, add_route, reload, start_server
 from tests.integration.test_audio_files import _Hooks, client, error_of, hook_statuses, wait_status
 from tests.integration.test_example_scenarios import wait_log, wait_until
 from tests.support import audio
@@ -126,14 +126,16 @@ def test_wrong_and_replaced_codes_are_refused_three_times_then_the_line_hangs_up
         server.stop()
 
 
-def test_bad_requests_for_a_phone_code_are_refused(tmp_path: Path, hooks: str) -> None:
-    server = serve(tmp_path / "server", hooks, {"*": "audio-recorder"})
+def test_bad_requests_are_refused_and_a_reload_can_add_the_recording_line(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path / "server", routes={"*": "audio-recorder"})
     try:
         with client(server) as api:
             sid = empty_file(api, "Greeting")
             none = api.post(f"/api/audio-files/{sid}/phone", params={"country": "FR"})
             assert none.status_code == 409, none.text
-            assert "audio-recorder" in none.json()["error"]["message"]
+            assert "route a number to audio-recorder" in none.json()["error"]["message"]
             for country in ("fr", "FRA", ""):
                 bad = api.post(f"/api/audio-files/{sid}/phone", params={"country": country})
                 error_of(bad, 422, "country")
@@ -141,5 +143,9 @@ def test_bad_requests_for_a_phone_code_are_refused(tmp_path: Path, hooks: str) -
             error_of(missing, 422, "country")
             unknown = api.post("/api/audio-files/zzzzzzzz/phone", params={"country": "FR"})
             error_of(unknown, 404, "sid")
+            # The routes are read at each request: a reload adding a line is enough.
+            add_route(server, f'  "{US}": audio-recorder')
+            reload(server, "reloaded")
+            assert phone(api, sid, "FR")["number"] == US  # no French line: the only one
     finally:
         server.stop()
