@@ -4,12 +4,15 @@ fake call."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from test_audio_files_core import tone
 from test_runner_fakes import FakeCall, FakePrompts, FakeServer
 
 from mediaserver.actions.runner import Run
+from mediaserver.audio_files import AudioFileBusy, AudioFiles
 from mediaserver.audio_phone import (
     CODE_TTL,
     CodeRefused,
@@ -21,6 +24,7 @@ from mediaserver.audio_phone import (
 )
 from mediaserver.audio_recorder import recorder_scenario
 from mediaserver.config import load_config
+from mediaserver.store import Store
 
 
 class Clock:
@@ -147,3 +151,38 @@ async def test_the_line_hangs_up_after_three_wrong_codes() -> None:
     _, call = await run_line(server, ("111111#222222#333333#654321#", 0.5))
     assert call.recordings == []
     assert server.recorded_audio_files == []
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "ms.db")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_saving_makes_the_recording_the_content_and_uses_the_code_up(
+    store: Store, tmp_path: Path
+) -> None:
+    files = AudioFiles(lambda: store, tmp_path / "audio-files")
+    line = RecordingLine(files, lambda: {"+33199000000": "audio-recorder"})
+    record = await files.create_empty("Greeting")
+    offer = line.offer(record, "FR")
+    assert offer.number == "+33199000000"
+    code = str(offer.code)
+    recording = tone(tmp_path / "rec.wav", seconds=2.0, rate=8000, format="WAV")
+    assert line.file_for_code(code) == record.id
+    # Kept while new content is being converted: refused, and the code stays live.
+    await store.audio_files.set_status(record.id, "processing")
+    with pytest.raises(AudioFileBusy, match="is processing"):
+        await line.save(code, recording)
+    await store.audio_files.set_status(record.id, "pending-content")
+    saved = await line.save(code, recording)
+    assert (saved.status, saved.source) == ("pending-conversion", "phone-record")
+    await files.idle()
+    ready = await store.audio_files.get(record.id)
+    assert ready is not None and (ready.status, ready.source) == ("ready", "phone-record")
+    assert 1900 <= ready.duration_ms <= 2100
+    with pytest.raises(CodeRefused, match="not a live code"):
+        await line.save(code, recording)
