@@ -93,6 +93,14 @@ def test_a_recording_made_over_the_phone_becomes_the_audio_file(tmp_path: Path, 
             assert hook_statuses(sid, 4) == [
                 "pending-content", "pending-conversion", "processing", "ready"
             ]  # fmt: skip
+            # The code is used up: a second call entering it is refused.
+            with Baresip(max_call_s=30) as again:
+                again.dial(server.uri(FRANCE))
+                again.wait_established(timeout=10)
+                again.send_dtmf(f"{offer['code']}#")
+                wait_until(lambda: len(codes_entered(server)) == 2, 30, "code check")
+                again.hangup()
+            assert codes_entered(server) == [True, False]
     finally:
         server.stop()
     samples, rate = audio.read_mono(server.data_dir / "data" / "audio-files" / f"{sid}.wav")

@@ -156,7 +156,7 @@ async def test_new_content_waits_for_the_conversion_under_way(store: Store, tmp_
     data = tone(tmp_path / "t.wav", format="WAV").read_bytes()
     record = await files.upload("Tone", data, "wav")
     # The conversion may already have started (processing) when the new content comes.
-    with pytest.raises(AudioFileBusy, match="is (pending-conversion|processing): wait"):
+    with pytest.raises(AudioFileBusy, match=r"is (pending-conversion|processing): wait"):
         await files.replace_content(record.id, data, "wav")
     await files.idle()
     again = await files.replace_content(record.id, data, "wav")
