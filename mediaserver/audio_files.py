@@ -36,7 +36,7 @@ from mediaserver.media.conversion import convert
 from mediaserver.media.pcm import AudioError
 from mediaserver.media.prompts import AUDIO_FILE
 from mediaserver.store import Store
-from mediaserver.store.audio_files import AudioFile, AudioFileStatus
+from mediaserver.store.audio_files import AudioFile, AudioFileSource, AudioFileStatus
 from mediaserver.store.cdrs import rfc3339
 from mediaserver.store.db import ID_PATTERN
 from mediaserver.webhooks.delivery import WebhookDispatcher
@@ -122,14 +122,18 @@ class AudioFiles:
         self._start(record.id)
         return record
 
-    async def replace_content(self, sid: str, data: bytes, format: str) -> AudioFile:
-        """New content for ``sid``, queued for conversion; not playable until it is ready."""
+    async def replace_content(
+        self, sid: str, data: bytes, format: str, *, source: AudioFileSource | None = None
+    ) -> AudioFile:
+        """New content for ``sid``, queued for conversion; not playable until it is ready.
+        ``source``: where it came from now (``phone-record``); None keeps the file's."""
         index = self.store.audio_files
         # The status moves first, so two uploads at once cannot both pass (the second is busy).
         record = await index.set_status(
             sid,
             "pending-conversion",
             format=format,
+            source=source,
             only_from=("pending-content", "ready", "error"),
         )
         if record is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediaserver.actions.model import Scenario
+from mediaserver.audio_recorder import is_recording_line
 from mediaserver.callflow.route import route_url
 from mediaserver.config import scenario_file
 from mediaserver.library import Router, ScenarioFiles, ScenarioLibrary, read_scenario_files
@@ -126,7 +127,8 @@ class Catalog:
         problems += routing_problems(routes, files.scenarios.get)
         for key, target in routes.items():
             # A file with errors is among files.problems already; a missing one is not.
-            parked = target.startswith("call-control:")  # no scenario: Call Control's
+            # No scenario file: Call Control's, or the built-in recording line.
+            parked = target.startswith("call-control:") or is_recording_line(target)
             url = route_url(target) or realtime_route_url(target)
             if url is None and not parked and scenario_file(folder, target) is None:
                 message = f"routes.{key}: no scenario {target!r} in {folder}"

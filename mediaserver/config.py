@@ -31,6 +31,8 @@ SCENARIO_SUFFIXES = (".yaml", ".yml")
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 CALLFLOW_URL = re.compile(r"(?i)https?://[^\s/?#]+[^\s]*")
 """What follows ``callflow:`` in a route: the application's URL."""
+RECORDING_LINE = "audio-recorder"
+"""The route target of the line that records audio files over the phone (audio_phone.py)."""
 APPLICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """What may follow ``call-control:`` in a route besides a URL: an application's id."""
 
@@ -884,6 +886,10 @@ def _routes(
                 )
                 continue
             out[key] = f"call-control:{target_text}"
+            continue
+        if target.strip() == RECORDING_LINE:
+            # The recording line of POST /api/audio-files/{sid}/phone (mediaserver.audio_recorder).
+            out[key] = RECORDING_LINE
             continue
         if not SCENARIO_NAME.fullmatch(target):
             # A name, not a path: nothing outside the scenarios folder can be routed to.

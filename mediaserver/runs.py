@@ -29,6 +29,7 @@ from mediaserver.actions.params import TONES
 from mediaserver.actions.runner import Run, RunOutcome
 from mediaserver.actions.scenario import load_scenario_data, load_scenario_text
 from mediaserver.actions.vms_detect import VmsDetect, detect_voicemail
+from mediaserver.audio_recorder import is_recording_line, recorder_scenario
 from mediaserver.callcontrol.service import route_target as call_control_target
 from mediaserver.callflow.route import callflow_scenario, route_url
 from mediaserver.calls import Call, OutboundCall, new_call_id
@@ -192,7 +193,8 @@ class Runs:
         if parked is not None and self._parker is not None:
             await self._serve_parked(call, parked)
             return
-        scenario = self.library.get(name)
+        # The recording line is reserved: no scenario of that name can take its calls.
+        scenario = recorder_scenario() if is_recording_line(name) else self.library.get(name)
         url = route_url(name)
         if scenario is None and url is not None:
             scenario = callflow_scenario(load_scenario_data, url)

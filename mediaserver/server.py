@@ -38,6 +38,7 @@ from typing import Any
 
 from mediaserver.api.http import HttpListener
 from mediaserver.audio_files import AudioFiles
+from mediaserver.audio_phone import RecordingLine
 from mediaserver.callcontrol.applications import CallControlApplications, application_of
 from mediaserver.callcontrol.conferences import ConferenceService
 from mediaserver.callcontrol.controlled import Webhook
@@ -155,6 +156,8 @@ class Server:
             lambda: self.store, config.storage_path(config.storage.audio_files), self.webhooks
         )
         self.prompts.audio_files = self.audio_files
+        # Codes to record an audio file by calling an audio-recorder route (audio_phone.py).
+        self.recording_line = RecordingLine(self.audio_files, lambda: self.router.routes)
         self.runs = Runs(self.library, self.journal, self.prompts)
         self.endpoint = SipEndpoint(config.sip.listen, timers=timers)
         self.access = AccessPolicy(
@@ -226,6 +229,7 @@ class Server:
             start_call=self.runs.start_scenario_call,
             mailer=Mailer(config.smtp) if config.smtp is not None else None,
             router=self.router,
+            recording_line=self.recording_line,
         )  # fmt: skip
         self.runs.connect(self.switch, self.dialer, self.actions)
         # Call Control (SPEC section 5): calls driven by REST commands, events posted.

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from mediaserver.actions.callapi import FetchResult, MailUnavailable
 from mediaserver.actions.model import Scenario
 from mediaserver.actions.scenario import load_scenario_data
+from mediaserver.audio_files import AudioFileBusy, AudioFileGone
+from mediaserver.audio_phone import CodeRefused, RecordingLine
 from mediaserver.calls.dialer import Dialer
 from mediaserver.fetch import HttpFetcher
 from mediaserver.mail import Mailer
@@ -36,6 +39,7 @@ class ServerActions:
         start_call: CallStarter | None = None,
         mailer: Mailer | None = None,
         router: Callable[[str], str | None] | None = None,
+        recording_line: RecordingLine | None = None,
     ) -> None:
         self.dialer = dialer
         self.webhooks = webhooks
@@ -43,9 +47,31 @@ class ServerActions:
         self._start_call = start_call
         self._mailer = mailer
         self._router = router
+        self._recording_line = recording_line
 
     def route_of(self, number: str) -> str | None:
         return None if self._router is None else self._router(number)
+
+    def audio_file_for_code(self, code: str) -> str | None:
+        if self._recording_line is None:
+            return None
+        try:
+            return self._recording_line.file_for_code(code)
+        except CodeRefused:
+            return None
+
+    async def record_audio_file(self, code: str, recording: str) -> str:
+        if self._recording_line is None:
+            raise ValueError("this server records no audio files over the phone")
+        try:
+            saved = await self._recording_line.save(code, Path(recording))
+        except (CodeRefused, AudioFileBusy) as exc:
+            raise ValueError(str(exc)) from None
+        except AudioFileGone:
+            raise ValueError("the audio file was deleted since the code was given") from None
+        except OSError as exc:
+            raise ValueError(f"the recording cannot be read: {exc.strerror}") from None
+        return saved.id
 
     async def close(self) -> None:
         await self._fetcher.close()

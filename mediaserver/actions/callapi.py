@@ -419,6 +419,16 @@ class ServerApi(Protocol):
         each mistake. The Call Flow Loop translates its JSON actions through it."""
         ...
 
+    def audio_file_for_code(self, code: str) -> str | None:
+        """The audio file a live recording code was given for (``POST
+        /api/audio-files/{sid}/phone``); None when it is wrong, used or expired."""
+        ...
+
+    async def record_audio_file(self, code: str, recording: str) -> str:
+        """Use the recording code up and make the file at ``recording`` its audio
+        file's new content; the sid. ValueError saying why not."""
+        ...
+
     def route_of(self, number: str) -> str | None:
         """Where a call to ``number`` would go: the route target the attached numbers
         or the config's ``routes`` give it (``callflow:URL``, a scenario name...), None

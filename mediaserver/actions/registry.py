@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from mediaserver.actions.builtin import (
+    audio_file,
     call,
     callflow,
     conference,
@@ -41,7 +42,7 @@ from mediaserver.actions.definition import ActionDefinition
 _MODULES = (
     call, say, play, pause, echo, gather, flow, dial, keys, record, conference, stop, queue,
     transfer, fork,
-    foreach, fetch, webhook, message, detect, callflow, realtime,
+    foreach, fetch, webhook, message, detect, callflow, realtime, audio_file,
 )  # fmt: skip
 
 ACTIONS: Mapping[str, ActionDefinition] = MappingProxyType(

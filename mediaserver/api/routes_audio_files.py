@@ -27,6 +27,7 @@ from mediaserver.api.models import SID_PATTERN, ApiError, IdCase, Page, RequestM
 from mediaserver.api.models import Timestamp as TimestampField
 from mediaserver.api.native import CONFLICT, Limit, Offset, SortOrder, page_of, server_of
 from mediaserver.audio_files import AudioFileBusy, AudioFileGone, AudioFiles, audio_file_view
+from mediaserver.audio_phone import NoRecordingLine
 from mediaserver.media.conversion import MAX_UPLOAD_BYTES, UnsupportedAudio, upload_format
 from mediaserver.store.audio_files import AudioFile as StoredAudioFile
 from mediaserver.store.audio_files import AudioFileFilter
@@ -63,6 +64,26 @@ class AudioFile(BaseModel):
 
 class AudioFilePage(Page[AudioFile]):
     pass
+
+
+class AudioFilePhone(BaseModel):
+    """The seed's answer to "Update audio file on the phone"."""
+
+    code: int = Field(
+        ge=100000, le=999999, description="6 digits to enter as DTMF; valid 10 minutes"
+    )
+    number: str = Field(description="the recording line to call (a route to audio-recorder)")
+
+
+Country = Annotated[
+    str,
+    Query(
+        pattern="^[A-Z]{2}$",
+        examples=["FR", "US"],
+        description="ISO 3166-1 alpha-2: the country wanted for the recording number; "
+        "the closest one when there is none there",
+    ),
+]
 
 
 class AudioFileNameBody(RequestModel):
@@ -143,6 +164,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
         {"code": "ok", "message": "audio file k3x9a0pq deleted"},
     ),
     ("POST", "/api/audio-files/{sid}/file"): (None, _CONVERTING),
+    ("POST", "/api/audio-files/{sid}/phone"): (None, {"code": 123456, "number": "+33199001234"}),
 }
 
 
@@ -289,6 +311,24 @@ async def upload_audio_file_content(request: Request, sid: Sid) -> AudioFile:
         raise _gone(sid) from None
     except AudioFileBusy as exc:
         raise ApiError(409, "conflict", str(exc), "sid") from None
+
+
+@router.post(
+    "/api/audio-files/{sid}/phone",
+    response_model=AudioFilePhone,
+    responses=CONFLICT,
+    summary="Update audio file on the phone: a number to call and a code to enter",
+)
+async def record_audio_file_on_the_phone(
+    request: Request, sid: Sid, country: Country
+) -> AudioFilePhone:
+    record = await _existing(request, sid)
+    _writable(record)
+    try:
+        offer = server_of(request).recording_line.offer(record, country)
+    except NoRecordingLine as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return AudioFilePhone(code=offer.code, number=offer.number)
 
 
 # -- the request's parts ----------------------------------------------------------------------

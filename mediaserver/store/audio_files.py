@@ -130,6 +130,7 @@ class AudioFilesIndex:
         reason: str = "",
         duration_ms: int | None = None,
         format: str | None = None,
+        source: AudioFileSource | None = None,
         only_from: tuple[AudioFileStatus, ...] | None = None,
     ) -> AudioFile | None:
         """Move to ``status``; None if unknown or (with ``only_from``) in another status."""
@@ -141,6 +142,9 @@ class AudioFilesIndex:
         if format is not None:
             sets.append("format = ?")
             params.append(format)
+        if source is not None:
+            sets.append("source = ?")
+            params.append(source)
         condition = ""
         if only_from is not None:
             condition = f" AND status IN ({', '.join('?' * len(only_from))})"

@@ -216,6 +216,7 @@ SPEC_OPERATIONS = {
     ("PATCH", "/api/audio-files/{sid}"),
     ("DELETE", "/api/audio-files/{sid}"),
     ("POST", "/api/audio-files/{sid}/file"),
+    ("POST", "/api/audio-files/{sid}/phone"),
     ("GET", "/metrics"),
 }
 # The Callr v2 operations beyond SPEC section 5 (issue 12): tasks, recordings in bulk, MP3.

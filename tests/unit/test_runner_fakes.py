@@ -572,6 +572,8 @@ class FakeServer:
         self.mails: list[tuple[EmailMessage, str]] = []  # None: no smtp section
         self.smtp = True
         self.routes: dict[str, str] = {}
+        self.recording_codes: dict[str, str] = {}  # audio-file@v1: code -> audio file sid
+        self.recorded_audio_files: list[tuple[str, str]] = []  # (sid, recording path)
 
     def send_mail(self, message: EmailMessage, what: str) -> None:
         if not self.smtp:
@@ -611,6 +613,17 @@ class FakeServer:
 
     def route_of(self, number: str) -> str | None:
         return self.routes.get(number)
+
+    def audio_file_for_code(self, code: str) -> str | None:
+        return self.recording_codes.get(code)
+
+    async def record_audio_file(self, code: str, recording: str) -> str:
+        await asyncio.sleep(0)
+        sid = self.recording_codes.pop(code, None)
+        if sid is None:
+            raise ValueError(f"code {code!r} is not a live code (wrong, used or replaced)")
+        self.recorded_audio_files.append((sid, recording))
+        return sid
 
     async def start_call(
         self,

@@ -303,6 +303,7 @@ def test_every_registered_action_is_documented() -> None:
         "detect@v1",
         "callflow@v1",
         "realtime@v1",
+        "audio-file@v1",
     } == set(ACTIONS)
     for definition in ACTIONS.values():
         assert definition.summary
