@@ -261,8 +261,9 @@ class RtpLeg(asyncio.DatagramProtocol):
         if not is_dtls(data):
             self.events["dtls_pending_drop"] += 1  # media before the keys: not heard
             return
-        if self.remote is None or (not dtls.done and addr != self.remote):
-            # The passive side answers where the handshake comes from (symmetric RTP).
+        if self.remote is None:
+            # Passive with no address to send to yet: answer where the handshake comes
+            # from. Never move an address we have: a forged record must not steer it.
             self.remote = addr
         dtls.receive(data)
 
