@@ -19,7 +19,6 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from mediaserver.api.deps import catalog_error, catalog_of
 from mediaserver.api.models import (
     SID_PATTERN,
     ApiError,
@@ -30,10 +29,8 @@ from mediaserver.api.models import (
     Status,
 )
 from mediaserver.api.native import CONFLICT, Limit, Offset, SortOrder, server_of, slice_page
-from mediaserver.api.routes_scenarios import conflict
-from mediaserver.catalog import CatalogError
+from mediaserver.api.routes_scenarios import attach, detach
 from mediaserver.numbers import NumberType, ServedNumber, seed_type
-from mediaserver.store import Conflict
 
 router = APIRouter(tags=["numbers"])
 # The seed's operations with no meaning here: each answers 501 saying why. Left out of the
@@ -162,17 +159,6 @@ async def get_number(request: Request, number: PhoneNumberPath) -> dict[str, Any
     return (await _served(request, number)).as_number()
 
 
-async def _attach(request: Request, sid: str, number: str) -> Status:
-    try:
-        attached = await catalog_of(request).attach(sid, number)
-    except Conflict as exc:
-        raise conflict(exc) from None
-    except CatalogError as exc:
-        raise catalog_error(exc) from None
-    moved = f" (moved from scenario {attached.previous})" if attached.previous else ""
-    return Status(code="ok", message=f"{number} attached to scenario {sid}{moved}")
-
-
 @router.patch(
     "/api/numbers/{number}",
     response_model=Status,
@@ -187,7 +173,7 @@ async def update_number(request: Request, number: PhoneNumberPath, body: NumberU
         raise ApiError(
             422, "invalid_request", "scenario: the scenario sid to attach to", "scenario"
         )
-    return await _attach(request, body.scenario.lower(), number)
+    return await attach(request, body.scenario.lower(), number)
 
 
 @router.put(
@@ -197,7 +183,7 @@ async def update_number(request: Request, number: PhoneNumberPath, body: NumberU
     summary="Attach phone number to scenario",
 )
 async def attach_to_scenario(request: Request, number: PhoneNumberPath, sid: ScenarioSid) -> Status:
-    return await _attach(request, sid, number)
+    return await attach(request, sid, number)
 
 
 @router.delete(
@@ -216,11 +202,7 @@ async def detach_from_scenario(request: Request, number: PhoneNumberPath) -> Sta
             f"{served.route!r}; change routes and reload instead",
             "number",
         )
-    try:
-        await catalog_of(request).detach(served.scenario_sid, number)
-    except CatalogError as exc:
-        raise catalog_error(exc) from None
-    return Status(code="ok", message=f"{number} detached from scenario {served.scenario_sid}")
+    return await detach(request, served.scenario_sid, number)
 
 
 # --- the number store: not applicable (literal paths before {token})

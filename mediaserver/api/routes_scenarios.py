@@ -291,6 +291,11 @@ async def cancel_run(request: Request, sid: Sid, runid: RunId) -> Status:
     summary="Attach a number",
 )
 async def attach_number(request: Request, sid: Sid, number: Number) -> Status:
+    return await attach(request, sid, number)
+
+
+async def attach(request: Request, sid: str, number: str) -> Status:
+    """Attach ``number`` to scenario ``sid`` (also the phone-number routes' way)."""
     try:
         attached = await catalog_of(request).attach(sid, number)
     except Conflict as exc:
@@ -305,6 +310,11 @@ async def attach_number(request: Request, sid: Sid, number: Number) -> Status:
     "/api/scenarios/{sid}/numbers/{number}", response_model=Status, summary="Detach a number"
 )
 async def detach_number(request: Request, sid: Sid, number: Number) -> Status:
+    return await detach(request, sid, number)
+
+
+async def detach(request: Request, sid: str, number: str) -> Status:
+    """Detach ``number`` from scenario ``sid`` (also the phone-number routes' way)."""
     try:
         await catalog_of(request).detach(sid, number)
     except CatalogError as exc:

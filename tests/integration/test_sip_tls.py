@@ -14,6 +14,7 @@ import datetime
 import ipaddress
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -83,6 +84,21 @@ def peer_certificate(folder: Path, name: str = "peer") -> tuple[Path, Path]:
     return certificate, combined
 
 
+def dialalice_server(tmp_path: Path, users: str, **options: Any) -> ServerProcess:
+    """A server listening on TLS whose route ``dialalice`` dials the user alice."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "dialalice.yaml").write_text(DIAL.format(target="alice"))
+    return start_server(
+        tmp_path / "server",
+        listen=TLS_LISTEN,
+        scenarios=scenarios,
+        routes={"dialalice": "dialalice"},
+        extra_config=users,
+        **options,
+    )
+
+
 def tls_phone(server: ServerProcess, **options: object) -> Baresip:
     """A baresip account over TLS that trusts the server's certificate."""
     cafile = server.data_dir / "tls" / "sip-tls.crt"
@@ -127,17 +143,7 @@ def test_a_phone_registered_over_tls_is_called_on_its_connection(tmp_path: Path)
     """alice registers over TLS and listens on no TLS port of her own (baresip
     without a certificate): the INVITE reaches her only over the connection
     she registered on (RFC 5923's reuse, as RFC 5626 outbound phones expect)."""
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "dialalice.yaml").write_text(DIAL.format(target="alice"))
-    server = start_server(
-        tmp_path / "server",
-        listen=TLS_LISTEN,
-        scenarios=scenarios,
-        routes={"dialalice": "dialalice"},
-        trusted=[],
-        extra_config=USERS,
-    )
+    server = dialalice_server(tmp_path, USERS, trusted=[])
     tone_a, tone_b = tmp_path / "a.wav", tmp_path / "b.wav"
     audio.make_tone_wav(tone_a, 700, 8.0, amplitude=0.4)
     audio.make_tone_wav(tone_b, 1100, 8.0, amplitude=0.4)
@@ -306,15 +312,9 @@ def test_a_user_configured_for_srtp_is_called_with_keys_and_nothing_goes_in_clea
     the TLS connection alice registered on. A capture of what reached alice's
     RTP ports holds no trace of the caller's tone, while the same capture of
     the plain caller's ports does hear alice's: the media was encrypted."""
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "dialalice.yaml").write_text(DIAL.format(target="alice"))
-    server = start_server(
-        tmp_path / "server",
-        listen=TLS_LISTEN,
-        scenarios=scenarios,
-        routes={"dialalice": "dialalice"},
-        extra_config="""
+    server = dialalice_server(
+        tmp_path,
+        """
 users:
   - {username: alice, password: wonderland, srtp: required}
 """,
