@@ -78,6 +78,12 @@ def ensure_self_signed(folder: Path, hosts: list[str]) -> tuple[Path, Path, bool
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
+        else:
+            # mbedTLS 2.x (Linphone's belle-sip on Debian 12) matches a host only
+            # against dNSName entries, never iPAddress ones (RFC 6125 6.2.1 wants
+            # the latter): name the address both ways so a phone dialling the
+            # server by IP accepts it. OpenSSL ignores a dNSName for an IP host.
+            names.append(x509.DNSName(host))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mediaserver")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (

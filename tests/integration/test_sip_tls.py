@@ -1,7 +1,9 @@
 """SIP over TLS (RFC 3261 26.2) with real peers: baresip registers and calls
 over TLS, is called back over the connection it registered on, and the
 server dials a TLS peer whose certificate it checks (CA file or pinned
-fingerprint), refusing one that does not match.
+fingerprint), refusing one that does not match. Linphone (belle-sip on
+mbedTLS) registers over TLS by the server's IP address, checking its
+certificate, and calls with SDES and with DTLS-SRTP.
 
 The server's certificate is the self-signed one it makes on first start
 (``DATA/tls/sip-tls.crt``), which baresip is given as its CA file; the
@@ -29,6 +31,7 @@ from tests.support import audio
 from tests.support.audio import Samples
 from tests.support.baresip import Baresip
 from tests.support.capture import UdpCapture
+from tests.support.linphone import Linphone
 
 pytestmark = pytest.mark.integration
 
@@ -349,3 +352,51 @@ users:
     assert audio.tone_present(clear, rate, 1100, 1.5), "the capture misses plain RTP"
     wire, rate = _pcmu_audio(to_alice.payloads)
     assert not audio.tone_present(wire, rate, 700, 0.2), "the caller's tone went to alice in clear"
+
+
+@pytest.mark.parametrize("encryption", ["srtp", "dtls"])
+def test_linphone_registers_over_tls_and_calls_with_srtp(tmp_path: Path, encryption: str) -> None:
+    """Linphone's settings of docs/sip.md: it checks the server's self-signed
+    certificate (``root_ca``, ``verify_server_certs``) while reaching it by IP
+    (mbedTLS matches only dNSName entries), registers as alice over TLS, and
+    calls echo with media encryption mandatory: SDES keys (RTP/SAVP) or a
+    DTLS handshake (UDP/TLS/RTP/SAVP). It hears its tone back, and nothing
+    that reached its RTP port carries the tone in clear."""
+    server = start_server(tmp_path / "server", listen=TLS_LISTEN, extra_config=USERS, trusted=[])
+    tone = tmp_path / "tone.wav"
+    audio.make_tone_wav(tone, 700, 6.0, amplitude=0.4)
+    settings = {
+        "sip_tls_port": "-1",  # a TLS client socket on any port
+        "root_ca": str(server.data_dir / "tls" / "sip-tls.crt"),
+        "verify_server_certs": "1",
+        "verify_server_cn": "1",
+        "media_encryption": encryption,
+        "media_encryption_mandatory": "1",
+    }
+    registrar = f"127.0.0.1:{server.tls_port};transport=tls"
+    try:
+        with Linphone(
+            user="alice", registrar=registrar, password="wonderland", input_wav=tone,
+            extra_config={"sip": settings},
+        ) as phone:  # fmt: skip
+            phone.wait_registered(timeout=15)
+            with UdpCapture(phone.rtp_port, phone.rtp_port + 1) as to_phone:
+                call = phone.dial(f"sip:echo@{registrar}")
+                phone.wait_established(call, timeout=15)
+                time.sleep(3)
+                heard, rate = phone.recorded_audio()
+                phone.hangup(call)
+                phone.wait_ended(call)
+            offer = next(
+                t for way, t in phone.sip_messages() if way == "sent" and t.startswith("INVITE")
+            )
+    finally:
+        assert server.stop() == 0
+    profile = "UDP/TLS/RTP/SAVP" if encryption == "dtls" else "RTP/SAVP"
+    assert f" {profile} " in offer, "linphone did not offer the encrypted profile"
+    assert audio.tone_present(heard, rate, 700, 1.5), "linphone did not hear its tone back"
+    wire, wire_rate = _pcmu_audio(to_phone.payloads)
+    assert len(to_phone.payloads) > 50
+    assert not audio.tone_present(wire, wire_rate, 700, 0.2), "the echo went back in clear"
+    [started] = server.log_records("call started")
+    assert started["transport"] == "tls"
