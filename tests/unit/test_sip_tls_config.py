@@ -5,10 +5,12 @@ contexts of mediaserver/sip/tls.py, checked with real handshakes on loopback."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from test_config import loads, problems_of
 
 from mediaserver.config import with_overrides
@@ -106,6 +108,14 @@ def test_sips_uris_and_transport_tls_go_over_tls() -> None:
 def test_the_self_signed_pair_is_made_once_and_kept(tmp_path: Path) -> None:
     certificate, key, created = ensure_self_signed(tmp_path / "tls", ["127.0.0.1", "pbx.local"])
     assert created and key.stat().st_mode & 0o077 == 0  # the key is the owner's only
+    names = (
+        x509.load_pem_x509_certificate(certificate.read_bytes())
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
+    )
+    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    # An IP address is also a DNS name, for mbedTLS 2.x clients (Linphone).
+    assert {"127.0.0.1", "pbx.local", "localhost"} <= set(names.get_values_for_type(x509.DNSName))
     again = ensure_self_signed(tmp_path / "tls", ["127.0.0.1"])
     assert again == (certificate, key, False)
     shown = file_fingerprint(certificate)
