@@ -88,7 +88,7 @@ class RtpConfig:
     codecs: tuple[str, ...] = SUPPORTED_CODECS
     jitter_buffer_ms: int = 60
     learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg latches onto
-    srtp: str = "optional"  # off | optional | required: SRTP (SDES) on the calls we answer
+    srtp: str = "optional"  # off | optional | required | dtls: SRTP on the calls we answer
 
 
 @dataclass(frozen=True)
@@ -143,14 +143,18 @@ class TrunkConfig:
     tls_verify: bool = True  # against tls_ca_file (else sip.tls.ca_file, else the system's)
     tls_ca_file: Path | None = None
     tls_fingerprint: str | None = None  # pinned SHA-256 of its certificate, instead of a CA
-    srtp: str | None = None  # off | optional | required, both ways; None: rtp.srtp in, off out
+    srtp: str | None = (
+        None  # off | optional | required | dtls, both ways; None: rtp.srtp in, off out
+    )
 
 
 @dataclass(frozen=True)
 class UserConfig:
     username: str
     password: str
-    srtp: str | None = None  # off | optional | required, both ways; None: rtp.srtp in, off out
+    srtp: str | None = (
+        None  # off | optional | required | dtls, both ways; None: rtp.srtp in, off out
+    )
 
 
 @dataclass(frozen=True)
@@ -763,7 +767,7 @@ def _fingerprint(value: Any) -> str:
     return digits
 
 
-SRTP_MODES = ("off", "optional", "required")
+SRTP_MODES = ("off", "optional", "required", "dtls")
 
 
 def _srtp_mode(value: Any) -> str:

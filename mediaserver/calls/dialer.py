@@ -20,6 +20,7 @@ from mediaserver.calls.live import LiveCalls, MediaSettings
 from mediaserver.calls.outbound import OutboundCall
 from mediaserver.calls.services import CallServices
 from mediaserver.journal import CallJournal, RunStart
+from mediaserver.media.dtls import dtls_identity
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort
 from mediaserver.sip.access import AccessPolicy
@@ -129,6 +130,7 @@ class Dialer:
         )
         offer = make_offer(
             srtp=srtp,
+            dtls_fingerprint=dtls_identity().fingerprint if srtp == "dtls" else None,
             codecs=self.media.codecs,
             local_address=local_host,
             local_port=leg.local_port,

@@ -17,7 +17,9 @@ SRTP keys travel as SDES ``a=crypto`` lines (:mod:`mediaserver.sip.sdes`):
 an RTP/SAVP offer needs a usable one; an RTP/AVP offer that carries one
 anyway (a softphone's "SRTP if possible") is answered with ours too, so the
 media is encrypted whenever both ends can. ``srtp`` says what we accept:
-``off`` (plain RTP only), ``optional`` (the default), ``required``.
+``off`` (plain RTP only), ``optional`` (the default), ``required`` (SDES or
+DTLS), ``dtls`` (SRTP keyed by a DTLS handshake only, RFC 5763; our offers
+then carry ``a=setup:actpass`` and our certificate's fingerprint).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}  # RFC 3551 6: static payload types
 RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")
 SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by SDES (RFC 4568)
 DTLS_PROFILES = ("UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")  # SRTP keyed by DTLS (RFC 5764)
-SRTP_MODES = ("off", "optional", "required")
+SRTP_MODES = ("off", "optional", "required", "dtls")
 DEFAULT_PTIME = 20
 DEFAULT_TELEPHONE_EVENTS = "0-16"  # RFC 4733 2.4.1: DTMF digits and flash
 
@@ -182,8 +184,10 @@ class _Chosen:
 
 
 def _profiles(srtp: str, dtls: bool) -> tuple[str, ...]:
-    secure = SECURE_PROFILES + (DTLS_PROFILES if dtls else ())
-    return {"off": RTP_PROFILES, "required": secure}.get(srtp, RTP_PROFILES + secure)
+    dtls_profiles = DTLS_PROFILES if dtls else ()
+    secure = SECURE_PROFILES + dtls_profiles
+    modes = {"off": RTP_PROFILES, "required": secure, "dtls": dtls_profiles}
+    return modes.get(srtp, RTP_PROFILES + secure)
 
 
 def _dtls_terms(m: MediaDescription) -> tuple[DtlsTerms | None, NoAcceptableMedia | None]:
@@ -211,7 +215,7 @@ def _security(
     profile = m.protocol.upper()
     if profile in DTLS_PROFILES and dtls and srtp != "off":
         return _dtls_terms(m)
-    if profile not in RTP_PROFILES + SECURE_PROFILES:
+    if srtp == "dtls" or profile not in RTP_PROFILES + SECURE_PROFILES:
         allowed = ", ".join(_profiles(srtp, dtls))
         reason = (
             "no offered audio stream uses an allowed transport "
@@ -447,12 +451,16 @@ def make_offer(
     user_agent: str = "mediaserver",
     srtp: str = "off",
     new_key: Callable[[int], bytes] = secrets.token_bytes,
+    dtls_fingerprint: str | None = None,
 ) -> SessionDescription:
     """Our offer: G.711 with static payload types in preference order, plus
     telephone-event; with ``srtp`` optional, SDES keys on RTP/AVP (taken if the
-    answer has one), required, RTP/SAVP with them."""
+    answer has one), required, RTP/SAVP with them; dtls, UDP/TLS/RTP/SAVP with
+    ``dtls_fingerprint`` (our certificate's) and either DTLS role (RFC 5763 5)."""
     if srtp not in SRTP_MODES:
         raise ValueError(f"srtp {srtp!r} is not one of {', '.join(SRTP_MODES)}")
+    if srtp == "dtls" and dtls_fingerprint is None:
+        raise ValueError("a DTLS-SRTP offer needs our certificate's fingerprint")
     allowed = _allowed(codecs)
     if not allowed:
         raise ValueError("an offer needs at least one codec")
@@ -463,14 +471,17 @@ def make_offer(
         # RFC 3551 3: telephone-event has no static type, it needs a dynamic one
         raise ValueError(f"telephone-event payload type {telephone_event_pt} is not in 96-127")
     codec_pts = [(SUPPORTED_CODECS[name], name) for name in dict.fromkeys(allowed)]
+    protocol = {"required": "RTP/SAVP", "dtls": DTLS_PROFILES[0]}.get(srtp, "RTP/AVP")
+    dtls_offer = [Attribute("setup", "actpass"), Attribute("fingerprint", dtls_fingerprint or "")]
     stream = _audio_stream(
         local_port,
-        "RTP/SAVP" if srtp == "required" else "RTP/AVP",
+        protocol,
         codec_pts,
         telephone_event_pt,
         DEFAULT_TELEPHONE_EVENTS,
         direction,
-        offer_crypto(new_key) if srtp != "off" else (),
+        offer_crypto(new_key) if srtp in ("optional", "required") else (),
+        dtls_offer if srtp == "dtls" else (),
     )
     return _session(
         [stream],
@@ -505,6 +516,7 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
                 305,
             )
         keys = _answered_keys(ours, theirs)
+        dtls = _answered_dtls(ours, theirs)
         remote_address, remote_rtcp = _remote(answer, theirs)
         holds = remote_address in _HOLD_ADDRESSES
         return AudioAnswer(
@@ -519,8 +531,27 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
             on_hold=holds or theirs.direction in ("sendonly", "inactive"),
             ptime=theirs.ptime or DEFAULT_PTIME,
             srtp=keys,
+            dtls=dtls,
         )
     raise NoAcceptableMedia("the answer rejected every offered audio stream", 304)
+
+
+def _answered_dtls(ours: MediaDescription, theirs: MediaDescription) -> DtlsTerms | None:
+    """The DTLS terms of an answer to our UDP/TLS/RTP/SAVP offer: the role the
+    answerer left us (RFC 5763 5: it must take ``active`` or ``passive``; no
+    ``a=setup`` means active, RFC 4145 4) and the fingerprint it must present."""
+    if ours.protocol.upper() not in DTLS_PROFILES:
+        return None
+    found = {a.name: a.value or "" for a in (*theirs.session_attributes, *theirs.attributes)}
+    fingerprint = found.get("fingerprint", "").strip()
+    if " " not in fingerprint:
+        raise NoAcceptableMedia(f"the {ours.protocol} answer has no a=fingerprint", 302)
+    setup = found.get("setup", "active").strip().lower()
+    if setup not in ("active", "passive"):
+        raise NoAcceptableMedia(
+            f"the answer says a=setup:{setup}; an answerer takes active or passive", 302
+        )
+    return DtlsTerms(active=setup == "passive", peer_fingerprint=fingerprint)
 
 
 def _answered_keys(ours: MediaDescription, theirs: MediaDescription) -> SrtpKeys | None:

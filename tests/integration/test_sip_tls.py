@@ -308,18 +308,24 @@ def _pcmu_audio(payloads: list[bytes]) -> tuple[object, int]:
     return ulaw_decode(b"".join(frames)), 8000
 
 
+@pytest.mark.parametrize(("mode", "baresip_mode", "agreed"), [
+    ("required", "srtp-mand", "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)"),
+    ("dtls", "dtls_srtp", "DTLS-SRTP complete (audio/RTP) Profile=AES_CM_128_HMAC_SHA1_80"),
+])  # fmt: skip
 def test_a_user_configured_for_srtp_is_called_with_keys_and_nothing_goes_in_clear(
-    tmp_path: Path,
+    tmp_path: Path, mode: str, baresip_mode: str, agreed: str
 ) -> None:
     """``srtp: required`` on a user: ``dial@v1`` offers RTP/SAVP with SDES keys over
-    the TLS connection alice registered on. A capture of what reached alice's
-    RTP ports holds no trace of the caller's tone, while the same capture of
-    the plain caller's ports does hear alice's: the media was encrypted."""
+    the TLS connection alice registered on; ``srtp: dtls``: UDP/TLS/RTP/SAVP with
+    our fingerprint and ``a=setup:actpass`` (baresip answers passive, so we are
+    the DTLS client). A capture of what reached alice's RTP ports holds no trace
+    of the caller's tone, while the same capture of the plain caller's ports
+    does hear alice's: the media was encrypted."""
     server = dialalice_server(
         tmp_path,
-        """
+        f"""
 users:
-  - {username: alice, password: wonderland, srtp: required}
+  - {{username: alice, password: wonderland, srtp: {mode}}}
 """,
     )
     tone_a, tone_b = tmp_path / "a.wav", tmp_path / "b.wav"
@@ -330,7 +336,7 @@ users:
         with (
             tls_phone(server, user="alice", registrar=registrar, password="wonderland",
                       auto_answer=True, input_wav=tone_b, max_call_s=30,
-                      media_encryption="srtp-mand") as alice,
+                      media_encryption=baresip_mode) as alice,
             Baresip(input_wav=tone_a, max_call_s=30) as caller,
         ):  # fmt: skip
             alice.wait_registered(timeout=10)
@@ -344,7 +350,7 @@ users:
             log = alice.log()
     finally:
         assert server.stop() == 0
-    assert "SRTP is Enabled" in log
+    assert agreed in log
     assert audio.tone_present(heard_alice, rate_alice, 700, 1.5), "alice did not hear the caller"
     assert audio.tone_present(heard_caller, rate_caller, 1100, 1.5), "the caller did not hear alice"
     assert len(to_alice.payloads) > 100 and len(to_caller.payloads) > 100

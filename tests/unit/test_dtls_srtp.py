@@ -9,7 +9,13 @@ from mediaserver.media import dtls
 from mediaserver.media.dtls import DtlsError, DtlsHandshake, DtlsIdentity, is_dtls
 from mediaserver.media.rtp import build_rtp
 from mediaserver.media.srtp import SrtpChannel
-from mediaserver.sip.offer_answer import DtlsTerms, NoAcceptableMedia, negotiate_answer
+from mediaserver.sip.offer_answer import (
+    DtlsTerms,
+    NoAcceptableMedia,
+    accept_answer,
+    make_offer,
+    negotiate_answer,
+)
 from mediaserver.sip.sdp import SessionDescription
 
 
@@ -118,3 +124,66 @@ def test_what_dtls_cannot_take_is_a_302(
     with pytest.raises(NoAcceptableMedia) as err:
         answer(offer, srtp, ours)
     assert err.value.warning_code == 302 and reason in err.value.reason
+
+
+def test_dtls_mode_answers_dtls_offers_only() -> None:
+    sdes = SessionDescription.parse(
+        "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n"
+        "m=audio 5000 RTP/SAVP 0\n"
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n"
+    )
+    with pytest.raises(NoAcceptableMedia) as err:
+        answer(sdes, "dtls")
+    assert err.value.warning_code == 302
+    assert "allowed UDP/TLS/RTP/SAVP, UDP/TLS/RTP/SAVPF" in err.value.reason
+    assert answer(dtls_offer(), "dtls").dtls == DtlsTerms(True, FINGERPRINT)  # type: ignore[attr-defined]
+
+
+def our_dtls_offer() -> SessionDescription:
+    return make_offer(
+        codecs=["PCMU"], local_address="192.0.2.50", local_port=20000, session_id=1,
+        session_version=1, srtp="dtls", dtls_fingerprint="sha-256 CD",
+    )  # fmt: skip
+
+
+def test_a_dtls_offer_lets_the_answerer_choose_its_role() -> None:
+    stream = our_dtls_offer().media[0]
+    assert stream.protocol == "UDP/TLS/RTP/SAVP"
+    assert (stream.attribute("setup"), stream.attribute("fingerprint")) == ("actpass", "sha-256 CD")
+    assert stream.attribute("crypto") is None  # no SDES keys beside DTLS
+    with pytest.raises(ValueError, match="fingerprint"):
+        make_offer(
+            codecs=["PCMU"], local_address="192.0.2.50", local_port=20000, session_id=1,
+            session_version=1, srtp="dtls",
+        )  # fmt: skip
+
+
+def dtls_answer(setup: str | None, fingerprint: str | None = FINGERPRINT) -> SessionDescription:
+    lines = f"a=setup:{setup}\n" if setup else ""
+    lines += f"a=fingerprint:{fingerprint}\n" if fingerprint else ""
+    return SessionDescription.parse(
+        "v=0\no=- 2 1 IN IP4 192.0.2.9\ns=-\nc=IN IP4 192.0.2.9\nt=0 0\n"
+        f"m=audio 6000 UDP/TLS/RTP/SAVP 0\n{lines}"
+    )
+
+
+@pytest.mark.parametrize(("setup", "we_are_active"), [
+    ("active", False), ("passive", True), (None, False),  # RFC 4145 4: none is active
+])  # fmt: skip
+def test_the_answer_to_our_dtls_offer_gives_our_role(
+    setup: str | None, we_are_active: bool
+) -> None:
+    agreed = accept_answer(our_dtls_offer(), dtls_answer(setup))
+    assert agreed.dtls == DtlsTerms(we_are_active, FINGERPRINT)
+    assert agreed.srtp is None
+
+
+@pytest.mark.parametrize(("setup", "fingerprint", "reason"), [
+    ("actpass", FINGERPRINT, "a=setup:actpass"),
+    ("active", None, "no a=fingerprint"),
+])  # fmt: skip
+def test_an_answer_without_usable_dtls_terms_is_refused(
+    setup: str, fingerprint: str | None, reason: str
+) -> None:
+    with pytest.raises(NoAcceptableMedia, match=reason):
+        accept_answer(our_dtls_offer(), dtls_answer(setup, fingerprint))

@@ -183,5 +183,5 @@ users:
     assert [u.srtp for u in config.users] == ["off", None]
     problems = problems_of(tmp_path, "users:\n  - {username: a, password: b, srtp: maybe}\n")
     assert problems == [
-        "F:2:38: users[0].srtp: expected one of off, optional, required, got 'maybe'"
+        "F:2:38: users[0].srtp: expected one of off, optional, required, dtls, got 'maybe'"
     ]
