@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import shutil
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ from tests.support.audio import Samples
 from tests.support.baresip import Baresip
 from tests.support.capture import UdpCapture
 from tests.support.linphone import Linphone
+from tests.support.net import free_port
+from tests.support.sipp import run_sipp
 
 pytestmark = pytest.mark.integration
 
@@ -406,3 +411,50 @@ def test_linphone_registers_over_tls_and_calls_with_srtp(tmp_path: Path, encrypt
     assert not audio.tone_present(wire, wire_rate, 700, 0.2), "the echo went back in clear"
     [started] = server.log_records("call started")
     assert started["transport"] == "tls"
+
+
+def test_sipp_calls_echo_over_tls_through_stunnel(tmp_path: Path) -> None:
+    """Load over TLS: Debian's sipp has no TLS (built without OpenSSL), so stunnel
+    carries its one TCP connection over TLS, checking the server's certificate
+    for 127.0.0.1 (an iPAddress name, as OpenSSL wants). 40 calls into echo on
+    that one connection, none failed, each seen by the server as TLS."""
+    stunnel = shutil.which("stunnel4") or shutil.which("stunnel")
+    assert stunnel, "stunnel is not installed (Debian package stunnel4; ./scripts/setup --dev)"
+    server = start_server(tmp_path / "server", listen=TLS_LISTEN)
+    accept = free_port("tcp")
+    config = tmp_path / "stunnel.conf"
+    config.write_text(
+        "foreground = yes\npid =\n[sip]\nclient = yes\n"
+        f"accept = 127.0.0.1:{accept}\nconnect = 127.0.0.1:{server.tls_port}\n"
+        f"CAfile = {server.data_dir / 'tls' / 'sip-tls.crt'}\n"
+        "verifyChain = yes\ncheckIP = 127.0.0.1\n"
+    )
+    log = (tmp_path / "stunnel.log").open("wb")
+    tunnel = subprocess.Popen([stunnel, str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_listening(accept)
+        result = run_sipp(
+            f"127.0.0.1:{accept}", scenario="uac", service="echo", calls=40, rate=20,
+            transport="t1", timeout=60, workdir=tmp_path / "sipp",
+        )  # fmt: skip
+        result.assert_ok(calls=40)
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+        log.close()
+        assert server.stop() == 0
+    started = server.log_records("call started")
+    assert len(started) == 40 and {r["transport"] for r in started} == {"tls"}
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:``port`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
