@@ -771,6 +771,10 @@ SRTP_MODES = ("off", "optional", "required", "dtls")
 
 
 def _srtp_mode(value: Any) -> str:
+    if value is False:  # YAML 1.1 reads an unquoted `off` as false
+        return "off"
+    if value is True:
+        raise ValueError(f"expected one of {', '.join(SRTP_MODES)} (an unquoted yes/on is true)")
     text = _string(value).lower()
     if text not in SRTP_MODES:
         raise ValueError(f"expected one of {', '.join(SRTP_MODES)}, got {value!r}")

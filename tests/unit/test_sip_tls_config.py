@@ -176,11 +176,19 @@ trunks:
 users:
   - {username: alice, password: pw, srtp: "off"}
   - {username: bob, password: pw}
+  - {username: carol, password: pw, srtp: off}
+  - {username: dave, password: pw, srtp: dtls}
 """,
     )
     assert config.rtp.srtp == "required"
     assert config.trunks[0].srtp == "optional"
-    assert [u.srtp for u in config.users] == ["off", None]
+    # An unquoted off is YAML 1.1's false: taken as the mode it spells.
+    assert [u.srtp for u in config.users] == ["off", None, "off", "dtls"]
+    problems = problems_of(tmp_path, "users:\n  - {username: a, password: b, srtp: on}\n")
+    assert problems == [
+        "F:2:38: users[0].srtp: expected one of off, optional, required, dtls "
+        "(an unquoted yes/on is true)"
+    ]
     problems = problems_of(tmp_path, "users:\n  - {username: a, password: b, srtp: maybe}\n")
     assert problems == [
         "F:2:38: users[0].srtp: expected one of off, optional, required, dtls, got 'maybe'"

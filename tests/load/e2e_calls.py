@@ -1,0 +1,403 @@
+"""Bridged calls through ``mediaserver run``, measured from outside, in the
+variants the shared instruments cannot make: SRTP legs, a transcoding bridge,
+a recorded bridge.
+
+    .venv/bin/python -m tests.load.e2e_calls --calls 100,250 --seconds 10 --mode plain,srtp
+
+For each step a fresh server runs a scenario whose ``dial@v1`` bridges every
+call to a trunk (this process's UAS). This process is also the UAC: it
+places the calls over real SIP (UDP), then sends 50 packets a second on
+every leg (A towards the server's caller leg, B towards its callee leg) from
+one socket with ``sendmmsg`` (tests/load/udp_batch.py) and counts, on the
+same socket, what the server relays back. The server's CPU over that window
+is read from /proc. Modes:
+
+- ``plain``: PCMU both legs, RTP;
+- ``srtp``: PCMU both legs, SRTP by SDES (AES_CM_128_HMAC_SHA1_80) on both,
+  so the server decrypts and re-encrypts every packet. Our packets are
+  protected ahead of time (pylibsrtp), so the generator's cost per packet is
+  that of the plain mode; a sample of what comes back is decrypted with the
+  server's keys to prove the relay was really SRTP;
+- ``pcma``: the callee answers PCMA, the server translates every payload;
+- ``record``: plain, with ``record: true`` on the dial (both directions
+  decoded and mixed to a WAV on the media clock).
+
+Not part of the pass/fail suite: figures go to docs/PERFORMANCE.md, and only
+runs made together on an otherwise idle machine compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import secrets
+import select
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pylibsrtp
+
+from tests.integration.conftest import ServerProcess, start_server
+from tests.load.call_rate import cpu_seconds, rss_mb
+from tests.load.udp_batch import BatchReceiver, BatchSender, udp_socket
+
+HOST = "127.0.0.1"
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+TAG = 10  # bytes of authentication tag the suite adds to every SRTP packet
+PAYLOAD = 160  # 20 ms of G.711
+MODES = ("plain", "srtp", "pcma", "record")
+SCENARIO = """\
+branches:
+  inbound-call:
+    actions:
+      - action: dial@v1
+        params: {{targets: ["+15550100"], timeout: 10, ringback: none{record}}}
+      - action: hangup@v1
+"""
+TRUNK = """
+trunks:
+  - {{name: bench, uri: "sip:127.0.0.1:{port}", keepalive: 0, srtp: "{srtp}"}}
+"""
+
+
+@dataclass
+class Leg:
+    """One side of a bridged call as the generator sees it: where the server's
+    leg listens, the payload type, and the SRTP keys both ways."""
+
+    payload_type: int = 0
+    remote_port: int = 0
+    our_key: bytes = b""
+    their_key: bytes = b""
+    crypto_tag: int = 1  # the tag of the offer's a=crypto line for our suite
+
+
+@dataclass
+class Call:
+    number: int
+    a: Leg = field(default_factory=Leg)
+    b: Leg = field(default_factory=Leg)
+    to_tag: str = ""
+    answered: bool = False
+
+
+def sdp(port: int, payload_type: int, key: bytes | None, session: int, tag: int = 1) -> str:
+    profile = "RTP/SAVP" if key else "RTP/AVP"
+    lines = [
+        "v=0", f"o=gen {session} 1 IN IP4 {HOST}", "s=-", f"c=IN IP4 {HOST}", "t=0 0",
+        f"m=audio {port} {profile} {payload_type}",
+        f"a=rtpmap:{payload_type} {'PCMU' if payload_type == 0 else 'PCMA'}/8000",
+        "a=ptime:20", "a=sendrecv",
+    ]  # fmt: skip
+    if key:
+        lines.append(f"a=crypto:{tag} {SUITE} inline:{base64.b64encode(key).decode()}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def parse_sdp(body: str, leg: Leg) -> None:
+    """The server leg's audio port and SDES key (none for plain RTP) from its SDP."""
+    port = re.search(r"^m=audio (\d+)", body, re.M)
+    key = re.search(rf"^a=crypto:(\d+) {SUITE} inline:([A-Za-z0-9+/=]+)", body, re.M)
+    if port is None:
+        raise ValueError(f"no m=audio line in {body!r}")
+    leg.remote_port = int(port.group(1))
+    if key:
+        leg.crypto_tag, leg.their_key = int(key.group(1)), base64.b64decode(key.group(2))
+
+
+def split(message: str) -> tuple[str, dict[str, str], str]:
+    head, _, body = message.partition("\r\n\r\n")
+    first, *lines = head.split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), value.strip())
+    return first, headers, body
+
+
+def response(status: str, headers: dict[str, str], to_tag: str, extra: str = "") -> bytes:
+    """A response to a request whose headers are ``headers`` (Via, From, To,
+    Call-ID and CSeq copied; RFC 3261 8.2.6)."""
+    to = headers["to"] if ";tag=" in headers["to"] else f"{headers['to']};tag={to_tag}"
+    text = (
+        f"SIP/2.0 {status}\r\nVia: {headers['via']}\r\nFrom: {headers['from']}\r\n"
+        f"To: {to}\r\nCall-ID: {headers['call-id']}\r\nCSeq: {headers['cseq']}\r\n{extra}"
+    )
+    return text.encode()
+
+
+class Signalling:
+    """The UAC placing the calls and the trunk's UAS answering the server's dials."""
+
+    def __init__(
+        self, server: ServerProcess, media_port: int, mode: str, uas: socket.socket
+    ) -> None:
+        self.server = server
+        self.media_port = media_port
+        self.mode = mode
+        self.uac = udp_socket()
+        self.uas = uas
+        for sock in (self.uac, self.uas):
+            sock.setblocking(False)
+        self.calls: dict[str, Call] = {}
+        self.by_callee: dict[str, Call] = {}
+        self.pending: list[Call] = []  # dialled by the server, not yet tied to a caller
+
+    @property
+    def uas_port(self) -> int:
+        return int(self.uas.getsockname()[1])
+
+    def _key(self) -> bytes | None:
+        return secrets.token_bytes(30) if self.mode == "srtp" else None
+
+    def invite(self, call: Call) -> None:
+        port = self.uac.getsockname()[1]
+        key = self._key()
+        call.a.our_key = key or b""
+        body = sdp(self.media_port, 0, key, call.number)
+        text = (
+            f"INVITE sip:bench@{HOST}:{self.server.sip_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bK-i{call.number}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:gen@{HOST}:{port}>;tag=f{call.number}\r\n"
+            f"To: <sip:bench@{HOST}>\r\nCall-ID: c{call.number}@gen\r\nCSeq: 1 INVITE\r\n"
+            f"Contact: <sip:gen@{HOST}:{port}>\r\nContent-Type: application/sdp\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+        self.calls[f"c{call.number}@gen"] = call
+        self.uac.sendto(text.encode(), (HOST, self.server.sip_port))
+
+    def _in_dialog(self, call: Call, method: str, cseq: int) -> bytes:
+        port = self.uac.getsockname()[1]
+        return (
+            f"{method} sip:bench@{HOST}:{self.server.sip_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bK-{method.lower()}{call.number}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:gen@{HOST}:{port}>;tag=f{call.number}\r\n"
+            f"To: <sip:bench@{HOST}>;tag={call.to_tag}\r\nCall-ID: c{call.number}@gen\r\n"
+            f"CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+
+    def bye_all(self) -> None:
+        for call in self.calls.values():
+            if call.answered:
+                self.uac.sendto(self._in_dialog(call, "BYE", 2), (HOST, self.server.sip_port))
+
+    def pump(self, timeout: float) -> None:
+        """Handle whatever SIP arrives within ``timeout`` seconds."""
+        ready, _, _ = select.select([self.uac, self.uas], [], [], timeout)
+        for sock in ready:
+            while True:
+                try:
+                    data, addr = sock.recvfrom(65535)
+                except BlockingIOError:
+                    break
+                if sock is self.uac:
+                    self._at_uac(data.decode(errors="replace"))
+                else:
+                    self._at_uas(data.decode(errors="replace"), addr)
+
+    def _at_uac(self, message: str) -> None:
+        first, headers, body = split(message)
+        call = self.calls.get(headers.get("call-id", ""))
+        if call is None or not first.startswith("SIP/2.0 200") or "INVITE" not in headers["cseq"]:
+            return
+        call.to_tag = headers["to"].split(";tag=", 1)[1]
+        if not call.answered:
+            call.answered = True
+            parse_sdp(body, call.a)
+        self.uac.sendto(self._in_dialog(call, "ACK", 1), (HOST, self.server.sip_port))
+
+    def _at_uas(self, message: str, addr: tuple[str, int]) -> None:
+        first, headers, body = split(message)
+        method = first.split(" ", 1)[0]
+        if method in ("ACK", "SIP/2.0"):
+            return
+        if method != "INVITE":  # BYE, OPTIONS: accepted
+            self.uas.sendto(response("200 OK", headers, "u") + b"Content-Length: 0\r\n\r\n", addr)
+            return
+        callee = self.by_callee.get(headers["call-id"])
+        if callee is None:
+            callee = Call(-1)
+            parse_sdp(body, callee.b)
+            callee.b.payload_type = 8 if self.mode == "pcma" else 0
+            callee.b.our_key = self._key() or b""
+            self.by_callee[headers["call-id"]] = callee
+            self.pending.append(callee)
+        leg = callee.b
+        answer = sdp(self.media_port, leg.payload_type, leg.our_key or None, 7, leg.crypto_tag)
+        extra = (
+            f"Contact: <sip:b@{HOST}:{self.uas_port}>\r\nContent-Type: application/sdp\r\n"
+            f"Content-Length: {len(answer)}\r\n\r\n{answer}"
+        )
+        self.uas.sendto(response("200 OK", headers, f"u{len(self.by_callee)}", extra), addr)
+
+
+def srtp_session(key: bytes, outbound: bool) -> pylibsrtp.Session:
+    kind = pylibsrtp.Policy.SSRC_ANY_OUTBOUND if outbound else pylibsrtp.Policy.SSRC_ANY_INBOUND
+    profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    return pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=kind, srtp_profile=profile))
+
+
+def packets(legs: list[Leg], ticks: int, srtp: bool) -> np.ndarray:
+    """Every packet of the run: [tick, leg, byte], each leg its own SSRC, 20 ms of
+    G.711 silence per packet; SRTP-protected with the leg's key when ``srtp``."""
+    width = 12 + PAYLOAD + (TAG if srtp else 0)
+    rows = np.zeros((ticks, len(legs), width), np.uint8)
+    silence = {0: b"\xff" * PAYLOAD, 8: b"\xd5" * PAYLOAD}
+    sessions = [srtp_session(leg.our_key, True) for leg in legs] if srtp else []
+    for tick in range(ticks):
+        for index, leg in enumerate(legs):
+            header = bytes([0x80, leg.payload_type]) + (tick & 0xFFFF).to_bytes(2, "big")
+            header += (tick * PAYLOAD).to_bytes(4, "big") + (0x1000 + index).to_bytes(4, "big")
+            packet = header + silence[leg.payload_type]
+            if srtp:
+                packet = sessions[index].protect(packet)
+            rows[tick, index] = np.frombuffer(packet, np.uint8)
+    return rows
+
+
+def rtp_count(receiver: BatchReceiver, count: int) -> int:
+    """How many of the last ``count`` datagrams read are RTP, not RTCP (RFC 5761 4)."""
+    second = receiver.rows[:count, 1]
+    return int(count - np.count_nonzero((second >= 200) & (second <= 204)))
+
+
+@dataclass
+class Step:
+    mode: str
+    calls: int
+    set_up_s: float
+    cpu_percent: float
+    sent: int
+    received: int
+    rss_mb: float
+    checked: str
+
+    @property
+    def loss(self) -> float:
+        return 1 - self.received / self.sent if self.sent else 0.0
+
+
+def run_step(mode: str, count: int, seconds: float, folder: Path) -> Step:
+    media = udp_socket(buffer=32 << 20)
+    media.setblocking(False)
+    media_port = media.getsockname()[1]
+    scenarios = folder / "scenarios"
+    scenarios.mkdir(parents=True)
+    record = ", record: true" if mode == "record" else ""
+    (scenarios / "bridge.yaml").write_text(SCENARIO.format(record=record))
+    uas = udp_socket()  # the trunk's UAS, bound before the config names its port
+    uas_port = uas.getsockname()[1]
+    server = start_server(
+        folder / "server", routes={"bench": "bridge"}, scenarios=scenarios, log_level="warning",
+        rtp_range=(20000, 29999), codecs="[PCMU, PCMA]",
+        extra_config=TRUNK.format(port=uas_port, srtp="required" if mode == "srtp" else "off"),
+    )  # fmt: skip
+    try:
+        sip = Signalling(server, media_port, mode, uas)
+        calls = [Call(i) for i in range(count)]
+        started = time.monotonic()
+        for index, call in enumerate(calls):  # 200 calls a second
+            sip.invite(call)
+            sip.pump(0.005 if index % 2 else 0)
+        deadline = time.monotonic() + 30
+        while sum(c.answered for c in calls) < count and time.monotonic() < deadline:
+            sip.pump(0.05)
+        set_up = time.monotonic() - started
+        answered = [c for c in calls if c.answered]
+        # Callees arrive in the order the server dialled them; A and B legs need not
+        # be paired for counting: every packet sent on any leg comes back on its peer.
+        legs = [c.a for c in answered] + [c.b for c in sip.pending[: len(answered)]]
+        for leg in (c.a for c in answered):
+            leg.payload_type = 0
+        ticks = int(seconds * 50)
+        rows = packets(legs, ticks, mode == "srtp")
+        frame = np.ascontiguousarray(rows[0])
+        sender = BatchSender(media, frame, [(HOST, leg.remote_port) for leg in legs])
+        receiver = BatchReceiver(media, capacity=512)
+        while receiver.receive():
+            pass  # what the server sent before our media (none expected): not counted
+        received = 0
+        samples: list[bytes] = []
+        pid = server.process.pid
+        cpu_before, began = cpu_seconds(pid), time.monotonic()
+        sent = 0
+        for tick in range(ticks):
+            np.copyto(frame, rows[tick])
+            sent += sender.send()
+            due = began + (tick + 1) * 0.02
+            while (left := due - time.monotonic()) > 0:
+                select.select([media], [], [], left)
+                while n := receiver.receive():
+                    received += rtp_count(receiver, n)
+                    if len(samples) < 50:
+                        samples += [
+                            bytes(receiver.rows[i, : receiver.lengths[i]]) for i in range(n)
+                        ]
+        elapsed = time.monotonic() - began
+        cpu = (cpu_seconds(pid) - cpu_before) / elapsed * 100
+        drain = time.monotonic() + 0.5
+        while time.monotonic() < drain:
+            select.select([media], [], [], 0.05)
+            while n := receiver.receive():
+                received += rtp_count(receiver, n)
+        rss = rss_mb(pid)
+        sip.bye_all()
+        for _ in range(20):
+            sip.pump(0.05)
+    finally:
+        server.stop()
+    rtp = [s for s in samples if len(s) > 12 and not 200 <= s[1] <= 204]
+    return Step(mode, len(answered), set_up, cpu, sent, received, rss, check(mode, rtp, legs))
+
+
+def check(mode: str, samples: list[bytes], legs: list[Leg]) -> str:
+    """Proof that what came back is what the mode says: SRTP that decrypts with the
+    server's keys (silence inside), or plain G.711 silence of the right type."""
+    if not samples:
+        return "nothing came back"
+    if mode != "srtp":
+        types = sorted({s[1] & 0x7F for s in samples})
+        return f"plain RTP, payload types {types}"
+    keys = {leg.their_key for leg in legs}
+    opened = 0
+    for sample in samples:
+        for key in keys:
+            try:
+                plain = srtp_session(key, False).unprotect(sample)
+            except pylibsrtp.Error:
+                continue
+            opened += plain[12:] in (b"\xff" * PAYLOAD, b"\xd5" * PAYLOAD)
+            break
+    return f"SRTP: {opened}/{len(samples)} sampled packets decrypted to silence"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", default="100,250", help="bridged calls per step")
+    parser.add_argument("--seconds", type=float, default=10, help="media time per step")
+    parser.add_argument("--mode", default="plain,srtp", help=f"any of {', '.join(MODES)}")
+    args = parser.parse_args()
+    modes = args.mode.split(",")
+    if unknown := set(modes) - set(MODES):
+        parser.error(f"unknown mode {', '.join(sorted(unknown))} (modes: {', '.join(MODES)})")
+    print("| mode | bridged calls | set-up s | server CPU | CPU per call | loss | RSS MB | check |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for count in (int(n) for n in args.calls.split(",")):
+        for mode in modes:
+            with tempfile.TemporaryDirectory() as tmp:
+                step = run_step(mode, count, args.seconds, Path(tmp))
+            per_call = step.cpu_percent / step.calls if step.calls else 0.0
+            print(
+                f"| {step.mode} | {step.calls} | {step.set_up_s:.1f} | {step.cpu_percent:.0f}% "
+                f"| {per_call:.3f}% | {step.loss:.2%} | {step.rss_mb:.0f} | {step.checked} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
