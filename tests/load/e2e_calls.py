@@ -44,6 +44,7 @@ import pylibsrtp
 
 from tests.integration.conftest import ServerProcess, start_server
 from tests.load.call_rate import cpu_seconds, rss_mb
+from tests.load.server_profile import Profiler
 from tests.load.udp_batch import BatchReceiver, BatchSender, udp_socket
 
 HOST = "127.0.0.1"
@@ -282,77 +283,91 @@ class Step:
         return 1 - self.received / self.sent if self.sent else 0.0
 
 
-def run_step(mode: str, count: int, seconds: float, folder: Path) -> Step:
+class Blast:
+    """The media side: every leg's packets out of one socket, 50 a second per leg,
+    and what comes back counted (RTP only) with a sample kept for :func:`check`."""
+
+    def __init__(self, media: socket.socket, legs: list[Leg], ticks: int, srtp: bool) -> None:
+        self.media = media
+        self.rows = packets(legs, ticks, srtp)
+        self.frame = np.ascontiguousarray(self.rows[0])
+        self.sender = BatchSender(media, self.frame, [(HOST, leg.remote_port) for leg in legs])
+        self.receiver = BatchReceiver(media, capacity=512)
+        self.sent = self.received = 0
+        self.samples: list[bytes] = []
+        while self.receiver.receive():
+            pass  # what the server sent before our media: not counted
+
+    def run(self) -> None:
+        began = time.monotonic()
+        for tick in range(len(self.rows)):
+            np.copyto(self.frame, self.rows[tick])
+            self.sent += self.sender.send()
+            self.collect(began + (tick + 1) * 0.02)
+
+    def collect(self, until: float) -> None:
+        receiver = self.receiver
+        while (left := until - time.monotonic()) > 0:
+            select.select([self.media], [], [], left)
+            while n := receiver.receive():
+                self.received += rtp_count(receiver, n)
+                if len(self.samples) < 50:
+                    lengths = receiver.lengths
+                    self.samples += [bytes(receiver.rows[i, : lengths[i]]) for i in range(n)]
+
+
+def set_up_calls(sip: Signalling, count: int) -> tuple[list[Leg], float]:
+    """Place ``count`` calls at about 200 a second; every leg of the answered ones
+    (callers' then callees') and how long the set-up took."""
+    calls = [Call(i) for i in range(count)]
+    started = time.monotonic()
+    for index, call in enumerate(calls):
+        sip.invite(call)
+        sip.pump(0.005 if index % 2 else 0)
+    deadline = time.monotonic() + 30
+    while sum(c.answered for c in calls) < count and time.monotonic() < deadline:
+        sip.pump(0.05)
+    answered = [c.a for c in calls if c.answered]
+    # Callees arrive in the order the server dialled them; A and B legs need not
+    # be paired for counting: every packet sent on any leg comes back on its peer.
+    callees = [c.b for c in sip.pending[: len(answered)]]
+    return answered + callees, time.monotonic() - started
+
+
+def run_step(mode: str, count: int, seconds: float, folder: Path, profiler: Profiler) -> Step:
     media = udp_socket(buffer=32 << 20)
     media.setblocking(False)
-    media_port = media.getsockname()[1]
     scenarios = folder / "scenarios"
     scenarios.mkdir(parents=True)
     record = ", record: true" if mode == "record" else ""
     (scenarios / "bridge.yaml").write_text(SCENARIO.format(record=record))
     uas = udp_socket()  # the trunk's UAS, bound before the config names its port
-    uas_port = uas.getsockname()[1]
     server = start_server(
         folder / "server", routes={"bench": "bridge"}, scenarios=scenarios, log_level="warning",
         rtp_range=(20000, 29999), codecs="[PCMU, PCMA]",
-        extra_config=TRUNK.format(port=uas_port, srtp="required" if mode == "srtp" else "off"),
+        extra_config=TRUNK.format(
+            port=uas.getsockname()[1], srtp="required" if mode == "srtp" else "off"
+        ),
     )  # fmt: skip
+    pid = server.process.pid
     try:
-        sip = Signalling(server, media_port, mode, uas)
-        calls = [Call(i) for i in range(count)]
-        started = time.monotonic()
-        for index, call in enumerate(calls):  # 200 calls a second
-            sip.invite(call)
-            sip.pump(0.005 if index % 2 else 0)
-        deadline = time.monotonic() + 30
-        while sum(c.answered for c in calls) < count and time.monotonic() < deadline:
-            sip.pump(0.05)
-        set_up = time.monotonic() - started
-        answered = [c for c in calls if c.answered]
-        # Callees arrive in the order the server dialled them; A and B legs need not
-        # be paired for counting: every packet sent on any leg comes back on its peer.
-        legs = [c.a for c in answered] + [c.b for c in sip.pending[: len(answered)]]
-        for leg in (c.a for c in answered):
-            leg.payload_type = 0
-        ticks = int(seconds * 50)
-        rows = packets(legs, ticks, mode == "srtp")
-        frame = np.ascontiguousarray(rows[0])
-        sender = BatchSender(media, frame, [(HOST, leg.remote_port) for leg in legs])
-        receiver = BatchReceiver(media, capacity=512)
-        while receiver.receive():
-            pass  # what the server sent before our media (none expected): not counted
-        received = 0
-        samples: list[bytes] = []
-        pid = server.process.pid
+        sip = Signalling(server, media.getsockname()[1], mode, uas)
+        legs, set_up = set_up_calls(sip, count)
+        blast = Blast(media, legs, int(seconds * 50), mode == "srtp")
         cpu_before, began = cpu_seconds(pid), time.monotonic()
-        sent = 0
-        for tick in range(ticks):
-            np.copyto(frame, rows[tick])
-            sent += sender.send()
-            due = began + (tick + 1) * 0.02
-            while (left := due - time.monotonic()) > 0:
-                select.select([media], [], [], left)
-                while n := receiver.receive():
-                    received += rtp_count(receiver, n)
-                    if len(samples) < 50:
-                        samples += [
-                            bytes(receiver.rows[i, : receiver.lengths[i]]) for i in range(n)
-                        ]
-        elapsed = time.monotonic() - began
-        cpu = (cpu_seconds(pid) - cpu_before) / elapsed * 100
-        drain = time.monotonic() + 0.5
-        while time.monotonic() < drain:
-            select.select([media], [], [], 0.05)
-            while n := receiver.receive():
-                received += rtp_count(receiver, n)
+        with profiler.during(pid, f"{mode} {count}", seconds - 2, delay=1):
+            blast.run()
+        cpu = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - began) * 100
+        blast.collect(time.monotonic() + 0.5)  # the last packets on their way
         rss = rss_mb(pid)
         sip.bye_all()
         for _ in range(20):
             sip.pump(0.05)
     finally:
         server.stop()
-    rtp = [s for s in samples if len(s) > 12 and not 200 <= s[1] <= 204]
-    return Step(mode, len(answered), set_up, cpu, sent, received, rss, check(mode, rtp, legs))
+    rtp = [s for s in blast.samples if len(s) > 12 and not 200 <= s[1] <= 204]
+    checked = check(mode, rtp, legs)
+    return Step(mode, len(legs) // 2, set_up, cpu, blast.sent, blast.received, rss, checked)
 
 
 def check(mode: str, samples: list[bytes], legs: list[Leg]) -> str:
@@ -381,16 +396,19 @@ def main() -> None:
     parser.add_argument("--calls", default="100,250", help="bridged calls per step")
     parser.add_argument("--seconds", type=float, default=10, help="media time per step")
     parser.add_argument("--mode", default="plain,srtp", help=f"any of {', '.join(MODES)}")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server into DIR")
+    parser.add_argument("--native", action="store_true", help="with --profile: native frames")
     args = parser.parse_args()
     modes = args.mode.split(",")
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown mode {', '.join(sorted(unknown))} (modes: {', '.join(MODES)})")
+    profiler = Profiler(args.profile, args.native)
     print("| mode | bridged calls | set-up s | server CPU | CPU per call | loss | RSS MB | check |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for count in (int(n) for n in args.calls.split(",")):
         for mode in modes:
             with tempfile.TemporaryDirectory() as tmp:
-                step = run_step(mode, count, args.seconds, Path(tmp))
+                step = run_step(mode, count, args.seconds, Path(tmp), profiler)
             per_call = step.cpu_percent / step.calls if step.calls else 0.0
             print(
                 f"| {step.mode} | {step.calls} | {step.set_up_s:.1f} | {step.cpu_percent:.0f}% "
