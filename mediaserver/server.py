@@ -81,6 +81,7 @@ from mediaserver.store import Store
 from mediaserver.tasks import Tasks
 from mediaserver.webhooks.delivery import WebhookDispatcher
 from mediaserver.webhooks.targets import WebhookTargets
+from mediaserver.webrtc.gateway import WebRtcGateway
 
 log = get_logger("server")
 
@@ -222,6 +223,8 @@ class Server:
             services=services,
             serve_message=self._message_in,
         )
+        # Browser calls (WebRTC) come in beside SIP's, through the same switch.
+        self.webrtc = WebRtcGateway(self.switch)
         # SMS as SIP MESSAGE: sent through the dialer, stored, told to the webhooks.
         self.sms = SmsService(lambda: self.store, self.dialer, self.webhooks)
         self.actions = ServerActions(

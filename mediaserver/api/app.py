@@ -59,6 +59,7 @@ from mediaserver.api.routes_scenarios import router as scenarios_router
 from mediaserver.api.routes_sms import router as sms_router
 from mediaserver.api.routes_tasks import router as tasks_router
 from mediaserver.api.routes_webhooks import router as webhooks_router
+from mediaserver.api.routes_webrtc import router as webrtc_router
 from mediaserver.api.telnyx import PREFIX as TELNYX_PREFIX
 from mediaserver.api.telnyx.errors import TelnyxError, from_validation, refused, status_error
 from mediaserver.api.telnyx.responses import ERROR_RESPONSES as TELNYX_RESPONSES
@@ -256,6 +257,7 @@ def create_app(server: Server) -> FastAPI:
             responses=TELNYX_RESPONSES,
         )
     app.include_router(events_router)  # a WebSocket: authenticates its own handshake
+    app.include_router(webrtc_router)  # likewise; and the softphone page, static
     add_docs(app)
     generate = app.openapi
 

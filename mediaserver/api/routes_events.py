@@ -1,11 +1,7 @@
 """``GET /api/events``: the live event stream, a WebSocket (like Asterisk ARI's events socket).
 
-The handshake is authenticated like every API request (``Authorization:
-Bearer KEY``, ``X-API-Key: KEY`` or HTTP Basic), or with ``?key=KEY``
-because browsers cannot set headers on a WebSocket. A refused handshake is
-answered with HTTP 401 and the API's JSON error (403 from servers without
-the WebSocket denial extension); a bad filter with 422; a handshake from a
-page of another site (its ``Origin`` is not this server) with 403.
+The handshake is authenticated like every API request, or with ``?key=KEY``
+(:mod:`mediaserver.api.ws_auth`); a bad filter is answered with 422.
 
 Filter (query): ``types``, comma-separated event patterns in the webhook
 syntax (``call.*,run.action``; default every event), and ``call_id``, one
@@ -21,13 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
 
-from mediaserver.api.auth import CHALLENGE, KeyCheck, presented_keys
-from mediaserver.api.models import ErrorBody, ErrorInfo
+from mediaserver.api.models import ErrorInfo
+from mediaserver.api.ws_auth import authenticate, deny
 from mediaserver.events import EventBus, EventFilter, Subscription, parse_types
 from mediaserver.log import get_logger
 
@@ -39,52 +33,18 @@ CLOSE_GOING_AWAY = 1001  # RFC 6455 7.4.1: the server is going down
 CLOSE_TOO_SLOW = 4000  # RFC 6455 7.4.2: 4000-4999 are the application's own
 
 
-async def _deny(websocket: WebSocket, status: int, info: ErrorInfo) -> None:
-    headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else None
-    response = JSONResponse(ErrorBody(error=info).wire(), status_code=status, headers=headers)
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(response)
-    else:  # the server answers a close before accept with 403
-        await websocket.close(code=1008, reason=info.message[:120])
-
-
-def _foreign_origin(websocket: WebSocket) -> str | None:
-    """The handshake's Origin when a page of another site opened it, else None.
-
-    Browsers send HTTP Basic credentials they hold for this server with any
-    page's WebSocket and WebSockets have no CORS, so a foreign page could read
-    the stream (RFC 6455 10.2: servers check Origin). Other clients send none."""
-    origin = websocket.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin
-    if urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower():
-        return None
-    return origin
-
-
 @router.websocket("/api/events")
 async def event_stream(websocket: WebSocket) -> None:
     query = websocket.query_params
-    origin = _foreign_origin(websocket)
-    if origin is not None:
-        message = f"Origin {origin} is another site: open the stream from this server's pages"
-        await _deny(websocket, 403, ErrorInfo(code="forbidden", message=message, field="origin"))
-        return
-    check: KeyCheck = websocket.app.state.key_check
-    presented, unreadable = presented_keys(websocket.headers, query.get("key"))
-    label = check.verify(presented, unreadable)
+    label = await authenticate(websocket, "the stream")
     if label is None:
-        message = "wrong API key" if presented or unreadable else "an API key is required"
-        await _deny(websocket, 401, ErrorInfo(code="unauthorized", message=message,
-                                              field="authorization"))  # fmt: skip
         return
     try:
         types = parse_types(query.get("types"))
     except ValueError as exc:
-        await _deny(websocket, 422, ErrorInfo(code="invalid_request", message=str(exc),
-                                              field="types"))  # fmt: skip
+        await deny(websocket, 422, ErrorInfo(code="invalid_request", message=str(exc),
+                                             field="types"))  # fmt: skip
         return
-    websocket.state.api_key = label
     event_filter = EventFilter(types, query.get("call_id") or None)
     bus: EventBus = websocket.app.state.server.events
     await websocket.accept()

@@ -118,6 +118,14 @@ class SourceLatch:
         self.peer_ssrc = None
         return True
 
+    def confirm(self, address: Address) -> None:
+        """An authenticated ICE check came from ``address`` (media/ice.py): it is
+        the peer's media source and destination, with no probation."""
+        if address != self.peer:
+            self.expected = self.peer = address
+            self.peer_ssrc = None
+            self.learned += 1
+
     def judge(self, addr: Address, sequence: int, ssrc: int, pt: int, now: float) -> Verdict:
         """What to do with an RTP packet from ``addr`` (seconds ``now``, any clock)."""
         source = (addr[0], addr[1])

@@ -70,6 +70,7 @@ from mediaserver.media.dtls import (
 from mediaserver.media.dtmf import DtmfReceiver
 from mediaserver.media.fork import MediaFork
 from mediaserver.media.g711 import Codec, silence_payload, transcode_table
+from mediaserver.media.ice import IceLite
 from mediaserver.media.jitter import JitterBuffer
 from mediaserver.media.latching import LearnMode, SourceLatch, Verdict
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
@@ -200,6 +201,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.srtp: SrtpChannel | None = None  # SRTP keys (secure); None: plain RTP
         self.dtls: DtlsSession | None = None  # a DTLS-SRTP handshake (start_dtls)
         self.dtls_failure: str | None = None  # why it failed: the leg stays silent
+        self.ice: IceLite | None = None  # answers ICE checks (a WebRTC peer's leg)
         self._socket: asyncio.DatagramTransport | None = None  # under a SecureTransport
 
     async def open_rtcp(self, host: str, port: int) -> bool:
@@ -258,6 +260,9 @@ class RtpLeg(asyncio.DatagramProtocol):
     def _dtls_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         dtls = self.dtls
         assert dtls is not None
+        if is_stun(data):
+            self._stun(data, addr)
+            return
         if not is_dtls(data):
             self.events["dtls_pending_drop"] += 1  # media before the keys: not heard
             return
@@ -356,8 +361,8 @@ class RtpLeg(asyncio.DatagramProtocol):
     def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
         """Every packet the fast path does not take: parse, check, dispatch."""
         stats = self.events
-        if is_stun(data):  # a NAT keep-alive or ICE check (RFC 7983 7): no media, no answer
-            stats["stun_in"] += 1
+        if is_stun(data):  # RFC 7983 7
+            self._stun(data, addr)
             return
         if is_rtcp(data):
             if addr != self._peer and not self.latch.allows_rtcp(addr):
@@ -407,6 +412,32 @@ class RtpLeg(asyncio.DatagramProtocol):
             jitter.push(packet, asyncio.get_running_loop().time())
         if relay is not None:
             relay.relay_audio(packet.payload, self.codec)
+
+    def answer_ice(self, ice: IceLite) -> None:
+        """Be an ICE-lite agent (a browser's leg, media/ice.py): media goes nowhere
+        until an authenticated check says where, whatever the SDP's address."""
+        self.ice = ice
+        self._hold = False
+        self.latch.expected = None
+        self._peer = None
+        self._aim()
+
+    def _stun(self, data: bytes, addr: tuple[str, int]) -> None:
+        """A NAT keep-alive (no answer) or, on an ICE-lite leg, a connectivity check:
+        answered, in clear (RFC 7983), and its source made the peer when it says so."""
+        self.events["stun_in"] += 1
+        ice = self.ice
+        if ice is None or self._socket is None:
+            return
+        answer = ice.answer(data, addr)
+        if answer.response is None:
+            self.events["stun_refused"] += 1
+            return
+        self._socket.sendto(answer.response, addr)
+        if answer.selects and addr != self._peer:
+            self.latch.confirm(addr)
+            self._peer = addr
+            self._aim()
 
     def error_received(self, exc: Exception) -> None:
         self.events["send_errors"] += 1
