@@ -413,6 +413,16 @@ class RtpLeg(asyncio.DatagramProtocol):
         if relay is not None:
             relay.relay_audio(packet.payload, self.codec)
 
+    def multiplex_rtcp(self) -> None:
+        """Send our RTCP on the RTP port (RFC 5761 4: rtcp-mux agreed), through the
+        leg's transport, so SRTCP when the leg is secure."""
+
+        def send(report: bytes) -> None:
+            if self.transport is not None and self.remote is not None:
+                self.transport.sendto(report, self.remote)
+
+        self.reports.muxed = send
+
     def answer_ice(self, ice: IceLite) -> None:
         """Be an ICE-lite agent (a browser's leg, media/ice.py): media goes nowhere
         until an authenticated check says where, whatever the SDP's address."""

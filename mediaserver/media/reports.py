@@ -51,6 +51,8 @@ class ReportChannel(asyncio.DatagramProtocol):
         self.stun = 0  # STUN keep-alives on the RTCP port, ignored
         self._srtp: SrtpChannel | None = None  # SRTCP (RFC 3711 3.4) when the leg is secure
         self._socket: asyncio.DatagramTransport | None = None
+        # RFC 5761 4: with rtcp-mux agreed, reports go out on the RTP port (the leg's).
+        self.muxed: Callable[[bytes], None] | None = None
 
     # -- socket -------------------------------------------------------------------
 
@@ -111,7 +113,7 @@ class ReportChannel(asyncio.DatagramProtocol):
 
     def start(self) -> None:
         """Begin reporting (the leg started sending)."""
-        if self._timer is None and self.transport is not None:
+        if self._timer is None and (self.transport is not None or self.muxed is not None):
             # RFC 3550 6.2: the first report comes after half the minimum interval.
             self._schedule(REPORT_INTERVAL / 2)
 
@@ -131,6 +133,9 @@ class ReportChannel(asyncio.DatagramProtocol):
         self._schedule()
 
     def _send(self, data: bytes) -> None:
+        if self.muxed is not None:
+            self.muxed(data)
+            return
         destination = self._destination()
         if self.transport is not None and destination is not None:
             self.transport.sendto(data, destination)

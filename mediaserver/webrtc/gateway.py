@@ -84,6 +84,7 @@ class WebRtcGateway:
             )
             # Media goes only where an authenticated check comes from (media/ice.py).
             leg.answer_ice(IceLite(credentials, ufrag))
+            leg.multiplex_rtcp()  # our answer says a=rtcp-mux (webrtc/sdp.py)
             assert answer.dtls is not None  # srtp="dtls" answers nothing else
             # The browser is the DTLS client (our answer says passive, webrtc/sdp.py).
             leg.start_dtls(active=False, peer_fingerprint=answer.dtls.peer_fingerprint)

@@ -19,7 +19,7 @@ from mediaserver.media.latching import STREAM_PACKETS, LearnMode
 from mediaserver.media.leg import Playback, RtpLeg
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.ports import PortAllocator
-from mediaserver.media.rtp import RtpPacket, build_rtp, parse_rtp
+from mediaserver.media.rtp import RtpPacket, build_rtp, is_rtcp, parse_rtp
 from tests.support.net import HOST, free_port_block
 
 TE_PT = 101
@@ -310,6 +310,17 @@ async def test_rtcp_is_counted_and_not_taken_for_rtp(legs: Legs, peer: Peer) -> 
     await until(lambda: leg.stats["rtcp_in"] == 2)
     assert leg.stats["packets_in"] == 0 and leg.stats["malformed"] == 0
     assert leg.latch.peer is None
+
+
+async def test_rtcp_muxed_goes_out_on_the_rtp_port(legs: Legs, peer: Peer) -> None:
+    """RFC 5761 4: with rtcp-mux agreed, our reports reach the peer's RTP address."""
+    leg = await legs.open(remote=peer.addr)
+    leg.multiplex_rtcp()
+    leg.reports._report()  # what the report timer does
+    loop = asyncio.get_running_loop()
+    data, _ = await asyncio.wait_for(loop.sock_recvfrom(peer.sock, 2048), 1.0)
+    assert is_rtcp(data) and data[1] in (200, 201)  # a sender or receiver report
+    assert leg.snapshot()["rtcp_out"] == 1
 
 
 # -- echo ---------------------------------------------------------------------------
