@@ -26,7 +26,10 @@ from mediaserver.yamlsource import (
     load_yaml_file,
 )
 
-SUPPORTED_CODECS = ("PCMU", "PCMA")
+SUPPORTED_CODECS = ("PCMU", "PCMA", "G722", "opus")
+# G.711 only unless configured: wideband legs load libavcodec and transcode where
+# audio is decoded (docs/sip.md, "Codecs").
+DEFAULT_CODECS = ("PCMU", "PCMA")
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 CALLFLOW_URL = re.compile(r"(?i)https?://[^\s/?#]+[^\s]*")
@@ -85,7 +88,7 @@ class SipConfig:
 class RtpConfig:
     port_min: int = 20000
     port_max: int = 29999
-    codecs: tuple[str, ...] = SUPPORTED_CODECS
+    codecs: tuple[str, ...] = DEFAULT_CODECS
     jitter_buffer_ms: int = 60
     learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg latches onto
     srtp: str = "optional"  # off | optional | required: SRTP (SDES) on the calls we answer
@@ -625,11 +628,12 @@ def _codec_list(value: Any) -> tuple[str, ...]:
     if not names:
         raise ValueError("at least one codec is needed")
     out = []
+    spelt = {codec.upper(): codec for codec in SUPPORTED_CODECS}
     for name in names:
-        upper = name.upper()
-        if upper not in SUPPORTED_CODECS:
+        known = spelt.get(name.upper())
+        if known is None:
             raise ValueError(f"unknown codec {name!r} (supported: {', '.join(SUPPORTED_CODECS)})")
-        out.append(upper)
+        out.append(known)
     return tuple(dict.fromkeys(out))
 
 

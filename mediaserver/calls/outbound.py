@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.calls.security import secure_media
-from mediaserver.media.g711 import CODECS
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
