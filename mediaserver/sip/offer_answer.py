@@ -166,15 +166,14 @@ def _is_codec(rtpmap: RtpMap | None, name: str) -> bool:
 
 def _telephone_event(m: MediaDescription, clock_rate: int = 8000) -> int | None:
     # RFC 4733 2.1: events use the audio codec's clock (8000 for G.711 and G.722,
-    # 48000 for Opus); one at another rate would not share its timeline
-    for pt, rtpmap in _formats(m):
-        if (
-            rtpmap
-            and rtpmap.encoding_name.lower() == "telephone-event"
-            and rtpmap.clock_rate == clock_rate
-        ):
-            return pt
-    return None
+    # 48000 for Opus). baresip 1.0 offers only telephone-event/8000 beside opus:
+    # taken when there is none at the codec's rate, or its keys would be lost.
+    events = {
+        rtpmap.clock_rate: pt
+        for pt, rtpmap in reversed(_formats(m))
+        if rtpmap and rtpmap.encoding_name.lower() == "telephone-event"
+    }
+    return events.get(clock_rate, events.get(8000))
 
 
 def _pick_codec(m: MediaDescription, allowed: Sequence[str]) -> tuple[str, int] | None:
@@ -183,6 +182,12 @@ def _pick_codec(m: MediaDescription, allowed: Sequence[str]) -> tuple[str, int] 
             if _is_codec(rtpmap, name):
                 return name, pt
     return None
+
+
+def _event_clock(m: MediaDescription, te_pt: int) -> int:
+    """The clock rate the offer gave its telephone-event type (the answer repeats it)."""
+    rtpmap = m.rtpmaps().get(te_pt)
+    return 8000 if rtpmap is None else rtpmap.clock_rate
 
 
 def _clock(codec: str) -> int:
@@ -426,7 +431,7 @@ def negotiate_answer(
             local_port,
             m.protocol,
             [(pt, codec)],
-            [] if te_pt is None else [(te_pt, _clock(codec))],
+            [] if te_pt is None else [(te_pt, _event_clock(offered, te_pt))],
             te_events,
             direction,
             [crypto[0]] if crypto else (),

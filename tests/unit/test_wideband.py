@@ -155,6 +155,15 @@ def test_opus_is_taken_from_the_offer_with_its_48khz_telephone_event() -> None:
     assert "a=rtpmap:101 telephone-event/48000\r\n" in text
 
 
+def test_opus_takes_telephone_event_at_8000_when_none_is_at_48000_as_baresip_offers() -> None:
+    offer = BARESIP_WIDEBAND.replace(" 101 102\n", " 102\n").replace(
+        "a=rtpmap:101 telephone-event/48000\n", ""
+    )
+    codec, _, te, text = answer(offer, ("opus",))
+    assert (codec, te) == ("opus", 102)
+    assert "a=rtpmap:102 telephone-event/8000\r\n" in text
+
+
 def test_g722_keeps_its_8000_sdp_clock_and_the_8khz_telephone_event() -> None:
     codec, pt, te, text = answer(BARESIP_WIDEBAND, ("G722", "PCMU"))
     assert (codec, pt, te) == ("G722", 9, 102)
