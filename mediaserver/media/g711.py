@@ -152,7 +152,9 @@ def alaw_decode(data: bytes) -> NDArray[np.int16]:
     return _ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)]
 
 
-@dataclass(frozen=True)
+# eq=False: each codec is one module-level object, so equality and the hash
+# (transcode_table's cache key, per relayed packet off the fast path) are identity's.
+@dataclass(frozen=True, eq=False)
 class Codec:
     """An RTP audio codec: its SDP name, payload type (static, or the dynamic one we
     offer), RTP clock and the two conversions of 8 kHz frames. ``stateful`` codecs

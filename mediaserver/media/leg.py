@@ -523,16 +523,15 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._listeners.add(owner)
 
     def _new_jitter(self) -> JitterBuffer:
-        """The jitter buffer of decoded media: G.711 decoded by its tables, G.722 by a
-        decoder of its own (one byte per 8 kHz tick, like G.711), Opus decoded as it
-        arrives (``DecodedArrivals``) and held as 16-bit PCM."""
+        """The jitter buffer of decoded media: G.711 held encoded and decoded by its
+        tables; G.722 and Opus decoded as they arrive by a decoder of their own
+        (``DecodedArrivals``) and held as 16-bit PCM, since the buffer may decode a
+        frame twice (to find a quiet one to drop) and a stateful decoder must
+        see each packet once."""
         codec = self.codec
         if not codec.stateful:
             self._arrivals = None
             return JitterBuffer(codec.decode, self.jitter_buffer_ms)
-        if codec.duration is len:
-            self._arrivals = None
-            return JitterBuffer(coder_for(codec).decode, self.jitter_buffer_ms)
         self._arrivals = DecodedArrivals(coder_for(codec), codec.frame_ticks // FRAME_SAMPLES)
         return JitterBuffer(linear_decode, self.jitter_buffer_ms, width=2)
 

@@ -206,12 +206,14 @@ OPUS = Codec(
 
 
 class DecodedArrivals:
-    """Opus packets decoded as they arrive, for a leg's jitter buffer: an Opus
-    payload has no fixed size per 10 ms, so the buffer holds this one's audio
-    as 16-bit PCM (``JitterBuffer(width=2)``) on an 8 kHz timeline mapped from
-    the 48 kHz one (each packet's offset from the previous, divided by 6, so
-    the 32-bit wrap of either line never shows). Decoded in arrival order: a
-    reordered packet costs the decoder a little continuity, not the audio."""
+    """G.722 or Opus packets decoded as they arrive, for a leg's jitter buffer,
+    which holds their audio as 16-bit PCM (``JitterBuffer(width=2)``): an Opus
+    payload has no fixed size per 10 ms, and the buffer may decode a stored
+    frame twice (looking for a quiet one to drop), which a stateful decoder must
+    not. Timestamps go onto an 8 kHz line (Opus: each packet's offset from the
+    previous divided by 6, so the 32-bit wrap of either line never shows; G.722
+    is already there). Decoded in arrival order: a reordered packet costs the
+    decoder a little continuity, not the audio."""
 
     def __init__(self, coder: FrameCoder, ratio: int = 6) -> None:
         self._coder = coder

@@ -4,7 +4,9 @@ baresip with only G.722 (then only Opus) calls ``echo`` playing a 5.5 kHz
 tone: it must hear that tone back, which G.711 (4 kHz of bandwidth) could not
 carry, so the two legs' packets were relayed untouched. Then a G.722 caller is
 bridged by dial@v1 to a PCMU callee: the server decodes one codec and encodes
-the other, and each phone must hear the other's tone and not its own.
+the other, and each phone must hear the other's tone and not its own. An
+Opus caller presses a key in the IVR (telephone-event/8000, all baresip
+offers) and hears the tone its branch plays, encoded by its leg's own coder.
 One server for the module, on [G722, opus, PCMU, PCMA]."""
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import SCENARIOS, ServerProcess, start_server
 from tests.support import audio
 from tests.support.baresip import Baresip
 
@@ -56,10 +58,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, callee: Baresip) -> Iterato
     scenarios = tmp / "scenarios"
     scenarios.mkdir()
     (scenarios / "echo.yaml").write_text(ECHO)
+    (scenarios / "ivr.yaml").write_text((SCENARIOS / "ivr.yaml").read_text())
     (scenarios / "bridge.yaml").write_text(BRIDGE.format(target=callee.sip_uri))
     proc = start_server(
         tmp / "server",
-        routes={"echo": "echo", "bridge": "bridge"},
+        routes={"echo": "echo", "bridge": "bridge", "ivr": "ivr"},
         scenarios=scenarios,
         codecs="[G722, opus, PCMU, PCMA]",
     )
@@ -107,3 +110,17 @@ def test_a_g722_caller_and_a_pcmu_callee_hear_each_other(
     assert not audio.tone_present(heard_b, rate_b, 1100, 0.5), "B heard itself"
     bridged = server.log_records("bridged")
     assert bridged and bridged[-1]["transcoding"] is True
+
+
+def test_an_opus_caller_chooses_in_the_ivr_and_hears_its_branch(server: ServerProcess) -> None:
+    with Baresip(codecs=("opus",), input_rate=48000, max_call_s=40) as phone:
+        phone.dial(server.uri("ivr"))
+        phone.wait_established(timeout=10)
+        time.sleep(1.5)  # into the menu prompt: the key interrupts it
+        phone.send_dtmf("3")
+        assert phone.wait_closed(timeout=30) == "Connection reset by peer"
+        heard, rate = phone.recorded_audio()
+    assert rate == 48000
+    assert audio.speech_seconds(heard, rate) > 1.0, "the prompts were not heard"
+    assert audio.tone_present(heard, rate, [350, 440], 1.5), "the dial tone of option 3"
+    assert server.log_records("ivr: option 3 tone"), "the key did not reach the gather"

@@ -5,11 +5,13 @@ fmtp and telephone-event/48000) and a leg's relay of the same codec untouched.""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from mediaserver.media.codecs import CODECS, G722, OPUS, PCMU, canonical, coder_for
+from mediaserver.media.codecs import CODECS, G722, OPUS, PCMU, Codec, canonical, coder_for
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.resample import Decimator, Interpolator
 from mediaserver.media.rtp import RtpPacket, build_rtp, parse_rtp
@@ -263,17 +265,31 @@ async def test_a_g722_caller_bridged_to_pcmu_is_decoded_and_reencoded() -> None:
     assert callee.transcoded == 25 and caller.transcoded == 25
 
 
-async def test_a_listened_opus_leg_decodes_through_its_jitter_buffer() -> None:
+@pytest.mark.parametrize("codec", [G722, OPUS], ids=["G722", "opus"])
+async def test_a_listened_wideband_leg_decodes_through_its_jitter_buffer(codec: Codec) -> None:
     clock = ManualClock()
-    leg, _, _ = make_leg(clock, OPUS)
+    leg, _, _ = make_leg(clock, codec)
     leg.listen("test")
-    encoder = coder_for(OPUS)
+    encoder = coder_for(codec)
     heard = []
     for i, frame in enumerate(frames(sine(700.0, 0.6))):
-        leg.datagram_received(build_rtp(111, i, 960 * i, 5, encoder.encode(frame)), PEER)
+        wire = build_rtp(codec.payload_type, i, codec.frame_ticks * i, 5, encoder.encode(frame))
+        leg.datagram_received(wire, PEER)
         clock.ticks += 1
         heard.append(leg.received_frame().copy())
     audio = np.concatenate(heard)
     assert len(audio) == 30 * FRAME_SAMPLES
     assert dominant(audio[-1600:]) == pytest.approx(700, abs=10)
     assert rms(audio[-1600:]) > 4000
+
+
+def test_a_g711_only_server_never_loads_libavcodec() -> None:
+    code = (
+        "import sys, asyncio\n"
+        "import mediaserver.server\n"
+        "from mediaserver.media.codecs import PCMU, coder_for\n"
+        "coder_for(PCMU)\n"
+        "print('av' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
