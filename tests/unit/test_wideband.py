@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mediaserver.media.codecs import CODECS, G722, OPUS, PCMU, Codec, canonical, coder_for
+from mediaserver.media.conference import Conference, Member
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.resample import Decimator, Interpolator
 from mediaserver.media.rtp import RtpPacket, build_rtp, parse_rtp
@@ -293,3 +294,25 @@ def test_a_g711_only_server_never_loads_libavcodec() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_a_conference_encodes_each_wideband_member_with_its_own_coder() -> None:
+    clock = ManualClock()
+    room = Conference("wide", clock)
+    legs = {codec.name: make_leg(clock, codec) for codec in (PCMU, G722, OPUS)}
+    for name, (leg, _, _) in legs.items():
+        room.join(Member(leg, name, beep_on_enter=False, beep_on_exit=False))
+    sources = {"PCMU": coder_for(PCMU), "G722": coder_for(G722), "opus": coder_for(OPUS)}
+    for i, frame in enumerate(frames(sine(600.0, 0.6))):  # only the PCMU member speaks
+        for name, (leg, _, _) in legs.items():
+            codec = leg.codec
+            payload = sources[name].encode(frame if name == "PCMU" else np.zeros(160, np.int16))
+            wire = build_rtp(codec.payload_type, i, codec.frame_ticks * i, 9, payload)
+            leg.datagram_received(wire, PEER)
+        clock.step(i * 0.02)
+    for name in ("G722", "opus"):
+        leg, sent, _ = legs[name]
+        decoder = coder_for(leg.codec)
+        heard = np.concatenate([decoder.decode(p.payload) for p in sent.take()])
+        assert len(heard) == 30 * FRAME_SAMPLES, name
+        assert dominant(heard[-1600:]) == pytest.approx(600, abs=10), name
