@@ -146,6 +146,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.codec = codec
         self.coder: FrameCoder = coder_for(codec)  # what our own audio is encoded with
         self._relay_coder: FrameCoder | None = None  # decodes what we relay to another codec
+        self._relay_pending: Pcm = SILENT_FRAME[:0]  # relay_pcm's part of a frame
         self._arrivals: DecodedArrivals | None = None  # Opus decoded before the jitter buffer
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt
@@ -726,14 +727,20 @@ class RtpLeg(asyncio.DatagramProtocol):
 
     def relay_pcm(self, pcm: Pcm) -> None:
         """Send another leg's decoded audio (8 kHz, any length) in our codec: a
-        bridge between codecs no byte table translates (G.722 caller, PCMU callee)."""
-        if not len(pcm):
-            return
-        self.transcoded += 1
-        ticks = len(pcm) * self.codec.frame_ticks // FRAME_SAMPLES
-        payload = self.coder.encode(pcm)
-        if payload:  # an encoder may hold back a frame it has not filled
-            self._send(payload, ticks)
+        bridge between codecs no byte table translates (G.722 caller, PCMU callee).
+        Sent in 20 ms frames, one packet each (libavcodec's encoders take fixed
+        frames: a 30 ms carrier packet would otherwise come out as a packet and a
+        half); the rest waits for the next packet."""
+        pending = self._relay_pending
+        if len(pending):
+            pcm = np.concatenate([pending, pcm])
+        whole = len(pcm) - len(pcm) % FRAME_SAMPLES
+        self._relay_pending = pcm[whole:]
+        for start in range(0, whole, FRAME_SAMPLES):
+            self.transcoded += 1
+            self._send(
+                self.coder.encode(pcm[start : start + FRAME_SAMPLES]), self.codec.frame_ticks
+            )
 
     def relay_event(self, timestamp: int, payload: bytes) -> None:
         """Forward an RFC 4733 packet from the other leg, re-timestamped: every

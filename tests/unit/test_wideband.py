@@ -316,3 +316,20 @@ async def test_a_conference_encodes_each_wideband_member_with_its_own_coder() ->
         heard = np.concatenate([decoder.decode(p.payload) for p in sent.take()])
         assert len(heard) == 30 * FRAME_SAMPLES, name
         assert dominant(heard[-1600:]) == pytest.approx(600, abs=10), name
+
+
+async def test_a_30ms_pcmu_carrier_bridged_to_opus_goes_out_in_20ms_opus_packets() -> None:
+    clock = ManualClock()
+    carrier, _, _ = make_leg(clock, PCMU)
+    phone, to_phone, _ = make_leg(clock, OPUS)
+    carrier.relay_to(phone)
+    tone = sine(1000.0, 0.6)
+    for i in range(20):  # 20 packets of 30 ms (ptime 30, as carriers offer)
+        payload = PCMU.encode(tone[i * 240 : (i + 1) * 240])
+        carrier.datagram_received(build_rtp(0, i, 240 * i, 5, payload), PEER)
+    out = to_phone.take()
+    assert len(out) == 30 and all(opus_duration(p.payload) == 960 for p in out)
+    assert steps_of(out) == [960] * 29
+    decoder = coder_for(OPUS)
+    heard = np.concatenate([decoder.decode(p.payload) for p in out])
+    assert dominant(heard[800:]) == pytest.approx(1000, abs=10)
