@@ -276,6 +276,7 @@ class InboundCall(Call):
                 CODECS[answer.codec],
                 answer.payload_type,
                 answer.telephone_event_pt,
+                event_clock=answer.telephone_event_clock,
             )
             secure_media(self.leg, answer)
             self.leg.start()

@@ -261,6 +261,7 @@ class OutboundCall(Call):
             CODECS[answer.codec],
             answer.payload_type,
             answer.telephone_event_pt,
+            event_clock=answer.telephone_event_clock,
         )
         secure_media(self.leg, answer)
         return True

@@ -148,6 +148,7 @@ class Renegotiation:
             answer.payload_type,
             answer.telephone_event_pt,
             hold=answer.on_hold,
+            event_clock=answer.telephone_event_clock,
         )
         secure_media(call.leg, answer)
         if answer.on_hold != was_held:

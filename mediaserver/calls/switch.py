@@ -306,6 +306,7 @@ class CallSwitch:
                 CODECS[answer.codec],
                 answer.payload_type,
                 answer.telephone_event_pt,
+                event_clock=answer.telephone_event_clock,
             )
             secure_media(leg, answer)
         if tx in self._cancelled:

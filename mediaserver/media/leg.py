@@ -150,6 +150,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._arrivals: DecodedArrivals | None = None  # Opus decoded before the jitter buffer
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt
+        self.telephone_event_clock = 8000  # its rtpmap rate (RFC 4733 2.1; update_remote)
         self.remote = remote
         self.on_digit = on_digit
         self.transport: asyncio.DatagramTransport | None = None
@@ -400,7 +401,7 @@ class RtpLeg(asyncio.DatagramProtocol):
                 stats["dtmf_in"] += 1
                 self.on_digit(digit.key)
             if relay is not None and relay is not self:
-                relay.relay_event(packet.timestamp, packet.payload)
+                relay.relay_event(packet.timestamp, packet.payload, self.telephone_event_clock)
             return
         if pt != self.payload_type:
             stats["unknown_payload_type"] += 1
@@ -742,12 +743,17 @@ class RtpLeg(asyncio.DatagramProtocol):
                 self.coder.encode(pcm[start : start + FRAME_SAMPLES]), self.codec.frame_ticks
             )
 
-    def relay_event(self, timestamp: int, payload: bytes) -> None:
+    def relay_event(self, timestamp: int, payload: bytes, clock_rate: int = 8000) -> None:
         """Forward an RFC 4733 packet from the other leg, re-timestamped: every
         packet of one event carries the event's start time (RFC 4733 2.5.1.2),
-        mapped onto our own timeline."""
+        mapped onto our own timeline; its duration, counted at the other leg's
+        ``clock_rate``, is rescaled to ours (an Opus leg's events run at 48000)."""
         if self.telephone_event_pt is None or self.transport is None or self.remote is None:
             return  # the peer did not negotiate telephone-event
+        ours_rate = self.telephone_event_clock
+        if clock_rate != ours_rate and len(payload) >= 4:
+            ticks = min(int.from_bytes(payload[2:4], "big") * ours_rate // clock_rate, 0xFFFF)
+            payload = payload[:2] + ticks.to_bytes(2, "big") + payload[4:]
         first = self._relayed_event is None or self._relayed_event[0] != timestamp
         if first:
             self._relayed_event = (timestamp, self._ts)
@@ -759,6 +765,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         if len(payload) >= 4 and payload[1] & 0x80:
             # End of event: audio resumes after the event's duration (RFC 4733 2.5.1.3).
             duration = int.from_bytes(payload[2:4], "big")
+            if ours_rate != self.codec.clock_rate:  # baresip's /8000 events beside opus
+                duration = duration * self.codec.clock_rate // ours_rate
             self._ts = (ours + duration) & 0xFFFFFFFF
         self.transport.sendto(data, self.remote)
         self.events["dtmf_relayed"] += 1
@@ -773,9 +781,11 @@ class RtpLeg(asyncio.DatagramProtocol):
         te_pt: int | None,
         *,
         hold: bool = False,
+        event_clock: int = 8000,
     ) -> None:
         """A re-INVITE or delayed answer changed the peer's media description;
-        ``hold``: the peer does not want to receive (sendonly or inactive)."""
+        ``hold``: the peer does not want to receive (sendonly or inactive);
+        ``event_clock``: the rtpmap rate of ``te_pt``."""
         if hold or remote[0] in ("0.0.0.0", "::"):
             # RFC 3264 8.4: a null address means "do not send to me" (hold), even if the
             # peer goes on sending to us, so its packets must not latch a destination again.
@@ -796,6 +806,9 @@ class RtpLeg(asyncio.DatagramProtocol):
                 self._jitter = self._new_jitter()
         self.payload_type = payload_type
         self.telephone_event_pt = te_pt
+        if event_clock != self.telephone_event_clock:
+            self.telephone_event_clock = event_clock
+            self._dtmf = DtmfReceiver(event_clock)
         self._silence = _silence_for(codec)
         self._refresh_inband()
         self._refresh_fast_path()

@@ -120,6 +120,7 @@ class AudioAnswer:
     on_hold: bool
     ptime: int
     srtp: SrtpKeys | None = None  # the SRTP keys agreed; None: plain RTP
+    telephone_event_clock: int = 8000  # RFC 4733 2.1: the rtpmap rate of telephone_event_pt
     dtls: DtlsTerms | None = None  # SRTP keys to agree by a DTLS handshake on the media path
 
 
@@ -464,6 +465,7 @@ def negotiate_answer(
         ptime=offered.ptime or DEFAULT_PTIME,
         srtp=crypto[1] if crypto else None,
         dtls=chosen.dtls,
+        telephone_event_clock=8000 if te_pt is None else _event_clock(offered, te_pt),
     )
 
 
@@ -556,13 +558,15 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
                 305,
             )
         keys = _answered_keys(ours, theirs)
+        te_pt = _telephone_event(theirs, _clock(chosen[0]))
         remote_address, remote_rtcp = _remote(answer, theirs)
         holds = remote_address in _HOLD_ADDRESSES
         return AudioAnswer(
             sdp=answer,
             codec=chosen[0],
             payload_type=chosen[1],
-            telephone_event_pt=_telephone_event(theirs, _clock(chosen[0])),
+            telephone_event_pt=te_pt,
+            telephone_event_clock=8000 if te_pt is None else _event_clock(theirs, te_pt),
             remote_address=remote_address,
             remote_port=theirs.port,
             remote_rtcp=remote_rtcp,

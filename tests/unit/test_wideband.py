@@ -13,6 +13,8 @@ import pytest
 
 from mediaserver.media.codecs import CODECS, G722, OPUS, PCMU, Codec, canonical, coder_for
 from mediaserver.media.conference import Conference, Member
+from mediaserver.media.dtmf import decode_event, tone_event_packets
+from mediaserver.media.dtmf_out import event_steps
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
 from mediaserver.media.resample import Decimator, Interpolator
 from mediaserver.media.rtp import RtpPacket, build_rtp, parse_rtp
@@ -333,3 +335,38 @@ async def test_a_30ms_pcmu_carrier_bridged_to_opus_goes_out_in_20ms_opus_packets
     decoder = coder_for(OPUS)
     heard = np.concatenate([decoder.decode(p.payload) for p in out])
     assert dominant(heard[800:]) == pytest.approx(1000, abs=10)
+
+
+# -- telephone-events beside Opus ------------------------------------------------------
+
+
+def test_the_answer_says_at_which_clock_telephone_events_run() -> None:
+    offer = sdp(BARESIP_WIDEBAND)
+    settings = {"local_address": "192.0.2.50", "local_port": 20000, "session_id": 1}
+    opus = negotiate_answer(offer, codecs=("opus",), session_version=1, **settings)  # type: ignore[arg-type]
+    g722 = negotiate_answer(offer, codecs=("G722",), session_version=1, **settings)  # type: ignore[arg-type]
+    assert (opus.telephone_event_pt, opus.telephone_event_clock) == (101, 48000)
+    assert (g722.telephone_event_pt, g722.telephone_event_clock) == (102, 8000)
+
+
+def test_event_steps_count_durations_at_the_legs_event_clock() -> None:
+    def durations(clock_rate: int, seconds: float = 0.1) -> list[int]:
+        steps = [s for s in event_steps("5", seconds, clock_rate) if s is not None]
+        return [decode_event(payload).duration for payload, _ in steps]
+
+    assert durations(8000)[-1] == 800 and durations(48000)[-1] == 4800
+    assert durations(48000)[0] == 960  # one update per 20 ms at 48 kHz
+    assert durations(48000, 3.0)[-1] <= 0xFFFF  # the 16-bit field: cut at 1.36 s
+
+
+async def test_a_key_from_an_opus_leg_crosses_to_a_pcmu_leg_with_its_duration_rescaled() -> None:
+    clock = ManualClock()
+    phone, _, _ = make_leg(clock, OPUS, te_pt=101)
+    carrier, to_carrier, _ = make_leg(clock, PCMU, te_pt=101)
+    phone.update_remote(PEER, OPUS, 111, 101, event_clock=48000)
+    phone.relay_to(carrier)
+    for i, (payload, first) in enumerate(tone_event_packets("7", 100, 48000)):
+        phone.datagram_received(build_rtp(101, i, 48000, 5, payload, first), PEER)
+    events = [decode_event(p.payload) for p in to_carrier.take() if p.payload_type == 101]
+    assert events and events[-1].end and events[-1].duration == 800  # 100 ms at 8000
+    assert {e.event for e in events} == {7}
