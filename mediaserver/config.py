@@ -9,6 +9,7 @@ Command-line overrides (SPEC section 1) are applied with :func:`with_overrides`.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from collections.abc import Callable
@@ -634,6 +635,14 @@ def _codec_list(value: Any) -> tuple[str, ...]:
         if known is None:
             raise ValueError(f"unknown codec {name!r} (supported: {', '.join(SUPPORTED_CODECS)})")
         out.append(known)
+    wideband = [name for name in out if name in ("G722", "opus")]
+    # The codec library is imported with the first wideband leg: say now if it is missing.
+    if wideband and importlib.util.find_spec("av") is None:
+        raise ValueError(
+            f"{' and '.join(wideband)} {'needs' if len(wideband) == 1 else 'need'} the "
+            "Python package av (PyAV: pip install 'av>=14'), "
+            "which is not installed; remove them or install it"
+        )
     return tuple(dict.fromkeys(out))
 
 

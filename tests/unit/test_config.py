@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -373,6 +374,24 @@ def test_bad_rtp_port_ranges(tmp_path: Path, ports: str, message: str) -> None:
 def test_unknown_codecs_are_named_with_the_supported_ones(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "rtp:\n  codecs: [PCMU, G729]\n") == [
         "F:2:11: rtp.codecs: unknown codec 'G729' (supported: PCMU, PCMA, G722, opus)"
+    ]
+
+
+def test_wideband_codecs_are_taken_in_their_sdp_spelling(tmp_path: Path) -> None:
+    config = loads(tmp_path, "rtp:\n  codecs: [OPUS, g722, pcmu]\n")
+    assert config.rtp.codecs == ("opus", "G722", "PCMU")
+
+
+def test_wideband_codecs_without_pyav_are_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a)
+    )
+    assert problems_of(tmp_path, "rtp:\n  codecs: [PCMU, opus]\n") == [
+        "F:2:11: rtp.codecs: opus needs the Python package av (PyAV: pip install 'av>=14'), "
+        "which is not installed; remove them or install it"
     ]
 
 
