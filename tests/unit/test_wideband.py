@@ -370,3 +370,22 @@ async def test_a_key_from_an_opus_leg_crosses_to_a_pcmu_leg_with_its_duration_re
     events = [decode_event(p.payload) for p in to_carrier.take() if p.payload_type == 101]
     assert events and events[-1].end and events[-1].duration == 800  # 100 ms at 8000
     assert {e.event for e in events} == {7}
+
+
+@pytest.mark.parametrize("codec", [G722, OPUS], ids=["G722", "opus"])
+async def test_random_payloads_never_raise_out_of_a_decoding_transcoding_leg(codec: Codec) -> None:
+    rng = np.random.default_rng(7)
+    clock = ManualClock()
+    leg, _, _ = make_leg(clock, codec)
+    other, to_other, _ = make_leg(clock, PCMU)
+    leg.relay_to(other)  # decoded for the bridge
+    leg.listen("test")  # and for the jitter buffer
+    for i in range(300):
+        size = int(rng.integers(0, 400))
+        payload = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        leg.datagram_received(
+            build_rtp(codec.payload_type, i, i * codec.frame_ticks, 3, payload), PEER
+        )
+        clock.ticks += 1
+        assert len(leg.received_frame()) == FRAME_SAMPLES
+    assert all(len(p.payload) == 160 for p in to_other.take())
