@@ -9,6 +9,7 @@ Command-line overrides (SPEC section 1) are applied with :func:`with_overrides`.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from collections.abc import Callable
@@ -26,7 +27,10 @@ from mediaserver.yamlsource import (
     load_yaml_file,
 )
 
-SUPPORTED_CODECS = ("PCMU", "PCMA")
+SUPPORTED_CODECS = ("PCMU", "PCMA", "G722", "opus")
+# G.711 only unless configured: wideband legs load libavcodec and transcode where
+# audio is decoded (docs/sip.md, "Codecs").
+DEFAULT_CODECS = ("PCMU", "PCMA")
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 CALLFLOW_URL = re.compile(r"(?i)https?://[^\s/?#]+[^\s]*")
@@ -85,7 +89,7 @@ class SipConfig:
 class RtpConfig:
     port_min: int = 20000
     port_max: int = 29999
-    codecs: tuple[str, ...] = SUPPORTED_CODECS
+    codecs: tuple[str, ...] = DEFAULT_CODECS
     jitter_buffer_ms: int = 60
     learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg latches onto
     srtp: str = "optional"  # off | optional | required | dtls: SRTP on the calls we answer
@@ -629,11 +633,20 @@ def _codec_list(value: Any) -> tuple[str, ...]:
     if not names:
         raise ValueError("at least one codec is needed")
     out = []
+    spelt = {codec.upper(): codec for codec in SUPPORTED_CODECS}
     for name in names:
-        upper = name.upper()
-        if upper not in SUPPORTED_CODECS:
+        known = spelt.get(name.upper())
+        if known is None:
             raise ValueError(f"unknown codec {name!r} (supported: {', '.join(SUPPORTED_CODECS)})")
-        out.append(upper)
+        out.append(known)
+    wideband = [name for name in out if name in ("G722", "opus")]
+    # The codec library is imported with the first wideband leg: say now if it is missing.
+    if wideband and importlib.util.find_spec("av") is None:
+        raise ValueError(
+            f"{' and '.join(wideband)} {'needs' if len(wideband) == 1 else 'need'} the "
+            "Python package av (PyAV: pip install 'av>=14'), "
+            "which is not installed; remove them or install it"
+        )
     return tuple(dict.fromkeys(out))
 
 

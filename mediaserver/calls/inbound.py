@@ -18,7 +18,7 @@ from mediaserver.actions.callapi import DialError, DialOptions, DialResult
 from mediaserver.calls.background_dial import BackgroundDial
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.calls.security import secure_media
-from mediaserver.media.g711 import CODECS
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.invite_session import ProvisionalAcknowledged, ProvisionalTimedOut
@@ -276,6 +276,7 @@ class InboundCall(Call):
                 CODECS[answer.codec],
                 answer.payload_type,
                 answer.telephone_event_pt,
+                event_clock=answer.telephone_event_clock,
             )
             secure_media(self.leg, answer)
             self.leg.start()

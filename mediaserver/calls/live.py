@@ -18,7 +18,7 @@ from mediaserver.calls.services import CallServices
 from mediaserver.calls.srtp_policy import SrtpPolicy
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
-from mediaserver.media.g711 import CODECS
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import PortAllocator
 

@@ -222,7 +222,7 @@ class CallMedia:
             await call.play(inband_audio(keys, duration))
             return
         log.info("sending dtmf", keys=keys, payload_type=leg.telephone_event_pt)
-        done = leg.send_dtmf(event_steps(keys, duration))
+        done = leg.send_dtmf(event_steps(keys, duration, leg.telephone_event_clock))
         try:
             await call.wait_any([done], None, wake_on_digit=False)
             call.check()
@@ -418,7 +418,7 @@ class CallMedia:
         whose peer did not negotiate telephone-event gets nothing."""
         for leg in room.dtmf_receivers(self.call.leg):
             if isinstance(leg, RtpLeg) and leg.telephone_event_pt is not None:
-                leg.send_dtmf(event_steps(key, KEY_PASSED_SECONDS))
+                leg.send_dtmf(event_steps(key, KEY_PASSED_SECONDS, leg.telephone_event_clock))
                 log.info("conference key passed on", conference=room.name, key=key)
 
     def conference_entry(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from mediaserver.calls.base import Call, log, user_of
 from mediaserver.calls.security import secure_media
-from mediaserver.media.g711 import CODECS
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.sip.auth_client import ClientAuthState
 from mediaserver.sip.dialog import Dialog
@@ -261,6 +261,7 @@ class OutboundCall(Call):
             CODECS[answer.codec],
             answer.payload_type,
             answer.telephone_event_pt,
+            event_clock=answer.telephone_event_clock,
         )
         secure_media(self.leg, answer)
         return True

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from mediaserver.calls.security import secure_media
 from mediaserver.log import get_logger
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.dtls import dtls_identity
-from mediaserver.media.g711 import CODECS
 from mediaserver.media.srtp import srtp_keys
 from mediaserver.sip.message import Request, Response, make_response
 from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
@@ -148,6 +148,7 @@ class Renegotiation:
             answer.payload_type,
             answer.telephone_event_pt,
             hold=answer.on_hold,
+            event_clock=answer.telephone_event_clock,
         )
         secure_media(call.leg, answer)
         if answer.on_hold != was_held:

@@ -30,8 +30,8 @@ from mediaserver.calls.security import secure_media
 from mediaserver.calls.services import CallServices
 from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.dtls import dtls_identity
-from mediaserver.media.g711 import CODECS
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort
 from mediaserver.sip.dialog import Dialog
@@ -306,6 +306,7 @@ class CallSwitch:
                 CODECS[answer.codec],
                 answer.payload_type,
                 answer.telephone_event_pt,
+                event_clock=answer.telephone_event_clock,
             )
             secure_media(leg, answer)
         if tx in self._cancelled:

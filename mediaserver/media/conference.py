@@ -89,6 +89,8 @@ class ConferenceLeg(Protocol):
 
     def send_payload(self, payload: bytes) -> None: ...
 
+    def send_frame(self, frame: Pcm) -> None: ...
+
     def stop_playback(self) -> None: ...
 
 
@@ -332,12 +334,14 @@ class Conference:
 
     def _regroup(self) -> None:
         """Members by codec with their mixer rows, for one encode per codec per tick."""
-        groups: dict[Codec, tuple[list[int], list[ConferenceLeg]]] = {}
+        groups: dict[object, tuple[Codec, list[int], list[ConferenceLeg]]] = {}
         for leg in self.members:
-            slots, legs = groups.setdefault(leg.codec, ([], []))
+            # a stateful codec's members are encoded apart: the key is the leg itself
+            key: object = leg if leg.codec.stateful else leg.codec
+            _, slots, legs = groups.setdefault(key, (leg.codec, [], []))
             slots.append(self.mixer.slot(leg))
             legs.append(leg)
-        self._groups = [(codec, slots, legs) for codec, (slots, legs) in groups.items()]
+        self._groups = list(groups.values())
 
     # ------------------------------------------------------------ the tick
 
@@ -381,6 +385,9 @@ class Conference:
             return
         outputs = mixed.outputs
         for codec, slots, legs in self._groups:
+            if codec.stateful:  # G.722, Opus: each member's own encoder (one per group)
+                legs[0].send_frame(outputs[slots[0]])
+                continue
             # One table lookup encodes every member on this codec.
             data = codec.encode(outputs[slots])
             for index, leg in enumerate(legs):

@@ -26,6 +26,7 @@ import numpy as np
 
 from mediaserver.media.clock import PTIME
 from mediaserver.media.dtmf import EVENT_KEYS, tone_event_packets
+from mediaserver.media.dtmf import MAX_DURATION as MAX_EVENT_TICKS
 from mediaserver.media.inband import dtmf_key_frequencies
 from mediaserver.media.leg import DtmfStep
 from mediaserver.media.pcm import Pcm
@@ -68,16 +69,20 @@ def _check_duration(duration: float) -> None:
         raise ValueError(f"duration must be {MIN_DURATION} to {MAX_DURATION} s, got {duration}")
 
 
-def event_steps(keys: str, duration: float) -> list[DtmfStep]:
-    """One :data:`DtmfStep` per 20 ms tick for ``keys`` sent as telephone-events."""
+def event_steps(keys: str, duration: float, clock_rate: int = 8000) -> list[DtmfStep]:
+    """One :data:`DtmfStep` per 20 ms tick for ``keys`` sent as telephone-events
+    at ``clock_rate`` (the leg's telephone-event clock: 48000 beside Opus). At
+    48000 the 16-bit duration field ends at 1.36 s, so longer keys are cut there
+    (RFC 4733 2.5.1.3 would need segments)."""
     check_keys(keys)
     _check_duration(duration)
+    duration = min(duration, MAX_EVENT_TICKS / clock_rate)
     steps: list[DtmfStep] = []
     for char in keys:
         if char in PAUSES:
             steps.extend([None] * round(PAUSES[char] / PTIME))
             continue
-        steps.extend(tone_event_packets(char, round(duration * 1000)))
+        steps.extend(tone_event_packets(char, round(duration * 1000), clock_rate))
         # The end packet's two repeats already took two ticks of the gap.
         steps.extend([None] * max(0, _GAP_TICKS - _END_REPEATS))
     return steps

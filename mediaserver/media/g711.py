@@ -152,15 +152,32 @@ def alaw_decode(data: bytes) -> NDArray[np.int16]:
     return _ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)]
 
 
-@dataclass(frozen=True)
+# eq=False: each codec is one module-level object, so equality and the hash
+# (transcode_table's cache key, per relayed packet off the fast path) are identity's.
+@dataclass(frozen=True, eq=False)
 class Codec:
-    """An RTP audio codec: its SDP name, static payload type and the two conversions."""
+    """An RTP audio codec: its SDP name, payload type (static, or the dynamic one we
+    offer), RTP clock and the two conversions of 8 kHz frames. ``stateful`` codecs
+    (G.722, Opus: :mod:`mediaserver.media.wideband`) keep state between frames, so
+    each leg encodes and decodes through its own coder (``codecs.coder_for``); their
+    ``encode`` and ``decode`` here start from a fresh state (one-off use only)."""
 
     name: str
     payload_type: int
     clock_rate: int
     encode: Callable[[NDArray[np.int16]], bytes]
     decode: Callable[[bytes], NDArray[np.int16]]
+    channels: int = 1  # in the rtpmap (opus/48000/2, RFC 7587 7)
+    fmtp: str | None = None  # the format parameters we ask for
+    stateful: bool = False
+    frame_ticks: int = 160  # RTP timestamp units in 20 ms
+    duration: Callable[[bytes], int] = len  # RTP timestamp units in one payload
+
+    @property
+    def rtpmap(self) -> str:
+        """The encoding of an a=rtpmap line: ``PCMU/8000``, ``opus/48000/2``."""
+        tail = f"/{self.channels}" if self.channels != 1 else ""
+        return f"{self.name}/{self.clock_rate}{tail}"
 
 
 # RFC 3551 6, Table 4: static payload types 0 (PCMU) and 8 (PCMA), both 8000 Hz.

@@ -106,10 +106,15 @@ _LATE_RESYNC = 25  # this many late packets in a row: the sender's timestamps we
 class JitterBuffer:
     """Reorders, de-duplicates and times one leg's received G.711 audio for the media clock."""
 
-    def __init__(self, decode: Callable[[bytes], Pcm], max_delay_ms: int = 60) -> None:
+    def __init__(
+        self, decode: Callable[[bytes], Pcm], max_delay_ms: int = 60, *, width: int = 1
+    ) -> None:
+        """``width``: payload bytes per 8 kHz timestamp unit, 1 for G.711 and G.722,
+        2 for audio already decoded to 16-bit PCM (Opus, see ``media/wideband.py``)."""
         if max_delay_ms < FRAME_SAMPLES * 1000 // CLOCK_RATE:
             raise ValueError(f"max_delay_ms must be at least 20 (one frame), got {max_delay_ms}")
         self.decode = decode
+        self.width = width
         self.max_delay_ms = max_delay_ms
         self.stats: Counter[str] = Counter()
         self._max_delay = max_delay_ms * CLOCK_RATE // 1000
@@ -180,8 +185,9 @@ class JitterBuffer:
         """Take one received RTP packet of this leg's codec, still encoded."""
         stats = self.stats
         payload = packet.payload
-        size = len(payload)
-        if size == 0 or size % _UNIT:
+        width = self.width
+        size = len(payload) // width
+        if size == 0 or len(payload) % (_UNIT * width):
             stats["bad_payload"] += 1  # only whole 10 ms of G.711 (RFC 3551 4.5.14)
             return
         stats["pushed"] += 1
@@ -236,7 +242,7 @@ class JitterBuffer:
         for offset in range(0, size, _UNIT):
             key = start + offset
             if key >= playout and key not in units:
-                units[key] = payload[offset : offset + _UNIT]
+                units[key] = payload[offset * width : (offset + _UNIT) * width]
                 fresh = True
         if not fresh:
             stats["duplicates"] += 1  # the same audio under another sequence number
@@ -280,7 +286,8 @@ class JitterBuffer:
         self._last_transit = None
         self._late_run = 0
         self._late_extra = 0.0  # measured against the old timeline
-        size = len(packet.payload)
+        width = self.width
+        size = len(packet.payload) // width
         start = packet.timestamp  # the new line's origin: unwrapped = wire value
         self._start = start
         self._newest_end = start + size
@@ -290,7 +297,7 @@ class JitterBuffer:
         self._playout_ts = (packet.timestamp - lead * FRAME_SAMPLES) & 0xFFFFFFFF
         self._since_shrink = 0
         for offset in range(0, size, _UNIT):
-            self._units[start + offset] = packet.payload[offset : offset + _UNIT]
+            self._units[start + offset] = packet.payload[offset * width : (offset + _UNIT) * width]
 
     def _advance_for(self, overflow: int) -> int:
         """Move P on by whole frames to make room for ``overflow`` more samples."""

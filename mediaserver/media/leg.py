@@ -60,6 +60,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from mediaserver.media.clock import MediaClock
+from mediaserver.media.codecs import FrameCoder, coder_for
 from mediaserver.media.dtls import (
     DtlsHandshake,
     DtlsSession,
@@ -79,6 +80,7 @@ from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_r
 from mediaserver.media.scanner import scanner_for
 from mediaserver.media.srtp import SecureTransport, SilentTransport, SrtpChannel
 from mediaserver.media.stats import LegStats
+from mediaserver.media.wideband import DecodedArrivals, linear_decode
 
 CNAME = "mediaserver"
 _FIXED_HEADER = struct.Struct("!HII")  # sequence, timestamp, SSRC at offset 2 (RFC 3550 5.1)
@@ -143,8 +145,13 @@ class RtpLeg(asyncio.DatagramProtocol):
     ) -> None:
         self.clock = clock
         self.codec = codec
+        self.coder: FrameCoder = coder_for(codec)  # what our own audio is encoded with
+        self._relay_coder: FrameCoder | None = None  # decodes what we relay to another codec
+        self._relay_pending: Pcm = SILENT_FRAME[:0]  # relay_pcm's part of a frame
+        self._arrivals: DecodedArrivals | None = None  # Opus decoded before the jitter buffer
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt
+        self.telephone_event_clock = 8000  # its rtpmap rate (RFC 4733 2.1; update_remote)
         self.remote = remote
         self.on_digit = on_digit
         self.transport: asyncio.DatagramTransport | None = None
@@ -179,7 +186,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._marker = True
         self._playback: Playback | None = None
         self._dtmf = DtmfReceiver()
-        self._silence = silence_payload(codec)
+        self._silence = _silence_for(codec)
         self.rtp_stats = LegStats(self._ssrc)
         self.reports = ReportChannel(
             self.rtp_stats, CNAME, lambda: self.remote, self.latch.allows_rtcp
@@ -399,7 +406,7 @@ class RtpLeg(asyncio.DatagramProtocol):
                 stats["dtmf_in"] += 1
                 self.on_digit(digit.key)
             if relay is not None and relay is not self:
-                relay.relay_event(packet.timestamp, packet.payload)
+                relay.relay_event(packet.timestamp, packet.payload, self.telephone_event_clock)
             return
         if pt != self.payload_type:
             stats["unknown_payload_type"] += 1
@@ -409,9 +416,17 @@ class RtpLeg(asyncio.DatagramProtocol):
             stats["ssrc_changes"] += 1
         jitter = self._jitter
         if jitter is not None:
-            jitter.push(packet, asyncio.get_running_loop().time())
+            arrivals = self._arrivals
+            jitter.push(
+                packet if arrivals is None else arrivals.convert(packet),
+                asyncio.get_running_loop().time(),
+            )
         if relay is not None:
-            relay.relay_audio(packet.payload, self.codec)
+            relay_coder = self._relay_coder
+            if relay_coder is None:
+                relay.relay_audio(packet.payload, self.codec)
+            else:
+                relay.relay_pcm(relay_coder.decode(packet.payload))
 
     def multiplex_rtcp(self) -> None:
         """Send our RTCP on the RTP port (RFC 5761 4: rtcp-mux agreed), through the
@@ -469,7 +484,11 @@ class RtpLeg(asyncio.DatagramProtocol):
 
     def send_payload(self, payload: bytes) -> None:
         """Send one 20 ms frame already encoded with our codec (a conference's mix)."""
-        self._send(payload, FRAME_SAMPLES)
+        self._send(payload, self.codec.frame_ticks)
+
+    def send_frame(self, frame: Pcm) -> None:
+        """Send one 20 ms frame of 8 kHz audio, encoded by our own coder."""
+        self._send(self.coder.encode(frame), self.codec.frame_ticks)
 
     def start(self) -> None:
         """Start sending: the call is answered (or has early media)."""
@@ -489,10 +508,15 @@ class RtpLeg(asyncio.DatagramProtocol):
         if self.fed_by is not None or self.mixed_by is not None or not self.sending:
             return
         frame = self._own_frame()
-        if frame is None:
-            self._send(self._silence, FRAME_SAMPLES)
+        silence = self._silence
+        if frame is None and silence is not None:
+            self._send(silence, FRAME_SAMPLES)
         else:
-            self._send(self.codec.encode(frame), FRAME_SAMPLES)
+            # a stateful codec encodes its silence too: its decoder follows our encoder
+            self._send(
+                self.coder.encode(SILENT_FRAME if frame is None else frame),
+                self.codec.frame_ticks,
+            )
 
     def _own_frame(self) -> Pcm | None:
         """What our playback sends this tick (None: silence), advanced once per tick."""
@@ -536,10 +560,23 @@ class RtpLeg(asyncio.DatagramProtocol):
         """Decode what this leg receives for ``owner`` (a recording, a conference,
         in-band DTMF detection) until :meth:`unlisten`."""
         if self._jitter is None:
-            self._jitter = JitterBuffer(self.codec.decode, self.jitter_buffer_ms)
+            self._jitter = self._new_jitter()
             self._heard_tick = -1
             self._refresh_fast_path()  # decoding: packets must reach the jitter buffer
         self._listeners.add(owner)
+
+    def _new_jitter(self) -> JitterBuffer:
+        """The jitter buffer of decoded media: G.711 held encoded and decoded by its
+        tables; G.722 and Opus decoded as they arrive by a decoder of their own
+        (``DecodedArrivals``) and held as 16-bit PCM, since the buffer may decode a
+        frame twice (to find a quiet one to drop) and a stateful decoder must
+        see each packet once."""
+        codec = self.codec
+        if not codec.stateful:
+            self._arrivals = None
+            return JitterBuffer(codec.decode, self.jitter_buffer_ms)
+        self._arrivals = DecodedArrivals(coder_for(codec), codec.frame_ticks // FRAME_SAMPLES)
+        return JitterBuffer(linear_decode, self.jitter_buffer_ms, width=2)
 
     def unlisten(self, owner: object) -> None:
         self._listeners.discard(owner)
@@ -635,7 +672,7 @@ class RtpLeg(asyncio.DatagramProtocol):
             if self.fork is not None:
                 self.fork.sent(data)
         # The media timeline goes on: audio after the event carries the time it is sent.
-        self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
+        self._ts = (self._ts + self.codec.frame_ticks) & 0xFFFFFFFF
         return True
 
     def _finish_dtmf(self) -> None:
@@ -673,11 +710,25 @@ class RtpLeg(asyncio.DatagramProtocol):
         for no fork, and the slow path hands the fork each packet."""
         target = self.relay
         forked = self.fork is not None or (target is not None and target.fork is not None)
-        if target is None or self._jitter is not None or forked:
+        # Another codec that no byte table translates (G.722 or Opus on one side):
+        # decoded here, encoded by the target (relay_pcm), off the fast path.
+        source, wanted = self.codec, None if target is None else target.codec
+        transcoding = (
+            wanted is not None and wanted != source and (source.stateful or wanted.stateful)
+        )
+        if transcoding and self._relay_coder is None:
+            self._relay_coder = coder_for(source)
+        elif not transcoding:
+            self._relay_coder = None
+        # The fast path steps timestamps by payload length: G.711 and G.722 only.
+        if target is None or self._jitter is not None or forked or transcoding:
+            self._fast_target = None
+            return
+        if source.duration is not len:
             self._fast_target = None
             return
         self._fast_target = target
-        self._relay_table = transcode_table(self.codec, target.codec)
+        self._relay_table = transcode_table(source, target.codec)
 
     # -- forking ---------------------------------------------------------------
 
@@ -714,14 +765,36 @@ class RtpLeg(asyncio.DatagramProtocol):
         if table is not None:
             payload = payload.translate(table)
             self.transcoded += 1
-        self._send(payload, len(payload))
+        self._send(payload, codec.duration(payload))
 
-    def relay_event(self, timestamp: int, payload: bytes) -> None:
+    def relay_pcm(self, pcm: Pcm) -> None:
+        """Send another leg's decoded audio (8 kHz, any length) in our codec: a
+        bridge between codecs no byte table translates (G.722 caller, PCMU callee).
+        Sent in 20 ms frames, one packet each (libavcodec's encoders take fixed
+        frames: a 30 ms carrier packet would otherwise come out as a packet and a
+        half); the rest waits for the next packet."""
+        pending = self._relay_pending
+        if len(pending):
+            pcm = np.concatenate([pending, pcm])
+        whole = len(pcm) - len(pcm) % FRAME_SAMPLES
+        self._relay_pending = pcm[whole:]
+        for start in range(0, whole, FRAME_SAMPLES):
+            self.transcoded += 1
+            self._send(
+                self.coder.encode(pcm[start : start + FRAME_SAMPLES]), self.codec.frame_ticks
+            )
+
+    def relay_event(self, timestamp: int, payload: bytes, clock_rate: int = 8000) -> None:
         """Forward an RFC 4733 packet from the other leg, re-timestamped: every
         packet of one event carries the event's start time (RFC 4733 2.5.1.2),
-        mapped onto our own timeline."""
+        mapped onto our own timeline; its duration, counted at the other leg's
+        ``clock_rate``, is rescaled to ours (an Opus leg's events run at 48000)."""
         if self.telephone_event_pt is None or self.transport is None or self.remote is None:
             return  # the peer did not negotiate telephone-event
+        ours_rate = self.telephone_event_clock
+        if clock_rate != ours_rate and len(payload) >= 4:
+            ticks = min(int.from_bytes(payload[2:4], "big") * ours_rate // clock_rate, 0xFFFF)
+            payload = payload[:2] + ticks.to_bytes(2, "big") + payload[4:]
         first = self._relayed_event is None or self._relayed_event[0] != timestamp
         if first:
             self._relayed_event = (timestamp, self._ts)
@@ -733,6 +806,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         if len(payload) >= 4 and payload[1] & 0x80:
             # End of event: audio resumes after the event's duration (RFC 4733 2.5.1.3).
             duration = int.from_bytes(payload[2:4], "big")
+            if ours_rate != self.codec.clock_rate:  # baresip's /8000 events beside opus
+                duration = duration * self.codec.clock_rate // ours_rate
             self._ts = (ours + duration) & 0xFFFFFFFF
         self.transport.sendto(data, self.remote)
         self.events["dtmf_relayed"] += 1
@@ -747,9 +822,11 @@ class RtpLeg(asyncio.DatagramProtocol):
         te_pt: int | None,
         *,
         hold: bool = False,
+        event_clock: int = 8000,
     ) -> None:
         """A re-INVITE or delayed answer changed the peer's media description;
-        ``hold``: the peer does not want to receive (sendonly or inactive)."""
+        ``hold``: the peer does not want to receive (sendonly or inactive);
+        ``event_clock``: the rtpmap rate of ``te_pt``."""
         if hold or remote[0] in ("0.0.0.0", "::"):
             # RFC 3264 8.4: a null address means "do not send to me" (hold), even if the
             # peer goes on sending to us, so its packets must not latch a destination again.
@@ -760,13 +837,20 @@ class RtpLeg(asyncio.DatagramProtocol):
                 self._peer = None  # a new address: its source is learnt again
         self._aim()
         self.latch.payload_types = _payload_types(payload_type, te_pt)
-        if codec != self.codec and self._jitter is not None:
-            self._retire_jitter()
-            self._jitter = JitterBuffer(codec.decode, self.jitter_buffer_ms)
+        changed = codec != self.codec
         self.codec = codec
+        if changed:
+            self.coder = coder_for(codec)
+            self._relay_coder = None
+            if self._jitter is not None:
+                self._retire_jitter()
+                self._jitter = self._new_jitter()
         self.payload_type = payload_type
         self.telephone_event_pt = te_pt
-        self._silence = silence_payload(codec)
+        if event_clock != self.telephone_event_clock:
+            self.telephone_event_clock = event_clock
+            self._dtmf = DtmfReceiver(event_clock)
+        self._silence = _silence_for(codec)
         self._refresh_inband()
         self._refresh_fast_path()
         if self.fed_by is not None:
@@ -829,6 +913,12 @@ class RtpLeg(asyncio.DatagramProtocol):
             "rtcp_malformed": self.reports.malformed,
             "dtmf_dropped": self._dtmf.dropped,
         }
+
+
+def _silence_for(codec: Codec) -> bytes | None:
+    """G.711's silence frame, encoded once; None for a stateful codec, whose
+    coder encodes each silent frame (its decoder on the far side follows it)."""
+    return None if codec.stateful else silence_payload(codec)
 
 
 def _payload_types(payload_type: int, telephone_event_pt: int | None) -> frozenset[int]:

@@ -49,7 +49,28 @@ from mediaserver.sip.sdp import (
     Timing,
 )
 
-SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}  # RFC 3551 6: static payload types
+
+@dataclass(frozen=True)
+class CodecFormat:
+    """How a codec we speak appears in SDP: the payload type we offer, its rtpmap
+    clock rate and channels, and the fmtp we ask for."""
+
+    payload_type: int
+    clock_rate: int
+    channels: int = 1
+    fmtp: str | None = None
+
+
+# By preference of nobody: rtp.codecs orders them. RFC 3551 6: static types for
+# G.711 and G.722 (whose SDP clock is 8000 though it samples at 16 kHz, RFC 3551
+# 4.5.2); RFC 7587 7: Opus is dynamic and always opus/48000/2.
+SUPPORTED_CODECS: dict[str, CodecFormat] = {
+    "PCMU": CodecFormat(0, 8000),
+    "PCMA": CodecFormat(8, 8000),
+    "G722": CodecFormat(9, 8000),
+    "opus": CodecFormat(111, 48000, 2, "useinbandfec=1"),
+}
+_CANONICAL = {name.upper(): name for name in SUPPORTED_CODECS}
 RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")
 SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by SDES (RFC 4568)
 DTLS_PROFILES = ("UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")  # SRTP keyed by DTLS (RFC 5764)
@@ -101,6 +122,7 @@ class AudioAnswer:
     on_hold: bool
     ptime: int
     srtp: SrtpKeys | None = None  # the SRTP keys agreed; None: plain RTP
+    telephone_event_clock: int = 8000  # RFC 4733 2.1: the rtpmap rate of telephone_event_pt
     dtls: DtlsTerms | None = None  # SRTP keys to agree by a DTLS handshake on the media path
 
 
@@ -115,11 +137,10 @@ class DtlsTerms:
 
 
 def _allowed(codecs: Sequence[str]) -> list[str]:
-    names = [c.upper() for c in codecs]
-    unknown = [c for c in names if c not in SUPPORTED_CODECS]
+    unknown = [c for c in codecs if c.upper() not in _CANONICAL]
     if unknown:
-        raise ValueError(f"unsupported codecs {unknown} (supported: PCMU, PCMA)")
-    return names
+        raise ValueError(f"unsupported codecs {unknown} (supported: {', '.join(SUPPORTED_CODECS)})")
+    return [_CANONICAL[c.upper()] for c in codecs]
 
 
 def _formats(m: MediaDescription) -> list[tuple[int, RtpMap | None]]:
@@ -135,33 +156,45 @@ def _formats(m: MediaDescription) -> list[tuple[int, RtpMap | None]]:
     return out
 
 
-def _is_g711(rtpmap: RtpMap | None, name: str) -> bool:
+def _is_codec(rtpmap: RtpMap | None, name: str) -> bool:
+    known = SUPPORTED_CODECS[name]
     return (
         rtpmap is not None
-        and rtpmap.encoding_name.upper() == name
-        and rtpmap.clock_rate == 8000
-        and rtpmap.channels == 1
+        and rtpmap.encoding_name.upper() == name.upper()
+        and rtpmap.clock_rate == known.clock_rate
+        # RFC 7587 7: opus says /2 whatever it sends; a bare opus/48000 is taken too
+        and (rtpmap.channels == known.channels or name == "opus")
     )
 
 
-def _telephone_event(m: MediaDescription) -> int | None:
-    # RFC 4733 2.1: events use the audio codec's clock, 8000 Hz for G.711
-    for pt, rtpmap in _formats(m):
-        if (
-            rtpmap
-            and rtpmap.encoding_name.lower() == "telephone-event"
-            and rtpmap.clock_rate == 8000
-        ):
-            return pt
-    return None
+def _telephone_event(m: MediaDescription, clock_rate: int = 8000) -> int | None:
+    # RFC 4733 2.1: events use the audio codec's clock (8000 for G.711 and G.722,
+    # 48000 for Opus). baresip 1.0 offers only telephone-event/8000 beside opus:
+    # taken when there is none at the codec's rate, or its keys would be lost.
+    events = {
+        rtpmap.clock_rate: pt
+        for pt, rtpmap in reversed(_formats(m))
+        if rtpmap and rtpmap.encoding_name.lower() == "telephone-event"
+    }
+    return events.get(clock_rate, events.get(8000))
 
 
 def _pick_codec(m: MediaDescription, allowed: Sequence[str]) -> tuple[str, int] | None:
     for pt, rtpmap in _formats(m):  # the offer's order wins over ours
         for name in allowed:
-            if _is_g711(rtpmap, name):
+            if _is_codec(rtpmap, name):
                 return name, pt
     return None
+
+
+def _event_clock(m: MediaDescription, te_pt: int) -> int:
+    """The clock rate the offer gave its telephone-event type (the answer repeats it)."""
+    rtpmap = m.rtpmaps().get(te_pt)
+    return 8000 if rtpmap is None else rtpmap.clock_rate
+
+
+def _clock(codec: str) -> int:
+    return SUPPORTED_CODECS[codec].clock_rate
 
 
 def _offered_codecs(m: MediaDescription) -> str:
@@ -265,9 +298,10 @@ def _choose_stream(
                 )
             )
             continue
+        te_pt = _telephone_event(m, _clock(chosen[0]))
         if isinstance(security, DtlsTerms):
-            return _Chosen(index, chosen[0], chosen[1], _telephone_event(m), None, security)
-        return _Chosen(index, chosen[0], chosen[1], _telephone_event(m), security)
+            return _Chosen(index, chosen[0], chosen[1], te_pt, None, security)
+        return _Chosen(index, chosen[0], chosen[1], te_pt, security)
     # the most specific reason: a codec mismatch beats a transport mismatch
     for code in (305, 302):
         for problem in problems:
@@ -321,24 +355,33 @@ def _session(
     )
 
 
+def _rtpmap(name: str) -> str:
+    known = SUPPORTED_CODECS[name]
+    channels = f"/{known.channels}" if known.channels != 1 else ""
+    return f"{name}/{known.clock_rate}{channels}"
+
+
 def _audio_stream(
     port: int,
     protocol: str,
     codecs: list[tuple[int, str]],
-    te_pt: int | None,
+    te_pts: Sequence[tuple[int, int]],
     te_events: str,
     direction: str,
     crypto: Sequence[CryptoLine] = (),
     security: Sequence[Attribute] = (),
 ) -> MediaDescription:
-    """An m=audio section with an rtpmap for every format, ptime 20, a direction
-    and the SDES keys (or the DTLS ``security`` attributes) when it is SRTP."""
-    pts = [(pt, f"{name}/8000") for pt, name in codecs]
-    if te_pt is not None:
-        pts.append((te_pt, "telephone-event/8000"))
+    """An m=audio section with an rtpmap for every format (and the fmtp a codec
+    asks for), telephone-event at each (payload type, clock rate) of ``te_pts``,
+    ptime 20, a direction and the SDES keys (or the DTLS ``security``
+    attributes) when it is SRTP."""
+    pts = [(pt, _rtpmap(name)) for pt, name in codecs]
+    fmtps = [(pt, fmtp) for pt, name in codecs if (fmtp := SUPPORTED_CODECS[name].fmtp)]
+    for te_pt, clock_rate in te_pts:
+        pts.append((te_pt, f"telephone-event/{clock_rate}"))
+        fmtps.append((te_pt, te_events))
     attributes = [Attribute("rtpmap", f"{pt} {encoding}") for pt, encoding in pts]
-    if te_pt is not None:
-        attributes.append(Attribute("fmtp", f"{te_pt} {te_events}"))
+    attributes += [Attribute("fmtp", f"{pt} {params}") for pt, params in fmtps]
     attributes += [Attribute("ptime", str(DEFAULT_PTIME)), Attribute(direction)]
     attributes += [Attribute("crypto", str(line)) for line in crypto]
     attributes += security
@@ -393,7 +436,7 @@ def negotiate_answer(
             local_port,
             m.protocol,
             [(pt, codec)],
-            te_pt,
+            [] if te_pt is None else [(te_pt, _event_clock(offered, te_pt))],
             te_events,
             direction,
             [crypto[0]] if crypto else (),
@@ -426,6 +469,7 @@ def negotiate_answer(
         ptime=offered.ptime or DEFAULT_PTIME,
         srtp=crypto[1] if crypto else None,
         dtls=chosen.dtls,
+        telephone_event_clock=8000 if te_pt is None else _event_clock(offered, te_pt),
     )
 
 
@@ -453,10 +497,12 @@ def make_offer(
     new_key: Callable[[int], bytes] = secrets.token_bytes,
     dtls_fingerprint: str | None = None,
 ) -> SessionDescription:
-    """Our offer: G.711 with static payload types in preference order, plus
-    telephone-event; with ``srtp`` optional, SDES keys on RTP/AVP (taken if the
-    answer has one), required, RTP/SAVP with them; dtls, UDP/TLS/RTP/SAVP with
-    ``dtls_fingerprint`` (our certificate's) and either DTLS role (RFC 5763 5)."""
+    """Our offer: the codecs in preference order (static payload types, Opus on
+    111), plus telephone-event at each codec clock rate offered (``telephone_event_pt``
+    at 8000, the next type at 48000 for Opus); with ``srtp`` optional, SDES keys
+    on RTP/AVP (taken if the answer has one), required, RTP/SAVP with them; dtls,
+    UDP/TLS/RTP/SAVP with ``dtls_fingerprint`` (our certificate's) and either DTLS
+    role (RFC 5763 5)."""
     if srtp not in SRTP_MODES:
         raise ValueError(f"srtp {srtp!r} is not one of {', '.join(SRTP_MODES)}")
     if srtp == "dtls" and dtls_fingerprint is None:
@@ -470,14 +516,22 @@ def make_offer(
     if telephone_event_pt is not None and not 96 <= telephone_event_pt <= 127:
         # RFC 3551 3: telephone-event has no static type, it needs a dynamic one
         raise ValueError(f"telephone-event payload type {telephone_event_pt} is not in 96-127")
-    codec_pts = [(SUPPORTED_CODECS[name], name) for name in dict.fromkeys(allowed)]
+    names = list(dict.fromkeys(allowed))
+    codec_pts = [(SUPPORTED_CODECS[name].payload_type, name) for name in names]
+    te_pts: list[tuple[int, int]] = []
+    if telephone_event_pt is not None:
+        for clock_rate in dict.fromkeys(_clock(name) for name in names):
+            taken = {pt for pt, _ in codec_pts} | {pt for pt, _ in te_pts}
+            free = next((p for p in range(telephone_event_pt, 128) if p not in taken), None)
+            if free is not None:
+                te_pts.append((free, clock_rate))
     protocol = {"required": "RTP/SAVP", "dtls": DTLS_PROFILES[0]}.get(srtp, "RTP/AVP")
     dtls_offer = [Attribute("setup", "actpass"), Attribute("fingerprint", dtls_fingerprint or "")]
     stream = _audio_stream(
         local_port,
         protocol,
         codec_pts,
-        telephone_event_pt,
+        te_pts,
         DEFAULT_TELEPHONE_EVENTS,
         direction,
         offer_crypto(new_key) if srtp in ("optional", "required") else (),
@@ -517,13 +571,15 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
             )
         keys = _answered_keys(ours, theirs)
         dtls = _answered_dtls(ours, theirs)
+        te_pt = _telephone_event(theirs, _clock(chosen[0]))
         remote_address, remote_rtcp = _remote(answer, theirs)
         holds = remote_address in _HOLD_ADDRESSES
         return AudioAnswer(
             sdp=answer,
             codec=chosen[0],
             payload_type=chosen[1],
-            telephone_event_pt=_telephone_event(theirs),
+            telephone_event_pt=te_pt,
+            telephone_event_clock=8000 if te_pt is None else _event_clock(theirs, te_pt),
             remote_address=remote_address,
             remote_port=theirs.port,
             remote_rtcp=remote_rtcp,

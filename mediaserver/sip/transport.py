@@ -166,6 +166,10 @@ class _TcpConnection(asyncio.Protocol):
             else:
                 self.endpoint.receive(item, self.peer, datagram=False)
 
+    @property
+    def closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
     def write(self, data: bytes) -> None:
         if self.transport and not self.transport.is_closing():
             self.transport.write(data)
@@ -173,6 +177,14 @@ class _TcpConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport:
             self.transport.close()
+
+    def drop(self) -> None:
+        """Close at once and forget the connection now: nothing more may be sent on
+        it (a TLS close waits for the peer's close_notify before connection_lost)."""
+        if self.transport:
+            self.transport.abort()
+        if self.peer and self.endpoint.connections.get(self.peer) is self:
+            del self.endpoint.connections[self.peer]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle:
@@ -442,9 +454,9 @@ class SipEndpoint:
                 protocol.transport.sendto(data, (peer.host, peer.port))
             return
         conn = self.connections.get(peer)
-        if conn is not None:
+        if conn is not None and not conn.closing:
             conn.write(data)
-        else:
+        else:  # none, or one on its way out: a message written there would be lost
             task = asyncio.get_running_loop().create_task(
                 self._connect_and_send(peer, data, transaction)
             )
@@ -465,7 +477,7 @@ class SipEndpoint:
             if policy is None:
                 await loop.create_connection(lambda: _TcpConnection(self), peer.host, peer.port)
             else:
-                transport, _ = await loop.create_connection(
+                transport, connection = await loop.create_connection(
                     lambda: _TcpConnection(self, "tls"),
                     peer.host,
                     peer.port,
@@ -475,7 +487,7 @@ class SipEndpoint:
                 )
                 presented = transport.get_extra_info("ssl_object")
                 if not policy.accepts(presented.getpeercert(binary_form=True)):
-                    transport.close()
+                    connection.drop()
                     raise ssl.SSLError(f"{peer.host}:{peer.port}: certificate fingerprint mismatch")
         except OSError as exc:
             log.info(
@@ -569,6 +581,10 @@ class SipEndpoint:
         elif isinstance(event, TransactionTimedOut | TransportFailed):
             failed = event.transaction
             if isinstance(failed, ClientTransaction):
+                watcher = self._watchers.get(failed)
+                if watcher is not None and isinstance(event, TransportFailed):
+                    # RFC 3261 8.1.3.1: a transport error counts as a 503 from the peer.
+                    watcher(make_response(failed.request, 503, "Service Unavailable"))
                 future = self._pending.get(failed)
                 if future is not None and not future.done():
                     future.set_result(None)

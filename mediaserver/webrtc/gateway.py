@@ -16,7 +16,7 @@ from collections.abc import Callable
 from mediaserver.calls.switch import CallSwitch
 from mediaserver.log import get_logger
 from mediaserver.media.dtls import dtls_identity
-from mediaserver.media.g711 import CODECS
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.ice import IceCredentials, IceLite
 from mediaserver.sip.offer_answer import NoAcceptableMedia, negotiate_answer
 from mediaserver.sip.sdp import SdpError, SessionDescription
@@ -81,6 +81,7 @@ class WebRtcGateway:
                 CODECS[answer.codec],
                 answer.payload_type,
                 answer.telephone_event_pt,
+                event_clock=answer.telephone_event_clock,
             )
             # Media goes only where an authenticated check comes from (media/ice.py).
             leg.answer_ice(IceLite(credentials, ufrag))

@@ -237,6 +237,8 @@ def test_a_tls_trunk_with_another_certificate_is_not_called(tmp_path: Path, chec
     assert closed
     failures = server.log_records("tls connect failed")
     assert failures, "the server did not report the refused certificate"
+    # Refused at once, not lost on a connection closing after a failed check.
+    assert [r["status"] for r in server.log_records("dial ended")] == ["failed"]
     expected = "fingerprint mismatch" if check == "tls_fingerprint" else "CERTIFICATE_VERIFY_FAILED"
     assert expected in failures[0]["error"]
 

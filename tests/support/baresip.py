@@ -14,11 +14,14 @@ Each instance writes its own config folder (``config``, ``accounts``,
 
 - SIP on 127.0.0.1 (UDP and TCP) on a port picked at run time, RTP on a
   picked range; ``net_interface 127.0.0.1`` so the SDP says 127.0.0.1;
-- codecs PCMU/PCMA only (module ``g711``), telephone-event always offered;
+- codecs PCMU/PCMA (module ``g711``), and G.722 or Opus when ``codecs``
+  names them (modules ``g722``, ``opus``), telephone-event always offered;
 - the microphone is the ``aufile`` source playing ``input_wav`` converted to
-  8 kHz mono 16-bit and padded with silence to ``max_call_s`` (silence only
-  when no input is given). When the file ends baresip hangs up the call
-  ("end of file"), so ``max_call_s`` bounds every call;
+  ``input_rate`` (8 kHz unless told: 16 or 48 kHz carry a wideband tone)
+  16-bit, mono (stereo for Opus, which baresip runs at 48000 Hz 2 channels:
+  its ``aufile`` wants the codec's own rate and channels) and padded with
+  silence to ``max_call_s`` (silence only when no input is given). When the
+  file ends baresip hangs up the call ("end of file"), so ``max_call_s`` bounds every call;
 - what it hears and what it sends are written by the ``sndfile`` filter to
   ``<workdir>/recordings/dump-<time>-dec.wav`` (heard) and ``-enc.wav``
   (sent), 8 kHz mono 16-bit, one pair per call, written as the call runs;
@@ -51,11 +54,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from tests.support import audio
 from tests.support.net import HOST, free_port, free_port_block
 from tests.support.peer import PeerProcess
 
 MODULE_PATH = Path("/usr/lib/baresip/modules")
+# baresip names a codec by its audio rate and channels ("G722" alone means G722/8000/1)
+_BARESIP_CODECS = {"G722": "G722/16000/1", "opus": "opus/48000/2"}
 
 Event = dict[str, Any]
 EventTypes = str | Iterable[str]
@@ -120,6 +127,7 @@ class Baresip(PeerProcess):
         start_timeout: float = 5.0,
         lifetime_s: int = 900,
         media_encryption: Literal["srtp", "srtp-mand", "dtls_srtp"] | None = None,
+        input_rate: int = 8000,
     ) -> None:
         self.user = user
         self.input_wav = Path(input_wav) if input_wav is not None else None
@@ -136,6 +144,7 @@ class Baresip(PeerProcess):
         self.start_timeout = start_timeout
         self.lifetime_s = lifetime_s
         self.media_encryption = media_encryption
+        self.input_rate = input_rate
 
         self._given_workdir = Path(workdir) if workdir is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -226,6 +235,11 @@ class Baresip(PeerProcess):
         lines.update(self.extra_config)
         modules = [
             ("module", "g711.so"),
+            *[
+                ("module", f"{name.lower()}.so")
+                for name in self.codecs
+                if name.lower() in ("g722", "opus")
+            ],
             ("module", "sndfile.so"),
             ("module", "aufile.so"),
             ("module", "aubridge.so"),
@@ -243,7 +257,7 @@ class Baresip(PeerProcess):
         uri_params = "" if self.transport == "udp" else f";transport={self.transport}"
         params = [
             f"answermode={'auto' if self.auto_answer else 'manual'}",
-            f"audio_codecs={','.join(self.codecs)}",
+            f"audio_codecs={','.join(_BARESIP_CODECS.get(c, c) for c in self.codecs)}",
             "ptime=20",
         ]
         if self.media_encryption is not None:
@@ -272,9 +286,12 @@ class Baresip(PeerProcess):
         base = free_port_block(20, "udp", even=True)
         self.rtp_ports = (base, base + 19)
         if self.input_wav is None:
-            audio.make_silence_wav(self.source_wav, self.max_call_s)
+            audio.make_silence_wav(self.source_wav, self.max_call_s, self.input_rate)
         else:
-            audio.pad_wav(self.input_wav, self.source_wav, self.max_call_s)
+            audio.pad_wav(self.input_wav, self.source_wav, self.max_call_s, self.input_rate)
+        if "opus" in self.codecs:
+            mono, rate = audio.read_mono(self.source_wav)
+            audio.write_wav(self.source_wav, np.stack([mono, mono], axis=1), rate)
         (self.config_dir / "config").write_text(self._config_text())
         # A registering account is created through ctrl_tcp once we listen
         # to events (see _connect): REGISTER_OK would otherwise come too early.

@@ -235,7 +235,14 @@ class RecordingLeg:
         self.srtp = channel
 
     def update_remote(
-        self, address: tuple[str, int], codec: Any, pt: int, te: int | None, *, hold: bool
+        self,
+        address: tuple[str, int],
+        codec: Any,
+        pt: int,
+        te: int | None,
+        *,
+        hold: bool,
+        event_clock: int = 8000,
     ) -> None:
         self.remotes.append((address, codec.name, hold))
 

@@ -143,7 +143,7 @@ def test_run_refuses_a_bad_config_and_starts_nothing(
         "mediaserver: refusing to start, the config has errors:",
         f"{config}:2:12: sip.listen[0]: expected TRANSPORT:HOST:PORT such as "
         "udp:0.0.0.0:5060, got 'udp'",
-        f"{config}:4:11: rtp.codecs: unknown codec 'G729' (supported: PCMU, PCMA)",
+        f"{config}:4:11: rtp.codecs: unknown codec 'G729' (supported: PCMU, PCMA, G722, opus)",
         f"{config}:6:9: routes.echo: no scenario 'nowhere' in {tmp_path}/scenarios",
     ]
 

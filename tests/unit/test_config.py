@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -372,7 +373,25 @@ def test_bad_rtp_port_ranges(tmp_path: Path, ports: str, message: str) -> None:
 
 def test_unknown_codecs_are_named_with_the_supported_ones(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "rtp:\n  codecs: [PCMU, G729]\n") == [
-        "F:2:11: rtp.codecs: unknown codec 'G729' (supported: PCMU, PCMA)"
+        "F:2:11: rtp.codecs: unknown codec 'G729' (supported: PCMU, PCMA, G722, opus)"
+    ]
+
+
+def test_wideband_codecs_are_taken_in_their_sdp_spelling(tmp_path: Path) -> None:
+    config = loads(tmp_path, "rtp:\n  codecs: [OPUS, g722, pcmu]\n")
+    assert config.rtp.codecs == ("opus", "G722", "PCMU")
+
+
+def test_wideband_codecs_without_pyav_are_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a)
+    )
+    assert problems_of(tmp_path, "rtp:\n  codecs: [PCMU, opus]\n") == [
+        "F:2:11: rtp.codecs: opus needs the Python package av (PyAV: pip install 'av>=14'), "
+        "which is not installed; remove them or install it"
     ]
 
 
@@ -549,7 +568,7 @@ sip:
   colour: red
 rtp:
   ports: 40000-30000
-  codecs: [PCMU, opus]
+  codecs: [PCMU, G729]
 http:
   listen: "127.0.0.1:99999"
 trunks:
@@ -577,7 +596,7 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         "(known: digest_algorithms, listen, public_address, realm, "
         "tls, trusted_networks, user_agent)",
         "F:5:10: rtp.ports: range 40000-30000 must lie within 1024-65535, low below high",
-        "F:6:11: rtp.codecs: unknown codec 'opus' (supported: PCMU, PCMA)",
+        "F:6:11: rtp.codecs: unknown codec 'G729' (supported: PCMU, PCMA, G722, opus)",
         "F:8:11: http.listen: expected a port number 0-65535, got 99999",
         "F:10:5: trunks[0]: missing required key uri",
         "F:11:11: trunks[1].name: duplicate trunk name 'carrier' (first at line 10)",

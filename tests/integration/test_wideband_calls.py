@@ -1,0 +1,126 @@
+"""G.722 and Opus with a real softphone, checked by what it heard.
+
+baresip with only G.722 (then only Opus) calls ``echo`` playing a 5.5 kHz
+tone: it must hear that tone back, which G.711 (4 kHz of bandwidth) could not
+carry, so the two legs' packets were relayed untouched. Then a G.722 caller is
+bridged by dial@v1 to a PCMU callee: the server decodes one codec and encodes
+the other, and each phone must hear the other's tone and not its own. An
+Opus caller presses a key in the IVR (telephone-event/8000, all baresip
+offers) and hears the tone its branch plays, encoded by its leg's own coder.
+One server for the module, on [G722, opus, PCMU, PCMA]."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import SCENARIOS, ServerProcess, start_server
+from tests.support import audio
+from tests.support.baresip import Baresip
+
+pytestmark = pytest.mark.integration
+
+WIDE_TONE = 5500  # above G.711's 4 kHz band: heard back only over a wideband path
+BRIDGE = """\
+branches:
+  inbound-call:
+    actions:
+      - action: dial@v1
+        params:
+          targets: ["{target}"]
+          timeout: 10
+      - action: hangup@v1
+"""
+ECHO = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: echo@v1
+"""
+
+
+@pytest.fixture(scope="module")
+def callee(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baresip]:
+    """A PCMU-only phone answering at once, sending 1100 Hz."""
+    tone = tmp_path_factory.mktemp("callee") / "b.wav"
+    audio.make_tone_wav(tone, 1100, 10.0, amplitude=0.4)
+    with Baresip(input_wav=tone, auto_answer=True, codecs=("PCMU",), max_call_s=30) as phone:
+        yield phone
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, callee: Baresip) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("wideband")
+    scenarios = tmp / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "echo.yaml").write_text(ECHO)
+    (scenarios / "ivr.yaml").write_text((SCENARIOS / "ivr.yaml").read_text())
+    (scenarios / "bridge.yaml").write_text(BRIDGE.format(target=callee.sip_uri))
+    proc = start_server(
+        tmp / "server",
+        routes={"echo": "echo", "bridge": "bridge", "ivr": "ivr"},
+        scenarios=scenarios,
+        codecs="[G722, opus, PCMU, PCMA]",
+    )
+    yield proc
+    assert proc.stop() == 0, proc.log_text()[-5000:]
+
+
+@pytest.mark.parametrize(("codec", "rate"), [("G722", 16000), ("opus", 48000)])
+def test_a_wideband_caller_hears_its_wideband_tone_echoed(
+    server: ServerProcess, tmp_path: Path, codec: str, rate: int
+) -> None:
+    tone = tmp_path / "tone.wav"
+    audio.make_tone_wav(tone, WIDE_TONE, 3.0, rate, amplitude=0.4, lead_s=0.3)
+    with Baresip(input_wav=tone, codecs=(codec,), input_rate=rate, max_call_s=20) as phone:
+        phone.dial(server.uri("echo"))
+        phone.wait_established(timeout=10)
+        time.sleep(3.0)
+        heard, heard_rate = phone.recorded_audio()
+        phone.hangup()
+        phone.wait_closed(timeout=10)
+    assert heard_rate == rate, f"baresip did not decode {codec}"
+    assert audio.tone_present(heard, heard_rate, WIDE_TONE, 1.5), f"no {WIDE_TONE} Hz back"
+    assert abs(audio.dominant_frequency(heard, heard_rate) - WIDE_TONE) < 10
+
+
+def test_a_g722_caller_and_a_pcmu_callee_hear_each_other(
+    server: ServerProcess, callee: Baresip, tmp_path: Path
+) -> None:
+    tone = tmp_path / "a.wav"
+    audio.make_tone_wav(tone, 700, 10.0, 16000, amplitude=0.4)
+    with Baresip(input_wav=tone, codecs=("G722",), input_rate=16000, max_call_s=30) as caller:
+        caller.dial(server.uri("bridge"))
+        caller.wait_established(timeout=10)
+        callee.wait_established(timeout=10)
+        time.sleep(3.0)
+        heard_a, rate_a = caller.recorded_audio()
+        heard_b, rate_b = callee.recorded_audio()
+        caller.hangup()
+        caller.wait_closed(timeout=10)
+        callee.wait_closed(timeout=10)
+    assert (rate_a, rate_b) == (16000, 8000)  # G.722 on one side, PCMU on the other
+    assert audio.tone_present(heard_a, rate_a, 1100, 1.5), "the G.722 caller did not hear B"
+    assert audio.tone_present(heard_b, rate_b, 700, 1.5), "the PCMU callee did not hear A"
+    assert not audio.tone_present(heard_a, rate_a, 700, 0.5), "A heard itself"
+    assert not audio.tone_present(heard_b, rate_b, 1100, 0.5), "B heard itself"
+    bridged = server.log_records("bridged")
+    assert bridged and bridged[-1]["transcoding"] is True
+
+
+def test_an_opus_caller_chooses_in_the_ivr_and_hears_its_branch(server: ServerProcess) -> None:
+    with Baresip(codecs=("opus",), input_rate=48000, max_call_s=40) as phone:
+        phone.dial(server.uri("ivr"))
+        phone.wait_established(timeout=10)
+        time.sleep(1.5)  # into the menu prompt: the key interrupts it
+        phone.send_dtmf("3")
+        assert phone.wait_closed(timeout=30) == "Connection reset by peer"
+        heard, rate = phone.recorded_audio()
+    assert rate == 48000
+    assert audio.speech_seconds(heard, rate) > 1.0, "the prompts were not heard"
+    assert audio.tone_present(heard, rate, [350, 440], 1.5), "the dial tone of option 3"
+    assert server.log_records("ivr: option 3 tone"), "the key did not reach the gather"
