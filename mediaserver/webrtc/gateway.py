@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from mediaserver.calls.switch import CallSwitch
 from mediaserver.log import get_logger
-from mediaserver.media.dtls import dtls_identity
 from mediaserver.media.codecs import CODECS
+from mediaserver.media.dtls import dtls_identity
 from mediaserver.media.ice import IceCredentials, IceLite
 from mediaserver.sip.offer_answer import NoAcceptableMedia, negotiate_answer
 from mediaserver.sip.sdp import SdpError, SessionDescription
