@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -179,6 +180,21 @@ class Kamailio(PeerProcess):
                 return self
         self.close()
         raise RuntimeError(f"kamailio did not answer OPTIONS:\n{self.log_text()[-4000:]}")
+
+    def destinations(self) -> dict[str, str]:
+        """Each node's URI and its dispatcher flags now (``AP`` active, ``IP`` inactive
+        and probing, ...), from ``kamcmd dispatcher.list`` over the control socket."""
+        done = subprocess.run(
+            ["kamcmd", "-s", f"unix:{self.workdir / 'kamailio_ctl'}", "dispatcher.list"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"kamcmd dispatcher.list failed: {done.stderr.strip()}")
+        found = re.findall(r"URI:\s*(\S+)\s+FLAGS:\s*(\S+)", done.stdout)
+        return dict(found)
 
     def close(self) -> None:
         process, self.process = self.process, None
