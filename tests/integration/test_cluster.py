@@ -52,7 +52,16 @@ branches:
         params: {name: "room"}
       - action: hangup@v1
 """
-ROUTES = {"echo": "echo", "conf-7": "conf"}
+RING_ALICE = """\
+branches:
+  inbound-call:
+    actions:
+      - action: dial@v1
+        params: {targets: ["alice"], timeout: 10}
+      - action: hangup@v1
+"""
+ROUTES = {"echo": "echo", "conf-7": "conf", "alice": "ring-alice"}
+USERS = "users:\n  - {username: alice, password: wonderland}\n"
 TONES = {"a": 500.0, "b": 900.0, "c": 1300.0}
 
 
@@ -67,7 +76,7 @@ class ClusterNode:
     server: ServerProcess | None = None
 
     def start(self, scenarios: Path) -> ServerProcess:
-        extra = f"storage:\n  database: {PG_URL}\n" if PG_URL else ""
+        extra = USERS + (f"storage:\n  database: {PG_URL}\n" if PG_URL else "")
         self.server = start_server(
             self.folder,
             routes=ROUTES,
@@ -138,6 +147,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     scenarios.mkdir()
     shutil.copy(SCENARIOS / "echo.yaml", scenarios / "echo.yaml")
     (scenarios / "conf.yaml").write_text(CONFERENCE)
+    (scenarios / "ring-alice.yaml").write_text(RING_ALICE)
     nodes = []
     for name in ("node-a", "node-b"):
         low = free_port_block(200, "udp", even=True)
@@ -238,6 +248,29 @@ def test_callers_of_one_room_meet_on_one_node(cluster: Cluster, tmp_path: Path) 
         assert got[name] < 1e-3 * min(got[other] for other in others), f"{name} heard itself"
 
 
+def test_a_user_registered_through_kamailio_is_rung_from_its_node(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # alice registers through Kamailio: one node holds her binding (digest checked there).
+    with Baresip(
+        user="alice", registrar=cluster.proxy.address, password="wonderland",
+        auto_answer=True, max_call_s=30, workdir=tmp_path / "alice",
+    ) as alice:  # fmt: skip
+        alice.wait_registered(timeout=10)
+        # A call to "alice" through Kamailio goes to her node (not round robin), whose
+        # scenario dials her: through Kamailio again, where her REGISTER came from.
+        for attempt in range(2):
+            with SippBackground(
+                cluster.proxy.address, scenario="uac_proxied", service="alice", calls=1,
+                duration_ms=1000, timeout=30, workdir=tmp_path / f"caller-{attempt}",
+            ) as caller:  # fmt: skip
+                alice.wait_established(timeout=10)
+                caller.wait(timeout=20).assert_ok(calls=1)
+            alice.wait_closed(timeout=10)
+    rang = [n.name for n in cluster.nodes for r in n.records(to="alice")]
+    assert len(rang) == 2 and len(set(rang)) == 1, rang
+
+
 def test_a_killed_node_is_routed_around_and_recovers(cluster: Cluster, tmp_path: Path) -> None:
     survivor, victim = cluster.node("node-a"), cluster.node("node-b")
     victim_uri = f"sip:127.0.0.1:{victim.sip_port}"
@@ -286,3 +319,8 @@ def test_a_killed_node_is_routed_around_and_recovers(cluster: Cluster, tmp_path:
         back = victim.calls_started()
         place_calls(cluster, tmp_path / "after-restart", 20)
         assert victim.calls_started() - back >= 5
+
+        # The survivor's held calls end now (sipp answers the BYE), not at teardown.
+        with survivor.api() as api:
+            for call in survivor.live_calls():
+                assert api.delete(f"/api/calls/{call['id']}").status_code == 200
