@@ -60,7 +60,37 @@ branches:
         params: {targets: ["alice"], timeout: 10}
       - action: hangup@v1
 """
-ROUTES = {"echo": "echo", "conf-7": "conf", "alice": "ring-alice"}
+QUEUE = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: queue@v1
+        params: {name: sales, hold_audio: ringback, max_wait: 30}
+        result: $queued
+      - action: log@v1
+        params: {message: "queue: ${queued}"}
+      - action: hangup@v1
+"""
+AGENT = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: queue@v1
+        params: {name: sales, command: bridge-next}
+        result: $took
+      - action: log@v1
+        params: {message: "agent: ${took}"}
+      - action: hangup@v1
+"""
+ROUTES = {
+    "echo": "echo",
+    "conf-7": "conf",
+    "alice": "ring-alice",
+    "queue-sales": "queue-sales",
+    "agent-sales": "agent-sales",
+}
 USERS = "users:\n  - {username: alice, password: wonderland}\n"
 TONES = {"a": 500.0, "b": 900.0, "c": 1300.0}
 
@@ -148,6 +178,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     shutil.copy(SCENARIOS / "echo.yaml", scenarios / "echo.yaml")
     (scenarios / "conf.yaml").write_text(CONFERENCE)
     (scenarios / "ring-alice.yaml").write_text(RING_ALICE)
+    (scenarios / "queue-sales.yaml").write_text(QUEUE)
+    (scenarios / "agent-sales.yaml").write_text(AGENT)
     nodes = []
     for name in ("node-a", "node-b"):
         low = free_port_block(200, "udp", even=True)
@@ -246,6 +278,34 @@ def test_callers_of_one_room_meet_on_one_node(cluster: Cluster, tmp_path: Path) 
         for other in others:
             assert got[other] > 1e-3, f"{name} did not hear {other}: {got}"
         assert got[name] < 1e-3 * min(got[other] for other in others), f"{name} heard itself"
+
+
+def waiting_in(node: ClusterNode, queue: str) -> int:
+    with node.api() as api:
+        hits = api.get("/api/queues").json()["hits"]
+    return sum(q["waiting"] for q in hits if q["name"] == queue)
+
+
+def test_a_queue_caller_and_an_agent_meet_on_one_node(cluster: Cluster, tmp_path: Path) -> None:
+    # Two calls in a row would go to different nodes in turn: the affinity joins them.
+    with SippBackground(
+        cluster.proxy.address, scenario="uac_proxied", service="queue-sales", calls=1,
+        duration_ms=20000, timeout=40, workdir=tmp_path / "caller",
+    ):  # fmt: skip
+        node = wait_for(
+            lambda: next((n for n in cluster.nodes if waiting_in(n, "sales") == 1), None),
+            what="the caller waiting in sales",
+        )
+        agent = run_sipp(
+            cluster.proxy.address, scenario="uac_proxied", service="agent-sales", calls=1,
+            duration_ms=1000, timeout=30, workdir=tmp_path / "agent",
+        )  # fmt: skip
+        agent.assert_ok(calls=1)
+        # The agent took the caller: the caller's queue@v1 ended "bridged" on that node.
+        wait_for(lambda: node.live.log_records("queue: bridged"), what="queue: bridged")
+    # (A queue lives in one process: "bridged" needs the agent on the caller's node.)
+    assert [r["to"] for r in node.records(to="agent-sales")] == ["agent-sales"]
+    assert waiting_in(node, "sales") == 0
 
 
 def test_a_user_registered_through_kamailio_is_rung_from_its_node(
