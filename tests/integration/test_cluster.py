@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,11 +31,17 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.conftest import REPO, ServerProcess, start_server
 from tests.support import audio
 from tests.support.baresip import Baresip
-from tests.support.cluster import Kamailio, Node, kamailio_missing, options_status
-from tests.support.net import free_port, free_port_block
+from tests.support.cluster import (
+    KAMAILIO_CFG,
+    Kamailio,
+    Node,
+    kamailio_missing,
+    options_status,
+)
+from tests.support.net import free_port, free_port_block, is_free
 from tests.support.sipp import SippBackground, run_sipp
 
 pytestmark = [
@@ -218,6 +226,52 @@ def test_the_nodes_answer_kamailios_probes(cluster: Cluster) -> None:
         assert options_status("127.0.0.1", node.sip_port) == 200
     with cluster.node("node-a").api() as api:
         assert api.get("/api/ping").json()["node"] == "node-a"
+    # Every line a node logs names it (node.name, here from --node-name).
+    for node in cluster.nodes:
+        records = node.live.log_records()
+        assert records and all(r.get("node") == node.name for r in records), node.name
+
+
+def test_the_shipped_config_checks_as_it_is() -> None:
+    # What an operator copies to /etc/kamailio: valid without any -A setting.
+    done = subprocess.run(
+        ["kamailio", "-c", "-f", str(KAMAILIO_CFG)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and "config file ok" in done.stdout + done.stderr, done.stderr
+
+
+def test_scripts_cluster_brings_a_cluster_up_and_down(tmp_path: Path) -> None:
+    sip, http, rtp = free_port("both"), free_port("tcp"), free_port_block(1000, "udp")
+    assert is_free(sip + 2, "both"), "the node's port (Kamailio's + 2) is taken: rerun"
+    env = {**os.environ, "PYTHON": sys.executable}
+    state = tmp_path / "cluster"
+
+    def cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(REPO / "scripts" / "cluster"), *args, "--dir", str(state)],
+            capture_output=True, text=True, timeout=90, env=env, check=False,
+        )  # fmt: skip
+
+    up = cluster_script(
+        "up", "--nodes", "1", "--sip-port", str(sip), "--http-port", str(http),
+        "--rtp-port", str(rtp),
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"kamailio  sip udp+tcp 127.0.0.1:{sip}" in up.stdout
+        assert f"node-a    sip 127.0.0.1:{sip + 2}  api http://127.0.0.1:{http}" in up.stdout
+        assert "probe 200" in up.stdout
+        run_sipp(
+            f"127.0.0.1:{sip}", scenario="uac_proxied", service="echo", calls=2,
+            duration_ms=200, timeout=30, workdir=tmp_path / "sipp",
+        ).assert_ok(calls=2)  # fmt: skip
+        status = cluster_script("status")
+        assert status.stdout.count(": running") == 2, status.stdout
+    finally:
+        down = cluster_script("down")
+    assert down.returncode == 0 and "stopped node-a" in down.stdout, down.stdout + down.stderr
+    assert cluster_script("status").stdout.strip() == "no cluster"
+    assert is_free(sip, "both") and is_free(sip + 2, "both")
 
 
 def test_calls_spread_over_both_nodes(cluster: Cluster, tmp_path: Path) -> None:
