@@ -52,7 +52,7 @@ pytestmark = [
 PG_URL = os.environ.get("MEDIASERVER_TEST_PG_URL", "")
 SCENARIOS = Path(__file__).parent / "scenarios"
 PING_INTERVAL = 1  # seconds between Kamailio's OPTIONS probes (10 in the shipped config)
-FR_TIMER_MS = 1000  # how long a node has to answer before Kamailio tries the next one
+FR_TIMER_MS = 2000  # how long a node has to answer before Kamailio tries the next one (as shipped)
 CONFERENCE = """\
 branches:
   inbound-call:
