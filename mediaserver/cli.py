@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 
 from mediaserver import __version__
 from mediaserver.actions.check import check_files
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data-dir",
         help="folder relative storage paths resolve against: DIR/data/... by default (.)",
+    )
+    run.add_argument(
+        "--node-name", help="node.name: this server's name among several (the host name)"
     )
     run.add_argument("--log-format", choices=["console", "json"], default="console")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
@@ -225,6 +229,7 @@ def _run(args: argparse.Namespace) -> int:
             http_port=args.http_port,
             rtp_ports=args.rtp_ports,
             data_dir=args.data_dir,
+            node_name=args.node_name,
         )
 
     try:
@@ -274,6 +279,8 @@ async def _serve(config: Config, drain: float, load: Callable[[], Config]) -> in
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
+    # Every line from here on (the tasks started below copy this context) names the node.
+    structlog.contextvars.bind_contextvars(node=config.node.name)
     server = Server(config)
     listening = await server.start()
     print(listening, flush=True)

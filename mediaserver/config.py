@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -39,6 +40,8 @@ RECORDING_LINE = "audio-recorder"
 """The route target of the line that records audio files over the phone (audio_phone.py)."""
 APPLICATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """What may follow ``call-control:`` in a route besides a URL: an application's id."""
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+"""``node.name``: a host-name-like label, shown in logs and the API."""
 
 
 class LearnMode(StrEnum):
@@ -184,6 +187,19 @@ class SmtpConfig:
     timeout: float = 30.0
 
 
+def host_name() -> str:
+    """The default ``node.name``: this machine's host name, cut to a valid label."""
+    name = socket.gethostname().split(".")[0]
+    return name if NODE_NAME.fullmatch(name) else "mediaserver"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """``node:``: which server this is when several run behind a proxy (SPEC section 10)."""
+
+    name: str = field(default_factory=host_name)
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -199,6 +215,7 @@ class Config:
     routes: dict[str, str] = field(default_factory=dict)
     data_dir: Path = Path(".")
     smtp: SmtpConfig | None = None  # None: no e-mail delivery
+    node: NodeConfig = field(default_factory=NodeConfig)
 
     def storage_path(self, path: Path) -> Path:
         """A storage path, relative ones resolved against the data folder."""
@@ -332,6 +349,16 @@ def _api_key_list(value: Any) -> tuple[tuple[str, str | None], ...]:
     return tuple(items)
 
 
+def _node_name(value: Any) -> str:
+    text = _string(value)
+    if not NODE_NAME.fullmatch(text):
+        raise ValueError(
+            f"{text!r} is not a node name: up to 63 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return text
+
+
 def _optional_path(value: Any) -> Path | None:
     return None if value is None else Path(_string(value))
 
@@ -347,7 +374,7 @@ def load_config(path: str | Path) -> Config:
         raise ProblemsError([Problem(file, Mark(1, 1), "the config must be a YAML mapping")])
     c = _Checker(file)
     top = {"sip", "rtp", "http", "storage", "trunks", "users", "scenarios_dir", "routes"}
-    top |= {"webhooks", "data_dir", "limits", "smtp"}
+    top |= {"webhooks", "data_dir", "limits", "smtp", "node"}
     for key in doc:
         if key not in top:
             c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
@@ -403,6 +430,9 @@ def load_config(path: str | Path) -> Config:
 
     limits = _limits(c, doc)
     smtp = _smtp(c, doc)
+    node = NodeConfig()
+    if (n := c.section(doc, "node", {"name"}, "node")) is not None:
+        node = NodeConfig(c.get(n, "name", "node.name", _node_name, node.name))
 
     http = HttpConfig()
     if (h := c.section(doc, "http", {"listen", "api_keys", "access_log"}, "http")) is not None:
@@ -472,6 +502,7 @@ def load_config(path: str | Path) -> Config:
         routes=routes,
         data_dir=data_dir,
         smtp=smtp,
+        node=node,
     )
 
 
@@ -936,6 +967,7 @@ def with_overrides(
     http_port: int | None = None,
     rtp_ports: str | None = None,
     data_dir: str | Path | None = None,
+    node_name: str | None = None,
 ) -> Config:
     """Apply the command-line flags of SPEC section 1 (ValueError on bad values)."""
     sip, rtp, http = config.sip, config.rtp, config.http
@@ -957,4 +989,6 @@ def with_overrides(
     out = replace(config, sip=sip, rtp=rtp, http=http)
     if data_dir is not None:
         out = replace(out, data_dir=Path(data_dir))
+    if node_name is not None:
+        out = replace(out, node=NodeConfig(_node_name(node_name)))
     return out

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = get_logger("reload")
 
-RESTART_ONLY = ("sip", "rtp", "http", "storage", "trunks", "data_dir", "scenarios_dir")
+RESTART_ONLY = ("sip", "rtp", "http", "storage", "trunks", "data_dir", "scenarios_dir", "node")
 """Config sections a reload does not apply (see the module's docstring)."""
 
 T = TypeVar("T")

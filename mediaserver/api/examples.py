@@ -66,7 +66,7 @@ _run = m.Run(
 _live = m.LiveCall.model_validate(
     {"id": CALL, "direction": "inbound", "from": "alice", "to": "ivr", "scenario": "ivr",
      "state": "answered", "sipCallId": "3848276298220188511@127.0.0.1", "started": T0,
-     "answered": T1, "duration": 93.4, "media": MEDIA["a"]}
+     "answered": T1, "duration": 93.4, "media": MEDIA["a"], "node": "node-a"}
 )  # fmt: skip
 _cdr = m.CallRecord.model_validate(
     {"callid": CALL, "direction": "inbound", "status": "ended", "from": "alice",
@@ -127,7 +127,7 @@ METRICS = (
 
 # (method, path) -> (request body or None, the 2xx answer).
 EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
-    ("GET", "/api/ping"): (None, _dump(m.Pong(time=T0))),
+    ("GET", "/api/ping"): (None, _dump(m.Pong(time=T0, node="node-a"))),
     ("GET", "/api/scenarios"): (None, _page([_dump(_scenario)])),
     ("POST", "/api/scenarios"): (_scenario_in, _dump(_scenario)),
     ("GET", "/api/scenarios/{sid}"): (None, _dump(_scenario)),

@@ -144,6 +144,7 @@ class Page(BaseModel, Generic[T]):
 class Pong(BaseModel):
     pong: Literal["pong"] = "pong"
     time: Timestamp
+    node: str = Field(description="the answering server's node.name", examples=["node-a"])
 
 
 # --- scenarios, runs, numbers ------------------------------------------------------------------
@@ -261,6 +262,7 @@ class LiveCall(BaseModel):
     answered: Timestamp | None
     duration: float = Field(description="seconds since the call started")
     media: dict[str, Any] = Field(description="the RTP leg's counters so far")
+    node: str = Field(description="node.name of the server that holds the call")
 
 
 class LiveCallPage(Page[LiveCall]):

@@ -101,5 +101,5 @@ system = APIRouter(tags=["system"])
 
 
 @system.get("/api/ping", response_model=Pong, summary="Ping the API")
-async def ping() -> Pong:
-    return Pong(time=timestamp(datetime.now(UTC)))
+async def ping(request: Request) -> Pong:
+    return Pong(time=timestamp(datetime.now(UTC)), node=server_of(request).config.node.name)

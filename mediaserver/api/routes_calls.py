@@ -84,7 +84,7 @@ def _epoch(seconds: float | None) -> str | None:
     return opt_timestamp(datetime.fromtimestamp(seconds, UTC))
 
 
-def live_out(call: Call, now: float) -> LiveCall:
+def live_out(call: Call, now: float, node: str) -> LiveCall:
     return LiveCall.model_validate(
         {
             "id": call.id,
@@ -98,6 +98,7 @@ def live_out(call: Call, now: float) -> LiveCall:
             "answered": _epoch(call.answered_at),
             "duration": round(max(0.0, now - call.started_at), 3),
             "media": dict(call.leg.snapshot()),
+            "node": node,
         }
     )
 
@@ -113,12 +114,14 @@ def _live_call(request: Request, callid: str) -> Call:
 async def list_calls(request: Request, offset: Offset = 0, limit: Limit = 10) -> dict[str, Any]:
     now = time.time()
     calls = sorted(runs_of(request).live_calls(), key=lambda c: (c.started_at, c.id))
-    return slice_page([live_out(c, now) for c in calls], offset, limit)
+    node = server_of(request).config.node.name
+    return slice_page([live_out(c, now, node) for c in calls], offset, limit)
 
 
 @router.get("/api/calls/{callid}", response_model=LiveCall, summary="Get a live call")
 async def get_call(request: Request, callid: CallId) -> LiveCall:
-    return live_out(_live_call(request, callid), time.time())
+    node = server_of(request).config.node.name
+    return live_out(_live_call(request, callid), time.time(), node)
 
 
 @router.delete("/api/calls/{callid}", response_model=Status, summary="Hang up a live call")

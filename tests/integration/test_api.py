@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediaserver.config import host_name
 from mediaserver.store import NewRecording, Store
 from tests.integration.conftest import TEST_API_KEY, ServerProcess, start_server
 from tests.support import audio
@@ -126,6 +127,7 @@ def test_ping(api: httpx.Client) -> None:
     body = api.get("/api/ping").json()
     assert body["pong"] == "pong"
     assert body["time"].endswith("Z")
+    assert body["node"] == host_name()  # node.name's default
 
 
 def basic(key: str) -> str:

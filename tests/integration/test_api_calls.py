@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediaserver.config import host_name
 from mediaserver.webhooks.envelope import verify_signature
 from tests.integration.conftest import REPO, ServerProcess, start_server
 from tests.support import audio
@@ -154,6 +155,7 @@ def test_live_call_is_listed_then_hung_up_through_the_api(
         call = wait_for(lambda: live_call(api, to="echo", state="answered"))
         assert call["direction"] == "inbound" and call["from"] == "sipp"
         assert call["scenario"] == "echo" and call["sipCallId"]
+        assert call["node"] == host_name()  # node.name's default: the calls' holder
         one = api.get(f"/api/calls/{call['id']}").json()
         assert one["id"] == call["id"] and one["duration"] >= 0 and "packets_out" in one["media"]
 

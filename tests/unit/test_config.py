@@ -11,8 +11,10 @@ from mediaserver.config import (
     Config,
     LimitsConfig,
     ListenAddress,
+    NodeConfig,
     SmtpConfig,
     StorageConfig,
+    host_name,
     load_config,
     parse_port_range,
     scenario_file,
@@ -213,8 +215,8 @@ routes:
 
 def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "sip: {}\ncolour: red\n") == [
-        "F:2:1: unknown key colour (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
-        "sip, smtp, storage, trunks, users, webhooks)"
+        "F:2:1: unknown key colour (known: data_dir, http, limits, node, routes, rtp, "
+        "scenarios_dir, sip, smtp, storage, trunks, users, webhooks)"
     ]
 
 
@@ -606,8 +608,8 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         f"F:19:9: routes.echo: no scenario 'nowhere' in {folder}",
         "F:20:7: routes.cc: call-control: needs an http:// or https:// URL or a Call Control "
         "application id, got 'ftp://x'",
-        "F:21:1: unknown key extra (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
-        "sip, smtp, storage, trunks, users, webhooks)",
+        "F:21:1: unknown key extra (known: data_dir, http, limits, node, routes, rtp, "
+        "scenarios_dir, sip, smtp, storage, trunks, users, webhooks)",
     ]
 
 
@@ -789,3 +791,37 @@ def test_smtp_section(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_smtp_mistakes_name_the_field(tmp_path: Path, text: str, expected: list[str]) -> None:
     assert problems_of(tmp_path, text) == expected
+
+
+# -- node: which server this is among several (SPEC section 10) ---------------------------
+
+
+def test_the_node_name_defaults_to_the_host_name_and_is_read(tmp_path: Path) -> None:
+    assert loads(tmp_path, "sip: {}\n").node == NodeConfig(host_name())
+    assert host_name() and "." not in host_name()
+    assert loads(tmp_path, "node: {name: node-a}\n").node.name == "node-a"
+    assert loads(tmp_path, "node:\n  name: 7\n").node.name == "7"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "node: {name: 'a b'}\n",
+            "F:1:14: node.name: 'a b' is not a node name: up to 63 letters, digits, '.', '_'"
+            " or '-', starting with a letter or digit",
+        ),
+        ("node: {name: ''}\n", "F:1:14: node.name: must not be empty"),
+        ("node: {host: x}\n", "F:1:8: unknown key node.host (known: name)"),
+        ("node: node-a\n", "F:1:7: node must be a mapping"),
+    ],
+)
+def test_bad_node_names_are_named(tmp_path: Path, text: str, message: str) -> None:
+    assert problems_of(tmp_path, text) == [message]
+
+
+def test_node_name_override_is_checked() -> None:
+    base = load_config(DEFAULT)
+    assert with_overrides(base, node_name="node-b").node.name == "node-b"
+    with pytest.raises(ValueError, match="not a node name"):
+        with_overrides(base, node_name="-bad")

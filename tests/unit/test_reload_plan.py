@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from mediaserver.config import Config, UserConfig, load_config
+from mediaserver.config import Config, NodeConfig, UserConfig, load_config
 from mediaserver.reload import compare, compare_names, reload_once
 from mediaserver.server import Server
 from mediaserver.store import Store
@@ -64,6 +64,8 @@ def test_compare_tells_what_a_restart_would_need(tmp_path: Path) -> None:
         "users_added": ["alice"],
     }
     assert changes.restart_needed == ("http",)
+    renamed = compare(old, replace(old, node=NodeConfig("node-z")), {}, {})
+    assert renamed.restart_needed == ("node",)  # logs, the API and records name it from start
     unchanged = compare(old, old, {"echo": "1"}, {"echo": "1"})
     assert not unchanged and unchanged.restart_needed == ()
 
