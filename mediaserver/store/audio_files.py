@@ -13,12 +13,21 @@ orphan files rather than a row pointing at nothing.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from mediaserver.store.db import Database, Order, Page, Session, Where, from_ms, order_sql, to_ms
+from mediaserver.store.db import (
+    Database,
+    Order,
+    Page,
+    Row,
+    Session,
+    Where,
+    from_ms,
+    order_sql,
+    to_ms,
+)
 
 AudioFileStatus = Literal["pending-content", "pending-conversion", "processing", "ready", "error"]
 AudioFileSource = Literal["file-upload", "phone-record", "system"]
@@ -64,7 +73,7 @@ class AudioFileFilter:
         where = Where()
         if self.name is not None:
             escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.add("name LIKE ? ESCAPE '\\'", f"%{escaped}%")
+            where.add("lower(name) LIKE lower(?) ESCAPE '\\'", f"%{escaped}%")
         where.equal("status", self.status)
         where.equal("source", self.source)
         return where
@@ -187,7 +196,7 @@ async def _load(session: Session, sid: str) -> AudioFile:
     )
 
 
-def _audio_file(row: sqlite3.Row) -> AudioFile:
+def _audio_file(row: Row) -> AudioFile:
     return AudioFile(
         id=row["id"],
         name=row["name"],

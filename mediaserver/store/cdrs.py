@@ -67,7 +67,6 @@ import csv
 import hashlib
 import io
 import json
-import sqlite3
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -79,6 +78,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Where,
     dump_json,
@@ -531,7 +531,7 @@ async def _load(session: Session, call_id: str) -> CallRecord:
     return _record(await session.fetch_written(sql, (call_id,), f"call record {call_id}"))
 
 
-def _record(row: sqlite3.Row) -> CallRecord:
+def _record(row: Row) -> CallRecord:
     return CallRecord(
         id=row["id"],
         direction=row["direction"],

@@ -19,7 +19,6 @@ record to filter on and show the caller and callee.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Transaction,
     Where,
@@ -281,7 +281,7 @@ class Recordings:
         # Keep the first read time when marked read again (Callr's date_read).
         sql = (
             "UPDATE recordings SET read = ?,"
-            " read_at = CASE WHEN ? THEN coalesce(read_at, ?) ELSE NULL END"
+            " read_at = CASE WHEN ? = 1 THEN coalesce(read_at, ?) ELSE NULL END"
         )
         params = [int(read), int(read), to_ms(self.db.now()), *where.params]
         return await tx.execute(sql + where.sql, params)
@@ -291,7 +291,7 @@ def _ids_where(ids: Sequence[str] | None) -> Where:
     where = Where()
     if ids is not None:
         marks = ", ".join("?" * len(ids))
-        where.add(f"id IN ({marks})" if ids else "0", *ids)
+        where.add(f"id IN ({marks})" if ids else "1 = 0", *ids)
     return where
 
 
@@ -300,7 +300,7 @@ async def _load(session: Session, rid: str) -> Recording:
     return _recording(await session.fetch_written(sql, (rid,), f"recording {rid}"))
 
 
-def _recording(row: sqlite3.Row) -> Recording:
+def _recording(row: Row) -> Recording:
     return Recording(
         id=row["id"],
         call_id=row["call_id"],

@@ -36,6 +36,7 @@ class Recovery:
 async def mark_interrupted_calls(db: Database, now: datetime | None = None) -> Recovery:
     """Mark every live call, running run and unfinished recording ``interrupted``."""
     at = to_ms(now or db.now())
+    greatest = db.dialect.greatest
     async with db.transaction() as tx:
         calls = [
             str(r[0]) for r in await tx.fetch_all("SELECT id FROM calls WHERE status = 'live'")
@@ -49,13 +50,13 @@ async def mark_interrupted_calls(db: Database, now: datetime | None = None) -> R
         ]
         await tx.execute(
             "UPDATE calls SET status = 'interrupted',"
-            " ended_at = max(?, started_at, coalesce(answered_at, started_at)),"
+            f" ended_at = {greatest}(?, started_at, coalesce(answered_at, started_at)),"
             " hangup_cause = coalesce(hangup_cause, 'interrupted'),"
             " hangup_source = coalesce(hangup_source, 'server') WHERE status = 'live'",
             (at,),
         )
         await tx.execute(
-            "UPDATE runs SET status = 'interrupted', ended_at = max(?, started_at),"
+            f"UPDATE runs SET status = 'interrupted', ended_at = {greatest}(?, started_at),"
             " error = coalesce(error, ?) WHERE status = 'running'",
             (at, INTERRUPTED_ERROR),
         )

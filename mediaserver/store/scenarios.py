@@ -16,7 +16,6 @@ attach/detach as it is made, so routing changes live.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -25,6 +24,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Transaction,
     Where,
@@ -151,7 +151,7 @@ class Scenarios:
         """Scenarios whose name contains ``name`` (case-insensitive), sorted and paged."""
         where = Where()
         if name:
-            where.add("name LIKE ? ESCAPE '\\'", like_pattern(name))
+            where.add("lower(name) LIKE lower(?) ESCAPE '\\'", like_pattern(name))
         where.equal("origin", origin)
         column = _SORT_COLUMNS[sort]
         direction = order_sql(order)
@@ -260,7 +260,7 @@ async def _numbers_of(session: Session, ids: list[str]) -> dict[str, tuple[str, 
     return {sid: tuple(numbers) for sid, numbers in found.items()}
 
 
-def _scenario(row: sqlite3.Row, numbers: tuple[str, ...]) -> Scenario:
+def _scenario(row: Row, numbers: tuple[str, ...]) -> Scenario:
     return Scenario(
         id=row["id"],
         name=row["name"],

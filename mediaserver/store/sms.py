@@ -12,7 +12,6 @@ start after a crash, is marked ``expired`` by
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Where,
     dump_json,
     from_ms,
@@ -120,7 +120,7 @@ class SmsFilter:
         where.equal("sender", self.sender)
         where.equal("recipient", self.recipient)
         if self.contains:
-            where.add("text LIKE ? ESCAPE '\\'", like_pattern(self.contains))
+            where.add("lower(text) LIKE lower(?) ESCAPE '\\'", like_pattern(self.contains))
         where.equal("traffic_type", self.traffic_type)
         where.equal("status", self.status)
         where.between("created_at", self.created_after, self.created_before)
@@ -209,7 +209,7 @@ class SmsMessages:
         return ids
 
 
-def _sms(row: sqlite3.Row) -> SmsRecord:
+def _sms(row: Row) -> SmsRecord:
     return SmsRecord(
         id=str(row["id"]),
         direction="inbound" if row["direction"] == "inbound" else "outbound",

@@ -1,0 +1,138 @@
+"""The PostgreSQL engine: a server several mediaserver nodes share, through asyncpg.
+
+Theory of operation. :func:`open_postgres` connects one writer and
+``readers`` read-only connections (``default_transaction_read_only``) to the
+database of a ``postgresql://user:password@host:port/database`` URL, applies
+the pending migrations (under an advisory lock, so nodes starting together
+apply each migration once) and hands them to the engine-neutral
+:class:`~mediaserver.store.db.Database`. Queries arrive written with ``?``
+placeholders (:mod:`mediaserver.store.dialect`) and are numbered here.
+asyncpg rows (``Record``) read by position and by name, as ``sqlite3.Row``
+does, so the repositories parse both alike.
+
+A server that cannot be reached, a refused password, an unknown database or
+role, or a URL asyncpg cannot read become one :class:`StoreError` naming the
+URL (password hidden) and the likely fix.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from mediaserver.store import migrations
+from mediaserver.store.db import Database, Link, Params, Row
+from mediaserver.store.dialect import POSTGRESQL, numbered_placeholders
+from mediaserver.store.errors import StoreError
+
+CONNECT_TIMEOUT = 10.0
+
+
+class PostgresLink(Link):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        super().__init__()
+        self.conn = conn
+
+    async def fetch_one(self, sql: str, params: Params) -> Row | None:
+        row: Row | None = await self.conn.fetchrow(numbered_placeholders(sql), *params)
+        return row
+
+    async def fetch_all(self, sql: str, params: Params) -> list[Row]:
+        return list(await self.conn.fetch(numbered_placeholders(sql), *params))
+
+    async def execute(self, sql: str, params: Params) -> int:
+        status: str = await self.conn.execute(numbered_placeholders(sql), *params)
+        return changed_rows(status)
+
+    async def run(self, statement: str) -> None:
+        await self.conn.execute(statement)
+
+    async def rollback(self) -> None:
+        # Outside a transaction PostgreSQL only warns, so no error to tell apart.
+        await self.conn.execute("ROLLBACK")
+        self.dirty = False
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+def changed_rows(status: str) -> int:
+    """The row count of a command tag: ``UPDATE 3`` is 3, ``INSERT 0 1`` is 1."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def open_postgres(
+    url: str, readers: int, busy_timeout: float, clock: Callable[[], datetime]
+) -> Database:
+    """Connect to ``url``, migrate, and open the pool; see :meth:`Database.open`."""
+    where = redacted(url)
+    settings = {
+        "application_name": "mediaserver",
+        # Waiting on another node's row lock gives up after this, like SQLite's busy_timeout.
+        "lock_timeout": str(round(busy_timeout * 1000)),
+    }
+    opened: list[asyncpg.Connection] = []
+    try:
+        writer = await _connect(url, where, settings, opened)
+        link = PostgresLink(writer)
+        await migrations.apply_migrations(link, POSTGRESQL, where, clock())
+        reading = {**settings, "default_transaction_read_only": "on"}
+        pool: list[Link] = []
+        for _ in range(readers):
+            pool.append(PostgresLink(await _connect(url, where, reading, opened)))
+    except BaseException:
+        for conn in opened:
+            conn.terminate()
+        raise
+    return Database(where, POSTGRESQL, link, pool, clock)
+
+
+async def _connect(
+    url: str, where: str, settings: dict[str, str], opened: list[asyncpg.Connection]
+) -> asyncpg.Connection:
+    try:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            url, timeout=CONNECT_TIMEOUT, server_settings=settings
+        )
+    except asyncpg.InvalidPasswordError as exc:
+        raise StoreError(f"{where}: the server refused the password ({exc})") from exc
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise StoreError(
+            f"{where}: the server refused the connection ({exc}); check the user name "
+            "and the server's pg_hba.conf"
+        ) from exc
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise StoreError(
+            f"{where}: {exc}; create it first (createdb) or name an existing database"
+        ) from exc
+    except (TimeoutError, OSError, socket.gaierror) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise StoreError(
+            f"{where}: cannot reach the PostgreSQL server ({reason}); is it running and "
+            "listening on that host and port?"
+        ) from exc
+    except (ValueError, asyncpg.ClientConfigurationError) as exc:
+        raise StoreError(f"{where}: not a usable PostgreSQL URL ({exc})") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"{where}: the server refused the connection ({exc})") from exc
+    opened.append(conn)
+    return conn
