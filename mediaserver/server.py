@@ -77,7 +77,7 @@ from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Trunks
 from mediaserver.sip.ua import UserAgent
 from mediaserver.sms.service import SmsService
-from mediaserver.store import Store
+from mediaserver.store import Store, StoreError
 from mediaserver.tasks import Tasks
 from mediaserver.webhooks.delivery import WebhookDispatcher
 from mediaserver.webhooks.targets import WebhookTargets
@@ -316,14 +316,15 @@ class Server:
 
     async def _start(self) -> Listening:
         config = self.config
-        database = config.storage_path(config.storage.database)
-        database.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Call Control webhooks are signed with it (printed on the first start).
             self.webhooks.signing_key = signing_key(config)
         except KeyFileError as exc:
             raise StartError(str(exc)) from exc
-        self.store = store = await Store.open(database)
+        try:
+            self.store = store = await Store.open(config.database_target())
+        except StoreError as exc:  # unreachable server, refused login, newer schema...
+            raise StartError(f"storage.database: {exc}") from exc
         await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
         await self.call_control_apps.load()

@@ -55,6 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from mediaserver.database_url import is_postgres_url
 from mediaserver.store.dialect import Dialect
 from mediaserver.store.errors import StoreError
 
@@ -68,18 +69,12 @@ ID_LENGTH = 8
 ID_PATTERN = re.compile(r"[a-z0-9]{8}")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_ID_TRIES = 16
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Row(Protocol):
     """A result row, read by position or by column name (``sqlite3.Row``, ``asyncpg.Record``)."""
 
     def __getitem__(self, key: int | str, /) -> Any: ...
-
-
-def is_postgres_url(target: str | Path) -> bool:
-    """True for a ``postgresql://`` (or ``postgres://``) URL, False for a file path."""
-    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
 
 
 def new_id() -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -38,14 +39,14 @@ class PostgresLink(Link):
         self.conn = conn
 
     async def fetch_one(self, sql: str, params: Params) -> Row | None:
-        row: Row | None = await self.conn.fetchrow(numbered_placeholders(sql), *params)
+        row: Row | None = await self.conn.fetchrow(numbered_placeholders(sql), *_values(params))
         return row
 
     async def fetch_all(self, sql: str, params: Params) -> list[Row]:
-        return list(await self.conn.fetch(numbered_placeholders(sql), *params))
+        return list(await self.conn.fetch(numbered_placeholders(sql), *_values(params)))
 
     async def execute(self, sql: str, params: Params) -> int:
-        status: str = await self.conn.execute(numbered_placeholders(sql), *params)
+        status: str = await self.conn.execute(numbered_placeholders(sql), *_values(params))
         return changed_rows(status)
 
     async def run(self, statement: str) -> None:
@@ -58,6 +59,15 @@ class PostgresLink(Link):
 
     async def close(self) -> None:
         await self.conn.close()
+
+
+def _values(params: Params) -> list[Any]:
+    """``params`` as PostgreSQL takes them: its text cannot hold NUL (SQLite's can), and a
+    peer's header is not worth losing a record over, so NUL becomes U+FFFD."""
+    return [
+        value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+        for value in params
+    ]
 
 
 def changed_rows(status: str) -> int:

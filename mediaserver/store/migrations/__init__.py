@@ -102,7 +102,11 @@ async def current_version(link: Link, dialect: Dialect) -> int:
     if dialect.name == "sqlite":
         row = await link.fetch_one("PRAGMA user_version", ())
         return int(row[0]) if row is not None else 0
-    exists = await link.fetch_one("SELECT to_regclass('schema_migrations') IS NOT NULL", ())
+    exists = await link.fetch_one(
+        "SELECT count(*) FROM pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'",
+        (),
+    )
     if exists is None or not exists[0]:
         return 0
     row = await link.fetch_one("SELECT coalesce(max(version), 0) FROM schema_migrations", ())
