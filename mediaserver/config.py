@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -133,6 +134,12 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class NodeConfig:
+    name: str = field(default_factory=socket.gethostname)
+    """This server among those sharing one database (``node.name``; the host name)."""
+
+
+@dataclass(frozen=True)
 class TrunkConfig:
     name: str
     uri: str
@@ -193,6 +200,7 @@ class Config:
     routes: dict[str, str] = field(default_factory=dict)
     data_dir: Path = Path(".")
     smtp: SmtpConfig | None = None  # None: no e-mail delivery
+    node: NodeConfig = field(default_factory=NodeConfig)
 
     def database_target(self) -> Path | str:
         """``storage.database`` as the store opens it: a file resolved like the other
@@ -355,7 +363,7 @@ def load_config(path: str | Path) -> Config:
         raise ProblemsError([Problem(file, Mark(1, 1), "the config must be a YAML mapping")])
     c = _Checker(file)
     top = {"sip", "rtp", "http", "storage", "trunks", "users", "scenarios_dir", "routes"}
-    top |= {"webhooks", "data_dir", "limits", "smtp"}
+    top |= {"webhooks", "data_dir", "limits", "smtp", "node"}
     for key in doc:
         if key not in top:
             c.error(doc.key_mark(key), f"unknown key {key} (known: {', '.join(sorted(top))})")
@@ -460,6 +468,10 @@ def load_config(path: str | Path) -> Config:
     if "data_dir" in doc and doc["data_dir"] is not None:
         data_dir = path.parent / c.get(doc, "data_dir", "data_dir", _string, ".")
 
+    node = NodeConfig()
+    if (n := c.section(doc, "node", {"name"}, "node")) is not None:
+        node = NodeConfig(c.get(n, "name", "node.name", _string, node.name))
+
     if c.problems:
         raise ProblemsError(c.problems)
     return Config(
@@ -476,6 +488,7 @@ def load_config(path: str | Path) -> Config:
         routes=routes,
         data_dir=data_dir,
         smtp=smtp,
+        node=node,
     )
 
 

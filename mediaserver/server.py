@@ -322,7 +322,7 @@ class Server:
         except KeyFileError as exc:
             raise StartError(str(exc)) from exc
         try:
-            self.store = store = await Store.open(config.database_target())
+            self.store = store = await Store.open(config.database_target(), node=config.node.name)
         except StoreError as exc:  # unreachable server, refused login, newer schema...
             raise StartError(f"storage.database: {exc}") from exc
         await recover(store, config.storage_path(config.storage.recordings))

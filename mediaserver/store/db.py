@@ -297,12 +297,15 @@ class Database:
         readers: list[Link],
         clock: Callable[[], datetime],
         path: Path | None = None,
+        node: str = "",
     ) -> None:
         self.location = location
         """Where the data is, as messages show it (a file, or the URL without password)."""
         self.path = path
         """The SQLite file; None on PostgreSQL."""
         self.dialect = dialect
+        self.node = node
+        """This server's ``node.name``: stamped on the calls, runs and recordings it writes."""
         self.now = clock
         """The current time as the store records it (replaceable in tests)."""
         self._writer = writer
@@ -322,6 +325,7 @@ class Database:
         durability: Durability = "normal",
         busy_timeout: float = 5.0,
         clock: Callable[[], datetime] = utc_now,
+        node: str = "",
     ) -> Database:
         """Open (creating if needed) the database at ``target`` and migrate it.
 
@@ -331,7 +335,8 @@ class Database:
         queries; ``durability`` is explained in
         :mod:`~mediaserver.store.sqlite_engine` (PostgreSQL keeps its server's
         setting); ``busy_timeout`` is how long to wait on another process's
-        lock; ``clock`` gives the time the store records for "now".
+        lock; ``clock`` gives the time the store records for "now"; ``node``
+        names this server among those sharing the database.
         """
         if readers < 1:
             raise ValueError("at least one reader connection is needed")
@@ -340,10 +345,13 @@ class Database:
         if is_postgres_url(target):
             from mediaserver.store.postgres import open_postgres
 
-            return await open_postgres(str(target), readers, busy_timeout, clock)
-        from mediaserver.store.sqlite_engine import open_sqlite
+            database = await open_postgres(str(target), readers, busy_timeout, clock)
+        else:
+            from mediaserver.store.sqlite_engine import open_sqlite
 
-        return await open_sqlite(Path(target), readers, durability, busy_timeout, clock)
+            database = await open_sqlite(Path(target), readers, durability, busy_timeout, clock)
+        database.node = node
+        return database
 
     @property
     def latest_version(self) -> int:

@@ -173,7 +173,7 @@ class Recordings:
                 raise UnknownReference("call_id", f"no call {new.call_id!r}")
             await tx.execute(
                 "INSERT INTO recordings (id, call_id, kind, status, path, format, channels,"
-                " duration_ms, size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration_ms, size, created_at, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     rid,
                     new.call_id,
@@ -185,6 +185,7 @@ class Recordings:
                     new.duration_ms,
                     new.size,
                     created,
+                    self.db.node,
                 ),
             )
             return await _load(tx, rid)

@@ -82,8 +82,9 @@ class Runs:
             elif await tx.fetch_one("SELECT 1 FROM runs WHERE id = ?", (runid,)) is not None:
                 raise Conflict("runid", f"a run {runid!r} already exists")
             await tx.execute(
-                f"INSERT INTO runs ({_COLUMNS}) VALUES (?, ?, ?, 'running', ?, NULL, ?, NULL)",
-                (runid, scenario_id, branch, encoded, started),
+                f"INSERT INTO runs ({_COLUMNS}, node)"
+                " VALUES (?, ?, ?, 'running', ?, NULL, ?, NULL, ?)",
+                (runid, scenario_id, branch, encoded, started, self.db.node),
             )
             return await _load(tx, runid)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -212,8 +213,8 @@ routes:
 
 def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "sip: {}\ncolour: red\n") == [
-        "F:2:1: unknown key colour (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
-        "sip, smtp, storage, trunks, users, webhooks)"
+        "F:2:1: unknown key colour (known: data_dir, http, limits, node, routes, rtp, "
+        "scenarios_dir, sip, smtp, storage, trunks, users, webhooks)"
     ]
 
 
@@ -593,8 +594,8 @@ def test_every_mistake_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         f"F:19:9: routes.echo: no scenario 'nowhere' in {folder}",
         "F:20:7: routes.cc: call-control: needs an http:// or https:// URL or a Call Control "
         "application id, got 'ftp://x'",
-        "F:21:1: unknown key extra (known: data_dir, http, limits, routes, rtp, scenarios_dir, "
-        "sip, smtp, storage, trunks, users, webhooks)",
+        "F:21:1: unknown key extra (known: data_dir, http, limits, node, routes, rtp, "
+        "scenarios_dir, sip, smtp, storage, trunks, users, webhooks)",
     ]
 
 
@@ -776,3 +777,15 @@ def test_smtp_section(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_smtp_mistakes_name_the_field(tmp_path: Path, text: str, expected: list[str]) -> None:
     assert problems_of(tmp_path, text) == expected
+
+
+def test_storage_database_takes_a_postgresql_url_as_written(tmp_path: Path) -> None:
+    url = "postgresql://ms:pw@db.example:5433/calls"
+    config = loads(tmp_path, f"storage:\n  database: {url}\n")
+    assert config.database_target() == url  # not a path: "//" would be merged
+
+
+def test_node_name_defaults_to_the_host_name(tmp_path: Path) -> None:
+    assert loads(tmp_path, "sip: {}\n").node.name == socket.gethostname()
+    assert loads(tmp_path, "node:\n  name: edge-2\n").node.name == "edge-2"
+    assert problems_of(tmp_path, "node:\n  name: ''\n") == ["F:2:9: node.name: must not be empty"]

@@ -42,6 +42,7 @@ from mediaserver.store.migrations import (
     v004_callr_cdr,
     v005_audio_files,
     v006_sms,
+    v007_node,
 )
 
 
@@ -68,6 +69,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, v004_callr_cdr.NAME, v004_callr_cdr.STATEMENTS),
     Migration(5, v005_audio_files.NAME, v005_audio_files.STATEMENTS),
     Migration(6, v006_sms.NAME, v006_sms.STATEMENTS),
+    Migration(7, v007_node.NAME, v007_node.STATEMENTS),
 )
 
 _HISTORY_TABLE = """

@@ -1,0 +1,61 @@
+"""Several servers (nodes) on one database: each row in flight names its node, and
+start-up recovery closes only the restarting node's calls on a shared database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mediaserver.store import NewCall, NewRecording, Store
+
+T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
+
+
+async def test_recovery_closes_only_the_restarting_nodes_calls(
+    database_target: str | Path, engine: str
+) -> None:
+    alpha = await Store.open(database_target, node="alpha")
+    beta = await Store.open(database_target, node="beta")
+    try:
+        scenario = await alpha.scenarios.create("echo", "x")
+        calls = {}
+        for name, store in (("alpha", alpha), ("beta", beta)):
+            run = await store.runs.create(scenario.id, "inbound-call")
+            call = await store.calls.create(
+                NewCall("inbound", "+33612345678", "echo", T0, run_id=run.id)
+            )
+            await store.recordings.create(
+                NewRecording("{id}.wav", "wav", call_id=call.id, status="recording")
+            )
+            assert call.node == name
+            calls[name] = call.id
+
+        recovery = await beta.mark_interrupted_calls()  # beta restarts; alpha runs on
+
+        alpha_call = await beta.calls.get(calls["alpha"])
+        beta_call = await beta.calls.get(calls["beta"])
+        assert alpha_call is not None and beta_call is not None
+        assert beta_call.status == "interrupted"
+        if engine == "postgresql":  # shared: alpha's call is alive on alpha
+            assert recovery.calls == [calls["beta"]]
+            assert len(recovery.runs) == len(recovery.recordings) == 1
+            assert alpha_call.status == "live"
+        else:  # an SQLite file is one server's: everything in it was that server's
+            assert sorted(recovery.calls) == sorted(calls.values())
+            assert alpha_call.status == "interrupted"
+    finally:
+        await alpha.close()
+        await beta.close()
+
+
+async def test_rows_written_before_node_names_are_every_nodes(
+    database_target: str | Path,
+) -> None:
+    store = await Store.open(database_target, node="alpha")
+    try:
+        old = await store.calls.create(NewCall("inbound", "+33612345678", "echo", T0))
+        async with store.db.transaction() as tx:
+            await tx.execute("UPDATE calls SET node = '' WHERE id = ?", (old.id,))
+        assert (await store.mark_interrupted_calls()).calls == [old.id]
+    finally:
+        await store.close()
