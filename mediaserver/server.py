@@ -70,6 +70,7 @@ from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
+from mediaserver.shared_state import Rereader, follow
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.tls import TlsConfigError, file_fingerprint, listener_context
@@ -131,6 +132,7 @@ class Server:
         self.call_control_apps = CallControlApplications(lambda: self.store)
         self._reloading = asyncio.Lock()
         self.store: Store | None = None
+        self._followers: list[Rereader] = []  # re-read what other nodes change
         self.http: HttpListener | None = None
         # Where webhooks go (config and store), read by the dispatcher at each publish.
         self.webhook_targets = WebhookTargets(
@@ -329,6 +331,7 @@ class Server:
         await self.catalog.open()
         await self.call_control_apps.load()
         await self.webhook_targets.refresh()
+        self._followers = await follow(store, self.catalog.refresh, self.webhook_targets.refresh)
         self.journal.store = store
         self.journal.start()
         self.webhooks.start()
@@ -385,6 +388,8 @@ class Server:
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
+        for follower in self._followers:
+            await follower.stop()
         if self.store is not None:
             await self.store.close()
         log.info("stopped")

@@ -218,6 +218,17 @@ class Link(ABC):
         self.dirty = False
 
 
+class Notifications(ABC):
+    """Where a database tells of changes other processes committed (PostgreSQL's LISTEN)."""
+
+    @abstractmethod
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the event loop) after each commit that notified ``channel``."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
 class Session:
     """Queries on one connection (a transaction or a read snapshot)."""
 
@@ -270,6 +281,12 @@ class Transaction(Session):
         """Run one statement; the number of rows it changed."""
         return await self._link.execute(sql, params)
 
+    async def notify(self, channel: str) -> None:
+        """Tell the other nodes sharing the database, once this transaction commits, that
+        what ``channel`` names changed (PostgreSQL's NOTIFY; SQLite has one process)."""
+        if self.db.dialect.name == "postgresql":
+            await self.fetch_one("SELECT pg_notify(?, '')", (channel,))
+
     async def unique_id(self, table: str, prefix: str = "") -> str:
         """``prefix`` + :func:`new_id` not yet used as ``table.id``.
 
@@ -298,6 +315,7 @@ class Database:
         clock: Callable[[], datetime],
         path: Path | None = None,
         node: str = "",
+        notifications: Notifications | None = None,
     ) -> None:
         self.location = location
         """Where the data is, as messages show it (a file, or the URL without password)."""
@@ -314,6 +332,7 @@ class Database:
         self._all_readers = readers
         for reader in readers:
             self._readers.put_nowait(reader)
+        self._notifications = notifications
         self._closed = False
 
     @classmethod
@@ -376,6 +395,15 @@ class Database:
             await self._writer.close()
         for reader in self._all_readers:
             await reader.close()
+        if self._notifications is not None:
+            await self._notifications.close()
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another transaction (of any node) notified ``channel``
+        (:meth:`Transaction.notify`). Nothing on SQLite: its file has one server."""
+        self._check_open()
+        if self._notifications is not None:
+            await self._notifications.listen(channel, callback)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

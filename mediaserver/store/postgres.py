@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from mediaserver.store import migrations
-from mediaserver.store.db import Database, Link, Params, Row
+from mediaserver.store.db import Database, Link, Notifications, Params, Row
 from mediaserver.store.dialect import POSTGRESQL, numbered_placeholders
 from mediaserver.store.errors import StoreError
 
@@ -59,6 +59,30 @@ class PostgresLink(Link):
 
     async def close(self) -> None:
         await self.conn.close()
+
+
+class PostgresNotifications(Notifications):
+    """One more connection, opened at the first :meth:`listen`, that only LISTENs."""
+
+    def __init__(self, url: str, where: str, settings: dict[str, str]) -> None:
+        self._url = url
+        self._where = where
+        self._settings = settings
+        self._conn: asyncpg.Connection | None = None
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        if self._conn is None:
+            self._conn = await _connect(self._url, self._where, self._settings, [])
+
+        def heard(*_: object) -> None:
+            callback()
+
+        await self._conn.add_listener(channel, heard)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
 
 def _values(params: Params) -> list[Any]:
@@ -113,7 +137,8 @@ async def open_postgres(
         for conn in opened:
             conn.terminate()
         raise
-    return Database(where, POSTGRESQL, link, pool, clock)
+    notifications = PostgresNotifications(url, where, settings)
+    return Database(where, POSTGRESQL, link, pool, clock, notifications=notifications)
 
 
 async def _connect(

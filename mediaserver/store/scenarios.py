@@ -38,6 +38,9 @@ from mediaserver.store.errors import Conflict, UnknownReference
 Origin = Literal["file", "api"]
 ScenarioSort = Literal["name", "created", "updated"]
 
+CATALOG_CHANNEL = "mediaserver_catalog"
+"""Notified by every change of a scenario or a number (nodes sharing a database reload)."""
+
 _SORT_COLUMNS = {"name": "name", "created": "created_at", "updated": "updated_at"}
 _COLUMNS = "id, name, source, origin, created_at, updated_at"
 
@@ -77,6 +80,7 @@ class Scenarios:
                 f"INSERT INTO scenarios ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (sid, name, source, origin, now, now),
             )
+            await tx.notify(CATALOG_CHANNEL)
             return await _load(tx, sid)
 
     async def get(self, sid: str) -> Scenario | None:
@@ -101,11 +105,13 @@ class Scenarios:
                 " updated_at = ? WHERE id = ?",
                 (name, source, to_ms(self.db.now()), sid),
             )
+            await tx.notify(CATALOG_CHANNEL)
             return await _load(tx, sid)
 
     async def delete(self, sid: str) -> bool:
         """Delete the scenario, its number attachments and its runs."""
         async with self.db.transaction() as tx:
+            await tx.notify(CATALOG_CHANNEL)
             return await tx.execute("DELETE FROM scenarios WHERE id = ?", (sid,)) > 0
 
     async def sync_file(self, name: str, source: str) -> Scenario:
@@ -193,6 +199,7 @@ class Numbers:
                 " scenario_id = excluded.scenario_id, attached_at = excluded.attached_at",
                 (number, scenario_id, to_ms(self.db.now())),
             )
+            await tx.notify(CATALOG_CHANNEL)
             return None if previous is None else str(previous)
 
     async def detach(self, number: str, scenario_id: str | None = None) -> bool:
@@ -201,6 +208,7 @@ class Numbers:
         where.equal("number", number)
         where.equal("scenario_id", scenario_id)
         async with self.db.transaction() as tx:
+            await tx.notify(CATALOG_CHANNEL)
             return await tx.execute(f"DELETE FROM numbers{where.sql}", where.params) > 0
 
     async def scenario_for(self, number: str) -> str | None:

@@ -42,6 +42,9 @@ from mediaserver.store.db import (
 
 Outcome = Literal["delivered", "retrying", "failed"]
 
+WEBHOOKS_CHANNEL = "mediaserver_webhooks"
+"""Notified by every change of a stored webhook (nodes sharing a database reload them)."""
+
 _COLUMNS = (
     "id, url, events, secret, enabled, failed, last_failed_at, created_at, updated_at, hmac_algo"
 )
@@ -180,6 +183,7 @@ class Webhooks:
                 f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, NULL, ?, ?, ?)",
                 (wid, url, encoded, secret, int(enabled), now, now, hmac_algo),
             )
+            await tx.notify(WEBHOOKS_CHANNEL)
             return await _load(tx, wid)
 
     async def get(self, wid: str) -> Webhook | None:
@@ -218,11 +222,13 @@ class Webhooks:
                     wid,
                 ),
             )
+            await tx.notify(WEBHOOKS_CHANNEL)
             return await _load(tx, wid) if changed else None
 
     async def delete(self, wid: str) -> bool:
         """Delete the webhook; its delivery log stays."""
         async with self.db.transaction() as tx:
+            await tx.notify(WEBHOOKS_CHANNEL)
             return await tx.execute("DELETE FROM webhooks WHERE id = ?", (wid,)) > 0
 
     async def search(

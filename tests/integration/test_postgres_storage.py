@@ -3,7 +3,9 @@
 One throw-away cluster for the module (:mod:`tests.support.postgres`), a fresh
 database per test. A real call through sipp leaves its record in PostgreSQL,
 found through the API; a server that cannot reach its database refuses to start
-and names the setting.
+and names the setting. Two servers (nodes) on one database: a webhook and a
+scenario created through one node's API hold on the other at once (LISTEN/NOTIFY,
+:mod:`mediaserver.shared_state`), and each call event reaches the webhook once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.webpeer import WebPeer
 from tests.support.net import free_port
 from tests.support.postgres import PostgresCluster
 from tests.support.sipp import run_sipp
@@ -32,12 +35,23 @@ def cluster() -> Iterator[PostgresCluster]:
         yield running
 
 
-def start_on(tmp: Path, url: str) -> ServerProcess:
+BEEP_AND_HANG_UP = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: play@v1
+        params: {tone: beep}
+      - action: hangup@v1
+"""
+
+
+def start_on(tmp: Path, url: str, node: str = "solo") -> ServerProcess:
     return start_server(
         tmp,
         routes={"echo": "echo"},
         scenarios=SCENARIOS,
-        extra_config=f"storage:\n  database: {url}\n",
+        extra_config=f"storage:\n  database: {url}\nnode:\n  name: {node}\n",
     )
 
 
@@ -91,3 +105,62 @@ def test_an_unreachable_database_stops_the_start_naming_the_setting(tmp_path: Pa
     assert "storage.database: postgresql://ms:***@127.0.0.1:" in message
     assert "cannot reach the PostgreSQL server" in message
     assert "secret" not in message
+
+
+def followed(server: ServerProcess, what: str) -> bool:
+    """Whether ``server`` has re-read ``what`` after another node changed it."""
+    return any(r.get("what") == what for r in server.log_records("re-read a change of the "
+                                                                  "shared database"))  # fmt: skip
+
+
+def test_two_nodes_share_scenarios_numbers_webhooks_and_records(
+    cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    url = cluster.create_database()
+    number = "+33199007777"
+    with WebPeer() as receiver:
+        alpha = start_on(tmp_path / "alpha", url, "alpha")
+        beta = start_on(tmp_path / "beta", url, "beta")
+        try:
+            with api(alpha) as on_alpha:
+                hook = on_alpha.post(
+                    "/api/webhooks", json={"endpoint": receiver.url("/events"),
+                                           "events": ["v2.call.*"]},
+                )  # fmt: skip
+                assert hook.status_code == 201, hook.text
+                created = on_alpha.post(
+                    "/api/scenarios", json={"name": "beep", "script": BEEP_AND_HANG_UP}
+                )
+                assert created.status_code == 201, created.text
+                sid = created.json()["sid"]
+                attached = on_alpha.put(f"/api/scenarios/{sid}/numbers/{number}")
+                assert attached.status_code == 200, attached.text
+            # beta heard of all three changes through the database, not through alpha.
+            wait_for(lambda: followed(beta, "webhooks"))
+            wait_for(lambda: any(r.get("numbers") == 1 for r in beta.log_records("catalog read")))
+
+            run_sipp(beta.target, scenario="uac_bye_from_server", service=number,
+                     recv_timeout_ms=15000, workdir=tmp_path / "b").assert_ok(calls=1)  # fmt: skip
+            run_sipp(alpha.target, scenario="uac", service="echo", duration_ms=300,
+                     workdir=tmp_path / "alpha-call").assert_ok(calls=1)  # fmt: skip
+
+            with api(alpha) as on_alpha, api(beta) as on_beta:
+                for client in (on_alpha, on_beta):  # either node lists both calls
+                    records = wait_for(lambda c=client: len(ended_records(c)) == 2
+                                       and ended_records(c))  # fmt: skip
+                    by_number = {r["number"]: r for r in records}
+                    assert by_number[number]["scenario"] == {"sid": sid, "name": "beep"}
+                    assert by_number["echo"]["scenario"]["name"] == "echo"
+            callids = {r["callid"] for r in records}
+            wait_for(lambda: len(receiver.received("/events")) >= 4)
+        finally:
+            assert alpha.stop() == 0, alpha.log_text()[-3000:]
+            assert beta.stop() == 0, beta.log_text()[-3000:]
+        # Both stopped (their webhook queues drained): nothing more can arrive.
+        events = [r.json() for r in receiver.received("/events")]
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids)) == 4, ids  # each event once, from whichever node had it
+    seen = {(e["type"], e["payload"]["callid"]) for e in events}
+    assert seen == {
+        (f"v2.call.inbound.{step}", callid) for step in ("started", "ended") for callid in callids
+    }

@@ -3,10 +3,17 @@ start-up recovery closes only the restarting node's calls on a shared database."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from mediaserver.shared_state import Rereader
 from mediaserver.store import NewCall, NewRecording, Store
+from mediaserver.store.scenarios import CATALOG_CHANNEL
+from mediaserver.store.webhooks import WEBHOOKS_CHANNEL
+from tests.support.postgres import PostgresCluster
 
 T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
 
@@ -59,3 +66,54 @@ async def test_rows_written_before_node_names_are_every_nodes(
         assert (await store.mark_interrupted_calls()).calls == [old.id]
     finally:
         await store.close()
+
+
+async def test_changes_are_told_to_the_other_nodes_at_commit(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    url = postgres_cluster.create_database()
+    alpha = await Store.open(url, node="alpha")
+    beta = await Store.open(url, node="beta")
+    heard: dict[str, asyncio.Event] = {CATALOG_CHANNEL: asyncio.Event()}
+    heard[WEBHOOKS_CHANNEL] = asyncio.Event()
+    try:
+        for channel, event in heard.items():
+            await beta.db.listen(channel, event.set)
+        with pytest.raises(RuntimeError):  # rolled back: nothing to tell
+            async with alpha.db.transaction() as tx:
+                await tx.notify(CATALOG_CHANNEL)
+                raise RuntimeError("undo")
+        scenario = await alpha.scenarios.create("ivr", "x")
+        await asyncio.wait_for(heard[CATALOG_CHANNEL].wait(), 10)
+        assert not heard[WEBHOOKS_CHANNEL].is_set()
+        heard[CATALOG_CHANNEL].clear()
+        await alpha.numbers.attach("+33199001234", scenario.id)
+        await asyncio.wait_for(heard[CATALOG_CHANNEL].wait(), 10)
+        await alpha.webhooks.create("http://127.0.0.1:9/hook")
+        await asyncio.wait_for(heard[WEBHOOKS_CHANNEL].wait(), 10)
+    finally:
+        await alpha.close()
+        await beta.close()
+
+
+async def test_a_burst_of_pokes_rereads_once_more_after_the_running_one() -> None:
+    started: list[int] = []
+    release = asyncio.Event()
+
+    async def reread() -> None:
+        started.append(len(started))
+        await release.wait()
+
+    rereader = Rereader("test", reread)
+    rereader.poke()
+    await asyncio.sleep(0)
+    for _ in range(5):
+        rereader.poke()  # while the first runs: one more, not five
+    release.set()
+    for _ in range(100):
+        if rereader.done == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert (started, rereader.done) == ([0, 1], 2)
+    rereader.poke()
+    await rereader.stop()
