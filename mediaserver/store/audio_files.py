@@ -95,9 +95,10 @@ class AudioFilesIndex:
         async with self.db.transaction() as tx:
             sid = await tx.unique_id("audio_files")
             await tx.execute(
-                "INSERT INTO audio_files (id, name, source, status, format, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid, name, source, status, format, now, now),
+                "INSERT INTO audio_files"
+                " (id, name, source, status, format, created_at, updated_at, node)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sid, name, source, status, format, now, now, self.db.node),
             )
             return await _load(tx, sid)
 
@@ -161,10 +162,13 @@ class AudioFilesIndex:
         return await self._update(sid, ", ".join(sets), tuple(params), condition)
 
     async def in_status(self, *statuses: AudioFileStatus) -> list[AudioFile]:
-        """The files in one of ``statuses`` (at start-up: conversions a stop interrupted)."""
+        """This node's files in one of ``statuses`` (at start-up: conversions a stop
+        interrupted; another node sharing the database converts its own)."""
         marks = ", ".join("?" * len(statuses))
+        mine, node = self.db.own_rows()
         rows = await self.db.fetch_all(
-            f"{_SELECT} WHERE status IN ({marks}) ORDER BY updated_at, id", statuses
+            f"{_SELECT} WHERE status IN ({marks}){mine} ORDER BY updated_at, id",
+            [*statuses, *node],
         )
         return [_audio_file(row) for row in rows]
 

@@ -398,6 +398,17 @@ class Database:
         if self._notifications is not None:
             await self._notifications.close()
 
+    def own_rows(self) -> tuple[str, list[str]]:
+        """``AND ...`` keeping the rows this node wrote (and those older than node
+        names), with its parameters: what is in flight is only ever this node's to close.
+
+        An SQLite file belongs to one server, so every row is its own there; on a
+        shared PostgreSQL database another node's rows are alive and not ours.
+        """
+        if self.dialect.name == "sqlite":
+            return "", []
+        return " AND node IN (?, '')", [self.node]
+
     async def listen(self, channel: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` when another transaction (of any node) notified ``channel``
         (:meth:`Transaction.notify`). Nothing on SQLite: its file has one server."""

@@ -35,22 +35,11 @@ class Recovery:
     recordings: list[str]
 
 
-def _ours(db: Database) -> tuple[str, list[str]]:
-    """The condition keeping this node's rows (and those older than node names).
-
-    An SQLite file belongs to one server, so every row is its own there; on a
-    shared PostgreSQL database another node's calls are alive and not ours to close.
-    """
-    if db.dialect.name == "sqlite":
-        return "", []
-    return " AND node IN (?, '')", [db.node]
-
-
 async def mark_interrupted_calls(db: Database, now: datetime | None = None) -> Recovery:
     """Mark this node's live calls, running runs and unfinished recordings ``interrupted``."""
     at = to_ms(now or db.now())
     greatest = db.dialect.greatest
-    mine, node = _ours(db)
+    mine, node = db.own_rows()
     async with db.transaction() as tx:
         calls = [
             str(r[0])

@@ -137,10 +137,11 @@ class SmsMessages:
         delivered = now if new.status == "delivered" else None
         async with self.db.transaction() as tx:
             await tx.execute(
-                f"INSERT INTO sms ({_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, NULL, ?)",
+                f"INSERT INTO sms ({_COLUMNS}, node) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, NULL, ?, ?)",
                 (new.id, new.direction, new.sender, new.recipient, new.text, new.encoding,
-                 new.parts, new.traffic_type, new.status, history, now, now, delivered),
+                 new.parts, new.traffic_type, new.status, history, now, now, delivered,
+                 self.db.node),
             )  # fmt: skip
             row = await tx.fetch_written(
                 f"SELECT {_COLUMNS} FROM sms WHERE id = ?", (new.id,), "sms"
@@ -199,9 +200,11 @@ class SmsMessages:
             )
 
     async def expire_unfinished(self, reason: str) -> list[str]:
-        """Mark outbound SMS still on their way ``expired``; their ids."""
+        """Mark this node's outbound SMS still on their way ``expired``; their ids."""
+        mine, node = self.db.own_rows()
         rows = await self.db.fetch_all(
-            "SELECT id FROM sms WHERE direction = 'outbound' AND status IN (?, ?, ?)", UNFINISHED
+            f"SELECT id FROM sms WHERE direction = 'outbound' AND status IN (?, ?, ?){mine}",
+            [*UNFINISHED, *node],
         )
         ids = [str(row[0]) for row in rows]
         for sid in ids:

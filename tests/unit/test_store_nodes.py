@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediaserver.shared_state import Rereader
-from mediaserver.store import NewCall, NewRecording, Store
+from mediaserver.store import NewCall, NewRecording, NewSms, Store
 from mediaserver.store.scenarios import CATALOG_CHANNEL
 from mediaserver.store.webhooks import WEBHOOKS_CHANNEL
 from tests.support.postgres import PostgresCluster
@@ -117,3 +117,32 @@ async def test_a_burst_of_pokes_rereads_once_more_after_the_running_one() -> Non
     assert (started, rereader.done) == ([0, 1], 2)
     rereader.poke()
     await rereader.stop()
+
+
+async def test_sms_on_their_way_and_conversions_are_the_sending_nodes(
+    database_target: str | Path, engine: str
+) -> None:
+    alpha = await Store.open(database_target, node="alpha")
+    beta = await Store.open(database_target, node="beta")
+    try:
+        sent = {}
+        converting = {}
+        for name, store in (("alpha", alpha), ("beta", beta)):
+            sms = NewSms(f"sms{name}", "outbound", "+331", "+332", "hi", "gsm", 1, None, "pending")
+            sent[name] = (await store.sms.create(sms)).id
+            converting[name] = (await store.audio_files.create(name, status="processing")).id
+
+        expired = await beta.sms.expire_unfinished("beta restarted")
+        resumed = [f.id for f in await beta.audio_files.in_status("processing")]
+
+        if engine == "postgresql":  # alpha's SMS waits for its answer on alpha
+            assert expired == [sent["beta"]]
+            assert resumed == [converting["beta"]]
+            alpha_sms = await alpha.sms.get(sent["alpha"])
+            assert alpha_sms is not None and alpha_sms.status == "pending"
+        else:
+            assert sorted(expired) == sorted(sent.values())
+            assert sorted(resumed) == sorted(converting.values())
+    finally:
+        await alpha.close()
+        await beta.close()
