@@ -17,44 +17,75 @@ URL (password hidden) and the likely fix.
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from mediaserver.log import get_logger
 from mediaserver.store import migrations
 from mediaserver.store.db import Database, Link, Notifications, Params, Row
 from mediaserver.store.dialect import POSTGRESQL, numbered_placeholders
 from mediaserver.store.errors import StoreError
 
 CONNECT_TIMEOUT = 10.0
+RELISTEN_DELAY = 1.0
+
+log = get_logger("store")
+
+
+Connector = Callable[[], Awaitable[asyncpg.Connection]]
 
 
 class PostgresLink(Link):
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    """One connection; replaced by a new one (``connect``) when the server closed it
+    between two transactions (a server restart, a proxy's idle timeout, an
+    administrator's ``pg_terminate_backend``). Inside a transaction its loss is that
+    transaction's error: the server has rolled it back."""
+
+    def __init__(self, conn: asyncpg.Connection, connect: Connector | None = None) -> None:
         super().__init__()
         self.conn = conn
+        self._connect = connect
+
+    async def _live(self) -> asyncpg.Connection:
+        if self.conn.is_closed() and not self.dirty and self._connect is not None:
+            log.warning("the PostgreSQL connection was closed; connecting again")
+            self.conn = await self._connect()
+        return self.conn
+
+    async def begin(self, statement: str) -> None:
+        if self.dirty and self.conn.is_closed():
+            self.dirty = False  # the server ended that transaction with the connection
+        if not self.dirty:
+            await self._live()
+        await super().begin(statement)
 
     async def fetch_one(self, sql: str, params: Params) -> Row | None:
-        row: Row | None = await self.conn.fetchrow(numbered_placeholders(sql), *_values(params))
+        conn = await self._live()
+        row: Row | None = await conn.fetchrow(numbered_placeholders(sql), *_values(params))
         return row
 
     async def fetch_all(self, sql: str, params: Params) -> list[Row]:
-        return list(await self.conn.fetch(numbered_placeholders(sql), *_values(params)))
+        conn = await self._live()
+        return list(await conn.fetch(numbered_placeholders(sql), *_values(params)))
 
     async def execute(self, sql: str, params: Params) -> int:
-        status: str = await self.conn.execute(numbered_placeholders(sql), *_values(params))
+        conn = await self._live()
+        status: str = await conn.execute(numbered_placeholders(sql), *_values(params))
         return changed_rows(status)
 
     async def run(self, statement: str) -> None:
         await self.conn.execute(statement)
 
     async def rollback(self) -> None:
-        # Outside a transaction PostgreSQL only warns, so no error to tell apart.
-        await self.conn.execute("ROLLBACK")
+        if not self.conn.is_closed():
+            # Outside a transaction PostgreSQL only warns, so no error to tell apart.
+            await self.conn.execute("ROLLBACK")
         self.dirty = False
 
     async def close(self) -> None:
@@ -62,24 +93,65 @@ class PostgresLink(Link):
 
 
 class PostgresNotifications(Notifications):
-    """One more connection, opened at the first :meth:`listen`, that only LISTENs."""
+    """One more connection, opened at the first :meth:`listen`, that only LISTENs.
 
-    def __init__(self, url: str, where: str, settings: dict[str, str]) -> None:
-        self._url = url
-        self._where = where
-        self._settings = settings
+    When the server closes it, a new one is opened (retrying every
+    :data:`RELISTEN_DELAY` seconds) and every callback is called once: a change
+    may have been committed while nobody listened.
+    """
+
+    def __init__(self, connect: Connector) -> None:
+        self._connect = connect
         self._conn: asyncpg.Connection | None = None
+        self._callbacks: dict[str, list[Callable[[], None]]] = {}
+        self._relisten: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        self._callbacks.setdefault(channel, []).append(callback)
         if self._conn is None:
-            self._conn = await _connect(self._url, self._where, self._settings, [])
+            self._conn = await self._open()
+        else:
+            await self._conn.add_listener(channel, self._heard)
 
-        def heard(*_: object) -> None:
+    def _heard(self, _conn: object, _pid: int, channel: str, _payload: str) -> None:
+        for callback in self._callbacks.get(channel, []):
             callback()
 
-        await self._conn.add_listener(channel, heard)
+    async def _open(self) -> asyncpg.Connection:
+        conn = await self._connect()
+        for channel in self._callbacks:
+            await conn.add_listener(channel, self._heard)
+        conn.add_termination_listener(self._lost)
+        return conn
+
+    def _lost(self, _conn: object) -> None:
+        if self._closed or self._relisten is not None:
+            return
+        log.warning("the PostgreSQL LISTEN connection was closed; connecting again")
+        self._relisten = asyncio.get_running_loop().create_task(self._reopen())
+
+    async def _reopen(self) -> None:
+        try:
+            while not self._closed:
+                try:
+                    self._conn = await self._open()
+                except StoreError as exc:
+                    log.warning("cannot LISTEN again yet", error=str(exc))
+                    await asyncio.sleep(RELISTEN_DELAY)
+                    continue
+                for callbacks in self._callbacks.values():
+                    for callback in callbacks:
+                        callback()
+                return
+        finally:
+            self._relisten = None
 
     async def close(self) -> None:
+        self._closed = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+            await asyncio.gather(self._relisten, return_exceptions=True)
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -127,17 +199,18 @@ async def open_postgres(
     opened: list[asyncpg.Connection] = []
     try:
         writer = await _connect(url, where, settings, opened)
-        link = PostgresLink(writer)
+        link = PostgresLink(writer, lambda: _connect(url, where, settings, []))
         await migrations.apply_migrations(link, POSTGRESQL, where, clock())
         reading = {**settings, "default_transaction_read_only": "on"}
         pool: list[Link] = []
         for _ in range(readers):
-            pool.append(PostgresLink(await _connect(url, where, reading, opened)))
+            conn = await _connect(url, where, reading, opened)
+            pool.append(PostgresLink(conn, lambda: _connect(url, where, reading, [])))
     except BaseException:
         for conn in opened:
             conn.terminate()
         raise
-    notifications = PostgresNotifications(url, where, settings)
+    notifications = PostgresNotifications(lambda: _connect(url, where, settings, []))
     return Database(where, POSTGRESQL, link, pool, clock, notifications=notifications)
 
 

@@ -15,6 +15,7 @@ from mediaserver.store.dialect import numbered_placeholders, postgres_ddl
 from mediaserver.store.errors import SchemaTooNew, StoreError
 from mediaserver.store.migrations import MIGRATIONS, Migration
 from mediaserver.store.postgres import changed_rows, redacted
+from mediaserver.store.scenarios import CATALOG_CHANNEL
 from tests.support.net import free_port
 from tests.support.postgres import PostgresCluster
 
@@ -178,3 +179,37 @@ async def test_text_with_a_nul_character_is_stored(postgres_cluster: PostgresClu
         assert got.source == "a\ufffdb"  # PostgreSQL text holds no NUL: replaced, not refused
     finally:
         await store.close()
+
+
+async def test_connections_the_server_closed_are_opened_again(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    url = postgres_cluster.create_database()
+    name = url.rsplit("/", 1)[1]
+    alpha = await Store.open(url, node="alpha")
+    beta = await Store.open(url, node="beta")
+    heard = asyncio.Event()
+    try:
+        await beta.db.listen(CATALOG_CHANNEL, heard.set)
+        await alpha.scenarios.create("before", "x")
+        await asyncio.wait_for(heard.wait(), 10)
+        heard.clear()
+        # A server restart, an idle timeout or an administrator closes every connection.
+        postgres_cluster.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{name}' AND pid != pg_backend_pid()"
+        )
+        # The LISTEN connection comes back and says something may have been missed.
+        await asyncio.wait_for(heard.wait(), 10)
+        heard.clear()
+        for _ in range(50):  # asyncpg learns of the closed sockets from the event loop
+            if all(link.conn.is_closed() for link in alpha.db._all_readers):
+                break
+            await asyncio.sleep(0.02)
+        after = await alpha.scenarios.create("after", "x")  # writer and readers reconnect
+        assert await alpha.scenarios.get(after.id) == after
+        assert (await beta.scenarios.search()).total == 2
+        await asyncio.wait_for(heard.wait(), 10)  # and notifications flow again
+    finally:
+        await alpha.close()
+        await beta.close()
