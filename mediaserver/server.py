@@ -331,7 +331,9 @@ class Server:
         await self.catalog.open()
         await self.call_control_apps.load()
         await self.webhook_targets.refresh()
-        self._followers = await follow(store, self.catalog.refresh, self.webhook_targets.refresh)
+        self._followers = await follow(
+            store, self.catalog.refresh, self.webhook_targets.refresh, self.call_control_apps.load
+        )
         self.journal.store = store
         self.journal.start()
         self.webhooks.start()

@@ -2,12 +2,15 @@
 
 Several servers (nodes) may share one PostgreSQL database. Routing and the
 webhook targets are read from memory on every call and event, so a scenario,
-a number attachment or a webhook created through one node's API must reach
+a number attachment, a webhook or a Call Control application created through
+one node's API must reach
 the memory of the others. The store notifies a channel in the transaction
 that makes such a change (PostgreSQL ``NOTIFY``, delivered at commit);
 :func:`follow` LISTENs and re-reads what changed: the API scenarios and the
 attached numbers (:meth:`mediaserver.catalog.Catalog.refresh`), the stored
-webhooks (:meth:`mediaserver.webhooks.targets.WebhookTargets.refresh`). On
+webhooks (:meth:`mediaserver.webhooks.targets.WebhookTargets.refresh`), the
+Call Control applications
+(:meth:`mediaserver.callcontrol.applications.CallControlApplications.load`). On
 SQLite there is one server and nothing to follow.
 
 A burst of notifications gives at most one re-read running and one more
@@ -21,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from mediaserver.log import get_logger
 from mediaserver.store import Store
+from mediaserver.store.call_control import APPLICATIONS_CHANNEL
 from mediaserver.store.scenarios import CATALOG_CHANNEL
 from mediaserver.store.webhooks import WEBHOOKS_CHANNEL
 
@@ -71,9 +75,15 @@ async def follow(
     store: Store,
     catalog: Callable[[], Awaitable[None]],
     webhooks: Callable[[], Awaitable[None]],
+    applications: Callable[[], Awaitable[None]],
 ) -> list[Rereader]:
-    """Re-read the catalog and the webhooks whenever another node changes them."""
-    followers = [Rereader("catalog", catalog), Rereader("webhooks", webhooks)]
-    await store.db.listen(CATALOG_CHANNEL, followers[0].poke)
-    await store.db.listen(WEBHOOKS_CHANNEL, followers[1].poke)
-    return followers
+    """Re-read the catalog, the webhooks and the Call Control applications whenever
+    another node changes them."""
+    followed = [
+        (CATALOG_CHANNEL, Rereader("catalog", catalog)),
+        (WEBHOOKS_CHANNEL, Rereader("webhooks", webhooks)),
+        (APPLICATIONS_CHANNEL, Rereader("applications", applications)),
+    ]
+    for channel, rereader in followed:
+        await store.db.listen(channel, rereader.poke)
+    return [rereader for _, rereader in followed]

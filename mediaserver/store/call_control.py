@@ -41,6 +41,9 @@ EventType = Literal["command", "webhook"]
 EventStatus = Literal["delivered", "failed"]
 
 _APP_COLUMNS = "id, application_name, settings, created_at, updated_at"
+APPLICATIONS_CHANNEL = "mediaserver_call_control_applications"
+"""Notified by every change of an application (nodes sharing a database reload them)."""
+
 _EVENT_FIELDS = (
     "type, name, call_leg_id, call_session_id, application_id, application_name, status,"
     " metadata, at"
@@ -155,6 +158,7 @@ class Applications:
                 f"INSERT INTO call_control_applications ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                 (app_id, settings.application_name, settings_json(settings), now, now),
             )
+            await tx.notify(APPLICATIONS_CHANNEL)
             return await _load(tx, app_id)
 
     async def update(
@@ -168,6 +172,7 @@ class Applications:
                 f" updated_at = {self.db.dialect.greatest}(?, created_at) WHERE id = ?",
                 (settings.application_name, settings_json(settings), now, app_id),
             )
+            await tx.notify(APPLICATIONS_CHANNEL)
             return await _load(tx, app_id) if changed else None
 
     async def delete(self, app_id: str) -> CallControlApplication | None:
@@ -179,6 +184,7 @@ class Applications:
             if row is None:
                 return None
             await tx.execute("DELETE FROM call_control_applications WHERE id = ?", (app_id,))
+            await tx.notify(APPLICATIONS_CHANNEL)
             return _application(row)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mediaserver.shared_state import Rereader
-from mediaserver.store import NewCall, NewRecording, NewSms, Store
+from mediaserver.store import ApplicationSettings, NewCall, NewRecording, NewSms, Store
+from mediaserver.store.call_control import APPLICATIONS_CHANNEL
 from mediaserver.store.scenarios import CATALOG_CHANNEL
 from mediaserver.store.webhooks import WEBHOOKS_CHANNEL
 from tests.support.postgres import PostgresCluster
@@ -76,6 +77,7 @@ async def test_changes_are_told_to_the_other_nodes_at_commit(
     beta = await Store.open(url, node="beta")
     heard: dict[str, asyncio.Event] = {CATALOG_CHANNEL: asyncio.Event()}
     heard[WEBHOOKS_CHANNEL] = asyncio.Event()
+    heard[APPLICATIONS_CHANNEL] = asyncio.Event()
     try:
         for channel, event in heard.items():
             await beta.db.listen(channel, event.set)
@@ -91,6 +93,10 @@ async def test_changes_are_told_to_the_other_nodes_at_commit(
         await asyncio.wait_for(heard[CATALOG_CHANNEL].wait(), 10)
         await alpha.webhooks.create("http://127.0.0.1:9/hook")
         await asyncio.wait_for(heard[WEBHOOKS_CHANNEL].wait(), 10)
+        await alpha.applications.create(
+            ApplicationSettings(application_name="cc", webhook_event_url="http://x")
+        )
+        await asyncio.wait_for(heard[APPLICATIONS_CHANNEL].wait(), 10)
     finally:
         await alpha.close()
         await beta.close()
