@@ -39,10 +39,13 @@ class Rereader:
         self._reread = reread
         self._task: asyncio.Task[None] | None = None
         self._again = False
+        self._stopped = False
         self.done = 0
         """Re-reads finished (tests wait on it)."""
 
     def poke(self) -> None:
+        if self._stopped:
+            return  # the server is stopping: nothing left to keep up to date
         if self._task is not None:
             self._again = True
             return
@@ -65,6 +68,7 @@ class Rereader:
             self._task = None
 
     async def stop(self) -> None:
+        self._stopped = True
         task = self._task
         if task is not None:
             task.cancel()

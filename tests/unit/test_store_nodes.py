@@ -123,6 +123,8 @@ async def test_a_burst_of_pokes_rereads_once_more_after_the_running_one() -> Non
     assert (started, rereader.done) == ([0, 1], 2)
     rereader.poke()
     await rereader.stop()
+    rereader.poke()  # stopped: pokes are ignored
+    assert rereader.done == 2
 
 
 async def test_sms_on_their_way_and_conversions_are_the_sending_nodes(
