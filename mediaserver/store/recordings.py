@@ -200,6 +200,12 @@ class Recordings:
             )
             return await _load(tx, rid) if changed else None
 
+    async def under_way(self) -> list[str]:
+        """The paths of the recordings being written now, on any node (after start-up
+        recovery, another node's: a shared folder's files this node must not touch)."""
+        rows = await self.db.fetch_all("SELECT path FROM recordings WHERE status = 'recording'")
+        return [str(row[0]) for row in rows]
+
     async def unmeasured(self) -> list[Recording]:
         """Recordings a crash interrupted whose duration and size were never written."""
         rows = await self.db.fetch_all(
