@@ -76,10 +76,13 @@ class Scenarios:
             await _check_name_free(tx, name)
             sid = await tx.unique_id("scenarios")
             now = to_ms(self.db.now())
-            await tx.execute(
-                f"INSERT INTO scenarios ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            inserted = await tx.execute(
+                f"INSERT INTO scenarios ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
                 (sid, name, source, origin, now, now),
             )
+            if not inserted:  # another node sharing the database took it since the check
+                raise Conflict("name", f"a scenario named {name!r} already exists")
             await tx.notify(CATALOG_CHANNEL)
             return await _load(tx, sid)
 

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from mediaserver.shared_state import Rereader
-from mediaserver.store import ApplicationSettings, NewCall, NewRecording, NewSms, Store
+from mediaserver.store import (
+    ApplicationSettings,
+    Conflict,
+    NewCall,
+    NewRecording,
+    NewSms,
+    Store,
+)
+from mediaserver.store import scenarios as scenarios_module
 from mediaserver.store.call_control import APPLICATIONS_CHANNEL
 from mediaserver.store.scenarios import CATALOG_CHANNEL
 from mediaserver.store.webhooks import WEBHOOKS_CHANNEL
@@ -151,6 +159,27 @@ async def test_sms_on_their_way_and_conversions_are_the_sending_nodes(
         else:
             assert sorted(expired) == sorted(sent.values())
             assert sorted(resumed) == sorted(converting.values())
+    finally:
+        await alpha.close()
+        await beta.close()
+
+
+async def test_a_name_taken_by_another_node_meanwhile_is_a_conflict(
+    database_target: str | Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alpha = await Store.open(database_target, node="alpha")
+    beta = await Store.open(database_target, node="beta")
+    try:
+        await alpha.scenarios.create("ivr", "x")
+
+        async def checked_before_alpha_wrote(*_: object) -> None:
+            return None  # beta's check ran before alpha's insert committed
+
+        monkeypatch.setattr(scenarios_module, "_check_name_free", checked_before_alpha_wrote)
+        with pytest.raises(Conflict, match="already exists") as refused:
+            await beta.scenarios.create("ivr", "y")
+        assert refused.value.field == "name"
+        assert (await beta.scenarios.search()).total == 1
     finally:
         await alpha.close()
         await beta.close()
