@@ -24,12 +24,15 @@ from mediaserver.audio_recorder import is_recording_line
 from mediaserver.callflow.route import route_url
 from mediaserver.config import scenario_file
 from mediaserver.library import Router, ScenarioFiles, ScenarioLibrary, read_scenario_files
+from mediaserver.log import get_logger
 from mediaserver.numbers import NumberChange
 from mediaserver.realtime.route import route_url as realtime_route_url
 from mediaserver.runs import INBOUND_BRANCH
 from mediaserver.store import Conflict, Store, UnknownReference
 from mediaserver.store import Scenario as StoredScenario
 from mediaserver.yamlsource import Mark, Problem, ProblemsError
+
+log = get_logger("catalog")
 
 
 class CatalogError(Exception):
@@ -81,6 +84,8 @@ class Catalog:
         self.library = library
         self.router = router
         self._store_now = store
+        # What each API scenario in the library was made from: (id, source), by name.
+        self._api_sources: dict[str, tuple[str, str]] = {}
         # Told of every number attached or detached (the number webhooks), after the change.
         self.number_listeners: list[Callable[[NumberChange], None]] = []
 
@@ -108,13 +113,40 @@ class Catalog:
     async def open(self) -> None:
         """Once the store is open: give the file scenarios their store ids, load the
         API ones and the attached numbers."""
-        store = self._store()
-        await self.library.sync(store)
-        await self.router.load(store)
+        await self.library.sync(self._store())
+        await self.refresh()  # the numbers, and what each API scenario was made from
 
     def file_sources(self) -> dict[str, str]:
         """The YAML text of each file scenario now runnable, by name."""
         return self.library.file_sources()
+
+    async def refresh(self) -> None:
+        """Read the API scenarios and the attached numbers again: another node sharing
+        the database changed them (:mod:`mediaserver.shared_state`). Scenarios whose
+        text changed are validated again; one no longer valid is left out, logged."""
+        store = self._store()
+        page = await store.scenarios.search(origin="api", limit=100_000)
+        stored = {record.name: record for record in page.hits}
+        scenarios = {}
+        for record in page.hits:
+            if self._api_sources.get(record.name) == (record.id, record.source):
+                continue
+            try:
+                scenarios[record.name] = self.library.validate(record.name, record.source)
+            except ProblemsError as exc:
+                log.error("stored scenario not valid", scenario=record.name, errors=str(exc))
+        await self.router.load(store)
+        # From here on no await: the library and the router change together.
+        # Only names a read of the store gave: one created here meanwhile is kept.
+        for name in set(self._api_sources) - set(stored):
+            self._api_sources.pop(name)
+            if name in self.library.api_names():
+                self.library.remove(name)
+        for name, scenario in scenarios.items():
+            record = stored[name]
+            self.library.put(name, record.id, scenario)
+            self._api_sources[name] = (record.id, record.source)
+        log.debug("catalog read", api_scenarios=len(stored), numbers=len(self.router.numbers))
 
     async def prepare_reload(self, routes: dict[str, str], config_file: Path) -> FilesReload:
         """Read the scenario files as they are now, check them and ``routes`` (the

@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mediaserver.database_url import check_postgres_url, is_postgres_url
 from mediaserver.yamlsource import (
     LocatedDict,
     LocatedList,
@@ -131,7 +132,8 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    database: Path = Path("data/mediaserver.db")
+    database: Path | str = Path("data/mediaserver.db")
+    """An SQLite file, or a ``postgresql://`` URL (kept as text: a Path would merge ``//``)."""
     recordings: Path = Path("data/recordings")
     cache: Path = Path("data/cache")
     audio_files: Path = Path("data/audio-files")
@@ -195,7 +197,8 @@ def host_name() -> str:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """``node:``: which server this is when several run behind a proxy (SPEC section 10)."""
+    """``node:``: which server this is when several run behind a proxy or share one
+    database (SPEC section 10); the host name by default."""
 
     name: str = field(default_factory=host_name)
 
@@ -216,6 +219,12 @@ class Config:
     data_dir: Path = Path(".")
     smtp: SmtpConfig | None = None  # None: no e-mail delivery
     node: NodeConfig = field(default_factory=NodeConfig)
+
+    def database_target(self) -> Path | str:
+        """``storage.database`` as the store opens it: a file resolved like the other
+        storage paths, or the PostgreSQL URL as written."""
+        database = self.storage.database
+        return database if isinstance(database, str) else self.storage_path(database)
 
     def storage_path(self, path: Path) -> Path:
         """A storage path, relative ones resolved against the data folder."""
@@ -266,6 +275,14 @@ class _Checker:
         except (ValueError, TypeError) as exc:
             self.error(parent.value_mark(key), f"{path}: {exc}")
             return default
+
+
+def _database(value: Any) -> Path | str:
+    """``storage.database``: a ``postgresql://`` URL, checked, or an SQLite file path."""
+    text = _string(value)
+    if is_postgres_url(text):
+        return check_postgres_url(text)
+    return Path(text)
 
 
 def _string(value: Any) -> str:
@@ -452,9 +469,7 @@ def load_config(path: str | Path) -> Config:
     st = c.section(doc, "storage", {"database", "recordings", "cache", "audio_files"}, "storage")
     if st is not None:
         storage = StorageConfig(
-            database=Path(
-                c.get(st, "database", "storage.database", _string, "data/mediaserver.db")
-            ),
+            database=c.get(st, "database", "storage.database", _database, StorageConfig.database),
             recordings=Path(
                 c.get(st, "recordings", "storage.recordings", _string, "data/recordings")
             ),
@@ -463,8 +478,6 @@ def load_config(path: str | Path) -> Config:
                 c.get(st, "audio_files", "storage.audio_files", _string, "data/audio-files")
             ),
         )
-        if str(storage.database).startswith("postgresql:"):
-            c.error(st.value_mark("database"), "storage.database: PostgreSQL is not supported yet")
 
     trunks = _read_list(
         c, doc, "trunks", lambda c, item, where: _trunk(c, item, where, path.parent)

@@ -32,9 +32,13 @@ async def recover(store: Store, recordings: Path) -> None:
             interrupted_recordings=recovery.recordings,
         )
     recordings.mkdir(parents=True, exist_ok=True)
+    # A folder shared with other nodes holds the files they are writing: not ours to repair.
+    root = recordings.resolve()
+    located = [locate_recording(root, path) for path in await store.recordings.under_way()]
+    under_way = [path for path in located if path is not None]
     # In a thread: the files are read and rewritten, which would stall the loop.
     for report in await asyncio.get_running_loop().run_in_executor(
-        None, repair_recordings, recordings
+        None, repair_recordings, recordings, under_way
     ):
         log.warning("recording repaired at start-up", report=str(report))
     await _measure_interrupted_recordings(store, recordings)

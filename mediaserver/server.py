@@ -70,6 +70,7 @@ from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
+from mediaserver.shared_state import Rereader, follow
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
 from mediaserver.sip.tls import TlsConfigError, file_fingerprint, listener_context
@@ -77,7 +78,7 @@ from mediaserver.sip.transport import ListenError, SipEndpoint
 from mediaserver.sip.trunks import Trunks
 from mediaserver.sip.ua import UserAgent
 from mediaserver.sms.service import SmsService
-from mediaserver.store import Store
+from mediaserver.store import Store, StoreError
 from mediaserver.tasks import Tasks
 from mediaserver.webhooks.delivery import WebhookDispatcher
 from mediaserver.webhooks.targets import WebhookTargets
@@ -132,6 +133,7 @@ class Server:
         self.call_control_apps = CallControlApplications(lambda: self.store)
         self._reloading = asyncio.Lock()
         self.store: Store | None = None
+        self._followers: list[Rereader] = []  # re-read what other nodes change
         self.http: HttpListener | None = None
         # Where webhooks go (config and store), read by the dispatcher at each publish.
         self.webhook_targets = WebhookTargets(
@@ -319,18 +321,22 @@ class Server:
 
     async def _start(self) -> Listening:
         config = self.config
-        database = config.storage_path(config.storage.database)
-        database.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Call Control webhooks are signed with it (printed on the first start).
             self.webhooks.signing_key = signing_key(config)
         except KeyFileError as exc:
             raise StartError(str(exc)) from exc
-        self.store = store = await Store.open(database)
+        try:
+            self.store = store = await Store.open(config.database_target(), node=config.node.name)
+        except StoreError as exc:  # unreachable server, refused login, newer schema...
+            raise StartError(f"storage.database: {exc}") from exc
         await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
         await self.call_control_apps.load()
         await self.webhook_targets.refresh()
+        self._followers = await follow(
+            store, self.catalog.refresh, self.webhook_targets.refresh, self.call_control_apps.load
+        )
         self.journal.store = store
         self.journal.start()
         self.webhooks.start()
@@ -387,6 +393,8 @@ class Server:
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
+        for follower in self._followers:
+            await follower.stop()
         if self.store is not None:
             await self.store.close()
         log.info("stopped")

@@ -69,7 +69,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -484,18 +484,31 @@ def _mark_damaged(path: Path, why: str) -> RepairReport:
     return RepairReport(damaged, "damaged", 0, why)
 
 
+def _final_path(path: Path) -> str:
+    """The recording ``path`` belongs to (itself, or the file its journal or encode makes)."""
+    for suffix in (JOURNAL_SUFFIX, ENCODING_SUFFIX):
+        if _is_companion(path.name, suffix):
+            path = path.with_name(path.name[: -len(suffix)])
+    return str(path.resolve())
+
+
 def _is_companion(name: str, suffix: str) -> bool:
     """Whether ``name`` is a recording's name plus ``suffix`` (a journal, an encode)."""
     final = name[: -len(suffix)].lower()
     return name.endswith(suffix) and any(final.endswith("." + fmt) for fmt in FORMATS)
 
 
-def repair_recordings(folder: str | os.PathLike[str]) -> list[RepairReport]:
+def repair_recordings(
+    folder: str | os.PathLike[str], under_way: Collection[Path] = ()
+) -> list[RepairReport]:
     """Repair what a crash left in ``folder`` (and below); see the module
     docstring. Returns one report per file acted on, none for good files; a
     file that cannot be touched (permissions, I/O error) gets a ``failed``
     report and is left as it is, so one bad file never stops a start-up.
+    ``under_way``: recordings (their final paths, resolved) another server
+    sharing the folder is writing now; they and their companions are left alone.
     Blocking: run at start-up, before any recording starts."""
+    skipped = {str(path) for path in under_way}
     # Encodes first (their journals are still there), then journals, then WAVs.
     phases: list[tuple[Callable[[str], bool], Callable[[Path], RepairReport | None]]] = [
         (lambda name: _is_companion(name, ENCODING_SUFFIX), _remove_encoding),
@@ -507,6 +520,8 @@ def repair_recordings(folder: str | os.PathLike[str]) -> list[RepairReport]:
         for applies, repair in phases:
             for name in sorted(names):
                 path = Path(directory) / name
+                if _final_path(path) in skipped:
+                    continue
                 if applies(name) and path.exists():
                     report = _attempt(path, repair)
                     if report is not None:

@@ -1,5 +1,5 @@
-"""Storage: SQLite through aiosqlite for scenarios, runs, call records,
-recordings and webhooks (SPEC section 7).
+"""Storage: SQLite through aiosqlite, or PostgreSQL through asyncpg, for
+scenarios, runs, call records, recordings and webhooks (SPEC section 7).
 
 Theory of operation. :meth:`Store.open` opens the database file (creating
 it, applying pending migrations, refusing a schema newer than the code)
@@ -135,10 +135,17 @@ class Store:
         durability: Durability = "normal",
         busy_timeout: float = 5.0,
         clock: Callable[[], datetime] = utc_now,
+        node: str = "",
     ) -> Store:
-        """Open the database at ``path``; see :meth:`Database.open`."""
+        """Open the database at ``path`` (a file, or a ``postgresql://`` URL) as server
+        ``node``; see :meth:`Database.open`."""
         db = await Database.open(
-            path, readers=readers, durability=durability, busy_timeout=busy_timeout, clock=clock
+            path,
+            readers=readers,
+            durability=durability,
+            busy_timeout=busy_timeout,
+            clock=clock,
+            node=node,
         )
         return cls(db)
 

@@ -13,12 +13,21 @@ orphan files rather than a row pointing at nothing.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from mediaserver.store.db import Database, Order, Page, Session, Where, from_ms, order_sql, to_ms
+from mediaserver.store.db import (
+    Database,
+    Order,
+    Page,
+    Row,
+    Session,
+    Where,
+    from_ms,
+    order_sql,
+    to_ms,
+)
 
 AudioFileStatus = Literal["pending-content", "pending-conversion", "processing", "ready", "error"]
 AudioFileSource = Literal["file-upload", "phone-record", "system"]
@@ -64,7 +73,7 @@ class AudioFileFilter:
         where = Where()
         if self.name is not None:
             escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.add("name LIKE ? ESCAPE '\\'", f"%{escaped}%")
+            where.add("lower(name) LIKE lower(?) ESCAPE '\\'", f"%{escaped}%")
         where.equal("status", self.status)
         where.equal("source", self.source)
         return where
@@ -86,9 +95,10 @@ class AudioFilesIndex:
         async with self.db.transaction() as tx:
             sid = await tx.unique_id("audio_files")
             await tx.execute(
-                "INSERT INTO audio_files (id, name, source, status, format, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid, name, source, status, format, now, now),
+                "INSERT INTO audio_files"
+                " (id, name, source, status, format, created_at, updated_at, node)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sid, name, source, status, format, now, now, self.db.node),
             )
             return await _load(tx, sid)
 
@@ -152,10 +162,13 @@ class AudioFilesIndex:
         return await self._update(sid, ", ".join(sets), tuple(params), condition)
 
     async def in_status(self, *statuses: AudioFileStatus) -> list[AudioFile]:
-        """The files in one of ``statuses`` (at start-up: conversions a stop interrupted)."""
+        """This node's files in one of ``statuses`` (at start-up: conversions a stop
+        interrupted; another node sharing the database converts its own)."""
         marks = ", ".join("?" * len(statuses))
+        mine, node = self.db.own_rows()
         rows = await self.db.fetch_all(
-            f"{_SELECT} WHERE status IN ({marks}) ORDER BY updated_at, id", statuses
+            f"{_SELECT} WHERE status IN ({marks}){mine} ORDER BY updated_at, id",
+            [*statuses, *node],
         )
         return [_audio_file(row) for row in rows]
 
@@ -187,7 +200,7 @@ async def _load(session: Session, sid: str) -> AudioFile:
     )
 
 
-def _audio_file(row: sqlite3.Row) -> AudioFile:
+def _audio_file(row: Row) -> AudioFile:
     return AudioFile(
         id=row["id"],
         name=row["name"],

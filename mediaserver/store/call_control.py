@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
@@ -28,6 +27,7 @@ from typing import Any, Literal
 from mediaserver.store.db import (
     Database,
     Page,
+    Row,
     Transaction,
     Where,
     dump_json,
@@ -41,10 +41,14 @@ EventType = Literal["command", "webhook"]
 EventStatus = Literal["delivered", "failed"]
 
 _APP_COLUMNS = "id, application_name, settings, created_at, updated_at"
-_EVENT_COLUMNS = (
-    "id, type, name, call_leg_id, call_session_id, application_id, application_name, status,"
+APPLICATIONS_CHANNEL = "mediaserver_call_control_applications"
+"""Notified by every change of an application (nodes sharing a database reload them)."""
+
+_EVENT_FIELDS = (
+    "type, name, call_leg_id, call_session_id, application_id, application_name, status,"
     " metadata, at"
 )
+_EVENT_COLUMNS = f"id, {_EVENT_FIELDS}"
 _ID_LOW = 10**18  # ids have 19 digits and stay below 2**63, as the seed's int64 ids do
 _ID_SPAN = 2**63 - _ID_LOW  # [10**18, 2**63): 19 digits, an int64
 _MAX_ID_TRIES = 16
@@ -154,6 +158,7 @@ class Applications:
                 f"INSERT INTO call_control_applications ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                 (app_id, settings.application_name, settings_json(settings), now, now),
             )
+            await tx.notify(APPLICATIONS_CHANNEL)
             return await _load(tx, app_id)
 
     async def update(
@@ -164,9 +169,10 @@ class Applications:
         async with self.db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE call_control_applications SET application_name = ?, settings = ?,"
-                " updated_at = max(?, created_at) WHERE id = ?",
+                f" updated_at = {self.db.dialect.greatest}(?, created_at) WHERE id = ?",
                 (settings.application_name, settings_json(settings), now, app_id),
             )
+            await tx.notify(APPLICATIONS_CHANNEL)
             return await _load(tx, app_id) if changed else None
 
     async def delete(self, app_id: str) -> CallControlApplication | None:
@@ -178,6 +184,7 @@ class Applications:
             if row is None:
                 return None
             await tx.execute("DELETE FROM call_control_applications WHERE id = ?", (app_id,))
+            await tx.notify(APPLICATIONS_CHANNEL)
             return _application(row)
 
 
@@ -197,7 +204,7 @@ async def _load(tx: Transaction, app_id: str) -> CallControlApplication:
     return _application(await tx.fetch_written(sql, (app_id,), f"application {app_id}"))
 
 
-def _application(row: sqlite3.Row) -> CallControlApplication:
+def _application(row: Row) -> CallControlApplication:
     settings = settings_from_json(row["application_name"], row["settings"])
     values = {f.name: getattr(settings, f.name) for f in fields(ApplicationSettings)}
     return CallControlApplication(
@@ -260,7 +267,7 @@ class CallEventFilter:
         if self.application_name_contains is not None:
             # LIKE is case-insensitive for ASCII, as the seed's "contains" filters are.
             pattern = like_pattern(self.application_name_contains)
-            where.add("application_name LIKE ? ESCAPE '\\'", pattern)
+            where.add("lower(application_name) LIKE lower(?) ESCAPE '\\'", pattern)
         for op, moment in ((">", self.after), (">=", self.since), ("<", self.before)):
             if moment is not None:
                 where.add(f"at {op} ?", to_ms(moment))
@@ -282,9 +289,9 @@ class CallEvents:
     async def append(self, event: NewCallEvent) -> int:
         """Log one event; its row id."""
         async with self.db.transaction() as tx:
-            await tx.execute(
-                f"INSERT INTO call_events ({_EVENT_COLUMNS})"
-                " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row_id = await tx.fetch_value(
+                f"INSERT INTO call_events ({_EVENT_FIELDS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     event.type,
                     event.name,
@@ -297,7 +304,7 @@ class CallEvents:
                     to_ms(event.at),
                 ),
             )
-            return int(await tx.fetch_value("SELECT last_insert_rowid()"))
+            return int(row_id)
 
     async def search(
         self, filters: CallEventFilter | None = None, *, limit: int = 20, offset: int = 0
@@ -320,7 +327,7 @@ class CallEvents:
             return await tx.execute("DELETE FROM call_events WHERE at < ?", (to_ms(before),))
 
 
-def _event(row: sqlite3.Row) -> CallEvent:
+def _event(row: Row) -> CallEvent:
     return CallEvent(
         id=row["id"],
         type=row["type"],

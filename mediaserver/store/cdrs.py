@@ -67,7 +67,6 @@ import csv
 import hashlib
 import io
 import json
-import sqlite3
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -79,6 +78,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Where,
     dump_json,
@@ -96,7 +96,7 @@ _COLUMNS = (
     "id, direction, status, from_number, from_name, to_number, number, scenario_id,"
     " scenario_name, run_id, parent_call_id, sip_call_id, started_at, answered_at, ended_at,"
     " duration_ms, duration_answered_ms, hangup_cause, hangup_cause_code, hangup_source,"
-    " sip_status, dial_status, media_stats, cli_pres, customer_field"
+    " sip_status, dial_status, media_stats, cli_pres, customer_field, node"
 )
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -200,6 +200,8 @@ class CallRecord:
     media_stats: dict[str, Any]
     cli_pres: str | None = None
     customer_field: str | None = None
+    node: str = ""
+    """The server (``node.name``) that holds or held the call."""
 
     def as_cdr(self) -> dict[str, Any]:
         """The Callr v1 ``CDR.In`` or ``CDR.Out`` object (mapping in the module doc)."""
@@ -348,7 +350,8 @@ class CallRecords:
             await tx.execute(
                 "INSERT INTO calls (id, direction, status, from_number, from_name, to_number,"
                 " number, scenario_id, scenario_name, run_id, parent_call_id, sip_call_id,"
-                " started_at, cli_pres) VALUES (?, ?, 'live', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, cli_pres, node)"
+                " VALUES (?, ?, 'live', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     call_id,
                     call.direction,
@@ -363,6 +366,7 @@ class CallRecords:
                     call.sip_call_id,
                     to_ms(call.started_at),
                     call.cli_pres,
+                    self.db.node,
                 ),
             )
             return await _load(tx, call_id)
@@ -531,7 +535,7 @@ async def _load(session: Session, call_id: str) -> CallRecord:
     return _record(await session.fetch_written(sql, (call_id,), f"call record {call_id}"))
 
 
-def _record(row: sqlite3.Row) -> CallRecord:
+def _record(row: Row) -> CallRecord:
     return CallRecord(
         id=row["id"],
         direction=row["direction"],
@@ -558,4 +562,5 @@ def _record(row: sqlite3.Row) -> CallRecord:
         media_stats=json.loads(row["media_stats"]),
         cli_pres=row["cli_pres"],
         customer_field=row["customer_field"],
+        node=row["node"],
     )

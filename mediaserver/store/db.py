@@ -1,4 +1,11 @@
-"""The SQLite database: one writer connection, a few readers, migrations at open.
+"""The database: one writer connection, a few readers, migrations at open.
+
+Two engines sit behind it: SQLite, embedded, the default
+(:mod:`~mediaserver.store.sqlite_engine`), and PostgreSQL, a server several
+mediaserver nodes share (:mod:`~mediaserver.store.postgres`);
+:meth:`Database.open` picks by the target (a file path, or a
+``postgresql://`` URL). What differs in their SQL is in
+:mod:`~mediaserver.store.dialect`; everything here is the same for both.
 
 Theory of operation. SQLite allows one writer at a time, so the process keeps
 exactly one writer connection and serialises every write through an
@@ -10,7 +17,11 @@ pool of separate read-only connections; in WAL mode readers never wait for
 the writer and see the last committed state. aiosqlite runs every
 connection in its own thread, so neither reads nor writes block the event
 loop. :meth:`Database.snapshot` holds one read transaction across several
-queries (a page and its total count agree).
+queries (a page and its total count agree). PostgreSQL is given the same
+shape: one writer connection per process serialised by the lock (so a
+read-then-write inside a transaction sees no other write of this process),
+readers in read-only sessions, snapshots in ``REPEATABLE READ``; writes of
+other nodes are ordered by the server's row locks and constraints.
 
 Durability. The journal is WAL with ``synchronous=NORMAL`` by default: a
 commit is in the WAL file (handed to the OS) before ``COMMIT`` returns, so a
@@ -35,18 +46,17 @@ import asyncio
 import json
 import re
 import secrets
-import sqlite3
 import string
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
-import aiosqlite
-
-from mediaserver.store import migrations
+from mediaserver.database_url import is_postgres_url
+from mediaserver.store.dialect import Dialect
 from mediaserver.store.errors import StoreError
 
 T = TypeVar("T")
@@ -59,7 +69,12 @@ ID_LENGTH = 8
 ID_PATTERN = re.compile(r"[a-z0-9]{8}")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_ID_TRIES = 16
-_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+class Row(Protocol):
+    """A result row, read by position or by column name (``sqlite3.Row``, ``asyncpg.Record``)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
 
 
 def new_id() -> str:
@@ -161,51 +176,70 @@ class Where:
         return f" WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
 
 
-class _Connection:
-    """One aiosqlite connection and whether a transaction may still be open on it.
+class Link(ABC):
+    """One connection of either engine, and whether a transaction may still be open on it.
 
     ``dirty`` stays set when a transaction's clean-up did not finish (its task
     was cancelled while awaiting it); the next user rolls back first.
-    aiosqlite runs statements in submission order, so that rollback lands
-    after whatever the cancelled task had queued.
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
+    def __init__(self) -> None:
         self.dirty = False
+
+    @abstractmethod
+    async def fetch_one(self, sql: str, params: Params) -> Row | None: ...
+
+    @abstractmethod
+    async def fetch_all(self, sql: str, params: Params) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params) -> int:
+        """Run one statement; the number of rows it changed."""
+
+    @abstractmethod
+    async def run(self, statement: str) -> None:
+        """A statement without parameters or result (BEGIN, COMMIT, DDL)."""
+
+    @abstractmethod
+    async def rollback(self) -> None:
+        """Roll back the open transaction, if any, and clear ``dirty``."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
 
     async def begin(self, statement: str) -> None:
         if self.dirty:
             await self.rollback()
         self.dirty = True
-        await self.conn.execute(statement)
+        await self.run(statement)
 
     async def end(self, statement: str) -> None:
-        await self.conn.execute(statement)
+        await self.run(statement)
         self.dirty = False
 
-    async def rollback(self) -> None:
-        try:
-            await self.conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as error:
-            if "no transaction is active" not in str(error):
-                raise
-        self.dirty = False
+
+class Notifications(ABC):
+    """Where a database tells of changes other processes committed (PostgreSQL's LISTEN)."""
+
+    @abstractmethod
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the event loop) after each commit that notified ``channel``."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
 
 
 class Session:
     """Queries on one connection (a transaction or a read snapshot)."""
 
-    def __init__(self, conn: aiosqlite.Connection, db: Database) -> None:
-        self._conn = conn
+    def __init__(self, link: Link, db: Database) -> None:
+        self._link = link
         self.db = db
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        return await self._link.fetch_one(sql, params)
 
-    async def fetch_written(self, sql: str, params: Params, what: str) -> sqlite3.Row:
+    async def fetch_written(self, sql: str, params: Params, what: str) -> Row:
         """A row this transaction has just written: it is there by construction, so
         its absence is a bug, reported naming ``what``."""
         row = await self.fetch_one(sql, params)
@@ -213,9 +247,8 @@ class Session:
             raise LookupError(f"{what} vanished inside its own transaction")
         return row
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        rows = await self._conn.execute_fetchall(sql, params)
-        return list(rows)
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._link.fetch_all(sql, params)
 
     async def fetch_value(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetch_one(sql, params)
@@ -229,12 +262,12 @@ class Session:
         order_by: str,
         limit: int,
         offset: int,
-        parse: Callable[[sqlite3.Row], T],
+        parse: Callable[[Row], T],
     ) -> Page[T]:
         """``select`` + ``where`` sorted and cut to one page, with the total of ``count``."""
         check_paging(limit, offset)
         total = int(await self.fetch_value(count + where.sql, where.params))
-        rows: list[sqlite3.Row] = []
+        rows: list[Row] = []
         if limit and offset < total:
             sql = f"{select}{where.sql} ORDER BY {order_by} LIMIT ? OFFSET ?"
             rows = await self.fetch_all(sql, [*where.params, limit, offset])
@@ -242,18 +275,24 @@ class Session:
 
 
 class Transaction(Session):
-    """The writer connection inside ``BEGIN IMMEDIATE`` .. ``COMMIT``."""
+    """The writer connection inside its write transaction (``BEGIN`` .. ``COMMIT``)."""
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; the number of rows it changed."""
-        async with self._conn.execute(sql, params) as cursor:
-            return int(cursor.rowcount)
+        return await self._link.execute(sql, params)
+
+    async def notify(self, channel: str) -> None:
+        """Tell the other nodes sharing the database, once this transaction commits, that
+        what ``channel`` names changed (PostgreSQL's NOTIFY; SQLite has one process)."""
+        if self.db.dialect.name == "postgresql":
+            await self.fetch_one("SELECT pg_notify(?, '')", (channel,))
 
     async def unique_id(self, table: str, prefix: str = "") -> str:
         """``prefix`` + :func:`new_id` not yet used as ``table.id``.
 
-        Checked inside the write transaction, so no other writer can take it
-        before this transaction inserts it.
+        Checked inside the write transaction, so no other writer of this process
+        can take it before this transaction inserts it (the primary key refuses
+        another node's twin: 36**8 values make that a lottery win).
         """
         if not _IDENTIFIER.fullmatch(table):
             raise ValueError(f"not a table name: {table!r}")
@@ -265,79 +304,85 @@ class Transaction(Session):
 
 
 class Database:
-    """An open SQLite database; create with :meth:`open`, end with :meth:`close`."""
+    """An open database of either engine; create with :meth:`open`, end with :meth:`close`."""
 
     def __init__(
         self,
-        path: Path,
-        writer: _Connection,
-        readers: list[_Connection],
+        location: str,
+        dialect: Dialect,
+        writer: Link,
+        readers: list[Link],
         clock: Callable[[], datetime],
+        path: Path | None = None,
+        node: str = "",
+        notifications: Notifications | None = None,
     ) -> None:
+        self.location = location
+        """Where the data is, as messages show it (a file, or the URL without password)."""
         self.path = path
+        """The SQLite file; None on PostgreSQL."""
+        self.dialect = dialect
+        self.node = node
+        """This server's ``node.name``: stamped on the calls, runs and recordings it writes."""
         self.now = clock
         """The current time as the store records it (replaceable in tests)."""
         self._writer = writer
         self._write_lock = asyncio.Lock()
-        self._readers: asyncio.Queue[_Connection] = asyncio.Queue()
+        self._readers: asyncio.Queue[Link] = asyncio.Queue()
         self._all_readers = readers
         for reader in readers:
             self._readers.put_nowait(reader)
+        self._notifications = notifications
         self._closed = False
 
     @classmethod
     async def open(
         cls,
-        path: str | Path,
+        target: str | Path,
         *,
         readers: int = 2,
         durability: Durability = "normal",
         busy_timeout: float = 5.0,
         clock: Callable[[], datetime] = utc_now,
+        node: str = "",
     ) -> Database:
-        """Open (creating if needed) the database at ``path`` and migrate it.
+        """Open (creating if needed) the database at ``target`` and migrate it.
 
-        Raises :class:`~mediaserver.store.errors.SchemaTooNew` when the
-        file was written by a newer mediaserver. ``readers`` read-only
-        connections serve queries; ``durability`` is explained in the module
-        doc; ``busy_timeout`` is how long to wait on another process's lock;
-        ``clock`` gives the time the store records for "now".
+        ``target`` is a file path (SQLite) or a ``postgresql://`` URL. Raises
+        :class:`~mediaserver.store.errors.SchemaTooNew` when the database was
+        written by a newer mediaserver. ``readers`` read-only connections serve
+        queries; ``durability`` is explained in
+        :mod:`~mediaserver.store.sqlite_engine` (PostgreSQL keeps its server's
+        setting); ``busy_timeout`` is how long to wait on another process's
+        lock; ``clock`` gives the time the store records for "now"; ``node``
+        names this server among those sharing the database.
         """
-        path = Path(path)
-        if str(path) == ":memory:" or str(path).startswith("file:"):
-            raise ValueError("the store needs a file path: readers are separate connections")
         if readers < 1:
             raise ValueError("at least one reader connection is needed")
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        opened: list[aiosqlite.Connection] = []
-        try:
-            writer = await _connect(path, busy_timeout, opened)
-            mode = await _pragma(writer, "journal_mode = WAL")
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{path}: SQLite refused WAL journal mode (got {mode!r})")
-            await _pragma(writer, f"synchronous = {durability.upper()}")
-            # Truncate the WAL back to this size after checkpoints, so a burst leaves no giant file.
-            await _pragma(writer, f"journal_size_limit = {_WAL_SIZE_LIMIT}")
-            await migrations.apply_migrations(writer, path, clock())
-            pool = []
-            for _ in range(readers):
-                reader = await _connect(path, busy_timeout, opened)
-                await _pragma(reader, "query_only = ON")
-                pool.append(_Connection(reader))
-        except BaseException:
-            for conn in opened:
-                await conn.close()
-            raise
-        return cls(path, _Connection(writer), pool, clock)
+        if is_postgres_url(target):
+            from mediaserver.store.postgres import open_postgres
+
+            database = await open_postgres(str(target), readers, busy_timeout, clock)
+        else:
+            from mediaserver.store.sqlite_engine import open_sqlite
+
+            database = await open_sqlite(Path(target), readers, durability, busy_timeout, clock)
+        database.node = node
+        return database
 
     @property
     def latest_version(self) -> int:
+        from mediaserver.store import migrations
+
         return len(migrations.MIGRATIONS)
 
     async def schema_version(self) -> int:
-        return int(await self.fetch_value("PRAGMA user_version"))
+        from mediaserver.store import migrations
+
+        async with self._reader() as reader:
+            return await migrations.current_version(reader, self.dialect)
 
     async def close(self) -> None:
         """Wait for the running write, then close every connection (idempotent)."""
@@ -347,9 +392,29 @@ class Database:
         async with self._write_lock:
             if self._writer.dirty:
                 await self._writer.rollback()
-            await self._writer.conn.close()
+            await self._writer.close()
         for reader in self._all_readers:
-            await reader.conn.close()
+            await reader.close()
+        if self._notifications is not None:
+            await self._notifications.close()
+
+    def own_rows(self) -> tuple[str, list[str]]:
+        """``AND ...`` keeping the rows this node wrote (and those older than node
+        names), with its parameters: what is in flight is only ever this node's to close.
+
+        An SQLite file belongs to one server, so every row is its own there; on a
+        shared PostgreSQL database another node's rows are alive and not ours.
+        """
+        if self.dialect.name == "sqlite":
+            return "", []
+        return " AND node IN (?, '')", [self.node]
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another transaction (of any node) notified ``channel``
+        (:meth:`Transaction.notify`). Nothing on SQLite: its file has one server."""
+        self._check_open()
+        if self._notifications is not None:
+            await self._notifications.listen(channel, callback)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -357,8 +422,8 @@ class Database:
         self._check_open()
         async with self._write_lock:
             writer = self._writer
-            await writer.begin("BEGIN IMMEDIATE")
-            transaction = Transaction(writer.conn, self)
+            await writer.begin(self.dialect.begin_write)
+            transaction = Transaction(writer, self)
             try:
                 yield transaction
                 await writer.end("COMMIT")
@@ -370,30 +435,33 @@ class Database:
     async def snapshot(self) -> AsyncIterator[Session]:
         """A read transaction: every query inside sees the same committed state."""
         async with self._reader() as reader:
-            await reader.begin("BEGIN")
+            await reader.begin(self.dialect.begin_snapshot)
             try:
-                yield Session(reader.conn, self)
+                yield Session(reader, self)
             finally:
                 await reader.rollback()
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         async with self._reader() as reader:
-            return await Session(reader.conn, self).fetch_one(sql, params)
+            return await reader.fetch_one(sql, params)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._reader() as reader:
-            return await Session(reader.conn, self).fetch_all(sql, params)
+            return await reader.fetch_all(sql, params)
 
     async def fetch_value(self, sql: str, params: Params = ()) -> Any:
         async with self._reader() as reader:
-            return await Session(reader.conn, self).fetch_value(sql, params)
+            return await Session(reader, self).fetch_value(sql, params)
 
     async def integrity_check(self) -> list[str]:
-        """``PRAGMA integrity_check``: ``["ok"]`` for a sound file."""
+        """SQLite's ``PRAGMA integrity_check``: ``["ok"]`` for a sound file. PostgreSQL
+        checks its own pages; there ``["ok"]`` means the server answers queries."""
+        if self.dialect.name == "postgresql":
+            return ["ok"] if await self.fetch_value("SELECT 1") == 1 else ["no answer"]
         return [str(row[0]) for row in await self.fetch_all("PRAGMA integrity_check")]
 
     @asynccontextmanager
-    async def _reader(self) -> AsyncIterator[_Connection]:
+    async def _reader(self) -> AsyncIterator[Link]:
         self._check_open()
         reader = await self._readers.get()
         try:
@@ -403,22 +471,4 @@ class Database:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreError(f"{self.path}: the database is closed")
-
-
-async def _connect(
-    path: Path, busy_timeout: float, opened: list[aiosqlite.Connection]
-) -> aiosqlite.Connection:
-    # isolation_level=None: no implicit BEGIN; transactions are explicit above.
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    opened.append(conn)
-    conn.row_factory = sqlite3.Row
-    await _pragma(conn, f"busy_timeout = {round(busy_timeout * 1000)}")
-    await _pragma(conn, "foreign_keys = ON")
-    return conn
-
-
-async def _pragma(conn: aiosqlite.Connection, pragma: str) -> Any:
-    async with conn.execute(f"PRAGMA {pragma}") as cursor:
-        row = await cursor.fetchone()
-        return None if row is None else row[0]
+            raise StoreError(f"{self.location}: the database is closed")

@@ -19,7 +19,6 @@ record to filter on and show the caller and callee.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Transaction,
     Where,
@@ -173,7 +173,7 @@ class Recordings:
                 raise UnknownReference("call_id", f"no call {new.call_id!r}")
             await tx.execute(
                 "INSERT INTO recordings (id, call_id, kind, status, path, format, channels,"
-                " duration_ms, size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration_ms, size, created_at, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     rid,
                     new.call_id,
@@ -185,6 +185,7 @@ class Recordings:
                     new.duration_ms,
                     new.size,
                     created,
+                    self.db.node,
                 ),
             )
             return await _load(tx, rid)
@@ -198,6 +199,12 @@ class Recordings:
                 (duration_ms, size, rid),
             )
             return await _load(tx, rid) if changed else None
+
+    async def under_way(self) -> list[str]:
+        """The paths of the recordings being written now, on any node (after start-up
+        recovery, another node's: a shared folder's files this node must not touch)."""
+        rows = await self.db.fetch_all("SELECT path FROM recordings WHERE status = 'recording'")
+        return [str(row[0]) for row in rows]
 
     async def unmeasured(self) -> list[Recording]:
         """Recordings a crash interrupted whose duration and size were never written."""
@@ -281,7 +288,7 @@ class Recordings:
         # Keep the first read time when marked read again (Callr's date_read).
         sql = (
             "UPDATE recordings SET read = ?,"
-            " read_at = CASE WHEN ? THEN coalesce(read_at, ?) ELSE NULL END"
+            " read_at = CASE WHEN ? = 1 THEN coalesce(read_at, ?) ELSE NULL END"
         )
         params = [int(read), int(read), to_ms(self.db.now()), *where.params]
         return await tx.execute(sql + where.sql, params)
@@ -291,7 +298,7 @@ def _ids_where(ids: Sequence[str] | None) -> Where:
     where = Where()
     if ids is not None:
         marks = ", ".join("?" * len(ids))
-        where.add(f"id IN ({marks})" if ids else "0", *ids)
+        where.add(f"id IN ({marks})" if ids else "1 = 0", *ids)
     return where
 
 
@@ -300,7 +307,7 @@ async def _load(session: Session, rid: str) -> Recording:
     return _recording(await session.fetch_written(sql, (rid,), f"recording {rid}"))
 
 
-def _recording(row: sqlite3.Row) -> Recording:
+def _recording(row: Row) -> Recording:
     return Recording(
         id=row["id"],
         call_id=row["call_id"],

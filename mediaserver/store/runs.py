@@ -14,7 +14,6 @@ passes it.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -23,6 +22,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Where,
     dump_json,
@@ -82,8 +82,9 @@ class Runs:
             elif await tx.fetch_one("SELECT 1 FROM runs WHERE id = ?", (runid,)) is not None:
                 raise Conflict("runid", f"a run {runid!r} already exists")
             await tx.execute(
-                f"INSERT INTO runs ({_COLUMNS}) VALUES (?, ?, ?, 'running', ?, NULL, ?, NULL)",
-                (runid, scenario_id, branch, encoded, started),
+                f"INSERT INTO runs ({_COLUMNS}, node)"
+                " VALUES (?, ?, ?, 'running', ?, NULL, ?, NULL, ?)",
+                (runid, scenario_id, branch, encoded, started, self.db.node),
             )
             return await _load(tx, runid)
 
@@ -164,7 +165,7 @@ async def _load(session: Session, runid: str) -> RunRecord:
     return _run(await session.fetch_written(sql, (runid,), f"run {runid}"))
 
 
-def _run(row: sqlite3.Row) -> RunRecord:
+def _run(row: Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
         scenario_id=row["scenario_id"],

@@ -16,7 +16,6 @@ attach/detach as it is made, so routing changes live.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -25,6 +24,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Transaction,
     Where,
@@ -37,6 +37,9 @@ from mediaserver.store.errors import Conflict, UnknownReference
 
 Origin = Literal["file", "api"]
 ScenarioSort = Literal["name", "created", "updated"]
+
+CATALOG_CHANNEL = "mediaserver_catalog"
+"""Notified by every change of a scenario or a number (nodes sharing a database reload)."""
 
 _SORT_COLUMNS = {"name": "name", "created": "created_at", "updated": "updated_at"}
 _COLUMNS = "id, name, source, origin, created_at, updated_at"
@@ -73,10 +76,14 @@ class Scenarios:
             await _check_name_free(tx, name)
             sid = await tx.unique_id("scenarios")
             now = to_ms(self.db.now())
-            await tx.execute(
-                f"INSERT INTO scenarios ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            inserted = await tx.execute(
+                f"INSERT INTO scenarios ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
                 (sid, name, source, origin, now, now),
             )
+            if not inserted:  # another node sharing the database took it since the check
+                raise Conflict("name", f"a scenario named {name!r} already exists")
+            await tx.notify(CATALOG_CHANNEL)
             return await _load(tx, sid)
 
     async def get(self, sid: str) -> Scenario | None:
@@ -101,11 +108,13 @@ class Scenarios:
                 " updated_at = ? WHERE id = ?",
                 (name, source, to_ms(self.db.now()), sid),
             )
+            await tx.notify(CATALOG_CHANNEL)
             return await _load(tx, sid)
 
     async def delete(self, sid: str) -> bool:
         """Delete the scenario, its number attachments and its runs."""
         async with self.db.transaction() as tx:
+            await tx.notify(CATALOG_CHANNEL)
             return await tx.execute("DELETE FROM scenarios WHERE id = ?", (sid,)) > 0
 
     async def sync_file(self, name: str, source: str) -> Scenario:
@@ -151,7 +160,7 @@ class Scenarios:
         """Scenarios whose name contains ``name`` (case-insensitive), sorted and paged."""
         where = Where()
         if name:
-            where.add("name LIKE ? ESCAPE '\\'", like_pattern(name))
+            where.add("lower(name) LIKE lower(?) ESCAPE '\\'", like_pattern(name))
         where.equal("origin", origin)
         column = _SORT_COLUMNS[sort]
         direction = order_sql(order)
@@ -193,6 +202,7 @@ class Numbers:
                 " scenario_id = excluded.scenario_id, attached_at = excluded.attached_at",
                 (number, scenario_id, to_ms(self.db.now())),
             )
+            await tx.notify(CATALOG_CHANNEL)
             return None if previous is None else str(previous)
 
     async def detach(self, number: str, scenario_id: str | None = None) -> bool:
@@ -201,6 +211,7 @@ class Numbers:
         where.equal("number", number)
         where.equal("scenario_id", scenario_id)
         async with self.db.transaction() as tx:
+            await tx.notify(CATALOG_CHANNEL)
             return await tx.execute(f"DELETE FROM numbers{where.sql}", where.params) > 0
 
     async def scenario_for(self, number: str) -> str | None:
@@ -260,7 +271,7 @@ async def _numbers_of(session: Session, ids: list[str]) -> dict[str, tuple[str, 
     return {sid: tuple(numbers) for sid, numbers in found.items()}
 
 
-def _scenario(row: sqlite3.Row, numbers: tuple[str, ...]) -> Scenario:
+def _scenario(row: Row, numbers: tuple[str, ...]) -> Scenario:
     return Scenario(
         id=row["id"],
         name=row["name"],

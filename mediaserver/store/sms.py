@@ -12,7 +12,6 @@ start after a crash, is marked ``expired`` by
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Where,
     dump_json,
     from_ms,
@@ -120,7 +120,7 @@ class SmsFilter:
         where.equal("sender", self.sender)
         where.equal("recipient", self.recipient)
         if self.contains:
-            where.add("text LIKE ? ESCAPE '\\'", like_pattern(self.contains))
+            where.add("lower(text) LIKE lower(?) ESCAPE '\\'", like_pattern(self.contains))
         where.equal("traffic_type", self.traffic_type)
         where.equal("status", self.status)
         where.between("created_at", self.created_after, self.created_before)
@@ -137,10 +137,11 @@ class SmsMessages:
         delivered = now if new.status == "delivered" else None
         async with self.db.transaction() as tx:
             await tx.execute(
-                f"INSERT INTO sms ({_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, NULL, ?)",
+                f"INSERT INTO sms ({_COLUMNS}, node) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, NULL, ?, ?)",
                 (new.id, new.direction, new.sender, new.recipient, new.text, new.encoding,
-                 new.parts, new.traffic_type, new.status, history, now, now, delivered),
+                 new.parts, new.traffic_type, new.status, history, now, now, delivered,
+                 self.db.node),
             )  # fmt: skip
             row = await tx.fetch_written(
                 f"SELECT {_COLUMNS} FROM sms WHERE id = ?", (new.id,), "sms"
@@ -199,9 +200,11 @@ class SmsMessages:
             )
 
     async def expire_unfinished(self, reason: str) -> list[str]:
-        """Mark outbound SMS still on their way ``expired``; their ids."""
+        """Mark this node's outbound SMS still on their way ``expired``; their ids."""
+        mine, node = self.db.own_rows()
         rows = await self.db.fetch_all(
-            "SELECT id FROM sms WHERE direction = 'outbound' AND status IN (?, ?, ?)", UNFINISHED
+            f"SELECT id FROM sms WHERE direction = 'outbound' AND status IN (?, ?, ?){mine}",
+            [*UNFINISHED, *node],
         )
         ids = [str(row[0]) for row in rows]
         for sid in ids:
@@ -209,7 +212,7 @@ class SmsMessages:
         return ids
 
 
-def _sms(row: sqlite3.Row) -> SmsRecord:
+def _sms(row: Row) -> SmsRecord:
     return SmsRecord(
         id=str(row["id"]),
         direction="inbound" if row["direction"] == "inbound" else "outbound",

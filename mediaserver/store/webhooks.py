@@ -21,7 +21,6 @@ The log grows with traffic; :meth:`Deliveries.prune` drops old rows.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from mediaserver.store.db import (
     Database,
     Order,
     Page,
+    Row,
     Session,
     Where,
     dump_json,
@@ -42,13 +42,17 @@ from mediaserver.store.db import (
 
 Outcome = Literal["delivered", "retrying", "failed"]
 
+WEBHOOKS_CHANNEL = "mediaserver_webhooks"
+"""Notified by every change of a stored webhook (nodes sharing a database reload them)."""
+
 _COLUMNS = (
     "id, url, events, secret, enabled, failed, last_failed_at, created_at, updated_at, hmac_algo"
 )
-_DELIVERY_COLUMNS = (
-    "id, webhook_id, url, event_id, event_type, subject_sid, attempt, outcome, status_code,"
+_DELIVERY_FIELDS = (
+    "webhook_id, url, event_id, event_type, subject_sid, attempt, outcome, status_code,"
     " error, duration_ms, payload, at"
 )
+_DELIVERY_COLUMNS = f"id, {_DELIVERY_FIELDS}"
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,7 @@ class Webhooks:
                 f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, NULL, ?, ?, ?)",
                 (wid, url, encoded, secret, int(enabled), now, now, hmac_algo),
             )
+            await tx.notify(WEBHOOKS_CHANNEL)
             return await _load(tx, wid)
 
     async def get(self, wid: str) -> Webhook | None:
@@ -203,7 +208,7 @@ class Webhooks:
         async with self.db.transaction() as tx:
             changed = await tx.execute(
                 "UPDATE webhooks SET url = coalesce(?, url), events = coalesce(?, events),"
-                " secret = CASE WHEN ? THEN NULL ELSE coalesce(?, secret) END,"
+                " secret = CASE WHEN ? = 1 THEN NULL ELSE coalesce(?, secret) END,"
                 " enabled = coalesce(?, enabled), hmac_algo = coalesce(?, hmac_algo),"
                 " updated_at = ? WHERE id = ?",
                 (
@@ -217,11 +222,13 @@ class Webhooks:
                     wid,
                 ),
             )
+            await tx.notify(WEBHOOKS_CHANNEL)
             return await _load(tx, wid) if changed else None
 
     async def delete(self, wid: str) -> bool:
         """Delete the webhook; its delivery log stays."""
         async with self.db.transaction() as tx:
+            await tx.notify(WEBHOOKS_CHANNEL)
             return await tx.execute("DELETE FROM webhooks WHERE id = ?", (wid,)) > 0
 
     async def search(
@@ -238,7 +245,7 @@ class Webhooks:
         where = Where()
         where.equal("id", sid)
         if event is not None:
-            where.add("EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?)", event)
+            where.add(self.db.dialect.json_array_has("events"), event)
         where.equal("enabled", None if enabled is None else int(enabled))
         direction = order_sql(order)
         async with self.db.snapshot() as snap:
@@ -269,9 +276,9 @@ class Deliveries:
         at = to_ms(attempt.at)
         failed = attempt.outcome != "delivered"
         async with self.db.transaction() as tx:
-            await tx.execute(
-                f"INSERT INTO webhook_deliveries ({_DELIVERY_COLUMNS})"
-                " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row_id = await tx.fetch_value(
+                f"INSERT INTO webhook_deliveries ({_DELIVERY_FIELDS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     attempt.webhook_id,
                     attempt.url,
@@ -287,7 +294,6 @@ class Deliveries:
                     at,
                 ),
             )
-            row_id = await tx.fetch_value("SELECT last_insert_rowid()")
             if failed:
                 await tx.execute(
                     "UPDATE webhooks SET failed = failed + 1, last_failed_at = ? WHERE id = ?",
@@ -343,7 +349,7 @@ async def _load(session: Session, wid: str) -> Webhook:
     return _webhook(await session.fetch_written(sql, (wid,), f"webhook {wid}"))
 
 
-def _webhook(row: sqlite3.Row) -> Webhook:
+def _webhook(row: Row) -> Webhook:
     return Webhook(
         id=row["id"],
         url=row["url"],
@@ -358,7 +364,7 @@ def _webhook(row: sqlite3.Row) -> Webhook:
     )
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     return Delivery(
         id=row["id"],
         webhook_id=row["webhook_id"],

@@ -302,8 +302,14 @@ def test_unknown_keys_in_each_section(tmp_path: Path, text: str, message: str) -
         ),
         ("storage:\n  cache: 1.5\n", "F:2:10: storage.cache: expected a string"),
         (
-            "storage:\n  database: postgresql://db/ms\n",
-            "F:2:13: storage.database: PostgreSQL is not supported yet",
+            "storage:\n  database: postgresql://db/\n",
+            "F:2:13: storage.database: no database name in 'postgresql://db/';"
+            " expected postgresql://user[:password]@host[:port]/database",
+        ),
+        (
+            "storage:\n  database: postgresql://db:99999/ms\n",
+            "F:2:13: storage.database: not a PostgreSQL URL (Port out of range 0-65535);"
+            " expected postgresql://user[:password]@host[:port]/database",
         ),
         ("scenarios_dir: [a]\n", "F:1:16: scenarios_dir: expected a string"),
         ("sip:\n  public_address: 'a b'\n", "F:2:19: sip.public_address: bad host 'a b'"),
@@ -713,7 +719,7 @@ def test_storage_paths_resolve_against_the_data_dir(tmp_path: Path) -> None:
         loads(tmp_path, "storage:\n  database: db/ms.db\n  recordings: /srv/rec\n"),
         data_dir=tmp_path / "data",
     )
-    assert config.storage_path(config.storage.database) == tmp_path / "data" / "db" / "ms.db"
+    assert config.database_target() == tmp_path / "data" / "db" / "ms.db"
     assert config.storage_path(config.storage.recordings) == Path("/srv/rec")
     assert config.storage_path(config.storage.cache) == tmp_path / "data" / "data" / "cache"
     # Without --data-dir, relative paths stay relative to the working folder.
@@ -733,7 +739,7 @@ def test_route_targets_are_names_not_paths(tmp_path: Path, target: str) -> None:
 def test_data_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
     config = loads(tmp_path, "data_dir: .\n")
     assert config.data_dir == tmp_path
-    assert config.storage_path(config.storage.database) == tmp_path / "data" / "mediaserver.db"
+    assert config.database_target() == tmp_path / "data" / "mediaserver.db"
     assert loads(tmp_path, "data_dir: /var/lib/ms\n").data_dir == Path("/var/lib/ms")
     # --data-dir wins over the file.
     assert with_overrides(config, data_dir="/srv").data_dir == Path("/srv")
@@ -825,3 +831,9 @@ def test_node_name_override_is_checked() -> None:
     assert with_overrides(base, node_name="node-b").node.name == "node-b"
     with pytest.raises(ValueError, match="not a node name"):
         with_overrides(base, node_name="-bad")
+
+
+def test_storage_database_takes_a_postgresql_url_as_written(tmp_path: Path) -> None:
+    url = "postgresql://ms:pw@db.example:5433/calls"
+    config = loads(tmp_path, f"storage:\n  database: {url}\n")
+    assert config.database_target() == url  # not a path: "//" would be merged

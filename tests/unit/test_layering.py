@@ -99,7 +99,9 @@ def test_the_foundation_imports_no_layer() -> None:
     for module in FOUNDATION:
         path = PACKAGE_ROOT / f"{module.split('.')[1]}.py"
         reached = {m.split(".")[1] for m in imported_modules(path) if m != "mediaserver"}
-        assert reached <= {"log", "config", "yamlsource", "yamllimits"}, (module, reached)
+        # database_url: a leaf that imports nothing of mediaserver (what storage.database names).
+        allowed = {"log", "config", "yamlsource", "yamllimits", "database_url"}
+        assert reached <= allowed, (module, reached)
 
 
 def test_every_form_of_import_is_seen(tmp_path: Path) -> None:

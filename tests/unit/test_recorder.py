@@ -489,3 +489,14 @@ def test_measure_recording_reads_duration_and_size(tmp_path: Path) -> None:
     assert measure_recording(tmp_path / "gone.wav") is None
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
     assert measure_recording(tmp_path / "junk.wav") is None
+
+
+def test_recordings_another_server_is_writing_are_left_alone(tmp_path: Path) -> None:
+    # A folder shared by several nodes: one starting must not finish another's journal.
+    live = unfinished_wav(tmp_path / "live.flac.part", pattern(0, 800))
+    left = unfinished_wav(tmp_path / "left.flac.part", pattern(0, 800))
+    before = live.read_bytes()
+    [report] = repair_recordings(tmp_path, under_way=[(tmp_path / "live.flac").resolve()])
+    assert (report.path, report.action) == (tmp_path / "left.flac", "finished")
+    assert not left.exists()
+    assert live.read_bytes() == before

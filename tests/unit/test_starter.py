@@ -32,7 +32,7 @@ def test_the_starter_folder_runs_from_anywhere(tmp_path: Path) -> None:
     config = load_config(written.config)
     assert config.data_dir == folder
     assert config.scenarios_dir == folder / "scenarios"
-    assert config.storage_path(config.storage.database) == folder / "data" / "mediaserver.db"
+    assert config.database_target() == folder / "data" / "mediaserver.db"
     assert config.routes == load_config(EXAMPLES / "default.yaml").routes
     assert check_files(written.scenarios) == []
     for name in SCENARIO_NAMES:

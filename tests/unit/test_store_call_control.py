@@ -22,8 +22,8 @@ T0 = datetime(2025, 8, 15, 13, 52, 20, 333_000, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "store.db")
+async def store(database_target: str | Path) -> AsyncIterator[Store]:
+    opened = await Store.open(database_target)
     yield opened
     await opened.close()
 

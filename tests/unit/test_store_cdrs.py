@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import re
-import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from mediaserver.store import (
     UnknownReference,
 )
 from mediaserver.store.cdrs import did_hash
+from tests.unit.conftest import integrity_error
 
 T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
 
@@ -36,8 +36,8 @@ def at(seconds: float) -> datetime:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "store.db", clock=lambda: T0)
+async def store(database_target: str | Path) -> AsyncIterator[Store]:
+    opened = await Store.open(database_target, clock=lambda: T0)
     yield opened
     await opened.close()
 
@@ -393,7 +393,7 @@ def test_export_round_trips_any_text(names: list[str | None], number: str) -> No
         asyncio.run(scenario(Path(directory) / "store.db"))
 
 
-async def test_the_schema_refuses_values_outside_its_vocabulary(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+async def test_the_schema_refuses_values_outside_its_vocabulary(store: Store, engine: str) -> None:
+    with pytest.raises(integrity_error(engine), match=r"(?i)check"):
         await store.calls.create(NewCall("sideways", "a", "b", T0))  # type: ignore[arg-type]
     assert (await store.calls.search()).total == 0

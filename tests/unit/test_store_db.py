@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from mediaserver.store.db import (
 )
 from mediaserver.store.errors import SchemaTooNew, StoreError
 from mediaserver.store.migrations import MIGRATIONS, Migration
+from tests.unit.conftest import integrity_error
 
 T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
 TABLES = {
@@ -44,8 +46,8 @@ TABLES = {
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "store.db")
+async def db(database_target: str | Path) -> AsyncIterator[Database]:
+    database = await Database.open(database_target)
     yield database
     await database.close()
 
@@ -167,16 +169,16 @@ async def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) ->
     path = tmp_path / "store.db"
     await (await Database.open(path)).close()
     with raw(path) as conn:
-        conn.execute("PRAGMA user_version = 7")
+        conn.execute("PRAGMA user_version = 99")
     with pytest.raises(SchemaTooNew) as refused:
         await Database.open(path)
     message = str(refused.value)
     assert str(path) in message
-    assert "version 7" in message
+    assert "version 99" in message
     assert f"up to {len(MIGRATIONS)}" in message
     assert "newer mediaserver" in message
     with raw(path) as conn:  # untouched
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
 
 
 async def test_pending_migrations_apply_in_order_on_an_existing_database(
@@ -282,8 +284,10 @@ async def test_an_exception_rolls_the_whole_transaction_back(db: Database) -> No
         assert await tx.execute("UPDATE scenarios SET source = 'y'") == 1
 
 
-async def test_a_failing_statement_rolls_back_the_statements_before_it(db: Database) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+async def test_a_failing_statement_rolls_back_the_statements_before_it(
+    db: Database, engine: str
+) -> None:
+    with pytest.raises(integrity_error(engine)):
         async with db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO webhooks (id, url, secret, created_at, updated_at)"
@@ -391,8 +395,11 @@ async def test_a_snapshot_sees_one_state_across_queries(db: Database) -> None:
     assert await db.fetch_value("SELECT count(*) FROM webhooks") == 2
 
 
-async def test_reader_connections_cannot_write(db: Database) -> None:
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+async def test_reader_connections_cannot_write(db: Database, engine: str) -> None:
+    refused: type[Exception] = sqlite3.OperationalError
+    if engine == "postgresql":
+        refused = asyncpg.ReadOnlySQLTransactionError
+    with pytest.raises(refused, match=r"readonly|read-only"):
         await db.fetch_all("DELETE FROM webhooks")
 
 

@@ -29,8 +29,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "db.sqlite", clock=clock)
+async def store(database_target: str | Path, clock: Clock) -> AsyncIterator[Store]:
+    opened = await Store.open(database_target, clock=clock)
     yield opened
     await opened.close()
 
