@@ -260,6 +260,7 @@ class LiveCall(BaseModel):
     started: Timestamp
     answered: Timestamp | None
     duration: float = Field(description="seconds since the call started")
+    codec: str | None = Field(None, description="the RTP leg's codec (PCMU, PCMA...)")
     media: dict[str, Any] = Field(description="the RTP leg's counters so far")
 
 
