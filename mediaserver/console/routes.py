@@ -30,6 +30,7 @@ from mediaserver.api.models import (
     CALLID_PATTERN,
     ApiError,
     RequestModel,
+    ScenarioName,
     Script,
     Status,
     not_found,
@@ -85,7 +86,7 @@ async def console_file(file: Annotated[str, Path(max_length=64)]) -> Response:
 
 class CheckIn(RequestModel):
     script: Script
-    name: str = Field("check", max_length=64, description="the scenario's name, for messages")
+    name: ScenarioName = Field(description="the name it would be saved under: the script's own")
 
 
 class CheckProblem(BaseModel):

@@ -54,14 +54,20 @@ export default async function page(root) {
   const check = debounce(async () => {
     checkState.textContent = "checking…";
     try {
-      const result = await api("/api/scenarios/check", { method: "POST", json: { script: text.value, name: name.value || "check" } });
+      const result = await api("/api/scenarios/check", { method: "POST", json: { script: text.value, name: savedName() } });
       mark(result.problems);
       checkState.textContent = result.ok ? "✓ valid" : `${result.problems.filter((p) => !p.warning).length} problem(s)`;
       checkState.className = result.ok ? "ok" : "error";
     } catch (err) { checkState.textContent = err.message; }
   }, 400);
 
+  // The name it would be saved under: the field, else the script's own `name:` line.
+  function savedName() {
+    return name.value.trim() || (text.value.match(/^name:\s*["']?([A-Za-z0-9_.-]+)/m) || [])[1] || "scenario";
+  }
+
   text.addEventListener("input", () => { lines(); check(); });
+  name.addEventListener("input", () => check());
 
   async function edit(scenario) {
     selected = scenario;
@@ -97,7 +103,7 @@ export default async function page(root) {
 
   save.addEventListener("click", async () => {
     saveState.replaceChildren();
-    const body = { name: name.value, script: text.value };
+    const body = { name: savedName(), script: text.value };
     try {
       const saved = selected
         ? await api(`/api/scenarios/${selected.sid}`, { method: "PUT", json: body })
