@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -64,6 +66,26 @@ branches:
       - action: say@v1
         params: {text: "Hello"}
       - action: hangup@v1
+"""
+ROOM_NUMBER = "+33100000043"
+LINE_NUMBER = "+33100000044"
+JOIN_A_ROOM = """\
+name: console-room
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: conference@v1
+        params: {name: console-room, beep: none}
+"""
+WAIT_IN_LINE = """\
+name: console-line
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: queue@v1
+        params: {name: console-line, hold_audio: ringback}
 """
 # Chromium flags: headless, no sandbox (root in a container), nothing from the network.
 CHROMIUM_FLAGS = (
@@ -155,8 +177,32 @@ def open_page(browser: WebDriver, name: str) -> WebElement:
     return visible(browser, f'[data-page="{name}"]')
 
 
+class _Accept(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
 @pytest.fixture(scope="module")
-def logged_in(browser: WebDriver, server: ServerProcess) -> WebDriver:
+def webhook(api: httpx.Client) -> Iterator[str]:
+    """A webhook of every call event, to a loopback receiver that accepts them (204)."""
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{receiver.server_address[1]}/events"
+    created = api.post("/api/webhooks", json={"endpoint": endpoint, "events": ["v2.call.*"]})
+    assert created.status_code == 201, created.text
+    yield endpoint
+    receiver.shutdown()
+    receiver.server_close()
+
+
+@pytest.fixture(scope="module")
+def logged_in(browser: WebDriver, server: ServerProcess, webhook: str) -> WebDriver:
     log_in(browser, server, server.api_key)
     visible(browser, "#nav")
     return browser
@@ -321,6 +367,52 @@ def test_a_mistake_is_shown_at_its_line_and_nothing_is_saved(
     assert api.get(f"/api/scenarios/{sid}").json()["script"] == EDITABLE
 
 
+# --- conferences and queues --------------------------------------------------------------
+
+
+def attach(api: httpx.Client, name: str, script: str, number: str) -> None:
+    created = api.post("/api/scenarios", json={"name": name, "script": script})
+    assert created.status_code == 201, created.text
+    assert api.put(f"/api/scenarios/{created.json()['sid']}/numbers/{number}").status_code == 200
+
+
+def test_a_member_is_muted_and_kicked_and_a_waiter_shown_with_its_wait(
+    server: ServerProcess, api: httpx.Client, logged_in: WebDriver, tmp_path: Path
+) -> None:
+    attach(api, "console-room", JOIN_A_ROOM, ROOM_NUMBER)
+    attach(api, "console-line", WAIT_IN_LINE, LINE_NUMBER)
+    browser = logged_in
+    open_page(browser, "rooms")
+    with (
+        SippBackground(server.target, scenario="uac_bye_from_server", service=ROOM_NUMBER,
+                       recv_timeout_ms=30000, rtp_echo=True, timeout=40,
+                       workdir=tmp_path / "member") as member,
+        SippBackground(server.target, scenario="uac_bye_from_server", service=LINE_NUMBER,
+                       recv_timeout_ms=30000, rtp_echo=True, timeout=40,
+                       workdir=tmp_path / "waiter") as waiter,
+    ):  # fmt: skip
+        row = visible(browser, '[data-conference="console-room"] tr[data-member]')
+        callid = row.get_attribute("data-member")
+        row.find_element(By.CSS_SELECTOR, "button[data-mute]").click()
+
+        def muted() -> bool:
+            rooms = api.get("/api/conferences").json()["hits"]
+            return any(m["callid"] == callid and m["muted"] for r in rooms for m in r["members"])
+
+        wait_for(muted, what="the member muted")
+        wait_for(lambda: "Unmute" in browser.find_element(
+            By.CSS_SELECTOR, f'tr[data-member="{callid}"] button[data-mute]').text)  # fmt: skip
+        queued = '#queues tr[data-queue="console-line"]'
+        wait_for(lambda: " s" in visible(browser, queued).text, what="the wait shown")
+        screenshot(browser, "rooms")
+        kick = f'tr[data-member="{callid}"] button[data-kick]'
+        browser.find_element(By.CSS_SELECTOR, kick).click()
+        member.wait(timeout=20).assert_ok(calls=1)  # the kicked member got the BYE
+        waiter_id = api.get("/api/queues").json()["hits"][0]["callids"][0]
+        assert api.delete(f"/api/calls/{waiter_id}").status_code == 200
+        waiter.wait(timeout=20).assert_ok(calls=1)
+
+
 # --- the other pages -----------------------------------------------------------------------
 
 
@@ -328,8 +420,7 @@ def test_a_mistake_is_shown_at_its_line_and_nothing_is_saved(
     ("name", "shown"),
     [
         ("records", "#cdr-list tr[data-cdr]"),
-        ("rooms", "#conferences"),
-        ("webhooks", "#webhook-log"),
+        ("webhooks", '#webhook-log tr[data-outcome="delivered"]'),
         ("health", "#health .card"),
     ],
 )

@@ -23,15 +23,15 @@ export default async function page(root) {
         { title: "Role", value: (m) => (m.moderator ? "moderator" : "") },
         { title: "State", value: (m) => (m.waiting ? "waiting for the moderator" : m.muted ? "muted" : "speaking allowed") },
         { title: "", value: (m) => [
-          h("button", { onclick: () => act(api(`/api/conferences/${encodeURIComponent(c.name)}/members/${m.callid}/muted`, { method: "PUT", json: { muted: !m.muted } })) }, m.muted ? "Unmute" : "Mute"), " ",
-          h("button", { class: "danger", onclick: () => act(api(`/api/calls/${m.callid}`, { method: "DELETE" })) }, "Kick")] },
-      ], c.members))) : [h("p", { class: "muted" }, "No conference in progress.")]));
+          h("button", { "data-mute": m.callid, onclick: () => act(api(`/api/conferences/${encodeURIComponent(c.name)}/members/${m.callid}/muted`, { method: "PUT", json: { muted: !m.muted } })) }, m.muted ? "Unmute" : "Mute"), " ",
+          h("button", { class: "danger", "data-kick": m.callid, onclick: () => act(api(`/api/calls/${m.callid}`, { method: "DELETE" })) }, "Kick")] },
+      ], c.members, (m) => ({ "data-member": m.callid })))) : [h("p", { class: "muted" }, "No conference in progress.")]));
     queues.replaceChildren(waits.hits.length ? table([
       { title: "Queue", value: (q) => q.name },
       { title: "Waiting", num: true, value: (q) => q.waiting },
       { title: "Longest wait", num: true, value: (q) => secs(q.longestWait) },
       { title: "Calls (first in line first)", value: (q) => q.callids.join(", ") },
-    ], waits.hits) : h("p", { class: "muted" }, "No caller waiting."));
+    ], waits.hits, (q) => ({ "data-queue": q.name })) : h("p", { class: "muted" }, "No caller waiting."));
   }
 
   const stop = events("conference.*,call.enqueued,call.left.queue,call.hangup", () => refresh().catch(() => {}));

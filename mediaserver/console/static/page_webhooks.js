@@ -31,7 +31,7 @@ export default async function page(root) {
       { title: "Outcome", value: (l) => h("span", { class: `pill ${l.outcome}` }, l.outcome) },
       { title: "Time", num: true, value: (l) => ms(l.duration) },
       { title: "Error", value: (l) => l.error || "" },
-    ], page.hits) : h("p", { class: "muted" }, "Nothing posted yet."));
+    ], page.hits, (l) => ({ "data-outcome": l.outcome })) : h("p", { class: "muted" }, "Nothing posted yet."));
     pager.replaceChildren(
       h("button", { disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - 25); loadLog(); } }, "‹ Newer"),
       h("span", { class: "muted" }, `${page.total} in all`),
