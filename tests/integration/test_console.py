@@ -133,11 +133,17 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
+    """Headless Chromium with a fresh profile; its downloads go to ``<profile>/downloads``."""
     profile = tempfile.mkdtemp(prefix="console-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    downloads = Path(profile) / "downloads"
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(20)
@@ -162,6 +168,23 @@ def element(browser: WebDriver, css: str) -> WebElement | None:
 
 def visible(browser: WebDriver, css: str, timeout: float = 15.0) -> WebElement:
     return wait_for(lambda: element(browser, css), timeout, f"{css} shown")
+
+
+def click(browser: WebDriver, css: str) -> None:
+    """Click what ``css`` finds, found afresh on each try: live lists are re-rendered."""
+
+    def clicked() -> bool:
+        found = element(browser, css)
+        if found is None:
+            return False
+        found.click()
+        return True
+
+    wait_for(clicked, what=f"{css} clicked")
+
+
+def text_of(browser: WebDriver, css: str) -> str:
+    return wait_for(lambda: (found := element(browser, css)) and found.text, what=f"{css} text")
 
 
 def log_in(browser: WebDriver, server: ServerProcess, key: str) -> None:
@@ -250,6 +273,14 @@ def call_row(browser: WebDriver, to: str) -> WebElement | None:
     return element(browser, f'#live-calls tr[data-to="{to}"][data-state="answered"]')
 
 
+def listed_call(browser: WebDriver, to: str) -> str:
+    """The id of the answered call to ``to`` once the live list shows it."""
+    return wait_for(
+        lambda: (row := call_row(browser, to)) and row.get_attribute("data-call"),
+        what=f"a call to {to} listed",
+    )
+
+
 def test_a_call_appears_in_the_live_list_and_leaves_it_when_it_ends(
     server: ServerProcess, logged_in: WebDriver, tmp_path: Path
 ) -> None:
@@ -257,12 +288,12 @@ def test_a_call_appears_in_the_live_list_and_leaves_it_when_it_ends(
     open_page(browser, "calls")
     with SippBackground(server.target, scenario="uac", service="echo", duration_ms=4000,
                         rtp_echo=True, timeout=30, workdir=tmp_path / "sipp") as sipp:  # fmt: skip
-        row = wait_for(lambda: call_row(browser, "echo"), what="the call listed")
-        call_id = row.get_attribute("data-call")
-        cells = row.text
+        call_id = listed_call(browser, "echo")
+        listed = f'#live-calls tr[data-call="{call_id}"]'
+        cells = text_of(browser, listed)
         assert "sipp" in cells and "echo" in cells and "PCMU" in cells
         # The scenario's current action comes from the event stream.
-        wait_for(lambda: "echo@v1" in (call_row(browser, "echo") or row).text, what="action")
+        wait_for(lambda: "echo@v1" in text_of(browser, listed), what="the current action")
         screenshot(browser, "calls")
         sipp.wait(timeout=20).assert_ok(calls=1)
     wait_for(lambda: not element(browser, f'#live-calls tr[data-call="{call_id}"]'),
@@ -277,9 +308,8 @@ def test_a_call_hung_up_from_the_page_ends(
     with SippBackground(server.target, scenario="uac_bye_from_server", service="echo",
                         recv_timeout_ms=30000, rtp_echo=True, timeout=40,
                         workdir=tmp_path / "sipp") as sipp:  # fmt: skip
-        row = wait_for(lambda: call_row(browser, "echo"), what="the call listed")
-        call_id = row.get_attribute("data-call")
-        row.find_element(By.CSS_SELECTOR, "button[data-hangup]").click()
+        call_id = listed_call(browser, "echo")
+        click(browser, f'#live-calls button[data-hangup="{call_id}"]')
         # sipp's scenario succeeds only if the server's BYE came.
         sipp.wait(timeout=20).assert_ok(calls=1)
     wait_for(lambda: not element(browser, f'#live-calls tr[data-call="{call_id}"]'),
@@ -391,26 +421,49 @@ def test_a_member_is_muted_and_kicked_and_a_waiter_shown_with_its_wait(
                        recv_timeout_ms=30000, rtp_echo=True, timeout=40,
                        workdir=tmp_path / "waiter") as waiter,
     ):  # fmt: skip
-        row = visible(browser, '[data-conference="console-room"] tr[data-member]')
-        callid = row.get_attribute("data-member")
-        row.find_element(By.CSS_SELECTOR, "button[data-mute]").click()
+        member_row = '[data-conference="console-room"] tr[data-member]'
+        callid = wait_for(lambda: visible(browser, member_row).get_attribute("data-member"))
+        click(browser, f'button[data-mute="{callid}"]')
 
         def muted() -> bool:
             rooms = api.get("/api/conferences").json()["hits"]
             return any(m["callid"] == callid and m["muted"] for r in rooms for m in r["members"])
 
         wait_for(muted, what="the member muted")
-        wait_for(lambda: "Unmute" in browser.find_element(
-            By.CSS_SELECTOR, f'tr[data-member="{callid}"] button[data-mute]').text)  # fmt: skip
+        wait_for(lambda: text_of(browser, f'button[data-mute="{callid}"]') == "Unmute")
         queued = '#queues tr[data-queue="console-line"]'
-        wait_for(lambda: " s" in visible(browser, queued).text, what="the wait shown")
+        wait_for(lambda: " s" in text_of(browser, queued), what="the wait shown")
         screenshot(browser, "rooms")
-        kick = f'tr[data-member="{callid}"] button[data-kick]'
-        browser.find_element(By.CSS_SELECTOR, kick).click()
+        click(browser, f'button[data-kick="{callid}"]')
         member.wait(timeout=20).assert_ok(calls=1)  # the kicked member got the BYE
         waiter_id = api.get("/api/queues").json()["hits"][0]["callids"][0]
         assert api.delete(f"/api/calls/{waiter_id}").status_code == 200
         waiter.wait(timeout=20).assert_ok(calls=1)
+
+
+# --- call records --------------------------------------------------------------------------
+
+
+def test_records_are_filtered_and_exported_as_csv(logged_in: WebDriver) -> None:
+    browser = logged_in
+    page = open_page(browser, "records")
+    page.find_element(By.CSS_SELECTOR, '#cdr-filters input[name="to"]').send_keys(ROOM_NUMBER)
+    page.find_element(By.CSS_SELECTOR, "#cdr-filters button[type=submit]").click()
+
+    def only_the_room_call() -> list[str] | None:
+        rows = browser.find_elements(By.CSS_SELECTOR, "#cdr-list tr[data-cdr]")
+        texts = [r.text for r in rows]
+        return texts if len(texts) == 1 and ROOM_NUMBER in texts[0] else None
+
+    wait_for(only_the_room_call, what="the filtered records")
+    assert "1 calls" in browser.find_element(By.CSS_SELECTOR, ".charts").text
+    browser.find_element(By.ID, "cdr-export").click()
+    profile = Path(str(browser.capabilities["chrome"]["userDataDir"]))
+    exported = profile / "downloads" / "cdrs.csv"
+    wait_for(lambda: exported.exists() and exported.stat().st_size > 0, what="cdrs.csv saved")
+    header, *rows = exported.read_text().splitlines()
+    assert header.startswith("id,direction,") and "media_stats" in header, header
+    assert len(rows) == 1 and ROOM_NUMBER in rows[0], exported.read_text()
 
 
 # --- the other pages -----------------------------------------------------------------------

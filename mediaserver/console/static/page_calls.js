@@ -2,7 +2,7 @@
 // every 2 s for the loss and jitter figures); each call's run and current action come
 // from the stream's run.* events seen since the page opened.
 import { api, events } from "./api.js";
-import { h, ms, pct, secs, table } from "./util.js";
+import { h, liveTable, ms, pct, secs } from "./util.js";
 
 export default async function page(root) {
   const runs = new Map();  // call id -> {run, action, line}
@@ -29,7 +29,7 @@ export default async function page(root) {
       return;
     }
     const leg = (c) => c.media || {};
-    list.replaceChildren(table([
+    liveTable(list, [
       { title: "Call", value: (c) => c.id },
       { title: "From", value: (c) => c.from },
       { title: "To", value: (c) => c.to },
@@ -41,7 +41,7 @@ export default async function page(root) {
       { title: "Jitter", num: true, value: (c) => ms(leg(c).jitter_ms) },
       { title: "Duration", num: true, value: (c) => secs(c.duration) },
       { title: "", value: (c) => h("button", { class: "danger", "data-hangup": c.id, onclick: (e) => hangup(c.id, e.target) }, "Hang up") },
-    ], page.hits, (c) => ({ "data-call": c.id, "data-to": c.to, "data-state": c.state })));
+    ], page.hits, (c) => c.id, (c) => ({ "data-call": c.id, "data-to": c.to, "data-state": c.state }));
   }
 
   const stop = events("call.*,run.*", (event) => {

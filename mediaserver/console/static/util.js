@@ -51,3 +51,36 @@ export function download(blob, name) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
+
+// A table in `container` updated in place: rows are kept by key(row) and a cell is
+// replaced only when what it shows changed, so a button under the pointer is not swapped
+// out by a refresh between press and release.
+export function liveTable(container, columns, rows, key, rowAttrs = () => ({})) {
+  let tbl = container.querySelector(":scope > table[data-live]");
+  if (!tbl) {
+    tbl = table(columns, []);
+    tbl.dataset.live = "";
+    container.replaceChildren(tbl);
+  }
+  const body = tbl.tBodies[0];
+  const old = new Map([...body.rows].map((tr) => [tr.dataset.key, tr]));
+  const order = rows.map((r) => {
+    const k = String(key(r));
+    let tr = old.get(k);
+    old.delete(k);
+    if (!tr) {
+      tr = h("tr", {}, columns.map(() => h("td")));
+      tr.dataset.key = k;
+    }
+    for (const [name, v] of Object.entries(rowAttrs(r))) tr.setAttribute(name, v);
+    columns.forEach((c, i) => {
+      const cell = h("td", { class: c.num ? "num" : "" }, c.value(r));
+      const td = tr.cells[i];
+      if (td.innerHTML !== cell.innerHTML || td.className !== cell.className) tr.replaceChild(cell, td);
+    });
+    return tr;
+  });
+  for (const tr of old.values()) tr.remove();
+  order.forEach((tr, i) => { if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] || null); });
+  return tbl;
+}
