@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +21,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.webpeer import WebPeer
 from tests.support.sipp import SippBackground, run_sipp
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -200,32 +199,18 @@ def open_page(browser: WebDriver, name: str) -> WebElement:
     return visible(browser, f'[data-page="{name}"]')
 
 
-class _Accept(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        return
+@pytest.fixture(scope="module")
+def webhook(api: httpx.Client) -> Iterator[WebPeer]:
+    """A webhook of every call event, to a loopback receiver that accepts them."""
+    with WebPeer() as web:
+        created = api.post("/api/webhooks", json={"endpoint": web.url("/events"),
+                                                  "events": ["v2.call.*"]})  # fmt: skip
+        assert created.status_code == 201, created.text
+        yield web
 
 
 @pytest.fixture(scope="module")
-def webhook(api: httpx.Client) -> Iterator[str]:
-    """A webhook of every call event, to a loopback receiver that accepts them (204)."""
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
-    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{receiver.server_address[1]}/events"
-    created = api.post("/api/webhooks", json={"endpoint": endpoint, "events": ["v2.call.*"]})
-    assert created.status_code == 201, created.text
-    yield endpoint
-    receiver.shutdown()
-    receiver.server_close()
-
-
-@pytest.fixture(scope="module")
-def logged_in(browser: WebDriver, server: ServerProcess, webhook: str) -> WebDriver:
+def logged_in(browser: WebDriver, server: ServerProcess, webhook: WebPeer) -> WebDriver:
     log_in(browser, server, server.api_key)
     visible(browser, "#nav")
     return browser
