@@ -22,8 +22,11 @@ export default async function page(root) {
     refresh();
   }
 
+  let asked = 0;  // refreshes overlap (events, timer): only the latest answer is drawn
   async function refresh() {
+    const mine = ++asked;
     const page = await api("/api/calls?limit=100");
+    if (mine !== asked) return;
     if (!page.hits.length) {
       list.replaceChildren(h("p", { class: "muted", id: "no-calls" }, "No live calls."));
       return;

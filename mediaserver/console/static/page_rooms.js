@@ -40,8 +40,11 @@ export default async function page(root) {
     shown.forEach((box, i) => { if (rooms.children[i] !== box) rooms.insertBefore(box, rooms.children[i] || null); });
   }
 
+  let asked = 0;  // refreshes overlap (events, timer): only the latest answer is drawn
   async function refresh() {
+    const mine = ++asked;
     const [confs, waits] = await Promise.all([api("/api/conferences?limit=100"), api("/api/queues?limit=100")]);
+    if (mine !== asked) return;
     showRooms(confs.hits);
     if (!waits.hits.length) { queues.replaceChildren(h("p", { class: "muted" }, "No caller waiting.")); return; }
     liveTable(queues, [
