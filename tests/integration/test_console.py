@@ -304,7 +304,7 @@ def test_a_call_hung_up_from_the_page_ends(
 # --- recordings ----------------------------------------------------------------------------
 
 
-def test_a_recording_is_found_and_plays(
+def test_a_recording_is_found_plays_and_is_deleted(
     server: ServerProcess, api: httpx.Client, logged_in: WebDriver, tmp_path: Path
 ) -> None:
     created = api.post("/api/scenarios", json={"name": "console-recorded",
@@ -325,8 +325,7 @@ def test_a_recording_is_found_and_plays(
     search = page.find_element(By.CSS_SELECTOR, '#recording-search input[name="callee"]')
     search.send_keys(RECORDED_NUMBER)
     page.find_element(By.CSS_SELECTOR, "#recording-search button[type=submit]").click()
-    play = visible(browser, f'#recording-list button[data-play="{recording}"]')
-    play.click()
+    click(browser, f'#recording-list button[data-play="{recording}"]')
     player = visible(browser, "#player")
 
     def playing() -> bool:
@@ -342,6 +341,12 @@ def test_a_recording_is_found_and_plays(
     assert float(drawn) > 1.0
     assert recording in browser.find_element(By.ID, "player-title").text
     screenshot(browser, "recordings")
+
+    click(browser, f'#recording-list button[data-delete="{recording}"]')
+    wait_for(lambda: browser.switch_to.alert, what="the confirmation asked").accept()
+    wait_for(lambda: not element(browser, f'#recording-list tr[data-recording="{recording}"]'),
+             what="the deleted recording gone")  # fmt: skip
+    assert api.get(f"/api/recordings/{recording}").status_code == 404
 
 
 # --- scenarios -----------------------------------------------------------------------------

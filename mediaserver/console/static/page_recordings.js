@@ -52,6 +52,8 @@ export default async function page(root) {
   }
 
   async function remove(rec) {
+    if (!confirm(`Delete recording ${rec.sid} (${rec.caller || ""} → ${rec.callee || ""})? This cannot be undone.`)) return;
+    if (audio.dataset.sid === rec.sid) { audio.pause(); audio.removeAttribute("src"); }
     try { await api(`/api/recordings/${rec.sid}`, { method: "DELETE" }); } catch (err) { error.textContent = err.message; }
     load();
   }
