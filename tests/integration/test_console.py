@@ -143,6 +143,7 @@ def browser() -> Iterator[WebDriver]:
         "prefs",
         {"download.default_directory": str(downloads), "download.prompt_for_download": False},
     )
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console's messages
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(20)
@@ -437,6 +438,10 @@ def test_a_member_is_muted_and_kicked_and_a_waiter_shown_with_its_wait(
 def test_records_are_filtered_and_exported_as_csv(logged_in: WebDriver) -> None:
     browser = logged_in
     page = open_page(browser, "records")
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#cdr-list tr[data-cdr]")) >= 4,
+             what="every call so far listed")  # fmt: skip
+    visible(browser, ".charts svg")
+    screenshot(browser, "records")
     page.find_element(By.CSS_SELECTOR, '#cdr-filters input[name="to"]').send_keys(ROOM_NUMBER)
     page.find_element(By.CSS_SELECTOR, "#cdr-filters button[type=submit]").click()
 
@@ -462,7 +467,6 @@ def test_records_are_filtered_and_exported_as_csv(logged_in: WebDriver) -> None:
 @pytest.mark.parametrize(
     ("name", "shown"),
     [
-        ("records", "#cdr-list tr[data-cdr]"),
         ("webhooks", '#webhook-log tr[data-outcome="delivered"]'),
         ("health", "#health .card"),
     ],
@@ -477,5 +481,13 @@ def test_each_other_page_shows_its_data(logged_in: WebDriver, name: str, shown: 
 
 def test_the_health_page_names_ports_and_loop_lag(logged_in: WebDriver) -> None:
     open_page(logged_in, "health")
-    cards = visible(logged_in, "#health")
-    wait_for(lambda: "RTP ports in use" in cards.text and "Event-loop lag" in cards.text)
+    wait_for(lambda: "RTP ports in use" in text_of(logged_in, "#health"), what="ports")
+    assert "Event-loop lag" in text_of(logged_in, "#health")
+
+
+def test_no_page_broke_the_content_security_policy_or_threw(logged_in: WebDriver) -> None:
+    for name in ("calls", "records", "recordings", "scenarios", "rooms", "webhooks", "health"):
+        open_page(logged_in, name)
+    messages = [entry["message"] for entry in logged_in.get_log("browser")]  # type: ignore[attr-defined]
+    broken = [m for m in messages if "Content Security Policy" in m or "Uncaught" in m]
+    assert not broken, broken

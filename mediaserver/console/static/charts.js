@@ -34,7 +34,8 @@ export function columns(bars, { width = 300, height = 140 } = {}) {
 export function rows(items, { width = 300 } = {}) {
   const line = 18;
   const height = Math.max(40, items.length * line + 6);
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", style: `height:${height}px` });
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
+  root.style.height = `${height}px`;  // CSSOM: the page's CSP refuses style attributes
   const max = Math.max(1, ...items.map((b) => b.value));
   items.forEach((b, i) => {
     const y = 3 + i * line;
