@@ -107,8 +107,10 @@ _webhook_log = m.WebhookLog.model_validate(
 )  # fmt: skip
 _conference = m.Conference(
     name="standup", participants=2, recording=None,
-    members=[m.ConferenceMember(callid=CALL, muted=False, moderator=True, waiting=False),
-             m.ConferenceMember(callid="e8b1n4t6", muted=True, moderator=False, waiting=False)],
+    members=[m.ConferenceMember(callid=CALL, muted=False, moderator=True, waiting=False,
+                                talking=True),
+             m.ConferenceMember(callid="e8b1n4t6", muted=True, moderator=False, waiting=False,
+                                talking=False)],
 )  # fmt: skip
 _queue = m.Queue(name="support", waiting=2, longestWait=41.5, callids=[CALL, "e8b1n4t6"])
 

@@ -282,6 +282,7 @@ class ConferenceMember(BaseModel):
     muted: bool
     moderator: bool
     waiting: bool = Field(description="waiting for the moderator (hears hold audio)")
+    talking: bool = Field(description="heard saying something now (the last 20 ms)")
 
 
 class Conference(BaseModel):

@@ -164,6 +164,7 @@ async def list_conferences(
                     "muted": m["muted"],
                     "moderator": m["moderator"],
                     "waiting": m["waiting"],
+                    "talking": m["talking"],
                 }
                 for m in room["participants"]
             ],

@@ -19,6 +19,7 @@ export default async function page(root) {
     { title: "Call", value: (m) => m.callid },
     { title: "Role", value: (m) => (m.moderator ? "moderator" : "") },
     { title: "State", value: (m) => (m.waiting ? "waiting for the moderator" : m.muted ? "muted" : "can speak") },
+    { title: "Talking", value: (m) => (m.talking ? h("span", { class: "pill talking" }, "talking") : "") },
     { title: "", value: (m) => [
       h("button", { "data-mute": m.callid, onclick: () => act(api(`/api/conferences/${encodeURIComponent(room)}/members/${m.callid}/muted`, { method: "PUT", json: { muted: !m.muted } })) }, m.muted ? "Unmute" : "Mute"), " ",
       h("button", { class: "danger", "data-kick": m.callid, onclick: () => act(api(`/api/calls/${m.callid}`, { method: "DELETE" })) }, "Kick")] },
