@@ -65,6 +65,7 @@ from mediaserver.api.telnyx.errors import TelnyxError, from_validation, refused,
 from mediaserver.api.telnyx.responses import ERROR_RESPONSES as TELNYX_RESPONSES
 from mediaserver.api.telnyx.routers import ROUTERS as TELNYX_ROUTERS
 from mediaserver.callcontrol.controlled import CommandRefused
+from mediaserver.console.routes import router as console_router
 from mediaserver.log import get_logger
 
 if TYPE_CHECKING:
@@ -258,6 +259,7 @@ def create_app(server: Server) -> FastAPI:
         )
     app.include_router(events_router)  # a WebSocket: authenticates its own handshake
     app.include_router(webrtc_router)  # likewise; and the softphone page, static
+    app.include_router(console_router)  # pages without data; its API routes are keyed
     add_docs(app)
     generate = app.openapi
 

@@ -17,6 +17,7 @@ from mediaserver.api import models as m
 from mediaserver.api.examples_numbers_sms import EXAMPLES as NUMBERS_SMS_EXAMPLES
 from mediaserver.api.routes_audio_files import EXAMPLES as AUDIO_FILE_EXAMPLES
 from mediaserver.api.telnyx.examples import EXAMPLES as TELNYX_EXAMPLES
+from mediaserver.console.examples import EXAMPLES as CONSOLE_EXAMPLES
 
 T0 = "2024-04-24T17:42:28.000Z"
 T1 = "2024-04-24T17:42:31.250Z"
@@ -66,7 +67,8 @@ _run = m.Run(
 _live = m.LiveCall.model_validate(
     {"id": CALL, "direction": "inbound", "from": "alice", "to": "ivr", "scenario": "ivr",
      "state": "answered", "sipCallId": "3848276298220188511@127.0.0.1", "started": T0,
-     "answered": T1, "duration": 93.4, "media": MEDIA["a"], "node": "node-a"}
+     "answered": T1, "duration": 93.4, "codec": "PCMU", "media": MEDIA["a"],
+     "node": "node-a"}
 )  # fmt: skip
 _cdr = m.CallRecord.model_validate(
     {"callid": CALL, "direction": "inbound", "status": "ended", "from": "alice",
@@ -106,8 +108,10 @@ _webhook_log = m.WebhookLog.model_validate(
 )  # fmt: skip
 _conference = m.Conference(
     name="standup", participants=2, recording=None,
-    members=[m.ConferenceMember(callid=CALL, muted=False, moderator=True, waiting=False),
-             m.ConferenceMember(callid="e8b1n4t6", muted=True, moderator=False, waiting=False)],
+    members=[m.ConferenceMember(callid=CALL, muted=False, moderator=True, waiting=False,
+                                talking=True),
+             m.ConferenceMember(callid="e8b1n4t6", muted=True, moderator=False, waiting=False,
+                                talking=False)],
 )  # fmt: skip
 _queue = m.Queue(name="support", waiting=2, longestWait=41.5, callids=[CALL, "e8b1n4t6"])
 
@@ -202,6 +206,7 @@ EXAMPLES: dict[tuple[str, str], tuple[Any, Any]] = {
 EXAMPLES.update(TELNYX_EXAMPLES)
 EXAMPLES.update(AUDIO_FILE_EXAMPLES)
 EXAMPLES.update(NUMBERS_SMS_EXAMPLES)
+EXAMPLES.update(CONSOLE_EXAMPLES)
 
 
 def add_examples(document: dict[str, Any]) -> dict[str, Any]:

@@ -225,6 +225,8 @@ class LoopLag:
         )
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
+        self.last = 0.0  # seconds late, the latest sample (the console's health page)
+        self.worst = 0.0
 
     def start(self) -> None:
         """Start sampling on the running loop (a timer callback, not a task: nothing to await)."""
@@ -235,7 +237,9 @@ class LoopLag:
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        self.histogram.observe(max(0.0, now - self._due))
+        self.last = max(0.0, now - self._due)
+        self.worst = max(self.worst, self.last)
+        self.histogram.observe(self.last)
         self._due = now + self.interval
         self._handle = loop.call_at(self._due, self._tick)
 

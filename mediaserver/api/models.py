@@ -261,6 +261,7 @@ class LiveCall(BaseModel):
     started: Timestamp
     answered: Timestamp | None
     duration: float = Field(description="seconds since the call started")
+    codec: str | None = Field(None, description="the RTP leg's codec (PCMU, PCMA...)")
     media: dict[str, Any] = Field(description="the RTP leg's counters so far")
     node: str = Field(description="node.name of the server that holds the call")
 
@@ -283,6 +284,7 @@ class ConferenceMember(BaseModel):
     muted: bool
     moderator: bool
     waiting: bool = Field(description="waiting for the moderator (hears hold audio)")
+    talking: bool = Field(description="heard saying something now (the last 20 ms)")
 
 
 class Conference(BaseModel):

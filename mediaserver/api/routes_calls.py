@@ -97,6 +97,7 @@ def live_out(call: Call, now: float, node: str) -> LiveCall:
             "started": _epoch(call.started_at),
             "answered": _epoch(call.answered_at),
             "duration": round(max(0.0, now - call.started_at), 3),
+            "codec": call.leg.codec.name,
             "media": dict(call.leg.snapshot()),
             "node": node,
         }
@@ -166,6 +167,7 @@ async def list_conferences(
                     "muted": m["muted"],
                     "moderator": m["moderator"],
                     "waiting": m["waiting"],
+                    "talking": m["talking"],
                 }
                 for m in room["participants"]
             ],

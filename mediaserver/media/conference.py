@@ -56,7 +56,7 @@ import numpy as np
 
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
-from mediaserver.media.floor import FloorTracker
+from mediaserver.media.floor import FLOOR_DBFS, FloorTracker
 from mediaserver.media.g711 import Codec
 from mediaserver.media.leg import SILENT_FRAME
 from mediaserver.media.mixer import ConferenceFull, Mixer, MixResult, enter_beep, exit_beep
@@ -197,10 +197,19 @@ class Conference:
                     "waiting": m.waiting,
                     "held": m.held,
                     "joined_at": int(m.joined_at * 1000),
+                    "talking": self._talking(m),
                 }
                 for m in self.members.values()
             ],
         }
+
+    def _talking(self, member: Member) -> bool:
+        """Whether ``member`` is heard saying something in the last tick's frame: measured
+        only when the room is read (the API), never in the tick."""
+        if member.muted or member.held or member.waiting:
+            return False
+        frame = self._frames.get(member.leg)
+        return frame is not None and frame_dbfs(frame) >= FLOOR_DBFS
 
     # ------------------------------------------------------------ membership
 

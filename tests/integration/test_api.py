@@ -231,13 +231,19 @@ CALLR_V2_OPERATIONS = {
     ("DELETE", "/api/tasks/{taskid}"),
     ("GET", "/api/tasks/{taskid}/file"),
 }
+# What the web console needed (docs/console.md; test_console.py).
+CONSOLE = {
+    ("POST", "/api/scenarios/check"),
+    ("PUT", "/api/conferences/{name}/members/{callid}/muted"),
+    ("GET", "/api/console/health"),
+}
 NUMBERS_SMS = {
     ("GET", "/api/numbers"), ("GET", "/api/numbers/{number}"), ("PATCH", "/api/numbers/{number}"),
     ("PUT", "/api/numbers/{number}/scenario/{sid}"), ("DELETE", "/api/numbers/{number}/scenario"),
     ("GET", "/api/sms"), ("POST", "/api/sms"), ("GET", "/api/sms/{sid}"),
 }  # fmt: skip
 EXAMPLE_PARAMS = {"sid": "abcdefgh", "callid": "abcdefgh", "runid": "api:abcdefgh",
-                  "number": "+33199001234", "taskid": "0" * 32}  # fmt: skip
+                  "number": "+33199001234", "taskid": "0" * 32, "name": "sales"}  # fmt: skip
 
 
 def test_openapi_document_is_what_the_server_serves(api: httpx.Client) -> None:
@@ -248,11 +254,11 @@ def test_openapi_document_is_what_the_server_serves(api: httpx.Client) -> None:
         for method in operations
         if not path.startswith("/telnyx/v2/")  # the Call Control API: its own tests
     }
-    # Every endpoint of SPEC section 5 is documented; the extras are a record by id and
-    # the Callr v2 ones (phone numbers and SMS: test_numbers_sms.py).
+    # Every endpoint of SPEC section 5 is documented; the extras are a record by id,
+    # the Callr v2 ones (phone numbers and SMS: test_numbers_sms.py) and the console's.
     assert (
         documented - SPEC_OPERATIONS
-        == {("GET", "/api/cdrs/{callid}")} | CALLR_V2_OPERATIONS | NUMBERS_SMS
+        == {("GET", "/api/cdrs/{callid}")} | CALLR_V2_OPERATIONS | NUMBERS_SMS | CONSOLE
     )
     assert documented >= SPEC_OPERATIONS
     for method, template in sorted(documented):

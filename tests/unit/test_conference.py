@@ -208,6 +208,18 @@ async def test_snapshot() -> None:
     assert snap["name"] == "sales" and snap["participants"][0]["muted"] is True
 
 
+async def test_the_snapshot_says_who_is_talking_now() -> None:
+    loud, quiet, muted = FakeLeg("loud", 3000), FakeLeg("quiet", 3), FakeLeg("muted", 3000)
+    clock = ManualClock()
+    room = Conference("talk", clock)
+    for leg in (loud, quiet, muted):
+        room.join(Member(leg, leg.name, beep_on_enter=False, muted=leg is muted))
+    assert [p["talking"] for p in room.snapshot()["participants"]] == [False] * 3  # no tick yet
+    clock.step()
+    talking = {p["call_id"]: p["talking"] for p in room.snapshot()["participants"]}
+    assert talking == {"loud": True, "quiet": False, "muted": False}
+
+
 async def test_a_held_member_hears_the_hold_audio_and_is_not_heard() -> None:
     clock = ManualClock()
     room = Conference("hold", clock)
