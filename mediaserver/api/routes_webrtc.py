@@ -34,7 +34,11 @@ router = APIRouter()
 CLOSE_REFUSED = 4400  # RFC 6455 7.4.2: the application's own range
 OFFER_TIMEOUT = 30.0  # seconds the page has to send its offer
 MAX_NAME = 64
-_PAGES = {"": ("phone.html", "text/html"), "phone.js": ("phone.js", "text/javascript")}
+_PAGES = {
+    "": ("phone.html", "text/html"),
+    "phone.js": ("phone.js", "text/javascript"),
+    "phone-page.js": ("phone-page.js", "text/javascript"),
+}
 
 
 @router.get("/phone", include_in_schema=False)

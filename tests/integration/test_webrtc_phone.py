@@ -184,3 +184,21 @@ def test_without_the_key_the_signalling_refuses(server: ServerProcess, browser: 
     )  # fmt: skip
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_the_console_phone_page_calls_with_the_console_key(
+    server: ServerProcess, browser: WebDriver
+) -> None:
+    """The softphone in the console (#phone): logged in once, it calls echo with the
+    console's key and hears its tone back."""
+    browser.get(f"{server.api_url}/console/")
+    browser.find_element("id", "login-key").send_keys(TEST_API_KEY)
+    browser.find_element("css selector", "#login button[type=submit]").click()
+    wait_for(lambda: browser.find_elements("css selector", "#nav a[href='#phone']"), 10, "the nav")
+    browser.find_element("css selector", "#nav a[href='#phone']").click()
+    wait_for(lambda: browser.find_elements("id", "phone-dial"), 10, "the phone page")
+    browser.find_element("id", "phone-dial").click()
+    answered(browser)
+    hearing(browser, BROWSER_TONE)
+    browser.find_element("id", "phone-hangup").click()
+    wait_for(lambda: state(browser)[0] == "ended", 10, "the call to end")

@@ -8,8 +8,9 @@ import scenarios from "./page_scenarios.js";
 import rooms from "./page_rooms.js";
 import webhooks from "./page_webhooks.js";
 import health from "./page_health.js";
+import phone from "./page_phone.js";
 
-const PAGES = { calls, records, recordings, scenarios, rooms, webhooks, health };
+const PAGES = { calls, records, recordings, scenarios, rooms, webhooks, health, phone };
 const $ = (id) => document.getElementById(id);
 let leave = null;  // what the open page does when left (close its stream, stop timers)
 

@@ -1,9 +1,8 @@
 // The softphone: one call per WebSocket to /api/webrtc (mediaserver/api/routes_webrtc.py).
 // The offer is sent whole once ICE gathering is over (the server is ICE-lite);
 // what the call says comes back as {type: answer|ringing|answered|hangup|error}.
-
-const $ = (id) => document.getElementById(id);
-const KEY_STORE = "mediaserver-api-key";
+// Used by the /phone page (phone-page.js) and the console's Phone page: the page
+// gives the key, an <audio> element, and callbacks for the state and the level.
 
 function gathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -15,8 +14,10 @@ function gathered(pc) {
   });
 }
 
-class Phone {
-  constructor() {
+export class Phone {
+  // view: {key(), audio (an <audio> element), onState(state, reason), onLevel(dB)}
+  constructor(view) {
+    this.view = view;
     this.pc = null;
     this.ws = null;
     this.state = "idle";
@@ -26,20 +27,14 @@ class Phone {
     this.analyser = null;
   }
 
-  key() {
-    const given = new URLSearchParams(location.search).get("key") || $("key").value;
-    if (given) sessionStorage.setItem(KEY_STORE, given);
-    return given || sessionStorage.getItem(KEY_STORE) || "";
+  get busy() {
+    return !["idle", "ended", "failed"].includes(this.state);
   }
 
   show(state, reason = "") {
     this.state = state;
     this.reason = reason;
-    $("state").textContent = state;
-    $("reason").textContent = reason;
-    const busy = !["idle", "ended", "failed"].includes(state);
-    $("dial").disabled = busy;
-    $("hangup").disabled = !busy;
+    this.view.onState(state, reason);
   }
 
   async call(to) {
@@ -53,7 +48,7 @@ class Phone {
     await gathered(pc);
     const url = new URL("/api/webrtc", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("key", this.key());
+    url.searchParams.set("key", this.view.key());
     const ws = new WebSocket(url);
     this.ws = ws;
     ws.onopen = () => ws.send(JSON.stringify({ type: "call", to, sdp: pc.localDescription.sdp }));
@@ -87,7 +82,7 @@ class Phone {
   }
 
   hear(stream) {
-    const audio = $("remote");
+    const audio = this.view.audio;
     audio.srcObject = stream; // Chrome feeds Web Audio from a remote stream only when played
     audio.play().catch(() => {});
     const context = new AudioContext();
@@ -97,7 +92,7 @@ class Phone {
     context.createMediaStreamSource(stream).connect(this.analyser);
     const meter = () => {
       if (!this.analyser) return;
-      $("level").value = this.levelDb();
+      this.view.onLevel(this.levelDb());
       requestAnimationFrame(meter);
     };
     meter();
@@ -139,16 +134,4 @@ class Phone {
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
     this.analyser = null;
   }
-}
-
-const phone = new Phone();
-window.phone = phone;
-$("key").value = sessionStorage.getItem(KEY_STORE) || "";
-$("dial").onclick = () => phone.call($("to").value.trim()).catch((e) => phone.end("failed", String(e)));
-$("hangup").onclick = () => phone.hangup();
-for (const key of "123456789*0#") {
-  const button = document.createElement("button");
-  button.textContent = key;
-  button.onclick = () => phone.press(key);
-  $("keypad").appendChild(button);
 }
