@@ -11,6 +11,7 @@ signalling refuses.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -200,5 +201,8 @@ def test_the_console_phone_page_calls_with_the_console_key(
     browser.find_element("id", "phone-dial").click()
     answered(browser)
     hearing(browser, BROWSER_TONE)
+    if folder := os.environ.get("MEDIASERVER_SCREENSHOTS"):  # docs/console/phone.png
+        browser.set_window_size(1200, 700)
+        browser.save_screenshot(str(Path(folder) / "phone.png"))
     browser.find_element("id", "phone-hangup").click()
     wait_for(lambda: state(browser)[0] == "ended", 10, "the call to end")
