@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mediaserver.actions.callapi import DTMF_KEYS
 from mediaserver.calls import transfer
 from mediaserver.calls.admission import Admit, Challenge, Refuse, Router, admit_invite
+from mediaserver.calls.answering import answer_offer
 from mediaserver.calls.base import Call
 from mediaserver.calls.dialer import Dialer
 from mediaserver.calls.inbound import CallSetup, InboundCall
@@ -30,13 +30,11 @@ from mediaserver.calls.security import secure_media
 from mediaserver.calls.services import CallServices
 from mediaserver.journal import CallJournal
 from mediaserver.log import get_logger
-from mediaserver.media.codecs import CODECS
-from mediaserver.media.dtls import dtls_identity
 from mediaserver.media.leg import RtpLeg
 from mediaserver.media.ports import NoFreePort
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response, new_tag
-from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia, negotiate_answer
+from mediaserver.sip.offer_answer import AudioAnswer, NoAcceptableMedia
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, local_address_for
 from mediaserver.sip.ua import DIALOG_ALLOW, UserAgent
@@ -284,16 +282,13 @@ class CallSwitch:
         answer: AudioAnswer | None = None
         if offer is not None:
             try:
-                answer = negotiate_answer(
+                answer = answer_offer(
+                    leg,
                     offer,
                     codecs=self.media.codecs,
-                    local_address=local_host,
-                    local_port=leg.local_port,
-                    session_id=secrets.randbits(31),
-                    session_version=1,
+                    local_host=local_host,
                     user_agent=self.user_agent,
                     srtp=self.media.srtp.answering(invite.admitted.admission),
-                    dtls_fingerprint=dtls_identity().fingerprint,
                 )
             except NoAcceptableMedia as exc:
                 warning = f'{exc.warning_code} {local_host} "{exc}"'
@@ -301,13 +296,6 @@ class CallSwitch:
                                  scenario=invite.admitted.scenario)  # fmt: skip
                 self._refuse(tx, request, invite.source, refusal)
                 return None
-            leg.update_remote(
-                (answer.remote_address, answer.remote_port),
-                CODECS[answer.codec],
-                answer.payload_type,
-                answer.telephone_event_pt,
-                event_clock=answer.telephone_event_clock,
-            )
             secure_media(leg, answer)
         if tx in self._cancelled:
             return None

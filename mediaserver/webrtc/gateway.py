@@ -10,15 +10,13 @@ an API client (it presented an API key): no SIP admission applies.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 
+from mediaserver.calls.answering import answer_offer
 from mediaserver.calls.switch import CallSwitch
 from mediaserver.log import get_logger
-from mediaserver.media.codecs import CODECS
-from mediaserver.media.dtls import dtls_identity
 from mediaserver.media.ice import IceCredentials, IceLite
-from mediaserver.sip.offer_answer import NoAcceptableMedia, negotiate_answer
+from mediaserver.sip.offer_answer import NoAcceptableMedia
 from mediaserver.sip.sdp import SdpError, SessionDescription
 from mediaserver.sip.transport import local_address_for
 from mediaserver.webrtc.call import Tell, WebRtcCall
@@ -61,28 +59,18 @@ class WebRtcGateway:
         local_host = media.public_address or local_address_for(browser[0])
         async with switch.live.legs.leased() as leg:
             try:
-                answer = negotiate_answer(
+                answer = answer_offer(
+                    leg,
                     offer,
                     codecs=media.codecs,
-                    local_address=local_host,
-                    local_port=leg.local_port,
-                    session_id=secrets.randbits(31),
-                    session_version=1,
+                    local_host=local_host,
                     user_agent=switch.user_agent,
                     srtp="dtls",
-                    dtls_fingerprint=dtls_identity().fingerprint,
                 )
             except NoAcceptableMedia as exc:
                 raise OfferRefused(f"no common media: {exc}") from None
             credentials = IceCredentials.new()
             sdp = webrtc_answer(answer.sdp, offer, credentials, (local_host, leg.local_port))
-            leg.update_remote(
-                (answer.remote_address, answer.remote_port),
-                CODECS[answer.codec],
-                answer.payload_type,
-                answer.telephone_event_pt,
-                event_clock=answer.telephone_event_clock,
-            )
             # Media goes only where an authenticated check comes from (media/ice.py).
             leg.answer_ice(IceLite(credentials, ufrag))
             leg.multiplex_rtcp()  # our answer says a=rtcp-mux (webrtc/sdp.py)
