@@ -172,6 +172,20 @@ def test_the_browser_and_a_sip_phone_meet_in_a_conference(
     )
 
 
+def test_with_opus_allowed_the_browser_calls_in_opus(browser: WebDriver, tmp_path: Path) -> None:
+    """``rtp.codecs`` with opus first: Chromium's offer leads with Opus, so the call
+    is Opus end to end (relayed back untouched by echo) and still heard."""
+    opus = start_server(tmp_path / "server", routes={"echo": "echo"}, codecs="[opus, PCMU, PCMA]")
+    try:
+        dial(browser, opus, "echo")
+        answered(browser)
+        hearing(browser, BROWSER_TONE)
+        hang_up(browser)
+    finally:
+        opus.stop()
+    assert [r["codec"] for r in opus.log_records("webrtc call")] == ["opus"]
+
+
 def test_without_the_key_the_signalling_refuses(server: ServerProcess, browser: WebDriver) -> None:
     before = len(server.log_records("webrtc call"))
     dial(browser, server, "echo", key="wrong")
