@@ -51,6 +51,9 @@ JSON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "conflicts with the current state"}
 }
+ON_ANOTHER_NODE: dict[int | str, dict[str, Any]] = {
+    421: {"model": ErrorBody, "description": "the call is live on another node (named)"}
+}
 
 
 def server_of(request: Request) -> Server:

@@ -46,6 +46,7 @@ from mediaserver.api.models import (
 from mediaserver.api.native import (
     CONFLICT,
     JSON_ERROR_RESPONSES,
+    ON_ANOTHER_NODE,
     Limit,
     Offset,
     SortOrder,
@@ -104,11 +105,19 @@ def live_out(call: Call, now: float, node: str) -> LiveCall:
     )
 
 
-def _live_call(request: Request, callid: str) -> Call:
+async def _live_call(request: Request, callid: str) -> Call:
+    """The live call ``callid`` of this node; when another node sharing the database
+    holds it, 421 naming that node (its API is the one that can act on the call)."""
     call = runs_of(request).find_call(callid)
-    if call is None:
-        raise not_found("live call", callid, "callid")
-    return call
+    if call is not None:
+        return call
+    here = server_of(request).config.node.name
+    record = await store_of(request).calls.get(callid)
+    if record is not None and record.ended_at is None and record.node not in ("", here):
+        # RFC 9110 15.5.20: this server cannot act on it; the call lives on record.node.
+        message = f"call {callid} is live on node {record.node}: send this to that node's API"
+        raise ApiError(421, "on_another_node", message, "callid")
+    raise not_found("live call", callid, "callid")
 
 
 @router.get("/api/calls", response_model=LiveCallPage, summary="List live calls")
@@ -119,15 +128,25 @@ async def list_calls(request: Request, offset: Offset = 0, limit: Limit = 10) ->
     return slice_page([live_out(c, now, node) for c in calls], offset, limit)
 
 
-@router.get("/api/calls/{callid}", response_model=LiveCall, summary="Get a live call")
+@router.get(
+    "/api/calls/{callid}",
+    response_model=LiveCall,
+    responses=ON_ANOTHER_NODE,
+    summary="Get a live call",
+)
 async def get_call(request: Request, callid: CallId) -> LiveCall:
     node = server_of(request).config.node.name
-    return live_out(_live_call(request, callid), time.time(), node)
+    return live_out(await _live_call(request, callid), time.time(), node)
 
 
-@router.delete("/api/calls/{callid}", response_model=Status, summary="Hang up a live call")
+@router.delete(
+    "/api/calls/{callid}",
+    response_model=Status,
+    responses=ON_ANOTHER_NODE,
+    summary="Hang up a live call",
+)
 async def hangup_call(request: Request, callid: CallId) -> Status:
-    call = _live_call(request, callid)
+    call = await _live_call(request, callid)
     await call.hangup("normal_clearing")
     return Status(code="ok", message=f"call {callid} hung up")
 
@@ -136,11 +155,11 @@ async def hangup_call(request: Request, callid: CallId) -> Status:
     "/api/calls/{callid}/actions",
     response_model=RunStarted,
     status_code=201,
-    responses=CONFLICT,
+    responses={**CONFLICT, **ON_ANOTHER_NODE},
     summary="Inject actions into a live call",
 )
 async def inject_actions(request: Request, callid: CallId, body: ActionsIn) -> RunStarted:
-    _live_call(request, callid)
+    await _live_call(request, callid)
     try:
         runid = runs_of(request).inject_actions(callid, body.actions)
     except ProblemsError as exc:

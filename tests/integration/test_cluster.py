@@ -308,6 +308,35 @@ def test_every_record_is_listed_through_either_node(cluster: Cluster, tmp_path: 
     assert listed[0] == listed[1]
 
 
+def test_a_call_is_acted_on_through_its_node_and_the_others_say_which(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Live calls are per node: node-b knows (from the shared records) that node-a
+    holds the call and answers 421 naming it, for a hang-up and for injected
+    actions; node-a hangs it up (sipp passes only if our BYE comes)."""
+    a, b = cluster.nodes
+    with SippBackground(
+        f"127.0.0.1:{a.sip_port}", scenario="uac_bye_from_server", service="echo",
+        recv_timeout_ms=30000, rtp_echo=True, timeout=40, workdir=tmp_path / "sipp",
+    ) as caller:  # fmt: skip
+        [call] = wait_for(lambda: a.live_calls() or None, what="the call on node-a")
+        path = f"/api/calls/{call['id']}"
+        with b.api() as api:
+            # The record is written off the call path: wait until node-b can read it.
+            wait_for(lambda: api.get(f"/api/cdrs/{call['id']}").status_code == 200)
+            refused = [
+                api.delete(path),
+                api.post(f"{path}/actions", json={"actions": [{"action": "hangup@v1"}]}),
+            ]
+        for answer in refused:
+            assert answer.status_code == 421, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == "on_another_node" and "node-a" in error["message"]
+        with a.api() as api:
+            assert api.delete(path).status_code == 200
+        caller.wait(timeout=20).assert_ok(calls=1)
+
+
 def room_holders(cluster: Cluster, user: str, count: int) -> dict[str, list[dict[str, Any]]]:
     """Each node's live calls to ``user``, once there are ``count`` in all (else empty)."""
     found = {n.name: [c for c in n.live_calls() if c["to"] == user] for n in cluster.nodes}
