@@ -268,13 +268,14 @@ def test_scripts_cluster_brings_a_cluster_up_and_down(tmp_path: Path) -> None:
 
     up = cluster_script(
         "up", "--nodes", "1", "--sip-port", str(sip), "--http-port", str(http),
-        "--rtp-port", str(rtp),
+        "--rtp-port", str(rtp), "--postgres",
     )  # fmt: skip
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"kamailio  sip udp+tcp 127.0.0.1:{sip}" in up.stdout
         assert f"node-a    sip 127.0.0.1:{sip + 2}  api http://127.0.0.1:{http}" in up.stdout
         assert "probe 200" in up.stdout
+        assert re.search(r"database  postgresql://\S+@127\.0\.0\.1:\d+/mediaserver", up.stdout)
         run_sipp(
             f"127.0.0.1:{sip}", scenario="uac_proxied", service="echo", calls=2,
             duration_ms=200, timeout=30, workdir=tmp_path / "sipp",
@@ -284,6 +285,7 @@ def test_scripts_cluster_brings_a_cluster_up_and_down(tmp_path: Path) -> None:
     finally:
         down = cluster_script("down")
     assert down.returncode == 0 and "stopped node-a" in down.stdout, down.stdout + down.stderr
+    assert "stopped postgres" in down.stdout
     assert cluster_script("status").stdout.strip() == "no cluster"
     assert is_free(sip, "both") and is_free(sip + 2, "both")
 

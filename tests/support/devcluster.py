@@ -30,6 +30,7 @@ import yaml
 
 from tests.support.cluster import REPO, Kamailio, Node, kamailio_missing, options_status
 from tests.support.net import HOST, is_free
+from tests.support.postgres import PostgresCluster
 
 DEFAULT_DIR = Path("/tmp/mediaserver-cluster")
 STATE = "cluster.json"
@@ -114,6 +115,13 @@ def up(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"nodes": [], "kamailio": None}
     try:
+        if args.postgres:  # a throw-away PostgreSQL the nodes share (Debian's package)
+            # In a temporary folder: the postgres user must reach it (DIR may be root's).
+            postgres = PostgresCluster()
+            state["postgres"] = {"folder": str(postgres.folder), "port": postgres.port}
+            _save(folder, state)
+            postgres.start()
+            args.database = postgres.create_database("mediaserver")
         for i, name in enumerate(names):
             low = args.rtp_port + 1000 * i
             node_dir = folder / name
@@ -201,6 +209,9 @@ def down(args: argparse.Namespace) -> int:
         if _alive(pid) and _ours(pid, marker):
             os.kill(pid, signal.SIGKILL)
         print(f"stopped {name} (pid {pid})")
+    if postgres := state.get("postgres"):
+        PostgresCluster.running(Path(postgres["folder"]), postgres["port"]).stop()
+        print(f"stopped postgres (port {postgres['port']}, its folder removed)")
     path.unlink()
     return 0
 
@@ -229,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "start; each node takes 1000 ports (%(default)s)")  # fmt: skip
     start.add_argument("--database", help="storage.database of every node, e.g. postgresql:"
                        "//mediaserver@127.0.0.1/mediaserver (default: SQLite each)")  # fmt: skip
+    start.add_argument("--postgres", action="store_true", help="start a PostgreSQL cluster (in a "
+                       "temporary folder) the nodes share; down stops and removes it")  # fmt: skip
     start.add_argument("--ping-interval", type=int, default=2,
                        help="seconds between Kamailio's OPTIONS probes (%(default)s)")  # fmt: skip
     stop = commands.add_parser("down", help="stop what `up` started")

@@ -47,13 +47,25 @@ def postgres_bin() -> Path:
 class PostgresCluster:
     """One running cluster; use as a context manager (stopped and removed at exit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None, port: int | None = None) -> None:
+        """A cluster in ``folder`` (made; a temporary one by default), listening on
+        127.0.0.1:``port`` (a free one by default); the folder goes at :meth:`stop`."""
         self.bin = postgres_bin()
-        self.folder = Path(tempfile.mkdtemp(prefix="ms-pg-"))
+        if folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="ms-pg-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.data = self.folder / "data"
-        self.port = free_port("tcp")
+        self.port = port or free_port("tcp")
         self._as_root = os.geteuid() == 0
         self._started = False
+
+    @classmethod
+    def running(cls, folder: Path, port: int) -> PostgresCluster:
+        """The cluster a previous process started in ``folder`` (to stop it)."""
+        cluster = cls(folder, port)
+        cluster._started = True
+        return cluster
 
     def __enter__(self) -> PostgresCluster:
         try:
