@@ -92,7 +92,9 @@ async def webrtc_call(websocket: WebSocket) -> None:
     listener = loop.create_task(_listen(websocket))
     try:
         await asyncio.wait({placing, sender, listener}, return_when=asyncio.FIRST_COMPLETED)
-        if listener.done() and calls:  # the page hung up
+        if listener.done():  # the page hung up or went away
+            if not calls:
+                return  # before its call existed: placing is cancelled, the leg freed
             calls[0].on_remote_bye()
         if placing.done() and isinstance(placing.exception(), OfferRefused):
             await _refuse(websocket, "not_acceptable", str(placing.exception()))

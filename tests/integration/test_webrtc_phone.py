@@ -11,6 +11,7 @@ signalling refuses.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
+from websockets.sync.client import connect
 
 from tests.integration.conftest import SCENARIOS, TEST_API_KEY, ServerProcess, start_server
 from tests.support import audio
@@ -220,3 +222,15 @@ def test_the_console_phone_page_calls_with_the_console_key(
         browser.save_screenshot(str(Path(folder) / "phone.png"))
     browser.find_element("id", "phone-hangup").click()
     wait_for(lambda: state(browser)[0] == "ended", 10, "the call to end")
+
+
+def test_a_page_that_goes_away_after_its_offer_leaves_no_call(server: ServerProcess) -> None:
+    """The socket closes right after the offer (a tab closed): whether or not the
+    call was made by then, nothing stays live and its RTP ports are given back."""
+    offer = (Path(__file__).parents[1] / "unit" / "data" / "chromium_offer.sdp").read_text()
+    url = f"ws://127.0.0.1:{server.http_port}/api/webrtc?key={TEST_API_KEY}"
+    for _ in range(3):
+        with connect(url) as socket:
+            socket.send(json.dumps({"type": "call", "to": "echo", "sdp": offer}))
+    with httpx.Client(base_url=server.api_url, headers={"X-API-Key": TEST_API_KEY}) as api:
+        wait_for(lambda: api.get("/api/calls").json()["total"] == 0, 10, "no live call")
