@@ -123,13 +123,19 @@ def up(args: argparse.Namespace) -> int:
             postgres.start()
             args.database = postgres.create_database("mediaserver")
         for i, name in enumerate(names):
-            low = args.rtp_port + 1000 * i
+            low = args.rtp_port + args.rtp_count * i
             node_dir = folder / name
             node_dir.mkdir(exist_ok=True)
             config = node_dir / "config.yaml"
             config.write_text(
                 yaml.safe_dump(
-                    node_config(name, sip_ports[i], http_ports[i], (low, low + 999), args.database),
+                    node_config(
+                        name,
+                        sip_ports[i],
+                        http_ports[i],
+                        (low, low + args.rtp_count - 1),
+                        args.database,
+                    ),
                     sort_keys=False,
                 )
             )
@@ -237,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "take the next even ones (%(default)s: nodes 5062, 5064, ...)")  # fmt: skip
     start.add_argument("--http-port", type=int, default=8081, help="first node's API port")
     start.add_argument("--rtp-port", type=int, default=30000, help="first node's RTP range "
-                       "start; each node takes 1000 ports (%(default)s)")  # fmt: skip
+                       "start; each node takes --rtp-count ports (%(default)s)")  # fmt: skip
+    start.add_argument("--rtp-count", type=int, default=1000,
+                       help="RTP ports per node (%(default)s)")  # fmt: skip
     start.add_argument("--database", help="storage.database of every node, e.g. postgresql:"
                        "//mediaserver@127.0.0.1/mediaserver (default: SQLite each)")  # fmt: skip
     start.add_argument("--postgres", action="store_true", help="start a PostgreSQL cluster (in a "
