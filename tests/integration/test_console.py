@@ -8,38 +8,27 @@ folder, a PNG of each page is saved there (docs/console/*.png are made so).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.integration.conftest import ServerProcess, start_server
 from tests.integration.webpeer import WebPeer
+from tests.support.browser import chromium, missing, wait_for
 from tests.support.sipp import SippBackground, run_sipp
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None or shutil.which("chromedriver") is None,
-        reason="needs Debian's chromium and chromium-driver (scripts/setup --dev)",
-    ),
+    pytest.mark.skipif(missing() is not None, reason=missing() or ""),
 ]
-
-T = TypeVar("T")
 
 RECORDED_NUMBER = "+33100000042"
 RECORD_A_GREETING = """\
@@ -86,33 +75,6 @@ branches:
       - action: queue@v1
         params: {name: console-line, hold_audio: ringback}
 """
-# Chromium flags: headless, no sandbox (root in a container), nothing from the network.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--autoplay-policy=no-user-gesture-required",
-    "--window-size=1280,860",
-)
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except WebDriverException:
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not in {timeout} s: {what}")
 
 
 @pytest.fixture(scope="module")
@@ -132,26 +94,8 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    """Headless Chromium with a fresh profile; its downloads go to ``<profile>/downloads``."""
-    profile = tempfile.mkdtemp(prefix="console-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    downloads = Path(profile) / "downloads"
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
-    )
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console's messages
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(20)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def screenshot(browser: WebDriver, name: str) -> None:
