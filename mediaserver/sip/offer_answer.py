@@ -28,6 +28,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mediaserver.config import SRTP_MODES  # what the config takes is what SDP may use
 from mediaserver.sip.sdes import (
     SUITES,
     CryptoLine,
@@ -74,7 +75,6 @@ _CANONICAL = {name.upper(): name for name in SUPPORTED_CODECS}
 RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")
 SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by SDES (RFC 4568)
 DTLS_PROFILES = ("UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")  # SRTP keyed by DTLS (RFC 5764)
-SRTP_MODES = ("off", "optional", "required", "dtls")
 DEFAULT_PTIME = 20
 DEFAULT_TELEPHONE_EVENTS = "0-16"  # RFC 4733 2.4.1: DTMF digits and flash
 
