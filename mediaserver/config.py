@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -97,6 +98,15 @@ class RtpConfig:
     jitter_buffer_ms: int = 60
     learn_source: LearnMode = LearnMode.STREAM  # which RTP sources a leg latches onto
     srtp: str = "optional"  # off | optional | required | dtls: SRTP on the calls we answer
+    # Processes that relay pure bridges (media/relay_workers.py); 0: the main loop does.
+    relay_workers: int = field(default_factory=lambda: auto_relay_workers())
+
+
+def auto_relay_workers() -> int:
+    """``rtp.relay_workers: auto``: one per core, none on a single core (where a
+    worker would only add the hand-over to the same CPU)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores if cores and cores > 1 else 0
 
 
 @dataclass(frozen=True)
@@ -434,7 +444,7 @@ def load_config(path: str | Path) -> Config:
         )
 
     rtp = RtpConfig()
-    rtp_keys = {"ports", "codecs", "jitter_buffer_ms", "learn_source", "srtp"}
+    rtp_keys = {"ports", "codecs", "jitter_buffer_ms", "learn_source", "srtp", "relay_workers"}
     if (r := c.section(doc, "rtp", rtp_keys, "rtp")) is not None:
         low, high = c.get(
             r, "ports", "rtp.ports", lambda v: parse_port_range(_string(v)), (20000, 29999)
@@ -443,7 +453,8 @@ def load_config(path: str | Path) -> Config:
         jitter = c.get(r, "jitter_buffer_ms", "rtp.jitter_buffer_ms", _jitter, 60)
         learn = c.get(r, "learn_source", "rtp.learn_source", _learn_mode, rtp.learn_source)
         srtp = c.get(r, "srtp", "rtp.srtp", _srtp_mode, rtp.srtp)
-        rtp = RtpConfig(low, high, codecs, jitter, learn, srtp)
+        workers = c.get(r, "relay_workers", "rtp.relay_workers", _relay_workers, rtp.relay_workers)
+        rtp = RtpConfig(low, high, codecs, jitter, learn, srtp, workers)
 
     limits = _limits(c, doc)
     smtp = _smtp(c, doc)
@@ -697,6 +708,14 @@ def _codec_list(value: Any) -> tuple[str, ...]:
 def _jitter(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= 1000:
         raise ValueError(f"expected milliseconds between 20 and 1000, got {value!r}")
+    return value
+
+
+def _relay_workers(value: Any) -> int:
+    if value == "auto":
+        return auto_relay_workers()
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+        raise ValueError(f"expected auto or a number of processes from 0 to 64, got {value!r}")
     return value
 
 

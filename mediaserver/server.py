@@ -64,6 +64,7 @@ from mediaserver.media.clock import MediaClock
 from mediaserver.media.mp3 import Mp3Renditions
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
+from mediaserver.media.relay_workers import RelayWorkers
 from mediaserver.media.tts import SpeechSynthesizer
 from mediaserver.numbers import NumberDirectory
 from mediaserver.recovery import recover
@@ -152,6 +153,7 @@ class Server:
         self.events = self.journal.events  # the live event stream (GET /api/events)
         self.clock = MediaClock()
         self.ports = PortAllocator(config.rtp.port_min, config.rtp.port_max)
+        self.relay_workers = RelayWorkers(config.rtp.relay_workers)  # pure bridges' processes
         cache = config.storage_path(config.storage.cache)
         self.prompts = Prompts(SpeechSynthesizer(cache / "tts"), config.scenarios_dir)
         # Uploaded audio files (/api/audio-files), played as audio-file:SID.
@@ -201,7 +203,7 @@ class Server:
             self.endpoint, access=self.access, user_agent=config.sip.user_agent,
             limits=config.limits,
         )  # fmt: skip
-        live = LiveCalls(RtpLegs(media, self.ports, self.clock, services))
+        live = LiveCalls(RtpLegs(media, self.ports, self.clock, services, self.relay_workers))
         self.dialer = Dialer(
             self.endpoint,
             live=live,
@@ -383,6 +385,7 @@ class Server:
         await self.sms.close()  # SMS on their way: while their answers can still arrive
         await self.trunks.stop()
         self.clock.stop()
+        await self.relay_workers.close()
         await self.endpoint.close()
         self.events.close()  # event-stream clients are told, so HTTP can stop at once
         if self.http is not None:

@@ -346,6 +346,20 @@ class ServerCollector(Collector):
             "RTP and RTCP packets refused for their source: not the call's peer.",
             ["protocol"], [((p,), rtp[f"{p}_refused_source"]) for p in ("rtp", "rtcp")],
         )  # fmt: skip
+        relays = server.relay_workers
+        yield _family(g, "mediaserver_relay_workers", "Relay worker processes running.",
+                      [], [((), relays.running)])  # fmt: skip
+        yield _family(g, "mediaserver_relay_worker_legs",
+                      "Call legs whose bridge a relay worker carries now.",
+                      [], [((), relays.carried_legs)])  # fmt: skip
+        yield _family(
+            c, "mediaserver_relay_worker_handoffs",
+            "Bridges handed to a relay worker (handoff) and given back (return) since start.",
+            ["event"], [(("handoff",), relays.handoffs), (("return",), relays.returns)],
+        )  # fmt: skip
+        yield _family(c, "mediaserver_relay_worker_restarts",
+                      "Relay workers that died (their calls came back to the main process).",
+                      [], [((), relays.restarts)])  # fmt: skip
         call_runs = sum(1 for call in live if not call.ended and call.scenario is not None)
         yield _family(
             g, "mediaserver_runs_active",

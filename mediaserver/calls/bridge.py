@@ -185,6 +185,7 @@ async def _drop(leg: OutboundCall) -> None:
         if not leg.ended:
             await leg.hangup("normal_clearing")
     finally:
+        await leg.leg.home()  # a relay worker's final figures, for the record
         leg.finish()
 
 

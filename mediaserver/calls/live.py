@@ -19,7 +19,7 @@ from mediaserver.calls.srtp_policy import SrtpPolicy
 from mediaserver.log import get_logger
 from mediaserver.media.clock import MediaClock
 from mediaserver.media.codecs import CODECS
-from mediaserver.media.leg import RtpLeg
+from mediaserver.media.leg import RelayPool, RtpLeg
 from mediaserver.media.ports import PortAllocator
 
 log = get_logger("ua")
@@ -43,11 +43,13 @@ class RtpLegs:
         ports: PortAllocator,
         clock: MediaClock,
         services: CallServices | None = None,
+        relay_pool: RelayPool | None = None,
     ) -> None:
         self.media = media
         self.ports = ports
         self.clock = clock
         self.services = services
+        self.relay_pool = relay_pool  # relay workers that may carry pure bridges
 
     async def open(self) -> RtpLeg:
         """An RTP leg on the next free port pair (RTP, then RTCP on port + 1);
@@ -63,6 +65,7 @@ class RtpLegs:
         )
         if self.services is not None:
             leg.jitter_buffer_ms = self.services.jitter_buffer_ms  # rtp.jitter_buffer_ms
+        leg.relay_pool = self.relay_pool
         _, _, port = await self.ports.bind(self.media.rtp_host, lambda: leg)
         leg.local_port = port
         try:

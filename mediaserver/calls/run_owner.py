@@ -108,6 +108,9 @@ class RunOwner(Generic[C]):
             with contextlib.suppress(Exception):
                 await call.hangup("failed")
         finally:
+            # A relay worker carrying the call's bridge gives its final figures first.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await call.leg.home()
             self.finish()
 
     def inject(self, run: Callable[[C], Coroutine[Any, Any, RunOutcome]]) -> bool:

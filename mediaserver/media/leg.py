@@ -50,7 +50,9 @@ checks for a fork.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import socket
 import struct
 import time
 from collections import Counter, deque
@@ -75,6 +77,7 @@ from mediaserver.media.ice import IceLite
 from mediaserver.media.jitter import JitterBuffer
 from mediaserver.media.latching import LearnMode, SourceLatch, Verdict
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
+from mediaserver.media.relay_state import RelayEnd
 from mediaserver.media.reports import ReportChannel
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_rtp
 from mediaserver.media.scanner import scanner_for
@@ -103,6 +106,23 @@ class Mixing(Protocol):
     def heard_by(self, leg: RtpLeg) -> Pcm:
         """The frame ``leg`` hears this tick."""
         ...
+
+
+class Away(Protocol):
+    """A relay worker carrying this leg's bridge (media/relay_workers.py)."""
+
+    def recall(self) -> None:
+        """Bring the bridge back to the main process (soon: it is a message away)."""
+
+    async def returned(self) -> None:
+        """Done once the leg is back (at once when it is)."""
+
+
+class RelayPool(Protocol):
+    """The relay workers a leg's pure bridge may be handed to."""
+
+    def consider(self, leg: RtpLeg) -> None:
+        """``leg`` now relays on the fast path: a candidate for a worker."""
 
 
 class Playback:
@@ -210,6 +230,11 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.dtls_failure: str | None = None  # why it failed: the leg stays silent
         self.ice: IceLite | None = None  # answers ICE checks (a WebRTC peer's leg)
         self._socket: asyncio.DatagramTransport | None = None  # under a SecureTransport
+        # Relay workers (media/relay_workers.py): who may carry our pure bridge, and
+        # the one carrying it now (our socket is then theirs, and we send nothing).
+        self.relay_pool: RelayPool | None = None
+        self.away: Away | None = None
+        self.closed = False
 
     async def open_rtcp(self, host: str, port: int) -> bool:
         """Bind the RTCP socket (RTP port + 1); False when it is taken."""
@@ -226,6 +251,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         RTP again). Everything sent goes through the channel: relayed audio,
         playback, DTMF, RTCP; what arrives is authenticated and decrypted first,
         so a packet that is not the peer's is dropped before it can latch."""
+        self._recall()
         current = self.srtp
         if channel is not None and current is not None and current.same_keys(channel):
             return  # a re-INVITE kept the keys: keep the sessions (and their replay windows)
@@ -244,6 +270,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         or heard until the handshake gives them; a failure silences the leg for
         good (counted in ``dtls_failed``). A renegotiation naming the same peer
         certificate keeps the association."""
+        self._recall()
         current = self.dtls
         if current is not None and current.handshake.peer_digest == digest_of(peer_fingerprint):
             return
@@ -432,6 +459,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         """Send our RTCP on the RTP port (RFC 5761 4: rtcp-mux agreed), through the
         leg's transport, so SRTCP when the leg is secure."""
 
+        self._recall()
+
         def send(report: bytes) -> None:
             if self.transport is not None and self.remote is not None:
                 self.transport.sendto(report, self.remote)
@@ -441,6 +470,7 @@ class RtpLeg(asyncio.DatagramProtocol):
     def answer_ice(self, ice: IceLite) -> None:
         """Be an ICE-lite agent (a browser's leg, media/ice.py): media goes nowhere
         until an authenticated check says where, whatever the SDP's address."""
+        self._recall()
         self.ice = ice
         self._hold = False
         self.latch.expected = None
@@ -535,6 +565,7 @@ class RtpLeg(asyncio.DatagramProtocol):
     def play(self, audio: Pcm, *, loop: bool = False) -> Playback:
         """Queue audio to send, replacing whatever was playing; with ``loop``, it
         plays until stopped."""
+        self._recall()
         self.stop_playback()
         self._playback = Playback(audio, loop=loop)
         self.start()
@@ -639,6 +670,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         sequence still being sent. Needs a negotiated telephone-event type."""
         if self.telephone_event_pt is None:
             raise ValueError("the peer did not negotiate telephone-event")
+        self._recall()
         self._finish_dtmf()
         self._dtmf_out = deque(steps)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -708,6 +740,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         translation table: decided when the relay, a codec or decoding changes,
         not per packet. Forking (either leg) leaves it too: the fast path checks
         for no fork, and the slow path hands the fork each packet."""
+        self._recall()
         target = self.relay
         forked = self.fork is not None or (target is not None and target.fork is not None)
         # Another codec that no byte table translates (G.722 or Opus on one side):
@@ -729,6 +762,8 @@ class RtpLeg(asyncio.DatagramProtocol):
             return
         self._fast_target = target
         self._relay_table = transcode_table(source, target.codec)
+        if self.relay_pool is not None:
+            self.relay_pool.consider(self)
 
     # -- forking ---------------------------------------------------------------
 
@@ -870,6 +905,7 @@ class RtpLeg(asyncio.DatagramProtocol):
     def _aim(self) -> None:
         """Where our RTP goes: nowhere on hold; the latched source (symmetric RTP);
         else the SDP's address, unless it is a NAT's private side we cannot reach."""
+        self._recall()
         if self._hold:
             self.remote = None
         elif self._peer is not None:
@@ -878,6 +914,8 @@ class RtpLeg(asyncio.DatagramProtocol):
             self.remote = None if self.latch.waits_for_source else self.latch.expected
 
     def close(self) -> None:
+        self.closed = True
+        self._recall()
         self.stop_fork("hangup")
         self.stop_playback()
         self._finish_dtmf()
@@ -894,6 +932,99 @@ class RtpLeg(asyncio.DatagramProtocol):
             self.dtls.close()
         if self.transport is not None:
             self.transport.close()
+
+    # -- relay workers (media/relay_workers.py) --------------------------------------
+
+    def relays_only(self) -> bool:
+        """Whether all this leg does is relay plain RTP from its latched peer to
+        another leg (or back to itself), nothing decoded, played, forked, detected
+        or encrypted: what a relay worker can carry for it."""
+        return (
+            self.away is None
+            and not self.closed
+            and self._fast_target is not None
+            and self.sending
+            and self.transport is not None
+            and self.transport is self._socket
+            and self.srtp is None
+            and self.dtls is None
+            and self.ice is None
+            and self.reports.muxed is None
+            and self.fork is None
+            and self._jitter is None
+            and self._playback is None
+            and not self._dtmf_out
+            and not self._inband
+            and self.mixed_by is None
+            and self._peer is not None
+            and self._remote_ssrc is not None
+            and self.remote is not None
+            and self._dtmf.next_deadline() is None
+        )
+
+    @property
+    def relay_target(self) -> RtpLeg | None:
+        """The leg our packets go out of on the fast path (None: not relaying so)."""
+        return self._fast_target
+
+    def leave(self, away: Away, target: int) -> tuple[RelayEnd, socket.socket]:
+        """Hand our relay to a worker (``away``): our state as it is now, and a
+        duplicate of our socket, which the main process keeps (not reading it)
+        while the worker reads its own copy; the leg sends nothing meanwhile.
+        ``target``: the worker's index of the leg we relay to."""
+        assert self._peer is not None and self.remote is not None
+        assert self._remote_ssrc is not None and self._socket is not None
+        stats = self.rtp_stats
+        end = RelayEnd(
+            target=target,
+            peer=self._peer,
+            remote=self.remote,
+            payload_type=self.payload_type,
+            clock_rate=stats.clock_rate,
+            remote_ssrc=self._remote_ssrc,
+            ssrc=self._ssrc,
+            sequence=self._seq,
+            timestamp=self._ts,
+            marker=self._marker,
+            table=self._relay_table,
+            packets_in=self.packets_in,
+            bytes_in=self.bytes_in,
+            packets_out=self.packets_out,
+            transcoded=self.transcoded,
+            reception=stats.receiver.reception(),
+            sending=stats.sender.sending(),
+            stats_bytes_in=stats.bytes_in,
+        )
+        own = self._socket.get_extra_info("socket")
+        kept = socket.socket(fileno=os.dup(own.fileno()))
+        self._socket.close()
+        self.transport = self._socket = None
+        self.away = away
+        return end, kept
+
+    def take_figures(self, end: RelayEnd) -> None:
+        """The counters and statistics a worker reached carrying us."""
+        self.packets_in, self.bytes_in = end.packets_in, end.bytes_in
+        self.packets_out, self.transcoded = end.packets_out, end.transcoded
+        stats = self.rtp_stats
+        stats.receiver.adopt_reception(end.reception)
+        stats.sender.adopt_sending(end.sending)
+        stats.bytes_in = end.stats_bytes_in
+
+    def resume(self, end: RelayEnd) -> None:
+        """Back from a worker: its figures, and our header where it left it."""
+        self.take_figures(end)
+        self._seq, self._ts, self._marker = end.sequence, end.timestamp, end.marker
+        self.away = None
+
+    async def home(self) -> None:
+        """Wait until a worker carrying us has given us back (final figures)."""
+        if self.away is not None:
+            await self.away.returned()
+
+    def _recall(self) -> None:
+        if self.away is not None:
+            self.away.recall()
 
     def snapshot(self) -> dict[str, Any]:
         """Per-leg figures for logs and the call record: our counters of what was

@@ -78,6 +78,32 @@ _U32 = 0xFFFFFFFF
 # Truncating three 1/65536 s quantities can put an RTT of zero a few units below zero.
 _RTT_ROUNDING = 4
 
+# What the packets themselves move forward in a ReceiverStats: a relay worker
+# (media/relay_worker.py) counts a relayed stream with these and gives them back,
+# while what RTCP drives (the last SR heard, the priors of the report blocks sent)
+# stays with the leg in the main process.
+_RECEPTION = (
+    "ssrc",
+    "packets",
+    "duplicates",
+    "reordered",
+    "restarts",
+    "ssrc_changes",
+    "jitter",
+    "_started",
+    "_probation",
+    "_max_seq",
+    "_base_seq",
+    "_bad_seq",
+    "_cycles",
+    "_received",
+    "_seen",
+    "_stream_duplicates",
+    "_earlier_expected",
+    "_earlier_lost",
+    "_transit",
+)
+
 
 class ReceiverStats:
     """Reception statistics of one remote RTP source."""
@@ -204,6 +230,25 @@ class ReceiverStats:
             return False
         self._update_jitter(timestamp, arrival)
         return True
+
+    def reception(self) -> tuple[object, ...]:
+        """The packet-driven part of the statistics, for :meth:`adopt_reception`
+        in another process (a relay worker counting the stream for a while)."""
+        return tuple(getattr(self, name) for name in _RECEPTION)
+
+    def adopt_reception(self, state: tuple[object, ...]) -> None:
+        """Take the figures :meth:`reception` gave elsewhere; what RTCP drives is
+        kept, except that a stream restarted meanwhile starts its report priors
+        again (as :meth:`_init_sequence` would have here)."""
+        restarted = (self.restarts, self.ssrc_changes, self._base_seq) != (
+            state[4],
+            state[5],
+            state[10],
+        )
+        for name, value in zip(_RECEPTION, state, strict=True):
+            setattr(self, name, value)
+        if restarted:
+            self._received_prior = self._expected_prior = 0
 
     def on_sender_report(self, report: SenderReport, arrival: float) -> None:
         """Remember the source's latest SR for the LSR and DLSR of our next report."""
@@ -362,6 +407,14 @@ class SenderStats:
         self.octets += payload_size
         self.last_rtp_timestamp = rtp_timestamp
         self.last_sent_at = now
+
+    def sending(self) -> tuple[int, int, int | None, float | None]:
+        """What sending moves forward (packets, octets, last timestamp and time),
+        for :meth:`adopt_sending` in another process; the peer's reports stay."""
+        return self.packets, self.octets, self.last_rtp_timestamp, self.last_sent_at
+
+    def adopt_sending(self, state: tuple[int, int, int | None, float | None]) -> None:
+        self.packets, self.octets, self.last_rtp_timestamp, self.last_sent_at = state
 
     def sender_report(
         self, ssrc: int, now: float, reports: Sequence[ReportBlock] = ()

@@ -1,0 +1,268 @@
+"""A relay worker: a process of its own that relays the pure bridges handed to it.
+
+``python -m mediaserver.media.relay_worker FD``: FD is its end of a private
+socketpair with the main process (media/relay_workers.py), which sends
+``adopt`` with a group's :class:`~mediaserver.media.relay_state.RelayEnd`
+states and duplicates of their sockets, and ``release`` to take a group back.
+
+The worker does per packet exactly what the main process's fast path does
+(RtpLeg.datagram_received and _relay_send): a plain audio packet from the
+latched peer goes out of the other leg with that leg's header, byte-translated
+when the codecs differ, counted, and its RFC 3550 reception figures updated.
+Every other packet (a telephone-event, RTCP or STUN on the RTP port, a new
+source or SSRC, anything malformed) is not the worker's business: the group
+goes back to the main process with that packet, which handles it as if it
+had read it itself; the main process may hand the group over again once it is
+quiet. So the worker holds no call logic, and losing one loses no call: the
+main process keeps its own copy of every socket and resumes the relay.
+
+The worker ends when the main process goes (its end of the socketpair
+closes); Ctrl-C is for the main process, which stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pickle
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from mediaserver.media.relay_state import Bounced, RelayEnd
+from mediaserver.media.stats import ReceiverStats
+
+_FIXED_HEADER = struct.Struct("!HII")  # sequence, timestamp, SSRC at offset 2 (RFC 3550 5.1)
+_RTP_HEADER = struct.Struct("!BBHII")  # the whole fixed header, version 2 and no extras
+SYNC_INTERVAL = 1.0  # seconds between the figures sent back for RTCP and the API
+SYNC_CHUNK = 200  # groups per figures message (a SEQPACKET message must fit the buffer)
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 2
+
+
+class _End(asyncio.DatagramProtocol):
+    """One relayed leg: its socket, its header and its counters."""
+
+    def __init__(self, group: _Group, index: int, state: RelayEnd) -> None:
+        self.group = group
+        self.index = index
+        self.state = state
+        self.peer = state.peer
+        self.remote = state.remote
+        self.payload_type = state.payload_type
+        self.remote_ssrc = state.remote_ssrc
+        self.ssrc = state.ssrc
+        self.sequence = state.sequence
+        self.timestamp = state.timestamp
+        self.marker = state.marker
+        self.table = state.table
+        self.packets_in = state.packets_in
+        self.bytes_in = state.bytes_in
+        self.packets_out = state.packets_out
+        self.transcoded = state.transcoded
+        self.receiver = ReceiverStats(state.clock_rate)
+        self.receiver.adopt_reception(state.reception)
+        self.sent_packets, self.sent_octets, self.last_timestamp, self.last_sent_at = state.sending
+        self.stats_bytes_in = state.stats_bytes_in
+        self.target: _End = self
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # The main process's fast path, same checks (RFC 3550 5.1: 0x80 is version 2
+        # with no padding, extension or CSRC).
+        if (
+            addr == self.peer
+            and len(data) > 12
+            and data[0] == 0x80
+            and data[1] & 0x7F == self.payload_type
+        ):
+            sequence, timestamp, ssrc = _FIXED_HEADER.unpack_from(data, 2)
+            if ssrc == self.remote_ssrc:
+                payload = data[12:]
+                size = len(payload)
+                now = time.time()
+                self.packets_in += 1
+                self.bytes_in += size
+                self.stats_bytes_in += size
+                self.receiver.update(sequence, timestamp, now, ssrc)
+                table = self.table
+                if table is not None:
+                    payload = payload.translate(table)
+                    self.transcoded += 1
+                self.target.send(payload, now)
+                return
+        self.group.bounce(self.index, data, addr)
+
+    def send(self, payload: bytes, now: float) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        sequence, timestamp = self.sequence, self.timestamp
+        second = self.payload_type | 0x80 if self.marker else self.payload_type
+        transport.sendto(
+            _RTP_HEADER.pack(0x80, second, sequence, timestamp, self.ssrc) + payload, self.remote
+        )
+        self.marker = False
+        self.sequence = (sequence + 1) & 0xFFFF
+        self.timestamp = (timestamp + len(payload)) & 0xFFFFFFFF
+        self.packets_out += 1
+        self.sent_packets += 1
+        self.sent_octets += len(payload)
+        self.last_timestamp = timestamp
+        self.last_sent_at = now
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP error about a peer gone: the main process sees the call end
+
+    def figures(self) -> RelayEnd:
+        """The state as it is now, for the main process."""
+        state = self.state
+        state.sequence, state.timestamp, state.marker = self.sequence, self.timestamp, self.marker
+        state.packets_in, state.bytes_in = self.packets_in, self.bytes_in
+        state.packets_out, state.transcoded = self.packets_out, self.transcoded
+        state.reception = self.receiver.reception()
+        state.sending = self.sent_packets, self.sent_octets, self.last_timestamp, self.last_sent_at
+        state.stats_bytes_in = self.stats_bytes_in
+        return state
+
+
+class _Group:
+    """The legs of one bridge (two, or one relaying to itself: echo)."""
+
+    def __init__(self, worker: RelayWorker, group_id: int, states: list[RelayEnd]) -> None:
+        self.worker = worker
+        self.id = group_id
+        self.ends = [_End(self, index, state) for index, state in enumerate(states)]
+        for end, state in zip(self.ends, states, strict=True):
+            end.target = self.ends[state.target]
+        self.bounced: list[Bounced] | None = None  # set while leaving: what came meanwhile
+
+    async def open(self, sockets: list[socket.socket]) -> None:
+        loop = asyncio.get_running_loop()
+        for end, sock in zip(self.ends, sockets, strict=True):
+            await loop.create_datagram_endpoint(lambda end=end: end, sock=sock)  # type: ignore[misc]
+
+    def bounce(self, index: int, data: bytes, addr: tuple[str, int]) -> None:
+        """A packet that is not a plain relay: the group goes home with it (and with
+        whatever else arrives before the end of this loop iteration)."""
+        if self.bounced is None:
+            self.bounced = []
+            asyncio.get_running_loop().call_soon(self.worker.release, self.id)
+        self.bounced.append((index, data, addr))
+
+    def close(self) -> list[RelayEnd]:
+        """Stop reading and sending (the main process has its own copies of the
+        sockets); the final figures."""
+        for end in self.ends:
+            if end.transport is not None:
+                end.transport.close()
+                end.transport = None
+        return [end.figures() for end in self.ends]
+
+
+class RelayWorker:
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.groups: dict[int, _Group] = {}
+        self.done = asyncio.get_running_loop().create_future()
+        self._inbox: asyncio.Queue[tuple[Any, list[int]]] = asyncio.Queue()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.control.fileno(), self._readable)
+        sync = loop.create_task(self._sync())
+        handle = loop.create_task(self._handle())
+        try:
+            await self.done
+        finally:
+            sync.cancel()
+            handle.cancel()
+            for group in self.groups.values():
+                group.close()
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(
+                    self.control, MAX_MESSAGE, MAX_FDS, socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # the main process is gone
+                if not self.done.done():
+                    self.done.set_result(None)
+                return
+            self._inbox.put_nowait((pickle.loads(data), fds))
+
+    async def _handle(self) -> None:
+        """Messages one at a time, in order: an adopt finishes before a release of
+        the same group is looked at."""
+        while True:
+            message, fds = await self._inbox.get()
+            kind, group_id = message[0], message[1]
+            if kind == "adopt":
+                group = _Group(self, group_id, message[2])
+                sockets = [socket.socket(fileno=fd) for fd in fds]
+                self.groups[group_id] = group
+                try:
+                    await group.open(sockets)
+                except OSError:
+                    self.release(group_id)  # the main process carries it on
+            elif kind == "release":
+                self.release(group_id)
+
+    def release(self, group_id: int) -> None:
+        group = self.groups.pop(group_id, None)
+        if group is None:
+            return  # gone home already (a bounce and a release crossed)
+        ends = group.close()
+        # Blocking: the main process waits for this one (it always reads).
+        self._send(("released", group_id, ends, group.bounced or []), wait=True)
+
+    async def _sync(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL)
+            groups = [(gid, [end.figures() for end in g.ends]) for gid, g in self.groups.items()]
+            for start in range(0, len(groups), SYNC_CHUNK):
+                self._send(("synced", groups[start : start + SYNC_CHUNK]))
+
+    def _send(self, message: object, *, wait: bool = False) -> None:
+        flags = 0 if wait else socket.MSG_DONTWAIT
+        try:
+            self.control.send(pickle.dumps(message, pickle.HIGHEST_PROTOCOL), flags)
+        except BlockingIOError:
+            pass  # figures only: the next sync carries them (a release is never this big)
+        except OSError:
+            if not self.done.done():
+                self.done.set_result(None)
+
+
+def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops us
+    control = socket.socket(fileno=int(argv[1]))
+    runner: Callable[[Any], Any]
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        runner = asyncio.run
+
+    async def serve() -> None:
+        await RelayWorker(control).run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        runner(serve())
+
+
+if __name__ == "__main__":
+    main(sys.argv)
