@@ -280,6 +280,7 @@ class RelayWorkers:
         self._candidates.add(leg)
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+            self._worker()  # the first bridge gets the workers started
 
     # -- hand-over ---------------------------------------------------------------------
 
@@ -300,9 +301,9 @@ class RelayWorkers:
                 continue  # one-way for now (the other side still decodes or plays)
             settled = [self._settled(member, now) for member in group]
             if all(settled) and all(member.relays_only() for member in group):
-                for member in group:
-                    self._candidates.discard(member)
-                self._hand_over(group)
+                if self._hand_over(group):
+                    for member in group:
+                        self._candidates.discard(member)
 
     def _settled(self, leg: RtpLeg, now: float) -> bool:
         """Relayed ``SETTLE_PACKETS`` since the previous sweep, and a sweep after
@@ -314,10 +315,11 @@ class RelayWorkers:
             return False
         return mark is not None and leg.packets_in - mark >= SETTLE_PACKETS
 
-    def _hand_over(self, legs: list[RtpLeg]) -> None:
+    def _hand_over(self, legs: list[RtpLeg]) -> bool:
+        """Give a worker the group; False when none runs yet (one is starting)."""
         worker = self._worker()
         if worker is None:
-            return
+            return False
         self._next_id += 1
         group_id = self._next_id
         carried = _Carried(worker, group_id, legs, [], [])
@@ -333,6 +335,7 @@ class RelayWorkers:
             self.handoffs += 1
         else:
             carried.came_back(carried.ends, [])  # not taken: home at once
+        return True
 
     def _worker(self) -> _Worker | None:
         """The least loaded running worker; a slot without one gets it started (the

@@ -35,7 +35,7 @@ sip:
 rtp:
   ports: {rtp_low}-{rtp_high}
   codecs: {codecs}
-http:
+{rtp_extra}http:
   api_keys: {api_keys}
 {http_extra}scenarios_dir: {scenarios}
 routes:
@@ -122,9 +122,11 @@ def start_server(
     api_key: str | None = TEST_API_KEY,
     http_extra: str = "",
     listen: str = '["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]',
+    rtp_extra: str = "",
 ) -> ServerProcess:
     """Start a server with its own config and data folder under ``tmp``;
-    ``http_extra``: more lines of the ``http`` section (indented two spaces);
+    ``http_extra``, ``rtp_extra``: more lines of the ``http`` and ``rtp`` sections
+    (indented two spaces);
     ``listen``: ``sip.listen`` (a YAML list)."""
     tmp.mkdir(parents=True, exist_ok=True)
     low, high = rtp_range or _rtp_range()
@@ -139,6 +141,7 @@ def start_server(
             routes=route_lines,
             api_keys=f'["{api_key}"]' if api_key is not None else "[]",
             http_extra=http_extra,
+            rtp_extra=rtp_extra,
             listen=listen,
             trusted="["
             + ", ".join(f'"{n}"' for n in (["127.0.0.0/8"] if trusted is None else trusted))

@@ -43,7 +43,7 @@ import numpy as np
 import pylibsrtp
 
 from tests.integration.conftest import ServerProcess, start_server
-from tests.load.call_rate import cpu_seconds, rss_mb
+from tests.load.call_rate import cpu_seconds, rss_mb, workers_cpu_seconds
 from tests.load.server_profile import Profiler
 from tests.load.udp_batch import BatchReceiver, BatchSender, udp_socket
 
@@ -51,6 +51,7 @@ HOST = "127.0.0.1"
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 TAG = 10  # bytes of authentication tag the suite adds to every SRTP packet
 PAYLOAD = 160  # 20 ms of G.711
+WARM_UP = 3.0  # seconds of media before the measured window: bridges settle on workers
 MODES = ("plain", "srtp", "pcma", "record")
 SCENARIO = """\
 branches:
@@ -272,7 +273,8 @@ class Step:
     mode: str
     calls: int
     set_up_s: float
-    cpu_percent: float
+    cpu_percent: float  # the main process
+    workers_percent: float  # its relay worker processes (rtp.relay_workers)
     sent: int
     received: int
     rss_mb: float
@@ -298,9 +300,9 @@ class Blast:
         while self.receiver.receive():
             pass  # what the server sent before our media: not counted
 
-    def run(self) -> None:
-        began = time.monotonic()
-        for tick in range(len(self.rows)):
+    def run(self, ticks: range) -> None:
+        began = time.monotonic() - ticks.start * 0.02
+        for tick in ticks:
             np.copyto(self.frame, self.rows[tick])
             self.sent += self.sender.send()
             self.collect(began + (tick + 1) * 0.02)
@@ -334,7 +336,9 @@ def set_up_calls(sip: Signalling, count: int) -> tuple[list[Leg], float]:
     return answered + callees, time.monotonic() - started
 
 
-def run_step(mode: str, count: int, seconds: float, folder: Path, profiler: Profiler) -> Step:
+def run_step(
+    mode: str, count: int, seconds: float, folder: Path, profiler: Profiler, workers: str
+) -> Step:
     media = udp_socket(buffer=32 << 20)
     media.setblocking(False)
     scenarios = folder / "scenarios"
@@ -345,6 +349,7 @@ def run_step(mode: str, count: int, seconds: float, folder: Path, profiler: Prof
     server = start_server(
         folder / "server", routes={"bench": "bridge"}, scenarios=scenarios, log_level="warning",
         rtp_range=(20000, 29999), codecs="[PCMU, PCMA]",
+        rtp_extra=f"  relay_workers: {workers}\n",
         extra_config=TRUNK.format(
             port=uas.getsockname()[1], srtp="required" if mode == "srtp" else "off"
         ),
@@ -353,11 +358,17 @@ def run_step(mode: str, count: int, seconds: float, folder: Path, profiler: Prof
     try:
         sip = Signalling(server, media.getsockname()[1], mode, uas)
         legs, set_up = set_up_calls(sip, count)
-        blast = Blast(media, legs, int(seconds * 50), mode == "srtp")
+        warm_up = int(WARM_UP * 50)
+        blast = Blast(media, legs, warm_up + int(seconds * 50), mode == "srtp")
+        blast.run(range(warm_up))  # bridges settle (and go to the relay workers)
+        sent_before, received_before = blast.sent, blast.received
         cpu_before, began = cpu_seconds(pid), time.monotonic()
+        workers_before = workers_cpu_seconds(pid)
         with profiler.during(pid, f"{mode} {count}", seconds - 2, delay=1):
-            blast.run()
-        cpu = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - began) * 100
+            blast.run(range(warm_up, len(blast.rows)))
+        elapsed = time.monotonic() - began
+        cpu = (cpu_seconds(pid) - cpu_before) / elapsed * 100
+        workers = (workers_cpu_seconds(pid) - workers_before) / elapsed * 100
         blast.collect(time.monotonic() + 0.5)  # the last packets on their way
         rss = rss_mb(pid)
         sip.bye_all()
@@ -367,7 +378,8 @@ def run_step(mode: str, count: int, seconds: float, folder: Path, profiler: Prof
         server.stop()
     rtp = [s for s in blast.samples if len(s) > 12 and not 200 <= s[1] <= 204]
     checked = check(mode, rtp, legs)
-    return Step(mode, len(legs) // 2, set_up, cpu, blast.sent, blast.received, rss, checked)
+    sent, received = blast.sent - sent_before, blast.received - received_before
+    return Step(mode, len(legs) // 2, set_up, cpu, workers, sent, received, rss, checked)
 
 
 def check(mode: str, samples: list[bytes], legs: list[Leg]) -> str:
@@ -396,6 +408,9 @@ def main() -> None:
     parser.add_argument("--calls", default="100,250", help="bridged calls per step")
     parser.add_argument("--seconds", type=float, default=10, help="media time per step")
     parser.add_argument("--mode", default="plain,srtp", help=f"any of {', '.join(MODES)}")
+    parser.add_argument(
+        "--relay-workers", default="auto", help="rtp.relay_workers of the server (0: none)"
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server into DIR")
     parser.add_argument("--native", action="store_true", help="with --profile: native frames")
     args = parser.parse_args()
@@ -403,16 +418,21 @@ def main() -> None:
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown mode {', '.join(sorted(unknown))} (modes: {', '.join(MODES)})")
     profiler = Profiler(args.profile, args.native)
-    print("| mode | bridged calls | set-up s | server CPU | CPU per call | loss | RSS MB | check |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print(
+        "| mode | bridged calls | set-up s | main process CPU | relay workers CPU "
+        "| CPU per call | loss | RSS MB | check |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for count in (int(n) for n in args.calls.split(",")):
         for mode in modes:
             with tempfile.TemporaryDirectory() as tmp:
-                step = run_step(mode, count, args.seconds, Path(tmp), profiler)
-            per_call = step.cpu_percent / step.calls if step.calls else 0.0
+                step = run_step(mode, count, args.seconds, Path(tmp), profiler, args.relay_workers)
+            total = step.cpu_percent + step.workers_percent
+            per_call = total / step.calls if step.calls else 0.0
             print(
                 f"| {step.mode} | {step.calls} | {step.set_up_s:.1f} | {step.cpu_percent:.0f}% "
-                f"| {per_call:.3f}% | {step.loss:.2%} | {step.rss_mb:.0f} | {step.checked} |",
+                f"| {step.workers_percent:.0f}% | {per_call:.3f}% | {step.loss:.2%} "
+                f"| {step.rss_mb:.0f} | {step.checked} |",
                 flush=True,
             )
 
