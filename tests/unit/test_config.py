@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from mediaserver.config import (
     NodeConfig,
     SmtpConfig,
     StorageConfig,
+    auto_relay_workers,
     host_name,
     load_config,
     parse_port_range,
@@ -232,7 +234,7 @@ def test_unknown_top_level_keys_list_the_known_ones(tmp_path: Path) -> None:
         (
             "rtp:\n  colour: red\n",
             "F:2:3: unknown key rtp.colour "
-            "(known: codecs, jitter_buffer_ms, learn_source, ports, srtp)",
+            "(known: codecs, jitter_buffer_ms, learn_source, ports, relay_workers, srtp)",
         ),
         (
             "http:\n  colour: red\n",
@@ -290,6 +292,16 @@ def test_unknown_keys_in_each_section(tmp_path: Path, text: str, message: str) -
         (
             "http:\n  api_keys: key\n",
             "F:2:13: http.api_keys: expected a list of keys (a key, or {name: NAME, key: KEY})",
+        ),
+        (
+            "rtp:\n  relay_workers: 100\n",
+            "F:2:18: rtp.relay_workers: expected auto or a number of processes from 0 to 64, "
+            "got 100",
+        ),
+        (
+            "rtp:\n  relay_workers: true\n",
+            "F:2:18: rtp.relay_workers: expected auto or a number of processes from 0 to 64, "
+            "got True",
         ),
         (
             "rtp:\n  learn_source: any\n",
@@ -837,3 +849,14 @@ def test_storage_database_takes_a_postgresql_url_as_written(tmp_path: Path) -> N
     url = "postgresql://ms:pw@db.example:5433/calls"
     config = loads(tmp_path, f"storage:\n  database: {url}\n")
     assert config.database_target() == url  # not a path: "//" would be merged
+
+
+def test_relay_workers(tmp_path: Path) -> None:
+    """``rtp.relay_workers``: a number of processes, or auto (one per core, none on one)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("rtp:\n  relay_workers: 3\n")
+    assert load_config(path).rtp.relay_workers == 3
+    path.write_text("rtp:\n  relay_workers: auto\n")
+    assert load_config(path).rtp.relay_workers == auto_relay_workers()
+    cores = len(os.sched_getaffinity(0))
+    assert auto_relay_workers() == (cores if cores > 1 else 0)

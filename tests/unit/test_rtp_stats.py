@@ -648,3 +648,51 @@ def test_jitter_is_zero_for_any_constant_transit(
         timestamp = (first_ts + frame * FRAME) & 0xFFFFFFFF
         stats.update(n, timestamp, start + frame * PTIME + delay)
     assert stats.jitter < 0.01
+
+
+# -- carried by a relay worker (media/relay_worker.py): the packet-driven figures -----
+
+
+def test_reception_carried_elsewhere_and_back_equals_counting_here() -> None:
+    """A stream counted partly by another ReceiverStats (a relay worker's), its
+    figures adopted back, reports exactly as one counted throughout; what RTCP
+    drove here (the last SR, the report priors) is kept."""
+    here, throughout = ReceiverStats(), ReceiverStats()
+    sequences = [*range(0, 50), *range(52, 90), 60, *range(90, 130)]  # a loss, a late one
+    feed(here, sequences[:40])
+    feed(throughout, sequences[:40])
+    sr = SenderReport(
+        ssrc=7, ntp_timestamp=ntp_from_unix(100.5), rtp_timestamp=0, packet_count=1, octet_count=1
+    )
+    for stats in (here, throughout):
+        stats.on_sender_report(sr, 100.6)
+        stats.report_block(1, 100.8)
+    away = ReceiverStats()
+    away.adopt_reception(here.reception())
+    feed(away, sequences[40:])
+    feed(throughout, sequences[40:])
+    here.adopt_reception(away.reception())
+    assert here.reception() == throughout.reception()
+    assert here.report_block(1, 103.0) == throughout.report_block(1, 103.0)
+
+
+def test_a_stream_restarted_elsewhere_starts_its_report_priors_again() -> None:
+    here = counting()
+    feed(here, range(100))
+    here.report_block(1, 103.0)
+    away = counting()
+    away.adopt_reception(here.reception())
+    away.update(40000, 0, 104.0, None)
+    away.update(40001, 160, 104.02, None)  # the jump repeated: the sender restarted (A.1)
+    here.adopt_reception(away.reception())
+    block = here.report_block(1, 105.0)
+    assert here.restarts == 1 and block.fraction_lost == 0 and block.cumulative_lost == 0
+
+
+def test_sending_carried_elsewhere() -> None:
+    sender, away = SenderStats(), SenderStats()
+    sender.on_sent(160, 160, 100.0)
+    away.adopt_sending(sender.sending())
+    away.on_sent(320, 160, 100.02)
+    sender.adopt_sending(away.sending())
+    assert (sender.packets, sender.octets, sender.last_rtp_timestamp) == (2, 320, 320)
