@@ -62,6 +62,8 @@ SOCKET_BUFFER = 4 << 20
 # After a worker died: what it may have sent since its last figures (RFC 3550 A.1's
 # receivers take a forward jump under MAX_DROPOUT as loss, not as a new stream).
 _LOST_SEQUENCE_MARGIN = 200
+EARLY_DEATH = 5.0  # seconds: a worker dying sooner after its start counts towards giving up
+GIVE_UP_AFTER = 3  # early deaths in a row
 
 
 class _Worker:
@@ -73,7 +75,7 @@ class _Worker:
         self.process: asyncio.subprocess.Process | None = None
         self.control: socket.socket | None = None
         self.groups: dict[int, _Carried] = {}
-        self.started = asyncio.get_running_loop().create_future()
+        self.started_at = 0.0
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -82,15 +84,12 @@ class _Worker:
             end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mediaserver.media.relay_worker",
-                str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
+                *self.pool.command, str(theirs.fileno()), pass_fds=(theirs.fileno(),)
             )
         finally:
             theirs.close()
         self.control = ours
+        self.started_at = time.monotonic()
         asyncio.get_running_loop().add_reader(ours.fileno(), self._readable)
         log.info("relay worker started", worker=self.slot, pid=self.process.pid)
 
@@ -144,7 +143,7 @@ class _Worker:
         self.pool.restarts += 1
         for carried in groups.values():
             carried.lost()
-        self.pool.forget(self)
+        self.pool.forget(self, early=time.monotonic() - self.started_at < EARLY_DEATH)
 
     async def stop(self) -> None:
         control, self.control = self.control, None
@@ -249,6 +248,8 @@ class RelayWorkers:
 
     def __init__(self, count: int) -> None:
         self.count = count
+        # The worker's command line, its control socket's descriptor appended.
+        self.command = [sys.executable, "-m", "mediaserver.media.relay_worker"]
         self.closing = False
         self.restarts = 0  # workers that died
         self.handoffs = 0  # groups handed to a worker
@@ -258,6 +259,7 @@ class RelayWorkers:
         self._candidates: weakref.WeakSet[RtpLeg] = weakref.WeakSet()
         self._marks: weakref.WeakKeyDictionary[RtpLeg, int] = weakref.WeakKeyDictionary()
         self._next_id = 0
+        self._early_deaths = 0  # workers in a row that died soon after starting
         self._sweeper: asyncio.Task[None] | None = None
         self._starting: set[asyncio.Task[None]] = set()
 
@@ -300,10 +302,10 @@ class RelayWorkers:
             if target.relay_target is not leg:
                 continue  # one-way for now (the other side still decodes or plays)
             settled = [self._settled(member, now) for member in group]
-            if all(settled) and all(member.relays_only() for member in group):
-                if self._hand_over(group):
-                    for member in group:
-                        self._candidates.discard(member)
+            ready = all(settled) and all(member.relays_only() for member in group)
+            if ready and self._hand_over(group):
+                for member in group:
+                    self._candidates.discard(member)
 
     def _settled(self, leg: RtpLeg, now: float) -> bool:
         """Relayed ``SETTLE_PACKETS`` since the previous sweep, and a sweep after
@@ -354,14 +356,19 @@ class RelayWorkers:
             await worker.start()
         except OSError as exc:
             log.error("relay worker did not start", worker=worker.slot, error=str(exc))
-            self.forget(worker)
+            self.forget(worker, early=True)
 
-    def forget(self, worker: _Worker) -> None:
-        """A dead worker's slot is free: the next hand-over starts a new one."""
+    def forget(self, worker: _Worker, *, early: bool = False) -> None:
+        """A dead worker's slot is free: the next hand-over starts a new one, unless
+        workers keep dying as they start (then the main process relays everything)."""
         if self._workers.get(worker.slot) is worker:
             del self._workers[worker.slot]
         if worker.process is not None and worker.process.returncode is None:
             worker.process.kill()
+        self._early_deaths = self._early_deaths + 1 if early else 0
+        if self._early_deaths >= GIVE_UP_AFTER and self.count:
+            log.error("relay workers keep dying as they start; the main process relays all")
+            self.count = 0
 
     async def close(self) -> None:
         self.closing = True

@@ -1,0 +1,141 @@
+"""Relay workers (media/relay_workers.py, relay_worker.py) with real worker processes.
+
+Two legs are bridged in this process as the server bridges them, loopback
+peers send RTP, and the pool's sweep is called by hand: the bridge goes to a
+worker process, comes home when its bridge ends or a telephone-event arrives,
+and the legs' figures and headers carry on exactly as if the bridge had
+stayed. The pool gives up starting workers that die as they start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mediaserver.media.clock import MediaClock
+from mediaserver.media.leg import RtpLeg
+from mediaserver.media.relay_workers import GIVE_UP_AFTER, SETTLE_PACKETS, RelayWorkers
+from mediaserver.media.rtp import build_rtp
+from tests.unit.test_leg import PEER_SSRC, TE_PT, Legs, Peer, until
+
+SILENCE = b"\xff" * 160
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[RelayWorkers]:
+    made = RelayWorkers(1)
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+async def legs() -> AsyncIterator[Legs]:
+    clock = MediaClock()
+    made = Legs(clock)
+    yield made
+    for leg in made.opened:
+        leg.close()
+    clock.stop()
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Peer]:
+    made = Peer()
+    yield made
+    made.sock.close()
+
+
+other = peer  # a second peer
+
+
+async def bridged(legs: Legs, pool: RelayWorkers, a: Peer, b: Peer) -> tuple[RtpLeg, RtpLeg]:
+    caller, callee = await legs.open(remote=a.addr), await legs.open(remote=b.addr)
+    for leg in (caller, callee):
+        leg.relay_pool = pool
+        leg.start()
+    caller.relay_to(callee)
+    callee.relay_to(caller)
+    return caller, callee
+
+
+async def talk(a: Peer, caller: RtpLeg, b: Peer, callee: RtpLeg, packets: int) -> None:
+    for _ in range(packets):
+        a.send_audio(caller, SILENCE)
+        b.send_audio(callee, SILENCE)
+        await asyncio.sleep(0.002)
+
+
+async def hand_over(pool: RelayWorkers, a: Peer, caller: RtpLeg, b: Peer, callee: RtpLeg) -> None:
+    """Relay at home long enough for two sweeps (and a worker to start), then sweep."""
+    for _ in range(3):
+        await talk(a, caller, b, callee, SETTLE_PACKETS)
+        await until(lambda: pool.running == 1, timeout=10)
+        pool.sweep()
+    assert caller.away is not None and callee.away is not None
+    assert pool.carried_legs == 2
+
+
+async def test_a_bridge_goes_to_a_worker_and_back_with_its_figures(
+    legs: Legs, pool: RelayWorkers, peer: Peer, other: Peer
+) -> None:
+    caller, callee = await bridged(legs, pool, peer, other)
+    await hand_over(pool, peer, caller, other, callee)
+    received(other)
+    await talk(peer, caller, other, callee, 30)
+    got: list[bytes] = []
+    await until(lambda: got.extend(received(other)) or len(got) >= 30)  # relayed by the worker
+    caller.relay_to(None)  # the bridge ends: both legs come home
+    await caller.home()
+    await callee.home()
+    assert caller.away is None and callee.away is None and pool.returns == 1
+    assert caller.transport is not None  # reading its socket again
+    # Every packet the worker relayed was counted, as the fast path counts.
+    assert caller.packets_in == peer.seq - 1000  # every packet the peer sent (from 1000)
+    assert caller.rtp_stats.receiver.received == caller.packets_in - 1  # A.1 probation
+    assert callee.packets_out == caller.packets_in
+
+
+def received(peer: Peer) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            got.append(peer.sock.recv(2048))
+        except BlockingIOError:
+            return got
+
+
+async def test_a_telephone_event_brings_the_bridge_home_and_is_relayed(
+    legs: Legs, pool: RelayWorkers, peer: Peer, other: Peer
+) -> None:
+    caller, callee = await bridged(legs, pool, peer, other)
+    await hand_over(pool, peer, caller, other, callee)
+    await asyncio.sleep(0.05)
+    before = received(other)
+    event = bytes([5, 10, 0, 160])
+    peer.send(caller, build_rtp(TE_PT, peer.seq, peer.ts, PEER_SSRC, event, True))
+    peer.seq += 1
+    await caller.home()  # the worker gave the bridge back with the packet
+    await asyncio.sleep(0.05)
+    after = received(other)
+    events = [p for p in after if p[1] & 0x7F == TE_PT]
+    assert len(events) == 1 and events[0][12] == 5
+    # One stream at the callee: the event's sequence number follows the audio's.
+    last_audio = int.from_bytes(before[-1][2:4], "big")
+    assert int.from_bytes(events[0][2:4], "big") == (last_audio + 1) & 0xFFFF
+    assert caller.away is None and pool.returns == 1
+
+
+async def test_workers_that_die_as_they_start_are_given_up() -> None:
+    pool = RelayWorkers(1)
+    pool.command = [sys.executable, "-c", "raise SystemExit(3)"]
+    try:
+        for _ in range(GIVE_UP_AFTER):
+            pool._worker()
+            await until(lambda: not pool._workers, timeout=10)
+        assert pool.count == 0 and pool.restarts == GIVE_UP_AFTER
+        assert pool._worker() is None and not pool._workers  # no more starts
+    finally:
+        await pool.close()
