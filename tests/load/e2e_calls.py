@@ -20,7 +20,10 @@ is read from /proc. Modes:
   server's keys to prove the relay was really SRTP;
 - ``pcma``: the callee answers PCMA, the server translates every payload;
 - ``record``: plain, with ``record: true`` on the dial (both directions
-  decoded and mixed to a WAV on the media clock).
+  decoded and mixed to a WAV on the media clock);
+- ``conference``: no bridge; every call joins one ``conference@v1`` room, so
+  each caller's audio is decoded and each gets its own mix (``--calls 100``
+  is the 100-party conference of issue 13).
 
 Not part of the pass/fail suite: figures go to docs/PERFORMANCE.md, and only
 runs made together on an otherwise idle machine compare.
@@ -52,7 +55,7 @@ SUITE = "AES_CM_128_HMAC_SHA1_80"
 TAG = 10  # bytes of authentication tag the suite adds to every SRTP packet
 PAYLOAD = 160  # 20 ms of G.711
 WARM_UP = 3.0  # seconds of media before the measured window: bridges settle on workers
-MODES = ("plain", "srtp", "pcma", "record")
+MODES = ("plain", "srtp", "pcma", "record", "conference")
 SCENARIO = """\
 branches:
   inbound-call:
@@ -60,6 +63,13 @@ branches:
       - action: dial@v1
         params: {{targets: ["+15550100"], timeout: 10, ringback: none{record}}}
       - action: hangup@v1
+"""
+CONFERENCE = """\
+branches:
+  inbound-call:
+    actions:
+      - action: conference@v1
+        params: {name: bench, beep: none}
 """
 TRUNK = """
 trunks:
@@ -344,7 +354,8 @@ def run_step(
     scenarios = folder / "scenarios"
     scenarios.mkdir(parents=True)
     record = ", record: true" if mode == "record" else ""
-    (scenarios / "bridge.yaml").write_text(SCENARIO.format(record=record))
+    text = CONFERENCE if mode == "conference" else SCENARIO.format(record=record)
+    (scenarios / "bridge.yaml").write_text(text)
     uas = udp_socket()  # the trunk's UAS, bound before the config names its port
     server = start_server(
         folder / "server", routes={"bench": "bridge"}, scenarios=scenarios, log_level="warning",
@@ -369,7 +380,8 @@ def run_step(
         elapsed = time.monotonic() - began
         cpu = (cpu_seconds(pid) - cpu_before) / elapsed * 100
         workers = (workers_cpu_seconds(pid) - workers_before) / elapsed * 100
-        blast.collect(time.monotonic() + 0.5)  # the last packets on their way
+        if mode != "conference":  # a room sends its mixes on: the window's count is it
+            blast.collect(time.monotonic() + 0.5)  # the last packets on their way
         rss = rss_mb(pid)
         sip.bye_all()
         for _ in range(20):
@@ -379,7 +391,8 @@ def run_step(
     rtp = [s for s in blast.samples if len(s) > 12 and not 200 <= s[1] <= 204]
     checked = check(mode, rtp, legs)
     sent, received = blast.sent - sent_before, blast.received - received_before
-    return Step(mode, len(legs) // 2, set_up, cpu, workers, sent, received, rss, checked)
+    calls = len(legs) if mode == "conference" else len(legs) // 2
+    return Step(mode, calls, set_up, cpu, workers, sent, received, rss, checked)
 
 
 def check(mode: str, samples: list[bytes], legs: list[Leg]) -> str:
