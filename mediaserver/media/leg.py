@@ -19,7 +19,10 @@ the buffer, later callers of the same tick get the same frame (cached by the
 clock's tick number), so the order in which clock members run does not
 matter. What the leg sends is known per tick the same way
 (:meth:`RtpLeg.sent_frame`), which is what the other side of a recording
-hears. Legs that only relay or play never decode.
+hears. Legs that only relay or play never decode. A G.722 or Opus leg
+decodes to 16 kHz and keeps that frame too (:meth:`RtpLeg.received_wide_frame`),
+so a recording of wideband legs keeps their band; its 8 kHz frame is
+decimated from it.
 
 DTMF: RFC 4733 telephone-events when the peer negotiated them; otherwise, while
 the leg is the call's own (not relaying its audio to a bridge or an echo),
@@ -60,7 +63,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from mediaserver.media.clock import MediaClock
-from mediaserver.media.codecs import FrameCoder, coder_for
+from mediaserver.media.codecs import FrameCoder, coder_for, wide_decoder_for
 from mediaserver.media.dtls import (
     DtlsHandshake,
     DtlsSession,
@@ -74,8 +77,9 @@ from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.ice import IceLite
 from mediaserver.media.jitter import JitterBuffer
 from mediaserver.media.latching import LearnMode, SourceLatch, Verdict
-from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
+from mediaserver.media.pcm import FRAME_SAMPLES, SAMPLE_RATE, WIDE_RATE, Pcm, frame_at
 from mediaserver.media.reports import ReportChannel
+from mediaserver.media.resample import Decimator
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_rtp
 from mediaserver.media.scanner import scanner_for
 from mediaserver.media.srtp import SecureTransport, SilentTransport, SrtpChannel
@@ -197,6 +201,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._listeners: set[object] = set()
         self._jitter: JitterBuffer | None = None
         self._heard: Pcm = SILENT_FRAME
+        self._heard_wide: Pcm | None = None  # the same frame at 16 kHz (a wideband leg)
+        self._narrowing: Decimator | None = None  # 16 to 8 kHz, while a wideband leg decodes
         self._heard_tick = -1
         self._own: Pcm | None = None  # what our playback sends this tick; None: silence
         self._own_tick = -1
@@ -556,6 +562,11 @@ class RtpLeg(asyncio.DatagramProtocol):
     def decoding(self) -> bool:
         return self._jitter is not None
 
+    @property
+    def wideband(self) -> bool:
+        """Whether the negotiated codec carries audio above 4 kHz (G.722, Opus)."""
+        return self.codec.wideband
+
     def listen(self, owner: object) -> None:
         """Decode what this leg receives for ``owner`` (a recording, a conference,
         in-band DTMF detection) until :meth:`unlisten`."""
@@ -568,15 +579,21 @@ class RtpLeg(asyncio.DatagramProtocol):
     def _new_jitter(self) -> JitterBuffer:
         """The jitter buffer of decoded media: G.711 held encoded and decoded by its
         tables; G.722 and Opus decoded as they arrive by a decoder of their own
-        (``DecodedArrivals``) and held as 16-bit PCM, since the buffer may decode a
+        (``DecodedArrivals``) and held as 16 kHz 16-bit PCM, since the buffer may decode a
         frame twice (to find a quiet one to drop) and a stateful decoder must
         see each packet once."""
         codec = self.codec
-        if not codec.stateful:
+        if not codec.wideband:
             self._arrivals = None
+            self._narrowing = None
             return JitterBuffer(codec.decode, self.jitter_buffer_ms)
-        self._arrivals = DecodedArrivals(coder_for(codec), codec.frame_ticks // FRAME_SAMPLES)
-        return JitterBuffer(linear_decode, self.jitter_buffer_ms, width=2)
+        # Held at 16 kHz, the band a recording of wideband legs keeps; the 8 kHz
+        # frame everyone else takes is decimated from it once per tick.
+        self._arrivals = DecodedArrivals(
+            wide_decoder_for(codec), codec.frame_ticks // FRAME_SAMPLES
+        )
+        self._narrowing = Decimator(WIDE_RATE // SAMPLE_RATE)
+        return JitterBuffer(linear_decode, self.jitter_buffer_ms, width=4, rate_factor=2)
 
     def unlisten(self, owner: object) -> None:
         self._listeners.discard(owner)
@@ -600,10 +617,30 @@ class RtpLeg(asyncio.DatagramProtocol):
         if self._heard_tick != tick:
             self._heard_tick = tick
             jitter = self._jitter
-            self._heard = (
-                SILENT_FRAME if jitter is None else jitter.pop(asyncio.get_running_loop().time())
-            )
+            if jitter is None:
+                self._heard, self._heard_wide = SILENT_FRAME, None
+            else:
+                frame = jitter.pop(asyncio.get_running_loop().time())
+                narrowing = self._narrowing
+                if narrowing is None:
+                    self._heard, self._heard_wide = frame, None
+                else:
+                    self._heard, self._heard_wide = narrowing(frame), frame
         return self._heard
+
+    def received_wide_frame(self) -> Pcm | None:
+        """This tick's frame of :meth:`received_frame` at 16 kHz (320 samples) while
+        a wideband leg decodes; None otherwise (there is only the 8 kHz one)."""
+        self.received_frame()
+        return self._heard_wide
+
+    def sent_wide_frame(self) -> Pcm | None:
+        """:meth:`sent_frame` at 16 kHz when what the peer hears this tick is a
+        wideband leg's audio relayed to it (a bridge); None otherwise."""
+        feeder = self.fed_by
+        if self.mixed_by is not None or feeder is None:
+            return None
+        return feeder.received_wide_frame()
 
     def sent_frame(self) -> Pcm:
         """What the peer hears from us this tick: a conference's mix for us, the

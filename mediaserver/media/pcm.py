@@ -9,6 +9,9 @@ Pcm = npt.NDArray[np.int16]
 """Mono 16-bit PCM at 8000 Hz."""
 
 SAMPLE_RATE = 8000
+WIDE_RATE = 16000
+"""Wideband audio (G.722, Opus) where it is kept whole: a wideband leg's decoded
+frames for its recordings (``media/leg.py``), 320 samples per tick."""
 FRAME_SAMPLES = 160
 """Samples in one 20 ms media tick."""
 

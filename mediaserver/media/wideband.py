@@ -7,7 +7,10 @@ so a G.722 or Opus call keeps its bandwidth end to end without this module
 doing anything. Audio is decoded only where the server needs it (a recording,
 a conference, in-band DTMF, a prompt played, a bridge to another codec), and
 the server's audio is 8 kHz 16-bit frames of 20 ms (``media/pcm.py``): a
-:class:`WidebandCoder` turns a leg's payloads into those frames and back.
+coder turns a leg's payloads into those frames and back. A leg that decodes
+for its listeners (:class:`DecodedArrivals`) decodes to 16 kHz instead
+(:meth:`G722Coder.decode_wide`), so a recording of wideband legs keeps the band
+above 4 kHz; the leg derives its 8 kHz frame from that one each tick.
 
 Both codecs carry state from frame to frame (G.722's ADPCM predictors, Opus's
 range coder and overlap), so each leg owns its coders; the G.711 codecs stay
@@ -55,6 +58,12 @@ class FrameCoder(Protocol):
     def encode(self, pcm: Pcm) -> bytes: ...
 
     def decode(self, payload: bytes) -> Pcm: ...
+
+
+class WideDecoder(Protocol):
+    """A wideband decoder keeping the whole band: payloads to 16 kHz audio."""
+
+    def decode_wide(self, payload: bytes) -> Pcm: ...
 
 
 # RFC 6716 3.1: the frame size, in 48 kHz samples, of each of the 32 TOC configurations.
@@ -141,12 +150,20 @@ class G722Coder(_AvCoder):
     def encode(self, pcm: Pcm) -> bytes:
         return self._encode(self._up(pcm.reshape(-1)))
 
+    def encode_wide(self, pcm: Pcm) -> bytes:
+        """16 kHz audio as it is (a frame of 320 samples: 160 bytes)."""
+        return self._encode(pcm.reshape(-1))
+
     def decode(self, payload: bytes) -> Pcm:
+        return self._down(self.decode_wide(payload))
+
+    def decode_wide(self, payload: bytes) -> Pcm:
+        """The payload at G.722's own 16 kHz."""
         wide = self._decode(payload)
-        # one byte per two 16 kHz samples: as many 8 kHz samples as bytes
+        # one byte per two 16 kHz samples
         if wide is None or len(wide) != 2 * len(payload):
-            return _silence(len(payload))
-        return self._down(wide)
+            return _silence(2 * len(payload))
+        return wide
 
 
 class OpusCoder(_AvCoder):
@@ -160,6 +177,7 @@ class OpusCoder(_AvCoder):
         super().__init__()
         self._encoder.bit_rate = OPUS_BITRATE
         self._down = Decimator(6)
+        self._down_wide: Decimator | None = None  # 48 to 16 kHz, made by decode_wide
 
     def encode(self, pcm: Pcm) -> bytes:
         return self._encode(pcm.reshape(-1))
@@ -170,6 +188,16 @@ class OpusCoder(_AvCoder):
         if wide is None or len(wide) != samples:
             return _silence(samples // 6)
         return self._down(wide)
+
+    def decode_wide(self, payload: bytes) -> Pcm:
+        """The payload at 16 kHz (decoded at 48 kHz, decimated by 3)."""
+        if self._down_wide is None:
+            self._down_wide = Decimator(3)
+        samples = opus_duration(payload)
+        wide = self._decode(payload)
+        if wide is None or len(wide) != samples:
+            return _silence(samples // 3)
+        return self._down_wide(wide)
 
 
 def _g722_encode(pcm: Pcm) -> bytes:
@@ -189,7 +217,7 @@ def _opus_decode(payload: bytes) -> Pcm:
 
 
 # RFC 3551 4.5.2 and table 4: G.722 is static type 9 with an 8000 Hz RTP clock.
-G722 = Codec("G722", 9, 8000, _g722_encode, _g722_decode, stateful=True)
+G722 = Codec("G722", 9, 8000, _g722_encode, _g722_decode, stateful=True, wideband=True)
 # RFC 7587 7: opus/48000/2 in every rtpmap, timestamps at 48 kHz.
 OPUS = Codec(
     "opus",
@@ -200,6 +228,7 @@ OPUS = Codec(
     channels=2,
     fmtp=OPUS_FMTP,
     stateful=True,
+    wideband=True,
     frame_ticks=960,
     duration=opus_duration,
 )
@@ -207,7 +236,8 @@ OPUS = Codec(
 
 class DecodedArrivals:
     """G.722 or Opus packets decoded as they arrive, for a leg's jitter buffer,
-    which holds their audio as 16-bit PCM (``JitterBuffer(width=2)``): an Opus
+    which holds their audio as 16 kHz 16-bit PCM (``JitterBuffer(width=4,
+    rate_factor=2)``: two samples per 8 kHz timestamp unit): an Opus
     payload has no fixed size per 10 ms, and the buffer may decode a stored
     frame twice (looking for a quiet one to drop), which a stateful decoder must
     not. Timestamps go onto an 8 kHz line (Opus: each packet's offset from the
@@ -215,13 +245,13 @@ class DecodedArrivals:
     is already there). Decoded in arrival order: a reordered packet costs the
     decoder a little continuity, not the audio."""
 
-    def __init__(self, coder: FrameCoder, ratio: int = 6) -> None:
+    def __init__(self, coder: WideDecoder, ratio: int = 6) -> None:
         self._coder = coder
         self._ratio = ratio
         self._anchor: tuple[int, int] | None = None  # (wire timestamp, 8 kHz timestamp)
 
     def convert(self, packet: RtpPacket) -> RtpPacket:
-        pcm = self._coder.decode(packet.payload)
+        pcm = self._coder.decode_wide(packet.payload)
         if self._anchor is None:
             narrow = packet.timestamp // self._ratio
         else:
