@@ -159,14 +159,25 @@ class CallRecording:
         return self._finished is not None
 
     def on_tick(self, now: float) -> None:
-        left = self._caller()[1]
+        if self._left_wide is not None:
+            self._write_wide()
+            return
+        left = self.leg.received_frame()
         right = None
         if self.other_side:
             self._follow_feeder()
-            leg, widened = self.leg, self._right_wide
-            right = leg.sent_frame()
-            if widened is not None:
-                right = widened(leg.sent_wide_frame(), right)
+            right = self.leg.sent_frame()
+        self._write(left, right)
+
+    def _write_wide(self) -> None:
+        """:meth:`on_tick` of a 16 kHz recording."""
+        left = self._caller()[1]
+        right = None
+        widened = self._right_wide
+        if self.other_side and widened is not None:
+            self._follow_feeder()
+            leg = self.leg
+            right = widened(leg.sent_wide_frame(), leg.sent_frame())
         self._write(left, right)
 
     def _caller(self) -> tuple[Pcm, Pcm]:
