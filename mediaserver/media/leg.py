@@ -84,7 +84,8 @@ from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_r
 from mediaserver.media.scanner import scanner_for
 from mediaserver.media.srtp import SecureTransport, SilentTransport, SrtpChannel
 from mediaserver.media.stats import LegStats
-from mediaserver.media.wideband import DecodedArrivals, linear_decode
+from mediaserver.media.wide_audio import COMPANIONS
+from mediaserver.media.wideband import DecodedArrivals, WideEncoder, linear_decode
 
 CNAME = "mediaserver"
 _FIXED_HEADER = struct.Struct("!HII")  # sequence, timestamp, SSRC at offset 2 (RFC 3550 5.1)
@@ -111,10 +112,13 @@ class Mixing(Protocol):
 
 class Playback:
     """One piece of audio being sent, frame by frame, on the media clock; with
-    ``loop``, over and over without a seam until stopped."""
+    ``loop``, over and over without a seam until stopped. ``wide``: the same
+    audio at 16 kHz (``media/wide_audio.py``), for a wideband leg to send."""
 
-    def __init__(self, audio: Pcm, *, loop: bool = False) -> None:
+    def __init__(self, audio: Pcm, *, loop: bool = False, wide: Pcm | None = None) -> None:
         self.audio = audio
+        self.wide = wide
+        self.wide_frame: Pcm | None = None  # the frame next_frame gave, at 16 kHz
         self.loop = loop and len(audio) > 0
         self.position = 0
         self.completed = False  # played to its end (not stopped or replaced)
@@ -123,7 +127,13 @@ class Playback:
     def next_frame(self) -> Pcm | None:
         if self.position >= len(self.audio) and not self.loop:
             return None
-        frame, self.position = frame_at(self.audio, self.position, loop=self.loop)
+        start = self.position
+        frame, self.position = frame_at(self.audio, start, loop=self.loop)
+        if self.wide is not None:
+            ratio = WIDE_RATE // SAMPLE_RATE
+            self.wide_frame = frame_at(
+                self.wide, start * ratio, loop=self.loop, samples=FRAME_SAMPLES * ratio
+            )[0]
         if self.position >= len(self.audio) and not self.loop:
             self.completed = True
         return frame
@@ -150,6 +160,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.clock = clock
         self.codec = codec
         self.coder: FrameCoder = coder_for(codec)  # what our own audio is encoded with
+        self._wide_coder = _wide_encoder(codec, self.coder)  # 16 kHz prompts: G.722, Opus
         self._relay_coder: FrameCoder | None = None  # decodes what we relay to another codec
         self._relay_pending: Pcm = SILENT_FRAME[:0]  # relay_pcm's part of a frame
         self._arrivals: DecodedArrivals | None = None  # Opus decoded before the jitter buffer
@@ -205,6 +216,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._narrowing: Decimator | None = None  # 16 to 8 kHz, while a wideband leg decodes
         self._heard_tick = -1
         self._own: Pcm | None = None  # what our playback sends this tick; None: silence
+        self._own_wide: Pcm | None = None  # the same at 16 kHz, when the prompt has it
         self._own_tick = -1
         self._inband = False  # registered with the in-band DTMF scanner
         self._dtmf_out: deque[DtmfStep] = deque()
@@ -517,6 +529,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         silence = self._silence
         if frame is None and silence is not None:
             self._send(silence, FRAME_SAMPLES)
+        elif self._own_wide is not None and self._wide_coder is not None:
+            self._send(self._wide_coder.encode_wide(self._own_wide), self.codec.frame_ticks)
         else:
             # a stateful codec encodes its silence too: its decoder follows our encoder
             self._send(
@@ -529,20 +543,24 @@ class RtpLeg(asyncio.DatagramProtocol):
         tick = self.clock.ticks
         if self._own_tick != tick:
             self._own_tick = tick
-            self._own = None
+            self._own = self._own_wide = None
             playback = self._playback
             if playback is not None:
                 self._own = playback.next_frame()
                 if self._own is None:
                     self._playback = None
                     playback.finish()
+                elif playback.wide is not None:
+                    self._own_wide = playback.wide_frame
         return self._own
 
     def play(self, audio: Pcm, *, loop: bool = False) -> Playback:
         """Queue audio to send, replacing whatever was playing; with ``loop``, it
-        plays until stopped."""
+        plays until stopped. A G.722 or Opus leg sends the audio's 16 kHz version
+        when its source has one (``media/wide_audio.py``)."""
         self.stop_playback()
-        self._playback = Playback(audio, loop=loop)
+        wide = COMPANIONS.wide_of(audio) if self._wide_coder is not None else None
+        self._playback = Playback(audio, loop=loop, wide=wide)
         self.start()
         return self._playback
 
@@ -635,12 +653,18 @@ class RtpLeg(asyncio.DatagramProtocol):
         return self._heard_wide
 
     def sent_wide_frame(self) -> Pcm | None:
-        """:meth:`sent_frame` at 16 kHz when what the peer hears this tick is a
-        wideband leg's audio relayed to it (a bridge); None otherwise."""
-        feeder = self.fed_by
-        if self.mixed_by is not None or feeder is None:
+        """:meth:`sent_frame` at 16 kHz when what the peer hears this tick has it:
+        a wideband leg's audio relayed to us (a bridge), or a prompt with a 16 kHz
+        version; None otherwise."""
+        if self.mixed_by is not None:
             return None
-        return feeder.received_wide_frame()
+        feeder = self.fed_by
+        if feeder is not None:
+            return feeder.received_wide_frame()
+        if not self.sending:
+            return None
+        self._own_frame()
+        return self._own_wide
 
     def sent_frame(self) -> Pcm:
         """What the peer hears from us this tick: a conference's mix for us, the
@@ -878,6 +902,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.codec = codec
         if changed:
             self.coder = coder_for(codec)
+            self._wide_coder = _wide_encoder(codec, self.coder)
             self._relay_coder = None
             if self._jitter is not None:
                 self._retire_jitter()
@@ -950,6 +975,11 @@ class RtpLeg(asyncio.DatagramProtocol):
             "rtcp_malformed": self.reports.malformed,
             "dtmf_dropped": self._dtmf.dropped,
         }
+
+
+def _wide_encoder(codec: Codec, coder: FrameCoder) -> WideEncoder | None:
+    """The coder as a 16 kHz encoder for a G.722 or Opus leg; None for G.711."""
+    return cast(WideEncoder, coder) if codec.wideband else None
 
 
 def _silence_for(codec: Codec) -> bytes | None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 OPUS_PAYLOAD_TYPE = 111  # the dynamic type we offer (RFC 3551 3: 96-127)
 OPUS_FMTP = "useinbandfec=1"  # RFC 7587 6.1: we take in-band FEC; mono is the default
 OPUS_BITRATE = 24000  # our side is 8 kHz audio: libopus codes it as narrowband
+OPUS_WIDE_BITRATE = 32000  # 16 kHz prompts: wideband SILK/hybrid at this rate
 
 
 class FrameCoder(Protocol):
@@ -58,6 +59,12 @@ class FrameCoder(Protocol):
     def encode(self, pcm: Pcm) -> bytes: ...
 
     def decode(self, payload: bytes) -> Pcm: ...
+
+
+class WideEncoder(Protocol):
+    """A wideband encoder taking 16 kHz frames (320 samples) as they are."""
+
+    def encode_wide(self, pcm: Pcm) -> bytes: ...
 
 
 class WideDecoder(Protocol):
@@ -178,6 +185,8 @@ class OpusCoder(_AvCoder):
         self._encoder.bit_rate = OPUS_BITRATE
         self._down = Decimator(6)
         self._down_wide: Decimator | None = None  # 48 to 16 kHz, made by decode_wide
+        self._wide_encoder: Any = None  # a 16 kHz encoder, made by encode_wide
+        self._wide_pts = 0
 
     def encode(self, pcm: Pcm) -> bytes:
         return self._encode(pcm.reshape(-1))
@@ -188,6 +197,22 @@ class OpusCoder(_AvCoder):
         if wide is None or len(wide) != samples:
             return _silence(samples // 6)
         return self._down(wide)
+
+    def encode_wide(self, pcm: Pcm) -> bytes:
+        """16 kHz audio (a prompt that has it) through an encoder of its own at
+        16 kHz, made on first use; our 8 kHz frames keep theirs (libopus takes
+        each rate as it is). The peer's decoder follows either: each Opus
+        packet says its mode and band (RFC 6716 3.1)."""
+        if self._wide_encoder is None:
+            self._wide_encoder = self._context("w", 16000)
+            self._wide_encoder.bit_rate = OPUS_WIDE_BITRATE
+        frame = self._av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(pcm, np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = 16000
+        frame.pts = self._wide_pts
+        self._wide_pts += len(pcm)
+        return b"".join(bytes(packet) for packet in self._wide_encoder.encode(frame))
 
     def decode_wide(self, payload: bytes) -> Pcm:
         """The payload at 16 kHz (decoded at 48 kHz, decimated by 3)."""

@@ -7,6 +7,8 @@ bridged by dial@v1 to a PCMU callee: the server decodes one codec and encodes
 the other, and each phone must hear the other's tone and not its own. An
 Opus caller presses a key in the IVR (telephone-event/8000, all baresip
 offers) and hears the tone its branch plays, encoded by its leg's own coder.
+A G.722 caller hears a 44.1 kHz sound file's 6 kHz tone and espeak-ng's
+sibilants above 4 kHz: prompts are played from their 16 kHz versions.
 Recordings (dial@v1 ``record: true``): a G.722 caller bridged to a G.722
 callee is recorded at 16 kHz with both tones above 4 kHz kept; the bridge to
 the PCMU callee is recorded at 8 kHz, as G.711 calls always are.
@@ -18,6 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile as sf
 
@@ -29,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 WIDE_TONE = 5500  # above G.711's 4 kHz band: heard back only over a wideband path
 CALLEE_WIDE_TONE = 6500  # what the G.722 callee sends
+PROMPT_TONE = 6000  # in a 44.1 kHz sound file the scenario plays
 BRIDGE = """\
 branches:
   inbound-call:
@@ -38,6 +43,17 @@ branches:
           targets: ["{target}"]
           timeout: 10
           record: true
+      - action: hangup@v1
+"""
+PROMPTS = """\
+branches:
+  inbound-call:
+    actions:
+      - action: answer@v1
+      - action: play@v1
+        params: {url: wide.wav}
+      - action: say@v1
+        params: {text: "Sixty six sisters sing softly, so she says."}
       - action: hangup@v1
 """
 ECHO = """\
@@ -85,9 +101,17 @@ def server(
     (scenarios / "ivr.yaml").write_text((SCENARIOS / "ivr.yaml").read_text())
     (scenarios / "bridge.yaml").write_text(BRIDGE.format(target=callee.sip_uri))
     (scenarios / "widebridge.yaml").write_text(BRIDGE.format(target=wide_callee.sip_uri))
+    (scenarios / "prompts.yaml").write_text(PROMPTS)
+    audio.make_tone_wav(scenarios / "wide.wav", PROMPT_TONE, 1.0, 44100, amplitude=0.4)
     proc = start_server(
         tmp / "server",
-        routes={"echo": "echo", "bridge": "bridge", "widebridge": "widebridge", "ivr": "ivr"},
+        routes={
+            "echo": "echo",
+            "bridge": "bridge",
+            "widebridge": "widebridge",
+            "ivr": "ivr",
+            "prompts": "prompts",
+        },
         scenarios=scenarios,
         codecs="[G722, opus, PCMU, PCMA]",
     )
@@ -189,3 +213,23 @@ def test_an_opus_caller_chooses_in_the_ivr_and_hears_its_branch(server: ServerPr
     assert audio.speech_seconds(heard, rate) > 1.0, "the prompts were not heard"
     assert audio.tone_present(heard, rate, [350, 440], 1.5), "the dial tone of option 3"
     assert server.log_records("ivr: option 3 tone"), "the key did not reach the gather"
+
+
+def test_a_g722_caller_hears_prompts_above_4khz(server: ServerProcess) -> None:
+    with Baresip(codecs=("G722",), input_rate=16000, max_call_s=30) as phone:
+        phone.dial(server.uri("prompts"))
+        phone.wait_established(timeout=10)
+        assert phone.wait_closed(timeout=20) == "Connection reset by peer"
+        heard, rate = phone.recorded_audio()
+    assert rate == 16000
+    assert audio.tone_present(heard, rate, PROMPT_TONE, 0.7), "the file's 6 kHz tone"
+    spoken = heard[int(1.5 * rate) :]  # after the tone: the speech
+    assert audio.speech_seconds(spoken, rate) > 1.0, "the speech was not heard"
+    assert high_band_share(spoken, rate) > 0.02, "no speech above 4 kHz: an 8 kHz prompt"
+
+
+def high_band_share(samples: npt.NDArray[np.float64], rate: int) -> float:
+    """The share of the energy above 4 kHz (none in audio that was ever 8 kHz)."""
+    spectrum = np.abs(np.fft.rfft(samples)) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return float(spectrum[freqs > 4200].sum() / max(float(spectrum.sum()), 1e-12))
