@@ -187,8 +187,13 @@ class OpusCoder(_AvCoder):
         self._down_wide: Decimator | None = None  # 48 to 16 kHz, made by decode_wide
         self._wide_encoder: Any = None  # a 16 kHz encoder, made by encode_wide
         self._wide_pts = 0
+        self._up = Interpolator(2)  # our 8 kHz frames, once the 16 kHz encoder runs
 
     def encode(self, pcm: Pcm) -> bytes:
+        if self._wide_encoder is not None:
+            # Once a 16 kHz prompt was sent, one encoder for everything: no seam
+            # in the peer's decoder at each prompt's start and end.
+            return self.encode_wide(self._up(pcm.reshape(-1)))
         return self._encode(pcm.reshape(-1))
 
     def decode(self, payload: bytes) -> Pcm:
@@ -199,10 +204,11 @@ class OpusCoder(_AvCoder):
         return self._down(wide)
 
     def encode_wide(self, pcm: Pcm) -> bytes:
-        """16 kHz audio (a prompt that has it) through an encoder of its own at
-        16 kHz, made on first use; our 8 kHz frames keep theirs (libopus takes
-        each rate as it is). The peer's decoder follows either: each Opus
-        packet says its mode and band (RFC 6716 3.1)."""
+        """16 kHz audio (a prompt that has it) through an encoder at 16 kHz, made
+        on first use and then used for our 8 kHz frames too (interpolated): a
+        leg that never plays a 16 kHz prompt keeps its 8 kHz encoder. The
+        peer's decoder follows the switch: each Opus packet says its mode and
+        band (RFC 6716 3.1)."""
         if self._wide_encoder is None:
             self._wide_encoder = self._context("w", 16000)
             self._wide_encoder.bit_rate = OPUS_WIDE_BITRATE

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from mediaserver.media import sources
-from mediaserver.media.codecs import G722, PCMU, wide_decoder_for
+from mediaserver.media.codecs import G722, OPUS, PCMU, wide_decoder_for
 from mediaserver.media.sources import PcmCache, load_file
 from mediaserver.media.tts import SpeechSynthesizer
 from mediaserver.media.wide_audio import COMPANIONS, WideCompanions
@@ -158,3 +158,23 @@ async def test_a_g722_leg_sends_the_16khz_version_and_a_pcmu_leg_the_8khz_one() 
         assert np.abs(heard_pcmu).max() < 10  # the 8 kHz version: silence here
     finally:
         store.clear()
+
+
+async def test_an_opus_leg_sends_a_16khz_prompt_and_its_8khz_silence_after_it() -> None:
+    clock = ManualClock()
+    narrow = np.zeros(800, np.int16)
+    wide = np.round(tone(6000, 0.1, 16000) * 32767).astype(np.int16)
+    COMPANIONS.attach(narrow, wide)
+    try:
+        leg, sent, _ = make_leg(clock, OPUS)
+        leg.play(narrow)
+        for _ in range(10):  # five frames of the prompt, five of silence after it
+            clock.step()
+        decoder = wide_decoder_for(OPUS)
+        heard = [decoder.decode_wide(p.payload) for p in sent.take()]
+        assert len(heard) == 10 and all(len(frame) == 320 for frame in heard)
+        prompt, after = np.concatenate(heard[1:5]), np.concatenate(heard[7:])
+        assert high_share(prompt, 16000) > 0.9 and np.abs(prompt).max() > 3000
+        assert np.abs(after).max() < 500  # the silence after it, from the same encoder
+    finally:
+        COMPANIONS.clear()
