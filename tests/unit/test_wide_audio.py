@@ -104,7 +104,7 @@ async def test_no_companion_is_made_when_no_wideband_codec_is_offered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sources, "FILE_CACHE", PcmCache())
-    assert not COMPANIONS.enabled  # the default: a G.711 server pays nothing
+    monkeypatch.setattr(COMPANIONS, "enabled", False)  # as a G.711-only server leaves it
     path = tmp_path / "wide.wav"
     sf.write(path, tone(6000, 0.5, 44100), 44100, subtype="PCM_16")
     assert COMPANIONS.wide_of(await load_file(path)) is None
