@@ -61,11 +61,13 @@ from mediaserver.library import Router, ScenarioLibrary
 from mediaserver.log import get_logger
 from mediaserver.mail import Mailer
 from mediaserver.media.clock import MediaClock
+from mediaserver.media.codecs import CODECS
 from mediaserver.media.mp3 import Mp3Renditions
 from mediaserver.media.ports import PortAllocator
 from mediaserver.media.prompts import Prompts
 from mediaserver.media.relay_workers import RelayWorkers
 from mediaserver.media.tts import SpeechSynthesizer
+from mediaserver.media.wide_audio import COMPANIONS
 from mediaserver.numbers import NumberDirectory
 from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
@@ -156,6 +158,8 @@ class Server:
         self.relay_workers = RelayWorkers(config.rtp.relay_workers)  # pure bridges' processes
         cache = config.storage_path(config.storage.cache)
         self.prompts = Prompts(SpeechSynthesizer(cache / "tts"), config.scenarios_dir)
+        # G.722 or Opus offered: prompts get 16 kHz versions for those legs (wide_audio.py).
+        COMPANIONS.enabled = any(CODECS[name].wideband for name in config.rtp.codecs)
         # Uploaded audio files (/api/audio-files), played as audio-file:SID.
         self.audio_files = AudioFiles(
             lambda: self.store, config.storage_path(config.storage.audio_files), self.webhooks

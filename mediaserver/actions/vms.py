@@ -5,9 +5,10 @@ the attachment's name and format, and the e-mail that carries a message.
 call's id), ``{MEDIA_HASH}`` (the recording's id, as ``GET
 /api/recordings/{sid}`` knows it) and ``{DATETIME}`` (when the message
 was left, ``YYYYMMDD-HHMMSS`` in ``timezone``, UTC by default); the
-extension follows ``file_format``: ``wav`` (the recording as it is, 8 kHz
-16-bit mono), ``mp3`` (encoded by libsndfile) or ``sln`` (Asterisk's
-signed linear: the raw 16-bit little-endian 8 kHz samples, no header).
+extension follows ``file_format``: ``wav`` (the recording as it is, 16-bit
+mono at 8 kHz, or 16 kHz from a wideband phone), ``mp3`` (encoded by
+libsndfile) or ``sln`` (Asterisk's signed linear: the raw 16-bit
+little-endian 8 kHz samples, no header; a 16 kHz message is resampled).
 
 The e-mail (:func:`voicemail_email`) says who called whom, when and for how
 long, in plain text, with the message attached.
@@ -26,6 +27,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import soundfile as sf
+import soxr
+
+from mediaserver.media.pcm import SAMPLE_RATE
+from mediaserver.media.sources import RESAMPLE_QUALITY
 
 FILE_FORMATS = ("wav", "mp3", "sln")
 FILE_NAME_TAGS = ("CALLID", "MEDIA_HASH", "DATETIME")
@@ -95,6 +100,8 @@ def encode(path: Path, fmt: str) -> bytes:
         return path.read_bytes()
     samples, rate = sf.read(str(path), dtype="int16")
     if fmt == "sln":
+        if rate != SAMPLE_RATE:  # .sln is 8 kHz by definition (Asterisk's .sln16 is another)
+            samples = soxr.resample(samples, rate, SAMPLE_RATE, quality=RESAMPLE_QUALITY)
         return np.asarray(samples, dtype="<i2").tobytes()
     out = io.BytesIO()
     sf.write(out, samples, rate, format="MP3")

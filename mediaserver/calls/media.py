@@ -48,6 +48,7 @@ from mediaserver.log import get_logger
 from mediaserver.media.conference import Conference, ConferenceFull, Member
 from mediaserver.media.dtmf_out import check_keys, event_steps, inband_audio
 from mediaserver.media.leg import Playback, RtpLeg
+from mediaserver.media.pcm import SAMPLE_RATE
 from mediaserver.media.recorder import (
     CHANNEL_COUNTS,
     FORMATS,
@@ -56,7 +57,12 @@ from mediaserver.media.recorder import (
     Recorder,
     RecordingInfo,
 )
-from mediaserver.media.recording import CallRecording, MessageRecording, frame_dbfs
+from mediaserver.media.recording import (
+    CallRecording,
+    MessageRecording,
+    frame_dbfs,
+    recording_rate,
+)
 
 if TYPE_CHECKING:
     from mediaserver.calls.base import Call
@@ -78,8 +84,10 @@ async def flush_recordings(timeout: float = 30.0) -> None:
         await asyncio.wait(set(_FINISHING), timeout=timeout)
 
 
-def _new_recorder(services: CallServices, fmt: str, channels: str) -> tuple[str, Recorder]:
-    """A recorder on a fresh ``<id>.<fmt>`` in the recordings folder."""
+def _new_recorder(
+    services: CallServices, fmt: str, channels: str, rate: int
+) -> tuple[str, Recorder]:
+    """A recorder on a fresh ``<id>.<fmt>`` in the recordings folder, at ``rate`` Hz."""
     from mediaserver.calls.base import new_call_id  # same alphabet: 8 of [a-z0-9]
 
     if fmt not in FORMATS:
@@ -92,7 +100,10 @@ def _new_recorder(services: CallServices, fmt: str, channels: str) -> tuple[str,
         try:
             folder.mkdir(parents=True, exist_ok=True)
             recorder = Recorder(
-                folder / f"{rid}.{fmt}", format=cast(Format, fmt), channels=cast(Channels, channels)
+                folder / f"{rid}.{fmt}",
+                format=cast(Format, fmt),
+                channels=cast(Channels, channels),
+                sample_rate=rate,
             )
         except FileExistsError:
             continue
@@ -238,8 +249,11 @@ class CallMedia:
         """Start recording the call's two sides now (also dial@v1's ``record``)."""
         self.call.check()
         services = self._services()
-        rid, recorder = _new_recorder(services, options.format, options.channels)
-        writer = CallRecording(self.call.leg.clock, self.call.leg, recorder)
+        leg = self.call.leg
+        rid, recorder = _new_recorder(
+            services, options.format, options.channels, recording_rate(leg)
+        )
+        writer = CallRecording(leg.clock, leg, recorder)
         active = ActiveRecording(
             services, rid, recorder, kind=kind, call_id=self.call.id, stop_writing=writer.stop
         )
@@ -278,7 +292,8 @@ class CallMedia:
         await call._ensure_media(early=False)
         services = self._services()
         call.flush_digits()
-        rid, recorder = _new_recorder(services, "wav", "mono")
+        rate = recording_rate(call.leg, other_side=False)
+        rid, recorder = _new_recorder(services, "wav", "mono", rate)
         writer = MessageRecording(
             call.leg.clock,
             call.leg,
@@ -521,7 +536,9 @@ def record_room(
     two channels, that leg's voice and the rest of the room."""
     if room.recording:
         return None
-    rid, recorder = _new_recorder(services, "wav", "mono" if apart is None else "dual")
+    # The room's mix is 8 kHz audio, whatever its members' codecs.
+    channels = "mono" if apart is None else "dual"
+    rid, recorder = _new_recorder(services, "wav", channels, SAMPLE_RATE)
 
     def stop_writing() -> asyncio.Task[RecordingInfo]:
         return asyncio.get_running_loop().create_task(recorder.aclose())

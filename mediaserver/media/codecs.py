@@ -9,7 +9,14 @@ any case (``opus``, ``G722``).
 from __future__ import annotations
 
 from mediaserver.media.g711 import PCMA, PCMU, Codec
-from mediaserver.media.wideband import G722, OPUS, FrameCoder, G722Coder, OpusCoder
+from mediaserver.media.wideband import (
+    G722,
+    OPUS,
+    FrameCoder,
+    G722Coder,
+    OpusCoder,
+    WideDecoder,
+)
 
 __all__ = [
     "CODECS",
@@ -19,8 +26,10 @@ __all__ = [
     "PCMU",
     "Codec",
     "FrameCoder",
+    "WideDecoder",
     "canonical",
     "coder_for",
+    "wide_decoder_for",
 ]
 
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (PCMU, PCMA, G722, OPUS)}
@@ -40,3 +49,13 @@ def coder_for(codec: Codec) -> FrameCoder:
     if codec.name == OPUS.name:
         return OpusCoder()
     return codec
+
+
+def wide_decoder_for(codec: Codec) -> WideDecoder:
+    """A new decoder of G.722 or Opus that keeps the band up to 8 kHz (16 kHz
+    audio); ValueError for G.711, which has no such band."""
+    if codec is G722 or codec == G722:
+        return G722Coder()
+    if codec.name == OPUS.name:
+        return OpusCoder()
+    raise ValueError(f"{codec.name} is not a wideband codec")

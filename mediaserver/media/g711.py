@@ -170,6 +170,7 @@ class Codec:
     channels: int = 1  # in the rtpmap (opus/48000/2, RFC 7587 7)
     fmtp: str | None = None  # the format parameters we ask for
     stateful: bool = False
+    wideband: bool = False  # carries audio up to 8 kHz (G.722, Opus)
     frame_ticks: int = 160  # RTP timestamp units in 20 ms
     duration: Callable[[bytes], int] = len  # RTP timestamp units in one payload
 

@@ -107,14 +107,21 @@ class JitterBuffer:
     """Reorders, de-duplicates and times one leg's received G.711 audio for the media clock."""
 
     def __init__(
-        self, decode: Callable[[bytes], Pcm], max_delay_ms: int = 60, *, width: int = 1
+        self,
+        decode: Callable[[bytes], Pcm],
+        max_delay_ms: int = 60,
+        *,
+        width: int = 1,
+        rate_factor: int = 1,
     ) -> None:
-        """``width``: payload bytes per 8 kHz timestamp unit, 1 for G.711 and G.722,
-        2 for audio already decoded to 16-bit PCM (Opus, see ``media/wideband.py``)."""
+        """``width``: payload bytes per 8 kHz timestamp unit, 1 for G.711; 4 for
+        G.722 and Opus, held decoded as 16 kHz 16-bit PCM (``media/wideband.py``),
+        whose frames are then ``rate_factor`` (2) times 160 samples long."""
         if max_delay_ms < FRAME_SAMPLES * 1000 // CLOCK_RATE:
             raise ValueError(f"max_delay_ms must be at least 20 (one frame), got {max_delay_ms}")
         self.decode = decode
         self.width = width
+        self.frame_samples = FRAME_SAMPLES * rate_factor  # what pop returns
         self.max_delay_ms = max_delay_ms
         self.stats: Counter[str] = Counter()
         self._max_delay = max_delay_ms * CLOCK_RATE // 1000
@@ -133,7 +140,7 @@ class JitterBuffer:
         self._transits: deque[tuple[int, float]] = deque()  # (packet count, transit), rising
         self._packets = 0
         self._since_shrink = 0
-        self._last = np.zeros(FRAME_SAMPLES, dtype=np.int16)  # last frame played
+        self._last = np.zeros(self.frame_samples, dtype=np.int16)  # last frame played
         self._concealing = 0  # consecutive frames concealed
         self._delay = 0.0  # delay measured at the last pop, in timestamp units
         self._last_arrival = -math.inf
@@ -322,12 +329,12 @@ class JitterBuffer:
     # -- output -----------------------------------------------------------------------
 
     def pop(self, now: float) -> Pcm:
-        """The next 20 ms frame to play: always exactly 160 samples."""
+        """The next 20 ms frame to play: always exactly ``frame_samples`` (160) samples."""
         stats = self.stats
         playout = self._playout
         if playout is None:
             stats["silence"] += 1
-            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            return np.zeros(self.frame_samples, dtype=np.int16)
         delay = now * CLOCK_RATE - self._transits[0][1] - playout
         target = self._target()
         ceiling = self._ceiling()
@@ -347,7 +354,7 @@ class JitterBuffer:
             # Lead-in of a new timeline: the delay being built up, not a loss.
             stats["silence"] += 1
             self._set_playout(playout + FRAME_SAMPLES)
-            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            return np.zeros(self.frame_samples, dtype=np.int16)
         units = self._units
         first = units.get(playout)
         second = units.get(playout + _UNIT)
@@ -367,12 +374,13 @@ class JitterBuffer:
         # Half a frame came (10 ms packets, one lost): conceal only the missing half.
         stats["half_concealed"] += 1
         frame = np.right_shift(self._last, 1)
+        half = self.frame_samples // 2
         if first is not None:
             del units[playout]
-            frame[:_UNIT] = self.decode(first)
+            frame[:half] = self.decode(first)
         if second is not None:
             del units[playout + _UNIT]
-            frame[_UNIT:] = self.decode(second)
+            frame[half:] = self.decode(second)
         return self._played(frame, playout)
 
     def _played(self, frame: Pcm, playout: int) -> Pcm:
@@ -390,7 +398,7 @@ class JitterBuffer:
         else:
             self.stats["silence"] += 1  # the source has paused (silence suppression, hold, end)
         if self._concealing > _FADE_FRAMES:
-            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            return np.zeros(self.frame_samples, dtype=np.int16)
         # -6 dB per repeat: each repeat halves the last frame again.
         return np.right_shift(self._last, self._concealing)
 

@@ -19,7 +19,10 @@ the buffer, later callers of the same tick get the same frame (cached by the
 clock's tick number), so the order in which clock members run does not
 matter. What the leg sends is known per tick the same way
 (:meth:`RtpLeg.sent_frame`), which is what the other side of a recording
-hears. Legs that only relay or play never decode.
+hears. Legs that only relay or play never decode. A G.722 or Opus leg
+decodes to 16 kHz and keeps that frame too (:meth:`RtpLeg.received_wide_frame`),
+so a recording of wideband legs keeps their band; its 8 kHz frame is
+decimated from it.
 
 DTMF: RFC 4733 telephone-events when the peer negotiated them; otherwise, while
 the leg is the call's own (not relaying its audio to a bridge or an echo),
@@ -62,7 +65,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from mediaserver.media.clock import MediaClock
-from mediaserver.media.codecs import FrameCoder, coder_for
+from mediaserver.media.codecs import FrameCoder, coder_for, wide_decoder_for
 from mediaserver.media.dtls import (
     DtlsHandshake,
     DtlsSession,
@@ -76,14 +79,16 @@ from mediaserver.media.g711 import Codec, silence_payload, transcode_table
 from mediaserver.media.ice import IceLite
 from mediaserver.media.jitter import JitterBuffer
 from mediaserver.media.latching import LearnMode, SourceLatch, Verdict
-from mediaserver.media.pcm import FRAME_SAMPLES, Pcm, frame_at
+from mediaserver.media.pcm import FRAME_SAMPLES, SAMPLE_RATE, WIDE_RATE, Pcm, frame_at
 from mediaserver.media.relay_state import RelayEnd
 from mediaserver.media.reports import ReportChannel
+from mediaserver.media.resample import Decimator
 from mediaserver.media.rtp import RtpError, build_rtp, is_rtcp, is_stun, parse_rtp
 from mediaserver.media.scanner import scanner_for
 from mediaserver.media.srtp import SecureTransport, SilentTransport, SrtpChannel
 from mediaserver.media.stats import LegStats
-from mediaserver.media.wideband import DecodedArrivals, linear_decode
+from mediaserver.media.wide_audio import COMPANIONS
+from mediaserver.media.wideband import DecodedArrivals, WideEncoder, linear_decode
 
 CNAME = "mediaserver"
 _FIXED_HEADER = struct.Struct("!HII")  # sequence, timestamp, SSRC at offset 2 (RFC 3550 5.1)
@@ -127,10 +132,13 @@ class RelayPool(Protocol):
 
 class Playback:
     """One piece of audio being sent, frame by frame, on the media clock; with
-    ``loop``, over and over without a seam until stopped."""
+    ``loop``, over and over without a seam until stopped. ``wide``: the same
+    audio at 16 kHz (``media/wide_audio.py``), for a wideband leg to send."""
 
-    def __init__(self, audio: Pcm, *, loop: bool = False) -> None:
+    def __init__(self, audio: Pcm, *, loop: bool = False, wide: Pcm | None = None) -> None:
         self.audio = audio
+        self.wide = wide
+        self.wide_frame: Pcm | None = None  # the frame next_frame gave, at 16 kHz
         self.loop = loop and len(audio) > 0
         self.position = 0
         self.completed = False  # played to its end (not stopped or replaced)
@@ -139,7 +147,13 @@ class Playback:
     def next_frame(self) -> Pcm | None:
         if self.position >= len(self.audio) and not self.loop:
             return None
-        frame, self.position = frame_at(self.audio, self.position, loop=self.loop)
+        start = self.position
+        frame, self.position = frame_at(self.audio, start, loop=self.loop)
+        if self.wide is not None:
+            ratio = WIDE_RATE // SAMPLE_RATE
+            self.wide_frame = frame_at(
+                self.wide, start * ratio, loop=self.loop, samples=FRAME_SAMPLES * ratio
+            )[0]
         if self.position >= len(self.audio) and not self.loop:
             self.completed = True
         return frame
@@ -166,6 +180,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.clock = clock
         self.codec = codec
         self.coder: FrameCoder = coder_for(codec)  # what our own audio is encoded with
+        self._wide_coder = _wide_encoder(codec, self.coder)  # 16 kHz prompts: G.722, Opus
         self._relay_coder: FrameCoder | None = None  # decodes what we relay to another codec
         self._relay_pending: Pcm = SILENT_FRAME[:0]  # relay_pcm's part of a frame
         self._arrivals: DecodedArrivals | None = None  # Opus decoded before the jitter buffer
@@ -217,8 +232,11 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._listeners: set[object] = set()
         self._jitter: JitterBuffer | None = None
         self._heard: Pcm = SILENT_FRAME
+        self._heard_wide: Pcm | None = None  # the same frame at 16 kHz (a wideband leg)
+        self._narrowing: Decimator | None = None  # 16 to 8 kHz, while a wideband leg decodes
         self._heard_tick = -1
         self._own: Pcm | None = None  # what our playback sends this tick; None: silence
+        self._own_wide: Pcm | None = None  # the same at 16 kHz, when the prompt has it
         self._own_tick = -1
         self._inband = False  # registered with the in-band DTMF scanner
         self._dtmf_out: deque[DtmfStep] = deque()
@@ -541,6 +559,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         silence = self._silence
         if frame is None and silence is not None:
             self._send(silence, FRAME_SAMPLES)
+        elif self._own_wide is not None and self._wide_coder is not None:
+            self._send(self._wide_coder.encode_wide(self._own_wide), self.codec.frame_ticks)
         else:
             # a stateful codec encodes its silence too: its decoder follows our encoder
             self._send(
@@ -553,21 +573,25 @@ class RtpLeg(asyncio.DatagramProtocol):
         tick = self.clock.ticks
         if self._own_tick != tick:
             self._own_tick = tick
-            self._own = None
+            self._own = self._own_wide = None
             playback = self._playback
             if playback is not None:
                 self._own = playback.next_frame()
                 if self._own is None:
                     self._playback = None
                     playback.finish()
+                elif playback.wide is not None:
+                    self._own_wide = playback.wide_frame
         return self._own
 
     def play(self, audio: Pcm, *, loop: bool = False) -> Playback:
         """Queue audio to send, replacing whatever was playing; with ``loop``, it
-        plays until stopped."""
+        plays until stopped. A G.722 or Opus leg sends the audio's 16 kHz version
+        when its source has one (``media/wide_audio.py``)."""
         self._recall()
         self.stop_playback()
-        self._playback = Playback(audio, loop=loop)
+        wide = COMPANIONS.wide_of(audio) if self._wide_coder is not None else None
+        self._playback = Playback(audio, loop=loop, wide=wide)
         self.start()
         return self._playback
 
@@ -587,6 +611,11 @@ class RtpLeg(asyncio.DatagramProtocol):
     def decoding(self) -> bool:
         return self._jitter is not None
 
+    @property
+    def wideband(self) -> bool:
+        """Whether the negotiated codec carries audio above 4 kHz (G.722, Opus)."""
+        return self.codec.wideband
+
     def listen(self, owner: object) -> None:
         """Decode what this leg receives for ``owner`` (a recording, a conference,
         in-band DTMF detection) until :meth:`unlisten`."""
@@ -599,15 +628,21 @@ class RtpLeg(asyncio.DatagramProtocol):
     def _new_jitter(self) -> JitterBuffer:
         """The jitter buffer of decoded media: G.711 held encoded and decoded by its
         tables; G.722 and Opus decoded as they arrive by a decoder of their own
-        (``DecodedArrivals``) and held as 16-bit PCM, since the buffer may decode a
+        (``DecodedArrivals``) and held as 16 kHz 16-bit PCM, since the buffer may decode a
         frame twice (to find a quiet one to drop) and a stateful decoder must
         see each packet once."""
         codec = self.codec
-        if not codec.stateful:
+        if not codec.wideband:
             self._arrivals = None
+            self._narrowing = None
             return JitterBuffer(codec.decode, self.jitter_buffer_ms)
-        self._arrivals = DecodedArrivals(coder_for(codec), codec.frame_ticks // FRAME_SAMPLES)
-        return JitterBuffer(linear_decode, self.jitter_buffer_ms, width=2)
+        # Held at 16 kHz, the band a recording of wideband legs keeps; the 8 kHz
+        # frame everyone else takes is decimated from it once per tick.
+        self._arrivals = DecodedArrivals(
+            wide_decoder_for(codec), codec.frame_ticks // FRAME_SAMPLES
+        )
+        self._narrowing = Decimator(WIDE_RATE // SAMPLE_RATE)
+        return JitterBuffer(linear_decode, self.jitter_buffer_ms, width=4, rate_factor=2)
 
     def unlisten(self, owner: object) -> None:
         self._listeners.discard(owner)
@@ -631,10 +666,36 @@ class RtpLeg(asyncio.DatagramProtocol):
         if self._heard_tick != tick:
             self._heard_tick = tick
             jitter = self._jitter
-            self._heard = (
-                SILENT_FRAME if jitter is None else jitter.pop(asyncio.get_running_loop().time())
-            )
+            if jitter is None:
+                self._heard, self._heard_wide = SILENT_FRAME, None
+            else:
+                frame = jitter.pop(asyncio.get_running_loop().time())
+                narrowing = self._narrowing
+                if narrowing is None:
+                    self._heard, self._heard_wide = frame, None
+                else:
+                    self._heard, self._heard_wide = narrowing(frame), frame
         return self._heard
+
+    def received_wide_frame(self) -> Pcm | None:
+        """This tick's frame of :meth:`received_frame` at 16 kHz (320 samples) while
+        a wideband leg decodes; None otherwise (there is only the 8 kHz one)."""
+        self.received_frame()
+        return self._heard_wide
+
+    def sent_wide_frame(self) -> Pcm | None:
+        """:meth:`sent_frame` at 16 kHz when what the peer hears this tick has it:
+        a wideband leg's audio relayed to us (a bridge), or a prompt with a 16 kHz
+        version; None otherwise."""
+        if self.mixed_by is not None:
+            return None
+        feeder = self.fed_by
+        if feeder is not None:
+            return feeder.received_wide_frame()
+        if not self.sending:
+            return None
+        self._own_frame()
+        return self._own_wide
 
     def sent_frame(self) -> Pcm:
         """What the peer hears from us this tick: a conference's mix for us, the
@@ -876,6 +937,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.codec = codec
         if changed:
             self.coder = coder_for(codec)
+            self._wide_coder = _wide_encoder(codec, self.coder)
             self._relay_coder = None
             if self._jitter is not None:
                 self._retire_jitter()
@@ -1044,6 +1106,11 @@ class RtpLeg(asyncio.DatagramProtocol):
             "rtcp_malformed": self.reports.malformed,
             "dtmf_dropped": self._dtmf.dropped,
         }
+
+
+def _wide_encoder(codec: Codec, coder: FrameCoder) -> WideEncoder | None:
+    """The coder as a 16 kHz encoder for a G.722 or Opus leg; None for G.711."""
+    return cast(WideEncoder, coder) if codec.wideband else None
 
 
 def _silence_for(codec: Codec) -> bytes | None:

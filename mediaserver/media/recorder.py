@@ -15,6 +15,9 @@ straight to the kernel (it does not buffer WAV data in the process), so a
 does not need it); :meth:`~Recorder.close` fsyncs once, as libsndfile's close
 does anyway.
 
+Recordings are 8 kHz, the server's audio, or 16 kHz (``sample_rate``) when
+every leg recorded is wideband (G.722, Opus: ``media/recording.py``).
+
 What is written while the call runs is always a 16-bit PCM WAV:
 
 * ``wav`` recordings are written in place, at their final path;
@@ -79,7 +82,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from mediaserver.media.pcm import SAMPLE_RATE, Pcm
+from mediaserver.media.pcm import SAMPLE_RATE, WIDE_RATE, Pcm
 
 __all__ = [
     "FORMATS",
@@ -100,6 +103,9 @@ FORMATS = MappingProxyType(
 """Recording formats: libsndfile's major format and subtype for each."""
 
 CHANNEL_COUNTS = MappingProxyType({"mono": 1, "dual": 2})
+
+SAMPLE_RATES = (SAMPLE_RATE, WIDE_RATE)
+"""The rates a recording is written at: the server's 8 kHz, or wideband's 16 kHz."""
 
 JOURNAL_SUFFIX = ".part"
 ENCODING_SUFFIX = ".tmp"
@@ -141,10 +147,11 @@ class RepairReport:
     action: RepairAction
     frames: int
     detail: str
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def duration_s(self) -> float:
-        return self.frames / SAMPLE_RATE
+        return self.frames / self.sample_rate
 
 
 class Recorder:
@@ -153,7 +160,8 @@ class Recorder:
     ``format`` defaults to the path's suffix. The file (and for FLAC/OGG its
     journal) must not exist yet: a recording never overwrites another.
     ``flush_interval`` is the most audio a ``kill -9`` can lose (0 writes
-    every frame through to the file).
+    every frame through to the file). ``sample_rate``: one of
+    :data:`SAMPLE_RATES`; what :meth:`write` is given must be at that rate.
 
     Costs, measured by ``tests/load/mixer_bench.py``: opening, about 0.1 ms
     of blocking I/O; :meth:`write` of a 20 ms frame, a copy into the buffer
@@ -170,6 +178,7 @@ class Recorder:
         format: Format | None = None,
         channels: Channels = "mono",
         flush_interval: float = 1.0,
+        sample_rate: int = SAMPLE_RATE,
     ) -> None:
         self.path = Path(path)
         self.format: Format = _checked_format(self.path, format)
@@ -180,13 +189,16 @@ class Recorder:
                 f"flush_interval must be between 0 and {MAX_FLUSH_INTERVAL:g} seconds, "
                 f"got {flush_interval}"
             )
+        if sample_rate not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate must be 8000 or 16000, got {sample_rate}")
         self.channels: Channels = channels
         self.flush_interval = flush_interval
+        self.sample_rate = sample_rate
         self.frames = 0
         """Frames written (or waiting in the buffer), paused stretches excluded."""
         self.paused = False
         self._width = CHANNEL_COUNTS[channels]
-        self._buffer = np.zeros((round(flush_interval * SAMPLE_RATE), self._width), np.int16)
+        self._buffer = np.zeros((round(flush_interval * sample_rate), self._width), np.int16)
         self._buffered = 0
         self._on_disk = 0
         self._data_offset: int | None = None
@@ -199,7 +211,7 @@ class Recorder:
         self._fd = os.open(self._live, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             self._file = sf.SoundFile(
-                self._live, "w", SAMPLE_RATE, self._width, "PCM_16", format="WAV"
+                self._live, "w", sample_rate, self._width, "PCM_16", format="WAV"
             )
         except BaseException:
             os.close(self._fd)
@@ -210,7 +222,7 @@ class Recorder:
 
     @property
     def duration_s(self) -> float:
-        return self.frames / SAMPLE_RATE
+        return self.frames / self.sample_rate
 
     @property
     def closed(self) -> bool:
@@ -311,7 +323,7 @@ class Recorder:
             self._live.unlink()
         self._info = RecordingInfo(
             self.path,
-            frames / SAMPLE_RATE,
+            frames / self.sample_rate,
             frames,
             self.format,
             self.channels,
@@ -368,8 +380,8 @@ def _encode(journal: Path, final: Path, format: Format) -> int:
     temporary = final.with_name(final.name + ENCODING_SUFFIX)
     frames = 0
     with sf.SoundFile(journal) as source:
-        channels = source.channels
-        with sf.SoundFile(temporary, "w", SAMPLE_RATE, channels, subtype, format=major) as target:
+        channels, rate = source.channels, source.samplerate
+        with sf.SoundFile(temporary, "w", rate, channels, subtype, format=major) as target:
             for block in source.blocks(ENCODE_BLOCK_FRAMES, dtype="int16", always_2d=True):
                 target.write(block)
                 frames += len(block)
@@ -401,6 +413,7 @@ class _WavLayout:
     data_size: int
     riff_size: int
     block_align: int
+    sample_rate: int
 
 
 def _parse_layout(head: bytes) -> _WavLayout | None:
@@ -409,16 +422,17 @@ def _parse_layout(head: bytes) -> _WavLayout | None:
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     riff_size = struct.unpack_from("<I", head, _RIFF_SIZE_OFFSET)[0]
-    block_align = 0
+    block_align = sample_rate = 0
     position = 12
     while position + 8 <= len(head):
         chunk, size = head[position : position + 4], struct.unpack_from("<I", head, position + 4)[0]
         if chunk == b"fmt " and position + 8 + 14 <= len(head):
+            sample_rate = struct.unpack_from("<I", head, position + 8 + 4)[0]
             block_align = struct.unpack_from("<H", head, position + 8 + 12)[0]
         elif chunk == b"data":
             if block_align == 0:
                 return None
-            return _WavLayout(position + 8, size, riff_size, block_align)
+            return _WavLayout(position + 8, size, riff_size, block_align, sample_rate)
         # RIFF chunks are padded to an even size.
         position += 8 + size + (size & 1)
     return None
@@ -448,10 +462,10 @@ class _Damaged(Exception):
     """The file cannot be recovered."""
 
 
-def _repair_wav(path: Path) -> tuple[bool, int]:
+def _repair_wav(path: Path) -> tuple[bool, int, int]:
     """Fix the sizes in a WAV header from the file's length. Returns whether
-    anything changed and the frames the file holds; :class:`_Damaged` when
-    it has no usable header."""
+    anything changed, the frames the file holds and its sample rate;
+    :class:`_Damaged` when it has no usable header."""
     with open(path, "r+b") as file:
         fd = file.fileno()
         file_size = os.fstat(fd).st_size
@@ -466,16 +480,16 @@ def _repair_wav(path: Path) -> tuple[bool, int]:
             and _looks_like_chunk(fd, layout.data_offset + claimed + (claimed & 1), file_size)
         ):
             # Another chunk follows the audio: a finished file, sizes and all.
-            return False, claimed // layout.block_align
+            return False, claimed // layout.block_align, layout.sample_rate
         data_bytes = max(available, 0) // layout.block_align * layout.block_align
         end = layout.data_offset + data_bytes
         if data_bytes == claimed and layout.riff_size == end - 8 and file_size == end:
-            return False, data_bytes // layout.block_align
+            return False, data_bytes // layout.block_align, layout.sample_rate
         if file_size > end:
             os.ftruncate(fd, end)  # only a frame torn by the crash
         _write_sizes(fd, layout.data_offset, data_bytes)
         os.fsync(fd)
-        return True, data_bytes // layout.block_align
+        return True, data_bytes // layout.block_align, layout.sample_rate
 
 
 def _mark_damaged(path: Path, why: str) -> RepairReport:
@@ -555,7 +569,7 @@ def _remove_encoding(path: Path) -> RepairReport:
 def _finish_journal(journal: Path) -> RepairReport:
     final = journal.with_name(journal.name[: -len(JOURNAL_SUFFIX)])
     try:
-        _repair_wav(journal)
+        _, _, rate = _repair_wav(journal)
     except _Damaged as exc:
         return _mark_damaged(journal, str(exc))
     format = _checked_format(final, None)
@@ -569,12 +583,12 @@ def _finish_journal(journal: Path) -> RepairReport:
             final.with_name(final.name + ENCODING_SUFFIX).unlink(missing_ok=True)
             return _mark_damaged(journal, f"libsndfile cannot read it: {exc}")
         journal.unlink()
-    return RepairReport(final, "finished", frames, f"encoded from {journal.name}")
+    return RepairReport(final, "finished", frames, f"encoded from {journal.name}", rate)
 
 
 def _repair_final_wav(path: Path) -> RepairReport | None:
     try:
-        changed, frames = _repair_wav(path)
+        changed, frames, rate = _repair_wav(path)
     except _Damaged as exc:
         try:
             # A layout we do not parse may still be a good file: libsndfile decides.
@@ -584,4 +598,4 @@ def _repair_final_wav(path: Path) -> RepairReport | None:
         return None
     if not changed:
         return None
-    return RepairReport(path, "fixed", frames, "header sizes rewritten from the file length")
+    return RepairReport(path, "fixed", frames, "header sizes rewritten from the file length", rate)

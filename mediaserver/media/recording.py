@@ -12,7 +12,14 @@ each tick, writes one frame to a :class:`~mediaserver.media.recorder.Recorder`:
   when the bridge starts or ends.
 
 ``mono`` recordings mix both sides into one channel; ``dual`` keeps the
-caller on the left and the other party on the right. Frames reach the file
+caller on the left and the other party on the right.
+
+The rate (:func:`recording_rate`) is chosen when the recording starts: 16 kHz
+when every leg it records negotiated a wideband codec (G.722, Opus: the caller,
+and the leg bridged to it if any), so the band above 4 kHz is kept; 8 kHz
+otherwise, the G.711 path unchanged. At 16 kHz, each side is the leg's 16 kHz
+frame (:meth:`RtpLeg.received_wide_frame`), or its 8 kHz frame interpolated
+when there is none (a prompt, a conference's mix, a G.711 leg bridged later). Frames reach the file
 within a second (the recorder's buffer), so a crash loses at most that.
 
 A :class:`MessageRecording` (voicemail) records the caller only and ends the
@@ -33,8 +40,9 @@ import numpy as np
 
 from mediaserver.log import get_logger
 from mediaserver.media.clock import PTIME, MediaClock
-from mediaserver.media.pcm import Pcm
+from mediaserver.media.pcm import SAMPLE_RATE, WIDE_RATE, Pcm
 from mediaserver.media.recorder import Recorder, RecordingInfo
+from mediaserver.media.resample import Interpolator
 
 log = get_logger("media")
 
@@ -50,6 +58,9 @@ class RecordedLeg(Protocol):
     @property
     def fed_by(self) -> RecordedLeg | None: ...
 
+    @property
+    def wideband(self) -> bool: ...
+
     def listen(self, owner: object) -> None: ...
 
     def unlisten(self, owner: object) -> None: ...
@@ -57,6 +68,29 @@ class RecordedLeg(Protocol):
     def received_frame(self) -> Pcm: ...
 
     def sent_frame(self) -> Pcm: ...
+
+    def received_wide_frame(self) -> Pcm | None: ...
+
+    def sent_wide_frame(self) -> Pcm | None: ...
+
+
+def recording_rate(leg: RecordedLeg, *, other_side: bool = True) -> int:
+    """16 kHz when every leg recorded is wideband: ``leg`` and, recording the other
+    side, the leg relayed to it (a bridge); else 8 kHz."""
+    feeder = leg.fed_by if other_side else None
+    legs = (leg,) if feeder is None or feeder is leg else (leg, feeder)
+    return WIDE_RATE if all(each.wideband for each in legs) else SAMPLE_RATE
+
+
+class _Widened:
+    """One side of a 16 kHz recording: the 16 kHz frame when the leg has one, else
+    the 8 kHz frame interpolated (its filter keeping its history across ticks)."""
+
+    def __init__(self) -> None:
+        self._up = Interpolator(WIDE_RATE // SAMPLE_RATE)
+
+    def __call__(self, wide: Pcm | None, narrow: Pcm) -> Pcm:
+        return wide if wide is not None else self._up(narrow)
 
 
 def frame_dbfs(frame: Pcm) -> float:
@@ -106,6 +140,9 @@ class CallRecording:
         self.failed: str | None = None
         self._feeder: RecordedLeg | None = None
         self._finished: asyncio.Task[RecordingInfo] | None = None
+        wide = recorder.sample_rate == WIDE_RATE
+        self._left_wide = _Widened() if wide else None
+        self._right_wide = _Widened() if wide else None
         leg.listen(self)
         clock.add(self)
 
@@ -122,12 +159,34 @@ class CallRecording:
         return self._finished is not None
 
     def on_tick(self, now: float) -> None:
+        if self._left_wide is not None:
+            self._write_wide()
+            return
         left = self.leg.received_frame()
         right = None
         if self.other_side:
             self._follow_feeder()
             right = self.leg.sent_frame()
         self._write(left, right)
+
+    def _write_wide(self) -> None:
+        """:meth:`on_tick` of a 16 kHz recording."""
+        left = self._caller()[1]
+        right = None
+        widened = self._right_wide
+        if self.other_side and widened is not None:
+            self._follow_feeder()
+            leg = self.leg
+            right = widened(leg.sent_wide_frame(), leg.sent_frame())
+        self._write(left, right)
+
+    def _caller(self) -> tuple[Pcm, Pcm]:
+        """This tick's frame from the caller: at 8 kHz, and at the recording's rate."""
+        leg, widened = self.leg, self._left_wide
+        narrow = leg.received_frame()
+        if widened is None:
+            return narrow, narrow
+        return narrow, widened(leg.received_wide_frame(), narrow)
 
     def _write(self, left: Pcm, right: Pcm | None = None) -> None:
         try:
@@ -197,9 +256,9 @@ class MessageRecording(CallRecording):
     def on_tick(self, now: float) -> None:
         if self.ended.done():
             return
-        frame = self.leg.received_frame()
+        heard, frame = self._caller()
         self.elapsed += PTIME
-        if self.silence.feed(frame):
+        if self.silence.feed(heard):
             self._held.append(frame)
         else:
             for held in self._held:

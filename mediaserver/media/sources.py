@@ -10,6 +10,11 @@ streaming soxr resampler when the file's rate differs, and rounds to int16
 with clipping. Working block by block keeps memory near the size of the
 8 kHz result whatever the file's rate and channel count.
 
+When the server offers a wideband codec (``wide_audio.COMPANIONS.enabled``),
+a file above 8 kHz is also resampled to 16 kHz in the same pass, and that
+version is kept beside the 8 kHz one for G.722 and Opus legs
+(:mod:`mediaserver.media.wide_audio`): once per file, never per call.
+
 Decoding blocks, so :func:`load_file` runs it in the event loop's default
 executor and keeps the results in a :class:`PcmCache`: an LRU bounded by
 entry count and by bytes, keyed by (absolute path, mtime, size) so that an
@@ -22,6 +27,7 @@ others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat
 from collections import OrderedDict
@@ -33,7 +39,8 @@ import numpy.typing as npt
 import soundfile as sf
 import soxr
 
-from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
+from mediaserver.media.pcm import SAMPLE_RATE, WIDE_RATE, AudioError, Pcm
+from mediaserver.media.wide_audio import COMPANIONS
 
 BLOCK_FRAMES = 65536
 """Frames read from the file at a time (1.5 s at 44.1 kHz)."""
@@ -48,12 +55,18 @@ def decode_file(path: str | os.PathLike[str]) -> Pcm:
     Raises :class:`AudioError` naming the file when it is missing, unreadable
     or not audio libsndfile can decode.
     """
+    return decode_file_rates(path, wide=False)[0]
+
+
+def decode_file_rates(path: str | os.PathLike[str], *, wide: bool) -> tuple[Pcm, Pcm | None]:
+    """:func:`decode_file`, and with ``wide`` the file at 16 kHz too when it has
+    more than 8 kHz of band to give (its rate is above 8000); else None."""
     name = os.fspath(path)
     try:
         # Opening the file ourselves turns OS errors into precise messages
         # instead of libsndfile's generic "System error".
         with open(name, "rb") as raw, sf.SoundFile(raw) as audio:
-            return _decode(audio)
+            return _decode(audio, wide=wide)
     except FileNotFoundError:
         raise AudioError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -70,28 +83,45 @@ def decode_file(path: str | os.PathLike[str]) -> Pcm:
         raise AudioError(f"{name}: cannot be decoded ({exc})") from None
 
 
-def _decode(audio: sf.SoundFile) -> Pcm:
+def _decode(audio: sf.SoundFile, *, wide: bool = False) -> tuple[Pcm, Pcm | None]:
     rate = int(audio.samplerate)
     channels = int(audio.channels)
     if rate <= 0 or channels <= 0:
         raise ValueError(f"{channels} channel(s) at {rate} Hz is not playable audio")
-    resampler = (
-        None
-        if rate == SAMPLE_RATE
-        else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY)
-    )
-    pieces: list[Pcm] = []
+    narrow = _Resampled(rate, SAMPLE_RATE)
+    # A file at 8 kHz or below has nothing a 16 kHz version would add.
+    wideband = _Resampled(rate, WIDE_RATE) if wide and rate > SAMPLE_RATE else None
     for block in _blocks(audio, channels):
         mono = np.ascontiguousarray(block.mean(axis=1, dtype=np.float32))
-        if resampler is not None:
-            mono = resampler.resample_chunk(mono)
-        pieces.append(to_pcm(mono))
-    if resampler is not None:
-        # Flush the resampler's filter delay so the end of the file is not lost.
-        pieces.append(to_pcm(resampler.resample_chunk(np.zeros(0, np.float32), last=True)))
-    if not pieces:
-        return np.zeros(0, dtype=np.int16)
-    return np.concatenate(pieces)
+        narrow.add(mono)
+        if wideband is not None:
+            wideband.add(mono)
+    return narrow.result(), None if wideband is None else wideband.result()
+
+
+class _Resampled:
+    """Mono float blocks at one rate, gathered as ``Pcm`` at another (soxr, streaming)."""
+
+    def __init__(self, source: int, target: int) -> None:
+        self._resampler = (
+            None
+            if source == target
+            else soxr.ResampleStream(source, target, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+        )
+        self._pieces: list[Pcm] = []
+
+    def add(self, mono: npt.NDArray[np.float32]) -> None:
+        resampler = self._resampler
+        self._pieces.append(to_pcm(mono if resampler is None else resampler.resample_chunk(mono)))
+
+    def result(self) -> Pcm:
+        if self._resampler is not None:
+            # Flush the resampler's filter delay so the end of the file is not lost.
+            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            self._pieces.append(to_pcm(tail))
+        if not self._pieces:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._pieces)
 
 
 def _blocks(audio: sf.SoundFile, channels: int) -> Iterator[npt.NDArray[np.float32]]:
@@ -231,6 +261,13 @@ async def load_file(path: str | os.PathLike[str]) -> Pcm:
     key = (absolute, info.st_mtime_ns, info.st_size)
 
     async def decode() -> Pcm:
-        return await asyncio.get_running_loop().run_in_executor(None, decode_file, name)
+        wide = COMPANIONS.enabled
+        loop = asyncio.get_running_loop()
+        narrow, wideband = await loop.run_in_executor(
+            None, functools.partial(decode_file_rates, name, wide=wide)
+        )
+        if wideband is not None:
+            COMPANIONS.attach(narrow, wideband)  # the array the cache keeps and calls play
+        return narrow
 
     return await FILE_CACHE.get_or_load(key, decode)

@@ -21,6 +21,13 @@ found on disk is synthesised again, and an entry that cannot be written is
 logged while the speech is still returned. Decoded entries are also
 kept in a small in-memory LRU, and concurrent requests for the same speech
 share one synthesis.
+
+When the server offers a wideband codec (``wide_audio.COMPANIONS.enabled``),
+espeak-ng's output is also resampled to 16 kHz and stored beside the 8 kHz
+entry (``<sha256>.16k.wav``), and that version is kept for G.722 and Opus
+legs (:mod:`mediaserver.media.wide_audio`): resampled once per text and
+rate, never per call. An 8 kHz entry without its 16 kHz one (made before
+wideband was turned on) is synthesised again.
 """
 
 from __future__ import annotations
@@ -37,12 +44,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 import soxr
 import structlog
 
-from mediaserver.media.pcm import SAMPLE_RATE, AudioError, Pcm
+from mediaserver.media.pcm import SAMPLE_RATE, WIDE_RATE, AudioError, Pcm
 from mediaserver.media.sources import RESAMPLE_QUALITY, PcmCache, to_pcm
+from mediaserver.media.wide_audio import COMPANIONS
 
 log = structlog.get_logger(__name__)
 
@@ -151,9 +160,9 @@ class SpeechSynthesizer:
 
         return await self._memory.get_or_load(key, load)
 
-    def cache_path(self, key: str) -> Path:
-        """Where the entry with hash ``key`` lives."""
-        return self.cache_dir / f"{key}.wav"
+    def cache_path(self, key: str, rate: int = SAMPLE_RATE) -> Path:
+        """Where the entry with hash ``key`` lives (its 16 kHz version: ``rate``)."""
+        return self.cache_dir / (f"{key}.wav" if rate == SAMPLE_RATE else f"{key}.16k.wav")
 
     async def voices(self) -> frozenset[str]:
         """The voice names the installed espeak-ng accepts."""
@@ -182,9 +191,15 @@ class SpeechSynthesizer:
     async def _load_or_synthesize(self, key: str, text: str, voice: str, wpm: int) -> Pcm:
         loop = asyncio.get_running_loop()
         final = self.cache_path(key)
+        wide_final = self.cache_path(key, WIDE_RATE) if COMPANIONS.enabled else None
         cached = await loop.run_in_executor(None, _read_entry, final)
-        if cached is not None:
+        if cached is not None and wide_final is None:
             return cached
+        if cached is not None and wide_final is not None:
+            wide = await loop.run_in_executor(None, _read_entry, wide_final, WIDE_RATE)
+            if wide is not None:
+                COMPANIONS.attach(cached, wide)
+                return cached
         try:
             os.makedirs(self.cache_dir, exist_ok=True)
         except OSError as exc:
@@ -193,9 +208,11 @@ class SpeechSynthesizer:
         try:
             args = ["-v", voice, "-s", str(wpm), "-w", str(raw), "--", text]
             await self._run(args, SYNTHESIS_TIMEOUT_S)
-            pcm = await loop.run_in_executor(None, _convert_and_store, raw, final)
+            pcm, wide = await loop.run_in_executor(None, _convert_and_store, raw, final, wide_final)
         finally:
             raw.unlink(missing_ok=True)
+        if wide is not None:
+            COMPANIONS.attach(pcm, wide)
         log.debug("speech synthesised", voice=voice, rate=wpm, chars=len(text), entry=final.name)
         return pcm
 
@@ -278,11 +295,11 @@ def _checked_rate(rate: float | None) -> int:
     return round(rate)
 
 
-def _read_entry(path: Path) -> Pcm | None:
+def _read_entry(path: Path, rate: int = SAMPLE_RATE) -> Pcm | None:
     """A cache entry, or None when it is missing or damaged (then it is redone)."""
     try:
         with open(path, "rb") as raw, sf.SoundFile(raw) as audio:
-            if audio.samplerate != SAMPLE_RATE or audio.channels != 1:
+            if audio.samplerate != rate or audio.channels != 1:
                 raise ValueError(f"{audio.channels} channel(s) at {audio.samplerate} Hz")
             pcm: Pcm = audio.read(dtype="int16")
             return pcm
@@ -293,31 +310,40 @@ def _read_entry(path: Path) -> Pcm | None:
         return None
 
 
-def _convert_and_store(raw: Path, final: Path) -> Pcm:
-    """espeak-ng's WAV to 8 kHz ``Pcm``, stored atomically at ``final``."""
+def _convert_and_store(raw: Path, final: Path, wide_final: Path | None) -> tuple[Pcm, Pcm | None]:
+    """espeak-ng's WAV to 8 kHz ``Pcm``, stored atomically at ``final``; with
+    ``wide_final``, at 16 kHz too, stored there."""
     try:
         samples, rate = sf.read(raw, dtype="float32", always_2d=True)
     except (OSError, RuntimeError) as exc:
         raise SpeechError(f"espeak-ng wrote no readable audio ({exc})") from None
     mono = np.ascontiguousarray(samples.mean(axis=1, dtype=np.float32))
-    if rate != SAMPLE_RATE and len(mono):
-        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality=RESAMPLE_QUALITY)
+    pcm = _stored(mono, rate, SAMPLE_RATE, final)
+    if wide_final is None:
+        return pcm, None
+    return pcm, _stored(mono, rate, WIDE_RATE, wide_final)
+
+
+def _stored(mono: npt.NDArray[np.float32], rate: int, target: int, final: Path) -> Pcm:
+    """``mono`` at ``target`` Hz, stored atomically at ``final``."""
+    if rate != target and len(mono):
+        mono = soxr.resample(mono, rate, target, quality=RESAMPLE_QUALITY)
     pcm = to_pcm(mono)
     try:
-        _store_atomically(pcm, final)
+        _store_atomically(pcm, final, target)
     except (OSError, RuntimeError) as exc:
         # The caller can still hear the speech; only the next request pays again.
         log.warning("speech cache entry not written", entry=str(final), error=str(exc))
     return pcm
 
 
-def _store_atomically(pcm: Pcm, final: Path) -> None:
+def _store_atomically(pcm: Pcm, final: Path, rate: int = SAMPLE_RATE) -> None:
     # Write aside, sync, then rename: rename is atomic (POSIX), so readers and
     # crashes see the old state or the whole new entry, never a partial one.
     partial = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial")
     try:
         with open(partial, "wb") as out:
-            _write_wav(pcm, out)
+            _write_wav(pcm, out, rate)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, final)
@@ -325,5 +351,5 @@ def _store_atomically(pcm: Pcm, final: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _write_wav(pcm: Pcm, out: BinaryIO) -> None:
-    sf.write(out, pcm, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+def _write_wav(pcm: Pcm, out: BinaryIO, rate: int = SAMPLE_RATE) -> None:
+    sf.write(out, pcm, rate, format="WAV", subtype="PCM_16")

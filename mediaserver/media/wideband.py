@@ -7,7 +7,10 @@ so a G.722 or Opus call keeps its bandwidth end to end without this module
 doing anything. Audio is decoded only where the server needs it (a recording,
 a conference, in-band DTMF, a prompt played, a bridge to another codec), and
 the server's audio is 8 kHz 16-bit frames of 20 ms (``media/pcm.py``): a
-:class:`WidebandCoder` turns a leg's payloads into those frames and back.
+coder turns a leg's payloads into those frames and back. A leg that decodes
+for its listeners (:class:`DecodedArrivals`) decodes to 16 kHz instead
+(:meth:`G722Coder.decode_wide`), so a recording of wideband legs keeps the band
+above 4 kHz; the leg derives its 8 kHz frame from that one each tick.
 
 Both codecs carry state from frame to frame (G.722's ADPCM predictors, Opus's
 range coder and overlap), so each leg owns its coders; the G.711 codecs stay
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 OPUS_PAYLOAD_TYPE = 111  # the dynamic type we offer (RFC 3551 3: 96-127)
 OPUS_FMTP = "useinbandfec=1"  # RFC 7587 6.1: we take in-band FEC; mono is the default
 OPUS_BITRATE = 24000  # our side is 8 kHz audio: libopus codes it as narrowband
+OPUS_WIDE_BITRATE = 32000  # 16 kHz prompts: wideband SILK/hybrid at this rate
 
 
 class FrameCoder(Protocol):
@@ -55,6 +59,18 @@ class FrameCoder(Protocol):
     def encode(self, pcm: Pcm) -> bytes: ...
 
     def decode(self, payload: bytes) -> Pcm: ...
+
+
+class WideEncoder(Protocol):
+    """A wideband encoder taking 16 kHz frames (320 samples) as they are."""
+
+    def encode_wide(self, pcm: Pcm) -> bytes: ...
+
+
+class WideDecoder(Protocol):
+    """A wideband decoder keeping the whole band: payloads to 16 kHz audio."""
+
+    def decode_wide(self, payload: bytes) -> Pcm: ...
 
 
 # RFC 6716 3.1: the frame size, in 48 kHz samples, of each of the 32 TOC configurations.
@@ -141,12 +157,20 @@ class G722Coder(_AvCoder):
     def encode(self, pcm: Pcm) -> bytes:
         return self._encode(self._up(pcm.reshape(-1)))
 
+    def encode_wide(self, pcm: Pcm) -> bytes:
+        """16 kHz audio as it is (a frame of 320 samples: 160 bytes)."""
+        return self._encode(pcm.reshape(-1))
+
     def decode(self, payload: bytes) -> Pcm:
+        return self._down(self.decode_wide(payload))
+
+    def decode_wide(self, payload: bytes) -> Pcm:
+        """The payload at G.722's own 16 kHz."""
         wide = self._decode(payload)
-        # one byte per two 16 kHz samples: as many 8 kHz samples as bytes
+        # one byte per two 16 kHz samples
         if wide is None or len(wide) != 2 * len(payload):
-            return _silence(len(payload))
-        return self._down(wide)
+            return _silence(2 * len(payload))
+        return wide
 
 
 class OpusCoder(_AvCoder):
@@ -160,8 +184,16 @@ class OpusCoder(_AvCoder):
         super().__init__()
         self._encoder.bit_rate = OPUS_BITRATE
         self._down = Decimator(6)
+        self._down_wide: Decimator | None = None  # 48 to 16 kHz, made by decode_wide
+        self._wide_encoder: Any = None  # a 16 kHz encoder, made by encode_wide
+        self._wide_pts = 0
+        self._up = Interpolator(2)  # our 8 kHz frames, once the 16 kHz encoder runs
 
     def encode(self, pcm: Pcm) -> bytes:
+        if self._wide_encoder is not None:
+            # Once a 16 kHz prompt was sent, one encoder for everything: no seam
+            # in the peer's decoder at each prompt's start and end.
+            return self.encode_wide(self._up(pcm.reshape(-1)))
         return self._encode(pcm.reshape(-1))
 
     def decode(self, payload: bytes) -> Pcm:
@@ -170,6 +202,33 @@ class OpusCoder(_AvCoder):
         if wide is None or len(wide) != samples:
             return _silence(samples // 6)
         return self._down(wide)
+
+    def encode_wide(self, pcm: Pcm) -> bytes:
+        """16 kHz audio (a prompt that has it) through an encoder at 16 kHz, made
+        on first use and then used for our 8 kHz frames too (interpolated): a
+        leg that never plays a 16 kHz prompt keeps its 8 kHz encoder. The
+        peer's decoder follows the switch: each Opus packet says its mode and
+        band (RFC 6716 3.1)."""
+        if self._wide_encoder is None:
+            self._wide_encoder = self._context("w", 16000)
+            self._wide_encoder.bit_rate = OPUS_WIDE_BITRATE
+        frame = self._av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(pcm, np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = 16000
+        frame.pts = self._wide_pts
+        self._wide_pts += len(pcm)
+        return b"".join(bytes(packet) for packet in self._wide_encoder.encode(frame))
+
+    def decode_wide(self, payload: bytes) -> Pcm:
+        """The payload at 16 kHz (decoded at 48 kHz, decimated by 3)."""
+        if self._down_wide is None:
+            self._down_wide = Decimator(3)
+        samples = opus_duration(payload)
+        wide = self._decode(payload)
+        if wide is None or len(wide) != samples:
+            return _silence(samples // 3)
+        return self._down_wide(wide)
 
 
 def _g722_encode(pcm: Pcm) -> bytes:
@@ -189,7 +248,7 @@ def _opus_decode(payload: bytes) -> Pcm:
 
 
 # RFC 3551 4.5.2 and table 4: G.722 is static type 9 with an 8000 Hz RTP clock.
-G722 = Codec("G722", 9, 8000, _g722_encode, _g722_decode, stateful=True)
+G722 = Codec("G722", 9, 8000, _g722_encode, _g722_decode, stateful=True, wideband=True)
 # RFC 7587 7: opus/48000/2 in every rtpmap, timestamps at 48 kHz.
 OPUS = Codec(
     "opus",
@@ -200,6 +259,7 @@ OPUS = Codec(
     channels=2,
     fmtp=OPUS_FMTP,
     stateful=True,
+    wideband=True,
     frame_ticks=960,
     duration=opus_duration,
 )
@@ -207,7 +267,8 @@ OPUS = Codec(
 
 class DecodedArrivals:
     """G.722 or Opus packets decoded as they arrive, for a leg's jitter buffer,
-    which holds their audio as 16-bit PCM (``JitterBuffer(width=2)``): an Opus
+    which holds their audio as 16 kHz 16-bit PCM (``JitterBuffer(width=4,
+    rate_factor=2)``: two samples per 8 kHz timestamp unit): an Opus
     payload has no fixed size per 10 ms, and the buffer may decode a stored
     frame twice (looking for a quiet one to drop), which a stateful decoder must
     not. Timestamps go onto an 8 kHz line (Opus: each packet's offset from the
@@ -215,13 +276,13 @@ class DecodedArrivals:
     is already there). Decoded in arrival order: a reordered packet costs the
     decoder a little continuity, not the audio."""
 
-    def __init__(self, coder: FrameCoder, ratio: int = 6) -> None:
+    def __init__(self, coder: WideDecoder, ratio: int = 6) -> None:
         self._coder = coder
         self._ratio = ratio
         self._anchor: tuple[int, int] | None = None  # (wire timestamp, 8 kHz timestamp)
 
     def convert(self, packet: RtpPacket) -> RtpPacket:
-        pcm = self._coder.decode(packet.payload)
+        pcm = self._coder.decode_wide(packet.payload)
         if self._anchor is None:
             narrow = packet.timestamp // self._ratio
         else:

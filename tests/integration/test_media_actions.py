@@ -227,6 +227,7 @@ def test_dual_channel_call_recording(tmp_path: Path) -> None:
     (logged,) = scenario_logs(server, "recorded ")
     _, rid, duration, path = str(logged["event"]).split(" ")
     left, right, rate = two_channels(Path(path))
+    assert rate == 8000  # a G.711 call: recorded at 8 kHz, as always
     assert 2.9 <= len(left) / rate <= 3.3 and float(duration) == pytest.approx(len(left) / rate)
     assert audio.tone_present(left, rate, 700, 2.0)
     assert audio.tone_present(right, rate, [350, 440], 2.5)

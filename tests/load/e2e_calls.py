@@ -3,6 +3,7 @@ variants the shared instruments cannot make: SRTP legs, a transcoding bridge,
 a recorded bridge.
 
     .venv/bin/python -m tests.load.e2e_calls --calls 100,250 --seconds 10 --mode plain,srtp
+    .venv/bin/python -m tests.load.e2e_calls --calls 10 --seconds 5 --mode g722,opus
 
 For each step a fresh server runs a scenario whose ``dial@v1`` bridges every
 call to a trunk (this process's UAS). This process is also the UAC: it
@@ -23,7 +24,14 @@ is read from /proc. Modes:
   decoded and mixed to a WAV on the media clock);
 - ``conference``: no bridge; every call joins one ``conference@v1`` room, so
   each caller's audio is decoded and each gets its own mix (``--calls 100``
-  is the 100-party conference of issue 13).
+  is the 100-party conference of issue 13);
+- ``g722``, ``opus``: the caller speaks G.722 (or Opus) and the callee PCMU,
+  so the server decodes the wideband codec and encodes PCMU one way, and the
+  reverse the other, on every packet (``RtpLeg.relay_pcm``). The callers'
+  packets are a tone with a part above 4 kHz, encoded ahead of time by
+  libavcodec through PyAV (Opus at 48 kHz, 64 kbit/s constant bit rate:
+  160-byte packets, the width every leg's row shares) and cycled once a
+  second.
 
 Not part of the pass/fail suite: figures go to docs/PERFORMANCE.md, and only
 runs made together on an otherwise idle machine compare.
@@ -45,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import pylibsrtp
 
+from mediaserver.media.g711 import ulaw_decode
 from tests.integration.conftest import ServerProcess, start_server
 from tests.load.call_rate import cpu_seconds, rss_mb, workers_cpu_seconds
 from tests.load.server_profile import Profiler
@@ -55,7 +64,10 @@ SUITE = "AES_CM_128_HMAC_SHA1_80"
 TAG = 10  # bytes of authentication tag the suite adds to every SRTP packet
 PAYLOAD = 160  # 20 ms of G.711
 WARM_UP = 3.0  # seconds of media before the measured window: bridges settle on workers
-MODES = ("plain", "srtp", "pcma", "record", "conference")
+MODES = ("plain", "srtp", "pcma", "record", "conference", "g722", "opus")
+WIDEBAND = {"g722": 9, "opus": 111}  # the caller's payload type in these modes
+RTPMAP = {0: "PCMU/8000", 8: "PCMA/8000", 9: "G722/8000", 111: "opus/48000/2"}
+TICKS = {111: 960}  # RTP timestamp units per 20 ms packet (RFC 7587 4.1); 160 otherwise
 SCENARIO = """\
 branches:
   inbound-call:
@@ -103,7 +115,7 @@ def sdp(port: int, payload_type: int, key: bytes | None, session: int, tag: int 
     lines = [
         "v=0", f"o=gen {session} 1 IN IP4 {HOST}", "s=-", f"c=IN IP4 {HOST}", "t=0 0",
         f"m=audio {port} {profile} {payload_type}",
-        f"a=rtpmap:{payload_type} {'PCMU' if payload_type == 0 else 'PCMA'}/8000",
+        f"a=rtpmap:{payload_type} {RTPMAP[payload_type]}",
         "a=ptime:20", "a=sendrecv",
     ]  # fmt: skip
     if key:
@@ -171,7 +183,8 @@ class Signalling:
         port = self.uac.getsockname()[1]
         key = self._key()
         call.a.our_key = key or b""
-        body = sdp(self.media_port, 0, key, call.number)
+        call.a.payload_type = WIDEBAND.get(self.mode, 0)
+        body = sdp(self.media_port, call.a.payload_type, key, call.number)
         text = (
             f"INVITE sip:bench@{HOST}:{self.server.sip_port} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bK-i{call.number}\r\n"
@@ -254,18 +267,51 @@ def srtp_session(key: bytes, outbound: bool) -> pylibsrtp.Session:
     return pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=kind, srtp_profile=profile))
 
 
+def wideband_payloads(payload_type: int) -> list[bytes]:
+    """One second of a wideband caller's payloads (50 packets of 160 bytes): a
+    1 kHz tone plus 6 kHz, in G.722 (9) or Opus at 64 kbit/s CBR (111)."""
+    import av
+
+    rate = 16000 if payload_type == 9 else 48000
+    t = np.arange(rate) / rate
+    tone = (np.sin(2 * np.pi * 1000 * t) * 6000 + np.sin(2 * np.pi * 6000 * t) * 3000).astype(
+        np.int16
+    )
+    context = av.CodecContext.create("g722" if payload_type == 9 else "libopus", "w")
+    context.sample_rate, context.layout, context.format = rate, "mono", "s16"
+    if payload_type == 111:
+        context.bit_rate = 64000  # 64 kbit/s of 20 ms: 160 bytes a packet
+        context.options = {"vbr": "off"}
+    payloads: list[bytes] = []
+    step = rate // 50
+    for start in range(0, rate, step):
+        frame = av.AudioFrame.from_ndarray(
+            tone[start : start + step].reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate, frame.pts = rate, start
+        payloads += [bytes(packet) for packet in context.encode(frame)]
+    if len(payloads) != 50 or {len(p) for p in payloads} != {PAYLOAD}:
+        raise RuntimeError(f"expected 50 payloads of {PAYLOAD} bytes from {context.name}")
+    return payloads
+
+
 def packets(legs: list[Leg], ticks: int, srtp: bool) -> np.ndarray:
     """Every packet of the run: [tick, leg, byte], each leg its own SSRC, 20 ms of
-    G.711 silence per packet; SRTP-protected with the leg's key when ``srtp``."""
+    G.711 silence per packet (a wideband caller: its tone); SRTP-protected with
+    the leg's key when ``srtp``."""
     width = 12 + PAYLOAD + (TAG if srtp else 0)
     rows = np.zeros((ticks, len(legs), width), np.uint8)
     silence = {0: b"\xff" * PAYLOAD, 8: b"\xd5" * PAYLOAD}
+    wide = {pt: wideband_payloads(pt) for pt in {leg.payload_type for leg in legs} - {0, 8}}
     sessions = [srtp_session(leg.our_key, True) for leg in legs] if srtp else []
     for tick in range(ticks):
         for index, leg in enumerate(legs):
-            header = bytes([0x80, leg.payload_type]) + (tick & 0xFFFF).to_bytes(2, "big")
-            header += (tick * PAYLOAD).to_bytes(4, "big") + (0x1000 + index).to_bytes(4, "big")
-            packet = header + silence[leg.payload_type]
+            pt = leg.payload_type
+            stamp = (tick * TICKS.get(pt, PAYLOAD)) & 0xFFFFFFFF
+            header = bytes([0x80, pt]) + (tick & 0xFFFF).to_bytes(2, "big")
+            header += stamp.to_bytes(4, "big") + (0x1000 + index).to_bytes(4, "big")
+            payload = silence[pt] if pt in silence else wide[pt][tick % len(wide[pt])]
+            packet = header + payload
             if srtp:
                 packet = sessions[index].protect(packet)
             rows[tick, index] = np.frombuffer(packet, np.uint8)
@@ -359,7 +405,8 @@ def run_step(
     uas = udp_socket()  # the trunk's UAS, bound before the config names its port
     server = start_server(
         folder / "server", routes={"bench": "bridge"}, scenarios=scenarios, log_level="warning",
-        rtp_range=(20000, 29999), codecs="[PCMU, PCMA]",
+        rtp_range=(20000, 29999),
+        codecs="[PCMU, PCMA, G722, opus]" if mode in WIDEBAND else "[PCMU, PCMA]",
         rtp_extra=f"  relay_workers: {workers}\n",
         extra_config=TRUNK.format(
             port=uas.getsockname()[1], srtp="required" if mode == "srtp" else "off"
@@ -397,9 +444,15 @@ def run_step(
 
 def check(mode: str, samples: list[bytes], legs: list[Leg]) -> str:
     """Proof that what came back is what the mode says: SRTP that decrypts with the
-    server's keys (silence inside), or plain G.711 silence of the right type."""
+    server's keys (silence inside), or plain RTP of the right types (a wideband
+    mode: the caller's codec one way, PCMU the other)."""
     if not samples:
         return "nothing came back"
+    if mode in WIDEBAND:
+        types = sorted({s[1] & 0x7F for s in samples})
+        pcmu = [s[12:] for s in samples if s[1] & 0x7F == 0]
+        heard = sum(float(np.abs(ulaw_decode(p).astype(np.float64)).mean()) > 500 for p in pcmu)
+        return f"payload types {types}, {heard}/{len(pcmu)} PCMU packets carry the tone"
     if mode != "srtp":
         types = sorted({s[1] & 0x7F for s in samples})
         return f"plain RTP, payload types {types}"

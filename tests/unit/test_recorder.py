@@ -500,3 +500,29 @@ def test_recordings_another_server_is_writing_are_left_alone(tmp_path: Path) -> 
     assert (report.path, report.action) == (tmp_path / "left.flac", "finished")
     assert not left.exists()
     assert live.read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac"])
+def test_a_wideband_recording_is_written_and_encoded_at_16khz(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"wide.{fmt}"
+    with Recorder(path, sample_rate=16000) as recorder:
+        for start in range(0, 16000, 320):
+            recorder.write(pattern(start, 320))
+    info = recorder.close()
+    assert (info.frames, info.duration_s) == (16000, 1.0)
+    data, rate = sf.read(str(path), dtype="int16")
+    assert rate == 16000 and np.array_equal(data, pattern(0, 16000))
+    with pytest.raises(ValueError, match="sample_rate must be 8000 or 16000"):
+        Recorder(tmp_path / "odd.wav", sample_rate=44100)
+
+
+def test_a_16khz_wav_repaired_reports_its_duration_at_its_rate(tmp_path: Path) -> None:
+    path = tmp_path / "wide.wav"
+    scratch = tmp_path / "scratch.wav"
+    with sf.SoundFile(scratch, "w", 16000, 1, "PCM_16", format="WAV") as file:
+        file.write(pattern(0, 8000))
+        shutil.copyfile(scratch, path)
+    scratch.unlink()
+    [report] = repair_recordings(tmp_path)
+    assert (report.action, report.frames, report.sample_rate) == ("fixed", 8000, 16000)
+    assert report.duration_s == pytest.approx(0.5)

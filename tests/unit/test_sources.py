@@ -15,7 +15,13 @@ import soundfile as sf
 
 from mediaserver.actions.callapi import SAMPLE_RATE
 from mediaserver.media import sources
-from mediaserver.media.sources import AudioError, PcmCache, decode_file, load_file
+from mediaserver.media.sources import (
+    AudioError,
+    PcmCache,
+    decode_file,
+    decode_file_rates,
+    load_file,
+)
 
 
 def sine(
@@ -200,15 +206,17 @@ class CountingDecoder:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, path: str | os.PathLike[str]) -> npt.NDArray[np.int16]:
+    def __call__(
+        self, path: str | os.PathLike[str], *, wide: bool
+    ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16] | None]:
         self.calls += 1
-        return decode_file(path)
+        return decode_file_rates(path, wide=wide)
 
 
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> CountingDecoder:
     counter = CountingDecoder()
-    monkeypatch.setattr(sources, "decode_file", counter)
+    monkeypatch.setattr(sources, "decode_file_rates", counter)
     monkeypatch.setattr(sources, "FILE_CACHE", PcmCache())
     return counter
 

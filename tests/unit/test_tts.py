@@ -304,7 +304,7 @@ async def test_missing_executable(cache_dir: Path, tmp_path: Path) -> None:
 async def test_failed_cache_write_leaves_no_entry(
     cache_dir: Path, espeak: Espeak, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def crash_midway(pcm: npt.NDArray[np.int16], out: object) -> None:
+    def crash_midway(pcm: npt.NDArray[np.int16], out: object, rate: int = 8000) -> None:
         out.write(b"RIFF\x00\x10\x00\x00WAVEfmt ")  # type: ignore[attr-defined]
         raise OSError(28, "No space left on device")
 

@@ -80,6 +80,19 @@ def test_formats(wav: Path) -> None:
     assert rate == 8000 and len(mp3) >= 7000
 
 
+def test_a_16khz_message_is_8khz_in_sln(tmp_path: Path) -> None:
+    """A wideband phone's message is recorded at 16 kHz; Asterisk's .sln is 8 kHz."""
+    wide = tmp_path / "wide.wav"
+    t = np.arange(16000) / 16000
+    sf.write(wide, np.round(np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16), 16000)
+    raw = np.frombuffer(encode(wide, "sln"), dtype="<i2")
+    assert len(raw) == 8000
+    spectrum = np.abs(np.fft.rfft(raw.astype(np.float64)))
+    assert np.fft.rfftfreq(len(raw), 1 / 8000)[int(np.argmax(spectrum))] == pytest.approx(
+        440, abs=2
+    )
+
+
 def test_the_email(wav: Path) -> None:
     mail = voicemail_email(message(wav), ["a@b.c", "d@e.f"], b"RIFF", "x.wav", "wav", zone(None))
     assert mail["To"] == "a@b.c, d@e.f" and mail["Subject"] == "Voicemail from +447890123456"

@@ -7,18 +7,31 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from mediaserver.media.codecs import CODECS, G722, OPUS, PCMU, Codec, canonical, coder_for
+from mediaserver.media.codecs import (
+    CODECS,
+    G722,
+    OPUS,
+    PCMU,
+    Codec,
+    canonical,
+    coder_for,
+    wide_decoder_for,
+)
 from mediaserver.media.conference import Conference, Member
 from mediaserver.media.dtmf import decode_event, tone_event_packets
 from mediaserver.media.dtmf_out import event_steps
 from mediaserver.media.pcm import FRAME_SAMPLES, Pcm
+from mediaserver.media.recorder import Recorder
+from mediaserver.media.recording import CallRecording, recording_rate
 from mediaserver.media.resample import Decimator, Interpolator
 from mediaserver.media.rtp import RtpPacket, build_rtp, parse_rtp
-from mediaserver.media.wideband import DecodedArrivals, linear_decode, opus_duration
+from mediaserver.media.wideband import DecodedArrivals, G722Coder, linear_decode, opus_duration
 from mediaserver.sip.offer_answer import accept_answer, make_offer, negotiate_answer
 from mediaserver.sip.sdp import SessionDescription
 from tests.unit.media_fakes import PEER, ManualClock, frames, make_leg, sine
@@ -107,7 +120,7 @@ def test_resamplers_keep_the_band_and_cut_what_the_lower_rate_cannot_carry() -> 
 
 def test_decoded_opus_arrivals_map_48khz_timestamps_across_the_wrap() -> None:
     encoder = coder_for(OPUS)
-    arrivals = DecodedArrivals(coder_for(OPUS))
+    arrivals = DecodedArrivals(wide_decoder_for(OPUS))
     ts = 0xFFFFFFFF - 960 * 2 + 1
     out = []
     for i, frame in enumerate(frames(sine(1000.0, 0.1))):
@@ -115,7 +128,7 @@ def test_decoded_opus_arrivals_map_48khz_timestamps_across_the_wrap() -> None:
         out.append(arrivals.convert(parse_rtp(wire)))
     steps = steps_of(out)
     assert steps == [160] * 4
-    assert all(len(linear_decode(p.payload)) == 160 for p in out)
+    assert all(len(linear_decode(p.payload)) == 320 for p in out)  # 20 ms at 16 kHz
 
 
 # -- negotiation -----------------------------------------------------------------------
@@ -389,3 +402,88 @@ async def test_random_payloads_never_raise_out_of_a_decoding_transcoding_leg(cod
         clock.ticks += 1
         assert len(leg.received_frame()) == FRAME_SAMPLES
     assert all(len(p.payload) == 160 for p in to_other.take())
+
+
+# -- recordings keep the band ------------------------------------------------------------
+
+
+def wide_sine(hz: float, seconds: float, peak: float = 8000.0) -> Pcm:
+    """A tone sampled at 16 kHz."""
+    t = np.arange(round(seconds * 16000)) / 16000
+    return np.round(np.sin(2 * np.pi * hz * t) * peak).astype(np.int16)
+
+
+def g722_packets(hz: float, seconds: float, ssrc: int) -> list[bytes]:
+    """G.722 RTP packets of a 16 kHz tone (20 ms each)."""
+    encoder = G722Coder()
+    audio = wide_sine(hz, seconds)
+    return [
+        build_rtp(9, i, 160 * i, ssrc, encoder.encode_wide(audio[start : start + 320]))
+        for i, start in enumerate(range(0, len(audio), 320))
+    ]
+
+
+def band_share(audio: Pcm, rate: int, low_hz: float) -> float:
+    """The share of the energy above ``low_hz``."""
+    spectrum = np.abs(np.fft.rfft(audio.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+    return float(spectrum[freqs > low_hz].sum() / max(spectrum.sum(), 1.0))
+
+
+async def test_a_listened_g722_leg_keeps_its_16khz_frame_beside_the_8khz_one() -> None:
+    clock = ManualClock()
+    leg, _, _ = make_leg(clock, G722)
+    assert leg.wideband and leg.received_wide_frame() is None  # not decoding yet
+    leg.listen("recording")
+    wide, narrow = [], []
+    for packet in g722_packets(6000, 0.6, 5):
+        leg.datagram_received(packet, PEER)
+        clock.ticks += 1
+        frame = leg.received_wide_frame()
+        assert frame is not None and len(frame) == 320
+        wide.append(frame.copy())
+        narrow.append(leg.received_frame().copy())
+    wide_audio, narrow_audio = np.concatenate(wide)[-3200:], np.concatenate(narrow)[-1600:]
+    assert dominant(wide_audio, 16000) == pytest.approx(6000, abs=10)
+    assert rms(wide_audio) > 4000
+    assert rms(narrow_audio) < rms(wide_audio) / 30  # 6 kHz cannot be in 8 kHz audio
+    pcmu, _, _ = make_leg(clock, PCMU)
+    pcmu.listen("recording")
+    assert not pcmu.wideband and pcmu.received_wide_frame() is None
+
+
+@pytest.mark.parametrize(("callee_codec", "rate"), [(G722, 16000), (PCMU, 8000)])
+async def test_a_bridge_is_recorded_at_16khz_only_when_both_legs_are_wideband(
+    tmp_path: Path, callee_codec: Codec, rate: int
+) -> None:
+    clock = ManualClock()
+    caller, _, _ = make_leg(clock, G722)
+    callee, _, _ = make_leg(clock, callee_codec)
+    caller.relay_to(callee)
+    callee.relay_to(caller)
+    assert recording_rate(caller) == rate
+    assert recording_rate(caller, other_side=False) == 16000  # a voicemail: the caller only
+    recorder = Recorder(tmp_path / "call.wav", channels="dual", sample_rate=rate)
+    recording = CallRecording(clock, caller, recorder)
+    if callee_codec is G722:
+        theirs = g722_packets(5000, 1.0, 6)
+    else:
+        theirs = [
+            build_rtp(0, i, 160 * i, 6, PCMU.encode(frame))
+            for i, frame in enumerate(frames(sine(1000.0, 1.0)))
+        ]
+    for ours, their in zip(g722_packets(6000, 1.0, 5), theirs, strict=True):
+        caller.datagram_received(ours, PEER)
+        callee.datagram_received(their, PEER)
+        clock.step()
+    await recording.stop()
+    data, written_rate = sf.read(tmp_path / "call.wav", dtype="int16", always_2d=True)
+    assert written_rate == rate and len(data) == 50 * 20 * rate // 1000
+    left, right = data[rate // 5 :, 0], data[rate // 5 :, 1]
+    if rate == 16000:
+        assert dominant(left, rate) == pytest.approx(6000, abs=10)
+        assert dominant(right, rate) == pytest.approx(5000, abs=10)
+        assert band_share(left, rate, 4000) > 0.9 and band_share(right, rate, 4000) > 0.9
+    else:
+        assert rms(left) < 300  # the caller's 6 kHz is out of an 8 kHz recording's band
+        assert dominant(right, rate) == pytest.approx(1000, abs=10)
