@@ -41,6 +41,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 from mediaserver.media.rtcp import (
     Goodbye,
     ReceiverReport,
@@ -249,6 +252,50 @@ class ReceiverStats:
             setattr(self, name, value)
         if restarted:
             self._received_prior = self._expected_prior = 0
+
+    def update_run(
+        self,
+        sequences: NDArray[np.uint16],
+        timestamps: NDArray[np.uint32],
+        arrivals: NDArray[np.float64],
+        ssrc: int | None,
+    ) -> None:
+        """:meth:`update` for packets of ``ssrc`` in the order they arrived (what a
+        relay worker kept of them since its last figures). The usual run, the
+        next packets of a validated source with no gap, is counted at once;
+        anything else goes packet by packet through :meth:`update`."""
+        count = len(sequences)
+        if count == 0:
+            return
+        following = (self._max_seq + 1 + np.arange(count)) & 0xFFFF
+        if not (
+            ssrc == self.ssrc
+            and self._started
+            and not self._probation
+            and np.array_equal(sequences, following)
+        ):
+            for sequence, timestamp, arrival in zip(
+                sequences.tolist(), timestamps.tolist(), arrivals.tolist(), strict=True
+            ):
+                self.update(sequence, timestamp, arrival, ssrc)
+            return
+        # The in-order branch of update, for the whole run (RFC 3550 A.1).
+        self.packets += count
+        self._received += count
+        self._cycles += _SEQ_MOD * int(np.count_nonzero(sequences == 0))
+        self._max_seq = int(sequences[-1])
+        self._seen = (self._seen << count | (1 << count) - 1) & _HISTORY_MASK
+        # RFC 3550 A.8 unrolled: J_m = a^m J_0 + sum over k of a^(m-k) |D_k| / 16,
+        # with a = 15/16 and D_k the transit difference of packet k (wrapped at 2**32).
+        transit = arrivals * self.clock_rate - timestamps.astype(np.float64)
+        previous = self._transit
+        self._transit = float(transit[-1])
+        if previous is not None:
+            transit = np.concatenate(([previous], transit))
+        d = np.abs((np.diff(transit) + 2**31) % 2**32 - 2**31)
+        if len(d):
+            decay = (15 / 16) ** np.arange(len(d) - 1, -1, -1)
+            self.jitter = (15 / 16) ** len(d) * self.jitter + float(decay @ d) / 16
 
     def on_sender_report(self, report: SenderReport, arrival: float) -> None:
         """Remember the source's latest SR for the LSR and DLSR of our next report."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from mediaserver.media.rtcp import (
     Goodbye,
@@ -696,3 +698,53 @@ def test_sending_carried_elsewhere() -> None:
     away.on_sent(320, 160, 100.02)
     sender.adopt_sending(away.sending())
     assert (sender.packets, sender.octets, sender.last_rtp_timestamp) == (2, 320, 320)
+
+
+def _run(
+    sequences: Sequence[int], start: float, jitter_ms: Sequence[float]
+) -> tuple[NDArray[np.uint16], NDArray[np.uint32], NDArray[np.float64]]:
+    """A run of packets: their sequence numbers, timestamps and arrivals (with delays)."""
+    seqs = np.array([s & 0xFFFF for s in sequences], np.uint16)
+    stamps = np.array([(s * FRAME) & 0xFFFFFFFF for s in sequences], np.uint32)
+    arrivals = np.array(
+        [start + s * PTIME + delay / 1000 for s, delay in zip(sequences, jitter_ms, strict=True)]
+    )
+    return seqs, stamps, arrivals
+
+
+@given(
+    first=st.integers(0, 0xFFFF),
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=4),
+    delays=st.lists(st.floats(0, 40), min_size=1200, max_size=1200),
+)
+def test_update_run_is_update_packet_by_packet(
+    first: int, lengths: list[int], delays: list[float]
+) -> None:
+    """Runs counted at once (a relay worker's figures) end exactly where packet by
+    packet ends (jitter to rounding): across the wrap, on probation, at any length."""
+    at_once, one_by_one = ReceiverStats(), ReceiverStats()
+    sequence = first
+    for length in lengths:
+        run = range(sequence, sequence + length)
+        seqs, stamps, arrivals = _run(run, 100.0, delays[: len(run)])
+        at_once.update_run(seqs, stamps, arrivals, 7)
+        for s, t, a in zip(seqs.tolist(), stamps.tolist(), arrivals.tolist(), strict=True):
+            one_by_one.update(s, t, a, 7)
+        sequence += length
+    mine, theirs = at_once.reception(), one_by_one.reception()
+    jitter = 6
+    assert mine[:jitter] + mine[jitter + 1 :] == theirs[:jitter] + theirs[jitter + 1 :]
+    assert mine[jitter] == pytest.approx(theirs[jitter], rel=1e-9, abs=1e-9)
+
+
+def test_update_run_with_a_gap_or_a_late_packet_goes_packet_by_packet() -> None:
+    at_once, one_by_one = ReceiverStats(), ReceiverStats()
+    for stats in (at_once, one_by_one):
+        feed(stats, range(10))
+    sequences = [10, 11, 14, 12, 15, 15]  # a loss, a late one, a duplicate
+    seqs, stamps, arrivals = _run(sequences, 100.0, [0.0] * len(sequences))
+    at_once.update_run(seqs, stamps, arrivals, None)
+    for s, t, a in zip(seqs.tolist(), stamps.tolist(), arrivals.tolist(), strict=True):
+        one_by_one.update(s, t, a, None)
+    assert at_once.reception() == one_by_one.reception()
+    assert at_once.duplicates == 1 and at_once.reordered == 1
