@@ -65,7 +65,9 @@ class _End(asyncio.DatagramProtocol):
         self.ssrc = state.ssrc
         self.sequence = state.sequence
         self.timestamp = state.timestamp
-        self.marker = state.marker
+        # The header's second byte (marker and payload type) of the next packet we send:
+        # the first after a hand-over may start a talkspurt (RFC 3551 4.1).
+        self.second = state.payload_type | (0x80 if state.marker else 0)
         self.table = state.table
         self.packets_in = state.packets_in
         self.bytes_in = state.bytes_in
@@ -73,11 +75,12 @@ class _End(asyncio.DatagramProtocol):
         self.transcoded = state.transcoded
         self.receiver = ReceiverStats(state.clock_rate)
         self.receiver.adopt_reception(state.reception)
-        # What arrived since the last figures, counted in one go by figures():
-        # sequence number and timestamp (header bytes 2-8), arrival time, size.
+        # What arrived since the last figures, counted in one go by count_arrivals():
+        # sequence number and timestamp (header bytes 2-8), arrival time, sizes.
         self.heads: list[bytes] = []
         self.arrivals: list[float] = []
         self.octets = 0
+        self.last = b""  # the last packet relayed
         self.sent_packets, self.sent_octets, self.last_timestamp, self.last_sent_at = state.sending
         self.stats_bytes_in = state.stats_bytes_in
         self.target: _End = self
@@ -97,41 +100,34 @@ class _End(asyncio.DatagramProtocol):
             and data[1] & 0x7F == self.payload_type
             and data[8:12] == self.remote_ssrc
         ):
-            now = time.time()
             self.heads.append(data[2:8])
-            self.arrivals.append(now)
+            self.arrivals.append(time.time())
             self.octets += len(data)
+            self.last = data
             payload = data[12:]
             table = self.table
             if table is not None:
                 payload = payload.translate(table)
-            self.target.send(payload, now)
+            # Out of the target leg with its own header (RtpLeg._relay_send); what it
+            # sent is counted from what we received, in count_arrivals.
+            target = self.target
+            transport = target.transport
+            if transport is not None:
+                sequence, timestamp = target.sequence, target.timestamp
+                header = _RTP_HEADER.pack(0x80, target.second, sequence, timestamp, target.ssrc)
+                transport.sendto(header + payload, target.remote)
+                target.second = target.payload_type
+                target.sequence = (sequence + 1) & 0xFFFF
+                target.timestamp = (timestamp + len(payload)) & 0xFFFFFFFF
             return
         self.group.bounce(self.index, data, addr)
-
-    def send(self, payload: bytes, now: float) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        sequence, timestamp = self.sequence, self.timestamp
-        second = self.payload_type | 0x80 if self.marker else self.payload_type
-        transport.sendto(
-            _RTP_HEADER.pack(0x80, second, sequence, timestamp, self.ssrc) + payload, self.remote
-        )
-        self.marker = False
-        self.sequence = (sequence + 1) & 0xFFFF
-        self.timestamp = (timestamp + len(payload)) & 0xFFFFFFFF
-        self.packets_out += 1
-        self.sent_packets += 1
-        self.sent_octets += len(payload)
-        self.last_timestamp = timestamp
-        self.last_sent_at = now
 
     def error_received(self, exc: Exception) -> None:
         pass  # an ICMP error about a peer gone: the main process sees the call end
 
     def count_arrivals(self) -> None:
-        """Count what arrived since the last time: RFC 3550 figures, counters."""
+        """Count what arrived since the last time: our reception (RFC 3550 figures
+        and counters) and the target's sending, a packet out for each one in."""
         count = len(self.heads)
         if not count:
             return
@@ -147,12 +143,19 @@ class _End(asyncio.DatagramProtocol):
         self.stats_bytes_in += size
         if self.table is not None:
             self.transcoded += count
+        target = self.target
+        target.packets_out += count
+        target.sent_packets += count
+        target.sent_octets += size
+        target.last_timestamp = (target.timestamp - (len(self.last) - 12)) & 0xFFFFFFFF
+        target.last_sent_at = float(arrivals[-1])
 
     def figures(self) -> RelayEnd:
-        """The state as it is now, for the main process."""
-        self.count_arrivals()
+        """The state as it is now, for the main process (after every end of the
+        group counted its arrivals: they are our sending too)."""
         state = self.state
-        state.sequence, state.timestamp, state.marker = self.sequence, self.timestamp, self.marker
+        state.sequence, state.timestamp = self.sequence, self.timestamp
+        state.marker = bool(self.second & 0x80)
         state.packets_in, state.bytes_in = self.packets_in, self.bytes_in
         state.packets_out, state.transcoded = self.packets_out, self.transcoded
         state.reception = self.receiver.reception()
@@ -171,6 +174,11 @@ class _Group:
         for end, state in zip(self.ends, states, strict=True):
             end.target = self.ends[state.target]
         self.bounced: list[Bounced] | None = None  # set while leaving: what came meanwhile
+
+    def figures(self) -> list[RelayEnd]:
+        for end in self.ends:
+            end.count_arrivals()
+        return [end.figures() for end in self.ends]
 
     async def open(self, sockets: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
@@ -192,7 +200,7 @@ class _Group:
             if end.transport is not None:
                 end.transport.close()
                 end.transport = None
-        return [end.figures() for end in self.ends]
+        return self.figures()
 
 
 class RelayWorker:
@@ -259,7 +267,7 @@ class RelayWorker:
     async def _sync(self) -> None:
         while True:
             await asyncio.sleep(SYNC_INTERVAL)
-            groups = [(gid, [end.figures() for end in g.ends]) for gid, g in self.groups.items()]
+            groups = [(gid, group.figures()) for gid, group in self.groups.items()]
             for start in range(0, len(groups), SYNC_CHUNK):
                 self._send(("synced", groups[start : start + SYNC_CHUNK]))
 
