@@ -1062,6 +1062,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self._socket.close()
         self.transport = self._socket = None
         self.away = away
+        self.clock.remove(self)  # nothing to send on the clock while relayed elsewhere
         return end, kept
 
     def take_figures(self, end: RelayEnd) -> None:
@@ -1078,6 +1079,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.take_figures(end)
         self._seq, self._ts, self._marker = end.sequence, end.timestamp, end.marker
         self.away = None
+        if self.sending:
+            self.clock.add(self)
 
     async def home(self) -> None:
         """Wait until a worker carrying us has given us back (final figures)."""
