@@ -253,6 +253,9 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.relay_pool: RelayPool | None = None
         self.away: Away | None = None
         self.closed = False
+        # Relayed to us while our socket comes back from a worker (the other leg's
+        # may be back first): sent once it is.
+        self._arriving: list[bytes] | None = None
 
     async def open_rtcp(self, host: str, port: int) -> bool:
         """Bind the RTCP socket (RTP port + 1); False when it is taken."""
@@ -263,6 +266,9 @@ class RtpLeg(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check.
         self.transport = self._socket = cast(asyncio.DatagramTransport, transport)
+        arriving, self._arriving = self._arriving, None
+        for payload in arriving or ():
+            self._relay_send(payload, time.time())
 
     def secure(self, channel: SrtpChannel | None) -> None:
         """Send and receive SRTP with ``channel``'s keys from now on (None: plain
@@ -394,6 +400,8 @@ class RtpLeg(asyncio.DatagramProtocol):
         (see :meth:`_refresh_fast_path`)."""
         transport, remote = self.transport, self.remote
         if transport is None or remote is None:
+            if self._arriving is not None:  # coming home: our socket is a moment away
+                self._arriving.append(payload)
             return
         sequence, timestamp = self._seq, self._ts
         second = self.payload_type | 0x80 if self._marker else self.payload_type
@@ -1079,6 +1087,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.take_figures(end)
         self._seq, self._ts, self._marker = end.sequence, end.timestamp, end.marker
         self.away = None
+        self._arriving = None if self.closed else []
         if self.sending:
             self.clock.add(self)
 

@@ -85,9 +85,15 @@ class _End(asyncio.DatagramProtocol):
         self.stats_bytes_in = state.stats_bytes_in
         self.target: _End = self
         self.transport: asyncio.DatagramTransport | None = None
+        # Relayed to us before our socket is open (the group's ends open one by
+        # one): sent once it is. None once open, and after we closed.
+        self.waiting: list[bytes] | None = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        waiting, self.waiting = self.waiting, None
+        for payload in waiting or ():
+            self.emit(payload)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         # The main process's fast path, same checks (RFC 3550 5.1: 0x80 is version 2
@@ -108,19 +114,24 @@ class _End(asyncio.DatagramProtocol):
             table = self.table
             if table is not None:
                 payload = payload.translate(table)
-            # Out of the target leg with its own header (RtpLeg._relay_send); what it
-            # sent is counted from what we received, in count_arrivals.
-            target = self.target
-            transport = target.transport
-            if transport is not None:
-                sequence, timestamp = target.sequence, target.timestamp
-                header = _RTP_HEADER.pack(0x80, target.second, sequence, timestamp, target.ssrc)
-                transport.sendto(header + payload, target.remote)
-                target.second = target.payload_type
-                target.sequence = (sequence + 1) & 0xFFFF
-                target.timestamp = (timestamp + len(payload)) & 0xFFFFFFFF
+            self.target.emit(payload)
             return
         self.group.bounce(self.index, data, addr)
+
+    def emit(self, payload: bytes) -> None:
+        """Send a relayed payload with our header (RtpLeg._relay_send); what we send
+        is counted from what the source end received, in count_arrivals."""
+        transport = self.transport
+        if transport is None:
+            if self.waiting is not None:
+                self.waiting.append(payload)
+            return
+        sequence, timestamp = self.sequence, self.timestamp
+        header = _RTP_HEADER.pack(0x80, self.second, sequence, timestamp, self.ssrc)
+        transport.sendto(header + payload, self.remote)
+        self.second = self.payload_type
+        self.sequence = (sequence + 1) & 0xFFFF
+        self.timestamp = (timestamp + len(payload)) & 0xFFFFFFFF
 
     def error_received(self, exc: Exception) -> None:
         pass  # an ICMP error about a peer gone: the main process sees the call end
@@ -197,6 +208,7 @@ class _Group:
         """Stop reading and sending (the main process has its own copies of the
         sockets); the final figures."""
         for end in self.ends:
+            end.waiting = None
             if end.transport is not None:
                 end.transport.close()
                 end.transport = None

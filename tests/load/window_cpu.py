@@ -2,9 +2,9 @@
 
     .venv/bin/python -m tests.load.window_cpu python3 ../shared/bench/e2e_bridge.py . 500 10
 
-Runs the command given (the shared yardstick, unchanged) and watches /proc:
-while a process named ``mblast`` (the generator) lives, it reads the CPU time
-of the ``mediaserver run`` process and of its relay workers
+Runs the command given (the shared yardstick, unchanged) and watches the
+processes it starts: while one named ``mblast`` (the generator) lives, it
+reads the CPU time of the ``mediaserver run`` process and of its relay workers
 (``mediaserver.media.relay_worker``). The yardstick's own "server cpu" counts
 the main process only, since it reads one pid; with ``rtp.relay_workers`` the
 relaying happens in the workers, so this prints, after the command's output,
@@ -24,17 +24,29 @@ from tests.load.call_rate import CLOCK_TICKS
 POLL = 0.02  # seconds between looks at /proc
 
 
-def processes() -> dict[int, tuple[str, float]]:
-    """Every process: its command line and CPU seconds (utime + stime)."""
-    found = {}
+def processes(root: int) -> dict[int, tuple[str, float]]:
+    """Every process descending from ``root``: its command line and CPU seconds
+    (utime + stime)."""
+    table: dict[int, tuple[int, str, float]] = {}
     for folder in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (folder / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             fields = (folder / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # gone meanwhile
-        found[int(folder.name)] = (cmdline, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-    return found
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        table[int(folder.name)] = (int(fields[1]), cmdline, cpu)
+
+    def descends(pid: int) -> bool:
+        for _ in range(16):
+            if pid == root:
+                return True
+            if pid not in table:
+                return False
+            pid = table[pid][0]
+        return False
+
+    return {pid: (cmd, cpu) for pid, (_, cmd, cpu) in table.items() if descends(pid)}
 
 
 def server_cpu(table: dict[int, tuple[str, float]]) -> tuple[dict[int, float], dict[int, float]]:
@@ -53,7 +65,7 @@ def main() -> None:
     began = ended = 0.0
     last: tuple[dict[int, float], dict[int, float]] = ({}, {})
     while child.poll() is None:
-        table = processes()
+        table = processes(child.pid)
         blasting = any("mblast" in cmd.split(" ", 1)[0] for cmd, _ in table.values())
         if blasting and before is None:
             before, began = server_cpu(table), time.monotonic()
