@@ -185,6 +185,9 @@ class _Group:
         for end, state in zip(self.ends, states, strict=True):
             end.target = self.ends[state.target]
         self.bounced: list[Bounced] | None = None  # set while leaving: what came meanwhile
+        self.opening: asyncio.Task[None] | None = None  # its sockets being opened
+        self.release_asked = False  # the main process asked for it back while opening
+        self.closed = False
 
     def figures(self) -> list[RelayEnd]:
         for end in self.ends:
@@ -192,9 +195,23 @@ class _Group:
         return [end.figures() for end in self.ends]
 
     async def open(self, sockets: list[socket.socket]) -> None:
+        """Read the ends' sockets; given back at once if one cannot be (the main
+        process carries the group on), and a release asked for meanwhile waits."""
         loop = asyncio.get_running_loop()
-        for end, sock in zip(self.ends, sockets, strict=True):
-            await loop.create_datagram_endpoint(lambda end=end: end, sock=sock)  # type: ignore[misc]
+        try:
+            for end, sock in zip(self.ends, sockets, strict=True):
+                if self.closed:
+                    sock.close()
+                    continue
+                await loop.create_datagram_endpoint(lambda end=end: end, sock=sock)  # type: ignore[misc]
+                if self.closed and end.transport is not None:
+                    end.transport.close()  # released while this one opened
+                    end.transport = None
+        except OSError:
+            self.worker.release(self.id)
+        self.opening = None
+        if self.release_asked:
+            self.worker.release(self.id)
 
     def bounce(self, index: int, data: bytes, addr: tuple[str, int]) -> None:
         """A packet that is not a plain relay: the group goes home with it (and with
@@ -207,6 +224,7 @@ class _Group:
     def close(self) -> list[RelayEnd]:
         """Stop reading and sending (the main process has its own copies of the
         sockets); the final figures."""
+        self.closed = True
         for end in self.ends:
             end.waiting = None
             if end.transport is not None:
@@ -220,18 +238,15 @@ class RelayWorker:
         self.control = control
         self.groups: dict[int, _Group] = {}
         self.done = asyncio.get_running_loop().create_future()
-        self._inbox: asyncio.Queue[tuple[Any, list[int]]] = asyncio.Queue()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.control.fileno(), self._readable)
         sync = loop.create_task(self._sync())
-        handle = loop.create_task(self._handle())
         try:
             await self.done
         finally:
             sync.cancel()
-            handle.cancel()
             for group in self.groups.values():
                 group.close()
 
@@ -249,23 +264,22 @@ class RelayWorker:
                 if not self.done.done():
                     self.done.set_result(None)
                 return
-            self._inbox.put_nowait((pickle.loads(data), fds))
+            self._handle(pickle.loads(data), fds)
 
-    async def _handle(self) -> None:
-        """Messages one at a time, in order: an adopt finishes before a release of
-        the same group is looked at."""
-        while True:
-            message, fds = await self._inbox.get()
-            kind, group_id = message[0], message[1]
-            if kind == "adopt":
-                group = _Group(self, group_id, message[2])
-                sockets = [socket.socket(fileno=fd) for fd in fds]
-                self.groups[group_id] = group
-                try:
-                    await group.open(sockets)
-                except OSError:
-                    self.release(group_id)  # the main process carries it on
-            elif kind == "release":
+    def _handle(self, message: Any, fds: list[int]) -> None:
+        """Groups are opened side by side (many arrive at once when a sweep finds
+        them); a release of one still opening waits for its sockets."""
+        kind, group_id = message[0], message[1]
+        if kind == "adopt":
+            adopted = _Group(self, group_id, message[2])
+            sockets = [socket.socket(fileno=fd) for fd in fds]
+            self.groups[group_id] = adopted
+            adopted.opening = asyncio.get_running_loop().create_task(adopted.open(sockets))
+        elif kind == "release":
+            group = self.groups.get(group_id)
+            if group is not None and group.opening is not None:
+                group.release_asked = True
+            else:
                 self.release(group_id)
 
     def release(self, group_id: int) -> None:

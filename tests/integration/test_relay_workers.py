@@ -233,7 +233,7 @@ class Bridged:
         up to a second since its last figures, which the main process skips)."""
         for stream, other in ((self.caller, CALLEE_TONE), (self.callee, CALLER_TONE)):
             heard = stream.audio()
-            assert len(heard) > RATE * 3
+            assert len(heard) > RATE * 2
             assert abs(audio.dominant_frequency(heard, RATE) - other) < 20
             leaps = [step for step in stream.sequence_steps() if step != 1]
             assert len(leaps) <= jumps and all(1 < step < 3000 for step in leaps), leaps
