@@ -354,8 +354,11 @@ class ServerCollector(Collector):
                       [], [((), relays.carried_legs)])  # fmt: skip
         yield _family(
             c, "mediaserver_relay_worker_handoffs",
-            "Bridges handed to a relay worker (handoff) and given back (return) since start.",
-            ["event"], [(("handoff",), relays.handoffs), (("return",), relays.returns)],
+            "Bridges handed to a relay worker (handoff), given back (return), and refused "
+            "by a worker's full queue (refused, retried later) since start.",
+            ["event"],
+            [(("handoff",), relays.handoffs), (("return",), relays.returns),
+             (("refused",), relays.refused)],
         )  # fmt: skip
         yield _family(c, "mediaserver_relay_worker_restarts",
                       "Relay workers that died (their calls came back to the main process).",

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import pickle
 import socket
 import sys
@@ -57,6 +58,7 @@ log = get_logger("media")
 
 SWEEP_INTERVAL = 0.25  # seconds between looks for bridges to hand over
 SETTLE_PACKETS = 10  # packets a leg relays at home (a sweep apart) before it goes
+MAX_PER_SWEEP = 250  # groups handed over per sweep: what a worker's queue takes at once
 MAX_MESSAGE = 1 << 20
 SOCKET_BUFFER = 4 << 20
 # After a worker died: what it may have sent since its last figures (RFC 3550 A.1's
@@ -254,6 +256,7 @@ class RelayWorkers:
         self.restarts = 0  # workers that died
         self.handoffs = 0  # groups handed to a worker
         self.returns = 0  # groups given back
+        self.refused = 0  # hand-overs a worker's full queue refused (retried later)
         self.home_at: weakref.WeakKeyDictionary[RtpLeg, float] = weakref.WeakKeyDictionary()
         self._workers: dict[int, _Worker] = {}
         self._candidates: weakref.WeakSet[RtpLeg] = weakref.WeakSet()
@@ -281,7 +284,10 @@ class RelayWorkers:
             return
         self._candidates.add(leg)
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+            # The pool's tasks are nobody's call: a fresh context, no call_id in their logs.
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep_forever(), context=contextvars.Context()
+            )
             self._worker()  # the first bridge gets the workers started
 
     # -- hand-over ---------------------------------------------------------------------
@@ -293,6 +299,7 @@ class RelayWorkers:
 
     def sweep(self) -> None:
         now = asyncio.get_running_loop().time()
+        budget = MAX_PER_SWEEP
         for leg in list(self._candidates):
             target = leg.relay_target
             if leg.closed or target is None or leg.away is not None:
@@ -302,10 +309,15 @@ class RelayWorkers:
             if target.relay_target is not leg:
                 continue  # one-way for now (the other side still decodes or plays)
             settled = [self._settled(member, now) for member in group]
-            ready = all(settled) and all(member.relays_only() for member in group)
-            if ready and self._hand_over(group):
-                for member in group:
-                    self._candidates.discard(member)
+            if not (all(settled) and all(member.relays_only() for member in group)):
+                continue
+            if not self._hand_over(group):
+                return  # no worker can take more now: the next sweep goes on
+            for member in group:
+                self._candidates.discard(member)
+            budget -= 1
+            if not budget:
+                return
 
     def _settled(self, leg: RtpLeg, now: float) -> bool:
         """Relayed ``SETTLE_PACKETS`` since the previous sweep, and a sweep after
@@ -318,7 +330,8 @@ class RelayWorkers:
         return mark is not None and leg.packets_in - mark >= SETTLE_PACKETS
 
     def _hand_over(self, legs: list[RtpLeg]) -> bool:
-        """Give a worker the group; False when none runs yet (one is starting)."""
+        """Give a worker the group; False when none can take it now (one is
+        starting, or the least loaded one has a full queue)."""
         worker = self._worker()
         if worker is None:
             return False
@@ -332,11 +345,12 @@ class RelayWorkers:
             carried.ends.append(end)
             carried.kept.append(kept)
         fds = [kept.fileno() for kept in carried.kept]
-        if worker.send(("adopt", group_id, carried.ends), fds):
-            worker.groups[group_id] = carried
-            self.handoffs += 1
-        else:
-            carried.came_back(carried.ends, [])  # not taken: home at once
+        if not worker.send(("adopt", group_id, carried.ends), fds):
+            self.refused += 1  # its queue is full: home at once, another sweep retries
+            carried.came_back(carried.ends, [])
+            return False
+        worker.groups[group_id] = carried
+        self.handoffs += 1
         return True
 
     def _worker(self) -> _Worker | None:
@@ -346,7 +360,9 @@ class RelayWorkers:
         if len(self._workers) < self.count:
             slot = next(i for i in range(self.count) if i not in self._workers)
             worker = self._workers[slot] = _Worker(self, slot)
-            task = asyncio.get_running_loop().create_task(self._start(worker))
+            task = asyncio.get_running_loop().create_task(
+                self._start(worker), context=contextvars.Context()
+            )
             self._starting.add(task)
             task.add_done_callback(self._starting.discard)
         return min(running, key=lambda w: len(w.groups), default=None)
