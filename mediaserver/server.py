@@ -81,6 +81,7 @@ from mediaserver.sms.service import SmsService
 from mediaserver.store import Store, StoreError
 from mediaserver.tasks import Tasks
 from mediaserver.webhooks.delivery import WebhookDispatcher
+from mediaserver.webhooks.outbox import DeliveryClaims
 from mediaserver.webhooks.targets import WebhookTargets
 from mediaserver.webrtc.gateway import WebRtcGateway
 
@@ -142,6 +143,7 @@ class Server:
         self.webhooks = WebhookDispatcher(
             self.webhook_targets.subscriptions, on_delivery=self.webhook_targets.record_delivery
         )
+        self.delivery_claims: DeliveryClaims | None = None  # once the store is open
         self.journal = CallJournal(None, self.webhooks)
         # API work done in the background (exports, bulk changes), v2.task.updated on each step.
         self.tasks = Tasks(self.webhooks.publish)
@@ -339,7 +341,11 @@ class Server:
         )
         self.journal.store = store
         self.journal.start()
+        # Posts kept in the database, claimed by this node; a dead node's taken over.
+        self.delivery_claims = DeliveryClaims(store, self.webhooks, config.node.lease)
+        self.webhooks.outbox = self.delivery_claims
         self.webhooks.start()
+        self.delivery_claims.start()
         self._prepare_tls()
         await self.audio_files.resume()
         await self.sms.start()
@@ -393,6 +399,8 @@ class Server:
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
+        if self.delivery_claims is not None:
+            await self.delivery_claims.stop()
         for follower in self._followers:
             await follower.stop()
         if self.store is not None:

@@ -13,7 +13,8 @@ the routing table (:meth:`Numbers.all`) and synchronises the scenario files
 - :mod:`~mediaserver.store.migrations`: the versioned schema;
 - :mod:`~mediaserver.store.scenarios`, :mod:`~mediaserver.store.runs`,
   :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
-  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`,
+  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.outbox`,
+  :mod:`~mediaserver.store.call_control`,
   :mod:`~mediaserver.store.audio_files`:
   :mod:`~mediaserver.store.sms`:
   the repositories;
@@ -46,6 +47,7 @@ from mediaserver.store.cdrs import (
 )
 from mediaserver.store.db import Database, Durability, Page, new_id, utc_now
 from mediaserver.store.errors import Conflict, SchemaTooNew, StoreError, UnknownReference
+from mediaserver.store.outbox import OutboxPost, OutboxRow, WebhookOutbox
 from mediaserver.store.recordings import NewRecording, Recording, RecordingFilter, Recordings
 from mediaserver.store.recovery import Recovery, mark_interrupted_calls
 from mediaserver.store.runs import RunRecord, Runs
@@ -87,6 +89,8 @@ __all__ = [
     "NewSms",
     "NumberAttachment",
     "Numbers",
+    "OutboxPost",
+    "OutboxRow",
     "Page",
     "Recording",
     "RecordingFilter",
@@ -104,6 +108,7 @@ __all__ = [
     "StoreError",
     "UnknownReference",
     "Webhook",
+    "WebhookOutbox",
     "Webhooks",
     "new_id",
 ]
@@ -121,6 +126,7 @@ class Store:
         self.recordings = Recordings(db)
         self.webhooks = Webhooks(db)
         self.deliveries = Deliveries(db)
+        self.outbox = WebhookOutbox(db)  # webhook posts on their way, claimed by a node
         self.applications = Applications(db)
         self.call_events = CallEvents(db)
         self.audio_files = AudioFilesIndex(db)
