@@ -477,7 +477,12 @@ class WebhookDispatcher:
         """All the attempts for one post, until delivered or given up."""
         if not await self._stored(post):
             self.metrics.elsewhere += 1
-            log.debug("webhook event posted by another node", event_id=post.event_id)
+            log.info(
+                "webhook event posted by another node",
+                event_type=post.event_type,
+                event_id=post.event_id,
+                url=post.url,
+            )
             return
         if post.due is not None:
             await asyncio.sleep(max(0.0, (post.due - datetime.now(UTC)).total_seconds()))
