@@ -70,6 +70,7 @@ from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
+from mediaserver.shared_bindings import SharedBindings
 from mediaserver.shared_state import Rereader, follow
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
@@ -239,6 +240,10 @@ class Server:
             recording_line=self.recording_line,
         )  # fmt: skip
         self.runs.connect(self.switch, self.dialer, self.actions)
+        # Users registered on another node sharing the database are dialed from here too.
+        self.bindings = SharedBindings(lambda: self.store)
+        self.ua.on_bindings = self.bindings.changed
+        self.dialer.bindings_elsewhere = self.bindings.elsewhere
         # Call Control (SPEC section 5): calls driven by REST commands, events posted.
         self.call_control = CallControl(
             self._post_call_control,
@@ -334,6 +339,7 @@ class Server:
             raise StartError(f"storage.database: {exc}") from exc
         await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
+        await self.bindings.start()
         await self.call_control_apps.load()
         await self.webhook_targets.refresh()
         self._followers = await follow(
@@ -401,6 +407,7 @@ class Server:
         await self.webhooks.stop(drain_timeout=5.0)
         if self.delivery_claims is not None:
             await self.delivery_claims.stop()
+        await self.bindings.stop()
         for follower in self._followers:
             await follower.stop()
         if self.store is not None:

@@ -14,6 +14,7 @@ the routing table (:meth:`Numbers.all`) and synchronises the scenario files
 - :mod:`~mediaserver.store.scenarios`, :mod:`~mediaserver.store.runs`,
   :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
   :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.outbox`,
+  :mod:`~mediaserver.store.bindings`,
   :mod:`~mediaserver.store.call_control`,
   :mod:`~mediaserver.store.audio_files`:
   :mod:`~mediaserver.store.sms`:
@@ -28,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mediaserver.store.audio_files import AudioFile, AudioFileFilter, AudioFilesIndex
+from mediaserver.store.bindings import RegistrarBindings, StoredBinding
 from mediaserver.store.call_control import (
     Applications,
     ApplicationSettings,
@@ -96,6 +98,7 @@ __all__ = [
     "RecordingFilter",
     "Recordings",
     "Recovery",
+    "RegistrarBindings",
     "RunRecord",
     "Runs",
     "Scenario",
@@ -106,6 +109,7 @@ __all__ = [
     "SmsRecord",
     "Store",
     "StoreError",
+    "StoredBinding",
     "UnknownReference",
     "Webhook",
     "WebhookOutbox",
@@ -127,6 +131,7 @@ class Store:
         self.webhooks = Webhooks(db)
         self.deliveries = Deliveries(db)
         self.outbox = WebhookOutbox(db)  # webhook posts on their way, claimed by a node
+        self.bindings = RegistrarBindings(db)  # every node's registered contacts
         self.applications = Applications(db)
         self.call_events = CallEvents(db)
         self.audio_files = AudioFilesIndex(db)

@@ -105,6 +105,7 @@ ROUTES = {
     "echo": "echo",
     "conf-7": "conf",
     "alice": "ring-alice",
+    "call-alice": "ring-alice",  # any node's scenario dialing alice (not routed by her name)
     "queue-sales": "queue-sales",
     "agent-sales": "agent-sales",
 }
@@ -442,6 +443,52 @@ def test_a_user_registered_through_kamailio_is_rung_from_its_node(
         if r.get("called") == "alice" and r.get("direction") == "inbound"
     ]
     assert len(rang) == 2 and len(set(rang)) == 1, rang
+
+
+def test_a_user_registered_on_one_node_is_dialed_from_the_other(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice_tone, bob_tone = 500.0, 900.0
+    alice_wav = audio.make_tone_wav(tmp_path / "alice.wav", alice_tone, 20.0, amplitude=0.3)
+    bob_wav = audio.make_tone_wav(tmp_path / "bob.wav", bob_tone, 20.0, amplitude=0.3)
+    with Baresip(
+        user="alice", registrar=cluster.proxy.address, password="wonderland",
+        auto_answer=True, input_wav=alice_wav, max_call_s=30, workdir=tmp_path / "alice",
+    ) as alice:  # fmt: skip
+        alice.wait_registered(timeout=10)
+        # Kamailio sent her REGISTER to one node (a hash of her name)...
+        (holder,) = [
+            n
+            for n in cluster.nodes
+            if any(r.get("user") == "alice" for r in n.live.log_records("register"))
+        ]
+        (other,) = [n for n in cluster.nodes if n is not holder]
+        # ...and a call on the other node whose scenario dials her reaches her: through
+        # the shared bindings, sent where her REGISTER came from (Kamailio).
+        with Baresip(
+            user="bob", input_wav=bob_wav, max_call_s=30, workdir=tmp_path / "bob"
+        ) as bob:  # fmt: skip
+            bob.dial(f"sip:call-alice@127.0.0.1:{other.sip_port}")
+            alice.wait_established(timeout=10)
+            bob.wait_established(timeout=10)
+            time.sleep(2.0)  # audio both ways
+            bob.hangup()
+            bob.wait_closed(timeout=10)
+            alice.wait_closed(timeout=10)
+            bob_heard, rate = bob.recorded_audio()
+        alice_heard, _ = alice.recorded_audio()
+    assert [r["to"] for r in other.records(to="call-alice")] == ["call-alice"]
+    assert not holder.live.log_records("call started") or all(
+        r.get("called") != "call-alice" for r in holder.live.log_records("call started")
+    )
+    for name, heard, want, own in (
+        ("bob", bob_heard, alice_tone, bob_tone),
+        ("alice", alice_heard, bob_tone, alice_tone),
+    ):
+        tail = heard[-rate:]
+        got = audio.goertzel_power(tail, rate, want)
+        assert got > 1e-3, f"{name} did not hear the other side: {got}"
+        assert audio.goertzel_power(tail, rate, own) < got, f"{name} heard itself"
 
 
 def test_a_killed_node_is_routed_around_and_recovers(cluster: Cluster, tmp_path: Path) -> None:
