@@ -128,6 +128,7 @@ async def test_a_dead_nodes_post_in_retry_is_delivered_by_another_after_the_leas
     posted = receiver.requests[-1].json()
     assert posted["try"] == 1  # Callr's "try": the attempts before this one
     assert event_ids(receiver.requests) == [posted["id"]] * 2  # one event, once delivered
+    await wait_until(lambda: len(harness.records) == 2)  # the answer is back at beta
     assert [r.outcome for r in harness.records] == ["retrying", "delivered"]
     await wait_until(lambda: not beta.claims._held)
     assert await beta.store.outbox.pending() == []
