@@ -632,6 +632,13 @@ def test_a_webhook_gets_each_event_once_and_a_dead_nodes_retries_from_the_surviv
         retried = of_type("v2.number.assigned", e164=mobile)
         first = web.wait_for(retried)
         event_id = first.json()["id"]
+
+        def retrying() -> bool:  # node-b has the 500 back and logged it
+            with survivor.api() as api:
+                log = api.get("/api/webhooks/logs", params={"id": event_id}).json()
+            return any(h["outcome"] == "retrying" for h in log["hits"])
+
+        wait_for(retrying, what="node-b's attempt logged as retrying")
         # ...when node-b dies: the post's row is claimed by it, its lease running.
         victim.live.process.kill()
         victim.live.process.wait()
