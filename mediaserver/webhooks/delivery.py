@@ -38,7 +38,8 @@ other event is in the Call Control envelope and, when the dispatcher has a
 When more than ``max_queue`` posts wait, the oldest waiting post of the most
 backed-up URL is dropped (logged, counted), so a dead receiver cannot starve
 the others. :meth:`WebhookDispatcher.stop` keeps delivering for up to its drain
-timeout, then drops what is left and logs it. The counters in
+timeout, then drops what is left (with an outbox: hands it back, counted as
+dropped here) and logs it. The counters in
 :class:`WebhookMetrics` keep ``published == delivered + failed + dropped +
 elsewhere + pending``.
 
@@ -252,8 +253,8 @@ class WebhookDispatcher:
         self._state: Literal["new", "running", "stopping", "stopped"] = "new"
         self.metrics = WebhookMetrics()
         self.outbox: PostOutbox | None = None
-        self._chores: set[asyncio.Task[None]] = set()  # outbox writes in flight
         """Set before :meth:`start` to keep every post in the database (module doc)."""
+        self._chores: set[asyncio.Task[None]] = set()  # outbox writes in flight
 
     @property
     def pending(self) -> int:
@@ -585,7 +586,6 @@ class WebhookDispatcher:
 
     def _background(self, work: Awaitable[None], what: str) -> None:
         """Outbox bookkeeping that the caller (synchronous) cannot await."""
-
         task = asyncio.get_running_loop().create_task(self._keep(work, what))
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
