@@ -169,3 +169,19 @@ async def test_a_clean_stop_hands_posts_back_for_another_node(
     await alpha.claims.stop()
     [row] = await alpha.store.outbox.pending()
     assert row.claimed_by == "" and row.attempts == 1
+
+
+async def test_a_post_sent_on_to_its_failover_url_stays_one_row(
+    harness: Harness, opened: Callable[[str], Any]
+) -> None:
+    refusing = await harness.receiver(lambda _: (400, {}))  # final: straight to the failover
+    failover = await harness.receiver()
+    alpha = Node(await opened("alpha"), harness.dispatcher())
+    event_id = alpha.dispatcher.publish_to(
+        refusing.url, "call.hangup", {"call_control_id": "v3:x"}, failover_url=failover.url
+    )
+    await asyncio.wait_for(alpha.dispatcher.wait_idle(), 5)
+    assert [r.json()["data"]["id"] for r in failover.requests] == [event_id]  # Call Control's
+    assert await alpha.store.outbox.pending() == []
+    rows = await alpha.store.db.fetch_all("SELECT id, url, failover, state FROM webhook_outbox")
+    assert [(r["url"], r["failover"], r["state"]) for r in rows] == [(failover.url, 1, "delivered")]
