@@ -211,6 +211,9 @@ class NodeConfig:
     database (SPEC section 10); the host name by default."""
 
     name: str = field(default_factory=host_name)
+    lease: float = 30.0
+    """Seconds this node's claim on shared work (a webhook post on its way) holds
+    without renewal: after that another node sharing the database takes it over."""
 
 
 @dataclass(frozen=True)
@@ -459,8 +462,11 @@ def load_config(path: str | Path) -> Config:
     limits = _limits(c, doc)
     smtp = _smtp(c, doc)
     node = NodeConfig()
-    if (n := c.section(doc, "node", {"name"}, "node")) is not None:
-        node = NodeConfig(c.get(n, "name", "node.name", _node_name, node.name))
+    if (n := c.section(doc, "node", {"name", "lease"}, "node")) is not None:
+        node = NodeConfig(
+            c.get(n, "name", "node.name", _node_name, node.name),
+            c.get(n, "lease", "node.lease", _lease, node.lease),
+        )
 
     http = HttpConfig()
     if (h := c.section(doc, "http", {"listen", "api_keys", "access_log"}, "http")) is not None:
@@ -628,6 +634,13 @@ def _seconds(value: Any) -> float:
     seconds = _number(value)
     if not 0 <= seconds <= 86_400:
         raise ValueError(f"expected seconds, 0 (never block) to 86400, got {value!r}")
+    return seconds
+
+
+def _lease(value: Any) -> float:
+    seconds = _number(value)
+    if not 1 <= seconds <= 3600:
+        raise ValueError(f"expected seconds, 1 to 3600, got {value!r}")
     return seconds
 
 
@@ -1022,5 +1035,5 @@ def with_overrides(
     if data_dir is not None:
         out = replace(out, data_dir=Path(data_dir))
     if node_name is not None:
-        out = replace(out, node=NodeConfig(_node_name(node_name)))
+        out = replace(out, node=replace(out.node, name=_node_name(node_name)))
     return out

@@ -12,7 +12,10 @@ that brought the route in. ``v2.number.assigned`` is published when a
 number is attached to a scenario (and when a reload adds a route's number),
 ``v2.number.unassigned`` when it is detached, its scenario deleted (and when
 a reload removes a route's number); numbers already in the config at start
-publish nothing, as nothing changed for them.
+publish nothing, as nothing changed for them. Every node sharing a database
+reloads the same config: a route's event gets an id made of the event and the
+new routes (:func:`reload_event_id`), the same on every node, so the webhook
+outbox posts it once for the cluster (:mod:`mediaserver.store.outbox`).
 
 Type and country come from the number itself (:mod:`mediaserver.numbering`);
 every number is ``classic`` (there is no gold class on one's own server),
@@ -23,6 +26,7 @@ user) is null.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,6 +126,13 @@ class NumberChange:
     attached: bool
 
 
+def reload_event_id(event_type: str, number: str, target: str, generation: str) -> str:
+    """The id of a number event a reload publishes: the same on every node reloading
+    the same routes (``generation``), 32 hex digits like any Callr event id."""
+    text = "\n".join((event_type, number, target, generation))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 def is_phone_number(key: str) -> bool:
     return E164.fullmatch(key) is not None
 
@@ -151,18 +162,25 @@ class NumberDirectory:
         assigned now, one gone is unassigned."""
         now = self._now()
         numbers = {key: target for key, target in routes.items() if is_phone_number(key)}
+        generation = json.dumps(sorted(routes.items()))  # what every node reloads alike
         gone = [n for n in self._route_since if n not in numbers]
         for number in gone:
             del self._route_since[number]
             old_target = self._route_targets.pop(number, "")
             if publish and number not in self._router.numbers:
-                self._publish(UNASSIGNED, self._route_number(number, old_target, now))
+                self._publish(
+                    UNASSIGNED, self._route_number(number, old_target, now),
+                    reload_event_id(UNASSIGNED, number, old_target, generation),
+                )  # fmt: skip
         for number, target in numbers.items():
             self._route_targets[number] = target
             if number not in self._route_since:
                 self._route_since[number] = now
                 if publish and number not in self._router.numbers:
-                    self._publish(ASSIGNED, self._route_number(number, target, now))
+                    self._publish(
+                        ASSIGNED, self._route_number(number, target, now),
+                        reload_event_id(ASSIGNED, number, target, generation),
+                    )  # fmt: skip
 
     def _route_number(self, number: str, target: str, since: datetime) -> ServedNumber:
         scenario = target if self._library.get(target) is not None else None
@@ -202,7 +220,7 @@ class NumberDirectory:
         )  # fmt: skip
         self._publish(ASSIGNED if change.attached else UNASSIGNED, served)
 
-    def _publish(self, event_type: str, served: ServedNumber) -> None:
+    def _publish(self, event_type: str, served: ServedNumber, event_id: str | None = None) -> None:
         if self._webhooks is not None:
             payload = served.as_number()
-            self._webhooks.publish(event_type, payload["sid"], payload)
+            self._webhooks.publish(event_type, payload["sid"], payload, event_id=event_id)

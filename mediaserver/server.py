@@ -73,6 +73,7 @@ from mediaserver.recovery import recover
 from mediaserver.reload import ReloadChanges, compare
 from mediaserver.runs import Runs
 from mediaserver.server_api import ServerActions
+from mediaserver.shared_bindings import SharedBindings
 from mediaserver.shared_state import Rereader, follow
 from mediaserver.sip.access import AccessPolicy
 from mediaserver.sip.timers import TimerConfig
@@ -84,6 +85,7 @@ from mediaserver.sms.service import SmsService
 from mediaserver.store import Store, StoreError
 from mediaserver.tasks import Tasks
 from mediaserver.webhooks.delivery import WebhookDispatcher
+from mediaserver.webhooks.outbox import DeliveryClaims
 from mediaserver.webhooks.targets import WebhookTargets
 from mediaserver.webrtc.gateway import WebRtcGateway
 
@@ -145,6 +147,7 @@ class Server:
         self.webhooks = WebhookDispatcher(
             self.webhook_targets.subscriptions, on_delivery=self.webhook_targets.record_delivery
         )
+        self.delivery_claims: DeliveryClaims | None = None  # once the store is open
         self.journal = CallJournal(None, self.webhooks)
         # API work done in the background (exports, bulk changes), v2.task.updated on each step.
         self.tasks = Tasks(self.webhooks.publish)
@@ -243,6 +246,10 @@ class Server:
             recording_line=self.recording_line,
         )  # fmt: skip
         self.runs.connect(self.switch, self.dialer, self.actions)
+        # Users registered on another node sharing the database are dialed from here too.
+        self.bindings = SharedBindings(lambda: self.store)
+        self.ua.on_bindings = self.bindings.changed
+        self.dialer.bindings_elsewhere = self.bindings.elsewhere
         # Call Control (SPEC section 5): calls driven by REST commands, events posted.
         self.call_control = CallControl(
             self._post_call_control,
@@ -338,6 +345,7 @@ class Server:
             raise StartError(f"storage.database: {exc}") from exc
         await recover(store, config.storage_path(config.storage.recordings))
         await self.catalog.open()
+        await self.bindings.start()
         await self.call_control_apps.load()
         await self.webhook_targets.refresh()
         self._followers = await follow(
@@ -345,7 +353,11 @@ class Server:
         )
         self.journal.store = store
         self.journal.start()
+        # Posts kept in the database, claimed by this node; a dead node's taken over.
+        self.delivery_claims = DeliveryClaims(store, self.webhooks, config.node.lease)
+        self.webhooks.outbox = self.delivery_claims
         self.webhooks.start()
+        self.delivery_claims.start()
         self._prepare_tls()
         await self.audio_files.resume()
         await self.sms.start()
@@ -400,6 +412,9 @@ class Server:
         await self.journal.stop()
         await self.actions.close()
         await self.webhooks.stop(drain_timeout=5.0)
+        if self.delivery_claims is not None:
+            await self.delivery_claims.stop()
+        await self.bindings.stop()
         for follower in self._followers:
             await follower.stop()
         if self.store is not None:

@@ -60,7 +60,8 @@ class Rereader:
                 except Exception:
                     log.exception("re-reading a change of another node failed", what=self.what)
                 else:
-                    log.debug("re-read a change of the shared database", what=self.what)
+                    # (info: rare, and says when another node's change took effect here)
+                    log.info("re-read a change of the shared database", what=self.what)
                 self.done += 1
                 if not self._again:
                     return

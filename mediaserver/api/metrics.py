@@ -370,7 +370,7 @@ class ServerCollector(Collector):
             ["kind"], [(("api",), len(server.runs.live())), (("call",), call_runs)],
         )  # fmt: skip
         hooks = server.webhooks.metrics
-        outcomes = ("published", "delivered", "failed", "retried", "dropped")
+        outcomes = ("published", "delivered", "failed", "retried", "dropped", "elsewhere")
         yield _family(
             c, "mediaserver_webhook_posts",
             "Webhook posts (one per event and webhook) by what became of them.",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from mediaserver.actions.cdr_field import CUSTOMER_FIELD, customer_field
 from mediaserver.calls.base import Call
@@ -32,6 +32,7 @@ from mediaserver.sip.transport import Peer, SipEndpoint, local_address_for
 from mediaserver.sip.trunks import Trunk
 from mediaserver.sip.uac import InviteParams, TargetError, build_invite, resolve_target
 from mediaserver.sip.uri import SipSyntaxError, SipUri, contact_transport, is_token
+from mediaserver.store.bindings import StoredBinding
 
 NUMBER = re.compile(r"\+?[0-9A-Za-z*#._-]{1,64}")
 # Headers a scenario may not set on an outbound INVITE: the dialog and transport own them.
@@ -64,6 +65,8 @@ class Dialer:
         self.user_agent = user_agent
         self.journal = journal
         self.services = services
+        # The bindings other nodes sharing the database hold, by user (none alone).
+        self.bindings_elsewhere: Callable[[str], Awaitable[list[StoredBinding]]] | None = None
 
     async def originate(
         self,
@@ -225,6 +228,14 @@ class Dialer:
                 break
         return status
 
+    async def _route_elsewhere(self, target: str) -> tuple[SipUri, Peer, Trunk | None]:
+        """A user registered on another node sharing the database (shared_bindings.py)."""
+        found = await self.bindings_elsewhere(target) if self.bindings_elsewhere else []
+        if not found:
+            raise TargetError(f"user {target!r} is not registered")
+        uri, peer = reach_elsewhere(target, found[0])
+        return uri, peer, None
+
     async def _route_out(self, target: str) -> tuple[SipUri, Peer, Trunk | None]:
         """The Request-URI and next hop of an outbound call (and its trunk, if any)."""
         if target.lower().startswith(("sip:", "sips:")):
@@ -236,7 +247,7 @@ class Dialer:
         if target in self.access.users:
             bindings = self.registrar.lookup(target, time.time())
             if not bindings:
-                raise TargetError(f"user {target!r} is not registered")
+                return await self._route_elsewhere(target)
             binding = bindings[0]  # highest q, most recently refreshed
             # Send where the phone registered from (its NAT binding), RFC 3581 style.
             return SipUri.parse(str(binding.contact)), binding.source, None
@@ -249,3 +260,22 @@ class Dialer:
         trunk = next(iter(self.trunks.values()))
         peer = trunk.peer or await trunk.resolve()
         return trunk.request_uri(target), peer, trunk
+
+
+def reach_elsewhere(target: str, binding: StoredBinding) -> tuple[SipUri, Peer]:
+    """The Request-URI and next hop of a call to ``target`` through a binding another
+    node holds; TargetError when only that node can reach the phone."""
+    if binding.transport != "udp":
+        # A connection's far end is reached only through the node holding it.
+        raise TargetError(
+            f"user {target!r} is registered on node {binding.node!r} over"
+            f" {binding.transport.upper()}: only that node holds the connection; send"
+            f" calls that dial {target!r} to {binding.node!r} (Kamailio sends calls to the"
+            " user's name there), or have the phone register over UDP"
+        )
+    try:
+        uri = SipUri.parse(binding.contact)
+    except SipSyntaxError as exc:
+        raise TargetError(f"user {target!r}: contact {binding.contact!r}: {exc}") from None
+    # Where its REGISTER came from (the phone, or the proxy in front of the nodes).
+    return uri, Peer("udp", binding.source_host, binding.source_port)

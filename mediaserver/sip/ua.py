@@ -16,6 +16,7 @@ which also finds the call of a dialog. Nothing here imports the layers above.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from mediaserver.config import LimitsConfig
@@ -24,7 +25,7 @@ from mediaserver.sip.access import AccessPolicy, Admission, Decision
 from mediaserver.sip.dialog import Dialog
 from mediaserver.sip.message import Request, Response, make_response, new_tag
 from mediaserver.sip.ratelimit import PASS, FloodGuard, RateLimiter, Verdict
-from mediaserver.sip.registrar import Registrar
+from mediaserver.sip.registrar import Binding, Registrar
 from mediaserver.sip.transaction import ServerTransaction
 from mediaserver.sip.transport import Peer, SipEndpoint
 from mediaserver.sip.uri import SipSyntaxError
@@ -134,6 +135,8 @@ class UserAgent(Generic[CallT]):
         self.user_agent = user_agent
         self.handler: CallHandler[CallT] | None = None  # attached by the call layer
         self.registrar: Registrar[Peer] = Registrar()
+        # Told of a user's bindings after each REGISTER taken (other nodes read them).
+        self.on_bindings: Callable[[str, list[Binding[Peer]]], None] | None = None
         self.merges = MergedRequests()
         limits = limits or LimitsConfig()
         self.guard = FloodGuard(
@@ -307,6 +310,8 @@ class UserAgent(Generic[CallT]):
         outcome = self.registrar.handle_register(request, decision.name, source, self.now())
         log.info("register", user=decision.name, status=outcome.status, peer=source.host,
                  bindings=len(outcome.bindings))  # fmt: skip
+        if outcome.ok and self.on_bindings is not None:
+            self.on_bindings(decision.name, list(outcome.bindings))
         self.endpoint.respond(tx, outcome.response(request, to_tag=new_tag()))
 
     def _on_options(self, tx: ServerTransaction, request: Request) -> None:

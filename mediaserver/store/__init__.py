@@ -13,7 +13,9 @@ the routing table (:meth:`Numbers.all`) and synchronises the scenario files
 - :mod:`~mediaserver.store.migrations`: the versioned schema;
 - :mod:`~mediaserver.store.scenarios`, :mod:`~mediaserver.store.runs`,
   :mod:`~mediaserver.store.cdrs`, :mod:`~mediaserver.store.recordings`,
-  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.call_control`,
+  :mod:`~mediaserver.store.webhooks`, :mod:`~mediaserver.store.outbox`,
+  :mod:`~mediaserver.store.bindings`,
+  :mod:`~mediaserver.store.call_control`,
   :mod:`~mediaserver.store.audio_files`:
   :mod:`~mediaserver.store.sms`:
   the repositories;
@@ -27,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mediaserver.store.audio_files import AudioFile, AudioFileFilter, AudioFilesIndex
+from mediaserver.store.bindings import RegistrarBindings, StoredBinding
 from mediaserver.store.call_control import (
     Applications,
     ApplicationSettings,
@@ -46,6 +49,7 @@ from mediaserver.store.cdrs import (
 )
 from mediaserver.store.db import Database, Durability, Page, new_id, utc_now
 from mediaserver.store.errors import Conflict, SchemaTooNew, StoreError, UnknownReference
+from mediaserver.store.outbox import OutboxPost, OutboxRow, WebhookOutbox
 from mediaserver.store.recordings import NewRecording, Recording, RecordingFilter, Recordings
 from mediaserver.store.recovery import Recovery, mark_interrupted_calls
 from mediaserver.store.runs import RunRecord, Runs
@@ -87,11 +91,14 @@ __all__ = [
     "NewSms",
     "NumberAttachment",
     "Numbers",
+    "OutboxPost",
+    "OutboxRow",
     "Page",
     "Recording",
     "RecordingFilter",
     "Recordings",
     "Recovery",
+    "RegistrarBindings",
     "RunRecord",
     "Runs",
     "Scenario",
@@ -102,8 +109,10 @@ __all__ = [
     "SmsRecord",
     "Store",
     "StoreError",
+    "StoredBinding",
     "UnknownReference",
     "Webhook",
+    "WebhookOutbox",
     "Webhooks",
     "new_id",
 ]
@@ -121,6 +130,8 @@ class Store:
         self.recordings = Recordings(db)
         self.webhooks = Webhooks(db)
         self.deliveries = Deliveries(db)
+        self.outbox = WebhookOutbox(db)  # webhook posts on their way, claimed by a node
+        self.bindings = RegistrarBindings(db)  # every node's registered contacts
         self.applications = Applications(db)
         self.call_events = CallEvents(db)
         self.audio_files = AudioFilesIndex(db)

@@ -31,6 +31,9 @@ class Dialect:
     """Opens a read transaction that sees one committed state across its queries."""
     greatest: str
     """The scalar maximum of several values: ``max(a, b)`` in SQLite."""
+    skip_locked: str = ""
+    """Ends a SELECT whose rows one node claims while others skip them (PostgreSQL's
+    ``FOR UPDATE SKIP LOCKED``; SQLite's writer is alone in its write transaction)."""
 
     def json_array_has(self, column: str) -> str:
         """A condition: the JSON array of strings in TEXT ``column`` holds the parameter."""
@@ -53,6 +56,7 @@ POSTGRESQL = Dialect(
     # READ COMMITTED would let each statement see newer commits: a page and its count could differ.
     begin_snapshot="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     greatest="GREATEST",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
 )
 
 

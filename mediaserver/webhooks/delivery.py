@@ -38,9 +38,17 @@ other event is in the Call Control envelope and, when the dispatcher has a
 When more than ``max_queue`` posts wait, the oldest waiting post of the most
 backed-up URL is dropped (logged, counted), so a dead receiver cannot starve
 the others. :meth:`WebhookDispatcher.stop` keeps delivering for up to its drain
-timeout, then drops what is left and logs it. The counters in
+timeout, then drops what is left (with an outbox: hands it back, counted as
+dropped here) and logs it. The counters in
 :class:`WebhookMetrics` keep ``published == delivered + failed + dropped +
-pending``.
+elsewhere + pending``.
+
+With an :attr:`WebhookDispatcher.outbox` (the server's: :mod:`mediaserver.webhooks.outbox`)
+every post is also a row in the database, claimed by this node: stored as it
+is queued (a post another node stored already is not sent here: it counts as
+``elsewhere``), its outcome recorded after each attempt, handed back at stop
+rather than lost. Posts another node left unfinished come in through
+:meth:`WebhookDispatcher.resume`, from the attempt they had reached, when due.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -127,12 +135,13 @@ class WebhookMetrics:
     retried: int = 0
     dropped: int = 0
     failed_over: int = 0  # posts sent on to their failover URL (still pending, not failed)
+    elsewhere: int = 0  # posts another node had stored already: that node sends them
     # Told of every attempt as it ends (the Prometheus latency histogram listens here).
     on_attempt: list[Callable[[DeliveryRecord], None]] = field(default_factory=list)
 
 
 @dataclass
-class _Post:
+class QueuedPost:
     """One event on its way to one URL."""
 
     webhook_id: str
@@ -147,6 +156,10 @@ class _Post:
     timeout: float | None = None  # per attempt; the dispatcher's when None
     failover: bool = False  # this is the post sent on to a failover URL
     hmac_algo: str = DEFAULT_HMAC_ALGO  # the hash of the secret's HMAC
+    row: int | None = None  # its outbox row, once stored
+    attempts_done: int = 0  # attempts made before this node had it (taken over)
+    due: datetime | None = None  # not posted before then (a taken-over retry)
+    stored: asyncio.Task[bool] | None = field(default=None, repr=False, compare=False)
 
     def envelope(self, attempt: int) -> Envelope:
         """The body for ``attempt`` (from 1), in the envelope of the event's type."""
@@ -166,12 +179,32 @@ class _Lane:
     """The posts waiting for one URL, served in order by at most one task."""
 
     url: str
-    waiting: deque[_Post] = field(default_factory=deque)
-    current: _Post | None = None
+    waiting: deque[QueuedPost] = field(default_factory=deque)
+    current: QueuedPost | None = None
     task: asyncio.Task[None] | None = None
 
 
 DeliveryHook = Callable[[DeliveryRecord], Awaitable[None]]
+
+
+class PostOutbox(Protocol):
+    """Where the dispatcher keeps its posts in the database (see the module doc)."""
+
+    async def hold(self, post: QueuedPost) -> bool:
+        """Store a fresh post claimed by this node; False: another node has it."""
+        ...
+
+    async def attempted(self, post: QueuedPost, record: DeliveryRecord) -> None:
+        """Record an attempt's outcome (and when the next is due)."""
+        ...
+
+    async def moved(self, post: QueuedPost) -> None:
+        """The post goes on to its failover URL (``post.url`` now)."""
+        ...
+
+    async def let_go(self, posts: list[QueuedPost], *, dropped: bool) -> None:
+        """This node will not post these: handed back (stopping), or ``dropped``."""
+        ...
 
 
 class WebhookDispatcher:
@@ -219,6 +252,9 @@ class WebhookDispatcher:
         self._idle.set()
         self._state: Literal["new", "running", "stopping", "stopped"] = "new"
         self.metrics = WebhookMetrics()
+        self.outbox: PostOutbox | None = None
+        """Set before :meth:`start` to keep every post in the database (module doc)."""
+        self._chores: set[asyncio.Task[None]] = set()  # outbox writes in flight
 
     @property
     def pending(self) -> int:
@@ -254,7 +290,7 @@ class WebhookDispatcher:
         at = as_utc(at)
         queued = 0
         for t in targets:
-            post = _Post(
+            post = QueuedPost(
                 t.id, t.url, t.secret, event_type, event_id, at, subject_sid, snapshot,
                 hmac_algo=t.hmac_algo,
             )  # fmt: skip
@@ -285,7 +321,7 @@ class WebhookDispatcher:
             return None
         event_id = event_id if event_id is not None else new_event_id(event_type)
         at = as_utc(at)
-        post = _Post(
+        post = QueuedPost(
             webhook_id, url, secret, event_type, event_id, at, subject_sid, snapshot,
             failover_url=failover_url or None,
             timeout=timeout if timeout is not None and timeout > 0 else None,
@@ -303,11 +339,21 @@ class WebhookDispatcher:
             return None
         return snapshot
 
-    def _enqueue(self, post: _Post) -> bool:
+    def _enqueue(self, post: QueuedPost) -> bool:
+        self.metrics.published += 1
+        queued = self._queue(post)
+        if queued and self.outbox is not None and self._state != "new":
+            # Stored now, not when its turn comes: a post waiting behind a retry survives too.
+            post.stored = asyncio.get_running_loop().create_task(self.outbox.hold(post))
+        return queued
+
+    def resume(self, post: QueuedPost) -> bool:
+        """Queue a post taken over from the outbox (``row`` set; from attempt
+        ``attempts_done + 1``, not before ``due``)."""
         self.metrics.published += 1
         return self._queue(post)
 
-    def _queue(self, post: _Post) -> bool:
+    def _queue(self, post: QueuedPost) -> bool:
         """Put ``post`` at the back of its URL's lane (False: dropped, the dispatcher stopped)."""
         if self._state == "stopped":
             self.metrics.dropped += 1
@@ -335,6 +381,7 @@ class WebhookDispatcher:
         victim = lane.waiting.popleft()
         self._waiting -= 1
         self.metrics.dropped += 1
+        self._let_go([victim], dropped=True)
         log.warning(
             "webhook queue full; oldest event dropped",
             max_queue=self.max_queue,
@@ -371,17 +418,24 @@ class WebhookDispatcher:
                 await asyncio.wait_for(self._idle.wait(), drain_timeout)
         self._state = "stopped"
         left = [p for lane in self._lanes.values() for p in (lane.current, *lane.waiting) if p]
-        if left:
-            self.metrics.dropped += len(left)
-            log.warning(
-                "webhook events dropped at shutdown",
-                count=len(left),
-                events=[f"{p.event_type} {p.event_id} -> {p.url}" for p in left[:20]],
-            )
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if left:
+            self.metrics.dropped += len(left)
+            kept = self.outbox is not None
+            log.warning(
+                "webhook events handed back to the database at shutdown"
+                if kept
+                else "webhook events dropped at shutdown",
+                count=len(left),
+                events=[f"{p.event_type} {p.event_id} -> {p.url}" for p in left[:20]],
+            )
+            if self.outbox is not None:
+                await self._keep(self.outbox.let_go(left, dropped=False), "hand posts back")
+        if self._chores:
+            await asyncio.gather(*self._chores, return_exceptions=True)
         self._lanes.clear()
         self._waiting = 0
         self._idle.set()
@@ -407,9 +461,33 @@ class WebhookDispatcher:
             if not self._lanes:
                 self._idle.set()
 
-    async def _deliver(self, post: _Post) -> None:
+    async def _stored(self, post: QueuedPost) -> bool:
+        """Whether this node posts ``post``: stored in the outbox as its own (or no outbox)."""
+        if self.outbox is None or post.row is not None:
+            return True
+        if post.stored is None:  # queued before start
+            post.stored = asyncio.get_running_loop().create_task(self.outbox.hold(post))
+        try:
+            return await post.stored
+        except Exception:
+            # The database failing must not lose the event: this node posts it from memory.
+            log.exception("webhook outbox: could not store a post", event_id=post.event_id)
+            return True
+
+    async def _deliver(self, post: QueuedPost) -> None:
         """All the attempts for one post, until delivered or given up."""
-        for attempt in range(1, self.max_attempts + 1):
+        if not await self._stored(post):
+            self.metrics.elsewhere += 1
+            log.info(
+                "webhook event posted by another node",
+                event_type=post.event_type,
+                event_id=post.event_id,
+                url=post.url,
+            )
+            return
+        if post.due is not None:
+            await asyncio.sleep(max(0.0, (post.due - datetime.now(UTC)).total_seconds()))
+        for attempt in range(post.attempts_done + 1, self.max_attempts + 1):
             envelope = post.envelope(attempt)
             body = encode_body(envelope)
             headers = {
@@ -461,12 +539,15 @@ class WebhookDispatcher:
                 post.failover,
             )
             await self._report(record)
+            moved = await self._fail_over(post) if outcome == "failed" else False
+            if self.outbox is not None and not moved:
+                await self._keep(self.outbox.attempted(post, record), "record an attempt")
             if outcome == "delivered":
                 self.metrics.delivered += 1
                 log.debug("webhook delivered", **_fields(record))
                 return
             if outcome == "failed":
-                if self._fail_over(post):
+                if moved:
                     log.warning("webhook failed; sent on to the failover URL", **_fields(record))
                     return
                 self.metrics.failed += 1
@@ -476,15 +557,38 @@ class WebhookDispatcher:
             log.info("webhook attempt failed; retrying", **_fields(record))
             await asyncio.sleep(retry_in or 0.0)
 
-    def _fail_over(self, post: _Post) -> bool:
+    async def _fail_over(self, post: QueuedPost) -> bool:
         """Queue ``post`` for its failover URL, if it has one; whether it was."""
         if not post.failover_url or post.failover_url == post.url or self._state == "stopped":
             return False
-        moved = replace(post, url=post.failover_url, failover_url=None, failover=True)
+        moved = replace(
+            post, url=post.failover_url, failover_url=None, failover=True, attempts_done=0,
+            due=None, stored=None,
+        )  # fmt: skip
+        if self.outbox is not None and moved.row is not None:
+            await self._keep(self.outbox.moved(moved), "record a failover")
         if not self._queue(moved):
             return False
         self.metrics.failed_over += 1
         return True
+
+    @staticmethod
+    async def _keep(work: Awaitable[None], what: str) -> None:
+        """Outbox bookkeeping: a database failure is logged, the post goes on from memory."""
+        try:
+            await work
+        except Exception:
+            log.exception(f"webhook outbox: could not {what}")
+
+    def _let_go(self, posts: list[QueuedPost], *, dropped: bool) -> None:
+        if self.outbox is not None:
+            self._background(self.outbox.let_go(posts, dropped=dropped), "let posts go")
+
+    def _background(self, work: Awaitable[None], what: str) -> None:
+        """Outbox bookkeeping that the caller (synchronous) cannot await."""
+        task = asyncio.get_running_loop().create_task(self._keep(work, what))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     async def _attempt(
         self, url: str, body: bytes, headers: dict[str, str], timeout: float

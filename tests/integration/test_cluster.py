@@ -5,6 +5,10 @@ sipp places calls through Kamailio: both nodes take them (each node's
 holds calls: new calls go to the survivor and none fails; restarted on its own
 data, the node closes the calls it held as interrupted and takes calls again.
 Three callers of one conference room meet on one node and hear each other.
+A webhook created through one node receives every event of both once (each
+post claimed in the shared database), a number a config reload of both nodes
+assigns once, and a post a killed node left in retry from the survivor once
+its lease (``node.lease``) ran out.
 
 The nodes share one PostgreSQL database (a throw-away cluster of Debian's
 PostgreSQL, tests/support/postgres.py, or ``MEDIASERVER_TEST_PG_URL``), as a
@@ -20,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +36,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.integration.conftest import REPO, ServerProcess, start_server
+from tests.integration.conftest import REPO, ServerProcess, reload, start_server
+from tests.integration.webpeer import Request, WebPeer
 from tests.support import audio
 from tests.support.baresip import Baresip
 from tests.support.cluster import (
@@ -54,6 +60,7 @@ PG_URL = os.environ.get("MEDIASERVER_TEST_PG_URL", "")  # else a throw-away clus
 SCENARIOS = Path(__file__).parent / "scenarios"
 PING_INTERVAL = 1  # seconds between Kamailio's OPTIONS probes (10 in the shipped config)
 FR_TIMER_MS = 2000  # how long a node has to answer before Kamailio tries the next one (as shipped)
+LEASE = 2  # seconds a node's claim on a webhook post holds without renewal (30 by default)
 CONFERENCE = """\
 branches:
   inbound-call:
@@ -98,6 +105,7 @@ ROUTES = {
     "echo": "echo",
     "conf-7": "conf",
     "alice": "ring-alice",
+    "call-alice": "ring-alice",  # any node's scenario dialing alice (not routed by her name)
     "queue-sales": "queue-sales",
     "agent-sales": "agent-sales",
 }
@@ -117,7 +125,7 @@ class ClusterNode:
     server: ServerProcess | None = None
 
     def start(self, scenarios: Path) -> ServerProcess:
-        extra = USERS + f"storage:\n  database: {self.database}\n"
+        extra = USERS + f"storage:\n  database: {self.database}\n" + f"node:\n  lease: {LEASE}\n"
         self.server = start_server(
             self.folder,
             routes=ROUTES,
@@ -437,6 +445,52 @@ def test_a_user_registered_through_kamailio_is_rung_from_its_node(
     assert len(rang) == 2 and len(set(rang)) == 1, rang
 
 
+def test_a_user_registered_on_one_node_is_dialed_from_the_other(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    alice_tone, bob_tone = 500.0, 900.0
+    alice_wav = audio.make_tone_wav(tmp_path / "alice.wav", alice_tone, 20.0, amplitude=0.3)
+    bob_wav = audio.make_tone_wav(tmp_path / "bob.wav", bob_tone, 20.0, amplitude=0.3)
+    with Baresip(
+        user="alice", registrar=cluster.proxy.address, password="wonderland",
+        auto_answer=True, input_wav=alice_wav, max_call_s=30, workdir=tmp_path / "alice",
+    ) as alice:  # fmt: skip
+        alice.wait_registered(timeout=10)
+        # Kamailio sent her REGISTER to one node (a hash of her name)...
+        (holder,) = [
+            n
+            for n in cluster.nodes
+            if any(r.get("user") == "alice" for r in n.live.log_records("register"))
+        ]
+        (other,) = [n for n in cluster.nodes if n is not holder]
+        # ...and a call on the other node whose scenario dials her reaches her: through
+        # the shared bindings, sent where her REGISTER came from (Kamailio).
+        with Baresip(
+            user="bob", input_wav=bob_wav, max_call_s=30, workdir=tmp_path / "bob"
+        ) as bob:  # fmt: skip
+            bob.dial(f"sip:call-alice@127.0.0.1:{other.sip_port}")
+            alice.wait_established(timeout=10)
+            bob.wait_established(timeout=10)
+            time.sleep(2.0)  # audio both ways
+            bob.hangup()
+            bob.wait_closed(timeout=10)
+            alice.wait_closed(timeout=10)
+            bob_heard, rate = bob.recorded_audio()
+        alice_heard, _ = alice.recorded_audio()
+    assert [r["to"] for r in other.records(to="call-alice")] == ["call-alice"]
+    assert not holder.live.log_records("call started") or all(
+        r.get("called") != "call-alice" for r in holder.live.log_records("call started")
+    )
+    for name, heard, want, own in (
+        ("bob", bob_heard, alice_tone, bob_tone),
+        ("alice", alice_heard, bob_tone, alice_tone),
+    ):
+        tail = heard[-rate:]
+        got = audio.goertzel_power(tail, rate, want)
+        assert got > 1e-3, f"{name} did not hear the other side: {got}"
+        assert audio.goertzel_power(tail, rate, own) < got, f"{name} heard itself"
+
+
 def test_a_killed_node_is_routed_around_and_recovers(cluster: Cluster, tmp_path: Path) -> None:
     survivor, victim = cluster.node("node-a"), cluster.node("node-b")
     victim_uri = f"sip:127.0.0.1:{victim.sip_port}"
@@ -495,3 +549,120 @@ def test_a_killed_node_is_routed_around_and_recovers(cluster: Cluster, tmp_path:
         with survivor.api() as api:
             for call in survivor.live_calls():
                 assert api.delete(f"/api/calls/{call['id']}").status_code == 200
+
+
+# -- webhooks: each event once, whichever node publishes it and whichever dies --------------
+
+
+def event_ids(web: WebPeer, path: str = "/events") -> Counter[str]:
+    return Counter(str(r.json()["id"]) for r in web.received(path))
+
+
+def of_type(event_type: str, **payload: str) -> Callable[[Request], bool]:
+    def match(request: Request) -> bool:
+        body = request.json()
+        data = body.get("payload") or {}
+        return bool(
+            body.get("type") == event_type and all(data.get(k) == v for k, v in payload.items())
+        )
+
+    return match
+
+
+def test_a_webhook_gets_each_event_once_and_a_dead_nodes_retries_from_the_survivor(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    survivor, victim = cluster.node("node-a"), cluster.node("node-b")
+    with WebPeer() as web:
+        before = len(victim.live.log_records("re-read a change of the shared database"))
+        with survivor.api() as api:
+            created = api.post(
+                "/api/webhooks",
+                json={"endpoint": web.url("/events"), "events": ["v2.call.*", "v2.number.*"]},
+            )
+            assert created.status_code == 201, created.text
+            scenarios = api.get("/api/scenarios", params={"name": "echo"}).json()["hits"]
+            echo = next(s["sid"] for s in scenarios if s["name"] == "echo")
+        # The other node reads the new webhook from the shared database.
+        wait_for(
+            lambda: (
+                len(victim.live.log_records("re-read a change of the shared database")) > before
+            ),
+            what="node-b re-read the webhooks",
+        )
+
+        # Calls over both nodes: every event once (started and ended of each call).
+        started = {n.name: n.calls_started() for n in cluster.nodes}
+        place_calls(cluster, tmp_path / "calls", 10)
+        assert all(n.calls_started() > started[n.name] for n in cluster.nodes)
+        calls = wait_for(
+            lambda: len(web.received("/events")) >= 20 and web.received("/events"),
+            what="20 call events",
+        )
+        types = Counter(r.json()["type"] for r in calls)
+        assert types == {"v2.call.inbound.started": 10, "v2.call.inbound.ended": 10}, types
+        assert set(event_ids(web).values()) == {1}
+
+        # A number both nodes' config reloads assign: one event for the cluster.
+        for node in cluster.nodes:
+            config = node.live.data_dir / "config.yaml"
+            text = config.read_text().replace("routes:\n", 'routes:\n  "+33199001234": echo\n')
+            config.write_text(text)
+            reload(node.live, "reloaded")
+        assigned = of_type("v2.number.assigned", e164="+33199001234")
+        web.wait_for(assigned)
+        # The node that found the event stored already says so, and does not post it.
+        wait_for(
+            lambda: [
+                record
+                for node in cluster.nodes
+                for record in node.live.log_records("webhook event posted by another node")
+                if record.get("event_type") == "v2.number.assigned"
+            ],
+            what="one node left the event to the other",
+        )
+        assert len([r for r in web.received("/events") if assigned(r)]) == 1
+
+        # The receiver fails: a number attached through node-b is in retry there...
+        web.answer("/events", 500, "down")
+        mobile = "+33612345678"
+        with victim.api() as api:
+            attached = api.put(f"/api/numbers/{mobile}/scenario/{echo}")
+            assert attached.status_code == 200, attached.text
+        retried = of_type("v2.number.assigned", e164=mobile)
+        first = web.wait_for(retried)
+        event_id = first.json()["id"]
+
+        def retrying() -> bool:  # node-b has the 500 back and logged it
+            with survivor.api() as api:
+                log = api.get("/api/webhooks/logs", params={"id": event_id}).json()
+            return any(h["outcome"] == "retrying" for h in log["hits"])
+
+        wait_for(retrying, what="node-b's attempt logged as retrying")
+        # ...when node-b dies: the post's row is claimed by it, its lease running.
+        victim.live.process.kill()
+        victim.live.process.wait()
+        killed = time.monotonic()
+        web.answer("/events", 200, {})
+        seen = len(web.requests)
+        # The survivor takes it over once the lease ran out and delivers it.
+        wait_for(
+            lambda: any(retried(r) for r in web.requests[seen:]),
+            timeout=LEASE + 30,
+            what="the survivor posts node-b's event",
+        )
+        assert time.monotonic() - killed >= LEASE / 2  # not before node-b's lease ran out
+        assert "webhook posts taken over from the database" in survivor.live.log_text()
+        with survivor.api() as api:
+            log = api.get("/api/webhooks/logs", params={"id": event_id, "order": "asc"})
+        # The shared delivery log: node-b's failed attempts, then the survivor's delivery.
+        outcomes = [h["outcome"] for h in log.json()["hits"]]
+        assert outcomes[0] == "retrying" and outcomes[-1] == "delivered", outcomes
+        assert outcomes.count("delivered") == 1, outcomes
+
+        # node-b back on its data: nothing of its is left to post, so nothing twice.
+        victim.start(cluster.scenarios)
+        with victim.api() as api:
+            assert api.get("/api/ping").status_code == 200
+        accepted = [r for r in web.requests[seen:] if retried(r)]
+        assert len(accepted) == 1, [r.json()["id"] for r in accepted]

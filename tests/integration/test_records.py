@@ -5,7 +5,8 @@ server writes is then read directly: one record per call with its numbers,
 times, hangup cause and source, and a run per call; after a SIGKILL during a
 call, a restart finds the database intact, the finished records there, and
 the interrupted call recorded as such; a recording cut by the SIGKILL keeps
-its audio and its index gets the duration and size of the repaired file.
+its audio and its index gets the duration and size of the repaired file; webhook
+posts in retry when the server was killed are delivered, once, after the restart.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 import soundfile as sf
 
 from tests.integration.conftest import ServerProcess, start_server
+from tests.integration.webpeer import WebPeer
 from tests.support.rawsip import SipProbe, sdp_offer
 from tests.support.sipp import run_sipp
 
@@ -113,6 +115,48 @@ def test_sigkill_during_a_call_then_restart(tmp_path: Path) -> None:
                  ).assert_ok(calls=1)  # fmt: skip
     finally:
         again.stop()
+
+
+def test_sigkill_with_webhooks_in_retry_then_restart_delivers_them_once(tmp_path: Path) -> None:
+    data = tmp_path / "server"
+    with WebPeer() as web:
+        web.answer("/events", 500, "down")
+        hooks = f'webhooks:\n  - url: {web.url("/events")}\n    events: ["v2.call.*"]\n'
+        server = start_server(
+            data, routes={"echo": "echo"}, scenarios=SCENARIOS, extra_config=hooks
+        )
+        run_sipp(server.target, scenario="uac", service="echo", calls=1, duration_ms=300,
+                 workdir=tmp_path / "sipp").assert_ok(calls=1)  # fmt: skip
+        db = database(server)
+        # Both events of the call wait in the database: "started" for its retry, "ended"
+        # behind it (a URL gets its events in order).
+        pending = "SELECT count(*), max(attempts) FROM webhook_outbox WHERE state = 'pending'"
+        wait_for(lambda: tuple(db.execute(pending).fetchone()) >= (2, 1))
+        db.close()
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+
+        web.answer("/events", 200, {})
+        seen = len(web.requests)
+        again = start_server(data, routes={"echo": "echo"}, scenarios=SCENARIOS, extra_config=hooks)
+        try:
+            wait_for(lambda: len(web.requests) - seen >= 2)
+            db = database(again)
+            wait_for(
+                lambda: (
+                    [r[0] for r in db.execute("SELECT state FROM webhook_outbox")]
+                    == ["delivered", "delivered"]
+                )
+            )
+            delivered = [r.json() for r in web.requests[seen:]]
+            assert [b["type"] for b in delivered] == [
+                "v2.call.inbound.started",
+                "v2.call.inbound.ended",
+            ]
+            assert len({b["id"] for b in delivered}) == 2
+            assert delivered[0]["try"] >= 1  # a retry: the count goes on
+        finally:
+            again.stop()
 
 
 REJECTS = {"notfound": "not_found", "unavailable": "unavailable", "declined": "declined"}

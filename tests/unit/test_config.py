@@ -830,8 +830,9 @@ def test_the_node_name_defaults_to_the_host_name_and_is_read(tmp_path: Path) -> 
             " or '-', starting with a letter or digit",
         ),
         ("node: {name: ''}\n", "F:1:14: node.name: must not be empty"),
-        ("node: {host: x}\n", "F:1:8: unknown key node.host (known: name)"),
+        ("node: {host: x}\n", "F:1:8: unknown key node.host (known: lease, name)"),
         ("node: node-a\n", "F:1:7: node must be a mapping"),
+        ("node: {lease: 0}\n", "F:1:15: node.lease: expected seconds, 1 to 3600, got 0"),
     ],
 )
 def test_bad_node_names_are_named(tmp_path: Path, text: str, message: str) -> None:

@@ -3,6 +3,7 @@ and the numbers a reload adds or removes told to the webhooks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,9 +55,17 @@ class Hooks:
 
     def __init__(self) -> None:
         self.posted: list[tuple[str, dict[str, Any]]] = []
+        self.event_ids: list[str | None] = []
 
-    def publish(self, event_type: str, subject_sid: str, payload: Mapping[str, Any]) -> int:
+    def publish(
+        self,
+        event_type: str,
+        subject_sid: str,
+        payload: Mapping[str, Any],
+        event_id: str | None = None,
+    ) -> int:
         self.posted.append((event_type, dict(payload)))
+        self.event_ids.append(event_id)
         return 1
 
 
@@ -81,6 +90,22 @@ async def test_routes_at_start_publish_nothing_and_a_reload_publishes_the_change
     ]
     assert hooks.posted[1][1]["scenario"] is None  # a route to no scenario
     assert hooks.posted[1][1]["route"] == "call-control:app"
+
+
+def test_nodes_reloading_the_same_routes_publish_the_same_event_ids(tmp_path: Path) -> None:
+    # Every node of a cluster reloads the same config: the outbox posts the event once.
+    nodes = [Hooks(), Hooks()]
+    for hooks in nodes:
+        numbers = directory(tmp_path, {"+33199001234": "welcome"}, hooks)
+        numbers.routes_loaded({"+33612345678": "echo"})
+    first, second = (hooks.event_ids for hooks in nodes)
+    assert first == second and len(first) == 2 and len(set(first)) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{32}", str(event_id)) for event_id in first)
+    # The same number assigned by a later, different reload is another event.
+    later = Hooks()
+    numbers = directory(tmp_path, {}, later)
+    numbers.routes_loaded({"+33612345678": "echo", "+33199001235": "echo"})
+    assert later.event_ids[0] not in first
 
 
 def test_attach_and_detach_are_published(tmp_path: Path) -> None:

@@ -43,6 +43,8 @@ from mediaserver.store.migrations import (
     v005_audio_files,
     v006_sms,
     v007_node,
+    v008_webhook_outbox,
+    v009_registrar_bindings,
 )
 
 
@@ -70,6 +72,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, v005_audio_files.NAME, v005_audio_files.STATEMENTS),
     Migration(6, v006_sms.NAME, v006_sms.STATEMENTS),
     Migration(7, v007_node.NAME, v007_node.STATEMENTS),
+    Migration(8, v008_webhook_outbox.NAME, v008_webhook_outbox.STATEMENTS),
+    Migration(9, v009_registrar_bindings.NAME, v009_registrar_bindings.STATEMENTS),
 )
 
 _HISTORY_TABLE = """
