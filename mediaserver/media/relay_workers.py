@@ -10,7 +10,7 @@ processes (media/relay_worker.py), ``rtp.relay_workers`` of them, started on
 the first hand-over and restarted when one dies.
 
 * **Hand-over.** A leg that starts relaying on the fast path is *considered*
-  (``RtpLeg.relay_pool``). Four times a second the candidates are swept: a group
+  (``RtpLeg.relay_pool``). Five times a second the candidates are swept: a group
   (the two legs of a bridge, or one leg echoing to itself) whose every leg
   :meth:`~mediaserver.media.leg.RtpLeg.relays_only` and has relayed a
   while since it last came home goes to the least loaded worker. Each leg gives
@@ -56,9 +56,12 @@ from mediaserver.media.relay_state import Bounced, RelayEnd
 
 log = get_logger("media")
 
-SWEEP_INTERVAL = 0.25  # seconds between looks for bridges to hand over
-SETTLE_PACKETS = 10  # packets a leg relays at home (a sweep apart) before it goes
-MAX_PER_SWEEP = 250  # groups handed over per sweep: what a worker's queue takes at once
+# Bridges go early: media that starts on many calls at once (a trunk's busy hour,
+# a load test) would otherwise saturate the main loop, whose timers, this sweep
+# among them, then run late.
+SWEEP_INTERVAL = 0.2  # seconds between looks for bridges to hand over
+SETTLE_PACKETS = 3  # packets a leg relays at home (a sweep apart) before it goes
+MAX_PER_SWEEP = 2000  # groups handed over per sweep (a full worker queue stops it sooner)
 MAX_MESSAGE = 1 << 20
 SOCKET_BUFFER = 4 << 20
 # After a worker died: what it may have sent since its last figures (RFC 3550 A.1's
