@@ -126,6 +126,23 @@ class SourceLatch:
             self.peer_ssrc = None
             self.learned += 1
 
+    @property
+    def latches_on_sight(self) -> bool:
+        """Whether the first packet from the SDP's address will be the peer at once
+        (what :meth:`judge` does, every mode but ``first``), so that someone else (a
+        relay worker) may latch it for us (:meth:`latch_to`)."""
+        return (
+            self.peer is None
+            and self.mode is not LearnMode.FIRST
+            and self.expected is not None
+            and not self.waits_for_source
+        )
+
+    def latch_to(self, source: Address, ssrc: int) -> None:
+        """The SDP's address was latched elsewhere (a relay worker, on sight)."""
+        if source == self.expected and self.peer is None:
+            self._latch(source, ssrc)
+
     def judge(self, addr: Address, sequence: int, ssrc: int, pt: int, now: float) -> Verdict:
         """What to do with an RTP packet from ``addr`` (seconds ``now``, any clock)."""
         source = (addr[0], addr[1])

@@ -1026,8 +1026,10 @@ class RtpLeg(asyncio.DatagramProtocol):
             and not self._dtmf_out
             and not self._inband
             and self.mixed_by is None
-            and self._peer is not None
-            and self._remote_ssrc is not None
+            and (
+                (self._peer is not None and self._remote_ssrc is not None)
+                or self.latch.latches_on_sight  # no media yet: the worker latches it
+            )
             and self.remote is not None
             and self._dtmf.next_deadline() is None
         )
@@ -1042,12 +1044,12 @@ class RtpLeg(asyncio.DatagramProtocol):
         duplicate of our socket, which the main process keeps (not reading it)
         while the worker reads its own copy; the leg sends nothing meanwhile.
         ``target``: the worker's index of the leg we relay to."""
-        assert self._peer is not None and self.remote is not None
-        assert self._remote_ssrc is not None and self._socket is not None
+        assert self.remote is not None and self._socket is not None
         stats = self.rtp_stats
         end = RelayEnd(
             target=target,
             peer=self._peer,
+            expected=self.latch.expected,
             remote=self.remote,
             payload_type=self.payload_type,
             clock_rate=stats.clock_rate,
@@ -1087,6 +1089,10 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.take_figures(end)
         self._seq, self._ts, self._marker = end.sequence, end.timestamp, end.marker
         self.away = None
+        if self._peer is None and end.peer is not None and end.remote_ssrc is not None:
+            self.latch.latch_to(end.peer, end.remote_ssrc)  # the worker saw its first packet
+            self._peer, self._remote_ssrc = end.peer, end.remote_ssrc
+            self._aim()
         self._arriving = None if self.closed else []
         if self.sending:
             self.clock.add(self)

@@ -25,11 +25,12 @@ class RelayEnd:
     """One leg of a relayed bridge, as the worker needs it (its socket goes along)."""
 
     target: int  # the end (0 or 1 of the group) this end's packets go out of
-    peer: tuple[str, int]  # the latched source: anything else goes back to the main process
+    peer: tuple[str, int] | None  # the latched source; None: the SDP's address, on sight
+    expected: tuple[str, int] | None  # the SDP's address (latched by its first packet)
     remote: tuple[str, int]  # where this end sends
     payload_type: int  # the audio payload type received and sent (RFC 3551)
     clock_rate: int  # of the RTP timestamps (the receiver's jitter, RFC 3550 A.8)
-    remote_ssrc: int  # the peer's source
+    remote_ssrc: int | None  # the peer's source (None until latched)
     ssrc: int  # ours, written on what we send
     sequence: int  # the next sequence number we send
     timestamp: int  # the next RTP timestamp we send

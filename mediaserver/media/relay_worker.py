@@ -59,9 +59,11 @@ class _End(asyncio.DatagramProtocol):
         self.index = index
         self.state = state
         self.peer = state.peer
+        self.expected = state.expected
         self.remote = state.remote
         self.payload_type = state.payload_type
-        self.remote_ssrc = state.remote_ssrc.to_bytes(4, "big")  # compared as bytes
+        ssrc = state.remote_ssrc
+        self.remote_ssrc = b"" if ssrc is None else ssrc.to_bytes(4, "big")  # compared as bytes
         self.ssrc = state.ssrc
         self.sequence = state.sequence
         self.timestamp = state.timestamp
@@ -116,6 +118,12 @@ class _End(asyncio.DatagramProtocol):
                 payload = payload.translate(table)
             self.target.emit(payload)
             return
+        if self.peer is None and addr == self.expected and len(data) > 12:
+            # No media yet when we took the leg: its SDP's address is the peer on sight
+            # (media/latching.py), whatever it sends first; then as above.
+            self.peer, self.remote_ssrc = addr, data[8:12]
+            self.datagram_received(data, addr)
+            return
         self.group.bounce(self.index, data, addr)
 
     def emit(self, payload: bytes) -> None:
@@ -166,6 +174,8 @@ class _End(asyncio.DatagramProtocol):
         group counted its arrivals: they are our sending too)."""
         state = self.state
         state.sequence, state.timestamp = self.sequence, self.timestamp
+        state.peer = self.peer
+        state.remote_ssrc = int.from_bytes(self.remote_ssrc, "big") if self.remote_ssrc else None
         state.marker = bool(self.second & 0x80)
         state.packets_in, state.bytes_in = self.packets_in, self.bytes_in
         state.packets_out, state.transcoded = self.packets_out, self.transcoded

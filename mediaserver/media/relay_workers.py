@@ -323,13 +323,16 @@ class RelayWorkers:
                 return
 
     def _settled(self, leg: RtpLeg, now: float) -> bool:
-        """Relayed ``SETTLE_PACKETS`` since the previous sweep, and a sweep after
-        coming home (a chatty group does not bounce back and forth)."""
+        """No media yet (the bridge is new: it goes before its media starts), or
+        ``SETTLE_PACKETS`` relayed since the previous sweep; and a couple of sweeps
+        after coming home (a chatty group does not bounce back and forth)."""
         mark = self._marks.get(leg)
         self._marks[leg] = leg.packets_in
         home = self.home_at.get(leg)
         if home is not None and now - home < 2 * SWEEP_INTERVAL:
             return False
+        if leg.packets_in == 0:
+            return True
         return mark is not None and leg.packets_in - mark >= SETTLE_PACKETS
 
     def _hand_over(self, legs: list[RtpLeg]) -> bool:

@@ -147,3 +147,26 @@ async def test_workers_that_die_as_they_start_are_given_up() -> None:
         assert pool._worker() is None and not pool._workers  # no more starts
     finally:
         await pool.close()
+
+
+async def test_a_new_bridge_goes_before_its_media_and_the_worker_latches_the_peer(
+    legs: Legs, pool: RelayWorkers, peer: Peer, other: Peer
+) -> None:
+    """Bridged, no packet yet: the group goes at once (media starting on many calls
+    together would saturate the main loop); the SDP's address is latched on sight
+    by the worker, as the main process would, and the leg knows it back home."""
+    caller, callee = await bridged(legs, pool, peer, other)
+    await until(lambda: pool.running == 1, timeout=10)
+    pool.sweep()  # marks the legs: nothing received yet
+    assert caller.away is not None and callee.away is not None and caller.packets_in == 0
+    await talk(peer, caller, other, callee, 20)
+    got: list[bytes] = []
+    await until(lambda: got.extend(received(other)) or len(got) >= 20)
+    callee.relay_to(None)
+    await caller.home()
+    await callee.home()
+    assert caller.latch.peer == peer.addr and caller.remote == peer.addr
+    assert callee.latch.peer == other.addr
+    assert caller.packets_in == 20 and caller.rtp_stats.receiver.ssrc == PEER_SSRC
+    numbers = [int.from_bytes(p[2:4], "big") for p in got]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(numbers)), numbers
