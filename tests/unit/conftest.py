@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.support.hand_clock import HandClock
 from tests.support.postgres import PostgresCluster
 
 ENGINES = ["sqlite", "postgresql"]
@@ -44,3 +45,9 @@ def integrity_error(engine: str) -> type[Exception]:
     if engine == "sqlite":
         return sqlite3.IntegrityError
     return asyncpg.IntegrityConstraintViolationError
+
+
+@pytest.fixture
+def clock() -> HandClock:
+    """A clock the test moves by hand (tests/support/hand_clock.py)."""
+    return HandClock()

@@ -5,7 +5,7 @@ naming the node)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,25 +14,13 @@ from mediaserver.calls.dialer import reach_elsewhere
 from mediaserver.sip.transport import Peer
 from mediaserver.sip.uac import TargetError
 from mediaserver.store import Store, StoredBinding
-
-T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support.hand_clock import T0, HandClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def nodes(database_target: str | Path, clock: Clock) -> AsyncIterator[tuple[Store, Store]]:
+async def nodes(
+    database_target: str | Path, clock: HandClock
+) -> AsyncIterator[tuple[Store, Store]]:
     alpha = await Store.open(database_target, clock=clock, node="alpha")
     beta = await Store.open(database_target, clock=clock, node="beta")
     yield alpha, beta
@@ -63,7 +51,7 @@ def binding(
 
 
 async def test_a_binding_written_by_one_node_is_found_by_the_other_only(
-    nodes: tuple[Store, Store], clock: Clock
+    nodes: tuple[Store, Store], clock: HandClock
 ) -> None:
     alpha, beta = nodes
     await alpha.bindings.replace(

@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mediaserver.store import OutboxPost, Store
 from mediaserver.store.outbox import event_key
+from tests.support.hand_clock import T0, HandClock
 
-T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
 LEASE = 10.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def nodes(database_target: str | Path, clock: Clock) -> AsyncIterator[tuple[Store, Store]]:
+async def nodes(
+    database_target: str | Path, clock: HandClock
+) -> AsyncIterator[tuple[Store, Store]]:
     """Two nodes on one database (on SQLite: two processes opening one file)."""
     alpha = await Store.open(database_target, clock=clock, node="alpha")
     beta = await Store.open(database_target, clock=clock, node="beta")
@@ -87,7 +73,7 @@ async def test_the_same_event_inserted_by_two_nodes_is_one_post(
 
 
 async def test_a_held_claim_is_not_taken_and_an_expired_one_is(
-    nodes: tuple[Store, Store], clock: Clock
+    nodes: tuple[Store, Store], clock: HandClock
 ) -> None:
     alpha, beta = nodes
     started = T0 - timedelta(seconds=1)
@@ -115,7 +101,7 @@ async def test_a_held_claim_is_not_taken_and_an_expired_one_is(
 
 
 async def test_a_restarted_node_takes_back_its_own_rows_at_once(
-    nodes: tuple[Store, Store], clock: Clock, engine: str
+    nodes: tuple[Store, Store], clock: HandClock, engine: str
 ) -> None:
     alpha, beta = nodes
     row_id = await alpha.outbox.insert(post(), LEASE)
@@ -134,7 +120,7 @@ async def test_a_restarted_node_takes_back_its_own_rows_at_once(
 
 
 async def test_two_nodes_claiming_at_once_never_share_a_row(
-    nodes: tuple[Store, Store], clock: Clock
+    nodes: tuple[Store, Store], clock: HandClock
 ) -> None:
     alpha, beta = nodes
     for n in range(40):
@@ -148,7 +134,7 @@ async def test_two_nodes_claiming_at_once_never_share_a_row(
     assert len(ids) == len(set(ids)) == 40
 
 
-async def test_release_and_failover_and_prune(nodes: tuple[Store, Store], clock: Clock) -> None:
+async def test_release_and_failover_and_prune(nodes: tuple[Store, Store], clock: HandClock) -> None:
     alpha, beta = nodes
     started = T0 - timedelta(seconds=1)
     row_id = await alpha.outbox.insert(post(), LEASE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,25 +19,11 @@ from mediaserver.store import (
     UnknownReference,
 )
 from mediaserver.store.recordings import RecordingKind
-
-T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support.hand_clock import T0, HandClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(database_target: str | Path, clock: Clock) -> AsyncIterator[Store]:
+async def store(database_target: str | Path, clock: HandClock) -> AsyncIterator[Store]:
     opened = await Store.open(database_target, clock=clock)
     yield opened
     await opened.close()
@@ -110,7 +96,7 @@ async def test_recording_ids_and_calls_are_checked(store: Store) -> None:
     assert (await store.recordings.search()).total == 1
 
 
-async def test_read_flag_keeps_the_first_read_time(store: Store, clock: Clock) -> None:
+async def test_read_flag_keeps_the_first_read_time(store: Store, clock: HandClock) -> None:
     recording = await store.recordings.create(NewRecording("r.wav", "wav"))
     clock.now = T0 + timedelta(minutes=1)
     read = await store.recordings.set_read(recording.id, True)
@@ -150,7 +136,7 @@ async def test_delete_returns_the_paths_for_the_caller_to_delete(store: Store) -
     assert (await store.recordings.search()).total == 0
 
 
-async def test_recording_search_filters_and_pages(store: Store, clock: Clock) -> None:
+async def test_recording_search_filters_and_pages(store: Store, clock: HandClock) -> None:
     alice = await store.calls.create(NewCall("inbound", "alice", "ivr", T0))
     bob = await store.calls.create(NewCall("outbound", "ivr", "bob", T0))
     made = []

@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mediaserver.store import Conflict, Store, UnknownReference
-
-T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+from tests.support.hand_clock import T0, HandClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(database_target: str | Path, clock: Clock) -> AsyncIterator[Store]:
+async def store(database_target: str | Path, clock: HandClock) -> AsyncIterator[Store]:
     opened = await Store.open(database_target, clock=clock)
     yield opened
     await opened.close()
@@ -43,7 +23,7 @@ async def store(database_target: str | Path, clock: Clock) -> AsyncIterator[Stor
 # -- scenarios -----------------------------------------------------------------------------
 
 
-async def test_create_get_update_delete_a_scenario(store: Store, clock: Clock) -> None:
+async def test_create_get_update_delete_a_scenario(store: Store, clock: HandClock) -> None:
     created = await store.scenarios.create("Call Forwarding", "branches: {}\n")
     assert re.fullmatch(r"[a-z0-9]{8}", created.id)
     assert created.name == "Call Forwarding"
@@ -82,7 +62,9 @@ async def test_scenario_names_are_unique(store: Store) -> None:
     assert (await store.scenarios.search()).total == 2
 
 
-async def test_sync_file_creates_updates_and_leaves_unchanged(store: Store, clock: Clock) -> None:
+async def test_sync_file_creates_updates_and_leaves_unchanged(
+    store: Store, clock: HandClock
+) -> None:
     first = await store.scenarios.sync_file("echo", "v1")
     assert (first.origin, first.source, first.updated_at) == ("file", "v1", T0)
     clock.advance(10)
@@ -102,7 +84,7 @@ async def test_sync_file_refuses_the_name_of_an_api_scenario(store: Store) -> No
     assert found.source == "api text"
 
 
-async def test_scenario_search_filters_sorts_and_pages(store: Store, clock: Clock) -> None:
+async def test_scenario_search_filters_sorts_and_pages(store: Store, clock: HandClock) -> None:
     names = ["Zeta", "alpha", "50% off_sale", "Beta", "5000 off"]
     for name in names:
         await store.scenarios.create(name, "x", origin="file" if name == "Beta" else "api")
@@ -145,7 +127,7 @@ async def test_search_shows_each_scenario_with_its_numbers(store: Store) -> None
 # -- numbers -------------------------------------------------------------------------------
 
 
-async def test_attach_route_move_and_detach_a_number(store: Store, clock: Clock) -> None:
+async def test_attach_route_move_and_detach_a_number(store: Store, clock: HandClock) -> None:
     ivr = await store.scenarios.create("ivr", "x")
     echo = await store.scenarios.create("echo", "x")
     assert await store.numbers.attach("+33199001234", ivr.id) is None
@@ -210,7 +192,7 @@ async def test_run_ids_follow_the_seed(store: Store) -> None:
     assert taken.value.field == "runid"
 
 
-async def test_a_run_lives_and_finishes_once(store: Store, clock: Clock) -> None:
+async def test_a_run_lives_and_finishes_once(store: Store, clock: HandClock) -> None:
     scenario = await store.scenarios.create("ivr", "x")
     run = await store.runs.create(scenario.id, "api-initiated", variables={"$to": "+331"})
     assert (run.status, run.variables, run.started_at, run.ended_at) == (
@@ -258,7 +240,7 @@ async def test_run_arguments_are_checked(store: Store) -> None:
     assert (await store.runs.search()).total == 1
 
 
-async def test_run_search(store: Store, clock: Clock) -> None:
+async def test_run_search(store: Store, clock: HandClock) -> None:
     ivr = await store.scenarios.create("ivr", "x")
     echo = await store.scenarios.create("echo", "x")
     runs = []

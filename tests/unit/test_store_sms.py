@@ -4,32 +4,18 @@ what a stop left on its way expired at the next start."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mediaserver.store import NewSms, SmsFilter, Store
 from mediaserver.store.sms import Direction
-
-T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support.hand_clock import T0, HandClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(database_target: str | Path, clock: Clock) -> AsyncIterator[Store]:
+async def store(database_target: str | Path, clock: HandClock) -> AsyncIterator[Store]:
     opened = await Store.open(database_target, clock=clock)
     yield opened
     await opened.close()
@@ -44,7 +30,7 @@ def new(
     )  # fmt: skip
 
 
-async def test_statuses_are_kept_in_order_with_their_times(store: Store, clock: Clock) -> None:
+async def test_statuses_are_kept_in_order_with_their_times(store: Store, clock: HandClock) -> None:
     created = await store.sms.create(new("aaaa0001"))
     assert created.status == "created" and created.sent_at is None
     for status in ("pending", "sent"):
@@ -62,7 +48,7 @@ async def test_statuses_are_kept_in_order_with_their_times(store: Store, clock: 
     assert await store.sms.set_status("zzzz0000", "sent") is None
 
 
-async def test_search_filters_as_the_seed_does(store: Store, clock: Clock) -> None:
+async def test_search_filters_as_the_seed_does(store: Store, clock: HandClock) -> None:
     await store.sms.create(new("aaaa0001", text="50% off today"))
     clock.now += timedelta(minutes=1)
     await store.sms.create(new("aaaa0002", direction="inbound", text="hi", status="delivered"))

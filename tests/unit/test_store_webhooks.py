@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mediaserver.store import DeliveryFilter, NewDelivery, Store
-
-T0 = datetime(2024, 4, 24, 17, 42, 28, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support.hand_clock import T0, HandClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(database_target: str | Path, clock: Clock) -> AsyncIterator[Store]:
+async def store(database_target: str | Path, clock: HandClock) -> AsyncIterator[Store]:
     opened = await Store.open(database_target, clock=clock)
     yield opened
     await opened.close()
@@ -60,7 +46,7 @@ def attempt(
     )
 
 
-async def test_webhook_crud(store: Store, clock: Clock) -> None:
+async def test_webhook_crud(store: Store, clock: HandClock) -> None:
     created = await store.webhooks.create("https://example.com/hook", ["v2.call.*"], secret="s3")
     assert re.fullmatch(r"[a-z0-9]{8}", created.id)
     assert (created.url, created.events, created.secret, created.enabled) == (
@@ -103,7 +89,7 @@ async def test_webhook_crud(store: Store, clock: Clock) -> None:
     assert await store.webhooks.get(created.id) is None
 
 
-async def test_webhook_search_and_the_enabled_list(store: Store, clock: Clock) -> None:
+async def test_webhook_search_and_the_enabled_list(store: Store, clock: HandClock) -> None:
     made = []
     for minute, (events, enabled) in enumerate(
         [(["*"], True), (["v2.call.*", "v2.recording.updated"], True), (["v2.call.*"], False)]
