@@ -48,6 +48,12 @@ each RTP packet accepted from the peer and each one sent to it is also handed
 to the fork, which copies it to its targets. A forked leg, and a leg relaying
 to one, leave the relay's fast path (as while decoding), so that path never
 checks for a fork.
+
+Relay workers (:mod:`mediaserver.media.relay_workers`): a leg whose whole
+job is the fast path (:meth:`RtpLeg.relays_only`) may be carried by a worker
+process for a while (:meth:`RtpLeg.leave`, :meth:`RtpLeg.resume`); meanwhile
+:attr:`RtpLeg.away` is set, the leg has no transport and is off the clock,
+and anything done to it recalls it first.
 """
 
 from __future__ import annotations

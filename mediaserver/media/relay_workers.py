@@ -12,8 +12,10 @@ the first hand-over and restarted when one dies.
 * **Hand-over.** A leg that starts relaying on the fast path is *considered*
   (``RtpLeg.relay_pool``). Five times a second the candidates are swept: a group
   (the two legs of a bridge, or one leg echoing to itself) whose every leg
-  :meth:`~mediaserver.media.leg.RtpLeg.relays_only` and has relayed a
-  while since it last came home goes to the least loaded worker. Each leg gives
+  :meth:`~mediaserver.media.leg.RtpLeg.relays_only` goes to the least loaded
+  worker, a new bridge before its media starts (the worker latches the SDP's
+  address on sight, as the main process would), one that came home once it
+  has relayed quietly a couple of sweeps. Each leg gives
   its state (:class:`~mediaserver.media.relay_state.RelayEnd`) and a duplicate
   of its socket (``SCM_RIGHTS``); the main process closes its own transport but
   keeps another duplicate, unread, so the port stays the call's whatever
@@ -27,7 +29,7 @@ the first hand-over and restarted when one dies.
   the final state; the leg takes it and reads its kept socket again, so no
   packet is lost (unread ones wait in the socket) and the sequence numbers,
   timestamps and statistics go on where the worker left them.
-* **Figures.** Every second the worker sends the counters and RFC 3550
+* **Figures.** Every two seconds the worker sends the counters and RFC 3550
   reception figures of what it carries, so RTCP reports, ``/metrics`` and the
   live calls API stay current.
 * **A worker that dies** (its socket closes) loses no call: its groups come
