@@ -118,9 +118,15 @@ class _End(asyncio.DatagramProtocol):
                 payload = payload.translate(table)
             self.target.emit(payload)
             return
-        if self.peer is None and addr == self.expected and len(data) > 12:
+        if (
+            self.peer is None
+            and addr == self.expected
+            and len(data) > 12
+            and data[0] >> 6 == 2
+            and not 192 <= data[1] <= 223  # RTCP's packet types (RFC 5761 4)
+        ):
             # No media yet when we took the leg: its SDP's address is the peer on sight
-            # (media/latching.py), whatever it sends first; then as above.
+            # (media/latching.py), by its first RTP packet; then as above.
             self.peer, self.remote_ssrc = addr, data[8:12]
             self.datagram_received(data, addr)
             return
