@@ -122,11 +122,13 @@ def start_server(
     api_key: str | None = TEST_API_KEY,
     http_extra: str = "",
     listen: str = '["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]',
-    rtp_extra: str = "",
+    rtp_extra: str = "  relay_workers: 1\n",
 ) -> ServerProcess:
     """Start a server with its own config and data folder under ``tmp``;
     ``http_extra``, ``rtp_extra``: more lines of the ``http`` and ``rtp`` sections
-    (indented two spaces);
+    (indented two spaces; the ``rtp`` default gives every test server one relay
+    worker, not one per core: each bridge still goes through a worker, and the
+    suite starts half as many processes);
     ``listen``: ``sip.listen`` (a YAML list)."""
     tmp.mkdir(parents=True, exist_ok=True)
     low, high = rtp_range or _rtp_range()
