@@ -8,12 +8,13 @@ the session (:mod:`tests.support.postgres`, started on first use) for PostgreSQL
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from mediaserver.store import Store
 from tests.support.hand_clock import HandClock
 from tests.support.postgres import PostgresCluster
 
@@ -51,3 +52,15 @@ def integrity_error(engine: str) -> type[Exception]:
 def clock() -> HandClock:
     """A clock the test moves by hand (tests/support/hand_clock.py)."""
     return HandClock()
+
+
+@pytest.fixture
+async def nodes(
+    database_target: str | Path, clock: HandClock
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two nodes on one database (on SQLite: two processes opening one file)."""
+    alpha = await Store.open(database_target, clock=clock, node="alpha")
+    beta = await Store.open(database_target, clock=clock, node="beta")
+    yield alpha, beta
+    await beta.close()
+    await alpha.close()

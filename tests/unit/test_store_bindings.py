@@ -4,9 +4,7 @@ naming the node)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,17 +13,6 @@ from mediaserver.sip.transport import Peer
 from mediaserver.sip.uac import TargetError
 from mediaserver.store import Store, StoredBinding
 from tests.support.hand_clock import T0, HandClock
-
-
-@pytest.fixture
-async def nodes(
-    database_target: str | Path, clock: HandClock
-) -> AsyncIterator[tuple[Store, Store]]:
-    alpha = await Store.open(database_target, clock=clock, node="alpha")
-    beta = await Store.open(database_target, clock=clock, node="beta")
-    yield alpha, beta
-    await beta.close()
-    await alpha.close()
 
 
 def binding(

@@ -4,29 +4,13 @@ out, and the same event inserted by two nodes is one post (both engines)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from mediaserver.store import OutboxPost, Store
 from mediaserver.store.outbox import event_key
 from tests.support.hand_clock import T0, HandClock
 
 LEASE = 10.0
-
-
-@pytest.fixture
-async def nodes(
-    database_target: str | Path, clock: HandClock
-) -> AsyncIterator[tuple[Store, Store]]:
-    """Two nodes on one database (on SQLite: two processes opening one file)."""
-    alpha = await Store.open(database_target, clock=clock, node="alpha")
-    beta = await Store.open(database_target, clock=clock, node="beta")
-    yield alpha, beta
-    await beta.close()
-    await alpha.close()
 
 
 def post(event_id: str = "ev1", url: str = "http://127.0.0.1:9/hook") -> OutboxPost:
